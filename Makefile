@@ -1,0 +1,46 @@
+# Portcullis: the two commands a newcomer needs are `make run` and `make test`.
+
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+DATA_DIR    ?= data
+SSH_ADDR    ?= 127.0.0.1:2222
+BIN         := bin/portcullis
+
+.PHONY: run build test test-deps lint bench fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/portcullis
+
+## run: build and start the gateway on loopback with embedded defaults
+run: build
+	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR)
+
+## test: install missing test dependencies, then vet, lint and run every test with -race
+test: test-deps lint
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+## bench: Go benchmarks plus the gateway-vs-direct OpenSSH comparison
+bench: build test-deps
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./scripts/bench-ssh.sh
+
+## fuzz: run each fuzz target for a while (FUZZTIME=30s per target)
+FUZZTIME ?= 30s
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+clean:
+	rm -rf bin

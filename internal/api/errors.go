@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// httpError is an error whose status and message are meant for the client.
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// clientError returns an error answered with status and the formatted
+// message.
+func clientError(status int, format string, args ...any) error {
+	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// handle adapts a handler that returns an error. The error decides the
+// status: input errors keep their message; anything unrecognised is the
+// gateway's fault, logged in full and answered with a request id only, so
+// that no internal detail (paths, SQL) reaches a client.
+func (a *api) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var (
+			he  *httpError
+			de  *resource.DocError
+			mbe *http.MaxBytesError
+		)
+		switch {
+		case errors.As(err, &he):
+			writeError(w, he.status, he.msg)
+		case errors.As(err, &de):
+			writeError(w, http.StatusBadRequest, de.Error())
+		case errors.As(err, &mbe):
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
+				"request body is larger than %d bytes (%d MiB): split the stream into several applies", mbe.Limit, mbe.Limit>>20))
+		case errors.Is(err, inventory.ErrReferenced):
+			writeError(w, http.StatusConflict, err.Error()+": change or delete those first")
+		case errors.Is(err, store.ErrNotFound):
+			// Handlers turn expected not-found cases into their own
+			// message; this catches the rest without leaking detail.
+			writeError(w, http.StatusNotFound, "not found")
+		default:
+			a.log.Error("api request failed", "request_id", requestID(r.Context()),
+				"method", r.Method, "path", r.URL.Path, "err", err)
+			writeError(w, http.StatusInternalServerError, internalMessage(r.Context()))
+		}
+	}
+}
+
+// internalMessage is the whole of what a client learns about a 500.
+func internalMessage(ctx context.Context) string {
+	return fmt.Sprintf("internal error (request id %s); the gateway log has the detail", requestID(ctx))
+}
+
+// writeError writes {"error": msg} on one line.
+func writeError(w http.ResponseWriter, status int, msg string) {
+	msg = strings.Join(strings.Fields(msg), " ")
+	writeJSON(w, status, ErrorResponse{Error: msg})
+}
+
+// writeJSON writes v as the JSON body. An encoding failure after the
+// header is out can only be logged by the server; the client sees a
+// truncated body and fails to parse it, which is the best left to do.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Del("Content-Length")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/resource"
+)
+
+const applyUsage = `Usage: portcullis apply -f FILE
+
+Creates or updates every resource in a YAML stream of documents ("---"
+separated, each with kind and name), in one transaction: all or nothing.
+Applying the same file again changes nothing. Errors name the document and
+the field.
+
+An Account's private_key_file is read here, relative to FILE's directory
+(the current directory for stdin), and sent to the gateway, which seals it;
+the key is never printed back.
+
+Prints one line per resource: "KIND/NAME created" or "KIND/NAME configured".
+Warnings (for example a policy naming a user that does not exist yet) go to
+stderr.
+
+Flags:
+  -f, --filename FILE   the YAML stream; - reads stdin
+` + "\n" + globalFlagsUsage
+
+// maxKeyFile bounds a private_key_file: no SSH private key comes close, and
+// a wrong path (a log, a disk image) must not be read whole.
+const maxKeyFile = 64 << 10
+
+func runApply(e *env, args []string) error {
+	fs := e.flags()
+	var file string
+	fs.StringVar(&file, "f", "", "")
+	fs.StringVar(&file, "filename", "", "")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q (the stream is given with -f FILE)", pos[0])
+	}
+	if file == "" {
+		return usageErr("-f FILE is required (- reads stdin)")
+	}
+	data, name, dir, err := readStream(e, file)
+	if err != nil {
+		return err
+	}
+	objs, err := resource.DecodeYAML(data)
+	if err != nil {
+		return inputErr("%s: %v", name, err)
+	}
+	if len(objs) == 0 {
+		return inputErr("%s: no resources found", name)
+	}
+	if err := loadKeyFiles(objs, dir); err != nil {
+		return inputErr("%s: %v", name, err)
+	}
+	body, err := json.Marshal(objs)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+	c, err := e.api()
+	if err != nil {
+		return err
+	}
+	var res inventory.ApplyResult
+	if err := c.do(e.ctx, http.MethodPost, "/api/v1/apply", nil, "application/json", body, &res); err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) && ee.code == exitUsage {
+			// The gateway's message names the document; say which file.
+			ee.msg = name + ": " + ee.msg
+		}
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s: %s\n", name, w)
+	}
+	state := map[string]string{}
+	for _, k := range res.Created {
+		state[k] = "created"
+	}
+	for _, k := range res.Updated {
+		state[k] = "configured"
+	}
+	// In stream order, which is the order the user wrote.
+	for _, o := range objs {
+		key := string(o.GetKind()) + "/" + o.GetName()
+		if s, ok := state[key]; ok {
+			fmt.Fprintf(e.stdout, "%s %s\n", key, s)
+		}
+	}
+	return nil
+}
+
+// readStream reads FILE or stdin, refusing input larger than the gateway
+// accepts before sending it. It returns the data, the name to use in
+// messages, and the directory key files are relative to.
+func readStream(e *env, file string) ([]byte, string, string, error) {
+	var (
+		r    io.Reader
+		name = file
+		dir  = filepath.Dir(file)
+	)
+	if file == "-" {
+		r, name, dir = e.stdin, "stdin", "."
+	} else {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, "", "", inputErr("%v", err)
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, resource.MaxStreamBytes+1))
+	if err != nil {
+		return nil, "", "", inputErr("read %s: %v", name, err)
+	}
+	if len(data) > resource.MaxStreamBytes {
+		return nil, "", "", inputErr("%s is larger than %d bytes (%d MiB): split it into several files",
+			name, resource.MaxStreamBytes, resource.MaxStreamBytes>>20)
+	}
+	return data, name, dir, nil
+}
+
+// loadKeyFiles replaces each Account's private_key_file with the key it
+// names: the gateway cannot read the admin's files, so the key travels in
+// the request (over the 0600 socket) and is sealed there.
+func loadKeyFiles(objs []resource.Object, dir string) error {
+	for i, o := range objs {
+		acc, ok := o.(*resource.Account)
+		if !ok || acc.PrivateKeyFile == "" {
+			continue
+		}
+		docErr := func(err error) error {
+			return &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		path := acc.PrivateKeyFile
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(dir, path)
+		}
+		key, err := readKeyFile(path)
+		if err != nil {
+			return docErr(fmt.Errorf("field private_key_file: %w", err))
+		}
+		acc.PrivateKey, acc.PrivateKeyFile = string(key), ""
+		if err := acc.Validate(); err != nil {
+			return docErr(fmt.Errorf("%w (in %s)", err, path))
+		}
+	}
+	return nil
+}
+
+func readKeyFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	key, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(key) > maxKeyFile {
+		return nil, fmt.Errorf("%s is larger than %d KiB: not a private key", path, maxKeyFile>>10)
+	}
+	return key, nil
+}

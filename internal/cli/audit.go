@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/api"
+)
+
+const auditUsage = `Usage: portcullis audit ls [FLAGS]
+
+Lists audit events, oldest first: logins, sessions, refusals, changes to
+resources. Times are printed in UTC.
+
+TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
+midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.
+
+Flags:
+  --since TIME     events at or after TIME
+  --until TIME     events before TIME
+  --type TYPE      one event type (session.start), or a prefix ending in "." (session.)
+  --user NAME      events of one gateway user or service account
+  --target NAME    events on one target
+  --session ID     events of one session
+  --after ID       events after the one with this id (to page on)
+  --limit N        at most N events (default 1000, at most 10000)
+  --json           a JSON array of events, each with its id
+` + "\n" + globalFlagsUsage
+
+// defaultAuditLimit is the page size the gateway uses when none is given.
+const defaultAuditLimit = 1000
+
+func runAuditLs(e *env, args []string) error {
+	fs := e.flags()
+	var (
+		since, until, typ, user, target, session string
+		after                                    int64
+		limit                                    int
+		asJSON                                   bool
+	)
+	fs.StringVar(&since, "since", "", "")
+	fs.StringVar(&until, "until", "", "")
+	fs.StringVar(&typ, "type", "", "")
+	fs.StringVar(&user, "user", "", "")
+	fs.StringVar(&target, "target", "", "")
+	fs.StringVar(&session, "session", "", "")
+	fs.Int64Var(&after, "after", 0, "")
+	fs.IntVar(&limit, "limit", 0, "")
+	fs.BoolVar(&asJSON, "json", false, "")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	now := time.Now()
+	q := url.Values{}
+	for _, t := range []struct{ flag, value string }{{"since", since}, {"until", until}} {
+		if t.value == "" {
+			continue
+		}
+		when, err := parseWhen(t.value, now)
+		if err != nil {
+			return usageErr("--%s: %v", t.flag, err)
+		}
+		q.Set(t.flag, when.UTC().Format(time.RFC3339Nano))
+	}
+	for k, v := range map[string]string{"type": typ, "user": user, "target": target, "session": session} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if after < 0 {
+		return usageErr("--after: want an event id, 0 or more")
+	}
+	if after > 0 {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if limit < 0 {
+		return usageErr("--limit: want a positive number")
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	c, err := e.api()
+	if err != nil {
+		return err
+	}
+	var evs []api.Event
+	if err := c.do(e.ctx, http.MethodGet, "/api/v1/audit", q, "", nil, &evs); err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []api.Event{}
+	}
+	if limit == 0 {
+		limit = defaultAuditLimit
+	}
+	if len(evs) == limit {
+		fmt.Fprintf(e.stderr, "warning: showing the first %d events; see more with --after %d, or narrow with --since/--until\n",
+			limit, evs[len(evs)-1].ID)
+	}
+	if asJSON {
+		return printJSON(e, evs)
+	}
+	if len(evs) == 0 {
+		fmt.Fprintln(e.stderr, "No events found.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	writeRow(tw, []string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"})
+	for _, ev := range evs {
+		writeRow(tw, []string{ev.Time.UTC().Format(time.RFC3339), ev.Type, ev.Outcome, dash(ev.User),
+			dash(ev.Target), dash(ev.Account), dash(ev.Source), ev.Message})
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+// dash marks an empty audit field; "<none>" would read as a value there.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// daysPrefix splits "7d" or "1d12h" into days and the Go duration after.
+var daysPrefix = regexp.MustCompile(`^(\d+)d(.*)$`)
+
+// parseWhen reads a time flag: RFC 3339, a date (midnight UTC), or a
+// duration back from now with an optional leading days part.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	d, err := parseAgo(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02), nor a duration back from now (90m, 24h, 7d)", s)
+	}
+	return now.Add(-d), nil
+}
+
+// parseAgo parses a non-negative duration, allowing a leading "Nd".
+func parseAgo(s string) (time.Duration, error) {
+	var days time.Duration
+	if m := daysPrefix.FindStringSubmatch(s); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n > 100000 {
+			return 0, fmt.Errorf("bad number of days in %q", s)
+		}
+		days, s = time.Duration(n)*24*time.Hour, m[2]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, err
+	}
+	if d < 0 {
+		return 0, errors.New("negative duration")
+	}
+	return days + d, nil
+}

@@ -1,0 +1,327 @@
+// Package cli is the `portcullis` command line for everything but `serve`:
+// a client of the gateway's REST API (package api) over the admin unix
+// socket DATA/admin.sock. Whoever can open that 0600 socket is the local
+// superuser, so the CLI carries no credentials of its own.
+//
+// Exit codes follow DESIGN section 2: 0 success; 1 the command ran and the
+// answer is no (not found, refused, still referred to); 2 usage or input
+// error (bad flags, bad YAML, a request the gateway called bad); 3 the
+// gateway could not be reached or failed.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitNo      = 1
+	exitUsage   = 2
+	exitFailure = 3
+)
+
+// envDataDir names the environment variable for the data directory; it is
+// the same one `portcullis serve` reads.
+const envDataDir = "PORTCULLIS_DATA_DIR"
+
+// maxSocketPath is the longest unix socket path the kernel takes (108
+// bytes of sun_path, one of them the terminating NUL).
+const maxSocketPath = 107
+
+// command is one subcommand, or a group of them ("audit ls").
+type command struct {
+	name  string
+	usage string // full help text
+	run   func(e *env, args []string) error
+	subs  []*command
+}
+
+// env is what a running command needs: I/O, global options, and a client
+// made on first use so that `--help` never touches the socket.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	cmd    string // "get", "audit ls": names the command in messages
+
+	dataDir string
+	socket  string
+	client  *client
+}
+
+// exitError carries an exit code and a one-line message to Run.
+type exitError struct {
+	code  int
+	msg   string
+	usage bool // add "Run 'portcullis CMD --help'" to the message
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+// usageErr is a usage or input error (exit 2) that points at --help.
+func usageErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...), usage: true}
+}
+
+// inputErr is an input error (exit 2) in what the user gave, not in how
+// the command was typed.
+func inputErr(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
+// errHelp asks Run to print the command's help on stdout and exit 0.
+var errHelp = errors.New("help requested")
+
+// Run runs one client command. args are the arguments after the program
+// name; stdin feeds `apply -f -`. It returns the process exit code.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	root := commands()
+
+	top := flag.NewFlagSet("portcullis", flag.ContinueOnError)
+	top.SetOutput(io.Discard)
+	e.globalFlags(top)
+	if err := top.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, root.usage)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "portcullis: %v\nRun 'portcullis help' for usage.\n", err)
+		return exitUsage
+	}
+	args = top.Args()
+	if len(args) == 0 {
+		fmt.Fprint(stderr, root.usage)
+		return exitUsage
+	}
+
+	cmd, rest, err := resolve(root, args)
+	if err != nil {
+		fmt.Fprintf(stderr, "portcullis: %v\nRun 'portcullis help' for usage.\n", err)
+		return exitUsage
+	}
+	e.cmd = cmd.name
+	if cmd.run == nil {
+		// A group ("audit") without its subcommand.
+		if len(rest) > 0 && isHelpFlag(rest[0]) {
+			fmt.Fprint(stdout, cmd.usage)
+			return exitOK
+		}
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "portcullis %s: unknown command %q\n\n%s", cmd.name, rest[0], cmd.usage)
+		} else {
+			fmt.Fprint(stderr, cmd.usage)
+		}
+		return exitUsage
+	}
+	err = cmd.run(e, rest)
+	var ee *exitError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errHelp):
+		fmt.Fprint(stdout, cmd.usage)
+		return exitOK
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "portcullis %s: %s\n", cmd.name, ee.msg)
+		if ee.usage {
+			fmt.Fprintf(stderr, "Run 'portcullis %s --help' for usage.\n", cmd.name)
+		}
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "portcullis %s: %v\n", cmd.name, err)
+		return exitFailure
+	}
+}
+
+// resolve walks the command tree along args, returning the command and
+// its remaining arguments.
+func resolve(root *command, args []string) (*command, []string, error) {
+	name := args[0]
+	if name == "serve" {
+		// main dispatches `portcullis serve` before Run; getting here
+		// means a global flag came first.
+		return nil, nil, errors.New("serve takes its own flags after it: portcullis serve --data-dir DIR (see portcullis serve --help)")
+	}
+	for _, c := range root.subs {
+		if c.name != name {
+			continue
+		}
+		if c.run != nil || len(args) < 2 {
+			return c, args[1:], nil
+		}
+		for _, s := range c.subs {
+			if s.name == c.name+" "+args[1] {
+				return s, args[2:], nil
+			}
+		}
+		return c, args[1:], nil
+	}
+	return nil, nil, fmt.Errorf("unknown command %q", name)
+}
+
+func isHelpFlag(s string) bool {
+	return s == "-h" || s == "--help" || s == "-help" || s == "help"
+}
+
+// globalFlags registers the flags every command takes, so that they may
+// come before the command or after it.
+func (e *env) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.dataDir, "data-dir", e.dataDir, "")
+	fs.StringVar(&e.socket, "socket", e.socket, "")
+	// The server's name for the same path, for whoever copies it over.
+	fs.StringVar(&e.socket, "admin-socket", e.socket, "")
+}
+
+// flags returns a FlagSet for the running command with the global flags.
+func (e *env) flags() *flag.FlagSet {
+	fs := flag.NewFlagSet(e.cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	e.globalFlags(fs)
+	return fs
+}
+
+// parse parses flags wherever they are among the positional arguments
+// (kubectl habits: `get users -o yaml`) and returns the positionals. A
+// "--" ends the flags.
+func (e *env) parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usageErr("%v", err)
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// socketPath resolves the admin socket: --socket, else DATA/admin.sock
+// with DATA from --data-dir, $PORTCULLIS_DATA_DIR or ./data, the same
+// default as `portcullis serve`.
+func (e *env) socketPath() (string, error) {
+	path := e.socket
+	if path == "" {
+		dir := e.dataDir
+		if dir == "" {
+			dir = os.Getenv(envDataDir)
+		}
+		if dir == "" {
+			dir = "data"
+		}
+		path = filepath.Join(dir, "admin.sock")
+	}
+	if len(path) > maxSocketPath {
+		return "", inputErr("admin socket path %s is %d bytes; a unix socket path may have at most %d: use a shorter --data-dir or --socket",
+			path, len(path), maxSocketPath)
+	}
+	return path, nil
+}
+
+// api returns the client, connecting on first use.
+func (e *env) api() (*client, error) {
+	if e.client == nil {
+		path, err := e.socketPath()
+		if err != nil {
+			return nil, err
+		}
+		e.client = newClient(path)
+	}
+	return e.client, nil
+}
+
+// commands is the command tree, with the help text of each.
+func commands() *command {
+	root := &command{name: "portcullis", usage: rootUsage}
+	root.subs = []*command{
+		{name: "help", usage: rootUsage, run: func(e *env, args []string) error { return runHelp(e, root, args) }},
+		{name: "apply", usage: applyUsage, run: runApply},
+		{name: "get", usage: getUsage, run: runGet},
+		{name: "delete", usage: deleteUsage, run: runDelete},
+		{name: "account", usage: accountUsage, subs: []*command{
+			{name: "account pubkey", usage: accountUsage, run: runAccountPubkey},
+		}},
+		{name: "ca", usage: caUsage, subs: []*command{
+			{name: "ca pubkey", usage: caUsage, run: runCAPubkey},
+		}},
+		{name: "audit", usage: auditUsage, subs: []*command{
+			{name: "audit ls", usage: auditUsage, run: runAuditLs},
+		}},
+	}
+	return root
+}
+
+// runHelp prints the help of the named command, or the overview.
+func runHelp(e *env, root *command, args []string) error {
+	if len(args) == 0 || isHelpFlag(args[0]) {
+		fmt.Fprint(e.stdout, rootUsage)
+		return nil
+	}
+	if args[0] == "serve" {
+		fmt.Fprint(e.stdout, "portcullis serve runs the gateway; see portcullis serve --help for its flags.\n")
+		return nil
+	}
+	cmd, _, err := resolve(root, args)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	fmt.Fprint(e.stdout, cmd.usage)
+	return nil
+}
+
+// joinUsage helps keep the flag list in one place for every command.
+func joinUsage(parts ...string) string { return strings.Join(parts, "\n") }
+
+const globalFlagsUsage = `Global flags (before or after the command):
+  --data-dir DIR   the gateway's data directory (default ./data, or $PORTCULLIS_DATA_DIR);
+                   the CLI talks to DIR/admin.sock
+  --socket PATH    the admin socket itself (also --admin-socket), overriding --data-dir
+  -h, --help       show help
+`
+
+var rootUsage = joinUsage(`Usage: portcullis COMMAND [ARGUMENTS] [FLAGS]
+
+Portcullis is an SSH access gateway. 'portcullis serve' runs it; every other
+command talks to a running gateway over its admin socket, as the local
+superuser.
+
+Server:
+  serve                       run the gateway (portcullis serve --help)
+
+Resources:
+  apply -f FILE               create or update the resources in a YAML stream (- for stdin)
+  get KIND [NAME]             list resources of a kind, or show one (-o table|yaml|json, --json)
+  delete KIND NAME            delete one resource
+
+Credentials:
+  account pubkey TARGET/NAME  print an account's public key, for the target's authorized_keys
+  ca pubkey                   print the user CA's public key, for targets' TrustedUserCAKeys
+
+Audit:
+  audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
+
+  help [COMMAND]              show help for a command
+
+Kinds: User, ServiceAccount, Group, Target, Environment, Account, Operation,
+Policy (any case, singular or plural).
+`, globalFlagsUsage, `Exit codes: 0 success; 1 the answer is no (not found, refused); 2 usage or
+input error; 3 the gateway could not be reached or failed.
+`)

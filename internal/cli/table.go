@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/resource"
+)
+
+// none fills an empty cell, so that columns stay aligned and a reader can
+// tell "nothing" from a rendering glitch.
+const none = "<none>"
+
+// maxCell keeps one long field (a pattern list) from pushing every other
+// column off the screen; -o yaml shows it whole.
+const maxCell = 60
+
+// columns returns the header and row function of a kind's table.
+func columns(kind resource.Kind) ([]string, func(resource.Object) []string) {
+	switch kind {
+	case resource.KindUser:
+		return []string{"NAME", "EMAIL", "ROLES", "GROUPS", "SSH-KEYS"}, func(o resource.Object) []string {
+			u := o.(*resource.User)
+			return []string{u.Name, u.Email, list(u.Roles), list(u.Groups), strconv.Itoa(len(u.SSHKeys))}
+		}
+	case resource.KindServiceAccount:
+		return []string{"NAME", "OWNER", "SSH-KEYS"}, func(o resource.Object) []string {
+			s := o.(*resource.ServiceAccount)
+			return []string{s.Name, s.Owner, strconv.Itoa(len(s.SSHKeys))}
+		}
+	case resource.KindGroup:
+		return []string{"NAME", "MEMBERS"}, func(o resource.Object) []string {
+			g := o.(*resource.Group)
+			return []string{g.Name, list(g.Members)}
+		}
+	case resource.KindTarget:
+		return []string{"NAME", "ADDRESS", "AUTH", "LABELS"}, func(o resource.Object) []string {
+			t := o.(*resource.Target)
+			return []string{t.Name, t.Address, t.AuthMode(), labels(t.Labels)}
+		}
+	case resource.KindEnvironment:
+		return []string{"NAME", "TARGETS", "SELECTOR"}, func(o resource.Object) []string {
+			en := o.(*resource.Environment)
+			return []string{en.Name, list(en.Targets), labels(en.Selector)}
+		}
+	case resource.KindAccount:
+		// NAME is TARGET/NAME: what get, delete and account pubkey take.
+		return []string{"NAME", "TARGET", "KEY-TYPE", "PUBLIC-KEY-FINGERPRINT"}, func(o resource.Object) []string {
+			a := o.(*resource.Account)
+			typ, fp := keyFingerprint(a.PublicKey)
+			return []string{a.GetName(), a.Target, typ, fp}
+		}
+	case resource.KindOperation:
+		return []string{"NAME", "PATTERNS"}, func(o resource.Object) []string {
+			op := o.(*resource.Operation)
+			return []string{op.Name, strings.Join(op.Patterns, " ")}
+		}
+	case resource.KindPolicy:
+		return []string{"NAME", "TYPE", "SUBJECTS", "TARGETS", "ACTIONS"}, func(o resource.Object) []string {
+			p := o.(*resource.Policy)
+			return []string{p.Name, p.Type, subjects(p.Subjects), targets(p.Targets), list(p.Actions)}
+		}
+	}
+	return []string{"NAME"}, func(o resource.Object) []string { return []string{o.GetName()} }
+}
+
+// printTables prints objects (sorted by kind by the gateway) as one table
+// per kind, separated by a blank line and titled when there are several.
+func printTables(w io.Writer, objs []resource.Object) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	var kinds []resource.Kind
+	byKind := map[resource.Kind][]resource.Object{}
+	for _, o := range objs {
+		k := o.GetKind()
+		if _, ok := byKind[k]; !ok {
+			kinds = append(kinds, k)
+		}
+		byKind[k] = append(byKind[k], o)
+	}
+	for i, k := range kinds {
+		if len(kinds) > 1 {
+			if i > 0 {
+				fmt.Fprintln(tw)
+			}
+			fmt.Fprintf(tw, "# %s\n", k)
+		}
+		header, row := columns(k)
+		writeRow(tw, header)
+		for _, o := range byKind[k] {
+			writeRow(tw, row(o))
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
+
+// writeRow writes one tab-separated row, making each cell safe: no tab or
+// newline from a field may break the layout.
+func writeRow(w io.Writer, cells []string) {
+	out := make([]string, len(cells))
+	for i, c := range cells {
+		c = strings.Join(strings.Fields(c), " ")
+		if c == "" {
+			c = none
+		}
+		if r := []rune(c); len(r) > maxCell {
+			c = string(r[:maxCell-3]) + "..."
+		}
+		out[i] = c
+	}
+	fmt.Fprintln(w, strings.Join(out, "\t"))
+}
+
+func list(items []string) string { return strings.Join(items, ",") }
+
+func labels(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + m[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+// subjects writes users plain and marks groups and service accounts, the
+// way a reader scanning for a name expects.
+func subjects(s resource.Subjects) string {
+	var parts []string
+	parts = append(parts, s.Users...)
+	for _, g := range s.Groups {
+		parts = append(parts, "group:"+g)
+	}
+	for _, sa := range s.ServiceAccounts {
+		parts = append(parts, "sa:"+sa)
+	}
+	return strings.Join(parts, ",")
+}
+
+func targets(t resource.TargetSelector) string {
+	parts := slices.Clone(t.Names)
+	for _, e := range t.Environments {
+		parts = append(parts, "env:"+e)
+	}
+	if l := labels(t.Labels); l != "" {
+		parts = append(parts, l)
+	}
+	return strings.Join(parts, ",")
+}
+
+// keyFingerprint returns the key type and SHA256 fingerprint of an
+// authorized_keys line, as ssh-keygen -l shows them.
+func keyFingerprint(line string) (string, string) {
+	if line == "" {
+		return "", ""
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return "", "unparsable key"
+	}
+	return pub.Type(), ssh.FingerprintSHA256(pub)
+}

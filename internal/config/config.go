@@ -1,0 +1,296 @@
+// Package config holds the gateway's configuration: one YAML file
+// (--config), every key also a flag, and defaults that make `portcullis
+// serve` work with no configuration at all (DESIGN section 4). Validation
+// names the key that is wrong.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// EnvDataDir names the environment variable that sets the data directory
+// for both the server and the CLI.
+const EnvDataDir = "PORTCULLIS_DATA_DIR"
+
+// Config is the server's configuration. Empty path fields are derived from
+// DataDir by Resolve.
+type Config struct {
+	// DataDir holds the database, keys and the admin socket. Keep it short:
+	// a unix socket path is limited to 107 bytes.
+	DataDir string `yaml:"data_dir"`
+	// SSHAddr is where the SSH front listens.
+	SSHAddr string `yaml:"ssh_addr"`
+	// AdminSocket is the unix socket of the admin API (mode 0600).
+	AdminSocket string `yaml:"admin_socket"`
+	// Store is the database: "sqlite:PATH" (the default is
+	// sqlite:DATA/portcullis.db).
+	Store string `yaml:"store"`
+	// MasterKeyFile holds the 32-byte master key as 64 hex characters.
+	MasterKeyFile string `yaml:"master_key_file"`
+	// HostKeyFile holds the gateway's SSH host key.
+	HostKeyFile string `yaml:"host_key_file"`
+	// CAKeyFile holds the user CA key, sealed under the master key.
+	CAKeyFile string `yaml:"ca_key_file"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+	// AuthTimeout closes SSH connections not authenticated in time.
+	AuthTimeout Duration `yaml:"auth_timeout"`
+	// DialTimeout bounds connecting and logging in to a target.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// ShutdownTimeout is how long sessions may go on after SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ReloadInterval is how often the store is polled for changes made by
+	// another gateway or process.
+	ReloadInterval Duration `yaml:"reload_interval"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML and flags.
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return d.Set(s)
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// String implements flag.Value.
+func (d *Duration) String() string { return time.Duration(*d).String() }
+
+// Set implements flag.Value.
+func (d *Duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration like 30s or 5m", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Default returns the built-in defaults.
+func Default() Config {
+	return Config{
+		DataDir:         "data",
+		SSHAddr:         ":2222",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		AuthTimeout:     Duration(30 * time.Second),
+		DialTimeout:     Duration(10 * time.Second),
+		ShutdownTimeout: Duration(30 * time.Second),
+		ReloadInterval:  Duration(2 * time.Second),
+	}
+}
+
+// Parse reads configuration for `portcullis serve` from args: defaults,
+// then the environment, then the --config file, then flags. It returns
+// flag.ErrHelp for -h.
+func Parse(args []string, usage io.Writer) (Config, error) {
+	cfg := Default()
+	if v := os.Getenv(EnvDataDir); v != "" {
+		cfg.DataDir = v
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	configFile := fs.String("config", "", "YAML configuration `file`; flags override it")
+	// Flag values are collected first and applied after the file, so that
+	// flags override only what they set. Each is also checked on a scratch
+	// copy so that a bad value fails at parse time, naming the flag.
+	var set [][2]string
+	var scratch Config
+	for _, d := range flagDefs {
+		fs.Func(d.name, d.help, func(s string) error {
+			set = append(set, [2]string{d.name, s})
+			return bindOne(&scratch, d.name, s)
+		})
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(usage, "Usage: portcullis serve [flags]\n\nRuns the gateway. With no flags it uses ./data (or $%s) and listens for SSH on :2222.\n\nFlags:\n", EnvDataDir)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *configFile != "" {
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeYAML(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", *configFile, err)
+		}
+	}
+	for _, kv := range set {
+		if err := bindOne(&cfg, kv[0], kv[1]); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.Resolve(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func decodeYAML(data []byte, cfg *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return errors.New(strings.Join(te.Errors, "; "))
+		}
+		return err
+	}
+	return nil
+}
+
+// flagDefs lists every flag with its YAML key, so file keys and flags
+// cannot drift apart.
+var flagDefs = []struct{ name, key, help string }{
+	{"data-dir", "data_dir", "data `directory` (database, keys, admin socket); also $" + EnvDataDir},
+	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
+	{"admin-socket", "admin_socket", "admin API unix socket `path` (default DATA/admin.sock)"},
+	{"store", "store", "database: sqlite:PATH (default sqlite:DATA/portcullis.db)"},
+	{"master-key-file", "master_key_file", "master key `file` (default DATA/master.key)"},
+	{"host-key-file", "host_key_file", "SSH host key `file` (default DATA/ssh_host_ed25519_key)"},
+	{"ca-key-file", "ca_key_file", "user CA key `file`, sealed (default DATA/user_ca.sealed)"},
+	{"log-level", "log_level", "debug, info, warn or error"},
+	{"log-format", "log_format", "text or json"},
+	{"auth-timeout", "auth_timeout", "close SSH connections not authenticated within this `duration`"},
+	{"dial-timeout", "dial_timeout", "bound on connecting and logging in to a target"},
+	{"shutdown-timeout", "shutdown_timeout", "how long sessions may go on after SIGTERM"},
+	{"reload-interval", "reload_interval", "how often to poll the store for changes"},
+}
+
+// bindOne sets one configuration key from its flag name.
+func bindOne(cfg *Config, name, value string) error {
+	set := func(p *string) error { *p = value; return nil }
+	dur := func(p *Duration) error {
+		if err := p.Set(value); err != nil {
+			return fmt.Errorf("flag --%s: %w", name, err)
+		}
+		return nil
+	}
+	switch name {
+	case "data-dir":
+		return set(&cfg.DataDir)
+	case "ssh-addr":
+		return set(&cfg.SSHAddr)
+	case "admin-socket":
+		return set(&cfg.AdminSocket)
+	case "store":
+		return set(&cfg.Store)
+	case "master-key-file":
+		return set(&cfg.MasterKeyFile)
+	case "host-key-file":
+		return set(&cfg.HostKeyFile)
+	case "ca-key-file":
+		return set(&cfg.CAKeyFile)
+	case "log-level":
+		return set(&cfg.LogLevel)
+	case "log-format":
+		return set(&cfg.LogFormat)
+	case "auth-timeout":
+		return dur(&cfg.AuthTimeout)
+	case "dial-timeout":
+		return dur(&cfg.DialTimeout)
+	case "shutdown-timeout":
+		return dur(&cfg.ShutdownTimeout)
+	case "reload-interval":
+		return dur(&cfg.ReloadInterval)
+	}
+	return fmt.Errorf("unknown flag --%s", name)
+}
+
+// Resolve fills derived paths and validates every key.
+func (c *Config) Resolve() error {
+	if c.DataDir == "" {
+		return errors.New("data_dir: is required")
+	}
+	def := func(p *string, name string) {
+		if *p == "" {
+			*p = filepath.Join(c.DataDir, name)
+		}
+	}
+	def(&c.AdminSocket, "admin.sock")
+	def(&c.MasterKeyFile, "master.key")
+	def(&c.HostKeyFile, "ssh_host_ed25519_key")
+	def(&c.CAKeyFile, "user_ca.sealed")
+	if c.Store == "" {
+		c.Store = "sqlite:" + filepath.Join(c.DataDir, "portcullis.db")
+	}
+	if _, err := c.SQLitePath(); err != nil {
+		return err
+	}
+	if abs, err := filepath.Abs(c.AdminSocket); err == nil && len(abs) > 107 {
+		return fmt.Errorf("admin_socket: %q is %d bytes; unix socket paths are limited to 107 (use a shorter data_dir)", abs, len(abs))
+	}
+	if _, _, err := net.SplitHostPort(c.SSHAddr); err != nil {
+		return fmt.Errorf("ssh_addr: %q is not host:port: %v", c.SSHAddr, err)
+	}
+	if _, err := c.Level(); err != nil {
+		return err
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("log_format: %q is not text or json", c.LogFormat)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"auth_timeout", c.AuthTimeout}, {"dial_timeout", c.DialTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"reload_interval", c.ReloadInterval}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: must be positive, got %s", d.key, d.v.String())
+		}
+	}
+	return nil
+}
+
+// SQLitePath returns the database file of a "sqlite:PATH" store.
+func (c *Config) SQLitePath() (string, error) {
+	scheme, rest, ok := strings.Cut(c.Store, ":")
+	switch {
+	case !ok || rest == "":
+		return "", fmt.Errorf("store: %q is not sqlite:PATH", c.Store)
+	case scheme == "sqlite":
+		return rest, nil
+	case scheme == "postgres" || scheme == "postgresql":
+		return "", fmt.Errorf("store: PostgreSQL is not supported yet; use sqlite:PATH")
+	}
+	return "", fmt.Errorf("store: unknown scheme %q (want sqlite:PATH)", scheme)
+}
+
+// Level returns the slog level for LogLevel.
+func (c *Config) Level() (slog.Level, error) {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+}

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(file, []byte("data_dir: /tmp/pcdata\nssh_addr: 127.0.0.1:2200\nauth_timeout: 5s\nlog_level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{name: "defaults", check: func(t *testing.T, c Config) {
+			if c.DataDir != "data" || c.SSHAddr != ":2222" || c.AdminSocket != filepath.Join("data", "admin.sock") ||
+				c.Store != "sqlite:"+filepath.Join("data", "portcullis.db") || time.Duration(c.AuthTimeout) != 30*time.Second {
+				t.Fatalf("defaults: %+v", c)
+			}
+		}},
+		{name: "env data dir", env: "/tmp/pcenv", check: func(t *testing.T, c Config) {
+			if c.DataDir != "/tmp/pcenv" || c.MasterKeyFile != "/tmp/pcenv/master.key" {
+				t.Fatalf("env: %+v", c)
+			}
+		}},
+		{name: "flags", args: []string{"--data-dir", "/tmp/pcx", "--ssh-addr", "127.0.0.1:0", "--auth-timeout", "2s"}, check: func(t *testing.T, c Config) {
+			if c.DataDir != "/tmp/pcx" || c.SSHAddr != "127.0.0.1:0" || time.Duration(c.AuthTimeout) != 2*time.Second {
+				t.Fatalf("flags: %+v", c)
+			}
+		}},
+		{name: "file then flags override", args: []string{"--config", file, "--ssh-addr", "127.0.0.1:9"}, check: func(t *testing.T, c Config) {
+			if c.DataDir != "/tmp/pcdata" || c.SSHAddr != "127.0.0.1:9" || time.Duration(c.AuthTimeout) != 5*time.Second || c.LogLevel != "debug" {
+				t.Fatalf("file+flags: %+v", c)
+			}
+		}},
+		{name: "bad duration flag", args: []string{"--auth-timeout", "soon"}, wantErr: "auth-timeout"},
+		{name: "bad level", args: []string{"--log-level", "loud"}, wantErr: "log_level"},
+		{name: "bad addr", args: []string{"--ssh-addr", "nope"}, wantErr: "ssh_addr"},
+		{name: "postgres not yet", args: []string{"--store", "postgres://x"}, wantErr: "PostgreSQL is not supported yet"},
+		{name: "unknown store", args: []string{"--store", "mysql:x"}, wantErr: "unknown scheme"},
+		{name: "negative timeout", args: []string{"--dial-timeout", "-1s"}, wantErr: "dial_timeout"},
+		{name: "long socket path", args: []string{"--data-dir", "/tmp/" + strings.Repeat("d", 120)}, wantErr: "107"},
+		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
+		{name: "missing file", args: []string{"--config", filepath.Join(dir, "none.yaml")}, wantErr: "read config"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv(EnvDataDir, tt.env)
+			c, err := Parse(tt.args, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestParseFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key": "data_dir: x\nssh_adr: y\n",
+		"bad type":    "auth_timeout: [1]\n",
+		"bad yaml":    "data_dir: [\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, strings.ReplaceAll(name, " ", "_"))
+			os.WriteFile(f, []byte(body), 0o600)
+			_, err := Parse([]string{"--config", f}, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), f) {
+				t.Fatalf("err = %v, want one naming %s", err, f)
+			}
+		})
+	}
+}

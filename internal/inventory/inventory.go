@@ -1,0 +1,316 @@
+// Package inventory is the domain service over the declarative resources:
+// it applies streams atomically after checking references across the stream
+// and the store, seals account keys through the vault, strips secrets from
+// everything it returns, and keeps a compiled Snapshot (identities by key,
+// the policy engine, account credentials) that the protocol fronts read
+// without touching the database on the hot path.
+//
+// Snapshots are immutable and swapped atomically; Watch polls the store's
+// revision so that a change made by another gateway sharing the store is
+// picked up too, and subscribers (the SSH front) re-check live sessions
+// whenever a new snapshot is installed.
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/vault"
+)
+
+// Inventory manages resources and the current Snapshot.
+type Inventory struct {
+	store store.Store
+	vault *vault.Vault
+	log   *slog.Logger
+
+	current atomic.Pointer[Snapshot]
+
+	// mu serializes Apply, Delete and Reload so that a snapshot is never
+	// built from a store state older than one already installed.
+	mu   sync.Mutex
+	subs []func(*Snapshot)
+}
+
+// New loads the first snapshot. It fails closed: if the store cannot be read
+// or holds resources that no longer compile, the gateway does not start.
+func New(ctx context.Context, st store.Store, v *vault.Vault, log *slog.Logger) (*Inventory, error) {
+	inv := &Inventory{store: st, vault: v, log: log}
+	snap, err := load(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	inv.current.Store(snap)
+	return inv, nil
+}
+
+// Snapshot returns the current compiled state. Never nil after New.
+func (inv *Inventory) Snapshot() *Snapshot { return inv.current.Load() }
+
+// Subscribe registers fn to be called, in its own goroutine-free context
+// (synchronously, after the swap), with every new snapshot. fn must not
+// block for long: it runs while the inventory's write lock is held.
+func (inv *Inventory) Subscribe(fn func(*Snapshot)) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	inv.subs = append(inv.subs, fn)
+}
+
+// Reload rebuilds the snapshot from the store if its revision moved.
+func (inv *Inventory) Reload(ctx context.Context) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.reloadLocked(ctx, false)
+}
+
+func (inv *Inventory) reloadLocked(ctx context.Context, force bool) error {
+	if !force {
+		rev, err := inv.store.Revision(ctx)
+		if err != nil {
+			return fmt.Errorf("read store revision: %w", err)
+		}
+		if rev == inv.current.Load().Revision {
+			return nil
+		}
+	}
+	snap, err := load(ctx, inv.store)
+	if err != nil {
+		return err
+	}
+	inv.current.Store(snap)
+	for _, fn := range inv.subs {
+		fn(snap)
+	}
+	return nil
+}
+
+// Watch polls the store every interval until ctx ends, installing a new
+// snapshot when another writer changed it. A failed reload keeps the last
+// good snapshot and logs why: the resources it holds were valid when
+// loaded, and denying everyone because the database blinked would turn a
+// hiccup into an outage. Identity and policy still come from that snapshot.
+func (inv *Inventory) Watch(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := inv.Reload(ctx); err != nil && ctx.Err() == nil {
+				inv.log.Error("reload resources", "err", err)
+			}
+		}
+	}
+}
+
+// ApplyResult reports what an Apply did.
+type ApplyResult struct {
+	Created  []string `json:"created,omitempty"`  // "Kind/name"
+	Updated  []string `json:"updated,omitempty"`  // "Kind/name"
+	Warnings []string `json:"warnings,omitempty"` // e.g. a policy subject that does not exist yet
+}
+
+// Apply stores a stream of objects in one transaction after checking every
+// reference against the stream and the store. Objects are validated again
+// here: the API accepts them from any client.
+func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+
+	existing, err := inv.store.List(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("read current resources: %w", err)
+	}
+	world, err := decodeRecords(existing)
+	if err != nil {
+		return nil, err
+	}
+	stored := make(map[string]resource.Object, len(world.byKey))
+	for key, o := range world.byKey {
+		stored[key] = o
+	}
+	seen := map[string]int{}
+	for i, o := range objs {
+		if err := o.Validate(); err != nil {
+			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		key := objKey(o)
+		if prev, dup := seen[key]; dup {
+			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: fmt.Errorf("same %s as document %d", o.GetKind(), prev)}
+		}
+		seen[key] = i + 1
+		world.put(o)
+	}
+	var res ApplyResult
+	for i, o := range objs {
+		warns, err := world.checkRefs(o)
+		if err != nil {
+			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		for _, w := range warns {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("document %d (%s %s): %s", i+1, o.GetKind(), o.GetName(), w))
+		}
+	}
+	changes := make([]store.Change, 0, len(objs))
+	for i, o := range objs {
+		key := objKey(o)
+		rec, err := inv.toRecord(o, stored[key])
+		if err != nil {
+			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		changes = append(changes, store.Change{Record: rec})
+		if stored[key] != nil {
+			res.Updated = append(res.Updated, key)
+		} else {
+			res.Created = append(res.Created, key)
+		}
+	}
+	// Compile before storing: a stream that would leave the gateway unable
+	// to build its engine is refused whole.
+	if _, err := world.compile(); err != nil {
+		return nil, err
+	}
+	if err := inv.store.Apply(ctx, changes); err != nil {
+		return nil, fmt.Errorf("store resources: %w", err)
+	}
+	if err := inv.reloadLocked(ctx, true); err != nil {
+		return &res, fmt.Errorf("stored, but reload failed: %w", err)
+	}
+	return &res, nil
+}
+
+// toRecord turns an object into a store record, sealing an account's key:
+// an imported key replaces the stored one; a new account without one gets a
+// generated key; an existing account without one keeps its key.
+func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.Record, error) {
+	rec := store.Record{Kind: string(o.GetKind()), Name: o.GetName()}
+	if a, ok := o.(*resource.Account); ok {
+		cp := *a
+		aad := accountAAD(a.GetName())
+		switch {
+		case a.PrivateKey != "":
+			sealed, pub, err := inv.vault.ImportAccountKey([]byte(a.PrivateKey), aad)
+			if err != nil {
+				return rec, fmt.Errorf("field private_key_file: %w", err)
+			}
+			rec.Secret, cp.PublicKey = sealed, authorizedKey(pub)
+		case prev == nil:
+			sealed, pub, err := inv.vault.GenerateAccountKey(aad)
+			if err != nil {
+				return rec, fmt.Errorf("generate key: %w", err)
+			}
+			rec.Secret, cp.PublicKey = sealed, authorizedKey(pub)
+		default:
+			if pa, ok := prev.(*resource.Account); ok {
+				cp.PublicKey = pa.PublicKey
+			}
+		}
+		cp.PrivateKey, cp.PrivateKeyFile = "", ""
+		o = &cp
+	}
+	spec, err := json.Marshal(o)
+	if err != nil {
+		return rec, fmt.Errorf("encode: %w", err)
+	}
+	rec.Spec = spec
+	return rec, nil
+}
+
+// ErrReferenced is wrapped by Delete's error when other resources still
+// refer to the one to delete, so that fronts can tell a conflict (HTTP 409)
+// from a failure.
+var ErrReferenced = errors.New("still referred to")
+
+// Delete removes one resource. A resource that others still refer to is
+// not deleted: the error, wrapping ErrReferenced, names who refers to it.
+func (inv *Inventory) Delete(ctx context.Context, kind resource.Kind, name string) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	existing, err := inv.store.List(ctx, "")
+	if err != nil {
+		return fmt.Errorf("read current resources: %w", err)
+	}
+	world, err := decodeRecords(existing)
+	if err != nil {
+		return err
+	}
+	key := string(kind) + "/" + name
+	if _, ok := world.byKey[key]; !ok {
+		return fmt.Errorf("%s %q: %w", kind, name, store.ErrNotFound)
+	}
+	if by := world.referrers(kind, name); len(by) > 0 {
+		return fmt.Errorf("%s %q is %w by %s", kind, name, ErrReferenced, joinMax(by, 5))
+	}
+	if err := inv.store.Apply(ctx, []store.Change{{Record: store.Record{Kind: string(kind), Name: name}, Delete: true}}); err != nil {
+		return fmt.Errorf("delete %s %q: %w", kind, name, err)
+	}
+	if kind == resource.KindTarget {
+		if err := inv.store.ForgetHostKey(ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			inv.log.Warn("forget host key of deleted target", "target", name, "err", err)
+		}
+	}
+	return inv.reloadLocked(ctx, true)
+}
+
+// Get returns one resource without secrets.
+func (inv *Inventory) Get(ctx context.Context, kind resource.Kind, name string) (resource.Object, error) {
+	rec, err := inv.store.Get(ctx, string(kind), name)
+	if err != nil {
+		return nil, fmt.Errorf("get %s %q: %w", kind, name, err)
+	}
+	return decodeRecord(rec)
+}
+
+// List returns every resource of a kind (all kinds when kind is ""),
+// without secrets, sorted.
+func (inv *Inventory) List(ctx context.Context, kind resource.Kind) ([]resource.Object, error) {
+	recs, err := inv.store.List(ctx, string(kind))
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", kind, err)
+	}
+	out := make([]resource.Object, 0, len(recs))
+	for _, r := range recs {
+		o, err := decodeRecord(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	resource.SortObjects(out)
+	return out, nil
+}
+
+func objKey(o resource.Object) string { return string(o.GetKind()) + "/" + o.GetName() }
+
+func accountAAD(name string) string { return "account:" + name }
+
+func decodeRecord(r store.Record) (resource.Object, error) {
+	kind, err := resource.ParseKind(r.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("stored resource %s/%s: %w", r.Kind, r.Name, err)
+	}
+	o, err := resource.New(kind)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(r.Spec, o); err != nil {
+		return nil, fmt.Errorf("stored %s %q is unreadable: %w", r.Kind, r.Name, err)
+	}
+	return o, nil
+}
+
+func joinMax(list []string, n int) string {
+	if len(list) <= n {
+		return fmt.Sprint(list)
+	}
+	return fmt.Sprintf("%v and %d more", list[:n], len(list)-n)
+}

@@ -1,0 +1,312 @@
+// Package resource defines the declarative resources an admin applies with
+// `portcullis apply -f` (DESIGN section 2): their Go shapes, how a YAML stream
+// of them is decoded strictly, and how each one is validated on its own.
+//
+// Checks that need more than one document (a Policy naming a Target that must
+// exist in the store or the same stream) live in package inventory; this
+// package knows nothing of storage.
+package resource
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Kind names a resource type. Kinds are written in YAML with their canonical
+// spelling ("User"); ParseKind accepts any case, singular or plural.
+type Kind string
+
+// The kinds of resource the gateway manages.
+const (
+	KindUser           Kind = "User"
+	KindServiceAccount Kind = "ServiceAccount"
+	KindGroup          Kind = "Group"
+	KindTarget         Kind = "Target"
+	KindEnvironment    Kind = "Environment"
+	KindAccount        Kind = "Account"
+	KindOperation      Kind = "Operation"
+	KindPolicy         Kind = "Policy"
+)
+
+// Kinds lists every kind in the order apply stores and get prints them:
+// things referred to come before things that refer to them.
+var Kinds = []Kind{KindUser, KindServiceAccount, KindGroup, KindTarget, KindEnvironment, KindAccount, KindOperation, KindPolicy}
+
+// ParseKind maps a user-typed kind ("users", "service-accounts", "Policy")
+// to its canonical Kind.
+func ParseKind(s string) (Kind, error) {
+	k := strings.ToLower(strings.ReplaceAll(strings.ReplaceAll(s, "-", ""), "_", ""))
+	for _, kind := range Kinds {
+		l := strings.ToLower(string(kind))
+		// "policies" is the plural of "policy": kubectl users type it.
+		if k == l || k == l+"s" || strings.HasSuffix(l, "y") && k == l[:len(l)-1]+"ies" {
+			return kind, nil
+		}
+	}
+	names := make([]string, len(Kinds))
+	for i, kind := range Kinds {
+		names[i] = string(kind)
+	}
+	return "", fmt.Errorf("unknown kind %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Object is any resource: it knows its kind and name and checks its own fields.
+type Object interface {
+	// GetKind returns the resource's kind.
+	GetKind() Kind
+	// GetName returns the resource's name, unique within its kind. For an
+	// Account it is "TARGET/NAME".
+	GetName() string
+	// Validate checks the fields that need no other document. The error
+	// names the field.
+	Validate() error
+}
+
+// Roles a user may hold.
+const (
+	RoleAdmin   = "admin"
+	RoleAuditor = "auditor"
+)
+
+// User is a person who logs in to the gateway.
+type User struct {
+	Kind    Kind     `yaml:"kind" json:"kind"`
+	Name    string   `yaml:"name" json:"name"`
+	Email   string   `yaml:"email,omitempty" json:"email,omitempty"`
+	Groups  []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+	SSHKeys []string `yaml:"ssh_keys,omitempty" json:"ssh_keys,omitempty"`
+	Roles   []string `yaml:"roles,omitempty" json:"roles,omitempty"`
+	// MFA is "required" or empty. It is stored now; the identity issue
+	// enforces it.
+	MFA string `yaml:"mfa,omitempty" json:"mfa,omitempty"`
+}
+
+// LoginName is what `{username}` expands to in a policy's target users: the
+// part of the email before '@', or the user's name when there is no email.
+func (u *User) LoginName() string {
+	if i := strings.IndexByte(u.Email, '@'); i > 0 {
+		return u.Email[:i]
+	}
+	return u.Name
+}
+
+// ServiceAccount is a script's identity, owned by a user or a group.
+type ServiceAccount struct {
+	Kind    Kind     `yaml:"kind" json:"kind"`
+	Name    string   `yaml:"name" json:"name"`
+	Owner   string   `yaml:"owner,omitempty" json:"owner,omitempty"`
+	SSHKeys []string `yaml:"ssh_keys,omitempty" json:"ssh_keys,omitempty"`
+}
+
+// Group is a named set of local users. A user's groups are the union of
+// every Group listing it and the user's own Groups field.
+type Group struct {
+	Kind    Kind     `yaml:"kind" json:"kind"`
+	Name    string   `yaml:"name" json:"name"`
+	Members []string `yaml:"members,omitempty" json:"members,omitempty"`
+}
+
+// Target authentication modes.
+const (
+	AuthKey         = "key"
+	AuthCertificate = "certificate"
+)
+
+// Target is a server the gateway connects to.
+type Target struct {
+	Kind    Kind   `yaml:"kind" json:"kind"`
+	Name    string `yaml:"name" json:"name"`
+	Address string `yaml:"address" json:"address"`
+	// HostKey is the pinned host key in authorized_keys format. Empty means
+	// trust on first use: the first key seen is recorded and audited.
+	HostKey string            `yaml:"host_key,omitempty" json:"host_key,omitempty"`
+	Labels  map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+	// Auth is "key" (default: a gateway-held key per Account) or
+	// "certificate" (the target trusts the gateway's user CA).
+	Auth string `yaml:"auth,omitempty" json:"auth,omitempty"`
+}
+
+// AuthMode returns Auth with its default applied.
+func (t *Target) AuthMode() string {
+	if t.Auth == "" {
+		return AuthKey
+	}
+	return t.Auth
+}
+
+// Environment is a named group of targets: by name, by label selector, or both.
+type Environment struct {
+	Kind     Kind              `yaml:"kind" json:"kind"`
+	Name     string            `yaml:"name" json:"name"`
+	Targets  []string          `yaml:"targets,omitempty" json:"targets,omitempty"`
+	Selector map[string]string `yaml:"selector,omitempty" json:"selector,omitempty"`
+}
+
+// Account is a login on a target whose credential the gateway holds. Its
+// resource name is "TARGET/NAME".
+type Account struct {
+	Kind   Kind   `yaml:"kind" json:"kind"`
+	Name   string `yaml:"name" json:"name"`
+	Target string `yaml:"target" json:"target"`
+	// PrivateKeyFile imports an existing key instead of generating one. It
+	// is read by the CLI at apply time and never stored or printed.
+	PrivateKeyFile string `yaml:"private_key_file,omitempty" json:"private_key_file,omitempty"`
+	// PrivateKey carries the imported key's PEM from the CLI to the server;
+	// it is never returned.
+	PrivateKey string `yaml:"-" json:"private_key,omitempty"`
+	// PublicKey is filled in by the server on output (authorized_keys
+	// format); it is ignored on input.
+	PublicKey string `yaml:"public_key,omitempty" json:"public_key,omitempty"`
+}
+
+// Operation is a named class of commands, referred to as "@NAME" in a
+// policy's command rules.
+type Operation struct {
+	Kind     Kind     `yaml:"kind" json:"kind"`
+	Name     string   `yaml:"name" json:"name"`
+	Patterns []string `yaml:"patterns" json:"patterns"`
+}
+
+// Policy types.
+const (
+	PolicyTargetAccess = "target-access"
+)
+
+// Actions a target-access policy grants.
+const (
+	ActionShell        = "shell"
+	ActionExec         = "exec"
+	ActionFileTransfer = "file-transfer"
+	ActionTunnel       = "tunnel"
+)
+
+// AllActions lists every action a target-access policy may grant.
+var AllActions = []string{ActionShell, ActionExec, ActionFileTransfer, ActionTunnel}
+
+// Subjects says whom a policy is for.
+type Subjects struct {
+	Users           []string `yaml:"users,omitempty" json:"users,omitempty"`
+	Groups          []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+	ServiceAccounts []string `yaml:"service_accounts,omitempty" json:"service_accounts,omitempty"`
+}
+
+// TargetSelector says which targets a policy covers: a target matches when
+// it is named, is in a named environment, or carries all the labels.
+type TargetSelector struct {
+	Names        []string          `yaml:"names,omitempty" json:"names,omitempty"`
+	Environments []string          `yaml:"environments,omitempty" json:"environments,omitempty"`
+	Labels       map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// CommandRules restricts the commands a policy allows. Each entry is an RE2
+// pattern or "@operation".
+type CommandRules struct {
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Deny  []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// Policy grants subjects access to targets.
+type Policy struct {
+	Kind        Kind           `yaml:"kind" json:"kind"`
+	Name        string         `yaml:"name" json:"name"`
+	Type        string         `yaml:"type" json:"type"`
+	Subjects    Subjects       `yaml:"subjects" json:"subjects"`
+	Targets     TargetSelector `yaml:"targets" json:"targets"`
+	TargetUsers []string       `yaml:"target_users,omitempty" json:"target_users,omitempty"`
+	Actions     []string       `yaml:"actions,omitempty" json:"actions,omitempty"`
+	SourceCIDRs []string       `yaml:"source_cidrs,omitempty" json:"source_cidrs,omitempty"`
+	Autologin   bool           `yaml:"autologin,omitempty" json:"autologin,omitempty"`
+	Commands    *CommandRules  `yaml:"commands,omitempty" json:"commands,omitempty"`
+}
+
+// GetKind implements Object.
+func (u *User) GetKind() Kind { return KindUser }
+
+// GetName implements Object.
+func (u *User) GetName() string { return u.Name }
+
+// GetKind implements Object.
+func (s *ServiceAccount) GetKind() Kind { return KindServiceAccount }
+
+// GetName implements Object.
+func (s *ServiceAccount) GetName() string { return s.Name }
+
+// GetKind implements Object.
+func (g *Group) GetKind() Kind { return KindGroup }
+
+// GetName implements Object.
+func (g *Group) GetName() string { return g.Name }
+
+// GetKind implements Object.
+func (t *Target) GetKind() Kind { return KindTarget }
+
+// GetName implements Object.
+func (t *Target) GetName() string { return t.Name }
+
+// GetKind implements Object.
+func (e *Environment) GetKind() Kind { return KindEnvironment }
+
+// GetName implements Object.
+func (e *Environment) GetName() string { return e.Name }
+
+// GetKind implements Object.
+func (a *Account) GetKind() Kind { return KindAccount }
+
+// GetName implements Object: accounts are addressed as TARGET/NAME.
+func (a *Account) GetName() string { return a.Target + "/" + a.Name }
+
+// GetKind implements Object.
+func (o *Operation) GetKind() Kind { return KindOperation }
+
+// GetName implements Object.
+func (o *Operation) GetName() string { return o.Name }
+
+// GetKind implements Object.
+func (p *Policy) GetKind() Kind { return KindPolicy }
+
+// GetName implements Object.
+func (p *Policy) GetName() string { return p.Name }
+
+// New returns an empty object of the given kind with its Kind field set.
+func New(kind Kind) (Object, error) {
+	switch kind {
+	case KindUser:
+		return &User{Kind: kind}, nil
+	case KindServiceAccount:
+		return &ServiceAccount{Kind: kind}, nil
+	case KindGroup:
+		return &Group{Kind: kind}, nil
+	case KindTarget:
+		return &Target{Kind: kind}, nil
+	case KindEnvironment:
+		return &Environment{Kind: kind}, nil
+	case KindAccount:
+		return &Account{Kind: kind}, nil
+	case KindOperation:
+		return &Operation{Kind: kind}, nil
+	case KindPolicy:
+		return &Policy{Kind: kind}, nil
+	}
+	_, err := ParseKind(string(kind))
+	if err == nil {
+		err = fmt.Errorf("kind %q has no constructor", kind)
+	}
+	return nil, err
+}
+
+// SortObjects orders objects by kind (in Kinds order) then name, the order in
+// which listings and YAML exports are printed.
+func SortObjects(objs []Object) {
+	rank := map[Kind]int{}
+	for i, k := range Kinds {
+		rank[k] = i
+	}
+	sort.SliceStable(objs, func(i, j int) bool {
+		ki, kj := rank[objs[i].GetKind()], rank[objs[j].GetKind()]
+		if ki != kj {
+			return ki < kj
+		}
+		return objs[i].GetName() < objs[j].GetName()
+	})
+}

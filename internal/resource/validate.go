@@ -1,0 +1,364 @@
+package resource
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// FieldError is a validation failure in one field of one document.
+type FieldError struct {
+	Field string // dotted path, e.g. "subjects.users[2]"
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "field " + e.Field + ": " + e.Msg }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
+}
+
+// namePattern is deliberately narrow: names appear in login strings (where
+// '~' separates parts), in URLs and in file names, so none may hold '~', '/'
+// or white space.
+var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// unixUserPattern follows what useradd accepts on Debian, minus the trailing
+// '$' of machine accounts.
+var unixUserPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`)
+
+// labelPattern keeps label keys and values simple enough to print and match.
+var labelPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._/-]{0,62})?$`)
+
+// ValidName reports whether s may name a resource.
+func ValidName(s string) bool { return namePattern.MatchString(s) }
+
+// ValidTargetUser reports whether s may name a login on a target.
+func ValidTargetUser(s string) bool { return unixUserPattern.MatchString(s) }
+
+func checkName(field, s string) error {
+	if s == "" {
+		return fieldErr(field, "is required")
+	}
+	if !ValidName(s) {
+		return fieldErr(field, "%q is not a valid name (letters, digits, '.', '_', '@', '-'; at most 128; no '~' or '/')", s)
+	}
+	return nil
+}
+
+func checkNames(field string, list []string) error {
+	seen := map[string]bool{}
+	for i, s := range list {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		if err := checkName(f, s); err != nil {
+			return err
+		}
+		if seen[s] {
+			return fieldErr(f, "%q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	return nil
+}
+
+func checkLabels(field string, labels map[string]string) error {
+	for k, v := range labels {
+		if !labelPattern.MatchString(k) {
+			return fieldErr(field, "label key %q is not valid", k)
+		}
+		if !labelPattern.MatchString(v) {
+			return fieldErr(field+"."+k, "label value %q is not valid", v)
+		}
+	}
+	return nil
+}
+
+// ParseAuthorizedKey parses one public key in authorized_keys format,
+// rejecting options and trailing garbage, so that a stored key is always one
+// the gateway can use.
+func ParseAuthorizedKey(s string) (ssh.PublicKey, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, fmt.Errorf("empty key")
+	}
+	if strings.ContainsAny(s, "\n\r") {
+		return nil, fmt.Errorf("more than one line")
+	}
+	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(s))
+	if err != nil {
+		return nil, fmt.Errorf("not an SSH public key in authorized_keys format: %w", err)
+	}
+	if len(options) > 0 {
+		return nil, fmt.Errorf("options (%s) are not allowed", strings.Join(options, ","))
+	}
+	if len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, fmt.Errorf("trailing data after the key")
+	}
+	if !keyTypeAllowed(key.Type()) {
+		return nil, fmt.Errorf("key type %s is not accepted (use ssh-ed25519, RSA of 2048 bits or more, or ECDSA)", key.Type())
+	}
+	if key.Type() == ssh.KeyAlgoRSA {
+		if ck, ok := key.(ssh.CryptoPublicKey); ok {
+			if rk, ok := ck.CryptoPublicKey().(interface{ Size() int }); ok && rk.Size()*8 < 2048 {
+				return nil, fmt.Errorf("RSA key of %d bits is too short (at least 2048)", rk.Size()*8)
+			}
+		}
+	}
+	return key, nil
+}
+
+func keyTypeAllowed(t string) bool {
+	switch t {
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoRSA, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256:
+		return true
+	}
+	return false
+}
+
+func checkKeys(field string, keys []string) error {
+	seen := map[string]bool{}
+	for i, k := range keys {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		pk, err := ParseAuthorizedKey(k)
+		if err != nil {
+			return fieldErr(f, "%v", err)
+		}
+		fp := ssh.FingerprintSHA256(pk)
+		if seen[fp] {
+			return fieldErr(f, "key %s is listed twice", fp)
+		}
+		seen[fp] = true
+	}
+	return nil
+}
+
+// Validate implements Object.
+func (u *User) Validate() error {
+	if err := checkName("name", u.Name); err != nil {
+		return err
+	}
+	if u.Email != "" {
+		at := strings.IndexByte(u.Email, '@')
+		if at <= 0 || at == len(u.Email)-1 || strings.ContainsAny(u.Email, " \t~/") {
+			return fieldErr("email", "%q is not an email address", u.Email)
+		}
+	}
+	if err := checkNames("groups", u.Groups); err != nil {
+		return err
+	}
+	if err := checkKeys("ssh_keys", u.SSHKeys); err != nil {
+		return err
+	}
+	for i, r := range u.Roles {
+		if r != RoleAdmin && r != RoleAuditor {
+			return fieldErr(fmt.Sprintf("roles[%d]", i), "unknown role %q (want admin or auditor)", r)
+		}
+	}
+	if u.MFA != "" && u.MFA != "required" {
+		return fieldErr("mfa", "%q is not valid (want \"required\" or nothing)", u.MFA)
+	}
+	return nil
+}
+
+// Validate implements Object.
+func (s *ServiceAccount) Validate() error {
+	if err := checkName("name", s.Name); err != nil {
+		return err
+	}
+	if s.Owner != "" {
+		if err := checkName("owner", strings.TrimPrefix(s.Owner, "group:")); err != nil {
+			return err
+		}
+	}
+	return checkKeys("ssh_keys", s.SSHKeys)
+}
+
+// Validate implements Object.
+func (g *Group) Validate() error {
+	if err := checkName("name", g.Name); err != nil {
+		return err
+	}
+	return checkNames("members", g.Members)
+}
+
+// Validate implements Object.
+func (t *Target) Validate() error {
+	if err := checkName("name", t.Name); err != nil {
+		return err
+	}
+	if err := checkAddress("address", t.Address); err != nil {
+		return err
+	}
+	if t.HostKey != "" {
+		if _, err := ParseAuthorizedKey(t.HostKey); err != nil {
+			return fieldErr("host_key", "%v", err)
+		}
+	}
+	if err := checkLabels("labels", t.Labels); err != nil {
+		return err
+	}
+	switch t.Auth {
+	case "", AuthKey, AuthCertificate:
+	default:
+		return fieldErr("auth", "%q is not valid (want key or certificate)", t.Auth)
+	}
+	return nil
+}
+
+func checkAddress(field, addr string) error {
+	if addr == "" {
+		return fieldErr(field, "is required (host:port)")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fieldErr(field, "%q is not host:port: %v", addr, err)
+	}
+	if host == "" || strings.ContainsAny(host, " \t/~") {
+		return fieldErr(field, "%q has no valid host", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fieldErr(field, "%q has no valid port (1-65535)", addr)
+	}
+	return nil
+}
+
+// Validate implements Object.
+func (e *Environment) Validate() error {
+	if err := checkName("name", e.Name); err != nil {
+		return err
+	}
+	if len(e.Targets) == 0 && len(e.Selector) == 0 {
+		return fieldErr("targets", "an environment needs targets, a selector, or both")
+	}
+	if err := checkNames("targets", e.Targets); err != nil {
+		return err
+	}
+	return checkLabels("selector", e.Selector)
+}
+
+// Validate implements Object.
+func (a *Account) Validate() error {
+	if a.Name == "" {
+		return fieldErr("name", "is required")
+	}
+	if !ValidTargetUser(a.Name) {
+		return fieldErr("name", "%q is not a valid login name on a target", a.Name)
+	}
+	if err := checkName("target", a.Target); err != nil {
+		return err
+	}
+	if a.PrivateKey != "" {
+		if _, err := ssh.ParseRawPrivateKey([]byte(a.PrivateKey)); err != nil {
+			return fieldErr("private_key_file", "not an unencrypted SSH private key: %v", err)
+		}
+	}
+	return nil
+}
+
+// Validate implements Object.
+func (o *Operation) Validate() error {
+	if err := checkName("name", o.Name); err != nil {
+		return err
+	}
+	if len(o.Patterns) == 0 {
+		return fieldErr("patterns", "at least one pattern is required")
+	}
+	for i, p := range o.Patterns {
+		if _, err := regexp.Compile(p); err != nil {
+			return fieldErr(fmt.Sprintf("patterns[%d]", i), "bad regular expression: %v", err)
+		}
+	}
+	return nil
+}
+
+// Validate implements Object.
+func (p *Policy) Validate() error {
+	if err := checkName("name", p.Name); err != nil {
+		return err
+	}
+	switch p.Type {
+	case PolicyTargetAccess:
+	case "":
+		return fieldErr("type", "is required (target-access)")
+	default:
+		return fieldErr("type", "unknown policy type %q (want target-access)", p.Type)
+	}
+	if err := checkNames("subjects.users", p.Subjects.Users); err != nil {
+		return err
+	}
+	if err := checkNames("subjects.groups", p.Subjects.Groups); err != nil {
+		return err
+	}
+	if err := checkNames("subjects.service_accounts", p.Subjects.ServiceAccounts); err != nil {
+		return err
+	}
+	if len(p.Subjects.Users)+len(p.Subjects.Groups)+len(p.Subjects.ServiceAccounts) == 0 {
+		return fieldErr("subjects", "names no users, groups or service accounts")
+	}
+	if err := checkNames("targets.names", p.Targets.Names); err != nil {
+		return err
+	}
+	if err := checkNames("targets.environments", p.Targets.Environments); err != nil {
+		return err
+	}
+	if err := checkLabels("targets.labels", p.Targets.Labels); err != nil {
+		return err
+	}
+	if len(p.Targets.Names)+len(p.Targets.Environments)+len(p.Targets.Labels) == 0 {
+		return fieldErr("targets", "names no targets, environments or labels")
+	}
+	if len(p.TargetUsers) == 0 {
+		return fieldErr("target_users", "at least one target user is required")
+	}
+	for i, u := range p.TargetUsers {
+		if u != "{username}" && !ValidTargetUser(u) {
+			return fieldErr(fmt.Sprintf("target_users[%d]", i), "%q is not a login name or {username}", u)
+		}
+	}
+	if len(p.Actions) == 0 {
+		return fieldErr("actions", "at least one action is required (%s)", strings.Join(AllActions, ", "))
+	}
+	for i, a := range p.Actions {
+		ok := false
+		for _, known := range AllActions {
+			ok = ok || a == known
+		}
+		if !ok {
+			return fieldErr(fmt.Sprintf("actions[%d]", i), "unknown action %q (want %s)", a, strings.Join(AllActions, ", "))
+		}
+	}
+	for i, c := range p.SourceCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return fieldErr(fmt.Sprintf("source_cidrs[%d]", i), "%q is not a CIDR: %v", c, err)
+		}
+	}
+	if p.Autologin && len(p.SourceCIDRs) == 0 {
+		return fieldErr("autologin", "autologin needs source_cidrs")
+	}
+	if p.Commands != nil {
+		for _, rules := range []struct {
+			field string
+			list  []string
+		}{{"commands.allow", p.Commands.Allow}, {"commands.deny", p.Commands.Deny}} {
+			for i, pat := range rules.list {
+				f := fmt.Sprintf("%s[%d]", rules.field, i)
+				if op, ok := strings.CutPrefix(pat, "@"); ok {
+					if err := checkName(f, op); err != nil {
+						return err
+					}
+					continue
+				}
+				if _, err := regexp.Compile(pat); err != nil {
+					return fieldErr(f, "bad regular expression: %v", err)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+// Package server is the composition root of `portcullis serve`: it turns a
+// config into running parts (keys, store, inventory, audit, the SSH front,
+// the admin API), runs their listeners, and stops them gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/sshgate"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/store/sqlite"
+	"github.com/portcullis/portcullis/internal/vault"
+)
+
+// Server is a built gateway, ready to Run.
+type Server struct {
+	cfg   config.Config
+	log   *slog.Logger
+	store store.Store
+	inv   *inventory.Inventory
+	gate  *sshgate.Server
+	api   http.Handler
+
+	hostKey ssh.Signer
+	ca      *vault.CA
+
+	sshLn   net.Listener
+	adminLn net.Listener
+}
+
+// NewLogger builds the slog logger the config asks for.
+func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := cfg.Level()
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// New builds every part and binds the listeners, so that an address in use
+// or an unreadable key is reported before anything is served. On error,
+// whatever was opened is closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, err error) {
+	s := &Server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	v, created, err := vault.LoadOrCreateMasterKey(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	if created {
+		log.Info("generated master key", "file", cfg.MasterKeyFile)
+	}
+	s.hostKey, created, err = vault.LoadOrCreateHostKey(cfg.HostKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("host key: %w", err)
+	}
+	if created {
+		log.Info("generated host key", "file", cfg.HostKeyFile)
+	}
+	if s.ca, err = v.LoadOrCreateCA(cfg.CAKeyFile); err != nil {
+		return nil, fmt.Errorf("user CA: %w", err)
+	}
+	dbPath, err := cfg.SQLitePath()
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if s.inv, err = inventory.New(ctx, s.store, v, log); err != nil {
+		return nil, fmt.Errorf("load resources: %w", err)
+	}
+	auditLog := audit.New(s.store, log)
+	s.gate, err = sshgate.New(sshgate.Config{
+		HostKey:     s.hostKey,
+		Snapshot:    s.inv.Snapshot,
+		Vault:       v,
+		CA:          s.ca,
+		HostKeys:    s.store,
+		Audit:       auditLog,
+		Log:         log.With("front", "ssh"),
+		AuthTimeout: time.Duration(cfg.AuthTimeout),
+		DialTimeout: time.Duration(cfg.DialTimeout),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.inv.Subscribe(s.gate.Recheck)
+	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api")})
+
+	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
+		return nil, err
+	}
+	if s.sshLn, err = net.Listen("tcp", cfg.SSHAddr); err != nil {
+		return nil, fmt.Errorf("listen ssh on %s: %w", cfg.SSHAddr, err)
+	}
+	return s, nil
+}
+
+// listenAdmin binds the admin socket with mode 0600. A stale socket left by
+// a killed gateway is removed; a live one means another gateway uses this
+// data directory, which is refused.
+func listenAdmin(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin socket %s exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("admin socket %s is in use: is another gateway running on this data directory?", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale admin socket: %w", err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("admin socket directory: %w", err)
+	}
+	// The umask makes the socket 0600 from its creation, with no window in
+	// which another local user could connect.
+	old := umask(0o177)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on admin socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("chmod admin socket: %w", err)
+	}
+	return ln, nil
+}
+
+// SSHAddr returns the bound SSH address (useful when the config asked for
+// port 0).
+func (s *Server) SSHAddr() net.Addr { return s.sshLn.Addr() }
+
+// HostKey returns the gateway's SSH host public key.
+func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
+
+// Run serves until ctx is cancelled, then shuts down gracefully: stop
+// accepting, let sessions finish for up to ShutdownTimeout, close the rest
+// (each writes its end event), then close the store.
+func (s *Server) Run(ctx context.Context) error {
+	tuneGC()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+
+	adminSrv := &http.Server{
+		Handler:           api.WithLocalAdmin(s.api),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		if err := adminSrv.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("admin API: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := s.gate.Serve(runCtx, s.sshLn); err != nil {
+			errc <- err
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
+	}()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "grace", s.cfg.ShutdownTimeout.String())
+	case runErr = <-errc:
+		s.log.Error("listener failed; shutting down", "err", runErr)
+	}
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), time.Duration(s.cfg.ShutdownTimeout))
+	defer shutCancel()
+	if err := s.gate.Shutdown(shutCtx); err != nil {
+		s.log.Warn("sessions closed at the end of the grace period")
+	}
+	_ = adminSrv.Shutdown(shutCtx)
+	cancel()
+	wg.Wait()
+	s.close()
+	return runErr
+}
+
+func (s *Server) close() {
+	if s.sshLn != nil {
+		s.sshLn.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("close store", "err", err)
+		}
+	}
+}
+
+// tuneGC relaxes the collector unless the operator set GOGC or GOMEMLIMIT.
+// x/crypto allocates a fresh buffer per received packet, so a proxy at full
+// speed makes garbage at line rate; with the default GOGC the runtime spends
+// a third of the CPU returning pages and faulting them back (measured, see
+// NOTES-deps). A soft limit keeps the heap bounded while the higher GOGC
+// lets bursts of garbage die young.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(1 << 30)
+	}
+}

@@ -1,0 +1,374 @@
+package sshgate
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/loginstr"
+	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// Permission extension keys carrying the verified identity from the
+// authentication callback to the connection. Identity is only ever read
+// from the Permissions that x/crypto returns for the key that was verified
+// (CVE-2024-45337).
+const (
+	extIdentity = "portcullis-identity"
+	extKeyFP    = "portcullis-key-fp"
+	extKey      = "portcullis-key" // wire format of the verified key
+)
+
+// conn is one authenticated client connection.
+type conn struct {
+	srv    *Server
+	id     string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	sshConn *ssh.ServerConn
+	ident   inventory.Identity
+	key     ssh.PublicKey // the verified client key
+	login   loginstr.Login
+	source  netip.Addr
+	srcStr  string
+	started time.Time
+
+	// dialMu serializes dialing the upstream; it is acquired before mu.
+	dialMu sync.Mutex
+	// mu guards the fields below it.
+	mu         sync.Mutex
+	targetUser string      // fixed by the first allowed request
+	upstream   *ssh.Client // dialed once, shared by channels
+	dialErr    error       // a failed dial is not retried on the same connection
+	grants     map[*grant]struct{}
+	nextChan   int
+	ended      bool
+}
+
+// grant is one live authorized request: a session or a tunnel. Recheck
+// decides it again on every resource change.
+type grant struct {
+	id      string
+	action  string
+	command string
+	// notify tells the client why its session is ending (stderr of a
+	// session channel); nil for tunnels.
+	notify func(msg string)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// handle runs one connection from accept to close.
+func (s *Server) handle(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
+	select {
+	case s.preAuth <- struct{}{}:
+	default:
+		s.cfg.Log.Warn("connection dropped: too many connections in authentication", "source", nc.RemoteAddr().String())
+		return
+	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			<-s.preAuth
+		}
+	}
+	defer release()
+
+	src := addrOf(nc.RemoteAddr())
+	srcStr := nc.RemoteAddr().String()
+	var (
+		login     loginstr.Login
+		loginErr  error
+		announced bool
+		lastErr   error
+	)
+	cfg := serverConfig()
+	cfg.AddHostKey(s.cfg.HostKey)
+	cfg.MaxAuthTries = 6
+	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		login, loginErr = loginstr.Parse(meta.User())
+		if loginErr != nil {
+			if !announced {
+				announced = true
+				s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginMalformed, Outcome: audit.Deny, Source: srcStr,
+					Message: loginErr.Error()})
+			}
+			return nil, &ssh.BannerError{Err: loginErr,
+				Message: fmt.Sprintf("portcullis: %v; %s\r\n", loginErr, loginstr.Usage)}
+		}
+		id, ok := s.cfg.Snapshot().Authenticate(login.User, key)
+		if !ok {
+			return nil, fmt.Errorf("key %s is not registered for %q", ssh.FingerprintSHA256(key), login.User)
+		}
+		return &ssh.Permissions{Extensions: map[string]string{
+			extIdentity: id.Name,
+			extKeyFP:    ssh.FingerprintSHA256(key),
+			extKey:      string(key.Marshal()),
+		}}, nil
+	}
+	cfg.AuthLogCallback = func(meta ssh.ConnMetadata, method string, err error) {
+		if err != nil && method != "none" {
+			lastErr = err
+			s.noteFailure(src)
+		}
+	}
+
+	_ = nc.SetDeadline(time.Now().Add(s.cfg.AuthTimeout))
+	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
+	if err != nil {
+		if lastErr != nil && loginErr == nil {
+			s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: srcStr,
+				User: login.User, Target: login.Target, Message: "authentication failed: " + lastErr.Error()})
+		} else {
+			s.cfg.Log.Debug("handshake ended", "source", srcStr, "err", err)
+		}
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	release()
+
+	// The snapshot may have changed since the callback ran: check the
+	// verified key against the current one.
+	verified, err := ssh.ParsePublicKey([]byte(sshConn.Permissions.Extensions[extKey]))
+	if err != nil {
+		sshConn.Close()
+		return
+	}
+	ident, ok := s.cfg.Snapshot().Authenticate(sshConn.Permissions.Extensions[extIdentity], verified)
+	if !ok {
+		sshConn.Close()
+		return
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	c := &conn{
+		srv: s, id: newID(), ctx: cctx, cancel: cancel,
+		sshConn: sshConn, ident: ident, key: verified, login: login,
+		source: src, srcStr: srcStr, started: time.Now(),
+		grants: map[*grant]struct{}{},
+	}
+	defer cancel()
+	if !s.track(c) {
+		sshConn.Close()
+		return
+	}
+	defer s.untrack(c)
+
+	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
+		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
+		Message: fmt.Sprintf("%s authenticated with key %s", ident.Name, sshConn.Permissions.Extensions[extKeyFP])})
+
+	go c.handleGlobalRequests(reqs)
+	var chWG sync.WaitGroup
+	for nch := range chans {
+		switch nch.ChannelType() {
+		case "session":
+			chWG.Add(1)
+			go func() {
+				defer chWG.Done()
+				c.handleSession(nch)
+			}()
+		case "direct-tcpip":
+			chWG.Add(1)
+			go func() {
+				defer chWG.Done()
+				c.handleDirectTCPIP(nch)
+			}()
+		default:
+			c.deny(nch.ChannelType(), "", fmt.Sprintf("channel type %s is not supported by the gateway", nch.ChannelType()))
+			_ = nch.Reject(ssh.Prohibited, "portcullis: "+nch.ChannelType()+" is not allowed through the gateway")
+		}
+	}
+	// The client is gone: end every session's upstream side so their
+	// goroutines write their end events, then drop the upstream.
+	cancel()
+	c.closeUpstream()
+	chWG.Wait()
+}
+
+func (s *Server) writeAudit(ctx context.Context, ev store.AuditEvent) error {
+	return s.cfg.Audit.Write(ctx, ev)
+}
+
+// audit writes an event stamped with this connection's who and where.
+func (c *conn) audit(ev store.AuditEvent) error {
+	ev.User, ev.Source, ev.Target = c.ident.Name, c.srcStr, c.login.Target
+	if ev.SessionID == "" {
+		ev.SessionID = c.id
+	}
+	if ev.Account == "" {
+		c.mu.Lock()
+		ev.Account = c.targetUser
+		c.mu.Unlock()
+		if ev.Account == "" {
+			ev.Account = c.login.Account
+		}
+	}
+	return c.srv.writeAudit(c.ctx, ev)
+}
+
+// deny records a refused request.
+func (c *conn) deny(action, command, reason string) {
+	detail := map[string]any{"action": action}
+	if command != "" {
+		detail["command"] = command
+	}
+	_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: reason, Detail: detail})
+}
+
+func (c *conn) handleGlobalRequests(reqs <-chan *ssh.Request) {
+	for req := range reqs {
+		switch req.Type {
+		case "tcpip-forward", "streamlocal-forward@openssh.com":
+			// There is no way to put a reason in a global request failure;
+			// OpenSSH prints "remote port forwarding failed". The audit
+			// event and the server log carry the reason.
+			c.deny("remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
+		}
+		if req.WantReply {
+			_ = req.Reply(false, nil)
+		}
+	}
+}
+
+// decide asks the engine about one request on this connection, fixing the
+// target user on the first allowed request.
+func (c *conn) decide(action, command string) (policy.Decision, string) {
+	snap := c.srv.cfg.Snapshot()
+	c.mu.Lock()
+	tu := c.targetUser
+	c.mu.Unlock()
+	if tu == "" {
+		tu = c.login.Account
+	}
+	req := policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action, Target: c.login.Target,
+		TargetUser: tu, Source: c.source, Command: command}
+	if tu == "" {
+		d := snap.Engine.Decide(req)
+		if !d.Allow {
+			return d, ""
+		}
+		if len(d.TargetUsers) > 1 {
+			return policy.Decision{Reason: fmt.Sprintf("several target users are allowed on %s: %s; choose one with %s~ACCOUNT~%s",
+				c.login.Target, joinComma(d.TargetUsers), c.login.User, c.login.Target)}, ""
+		}
+		req.TargetUser = d.TargetUsers[0]
+	}
+	d := snap.Engine.Decide(req)
+	if d.Allow {
+		c.mu.Lock()
+		if c.targetUser == "" {
+			c.targetUser = req.TargetUser
+		}
+		c.mu.Unlock()
+	}
+	return d, req.TargetUser
+}
+
+func joinComma(list []string) string {
+	out := ""
+	for i, s := range list {
+		if i > 0 {
+			out += ", "
+		}
+		out += s
+	}
+	return out
+}
+
+// addGrant registers a live request for Recheck; it fails if the
+// connection is already ending.
+func (c *conn) addGrant(g *grant) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.nextChan++
+	g.id = fmt.Sprintf("%s-%d", c.id, c.nextChan)
+	c.grants[g] = struct{}{}
+	return true
+}
+
+func (c *conn) removeGrant(g *grant) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.grants, g)
+}
+
+// recheck decides every live grant again; the first one denied ends the
+// whole connection, since its identity or access changed under it.
+func (c *conn) recheck(snap *inventory.Snapshot) {
+	if _, ok := snap.Authenticate(c.ident.Name, c.key); !ok {
+		c.terminate("access revoked: your identity or key was removed", audit.SessionRevoke)
+		return
+	}
+	c.mu.Lock()
+	tu := c.targetUser
+	grants := make([]*grant, 0, len(c.grants))
+	for g := range c.grants {
+		grants = append(grants, g)
+	}
+	c.mu.Unlock()
+	for _, g := range grants {
+		d := snap.Engine.Decide(policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
+			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command})
+		if !d.Allow {
+			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)
+			return
+		}
+	}
+}
+
+// terminate tells every session why and closes the connection.
+func (c *conn) terminate(reason, eventType string) {
+	c.mu.Lock()
+	if c.ended {
+		c.mu.Unlock()
+		return
+	}
+	c.ended = true
+	var notify []func(string)
+	for g := range c.grants {
+		if g.notify != nil {
+			notify = append(notify, g.notify)
+		}
+	}
+	c.mu.Unlock()
+	for _, n := range notify {
+		n("portcullis: session ended: " + reason)
+	}
+	_ = c.audit(store.AuditEvent{Type: eventType, Outcome: audit.Info, Message: reason})
+	c.cancel()
+	c.closeUpstream()
+	c.sshConn.Close()
+}
+
+func (c *conn) closeUpstream() {
+	c.mu.Lock()
+	up := c.upstream
+	c.mu.Unlock()
+	if up != nil {
+		up.Close()
+	}
+}
+
+// errTargetDown is shown when the target cannot be reached or logged in to.
+var errTargetDown = errors.New("target unreachable")

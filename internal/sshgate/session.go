@@ -1,0 +1,320 @@
+package sshgate
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// handleSession serves one "session" channel: it collects the setup
+// requests (pty, env), authorizes the shell, exec or subsystem request, and
+// bridges the channel to a session on the target.
+func (c *conn) handleSession(nch ssh.NewChannel) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	// pty-req and env are replayed on the target once the session is
+	// authorized; they carry no access of their own.
+	var setup []*ssh.Request
+	for req := range reqs {
+		switch req.Type {
+		case "pty-req", "env":
+			setup = append(setup, req)
+			if req.WantReply {
+				_ = req.Reply(true, nil)
+			}
+		case "auth-agent-req@openssh.com":
+			_ = req.Reply(false, nil)
+			c.deny("agent-forwarding", "", "agent forwarding is refused")
+			tell(ch, "agent forwarding is refused: the gateway never forwards an agent")
+		case "x11-req":
+			_ = req.Reply(false, nil)
+			c.deny("x11-forwarding", "", "X11 forwarding is refused")
+			tell(ch, "X11 forwarding is refused through the gateway")
+		case "shell", "exec", "subsystem":
+			c.runSession(ch, reqs, req, setup)
+			return
+		default:
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+		}
+	}
+}
+
+// tell writes one line to the client's stderr. "\r\n" because with a pty
+// the client's terminal is in raw mode.
+func tell(ch ssh.Channel, msg string) {
+	_, _ = ch.Stderr().Write([]byte("portcullis: " + msg + "\r\n"))
+}
+
+// refuse ends a session with one line and exit status 1. The request
+// itself is acknowledged so that the client prints our line instead of its
+// own "exec request failed".
+func refuse(ch ssh.Channel, req *ssh.Request, msg string) {
+	if req != nil && req.WantReply {
+		_ = req.Reply(true, nil)
+	}
+	tell(ch, msg)
+	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+	_ = ch.CloseWrite()
+}
+
+// classify maps a session request to the action it needs and the command
+// that policy sees.
+func classify(req *ssh.Request) (action, command string, err error) {
+	switch req.Type {
+	case "shell":
+		return resource.ActionShell, "", nil
+	case "exec":
+		var p struct{ Command string }
+		if err := ssh.Unmarshal(req.Payload, &p); err != nil {
+			return "", "", errors.New("malformed exec request")
+		}
+		if isFileTransfer(p.Command) {
+			return resource.ActionFileTransfer, p.Command, nil
+		}
+		return resource.ActionExec, p.Command, nil
+	case "subsystem":
+		var p struct{ Name string }
+		if err := ssh.Unmarshal(req.Payload, &p); err != nil {
+			return "", "", errors.New("malformed subsystem request")
+		}
+		if p.Name != "sftp" {
+			return "", "", fmt.Errorf("subsystem %q is not supported through the gateway", p.Name)
+		}
+		return resource.ActionFileTransfer, "sftp", nil
+	}
+	return "", "", fmt.Errorf("request %q is not supported", req.Type)
+}
+
+// isFileTransfer recognises the server side of scp (legacy protocol),
+// rsync and sftp run as commands. A policy that grants only file-transfer
+// thus admits exactly these programs, in their server modes.
+func isFileTransfer(cmd string) bool {
+	fields := strings.Fields(cmd)
+	if len(fields) < 2 {
+		return len(fields) == 1 && path.Base(fields[0]) == "sftp-server"
+	}
+	switch path.Base(fields[0]) {
+	case "scp":
+		for _, f := range fields[1:] {
+			if f == "-t" || f == "-f" {
+				return true
+			}
+		}
+	case "rsync":
+		return fields[1] == "--server"
+	case "sftp-server":
+		return true
+	}
+	return false
+}
+
+// runSession authorizes the session request and bridges it to the target.
+func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
+	action, command, err := classify(req)
+	if err != nil {
+		c.deny(req.Type, "", err.Error())
+		refuse(ch, req, err.Error())
+		drain(reqs)
+		return
+	}
+	d, targetUser := c.decide(action, command)
+	if !d.Allow {
+		c.deny(action, command, d.Reason)
+		refuse(ch, req, d.Reason)
+		drain(reqs)
+		return
+	}
+	g := &grant{action: action, command: command, notify: func(msg string) {
+		_, _ = ch.Stderr().Write([]byte(msg + "\r\n"))
+	}}
+	if !c.addGrant(g) {
+		refuse(ch, req, "the connection is ending")
+		drain(reqs)
+		return
+	}
+	defer c.removeGrant(g)
+
+	up, err := c.upstreamFor()
+	if err != nil {
+		msg := c.targetErrorMessage(err)
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, Account: targetUser,
+			SessionID: g.id, Message: err.Error(), Detail: map[string]any{"action": action}})
+		refuse(ch, req, msg)
+		drain(reqs)
+		return
+	}
+	uch, ureqs, err := up.OpenChannel("session", nil)
+	if err != nil {
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
+			Message: "open session on target: " + err.Error()})
+		refuse(ch, req, fmt.Sprintf("target %s refused a session", c.login.Target))
+		drain(reqs)
+		return
+	}
+	defer uch.Close()
+	for _, r := range setup {
+		// pty and env were already acknowledged to the client; a target
+		// that refuses an env variable (AcceptEnv) is not an error.
+		_, _ = uch.SendRequest(r.Type, r.Type == "pty-req", r.Payload)
+	}
+	ok, err := uch.SendRequest(req.Type, true, req.Payload)
+	if err != nil || !ok {
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
+			Message: fmt.Sprintf("target refused %s request", req.Type)})
+		refuse(ch, req, fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
+		drain(reqs)
+		return
+	}
+	if req.WantReply {
+		_ = req.Reply(true, nil)
+	}
+	detail := map[string]any{"action": action}
+	if command != "" {
+		detail["command"] = command
+	}
+	if d.Operation != "" {
+		detail["operation"] = d.Operation
+	}
+	if err := c.audit(store.AuditEvent{Type: audit.SessionStart, Outcome: audit.Success, Account: targetUser,
+		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s as %s", action, c.login.Target, targetUser),
+		Detail: detail}); err != nil {
+		// Fail closed: a session whose start cannot be recorded does not run.
+		refuse(ch, nil, "the audit trail cannot be written; session refused")
+		drain(reqs)
+		return
+	}
+	start := time.Now()
+	res := bridgeSession(ch, reqs, uch, ureqs)
+	end := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
+		"duration_ms": time.Since(start).Milliseconds()}
+	if res.exitStatus != nil {
+		end["exit_status"] = *res.exitStatus
+	}
+	if res.exitSignal != "" {
+		end["exit_signal"] = res.exitSignal
+	}
+	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
+		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s ended", action, c.login.Target),
+		Detail: end})
+}
+
+// targetErrorMessage turns a dial error into the line the client sees; the
+// detail stays in the log and audit trail.
+func (c *conn) targetErrorMessage(err error) string {
+	switch {
+	case errors.Is(err, errHostKeyMismatch):
+		return fmt.Sprintf("target %s presented an unexpected host key; no credential was offered", c.login.Target)
+	case errors.Is(err, errTargetDown):
+		return fmt.Sprintf("target %s is unreachable", c.login.Target)
+	default:
+		return fmt.Sprintf("the gateway could not log in to %s", c.login.Target)
+	}
+}
+
+func drain(reqs <-chan *ssh.Request) {
+	go func() {
+		for r := range reqs {
+			if r.WantReply {
+				_ = r.Reply(false, nil)
+			}
+		}
+	}()
+}
+
+type sessionResult struct {
+	in, out    int64
+	exitStatus *uint32
+	exitSignal string
+}
+
+// bridgeSession copies data and requests between a client session channel
+// and a target session channel until the target closes it or the client
+// goes away. Exit status and signal are held back until all output has been
+// delivered, so the client sees every byte before it exits.
+func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request) sessionResult {
+	var res sessionResult
+	var outWG sync.WaitGroup
+	var errBytes int64 // written by the stderr goroutine, read after outWG.Wait
+	outWG.Add(2)
+	go func() {
+		defer outWG.Done()
+		res.out, _ = copyAdaptive(client, up)
+	}()
+	go func() {
+		defer outWG.Done()
+		errBytes, _ = copyAdaptive(client.Stderr(), up.Stderr())
+	}()
+	inDone := make(chan struct{})
+	go func() {
+		defer close(inDone)
+		res.in, _ = copyAdaptive(up, client)
+		_ = up.CloseWrite()
+	}()
+	go func() {
+		for r := range creqs {
+			switch r.Type {
+			case "window-change", "signal", "break", "eow@openssh.com":
+				ok, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
+				if r.WantReply {
+					_ = r.Reply(ok, nil)
+				}
+			default:
+				if r.WantReply {
+					_ = r.Reply(false, nil)
+				}
+			}
+		}
+		// The client closed its side: end the target's session too.
+		up.Close()
+	}()
+	var held []*ssh.Request
+	for r := range ureqs {
+		switch r.Type {
+		case "exit-status":
+			var p struct{ Status uint32 }
+			if ssh.Unmarshal(r.Payload, &p) == nil {
+				res.exitStatus = &p.Status
+			}
+			held = append(held, r)
+		case "exit-signal":
+			var p struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}
+			if ssh.Unmarshal(r.Payload, &p) == nil {
+				res.exitSignal = p.Signal
+			}
+			held = append(held, r)
+		default:
+			ok, _ := client.SendRequest(r.Type, r.WantReply, r.Payload)
+			if r.WantReply {
+				_ = r.Reply(ok, nil)
+			}
+		}
+	}
+	outWG.Wait()
+	res.out += errBytes
+	_ = client.CloseWrite()
+	for _, r := range held {
+		_, _ = client.SendRequest(r.Type, false, r.Payload)
+	}
+	client.Close()
+	<-inDone
+	return res
+}

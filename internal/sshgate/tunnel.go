@@ -1,0 +1,105 @@
+package sshgate
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// handleDirectTCPIP serves ssh -L, -W and -D: each opens a direct-tcpip
+// channel, which needs the tunnel action. The connection is made by the
+// target's sshd, so the target's own AllowTcpForwarding still applies.
+func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
+	var p struct {
+		DestAddr string
+		DestPort uint32
+		OrigAddr string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
+		c.deny(resource.ActionTunnel, "", "malformed direct-tcpip request")
+		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: malformed direct-tcpip request")
+		return
+	}
+	dest := net.JoinHostPort(p.DestAddr, strconv.Itoa(int(p.DestPort)))
+	d, targetUser := c.decide(resource.ActionTunnel, "")
+	if !d.Allow {
+		c.deny(resource.ActionTunnel, dest, d.Reason)
+		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)
+		return
+	}
+	g := &grant{action: resource.ActionTunnel}
+	if !c.addGrant(g) {
+		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: the connection is ending")
+		return
+	}
+	defer c.removeGrant(g)
+	up, err := c.upstreamFor()
+	if err != nil {
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id, Message: err.Error()})
+		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: "+c.targetErrorMessage(err))
+		return
+	}
+	uch, ureqs, err := up.OpenChannel("direct-tcpip", nch.ExtraData())
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		reason, msg := ssh.ConnectionFailed, err.Error()
+		if errors.As(err, &oce) {
+			reason, msg = oce.Reason, oce.Message
+		}
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
+			Message: fmt.Sprintf("target refused forwarding to %s: %s", dest, msg)})
+		_ = nch.Reject(reason, fmt.Sprintf("portcullis: target %s refused forwarding to %s: %s", c.login.Target, dest, msg))
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		uch.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	go ssh.DiscardRequests(ureqs)
+	if err := c.audit(store.AuditEvent{Type: audit.SessionStart, Outcome: audit.Success, Account: targetUser,
+		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("tunnel through %s to %s", c.login.Target, dest),
+		Detail: map[string]any{"action": resource.ActionTunnel, "destination": dest}}); err != nil {
+		ch.Close()
+		uch.Close()
+		return
+	}
+	start := time.Now()
+	in, out := pipe(ch, uch)
+	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
+		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("tunnel to %s ended", dest),
+		Detail: map[string]any{"action": resource.ActionTunnel, "destination": dest, "bytes_in": in, "bytes_out": out,
+			"duration_ms": time.Since(start).Milliseconds()}})
+}
+
+// pipe copies both ways, half-closing each side as its source ends, and
+// closes both channels when both directions are done.
+func pipe(client, up ssh.Channel) (in, out int64) {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		in, _ = copyAdaptive(up, client)
+		_ = up.CloseWrite()
+	}()
+	go func() {
+		defer wg.Done()
+		out, _ = copyAdaptive(client, up)
+		_ = client.CloseWrite()
+	}()
+	wg.Wait()
+	client.Close()
+	up.Close()
+	return in, out
+}

@@ -1,0 +1,267 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/store/migrations"
+	"github.com/portcullis/portcullis/internal/store/sqlite"
+	"github.com/portcullis/portcullis/internal/store/storetest"
+)
+
+func open(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open %s: %v", path, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return open(t, filepath.Join(t.TempDir(), "portcullis.db"))
+	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	s := open(t, path)
+	err := s.Apply(ctx, []store.Change{{Record: store.Record{
+		Kind: "Target", Name: "db1", Spec: json.RawMessage(`{"address":"10.0.0.1:22"}`), Secret: []byte("sealed"),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := s.Get(ctx, "Target", "db1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.AppendAudit(ctx, store.AuditEvent{Type: "session.start", User: "alice", Detail: map[string]any{"n": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordHostKey(ctx, store.HostKey{Target: "db1", Key: "ssh-ed25519 AAAA"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	s = open(t, path)
+	defer s.Close()
+	got, err := s.Get(ctx, "Target", "db1")
+	if err != nil {
+		t.Fatalf("Get after reopen: %v", err)
+	}
+	if string(got.Spec) != `{"address":"10.0.0.1:22"}` || string(got.Secret) != "sealed" ||
+		!got.CreatedAt.Equal(rec.CreatedAt) || !got.UpdatedAt.Equal(rec.UpdatedAt) {
+		t.Errorf("after reopen: %+v, want %+v", got, rec)
+	}
+	if rev, err := s.Revision(ctx); err != nil || rev != 1 {
+		t.Errorf("Revision after reopen = %d, %v; want 1", rev, err)
+	}
+	evs, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(evs) != 1 || evs[0].ID != id || evs[0].User != "alice" || evs[0].Detail["n"] != float64(1) {
+		t.Errorf("ListAudit after reopen = %+v, %v", evs, err)
+	}
+	if hk, err := s.HostKey(ctx, "db1"); err != nil || hk.Key != "ssh-ed25519 AAAA" {
+		t.Errorf("HostKey after reopen = %+v, %v", hk, err)
+	}
+	// IDs keep growing across a reopen.
+	next, err := s.AppendAudit(ctx, store.AuditEvent{Type: "session.end"})
+	if err != nil || next <= id {
+		t.Errorf("AppendAudit after reopen = %d, %v; want an id above %d", next, err, id)
+	}
+}
+
+// TestAuditIDsNotReused checks that deleting the newest events (as a
+// retention job could, or an admin) does not make the next event reuse their
+// ids, which would confuse a reader tailing with AfterID.
+func TestAuditIDsNotReused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	s := open(t, path)
+	var last int64
+	for range 3 {
+		var err error
+		if last, err = s.AppendAudit(ctx, store.AuditEvent{Type: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	if _, err := db.Exec("DELETE FROM audit_events"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, path)
+	defer s.Close()
+	id, err := s.AppendAudit(ctx, store.AuditEvent{Type: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id <= last {
+		t.Errorf("id %d after deleting up to %d: ids were reused", id, last)
+	}
+}
+
+func rawDB(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func TestFileMode(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	s := open(t, path)
+	defer s.Close()
+	// A write, so that the -wal and -shm files exist too.
+	if _, err := s.AppendAudit(ctx, store.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Errorf("stat: %v", err)
+			continue
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(p), mode)
+		}
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	s := open(t, path)
+	defer s.Close()
+	db := rawDB(t, path)
+	var mode string
+	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	var v int
+	if err := db.QueryRow("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil || v != migrations.Latest() {
+		t.Errorf("schema version = %d, %v; want %d", v, err, migrations.Latest())
+	}
+}
+
+// TestOddPath checks that a path with URI metacharacters opens the file it
+// names rather than a truncated one.
+func TestOddPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a b?c#d%20e")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "p.db")
+	s := open(t, path)
+	if _, err := s.AppendAudit(context.Background(), store.AuditEvent{Type: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at the path given: %v", err)
+	}
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Errorf("files beside the directory: %v, want only the directory", entries)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	ctx := context.Background()
+	for _, path := range []string{"", ":memory:", "file:x.db", filepath.Join(t.TempDir(), "missing", "p.db")} {
+		if s, err := sqlite.Open(ctx, path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", path)
+		}
+	}
+}
+
+// TestContextCancelled checks that a cancelled Apply writes nothing and
+// leaves the store usable: the single write connection must not be lost.
+func TestContextCancelled(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "portcullis.db"))
+	defer s.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.Apply(ctx, []store.Change{{Record: store.Record{Kind: "User", Name: "a", Spec: json.RawMessage(`{}`)}}})
+	if err == nil {
+		t.Fatal("Apply with a cancelled context succeeded")
+	}
+	ctx, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := s.Apply(ctx, []store.Change{{Record: store.Record{Kind: "User", Name: "b", Spec: json.RawMessage(`{}`)}}}); err != nil {
+		t.Fatalf("Apply after a cancelled one: %v", err)
+	}
+	if rev, err := s.Revision(ctx); err != nil || rev != 1 {
+		t.Errorf("Revision = %d, %v; want 1", rev, err)
+	}
+}
+
+// TestTwoStoresOneFile checks that two stores on one file (as two processes
+// would have) wait for each other's write lock instead of failing with
+// SQLITE_BUSY.
+func TestTwoStoresOneFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	a, b := open(t, path), open(t, path)
+	defer a.Close()
+	defer b.Close()
+	const each = 50
+	errs := make(chan error, 4*each)
+	var wg sync.WaitGroup
+	for i := range 4 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			for j := range each {
+				if _, err := s.AppendAudit(ctx, store.AuditEvent{Type: "x"}); err != nil {
+					errs <- err
+				}
+				name := fmt.Sprint(i, "-", j)
+				if err := s.Apply(ctx, []store.Change{{Record: store.Record{Kind: "User", Name: name, Spec: json.RawMessage(`{}`)}}}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if rev, err := b.Revision(ctx); err != nil || rev != 4*each {
+		t.Errorf("Revision = %d, %v; want %d", rev, err, 4*each)
+	}
+	if evs, err := a.ListAudit(ctx, store.AuditFilter{}); err != nil || len(evs) != 4*each {
+		t.Errorf("ListAudit: %d events, %v; want %d", len(evs), err, 4*each)
+	}
+}

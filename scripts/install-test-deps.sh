@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the programs the tests drive for real (OpenSSH server and client,
+# rsync, ssh-audit, asciinema) when they are missing. Debian packages only;
+# nothing is downloaded from anywhere else.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+have sshd      || need+=(openssh-server)
+have ssh       || need+=(openssh-client)
+have sftp      || need+=(openssh-client)
+have rsync     || need+=(rsync)
+have ssh-audit || need+=(ssh-audit)
+have asciinema || need+=(asciinema)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+# De-duplicate.
+mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+echo "installing test dependencies: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "not root and no sudo: install ${need[*]} yourself" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# sshd refuses to start without its privilege separation directory.
+$SUDO mkdir -p /run/sshd
