@@ -17,14 +17,15 @@ import (
 
 // Event types written by the gateway.
 const (
-	LoginSuccess    = "login.success"
-	LoginFailure    = "login.failure"
-	LoginMalformed  = "login.malformed"
-	SessionStart    = "session.start"
-	SessionEnd      = "session.end"
-	SessionDeny     = "session.deny"
-	SessionRevoke   = "session.revoke"
-	RequestAllow    = "request.allow"
+	LoginSuccess   = "login.success"
+	LoginFailure   = "login.failure"
+	LoginMalformed = "login.malformed"
+	SessionStart   = "session.start"
+	SessionEnd     = "session.end"
+	SessionRevoke  = "session.revoke"
+	// SessionShutdown records a connection closed because the gateway
+	// stopped; each of its sessions still writes its own session.end.
+	SessionShutdown = "session.shutdown"
 	RequestDeny     = "request.deny"
 	TargetError     = "target.error"
 	HostKeyLearned  = "hostkey.learned"

@@ -53,6 +53,10 @@ type Config struct {
 	DialTimeout Duration `yaml:"dial_timeout"`
 	// ShutdownTimeout is how long sessions may go on after SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DiagAddr, when set, serves Go's /debug/pprof profiles on this
+	// address for diagnosing CPU and memory. It must be a loopback address:
+	// profiles reveal internals and need no credentials.
+	DiagAddr string `yaml:"diag_addr"`
 	// ReloadInterval is how often the store is polled for changes made by
 	// another gateway or process.
 	ReloadInterval Duration `yaml:"reload_interval"`
@@ -181,6 +185,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"dial-timeout", "dial_timeout", "bound on connecting and logging in to a target"},
 	{"shutdown-timeout", "shutdown_timeout", "how long sessions may go on after SIGTERM"},
 	{"reload-interval", "reload_interval", "how often to poll the store for changes"},
+	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
 }
 
 // bindOne sets one configuration key from its flag name.
@@ -219,6 +224,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return dur(&cfg.ShutdownTimeout)
 	case "reload-interval":
 		return dur(&cfg.ReloadInterval)
+	case "diag-addr":
+		return set(&cfg.DiagAddr)
 	}
 	return fmt.Errorf("unknown flag --%s", name)
 }
@@ -248,6 +255,13 @@ func (c *Config) Resolve() error {
 	}
 	if _, _, err := net.SplitHostPort(c.SSHAddr); err != nil {
 		return fmt.Errorf("ssh_addr: %q is not host:port: %v", c.SSHAddr, err)
+	}
+	if c.DiagAddr != "" {
+		host, _, err := net.SplitHostPort(c.DiagAddr)
+		ip := net.ParseIP(host)
+		if err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			return fmt.Errorf("diag_addr: %q must be a loopback host:port (profiles need no credentials)", c.DiagAddr)
+		}
 	}
 	if _, err := c.Level(); err != nil {
 		return err

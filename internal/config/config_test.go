@@ -50,6 +50,7 @@ func TestParse(t *testing.T) {
 		{name: "unknown store", args: []string{"--store", "mysql:x"}, wantErr: "unknown scheme"},
 		{name: "negative timeout", args: []string{"--dial-timeout", "-1s"}, wantErr: "dial_timeout"},
 		{name: "long socket path", args: []string{"--data-dir", "/tmp/" + strings.Repeat("d", 120)}, wantErr: "107"},
+		{name: "diag not loopback", args: []string{"--diag-addr", "0.0.0.0:6060"}, wantErr: "diag_addr"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "none.yaml")}, wantErr: "read config"},
 	}

@@ -620,7 +620,7 @@ func TestDelete(t *testing.T) {
 		{name: "account", kind: resource.KindAccount, target: "web1/svc-stats"},
 		// Subjects are free: deleting a user named by a policy is fine.
 		{name: "user", kind: resource.KindUser, target: "alice"},
-		// Only the account refers to... nothing refers to db1 by name.
+		// db1 is reached through a label selector only: nothing names it.
 		{name: "target matched by labels only", kind: resource.KindTarget, target: "db1"},
 		{name: "policy", kind: resource.KindPolicy, target: "ops-prod"},
 	}
@@ -912,9 +912,9 @@ func TestGetAndList(t *testing.T) {
 	if err != nil || len(targets) != 2 {
 		t.Fatalf("List(Target) = %v, %v", targets, err)
 	}
-	empty, err := g.inv.List(ctx, resource.KindGroup)
-	if err != nil || len(empty) != 1 {
-		t.Fatalf("List(Group) = %v, %v", empty, err)
+	groups, err := g.inv.List(ctx, resource.KindGroup)
+	if err != nil || len(groups) != 1 {
+		t.Fatalf("List(Group) = %v, %v", groups, err)
 	}
 
 	// An export applies back unchanged (get -o yaml | apply -f).

@@ -300,7 +300,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	for _, c := range s.liveConns() {
-		c.terminate("the gateway is shutting down", audit.SessionEnd)
+		c.terminate("the gateway is shutting down", audit.SessionShutdown)
 	}
 	// Pre-auth connections hold no session; their deadline ends them, but
 	// do not make shutdown wait 30 s for them.
