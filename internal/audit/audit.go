@@ -26,6 +26,8 @@ const (
 	// SessionShutdown records a connection closed because the gateway
 	// stopped; each of its sessions still writes its own session.end.
 	SessionShutdown = "session.shutdown"
+	// SessionLimit records a session ended by max_session or idle_timeout.
+	SessionLimit    = "session.limit"
 	RequestDeny     = "request.deny"
 	TargetError     = "target.error"
 	HostKeyLearned  = "hostkey.learned"

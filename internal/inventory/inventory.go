@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -313,4 +314,14 @@ func joinMax(list []string, n int) string {
 		return fmt.Sprint(list)
 	}
 	return fmt.Sprintf("%v and %d more", list[:n], len(list)-n)
+}
+
+// Preview compiles the engine the stored resources would give with overlay
+// applied on top, without storing anything.
+func (inv *Inventory) Preview(ctx context.Context, overlay []resource.Object) (*policy.Engine, []string, error) {
+	base, err := inv.List(ctx, "")
+	if err != nil {
+		return nil, nil, err
+	}
+	return Preview(base, overlay)
 }

@@ -109,6 +109,12 @@ func (s *Snapshot) Authenticate(name string, key ssh.PublicKey) (Identity, bool)
 	return Identity{}, false
 }
 
+// Identity returns the user or service account called name.
+func (s *Snapshot) Identity(name string) (Identity, bool) {
+	id, ok := s.idents[name]
+	return id, ok
+}
+
 // Exists reports whether an identity called name exists.
 func (s *Snapshot) Exists(name string) bool {
 	_, ok := s.idents[name]

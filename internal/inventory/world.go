@@ -93,6 +93,15 @@ func (w *world) checkRefs(o resource.Object) (warnings []string, err error) {
 				}
 			}
 		}
+		for i, c := range o.ChildPolicies {
+			child, ok := w.byKey[string(resource.KindPolicy)+"/"+c].(*resource.Policy)
+			if !ok {
+				return nil, fmt.Errorf("field child_policies[%d]: policy %q does not exist", i, c)
+			}
+			if child.Type == resource.PolicyJIT {
+				return nil, fmt.Errorf("field child_policies[%d]: policy %q is itself a jit policy", i, c)
+			}
+		}
 		for i, u := range o.Subjects.Users {
 			if !w.has(resource.KindUser, u) {
 				warnings = append(warnings, fmt.Sprintf("field subjects.users[%d]: user %q does not exist (yet)", i, u))
@@ -129,6 +138,10 @@ func (w *world) referrers(kind resource.Kind, name string) []string {
 				}
 			case resource.KindEnvironment:
 				if contains(o.Targets.Environments, name) {
+					by = append(by, key)
+				}
+			case resource.KindPolicy:
+				if contains(o.ChildPolicies, name) {
 					by = append(by, key)
 				}
 			case resource.KindOperation:
@@ -183,4 +196,33 @@ func (w *world) compile() (*policy.Engine, error) {
 		return nil, fmt.Errorf("build policy engine: %w", err)
 	}
 	return e, nil
+}
+
+// Preview compiles the policy engine that base would give with overlay
+// applied on top (same kind and name replaces), without storing anything.
+// References are checked as Apply checks them; the warnings are Apply's.
+// `policy test --policies` and offline policy tests use it.
+func Preview(base, overlay []resource.Object) (*policy.Engine, []string, error) {
+	w := &world{byKey: make(map[string]resource.Object, len(base)+len(overlay))}
+	for _, o := range base {
+		w.put(o)
+	}
+	for i, o := range overlay {
+		if err := o.Validate(); err != nil {
+			return nil, nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		w.put(o)
+	}
+	var warnings []string
+	for i, o := range overlay {
+		warns, err := w.checkRefs(o)
+		if err != nil {
+			return nil, nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		for _, msg := range warns {
+			warnings = append(warnings, fmt.Sprintf("document %d (%s %s): %s", i+1, o.GetKind(), o.GetName(), msg))
+		}
+	}
+	e, err := w.compile()
+	return e, warnings, err
 }

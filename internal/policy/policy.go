@@ -10,9 +10,21 @@
 // policies that name the subject; target sets are resolved at compile time
 // (names, environments and labels all become a set of target names).
 //
-// Engine choice (issue 3 will measure alternatives): compiled Go matching
-// with a subject index, because it needs no new language for admins, adds
-// nothing to the binary, and makes the common case a few map lookups.
+// Semantics: policies are permissive (nothing is allowed unless a policy
+// allows it). For a command (an exec request, or a line entered in an
+// interactive shell) the command rules of every policy that grants the
+// request are consulted: a deny pattern in any of them wins; a policy with
+// an allow list grants only the commands it matches.
+//
+// Engine choice, on measurement (this 2-core machine kind, one core):
+// compiled Go matching with a subject index decides in ~0.3 us at 1,000
+// policies and ~0.7 us p50 / a few us p99 at 10,000 (BenchmarkDecide), with
+// no allocation when a request is allowed. OPA with indexed Rego rules
+// measured ~17 us per decision at 1,000 rules and adds ~21 MB to the binary;
+// cedar-go ~200 us (it scans every policy) and +0.8 MB. Both would also
+// make admins' policies a second language or a translation layer to keep
+// correct. The policy types are the abstraction; no admin writes Rego or
+// Cedar.
 package policy
 
 import (
@@ -22,6 +34,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/resource"
 )
@@ -45,8 +58,12 @@ type Request struct {
 	// which target users are allowed (Decision.TargetUsers).
 	TargetUser string
 	Source     netip.Addr
-	// Command is the exact command of an exec request; empty otherwise.
+	// Command is the exact command of an exec request, or the line entered
+	// in an interactive shell; empty otherwise.
 	Command string
+	// Now is the time of the request, for validity windows; zero means
+	// time.Now().
+	Now time.Time
 }
 
 // Decision is the engine's answer.
@@ -63,6 +80,27 @@ type Decision struct {
 	// client: it never reveals whether a target the subject cannot reach
 	// exists.
 	Reason string
+	// Obligations come with an allow.
+	Obligations
+}
+
+// Obligations are what the gateway must do while an allowed session runs.
+type Obligations struct {
+	// MaxSession and IdleTimeout end the session (zero: no limit). Taken
+	// from the policy that allowed it.
+	MaxSession  time.Duration
+	IdleTimeout time.Duration
+	// CheckCommands says that lines entered in an interactive shell must be
+	// checked (Decide with Command set) before they are sent: a policy
+	// granting the shell has command rules.
+	CheckCommands bool
+	// Autologin is set when the allowing policy marks script access.
+	Autologin bool
+	// Record is set when a session-recording policy covers the subject and
+	// target; RecordInput when one of them asks for keystrokes too.
+	Record          bool
+	RecordInput     bool
+	RecordingPolicy string
 }
 
 // Input is everything the engine is compiled from.
@@ -107,6 +145,42 @@ type compiled struct {
 	allow       []pattern
 	deny        []pattern
 	hasAllow    bool
+	from, until time.Time // zero: unbounded
+	maxSession  time.Duration
+	idleTimeout time.Duration
+	autologin   bool
+	recordInput bool // session-recording policies
+}
+
+// hasRules reports whether the policy restricts commands.
+func (c *compiled) hasRules() bool { return c.hasAllow || len(c.deny) > 0 }
+
+// activeAt reports whether now falls in the policy's validity window.
+func (c *compiled) activeAt(now time.Time) bool {
+	return (c.from.IsZero() || !now.Before(c.from)) && (c.until.IsZero() || now.Before(c.until))
+}
+
+// index maps subjects to the policies that name them.
+type index struct {
+	byUser    map[string][]*compiled
+	byGroup   map[string][]*compiled
+	byService map[string][]*compiled
+}
+
+func newIndex() index {
+	return index{byUser: map[string][]*compiled{}, byGroup: map[string][]*compiled{}, byService: map[string][]*compiled{}}
+}
+
+func (ix index) add(p *resource.Policy, c *compiled) {
+	for _, u := range p.Subjects.Users {
+		ix.byUser[u] = append(ix.byUser[u], c)
+	}
+	for _, g := range p.Subjects.Groups {
+		ix.byGroup[g] = append(ix.byGroup[g], c)
+	}
+	for _, s := range p.Subjects.ServiceAccounts {
+		ix.byService[s] = append(ix.byService[s], c)
+	}
 }
 
 type user struct {
@@ -121,10 +195,10 @@ type Engine struct {
 	targets  map[string]*resource.Target
 	// accounts holds "target/name" for every Account.
 	accounts map[string]bool
-	// byUser, byGroup and byService index policies by the subjects they name.
-	byUser    map[string][]*compiled
-	byGroup   map[string][]*compiled
-	byService map[string][]*compiled
+	// access indexes target-access policies, recording session-recording
+	// ones, by the subjects they name.
+	access    index
+	recording index
 	count     int
 }
 
@@ -136,9 +210,8 @@ func Compile(in Input) (*Engine, error) {
 		services:  map[string]bool{},
 		targets:   map[string]*resource.Target{},
 		accounts:  map[string]bool{},
-		byUser:    map[string][]*compiled{},
-		byGroup:   map[string][]*compiled{},
-		byService: map[string][]*compiled{},
+		access:    newIndex(),
+		recording: newIndex(),
 		count:     len(in.Policies),
 	}
 	for _, u := range in.Users {
@@ -168,29 +241,40 @@ func Compile(in Input) (*Engine, error) {
 	for _, op := range in.Operations {
 		ops[op.Name] = op
 	}
-	for _, p := range in.Policies {
-		if p.Type != resource.PolicyTargetAccess {
+	// Policies are compiled in name order so that which policy "allowed" a
+	// request, and so its obligations, do not depend on load order.
+	sorted := slices.Clone(in.Policies)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	for _, p := range sorted {
+		var ix index
+		switch p.Type {
+		case resource.PolicyTargetAccess:
+			ix = e.access
+		case resource.PolicySessionRecording:
+			ix = e.recording
+		default:
+			// proxy, kubernetes and jit policies are validated and stored;
+			// their fronts (later) decide with them.
 			continue
 		}
 		c, err := e.compilePolicy(p, envs, ops)
 		if err != nil {
 			return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 		}
-		for _, u := range p.Subjects.Users {
-			e.byUser[u] = append(e.byUser[u], c)
-		}
-		for _, g := range p.Subjects.Groups {
-			e.byGroup[g] = append(e.byGroup[g], c)
-		}
-		for _, s := range p.Subjects.ServiceAccounts {
-			e.byService[s] = append(e.byService[s], c)
-		}
+		ix.add(p, c)
 	}
 	return e, nil
 }
 
 func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Environment, ops map[string]*resource.Operation) (*compiled, error) {
-	c := &compiled{name: p.Name, targets: map[string]bool{}, targetUsers: p.TargetUsers}
+	c := &compiled{name: p.Name, targets: map[string]bool{}, targetUsers: p.TargetUsers,
+		maxSession: p.MaxSession.Std(), idleTimeout: p.IdleTimeout.Std(), autologin: p.Autologin, recordInput: p.RecordInput}
+	if p.ValidFrom != nil {
+		c.from = *p.ValidFrom
+	}
+	if p.ValidUntil != nil {
+		c.until = *p.ValidUntil
+	}
 	for _, n := range p.Targets.Names {
 		c.targets[n] = true
 	}
@@ -286,158 +370,3 @@ func (e *Engine) PolicyCount() int { return e.count }
 
 // Target returns a target by name, or nil.
 func (e *Engine) Target(name string) *resource.Target { return e.targets[name] }
-
-// denyNoAccess is the one message for both an unknown target and a target
-// the subject may not reach, so that nothing reveals what exists.
-func denyNoAccess(subject, target string) string {
-	return fmt.Sprintf("access denied: %s may not reach %s", subject, target)
-}
-
-// Decide answers one request. It allocates only when building a denial
-// reason or the list of target users.
-func (e *Engine) Decide(r Request) Decision {
-	// Most subjects are in few groups: the candidate lists stay on the
-	// stack, so an allowed request allocates nothing.
-	var buf [8][]*compiled
-	candidates := buf[:0]
-	var loginName string
-	switch r.Kind {
-	case SubjectUser:
-		u, ok := e.users[r.Subject]
-		if !ok {
-			return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
-		}
-		loginName = u.loginName
-		candidates = append(candidates, e.byUser[r.Subject])
-		for _, g := range u.groups {
-			candidates = append(candidates, e.byGroup[g])
-		}
-	case SubjectServiceAccount:
-		if !e.services[r.Subject] {
-			return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
-		}
-		loginName = r.Subject
-		candidates = append(candidates, e.byService[r.Subject])
-	}
-	target := e.targets[r.Target]
-	if target == nil {
-		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
-	}
-	bit := actionBit(r.Action)
-	certAuth := target.AuthMode() == resource.AuthCertificate
-
-	// Track how far the best candidate got, to give the most useful reason.
-	const (
-		stageTarget = iota
-		stageSource
-		stageAction
-		stageUser
-		stageCommand
-	)
-	best := stageTarget
-	var cmdReason string
-	var users []string
-	for _, list := range candidates {
-		for _, c := range list {
-			if !c.targets[r.Target] {
-				continue
-			}
-			best = max(best, stageSource)
-			if len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source) {
-				continue
-			}
-			best = max(best, stageAction)
-			if c.actions&bit == 0 {
-				continue
-			}
-			best = max(best, stageUser)
-			if r.TargetUser == "" {
-				for _, tu := range c.targetUsers {
-					if tu == "{username}" {
-						tu = loginName
-					}
-					if (certAuth || e.accounts[r.Target+"/"+tu]) && !slices.Contains(users, tu) {
-						users = append(users, tu)
-					}
-				}
-				continue
-			}
-			if !e.grantsUser(c, r.TargetUser, loginName, r.Target, certAuth) {
-				continue
-			}
-			best = max(best, stageCommand)
-			if r.Action == resource.ActionExec && (c.hasAllow || len(c.deny) > 0) {
-				op, ok, why := c.checkCommand(r.Command)
-				if !ok {
-					cmdReason = why
-					continue
-				}
-				return Decision{Allow: true, Policy: c.name, Operation: op}
-			}
-			return Decision{Allow: true, Policy: c.name}
-		}
-	}
-	if r.TargetUser == "" && len(users) > 0 {
-		sort.Strings(users)
-		return Decision{Allow: true, TargetUsers: users}
-	}
-	d := Decision{}
-	switch best {
-	case stageTarget:
-		d.Reason = denyNoAccess(r.Subject, r.Target)
-	case stageSource:
-		d.Reason = fmt.Sprintf("access denied: %s may not reach %s from %s", r.Subject, r.Target, r.Source)
-	case stageAction:
-		d.Reason = fmt.Sprintf("access denied: %s is not granted %s on %s", r.Subject, r.Action, r.Target)
-	case stageUser:
-		if r.TargetUser == "" {
-			d.Reason = fmt.Sprintf("access denied: no target user on %s that %s may use", r.Target, r.Subject)
-		} else {
-			d.Reason = fmt.Sprintf("access denied: %s may not log in to %s as %s", r.Subject, r.Target, r.TargetUser)
-		}
-	case stageCommand:
-		d.Reason = "access denied: " + cmdReason
-	}
-	return d
-}
-
-func (e *Engine) grantsUser(c *compiled, want, loginName, target string, certAuth bool) bool {
-	for _, tu := range c.targetUsers {
-		if tu == want || (tu == "{username}" && loginName == want) {
-			return certAuth || e.accounts[target+"/"+want]
-		}
-	}
-	return false
-}
-
-func inCIDRs(cidrs []netip.Prefix, a netip.Addr) bool {
-	a = a.Unmap()
-	for _, p := range cidrs {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// checkCommand applies a policy's command rules: deny wins, and when allow
-// rules exist a command must match one.
-func (c *compiled) checkCommand(cmd string) (operation string, ok bool, reason string) {
-	for _, p := range c.deny {
-		if p.re.MatchString(cmd) {
-			if p.operation != "" {
-				return p.operation, false, fmt.Sprintf("command denied by operation %s (policy %s)", p.operation, c.name)
-			}
-			return "", false, fmt.Sprintf("command denied by policy %s", c.name)
-		}
-	}
-	if !c.hasAllow {
-		return "", true, ""
-	}
-	for _, p := range c.allow {
-		if p.re.MatchString(cmd) {
-			return p.operation, true, ""
-		}
-	}
-	return "", false, fmt.Sprintf("command not in the allowed list of policy %s", c.name)
-}

@@ -291,6 +291,12 @@ func explainYAMLError(msg string, index []located) string {
 		if l != nil {
 			return fmt.Sprintf("field %s: %s (line %d)", l.path, rest, l.orig.Line)
 		}
+		return msg
+	}
+	// Errors from a field's own UnmarshalYAML (durations, say) carry only
+	// the line: name the value on it.
+	if l := find(false, func(*yaml.Node) bool { return true }); l != nil {
+		return fmt.Sprintf("field %s: %s (line %d)", l.path, rest, l.orig.Line)
 	}
 	return msg
 }

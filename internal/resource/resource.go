@@ -168,58 +168,6 @@ type Operation struct {
 	Patterns []string `yaml:"patterns" json:"patterns"`
 }
 
-// Policy types.
-const (
-	PolicyTargetAccess = "target-access"
-)
-
-// Actions a target-access policy grants.
-const (
-	ActionShell        = "shell"
-	ActionExec         = "exec"
-	ActionFileTransfer = "file-transfer"
-	ActionTunnel       = "tunnel"
-)
-
-// AllActions lists every action a target-access policy may grant.
-var AllActions = []string{ActionShell, ActionExec, ActionFileTransfer, ActionTunnel}
-
-// Subjects says whom a policy is for.
-type Subjects struct {
-	Users           []string `yaml:"users,omitempty" json:"users,omitempty"`
-	Groups          []string `yaml:"groups,omitempty" json:"groups,omitempty"`
-	ServiceAccounts []string `yaml:"service_accounts,omitempty" json:"service_accounts,omitempty"`
-}
-
-// TargetSelector says which targets a policy covers: a target matches when
-// it is named, is in a named environment, or carries all the labels.
-type TargetSelector struct {
-	Names        []string          `yaml:"names,omitempty" json:"names,omitempty"`
-	Environments []string          `yaml:"environments,omitempty" json:"environments,omitempty"`
-	Labels       map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
-}
-
-// CommandRules restricts the commands a policy allows. Each entry is an RE2
-// pattern or "@operation".
-type CommandRules struct {
-	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
-	Deny  []string `yaml:"deny,omitempty" json:"deny,omitempty"`
-}
-
-// Policy grants subjects access to targets.
-type Policy struct {
-	Kind        Kind           `yaml:"kind" json:"kind"`
-	Name        string         `yaml:"name" json:"name"`
-	Type        string         `yaml:"type" json:"type"`
-	Subjects    Subjects       `yaml:"subjects" json:"subjects"`
-	Targets     TargetSelector `yaml:"targets" json:"targets"`
-	TargetUsers []string       `yaml:"target_users,omitempty" json:"target_users,omitempty"`
-	Actions     []string       `yaml:"actions,omitempty" json:"actions,omitempty"`
-	SourceCIDRs []string       `yaml:"source_cidrs,omitempty" json:"source_cidrs,omitempty"`
-	Autologin   bool           `yaml:"autologin,omitempty" json:"autologin,omitempty"`
-	Commands    *CommandRules  `yaml:"commands,omitempty" json:"commands,omitempty"`
-}
-
 // GetKind implements Object.
 func (u *User) GetKind() Kind { return KindUser }
 
@@ -261,12 +209,6 @@ func (o *Operation) GetKind() Kind { return KindOperation }
 
 // GetName implements Object.
 func (o *Operation) GetName() string { return o.Name }
-
-// GetKind implements Object.
-func (p *Policy) GetKind() Kind { return KindPolicy }
-
-// GetName implements Object.
-func (p *Policy) GetName() string { return p.Name }
 
 // New returns an empty object of the given kind with its Kind field set.
 func New(kind Kind) (Object, error) {

@@ -3,7 +3,6 @@ package resource
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
@@ -272,92 +271,6 @@ func (o *Operation) Validate() error {
 	for i, p := range o.Patterns {
 		if _, err := regexp.Compile(p); err != nil {
 			return fieldErr(fmt.Sprintf("patterns[%d]", i), "bad regular expression: %v", err)
-		}
-	}
-	return nil
-}
-
-// Validate implements Object.
-func (p *Policy) Validate() error {
-	if err := checkName("name", p.Name); err != nil {
-		return err
-	}
-	switch p.Type {
-	case PolicyTargetAccess:
-	case "":
-		return fieldErr("type", "is required (target-access)")
-	default:
-		return fieldErr("type", "unknown policy type %q (want target-access)", p.Type)
-	}
-	if err := checkNames("subjects.users", p.Subjects.Users); err != nil {
-		return err
-	}
-	if err := checkNames("subjects.groups", p.Subjects.Groups); err != nil {
-		return err
-	}
-	if err := checkNames("subjects.service_accounts", p.Subjects.ServiceAccounts); err != nil {
-		return err
-	}
-	if len(p.Subjects.Users)+len(p.Subjects.Groups)+len(p.Subjects.ServiceAccounts) == 0 {
-		return fieldErr("subjects", "names no users, groups or service accounts")
-	}
-	if err := checkNames("targets.names", p.Targets.Names); err != nil {
-		return err
-	}
-	if err := checkNames("targets.environments", p.Targets.Environments); err != nil {
-		return err
-	}
-	if err := checkLabels("targets.labels", p.Targets.Labels); err != nil {
-		return err
-	}
-	if len(p.Targets.Names)+len(p.Targets.Environments)+len(p.Targets.Labels) == 0 {
-		return fieldErr("targets", "names no targets, environments or labels")
-	}
-	if len(p.TargetUsers) == 0 {
-		return fieldErr("target_users", "at least one target user is required")
-	}
-	for i, u := range p.TargetUsers {
-		if u != "{username}" && !ValidTargetUser(u) {
-			return fieldErr(fmt.Sprintf("target_users[%d]", i), "%q is not a login name or {username}", u)
-		}
-	}
-	if len(p.Actions) == 0 {
-		return fieldErr("actions", "at least one action is required (%s)", strings.Join(AllActions, ", "))
-	}
-	for i, a := range p.Actions {
-		ok := false
-		for _, known := range AllActions {
-			ok = ok || a == known
-		}
-		if !ok {
-			return fieldErr(fmt.Sprintf("actions[%d]", i), "unknown action %q (want %s)", a, strings.Join(AllActions, ", "))
-		}
-	}
-	for i, c := range p.SourceCIDRs {
-		if _, err := netip.ParsePrefix(c); err != nil {
-			return fieldErr(fmt.Sprintf("source_cidrs[%d]", i), "%q is not a CIDR: %v", c, err)
-		}
-	}
-	if p.Autologin && len(p.SourceCIDRs) == 0 {
-		return fieldErr("autologin", "autologin needs source_cidrs")
-	}
-	if p.Commands != nil {
-		for _, rules := range []struct {
-			field string
-			list  []string
-		}{{"commands.allow", p.Commands.Allow}, {"commands.deny", p.Commands.Deny}} {
-			for i, pat := range rules.list {
-				f := fmt.Sprintf("%s[%d]", rules.field, i)
-				if op, ok := strings.CutPrefix(pat, "@"); ok {
-					if err := checkName(f, op); err != nil {
-						return err
-					}
-					continue
-				}
-				if _, err := regexp.Compile(pat); err != nil {
-					return fieldErr(f, "bad regular expression: %v", err)
-				}
-			}
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -211,7 +212,7 @@ func TestValidate(t *testing.T) {
 
 		{name: "policy ok", obj: validPolicy()},
 		{name: "policy no type", obj: func() Object { p := validPolicy(); p.Type = ""; return p }(), wantErr: "field type: is required"},
-		{name: "policy unknown type", obj: func() Object { p := validPolicy(); p.Type = "jit"; return p }(), wantErr: "field type: unknown policy type \"jit\""},
+		{name: "policy unknown type", obj: func() Object { p := validPolicy(); p.Type = "vpn"; return p }(), wantErr: "field type: unknown policy type \"vpn\""},
 		{name: "policy no subjects", obj: func() Object { p := validPolicy(); p.Subjects = Subjects{}; return p }(), wantErr: "field subjects"},
 		{name: "policy bad subject", obj: func() Object { p := validPolicy(); p.Subjects.ServiceAccounts = []string{"a~b"}; return p }(), wantErr: "field subjects.service_accounts[0]"},
 		{name: "policy no targets", obj: func() Object { p := validPolicy(); p.Targets = TargetSelector{}; return p }(), wantErr: "field targets"},
@@ -229,7 +230,13 @@ func TestValidate(t *testing.T) {
 		{name: "policy bad allow regexp", obj: func() Object { p := validPolicy(); p.Commands.Allow = []string{"(?P<"}; return p }(), wantErr: "field commands.allow[0]: bad regular expression"},
 		{name: "policy bad deny regexp", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"ok", "[z-a]"}; return p }(), wantErr: "field commands.deny[1]"},
 		{name: "policy bad operation name", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"@"}; return p }(), wantErr: "field commands.deny[0]: is required"},
-		{name: "policy empty commands", obj: func() Object { p := validPolicy(); p.Commands = &CommandRules{}; return p }()},
+		{name: "policy empty commands", obj: func() Object { p := validPolicy(); p.Commands = &CommandRules{}; return p }(), wantErr: "field commands: has neither allow nor deny"},
+		{name: "proxy policy", obj: &Policy{Name: "db", Type: PolicyProxy, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"pg"}}, TargetUsers: []string{"postgres"}}},
+		{name: "session-recording policy", obj: &Policy{Name: "rec", Type: PolicySessionRecording, Subjects: Subjects{Groups: []string{"ops"}}, Targets: TargetSelector{Labels: map[string]string{"env": "prod"}}, RecordInput: true}},
+		{name: "kubernetes policy", obj: &Policy{Name: "k", Type: PolicyKubernetes, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"c1"}}, ClusterGroups: []string{"system:masters"}}},
+		{name: "jit policy", obj: &Policy{Name: "j", Type: PolicyJIT, Subjects: Subjects{Users: []string{"a"}}, ChildPolicies: []string{"ops-web"}, Duration: Duration(time.Hour)}},
+		{name: "jit granting itself", obj: &Policy{Name: "j", Type: PolicyJIT, Subjects: Subjects{Users: []string{"a"}}, ChildPolicies: []string{"j"}, Duration: Duration(time.Hour)}, wantErr: "cannot grant itself"},
+		{name: "recording with actions", obj: &Policy{Name: "rec", Type: PolicySessionRecording, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"t"}}, Actions: []string{"shell"}}, wantErr: "field actions: is not used by policy type session-recording"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -21,9 +21,10 @@ var largePool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// copyAdaptive is io.Copy with the buffer policy above. It returns the
-// bytes written and the first error other than io.EOF.
-func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
+// copyAdaptive is io.Copy with the buffer policy above, stamping act (if
+// not nil) per chunk. It returns the bytes written and the first error
+// other than io.EOF.
+func copyAdaptive(dst io.Writer, src io.Reader, act *activity) (int64, error) {
 	var small [smallBuf]byte
 	buf := small[:]
 	var large *[]byte
@@ -36,6 +37,7 @@ func copyAdaptive(dst io.Writer, src io.Reader) (int64, error) {
 	for {
 		n, rerr := src.Read(buf)
 		if n > 0 {
+			act.touch()
 			w, werr := dst.Write(buf[:n])
 			total += int64(w)
 			if werr != nil {

@@ -3,6 +3,7 @@ package sshgate
 import (
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"strings"
 	"sync"
@@ -198,7 +199,18 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		return
 	}
 	start := time.Now()
-	res := bridgeSession(ch, reqs, uch, ureqs)
+	act := &activity{}
+	abort := make(chan struct{})
+	stop := c.enforceLimits(g, d.Obligations, act, func(reason string) {
+		tell(ch, "session ended: "+reason)
+		endSession(uch, abort)
+	})
+	opts := bridgeOpts{act: act, abort: abort}
+	if action == resource.ActionShell && d.CheckCommands {
+		opts.gate = c.newLineGate(ch, g, hasPTY(setup))
+	}
+	res := bridgeSession(ch, reqs, uch, ureqs, opts)
+	stop()
 	end := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
 		"duration_ms": time.Since(start).Milliseconds()}
 	if res.exitStatus != nil {
@@ -225,6 +237,44 @@ func (c *conn) targetErrorMessage(err error) string {
 	}
 }
 
+func hasPTY(setup []*ssh.Request) bool {
+	for _, r := range setup {
+		if r.Type == "pty-req" {
+			return true
+		}
+	}
+	return false
+}
+
+// newLineGate builds the line checker for a shell session: each line is
+// decided as the shell action with the line as its command, and a denied
+// line is reported to the client and the audit trail.
+func (c *conn) newLineGate(ch ssh.Channel, g *grant, pty bool) *lineGate {
+	lg := &lineGate{pty: pty}
+	if pty {
+		lg.alt = &altScreen{}
+	}
+	lg.check = func(line string, certain bool) (bool, string) {
+		if strings.TrimSpace(line) == "" {
+			return true, ""
+		}
+		d, _ := c.decide(resource.ActionShell, line)
+		if d.Allow {
+			return true, ""
+		}
+		detail := map[string]any{"action": resource.ActionShell, "command": line, "certain": certain, "interactive": true}
+		if d.Operation != "" {
+			detail["operation"] = d.Operation
+		}
+		_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, SessionID: g.id, Message: d.Reason, Detail: detail})
+		return false, d.Reason
+	}
+	lg.deny = func(reason string) {
+		_, _ = ch.Stderr().Write([]byte("\r\nportcullis: " + reason + "; the line was not run\r\n"))
+	}
+	return lg
+}
+
 func drain(reqs <-chan *ssh.Request) {
 	go func() {
 		for r := range reqs {
@@ -233,6 +283,13 @@ func drain(reqs <-chan *ssh.Request) {
 			}
 		}
 	}()
+}
+
+// bridgeOpts are the optional parts of a bridge.
+type bridgeOpts struct {
+	act   *activity       // stamped as data moves, for idle_timeout
+	abort <-chan struct{} // closed to stop waiting for the target
+	gate  *lineGate       // checks shell lines; nil when commands are not restricted
 }
 
 type sessionResult struct {
@@ -245,23 +302,36 @@ type sessionResult struct {
 // and a target session channel until the target closes it or the client
 // goes away. Exit status and signal are held back until all output has been
 // delivered, so the client sees every byte before it exits.
-func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request) sessionResult {
+//
+// When abort is closed the bridge stops waiting for the target: it closes
+// the client's channel and returns; copy loops still blocked on the target
+// end when the upstream connection closes.
+func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request, o bridgeOpts) sessionResult {
 	var res sessionResult
+	act, abort := o.act, o.abort
+	var stdout io.Writer = client
+	if o.gate != nil && o.gate.alt != nil {
+		stdout = observingWriter{w: client, alt: o.gate.alt}
+	}
 	var outWG sync.WaitGroup
 	var errBytes int64 // written by the stderr goroutine, read after outWG.Wait
 	outWG.Add(2)
 	go func() {
 		defer outWG.Done()
-		res.out, _ = copyAdaptive(client, up)
+		res.out, _ = copyAdaptive(stdout, up, act)
 	}()
 	go func() {
 		defer outWG.Done()
-		errBytes, _ = copyAdaptive(client.Stderr(), up.Stderr())
+		errBytes, _ = copyAdaptive(client.Stderr(), up.Stderr(), act)
 	}()
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
-		res.in, _ = copyAdaptive(up, client)
+		if o.gate != nil {
+			res.in, _ = copyChecked(up, client, o.gate, act)
+		} else {
+			res.in, _ = copyAdaptive(up, client, act)
+		}
 		_ = up.CloseWrite()
 	}()
 	go func() {
@@ -282,7 +352,19 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 		up.Close()
 	}()
 	var held []*ssh.Request
-	for r := range ureqs {
+loop:
+	for {
+		var r *ssh.Request
+		select {
+		case <-abort:
+			client.Close()
+			return res
+		case req, ok := <-ureqs:
+			if !ok {
+				break loop
+			}
+			r = req
+		}
 		switch r.Type {
 		case "exit-status":
 			var p struct{ Status uint32 }
@@ -308,7 +390,12 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 			}
 		}
 	}
-	outWG.Wait()
+	select {
+	case <-waitGroup(&outWG):
+	case <-abort:
+		client.Close()
+		return res
+	}
 	res.out += errBytes
 	_ = client.CloseWrite()
 	for _, r := range held {
@@ -318,3 +405,25 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 	<-inDone
 	return res
 }
+
+func waitGroup(wg *sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	return done
+}
+
+// endSession ends a target session the gateway decided to stop: TERM to the
+// remote command (OpenSSH's sshd honours "signal" requests), then close.
+// A target that does not close its side within abortGrace is abandoned by
+// closing abort.
+func endSession(up ssh.Channel, abort chan struct{}) {
+	_, _ = up.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"TERM"}))
+	_ = up.Close()
+	time.AfterFunc(abortGrace, func() { close(abort) })
+}
+
+// abortGrace is how long a target gets to close a session the gateway ended.
+const abortGrace = 2 * time.Second

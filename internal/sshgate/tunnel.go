@@ -76,7 +76,14 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 		return
 	}
 	start := time.Now()
-	in, out := pipe(ch, uch)
+	act := &activity{}
+	stop := c.enforceLimits(g, d.Obligations, act, func(string) {
+		// A tunnel has no stderr to explain on; the audit event does.
+		uch.Close()
+		ch.Close()
+	})
+	in, out := pipe(ch, uch, act)
+	stop()
 	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("tunnel to %s ended", dest),
 		Detail: map[string]any{"action": resource.ActionTunnel, "destination": dest, "bytes_in": in, "bytes_out": out,
@@ -85,17 +92,17 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 
 // pipe copies both ways, half-closing each side as its source ends, and
 // closes both channels when both directions are done.
-func pipe(client, up ssh.Channel) (in, out int64) {
+func pipe(client, up ssh.Channel, act *activity) (in, out int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		in, _ = copyAdaptive(up, client)
+		in, _ = copyAdaptive(up, client, act)
 		_ = up.CloseWrite()
 	}()
 	go func() {
 		defer wg.Done()
-		out, _ = copyAdaptive(client, up)
+		out, _ = copyAdaptive(client, up, act)
 		_ = client.CloseWrite()
 	}()
 	wg.Wait()

@@ -1,0 +1,248 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/resource"
+)
+
+// Stages a policy passes on the way to granting a request, in order. The
+// furthest stage any candidate reached picks the denial reason.
+const (
+	stageTarget  = iota // the policy does not cover the target
+	stageWindow         // covers the target, but not now
+	stageSource         // ... now, but not from this address
+	stageAction         // ... from here, but not this action
+	stageUser           // ... this action, but not as this target user
+	stageGranted        // grants the request (commands aside)
+)
+
+// denyNoAccess is the one message for both an unknown target and a target
+// the subject may not reach, so that nothing reveals what exists.
+func denyNoAccess(subject, target string) string {
+	return fmt.Sprintf("access denied: %s may not reach %s", subject, target)
+}
+
+// candidates appends to buf the policy lists of ix that name the subject,
+// and returns the subject's {username}. ok is false for an unknown subject.
+func (e *Engine) candidates(ix index, r *Request, buf [][]*compiled) (string, [][]*compiled, bool) {
+	switch r.Kind {
+	case SubjectUser:
+		u, ok := e.users[r.Subject]
+		if !ok {
+			return "", buf, false
+		}
+		buf = append(buf, ix.byUser[r.Subject])
+		for _, g := range u.groups {
+			buf = append(buf, ix.byGroup[g])
+		}
+		return u.loginName, buf, true
+	case SubjectServiceAccount:
+		if !e.services[r.Subject] {
+			return "", buf, false
+		}
+		return r.Subject, append(buf, ix.byService[r.Subject]), true
+	}
+	return "", buf, false
+}
+
+// stage returns how far policy c gets towards granting r.
+func (e *Engine) stage(c *compiled, r *Request, loginName string, certAuth bool, now time.Time) int {
+	switch {
+	case !c.targets[r.Target]:
+		return stageTarget
+	case !c.activeAt(now):
+		return stageWindow
+	case len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source):
+		return stageSource
+	case c.actions&actionBit(r.Action) == 0:
+		return stageAction
+	case r.TargetUser != "" && !e.grantsUser(c, r.TargetUser, loginName, r.Target, certAuth):
+		return stageUser
+	}
+	return stageGranted
+}
+
+// Decide answers one request. An allowed request with a target user
+// allocates nothing; denials allocate their reason.
+func (e *Engine) Decide(r Request) Decision {
+	// Most subjects are in few groups: the candidate lists stay on the
+	// stack.
+	var buf [8][]*compiled
+	loginName, cands, ok := e.candidates(e.access, &r, buf[:0])
+	if !ok {
+		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
+	}
+	target := e.targets[r.Target]
+	if target == nil {
+		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
+	}
+	now := r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	certAuth := target.AuthMode() == resource.AuthCertificate
+
+	best := stageTarget
+	var (
+		granted     *compiled
+		grantedOp   string
+		checkCmds   bool
+		cmdReason   string
+		users       []string
+		usersWanted = r.TargetUser == ""
+	)
+	for _, list := range cands {
+		for _, c := range list {
+			st := e.stage(c, &r, loginName, certAuth, now)
+			best = max(best, st)
+			if st != stageGranted {
+				continue
+			}
+			if usersWanted {
+				users = e.appendUsers(users, c, loginName, r.Target, certAuth)
+				continue
+			}
+			if !c.hasRules() {
+				if granted == nil {
+					granted = c
+				}
+				continue
+			}
+			checkCmds = true
+			if r.Command == "" && r.Action == resource.ActionShell {
+				// Starting a shell: its lines are checked one by one.
+				if granted == nil {
+					granted = c
+				}
+				continue
+			}
+			op, denied, allowed, why := c.checkCommand(r.Command)
+			if denied {
+				// A deny pattern in any granting policy wins.
+				return Decision{Reason: "access denied: " + why, Operation: op}
+			}
+			if !allowed {
+				cmdReason = why
+				continue
+			}
+			if granted == nil {
+				granted, grantedOp = c, op
+			}
+		}
+	}
+	if usersWanted {
+		if len(users) > 0 {
+			sort.Strings(users)
+			return Decision{Allow: true, TargetUsers: users}
+		}
+		if best == stageGranted {
+			best = stageUser
+		}
+	}
+	if granted != nil {
+		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Obligations: Obligations{
+			MaxSession: granted.maxSession, IdleTimeout: granted.idleTimeout,
+			CheckCommands: checkCmds, Autologin: granted.autologin,
+		}}
+		e.recordingFor(&d.Obligations, &r, target.Name, now)
+		return d
+	}
+	return Decision{Reason: e.reason(best, &r, cmdReason)}
+}
+
+// reason words a denial by the furthest stage any policy reached.
+func (e *Engine) reason(best int, r *Request, cmdReason string) string {
+	switch best {
+	case stageWindow:
+		return fmt.Sprintf("access denied: %s's access to %s is outside its validity window", r.Subject, r.Target)
+	case stageSource:
+		return fmt.Sprintf("access denied: %s may not reach %s from %s", r.Subject, r.Target, r.Source)
+	case stageAction:
+		return fmt.Sprintf("access denied: %s is not granted %s on %s", r.Subject, r.Action, r.Target)
+	case stageUser:
+		if r.TargetUser == "" {
+			return fmt.Sprintf("access denied: no target user on %s that %s may use", r.Target, r.Subject)
+		}
+		return fmt.Sprintf("access denied: %s may not log in to %s as %s", r.Subject, r.Target, r.TargetUser)
+	case stageGranted:
+		return "access denied: " + cmdReason
+	}
+	return denyNoAccess(r.Subject, r.Target)
+}
+
+// recordingFor fills the recording obligations from the session-recording
+// policies that cover the subject and target now.
+func (e *Engine) recordingFor(o *Obligations, r *Request, target string, now time.Time) {
+	var buf [8][]*compiled
+	_, cands, _ := e.candidates(e.recording, r, buf[:0])
+	for _, list := range cands {
+		for _, c := range list {
+			if !c.targets[target] || !c.activeAt(now) {
+				continue
+			}
+			if !o.Record {
+				o.Record, o.RecordingPolicy = true, c.name
+			}
+			o.RecordInput = o.RecordInput || c.recordInput
+		}
+	}
+}
+
+func (e *Engine) appendUsers(users []string, c *compiled, loginName, target string, certAuth bool) []string {
+	for _, tu := range c.targetUsers {
+		if tu == "{username}" {
+			tu = loginName
+		}
+		if (certAuth || e.accounts[target+"/"+tu]) && !slices.Contains(users, tu) {
+			users = append(users, tu)
+		}
+	}
+	return users
+}
+
+func (e *Engine) grantsUser(c *compiled, want, loginName, target string, certAuth bool) bool {
+	for _, tu := range c.targetUsers {
+		if tu == want || (tu == "{username}" && loginName == want) {
+			return certAuth || e.accounts[target+"/"+want]
+		}
+	}
+	return false
+}
+
+func inCIDRs(cidrs []netip.Prefix, a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range cidrs {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkCommand applies one policy's command rules. denied: a deny pattern
+// matched (it wins over every other policy). allowed: no allow list, or a
+// pattern of it matched. operation names the operation that matched.
+func (c *compiled) checkCommand(cmd string) (operation string, denied, allowed bool, reason string) {
+	for _, p := range c.deny {
+		if p.re.MatchString(cmd) {
+			if p.operation != "" {
+				return p.operation, true, false, fmt.Sprintf("command denied by operation %s (policy %s)", p.operation, c.name)
+			}
+			return "", true, false, fmt.Sprintf("command denied by policy %s", c.name)
+		}
+	}
+	if !c.hasAllow {
+		return "", false, true, ""
+	}
+	for _, p := range c.allow {
+		if p.re.MatchString(cmd) {
+			return p.operation, false, true, ""
+		}
+	}
+	return "", false, false, fmt.Sprintf("command not in the allowed list of policy %s", c.name)
+}

@@ -1,0 +1,120 @@
+package policy
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/resource"
+)
+
+// Step is one policy's part in a decision, for `portcullis policy explain`.
+type Step struct {
+	Policy string `json:"policy"`
+	Type   string `json:"type"` // target-access or session-recording
+	// Outcome is "grants", "denies" (a command rule), "no match", or for
+	// session-recording "records".
+	Outcome string `json:"outcome"`
+	Why     string `json:"why"`
+}
+
+// Explain decides r and says what every policy naming the subject
+// contributed. It is slower than Decide and meant for people.
+func (e *Engine) Explain(r Request) (Decision, []Step) {
+	d := e.Decide(r)
+	var steps []Step
+	loginName, cands, ok := e.candidates(e.access, &r, nil)
+	target := e.targets[r.Target]
+	if !ok {
+		return d, []Step{{Outcome: "no match", Why: fmt.Sprintf("no user or service account is called %q", r.Subject)}}
+	}
+	if target == nil {
+		return d, []Step{{Outcome: "no match", Why: fmt.Sprintf("no target is called %q", r.Target)}}
+	}
+	now := r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	certAuth := target.AuthMode() == resource.AuthCertificate
+	seen := map[*compiled]bool{}
+	for _, list := range cands {
+		for _, c := range list {
+			if seen[c] {
+				continue
+			}
+			seen[c] = true
+			st := Step{Policy: c.name, Type: resource.PolicyTargetAccess, Outcome: "no match"}
+			switch e.stage(c, &r, loginName, certAuth, now) {
+			case stageTarget:
+				st.Why = fmt.Sprintf("does not cover target %s", r.Target)
+			case stageWindow:
+				st.Why = fmt.Sprintf("is valid %s", window(c))
+			case stageSource:
+				st.Why = fmt.Sprintf("does not allow source %s (source_cidrs %v)", r.Source, c.cidrs)
+			case stageAction:
+				st.Why = fmt.Sprintf("does not grant %s", r.Action)
+			case stageUser:
+				st.Why = fmt.Sprintf("does not grant target user %s (target_users %v%s)", r.TargetUser, c.targetUsers, accountNote(certAuth))
+			case stageGranted:
+				st.Outcome, st.Why = "grants", fmt.Sprintf("grants %s on %s", r.Action, r.Target)
+				if r.TargetUser == "" {
+					st.Why += fmt.Sprintf(" as %v", e.appendUsers(nil, c, loginName, r.Target, certAuth))
+				}
+				if r.Command != "" && c.hasRules() {
+					op, denied, allowed, why := c.checkCommand(r.Command)
+					switch {
+					case denied:
+						st.Outcome, st.Why = "denies", why
+					case !allowed:
+						st.Outcome, st.Why = "no match", why
+					case op != "":
+						st.Why += fmt.Sprintf("; command matches operation %s", op)
+					default:
+						st.Why += "; command allowed by its rules"
+					}
+				} else if c.hasRules() {
+					st.Why += "; lines entered in a shell are checked against its command rules"
+				}
+			}
+			steps = append(steps, st)
+		}
+	}
+	rcands := [][]*compiled(nil)
+	_, rcands, _ = e.candidates(e.recording, &r, rcands)
+	for _, list := range rcands {
+		for _, c := range list {
+			if seen[c] || !c.targets[r.Target] || !c.activeAt(now) {
+				continue
+			}
+			seen[c] = true
+			why := "records output"
+			if c.recordInput {
+				why = "records output and input"
+			}
+			steps = append(steps, Step{Policy: c.name, Type: resource.PolicySessionRecording, Outcome: "records", Why: why})
+		}
+	}
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].Policy < steps[j].Policy })
+	if len(steps) == 0 {
+		steps = append(steps, Step{Outcome: "no match", Why: fmt.Sprintf("no policy names %s or its groups", r.Subject)})
+	}
+	return d, steps
+}
+
+func window(c *compiled) string {
+	switch {
+	case !c.from.IsZero() && !c.until.IsZero():
+		return fmt.Sprintf("from %s until %s", c.from.Format(time.RFC3339), c.until.Format(time.RFC3339))
+	case !c.from.IsZero():
+		return "from " + c.from.Format(time.RFC3339)
+	default:
+		return "until " + c.until.Format(time.RFC3339)
+	}
+}
+
+func accountNote(certAuth bool) string {
+	if certAuth {
+		return ""
+	}
+	return "; with auth: key a target user also needs an Account"
+}

@@ -1,0 +1,364 @@
+package resource
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Policy types. Each grants something different; the fields a type does not
+// use are refused on apply so that a misplaced field never silently does
+// nothing.
+const (
+	// PolicyTargetAccess grants shell, exec, file-transfer and tunnel on
+	// Linux targets.
+	PolicyTargetAccess = "target-access"
+	// PolicyProxy grants connections to database and web targets.
+	PolicyProxy = "proxy"
+	// PolicyKubernetes grants kubectl access with impersonated users and
+	// groups.
+	PolicyKubernetes = "kubernetes"
+	// PolicySessionRecording says what is recorded for its subjects.
+	PolicySessionRecording = "session-recording"
+	// PolicyJIT lets its subjects request the child policies for a while.
+	PolicyJIT = "jit"
+)
+
+// PolicyTypes lists every policy type.
+var PolicyTypes = []string{PolicyTargetAccess, PolicyProxy, PolicyKubernetes, PolicySessionRecording, PolicyJIT}
+
+// Actions a target-access policy grants.
+const (
+	ActionShell        = "shell"
+	ActionExec         = "exec"
+	ActionFileTransfer = "file-transfer"
+	ActionTunnel       = "tunnel"
+)
+
+// AllActions lists every action a target-access policy may grant.
+var AllActions = []string{ActionShell, ActionExec, ActionFileTransfer, ActionTunnel}
+
+// Subjects says whom a policy is for.
+type Subjects struct {
+	Users           []string `yaml:"users,omitempty" json:"users,omitempty"`
+	Groups          []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+	ServiceAccounts []string `yaml:"service_accounts,omitempty" json:"service_accounts,omitempty"`
+}
+
+// TargetSelector says which targets a policy covers: a target matches when
+// it is named, is in a named environment, or carries all the labels.
+type TargetSelector struct {
+	Names        []string          `yaml:"names,omitempty" json:"names,omitempty"`
+	Environments []string          `yaml:"environments,omitempty" json:"environments,omitempty"`
+	Labels       map[string]string `yaml:"labels,omitempty" json:"labels,omitempty"`
+}
+
+// IsZero reports whether the selector names nothing.
+func (t TargetSelector) IsZero() bool {
+	return len(t.Names)+len(t.Environments)+len(t.Labels) == 0
+}
+
+// CommandRules restricts the commands a policy allows. Each entry is an RE2
+// pattern or "@operation".
+type CommandRules struct {
+	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
+	Deny  []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// Duration is a time.Duration written as "30m" or "8h" in YAML and JSON.
+type Duration time.Duration
+
+// String formats the duration as Go does ("8h0m0s").
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// Std returns the duration as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// IsZero lets omitempty drop an unset duration.
+func (d Duration) IsZero() bool { return d == 0 }
+
+func parseDuration(s string) (Duration, error) {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 30m or 8h", s)
+	}
+	if v <= 0 {
+		return 0, fmt.Errorf("%q must be positive", s)
+	}
+	return Duration(v), nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := parseDuration(s)
+	if err != nil {
+		// A TypeError with the node's line lets the decoder name the field.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %v", n.Line, err)}}
+	}
+	*d = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler (JSON strings).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := parseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Policy grants subjects access to targets. Which fields apply depends on
+// Type; see policyFields.
+type Policy struct {
+	Kind     Kind           `yaml:"kind" json:"kind"`
+	Name     string         `yaml:"name" json:"name"`
+	Type     string         `yaml:"type" json:"type"`
+	Subjects Subjects       `yaml:"subjects" json:"subjects"`
+	Targets  TargetSelector `yaml:"targets,omitempty" json:"targets,omitzero"`
+
+	// target-access and proxy
+	TargetUsers []string `yaml:"target_users,omitempty" json:"target_users,omitempty"`
+	SourceCIDRs []string `yaml:"source_cidrs,omitempty" json:"source_cidrs,omitempty"`
+
+	// target-access
+	Actions []string `yaml:"actions,omitempty" json:"actions,omitempty"`
+	// Autologin marks script access: no interactive second factor, and
+	// only from SourceCIDRs.
+	Autologin bool          `yaml:"autologin,omitempty" json:"autologin,omitempty"`
+	Commands  *CommandRules `yaml:"commands,omitempty" json:"commands,omitempty"`
+	// ValidFrom and ValidUntil bound when the policy applies.
+	ValidFrom  *time.Time `yaml:"valid_from,omitempty" json:"valid_from,omitempty"`
+	ValidUntil *time.Time `yaml:"valid_until,omitempty" json:"valid_until,omitempty"`
+	// MaxSession ends sessions this long after they start; IdleTimeout
+	// ends them after this long without data either way.
+	MaxSession  Duration `yaml:"max_session,omitempty" json:"max_session,omitzero"`
+	IdleTimeout Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitzero"`
+
+	// kubernetes
+	ClusterUsers  []string `yaml:"cluster_users,omitempty" json:"cluster_users,omitempty"`
+	ClusterGroups []string `yaml:"cluster_groups,omitempty" json:"cluster_groups,omitempty"`
+
+	// session-recording: stdout is always recorded; input only when set.
+	RecordInput bool `yaml:"record_input,omitempty" json:"record_input,omitempty"`
+
+	// jit
+	ChildPolicies []string `yaml:"child_policies,omitempty" json:"child_policies,omitempty"`
+	Duration      Duration `yaml:"duration,omitempty" json:"duration,omitzero"`
+	AutoApprove   bool     `yaml:"auto_approve,omitempty" json:"auto_approve,omitempty"`
+}
+
+// GetKind implements Object.
+func (p *Policy) GetKind() Kind { return KindPolicy }
+
+// GetName implements Object.
+func (p *Policy) GetName() string { return p.Name }
+
+// policyFields lists, per type, the optional fields it uses; every other
+// optional field set on a policy of that type is an error.
+var policyFields = map[string][]string{
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "valid_from", "valid_until", "max_session", "idle_timeout"},
+	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
+	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
+	PolicySessionRecording: {"targets", "record_input"},
+	PolicyJIT:              {"child_policies", "duration", "auto_approve"},
+}
+
+// setFields lists the optional fields p sets, in a fixed order.
+func (p *Policy) setFields() []string {
+	var out []string
+	add := func(name string, set bool) {
+		if set {
+			out = append(out, name)
+		}
+	}
+	add("targets", !p.Targets.IsZero())
+	add("target_users", len(p.TargetUsers) > 0)
+	add("actions", len(p.Actions) > 0)
+	add("source_cidrs", len(p.SourceCIDRs) > 0)
+	add("autologin", p.Autologin)
+	add("commands", p.Commands != nil)
+	add("valid_from", p.ValidFrom != nil)
+	add("valid_until", p.ValidUntil != nil)
+	add("max_session", p.MaxSession != 0)
+	add("idle_timeout", p.IdleTimeout != 0)
+	add("cluster_users", len(p.ClusterUsers) > 0)
+	add("cluster_groups", len(p.ClusterGroups) > 0)
+	add("record_input", p.RecordInput)
+	add("child_policies", len(p.ChildPolicies) > 0)
+	add("duration", p.Duration != 0)
+	add("auto_approve", p.AutoApprove)
+	return out
+}
+
+// Validate implements Object.
+func (p *Policy) Validate() error {
+	if err := checkName("name", p.Name); err != nil {
+		return err
+	}
+	allowed, ok := policyFields[p.Type]
+	switch {
+	case p.Type == "":
+		return fieldErr("type", "is required (%s)", strings.Join(PolicyTypes, ", "))
+	case !ok:
+		return fieldErr("type", "unknown policy type %q (want %s)", p.Type, strings.Join(PolicyTypes, ", "))
+	}
+	for _, f := range p.setFields() {
+		if !slices.Contains(allowed, f) {
+			return fieldErr(f, "is not used by policy type %s (it uses %s)", p.Type, strings.Join(allowed, ", "))
+		}
+	}
+	if err := p.validateSubjects(); err != nil {
+		return err
+	}
+	if p.Type != PolicyJIT {
+		if p.Targets.IsZero() {
+			return fieldErr("targets", "names no targets, environments or labels")
+		}
+		if err := checkNames("targets.names", p.Targets.Names); err != nil {
+			return err
+		}
+		if err := checkNames("targets.environments", p.Targets.Environments); err != nil {
+			return err
+		}
+		if err := checkLabels("targets.labels", p.Targets.Labels); err != nil {
+			return err
+		}
+	}
+	switch p.Type {
+	case PolicyTargetAccess:
+		return p.validateTargetAccess()
+	case PolicyProxy:
+		if err := p.validateTargetUsers(); err != nil {
+			return err
+		}
+		return p.validateCIDRs()
+	case PolicyKubernetes:
+		if len(p.ClusterUsers)+len(p.ClusterGroups) == 0 {
+			return fieldErr("cluster_users", "a kubernetes policy needs cluster_users or cluster_groups to impersonate")
+		}
+		for i, u := range p.ClusterUsers {
+			if u == "" || strings.ContainsAny(u, " \t\n") {
+				return fieldErr(fmt.Sprintf("cluster_users[%d]", i), "%q is not a valid Kubernetes user name", u)
+			}
+		}
+		for i, g := range p.ClusterGroups {
+			if g == "" || strings.ContainsAny(g, " \t\n") {
+				return fieldErr(fmt.Sprintf("cluster_groups[%d]", i), "%q is not a valid Kubernetes group name", g)
+			}
+		}
+	case PolicyJIT:
+		if len(p.ChildPolicies) == 0 {
+			return fieldErr("child_policies", "a jit policy needs at least one child policy")
+		}
+		if err := checkNames("child_policies", p.ChildPolicies); err != nil {
+			return err
+		}
+		if slices.Contains(p.ChildPolicies, p.Name) {
+			return fieldErr("child_policies", "a jit policy cannot grant itself")
+		}
+		if p.Duration == 0 {
+			return fieldErr("duration", "is required (how long granted access lasts, e.g. 1h)")
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validateSubjects() error {
+	if err := checkNames("subjects.users", p.Subjects.Users); err != nil {
+		return err
+	}
+	if err := checkNames("subjects.groups", p.Subjects.Groups); err != nil {
+		return err
+	}
+	if err := checkNames("subjects.service_accounts", p.Subjects.ServiceAccounts); err != nil {
+		return err
+	}
+	if len(p.Subjects.Users)+len(p.Subjects.Groups)+len(p.Subjects.ServiceAccounts) == 0 {
+		return fieldErr("subjects", "names no users, groups or service accounts")
+	}
+	return nil
+}
+
+func (p *Policy) validateTargetUsers() error {
+	if len(p.TargetUsers) == 0 {
+		return fieldErr("target_users", "at least one target user is required")
+	}
+	for i, u := range p.TargetUsers {
+		if u != "{username}" && !ValidTargetUser(u) {
+			return fieldErr(fmt.Sprintf("target_users[%d]", i), "%q is not a login name or {username}", u)
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validateCIDRs() error {
+	for i, c := range p.SourceCIDRs {
+		if _, err := netip.ParsePrefix(c); err != nil {
+			return fieldErr(fmt.Sprintf("source_cidrs[%d]", i), "%q is not a CIDR: %v", c, err)
+		}
+	}
+	return nil
+}
+
+func (p *Policy) validateTargetAccess() error {
+	if err := p.validateTargetUsers(); err != nil {
+		return err
+	}
+	if len(p.Actions) == 0 {
+		return fieldErr("actions", "at least one action is required (%s)", strings.Join(AllActions, ", "))
+	}
+	for i, a := range p.Actions {
+		if !slices.Contains(AllActions, a) {
+			return fieldErr(fmt.Sprintf("actions[%d]", i), "unknown action %q (want %s)", a, strings.Join(AllActions, ", "))
+		}
+	}
+	if err := p.validateCIDRs(); err != nil {
+		return err
+	}
+	if p.Autologin && len(p.SourceCIDRs) == 0 {
+		return fieldErr("autologin", "autologin needs source_cidrs")
+	}
+	if p.ValidFrom != nil && p.ValidUntil != nil && !p.ValidUntil.After(*p.ValidFrom) {
+		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
+	}
+	if p.Commands != nil {
+		if len(p.Commands.Allow)+len(p.Commands.Deny) == 0 {
+			return fieldErr("commands", "has neither allow nor deny")
+		}
+		for _, rules := range []struct {
+			field string
+			list  []string
+		}{{"commands.allow", p.Commands.Allow}, {"commands.deny", p.Commands.Deny}} {
+			for i, pat := range rules.list {
+				f := fmt.Sprintf("%s[%d]", rules.field, i)
+				if op, ok := strings.CutPrefix(pat, "@"); ok {
+					if err := checkName(f, op); err != nil {
+						return err
+					}
+					continue
+				}
+				if _, err := regexp.Compile(pat); err != nil {
+					return fieldErr(f, "bad regular expression: %v", err)
+				}
+			}
+		}
+	}
+	return nil
+}

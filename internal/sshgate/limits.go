@@ -1,0 +1,72 @@
+package sshgate
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// activity records when data last moved on a session, for idle_timeout.
+// Copy loops stamp it once per chunk, not per byte.
+type activity struct{ last atomic.Int64 }
+
+func (a *activity) touch() {
+	if a != nil {
+		a.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (a *activity) idleFor(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, a.last.Load()))
+}
+
+// enforceLimits ends a session that outlives max_session or sits idle for
+// idle_timeout: end is called once with the reason, and an audit event is
+// written. The returned stop must be called when the session ends; it
+// stops the watcher goroutine.
+func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end func(reason string)) (stop func()) {
+	if ob.MaxSession <= 0 && ob.IdleTimeout <= 0 {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	act.touch()
+	go func() {
+		var maxC, idleC <-chan time.Time
+		if ob.MaxSession > 0 {
+			t := time.NewTimer(ob.MaxSession)
+			defer t.Stop()
+			maxC = t.C
+		}
+		var idle *time.Timer
+		if ob.IdleTimeout > 0 {
+			idle = time.NewTimer(ob.IdleTimeout)
+			defer idle.Stop()
+			idleC = idle.C
+		}
+		for {
+			var reason string
+			select {
+			case <-ctx.Done():
+				return
+			case <-maxC:
+				reason = fmt.Sprintf("max_session of %s reached", ob.MaxSession)
+			case now := <-idleC:
+				if d := act.idleFor(now); d < ob.IdleTimeout {
+					idle.Reset(ob.IdleTimeout - d)
+					continue
+				}
+				reason = fmt.Sprintf("idle for %s (idle_timeout)", ob.IdleTimeout)
+			}
+			_ = c.audit(store.AuditEvent{Type: audit.SessionLimit, Outcome: audit.Info, SessionID: g.id, Message: reason,
+				Detail: map[string]any{"action": g.action}})
+			end(reason)
+			return
+		}
+	}()
+	return cancel
+}

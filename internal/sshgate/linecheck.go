@@ -1,0 +1,166 @@
+package sshgate
+
+import (
+	"bytes"
+	"io"
+	"sync/atomic"
+
+	"github.com/portcullis/portcullis/internal/lineedit"
+)
+
+// lineGate sits on the client-to-target input of an interactive shell whose
+// policy restricts commands, and checks each line before the Enter that
+// would run it reaches the target.
+//
+// This is best-effort, and the docs say so: with a pty the line is
+// reconstructed from keystrokes (package lineedit), so tab completion,
+// history recall, aliases, functions and programs that read their own input
+// can make the target run something other than what was checked. Exec
+// requests are checked exactly; use them where control must be exact.
+//
+// Without a pty the target's shell reads raw bytes: the gate holds each
+// line until its newline and sends it only when allowed, so nothing denied
+// ever reaches the target.
+type lineGate struct {
+	pty   bool
+	ed    lineedit.Editor
+	alt   *altScreen // with a pty: a full-screen program owns the input
+	check func(line string, certain bool) (ok bool, reason string)
+	deny  func(reason string)
+	// pending holds, without a pty, the line not yet sent.
+	pending []byte
+}
+
+// maxPending bounds a held line without a pty; a longer one is refused
+// rather than sent unchecked.
+const maxPending = 64 << 10
+
+// filter appends to out what may be sent for in.
+func (g *lineGate) filter(out, in []byte) []byte {
+	if !g.pty {
+		return g.filterRaw(out, in)
+	}
+	for _, b := range in {
+		if g.alt.active() {
+			// vim, less, top...: keystrokes are not shell lines.
+			out = append(out, b)
+			continue
+		}
+		switch g.ed.Feed(b) {
+		case lineedit.Enter:
+			line, certain := g.ed.Line()
+			g.ed.Reset()
+			if ok, reason := g.check(line, certain); ok {
+				out = append(out, b)
+			} else {
+				// Erase the line on the target's line editor and give it an
+				// empty line, so the user gets a fresh prompt.
+				out = append(out, lineedit.Clear()...)
+				out = append(out, '\r')
+				g.deny(reason)
+			}
+		case lineedit.Cancel:
+			g.ed.Reset()
+			out = append(out, b)
+		default:
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (g *lineGate) filterRaw(out, in []byte) []byte {
+	for len(in) > 0 {
+		i := bytes.IndexByte(in, '\n')
+		if i < 0 {
+			g.pending = append(g.pending, in...)
+			if len(g.pending) > maxPending {
+				g.deny("line too long to check")
+				g.pending = g.pending[:0]
+			}
+			return out
+		}
+		g.pending = append(g.pending, in[:i+1]...)
+		in = in[i+1:]
+		line := string(bytes.TrimRight(g.pending, "\r\n"))
+		if ok, reason := g.check(line, true); ok {
+			out = append(out, g.pending...)
+		} else {
+			g.deny(reason)
+		}
+		g.pending = g.pending[:0]
+	}
+	return out
+}
+
+// copyChecked copies the client's input to the target through g.
+func copyChecked(dst io.Writer, src io.Reader, g *lineGate, act *activity) (int64, error) {
+	// Interactive input arrives a few bytes at a time: small buffers.
+	buf := make([]byte, 4<<10)
+	out := make([]byte, 0, 4<<10)
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		if n > 0 {
+			act.touch()
+			out = g.filter(out[:0], buf[:n])
+			if len(out) > 0 {
+				w, werr := dst.Write(out)
+				total += int64(w)
+				if werr != nil {
+					return total, werr
+				}
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return total, nil
+			}
+			return total, rerr
+		}
+	}
+}
+
+// altScreen follows whether the target switched its terminal to the
+// alternate screen (what full-screen programs do), by watching its output.
+// A switch split across two writes is missed: best-effort, like the rest.
+type altScreen struct{ on atomic.Bool }
+
+var (
+	altEnter = [][]byte{[]byte("\x1b[?1049h"), []byte("\x1b[?1047h"), []byte("\x1b[?47h")}
+	altLeave = [][]byte{[]byte("\x1b[?1049l"), []byte("\x1b[?1047l"), []byte("\x1b[?47l")}
+)
+
+func (a *altScreen) active() bool { return a != nil && a.on.Load() }
+
+// observe updates the state from one chunk of target output.
+func (a *altScreen) observe(p []byte) {
+	if bytes.IndexByte(p, 0x1b) < 0 {
+		return
+	}
+	last := func(seqs [][]byte) int {
+		at := -1
+		for _, s := range seqs {
+			at = max(at, bytes.LastIndex(p, s))
+		}
+		return at
+	}
+	enter, leave := last(altEnter), last(altLeave)
+	switch {
+	case enter > leave:
+		a.on.Store(true)
+	case leave > enter:
+		a.on.Store(false)
+	}
+}
+
+// observingWriter passes output to w and shows it to an altScreen.
+type observingWriter struct {
+	w   io.Writer
+	alt *altScreen
+}
+
+func (o observingWriter) Write(p []byte) (int, error) {
+	o.alt.observe(p)
+	return o.w.Write(p)
+}
