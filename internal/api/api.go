@@ -13,6 +13,8 @@
 //	DELETE /api/v1/resources/{kind}/{name}   delete one resource
 //	GET    /api/v1/ca                        the user CA's public key
 //	GET    /api/v1/audit                     audit events (query: since, until, type, user, target, session, after, limit)
+//	POST   /api/v1/policy/explain            decide one access question and say why (ExplainRequest)
+//	POST   /api/v1/policy/test               run policy test cases, optionally against extra resources (PolicyTestRequest)
 //
 // Every error is {"error": "one line"} with a status that says whose fault
 // it was: 4xx for the caller's input, 5xx (with a request id, never the
@@ -68,6 +70,8 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("DELETE /api/v1/resources/{kind}/{name...}", a.handle(a.delete))
 	mux.HandleFunc("GET /api/v1/ca", a.handle(a.caPublicKey))
 	mux.HandleFunc("GET /api/v1/audit", a.handle(a.listAudit))
+	mux.HandleFunc("POST /api/v1/policy/explain", a.handle(a.policyExplain))
+	mux.HandleFunc("POST /api/v1/policy/test", a.handle(a.policyTest))
 
 	var h http.Handler = jsonMuxErrors(mux)
 	h = a.requirePrincipal(h)

@@ -34,8 +34,10 @@
 //
 // The Editor therefore reports, with every line, whether it is certain: a
 // line is uncertain as soon as any key whose effect the model cannot know
-// (or where bash and zsh disagree) was used since the line started. A
-// certain line means only "if the shell is bash or zsh with default key
+// (or where bash and zsh disagree) was used since the line started; and
+// once the input may have switched the shell's editing mode (Alt-Enter puts
+// bash in vi mode, Insert toggles overwrite mode) every later line of that
+// Editor is uncertain. A certain line means only "if the shell is bash or zsh with default key
 // bindings, at a prompt, this is the text it will run". Callers that block
 // must decide what to do with uncertain lines; callers that record must
 // label them.
@@ -68,8 +70,13 @@ type Event int
 const (
 	// None means the byte was absorbed into the line, or ignored.
 	None Event = iota
-	// Enter means the byte completes the line: the shell is expected to run
-	// it. Call Line before the next Feed, which starts a new line.
+	// Enter means the byte completes the line: the shell is expected to (or
+	// may) run it. Besides CR and LF this is reported for Ctrl-O, a newline
+	// inside a bracketed paste (see InPaste), and the last byte of Alt-#,
+	// keypad Enter (ESC O M), Ctrl-X Ctrl-E and Ctrl-X e; for those four a
+	// caller that withholds the byte leaves the shell in the middle of a key
+	// sequence (see Clear). Call Line before the next Feed, which starts a
+	// new line.
 	Enter
 	// Cancel means the line was abandoned (Ctrl-C, or Ctrl-D on an empty
 	// line). Line still returns the abandoned text until the next Feed.
@@ -98,8 +105,11 @@ func (ev Event) String() string {
 // text goes to the kill ring (Ctrl-Y brings it back, which the Editor
 // reports as uncertain); in zsh a multi-line buffer (after a pasted
 // newline) loses only its last line; and if the shell is in the middle of a
-// key sequence (after Escape, Ctrl-X or Ctrl-V, inside a search prompt or a
-// bracketed paste) the two bytes mean something else there.
+// key sequence the two bytes mean something else there. In particular,
+// after a withheld Enter that ended a multi-byte key: behind Ctrl-X, Ctrl-E
+// is edit-and-execute-command, which runs the line; behind Escape it is
+// shell-expand-line. Inside a bracketed paste (InPaste) the shell inserts
+// them literally and has not run anything yet.
 //
 // Each call returns a new slice, so callers may modify it.
 func Clear() []byte {
@@ -191,6 +201,14 @@ func (e *Editor) Reset() {
 // pasted.
 func (e *Editor) Line() (line string, certain bool) {
 	return string(e.line), !e.uncertain
+}
+
+// InPaste reports whether the input is inside a bracketed paste. An Enter
+// reported while it is true came from a pasted newline: a shell with
+// bracketed paste has run nothing yet, holds the pasted lines in one
+// buffer, and inserts whatever it is sent literally until the paste ends.
+func (e *Editor) InPaste() bool {
+	return e.paste
 }
 
 // Write feeds every byte of p and calls onLine (if not nil) with the line

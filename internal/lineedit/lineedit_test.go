@@ -87,6 +87,7 @@ var tests = []struct {
 	{"Ctrl-W punctuation differs in zsh", "echo a,b\x17\r", []result{enter("echo ", false)}},
 	{"Ctrl-W quote differs in zsh", "echo 'hi'\x17\r", []result{enter("echo ", false)}},
 	{"Alt-d", "rm -rf /tmp\x01\x1bd\r", []result{enter(" -rf /tmp", true)}},
+	{"Alt-d from blanks", "ls  foo bar\x01\x06\x06\x1bd\r", []result{enter("ls bar", true)}},
 	{"Alt-d differs in zsh", "a-b c\x01\x1bd\r", []result{enter("-b c", false)}},
 	{"Alt-Backspace", "ls foo\x1b\x7f\r", []result{enter("ls ", true)}},
 	{"Alt-Ctrl-H", "ls foo\x1b\b\r", []result{enter("ls ", true)}},
@@ -176,6 +177,9 @@ var tests = []struct {
 	{"paste unfinished", "\x1b[200~ls", []result{open("ls", true)}},
 	{"paste UTF-8", "\x1b[200~日本\x1b[201~\r", []result{enter("日本", true)}},
 	{"paste truncated UTF-8", "\x1b[200~a\xe6\x1b[201~\r", []result{enter("a\uFFFD", false)}},
+	{"paste truncated UTF-8 then text", "\x1b[200~\xe6a\x1b[201~\r", []result{enter("\uFFFDa", false)}},
+	{"paste truncated UTF-8 at newline", "\x1b[200~\xe6\rb\x1b[201~\r",
+		[]result{enter("\uFFFD", false), enter("b", false)}},
 	{"Ctrl-C in paste", "\x1b[200~abc\x03def\x1b[201~\r", []result{cancel("abc", true), enter("def", false)}},
 	{"stray paste end", "a\x1b[201~\r", []result{enter("a", false)}},
 
@@ -183,6 +187,9 @@ var tests = []struct {
 	{"unknown CSI", "a\x1b[1;2;3Xb\r", []result{enter("ab", false)}},
 	{"CSI with intermediate", "a\x1b[1 qb\r", []result{enter("ab", false)}},
 	{"unknown CSI ~", "a\x1b[15~b\r", []result{enter("ab", false)}},
+	{"Shift-Right", "ab\x1b[1;2Cx\r", []result{enter("abx", false)}},
+	{"Ctrl-Home", "ab\x1b[1;5Hx\r", []result{enter("abx", false)}},
+	{"Ctrl-End", "ab\x1b[1;5Fx\r", []result{enter("abx", false)}},
 	{"Alt-Left", "ab\x1b[1;3Dx\r", []result{enter("abx", false)}},
 	{"Insert key is sticky", "a\x1b[2~b\rc\r", []result{enter("ab", false), enter("c", false)}},
 	{"long CSI", "\x1b[" + strings.Repeat("1", 100) + "~x\r", []result{enter("x", false)}},
@@ -304,6 +311,23 @@ func TestWrite(t *testing.T) {
 	}
 	if line, certain := e.Line(); line != "x" || !certain {
 		t.Fatalf("Line() = %q, %v after Write with nil onLine", line, certain)
+	}
+}
+
+func TestInPaste(t *testing.T) {
+	var e Editor
+	var got []bool
+	for _, b := range []byte("a\x1b[200~b\rc\x1b[201~\r") {
+		if e.Feed(b) == Enter {
+			got = append(got, e.InPaste())
+		}
+	}
+	if want := []bool{true, false}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("InPaste at each Enter = %v, want %v", got, want)
+	}
+	e.Write([]byte("\x1b[200~x\x03"), nil)
+	if e.InPaste() {
+		t.Fatal("InPaste after Ctrl-C")
 	}
 }
 

@@ -29,7 +29,18 @@ type lineGate struct {
 	deny  func(reason string)
 	// pending holds, without a pty, the line not yet sent.
 	pending []byte
+	// dropPaste is set after a line inside a bracketed paste was denied:
+	// the rest of that paste is not sent.
+	dropPaste bool
 }
+
+// pasteEnd ends a bracketed paste on the target's line editor.
+var pasteEnd = []byte("\x1b[201~")
+
+// cancelKey is Ctrl-G: it aborts a multi-key sequence the target's line
+// editor may be in the middle of (Ctrl-X ..., ESC ...), so that the erase
+// that follows is taken as plain editing. bash rings the bell.
+const cancelKey = 0x07
 
 // maxPending bounds a held line without a pty; a longer one is refused
 // rather than sent unchecked.
@@ -46,19 +57,40 @@ func (g *lineGate) filter(out, in []byte) []byte {
 			out = append(out, b)
 			continue
 		}
-		switch g.ed.Feed(b) {
+		wasPaste := g.ed.InPaste()
+		ev := g.ed.Feed(b)
+		if g.dropPaste {
+			if g.ed.InPaste() {
+				continue
+			}
+			// The client's own end of paste was the last byte dropped.
+			g.dropPaste = false
+			if ev != lineedit.Enter {
+				continue
+			}
+		}
+		switch ev {
 		case lineedit.Enter:
 			line, certain := g.ed.Line()
 			g.ed.Reset()
-			if ok, reason := g.check(line, certain); ok {
+			ok, reason := g.check(line, certain)
+			if ok {
 				out = append(out, b)
-			} else {
-				// Erase the line on the target's line editor and give it an
-				// empty line, so the user gets a fresh prompt.
-				out = append(out, lineedit.Clear()...)
-				out = append(out, '\r')
-				g.deny(reason)
+				continue
 			}
+			if wasPaste {
+				// Inside a bracketed paste the shell inserts everything
+				// literally: end the paste first, or the erase below would
+				// become pasted text and the denied line would stay.
+				out = append(out, pasteEnd...)
+				g.dropPaste = g.ed.InPaste()
+			}
+			// Erase the line on the target's line editor and give it an
+			// empty line, so the user gets a fresh prompt.
+			out = append(out, cancelKey)
+			out = append(out, lineedit.Clear()...)
+			out = append(out, '\r')
+			g.deny(reason)
 		case lineedit.Cancel:
 			g.ed.Reset()
 			out = append(out, b)

@@ -1,0 +1,58 @@
+package sshgate
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestLineGateFilter(t *testing.T) {
+	deny := func(line string, _ bool) (bool, string) {
+		if strings.Contains(line, "FORBID") {
+			return false, "denied"
+		}
+		return true, ""
+	}
+	clear := "\x07\x05\x15\r"
+	tests := []struct {
+		name    string
+		pty     bool
+		in      []string // chunks as they arrive
+		want    string
+		denials int
+	}{
+		{"allowed line passes", true, []string{"ls\r"}, "ls\r", 0},
+		{"denied line is erased", true, []string{"echo FORBID\r"}, "echo FORBID" + clear, 1},
+		{"edited into a denied line", true, []string{"echo FORBIX", "\x7fD\r", "ok\r"}, "echo FORBIX\x7fD" + clear + "ok\r", 1},
+		{"denied inside a paste ends it and drops the rest", true, []string{"\x1b[200~echo FORBID\recho later\x1b[201~", "ok\r"},
+			"\x1b[200~echo FORBID" + "\x1b[201~" + clear + "ok\r", 1},
+		{"no pty: lines held until allowed", false, []string{"echo a\necho FOR", "BID\necho b\n"}, "echo a\necho b\n", 1},
+		{"no pty: partial line held", false, []string{"echo a"}, "", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			denials := 0
+			g := &lineGate{pty: tt.pty, check: deny, deny: func(string) { denials++ }}
+			if tt.pty {
+				g.alt = &altScreen{}
+			}
+			var out []byte
+			for _, chunk := range tt.in {
+				out = g.filter(out, []byte(chunk))
+			}
+			if string(out) != tt.want || denials != tt.denials {
+				t.Fatalf("out %q (%d denials), want %q (%d)", out, denials, tt.want, tt.denials)
+			}
+		})
+	}
+
+	// In the alternate screen (vim), keystrokes pass unchecked.
+	g := &lineGate{pty: true, alt: &altScreen{}, check: deny, deny: func(string) { t.Fatal("checked in alternate screen") }}
+	g.alt.observe([]byte("\x1b[?1049h\x1b[H"))
+	if out := g.filter(nil, []byte("iFORBID\r")); string(out) != "iFORBID\r" {
+		t.Fatalf("alternate screen: %q", out)
+	}
+	g.alt.observe([]byte("bye\x1b[?1049l"))
+	if g.alt.active() {
+		t.Fatal("still in alternate screen after leaving it")
+	}
+}
