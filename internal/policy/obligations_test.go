@@ -22,8 +22,8 @@ func ts(s string) *time.Time {
 // recording policy on web1 for ops with input.
 func obligationsEngine(t *testing.T) *Engine {
 	return mustCompile(t, Input{
-		Users:    []*resource.User{{Name: "alice", Groups: []string{"ops"}}},
-		Targets:  []*resource.Target{{Name: "web1", Auth: "certificate"}, {Name: "web2", Auth: "certificate"}},
+		Users:   []*resource.User{{Name: "alice", Groups: []string{"ops"}}},
+		Targets: []*resource.Target{{Name: "web1", Auth: "certificate"}, {Name: "web2", Auth: "certificate"}},
 		Policies: []*resource.Policy{
 			{Name: "a-broad", Type: resource.PolicyTargetAccess, Subjects: resource.Subjects{Users: []string{"alice"}},
 				Targets: resource.TargetSelector{Names: []string{"web1"}}, TargetUsers: []string{"root"},

@@ -93,4 +93,3 @@ func TestPTYResizeAndInterrupt(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 }
-
