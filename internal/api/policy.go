@@ -166,6 +166,12 @@ func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			// encoding/json names a promoted field by its Go path
+			// (ExplainRequest.source); the client wrote only "source".
+			ute.Field = strings.TrimPrefix(ute.Field, "ExplainRequest.")
+		}
 		return cleanJSONError(err)
 	}
 	if _, err := dec.Token(); err != io.EOF {

@@ -30,6 +30,18 @@ kind: Account
 target: web1
 name: svc-stats
 ---
+kind: Account
+target: web1
+name: deploy
+---
+kind: Policy
+name: backup-files
+type: target-access
+subjects: {service_accounts: [backup]}
+targets: {names: [web1]}
+target_users: [deploy, svc-stats]
+actions: [file-transfer]
+---
 kind: Operation
 name: iscsi.configure
 patterns: ["^esxcli iscsi"]
@@ -149,6 +161,23 @@ func TestPolicyExplain(t *testing.T) {
 					t.Errorf("decision %+v", res)
 				}
 			}},
+		{name: "several target users without an account",
+			body:       `{"user":"backup","target":"web1","action":"file-transfer","command":"sftp","source":"10.1.2.3"}`,
+			wantStatus: 200,
+			check: func(t *testing.T, res api.ExplainResponse) {
+				if res.Allow || res.Account != "" || !strings.Contains(res.Reason, "several target users are allowed on web1 (deploy, svc-stats)") ||
+					strings.Join(res.TargetUsers, ",") != "deploy,svc-stats" {
+					t.Errorf("decision %+v", res)
+				}
+			}},
+		{name: "one of several target users named",
+			body:       `{"user":"backup","target":"web1","account":"deploy","action":"file-transfer","command":"sftp","source":"10.1.2.3"}`,
+			wantStatus: 200,
+			check: func(t *testing.T, res api.ExplainResponse) {
+				if !res.Allow || res.Policy != "backup-files" || res.Account != "deploy" {
+					t.Errorf("decision %+v", res)
+				}
+			}},
 		{name: "unknown subject",
 			body:       `{"user":"mallory","target":"web1","action":"shell","source":"10.1.2.3"}`,
 			wantStatus: 200,
@@ -264,6 +293,8 @@ func TestPolicyTest(t *testing.T) {
 				{"user":"alice","target":"web1","action":"shell","source":"here","expect":"deny"}]}`},
 		{name: "unknown case field", wantStatus: 400, wantErr: "case 1: field expected: unknown field",
 			body: `{"cases":[{"user":"alice","target":"web1","action":"shell","source":"10.1.2.3","expected":"deny"}]}`},
+		{name: "wrong type in a case", wantStatus: 400, wantErr: "case 1: field source: cannot use a JSON number as string",
+			body: `{"cases":[{"user":"alice","target":"web1","action":"shell","source":10,"expect":"deny"}]}`},
 		{name: "missing expect", wantStatus: 400, wantErr: "case 1: field expect: is required",
 			body: `{"cases":[{"user":"alice","target":"web1","action":"shell","source":"10.1.2.3"}]}`},
 		{name: "bad expect", wantStatus: 400, wantErr: `case 1: field expect: "yes" is neither allow nor deny`,

@@ -265,6 +265,7 @@ func commands() *command {
 		{name: "audit", usage: auditUsage, subs: []*command{
 			{name: "audit ls", usage: auditUsage, run: runAuditLs},
 		}},
+		policyCommand(),
 	}
 	return root
 }
@@ -315,6 +316,12 @@ Credentials:
   account pubkey TARGET/NAME  print an account's public key, for the target's authorized_keys
   ca pubkey                   print the user CA's public key, for targets' TrustedUserCAKeys
 
+Policies:
+  policy explain --user NAME --target NAME --action ACTION --source IP
+                              decide one access question; show which policies matched and why
+  policy test CASES.yaml      run policy test cases (--policies FILE, --offline for CI
+                              without a gateway); exit 1 on any mismatch
+
 Audit:
   audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
 
@@ -322,6 +329,7 @@ Audit:
 
 Kinds: User, ServiceAccount, Group, Target, Environment, Account, Operation,
 Policy (any case, singular or plural).
-`, globalFlagsUsage, `Exit codes: 0 success; 1 the answer is no (not found, refused); 2 usage or
-input error; 3 the gateway could not be reached or failed.
+`, globalFlagsUsage, `Exit codes: 0 success; 1 the answer is no (not found, refused, denied, a
+policy test case failed); 2 usage or input error; 3 the gateway could not be
+reached or failed.
 `)

@@ -89,13 +89,26 @@ func (e *Engine) Decide(r Request) Decision {
 
 	best := stageTarget
 	var (
-		granted     *compiled
+		granted     *compiled // the granting policy named first, for a stable answer
 		grantedOp   string
-		checkCmds   bool
+		ob          Obligations
 		cmdReason   string
 		users       []string
 		usersWanted = r.TargetUser == ""
 	)
+	// grant records that c grants the request. The strictest session
+	// limits of all granting policies apply.
+	grant := func(c *compiled, op string) {
+		if granted == nil || c.name < granted.name {
+			granted = c
+		}
+		if grantedOp == "" {
+			grantedOp = op
+		}
+		ob.MaxSession = minLimit(ob.MaxSession, c.maxSession)
+		ob.IdleTimeout = minLimit(ob.IdleTimeout, c.idleTimeout)
+		ob.Autologin = ob.Autologin || c.autologin
+	}
 	for _, list := range cands {
 		for _, c := range list {
 			st := e.stage(c, &r, loginName, certAuth, now)
@@ -108,17 +121,13 @@ func (e *Engine) Decide(r Request) Decision {
 				continue
 			}
 			if !c.hasRules() {
-				if granted == nil {
-					granted = c
-				}
+				grant(c, "")
 				continue
 			}
-			checkCmds = true
+			ob.CheckCommands = true
 			if r.Command == "" && r.Action == resource.ActionShell {
 				// Starting a shell: its lines are checked one by one.
-				if granted == nil {
-					granted = c
-				}
+				grant(c, "")
 				continue
 			}
 			op, denied, allowed, why := c.checkCommand(r.Command)
@@ -130,9 +139,7 @@ func (e *Engine) Decide(r Request) Decision {
 				cmdReason = why
 				continue
 			}
-			if granted == nil {
-				granted, grantedOp = c, op
-			}
+			grant(c, op)
 		}
 	}
 	if usersWanted {
@@ -145,14 +152,22 @@ func (e *Engine) Decide(r Request) Decision {
 		}
 	}
 	if granted != nil {
-		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Obligations: Obligations{
-			MaxSession: granted.maxSession, IdleTimeout: granted.idleTimeout,
-			CheckCommands: checkCmds, Autologin: granted.autologin,
-		}}
+		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Obligations: ob}
 		e.recordingFor(&d.Obligations, &r, target.Name, now)
 		return d
 	}
 	return Decision{Reason: e.reason(best, &r, cmdReason)}
+}
+
+// minLimit returns the stricter of two limits, where zero means none.
+func minLimit(a, b time.Duration) time.Duration {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // reason words a denial by the furthest stage any policy reached.

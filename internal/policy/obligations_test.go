@@ -122,3 +122,35 @@ func TestExplain(t *testing.T) {
 		t.Fatalf("unknown subject steps: %+v", steps)
 	}
 }
+
+// With several granting policies the strictest limits apply, the answer
+// names the first granting policy by name, and an operation matched by any
+// of them is named.
+func TestSeveralGrantingPolicies(t *testing.T) {
+	pol := func(name string, max time.Duration, allow ...string) *resource.Policy {
+		p := &resource.Policy{Name: name, Type: resource.PolicyTargetAccess, Subjects: resource.Subjects{Groups: []string{"ops"}},
+			Targets: resource.TargetSelector{Names: []string{"web1"}}, TargetUsers: []string{"root"},
+			Actions: []string{"exec"}, MaxSession: resource.Duration(max)}
+		if len(allow) > 0 {
+			p.Commands = &resource.CommandRules{Allow: allow}
+		}
+		return p
+	}
+	e := mustCompile(t, Input{
+		Users:      []*resource.User{{Name: "alice", Groups: []string{"ops"}}},
+		Targets:    []*resource.Target{{Name: "web1", Auth: "certificate"}},
+		Operations: []*resource.Operation{{Name: "iscsi", Patterns: []string{"^esxcli iscsi"}}},
+		Policies: []*resource.Policy{
+			pol("z-iscsi", 5*time.Minute, "@iscsi"),
+			pol("m-open", 0),
+			pol("b-hour", time.Hour),
+		},
+	})
+	// alice named directly in a later-named policy: order of lists must
+	// not decide which policy is reported.
+	e.access.byUser["alice"] = []*compiled{e.access.byGroup["ops"][2]}
+	d := e.Decide(Request{Kind: SubjectUser, Subject: "alice", Action: "exec", Target: "web1", TargetUser: "root", Command: "esxcli iscsi list"})
+	if !d.Allow || d.Policy != "b-hour" || d.Operation != "iscsi" || d.MaxSession != 5*time.Minute {
+		t.Fatalf("got %+v", d)
+	}
+}

@@ -86,15 +86,15 @@ type Decision struct {
 
 // Obligations are what the gateway must do while an allowed session runs.
 type Obligations struct {
-	// MaxSession and IdleTimeout end the session (zero: no limit). Taken
-	// from the policy that allowed it.
+	// MaxSession and IdleTimeout end the session (zero: no limit): the
+	// strictest of the policies that grant the request.
 	MaxSession  time.Duration
 	IdleTimeout time.Duration
 	// CheckCommands says that lines entered in an interactive shell must be
 	// checked (Decide with Command set) before they are sent: a policy
 	// granting the shell has command rules.
 	CheckCommands bool
-	// Autologin is set when the allowing policy marks script access.
+	// Autologin is set when a granting policy marks script access.
 	Autologin bool
 	// Record is set when a session-recording policy covers the subject and
 	// target; RecordInput when one of them asks for keystrokes too.
@@ -241,8 +241,8 @@ func Compile(in Input) (*Engine, error) {
 	for _, op := range in.Operations {
 		ops[op.Name] = op
 	}
-	// Policies are compiled in name order so that which policy "allowed" a
-	// request, and so its obligations, do not depend on load order.
+	// Policies are compiled in name order so that lists and explanations do
+	// not depend on load order.
 	sorted := slices.Clone(in.Policies)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	for _, p := range sorted {

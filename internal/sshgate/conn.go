@@ -45,13 +45,17 @@ type conn struct {
 	srcStr  string
 	started time.Time
 
+	// upInbox hands the upstream's unasked traffic to the connection's loop;
+	// buffered for the one dial a connection makes.
+	upInbox chan upstreamInbox
+
 	// dialMu serializes dialing the upstream; it is acquired before mu.
 	dialMu sync.Mutex
 	// mu guards the fields below it.
 	mu         sync.Mutex
-	targetUser string      // fixed by the first allowed request
-	upstream   *ssh.Client // dialed once, shared by channels
-	dialErr    error       // a failed dial is not retried on the same connection
+	targetUser string   // fixed by the first allowed request
+	upstream   ssh.Conn // dialed once, shared by channels
+	dialErr    error    // a failed dial is not retried on the same connection
 	grants     map[*grant]struct{}
 	nextChan   int
 	ended      bool
@@ -162,7 +166,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		srv: s, id: newID(), ctx: cctx, cancel: cancel,
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(),
-		grants: map[*grant]struct{}{},
+		grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
 	}
 	defer cancel()
 	if !s.track(c) {
@@ -175,9 +179,46 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
 		Message: fmt.Sprintf("%s authenticated with key %s", ident.Name, sshConn.Permissions.Extensions[extKeyFP])})
 
-	go c.handleGlobalRequests(reqs)
+	// One loop serves both global requests and channel opens: every
+	// goroutine costs memory on each of possibly thousands of idle
+	// connections.
 	var chWG sync.WaitGroup
-	for nch := range chans {
+	var upChans <-chan ssh.NewChannel
+	var upReqs <-chan *ssh.Request
+	for chans != nil {
+		var nch ssh.NewChannel
+		select {
+		case in := <-c.upInbox:
+			upChans, upReqs = in.chans, in.reqs
+			continue
+		case nch, ok := <-upChans:
+			if !ok {
+				upChans = nil
+			} else {
+				refuseUpstreamChannel(nch)
+			}
+			continue
+		case req, ok := <-upReqs:
+			if !ok {
+				upReqs = nil
+			} else {
+				refuseUpstreamRequest(req)
+			}
+			continue
+		case req, ok := <-reqs:
+			if !ok {
+				reqs = nil
+				continue
+			}
+			c.handleGlobalRequest(req)
+			continue
+		case ch, ok := <-chans:
+			if !ok {
+				chans = nil
+				continue
+			}
+			nch = ch
+		}
 		switch nch.ChannelType() {
 		case "session":
 			chWG.Add(1)
@@ -233,18 +274,16 @@ func (c *conn) deny(action, command, reason string) {
 	_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: reason, Detail: detail})
 }
 
-func (c *conn) handleGlobalRequests(reqs <-chan *ssh.Request) {
-	for req := range reqs {
-		switch req.Type {
-		case "tcpip-forward", "streamlocal-forward@openssh.com":
-			// There is no way to put a reason in a global request failure;
-			// OpenSSH prints "remote port forwarding failed". The audit
-			// event and the server log carry the reason.
-			c.deny("remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
-		}
-		if req.WantReply {
-			_ = req.Reply(false, nil)
-		}
+func (c *conn) handleGlobalRequest(req *ssh.Request) {
+	switch req.Type {
+	case "tcpip-forward", "streamlocal-forward@openssh.com":
+		// There is no way to put a reason in a global request failure;
+		// OpenSSH prints "remote port forwarding failed". The audit event
+		// and the server log carry the reason.
+		c.deny("remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
+	}
+	if req.WantReply {
+		_ = req.Reply(false, nil)
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 // short. x/crypto delivers at most 32 KiB per packet, so a large buffer
 // mostly saves Read/Write calls and lets one Write span several packets.
 const (
-	smallBuf = 2 << 10
+	smallBuf = 512
 	largeBuf = 128 << 10
 )
 

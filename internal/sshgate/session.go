@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -205,7 +206,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		tell(ch, "session ended: "+reason)
 		endSession(uch, abort)
 	})
-	opts := bridgeOpts{act: act, abort: abort}
+	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup)}
 	if action == resource.ActionShell && d.CheckCommands {
 		opts.gate = c.newLineGate(ch, g, hasPTY(setup))
 	}
@@ -234,6 +235,22 @@ func (c *conn) targetErrorMessage(err error) string {
 		return fmt.Sprintf("target %s is unreachable", c.login.Target)
 	default:
 		return fmt.Sprintf("the gateway could not log in to %s", c.login.Target)
+	}
+}
+
+// forwardClientRequest passes the requests a live session may make to the
+// target; anything else (a second exec, say) is refused.
+func forwardClientRequest(up ssh.Channel, r *ssh.Request) {
+	switch r.Type {
+	case "window-change", "signal", "break", "eow@openssh.com":
+		ok, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
+		if r.WantReply {
+			_ = r.Reply(ok, nil)
+		}
+	default:
+		if r.WantReply {
+			_ = r.Reply(false, nil)
+		}
 	}
 }
 
@@ -290,6 +307,7 @@ type bridgeOpts struct {
 	act   *activity       // stamped as data moves, for idle_timeout
 	abort <-chan struct{} // closed to stop waiting for the target
 	gate  *lineGate       // checks shell lines; nil when commands are not restricted
+	pty   bool            // the session has a terminal
 }
 
 type sessionResult struct {
@@ -314,43 +332,51 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 		stdout = observingWriter{w: client, alt: o.gate.alt}
 	}
 	var outWG sync.WaitGroup
-	var errBytes int64 // written by the stderr goroutine, read after outWG.Wait
-	outWG.Add(2)
+	// Counts are atomics: on abort the bridge returns while copy loops may
+	// still be running.
+	var outBytes, errBytes, inBytes atomic.Int64
+	counts := func() sessionResult {
+		res.out, res.in = outBytes.Load()+errBytes.Load(), inBytes.Load()
+		return res
+	}
+	copyStderr := func() {
+		n, _ := copyAdaptive(client.Stderr(), up.Stderr(), act)
+		errBytes.Store(n)
+	}
+	outWG.Add(1)
 	go func() {
 		defer outWG.Done()
-		res.out, _ = copyAdaptive(stdout, up, act)
+		n, _ := copyAdaptive(stdout, up, act)
+		outBytes.Store(n)
+		if o.pty {
+			copyStderr()
+		}
 	}()
-	go func() {
-		defer outWG.Done()
-		errBytes, _ = copyAdaptive(client.Stderr(), up.Stderr(), act)
-	}()
+	if !o.pty {
+		outWG.Add(1)
+		go func() {
+			defer outWG.Done()
+			copyStderr()
+		}()
+	}
+	// With a pty the target's sshd sends no separate stderr (it goes
+	// through the terminal): rather than keep a goroutine waiting on it for
+	// the life of an idle session, whatever a non-conforming target sends
+	// there is passed on after stdout ends.
 	inDone := make(chan struct{})
 	go func() {
 		defer close(inDone)
+		var n int64
 		if o.gate != nil {
-			res.in, _ = copyChecked(up, client, o.gate, act)
+			n, _ = copyChecked(up, client, o.gate, act)
 		} else {
-			res.in, _ = copyAdaptive(up, client, act)
+			n, _ = copyAdaptive(up, client, act)
 		}
+		inBytes.Store(n)
 		_ = up.CloseWrite()
 	}()
-	go func() {
-		for r := range creqs {
-			switch r.Type {
-			case "window-change", "signal", "break", "eow@openssh.com":
-				ok, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
-				if r.WantReply {
-					_ = r.Reply(ok, nil)
-				}
-			default:
-				if r.WantReply {
-					_ = r.Reply(false, nil)
-				}
-			}
-		}
-		// The client closed its side: end the target's session too.
-		up.Close()
-	}()
+	// One loop serves the requests of both sides (one goroutine fewer per
+	// session than a loop each).
 	var held []*ssh.Request
 loop:
 	for {
@@ -358,7 +384,16 @@ loop:
 		select {
 		case <-abort:
 			client.Close()
-			return res
+			return counts()
+		case req, ok := <-creqs:
+			if !ok {
+				// The client closed its side: end the target's session too.
+				creqs = nil
+				up.Close()
+				continue
+			}
+			forwardClientRequest(up, req)
+			continue
 		case req, ok := <-ureqs:
 			if !ok {
 				break loop
@@ -394,16 +429,15 @@ loop:
 	case <-waitGroup(&outWG):
 	case <-abort:
 		client.Close()
-		return res
+		return counts()
 	}
-	res.out += errBytes
 	_ = client.CloseWrite()
 	for _, r := range held {
 		_, _ = client.SendRequest(r.Type, false, r.Payload)
 	}
 	client.Close()
 	<-inDone
-	return res
+	return counts()
 }
 
 func waitGroup(wg *sync.WaitGroup) <-chan struct{} {

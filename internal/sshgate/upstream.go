@@ -42,7 +42,7 @@ func serverConfig() *ssh.ServerConfig {
 // upstreamFor returns the connection's upstream client, dialing it on first
 // use. A failed dial is remembered: the client is told once per request,
 // and a connection never hammers a target that refused it.
-func (c *conn) upstreamFor() (*ssh.Client, error) {
+func (c *conn) upstreamFor() (ssh.Conn, error) {
 	// dialMu makes concurrent first channels wait for one dial instead of
 	// racing two; c.mu is not held while dialing because the host key
 	// check writes audit events, which read c.mu.
@@ -76,7 +76,7 @@ func (c *conn) upstreamFor() (*ssh.Client, error) {
 
 // dial connects to the target and logs in as targetUser with the gateway's
 // credential.
-func (c *conn) dial(targetUser string) (*ssh.Client, error) {
+func (c *conn) dial(targetUser string) (ssh.Conn, error) {
 	snap := c.srv.cfg.Snapshot()
 	target := snap.Engine.Target(c.login.Target)
 	if target == nil {
@@ -138,7 +138,27 @@ func (c *conn) dial(targetUser string) (*ssh.Client, error) {
 		return nil, fmt.Errorf("log in to %s as %s: %w", target.Name, targetUser, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return ssh.NewClient(sc, chans, reqs), nil
+	// The connection's own loop (conn.serve) turns down whatever the target
+	// opens or asks, instead of ssh.NewClient's two goroutines.
+	c.upInbox <- upstreamInbox{chans: chans, reqs: reqs}
+	return sc, nil
+}
+
+// upstreamInbox carries what a target may send unasked: channel opens and
+// global requests. The gateway refuses both.
+type upstreamInbox struct {
+	chans <-chan ssh.NewChannel
+	reqs  <-chan *ssh.Request
+}
+
+func refuseUpstreamChannel(nch ssh.NewChannel) {
+	_ = nch.Reject(ssh.Prohibited, "the gateway accepts no channels from targets")
+}
+
+func refuseUpstreamRequest(req *ssh.Request) {
+	if req.WantReply {
+		_ = req.Reply(false, nil)
+	}
 }
 
 func hostKeyAlgosFor(keyType string) []string {

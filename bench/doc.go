@@ -1,0 +1,19 @@
+// Package bench holds the side-by-side comparison of the gateway and direct
+// OpenSSH on loopback that `make bench` runs after the Go benchmarks: bulk
+// throughput, connection setup and resident memory per idle session, with
+// the same key exchange and cipher forced on the client legs, plus a CPU
+// profile of the gateway under bulk load. It measures the non-functional
+// contract of DESIGN section 5 and reports it; it never fails on a timing.
+//
+// The comparison is compare_test.go, behind the "bench" build tag so that
+// `go test ./...` and `make test` never run it. It needs root (it runs
+// sshd and creates a throwaway unix user):
+//
+//	go test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/
+//
+// Environment: PORTCULLIS_BIN (a built gateway, relative to the module
+// root; default: build bin/portcullis), BENCH_BYTES (bulk transfer size,
+// default 268435456), BENCH_PAIRS (bulk pairs, default 5),
+// BENCH_SETUP_PAIRS (default 20), BENCH_SESSIONS (idle sessions, default
+// 200), BENCH_PROFILE_SECONDS (default 10).
+package bench
