@@ -27,9 +27,32 @@ func denyNoAccess(subject, target string) string {
 	return fmt.Sprintf("access denied: %s may not reach %s", subject, target)
 }
 
-// candidates appends to buf the policy lists of ix that name the subject,
-// and returns the subject's {username}. ok is false for an unknown subject.
+// candidates appends to buf the policy lists of ix that name the subject
+// and cover the target, and returns the subject's {username}. ok is false
+// for an unknown subject.
 func (e *Engine) candidates(ix index, r *Request, buf [][]*compiled) (string, [][]*compiled, bool) {
+	switch r.Kind {
+	case SubjectUser:
+		u, ok := e.users[r.Subject]
+		if !ok {
+			return "", buf, false
+		}
+		buf = append(buf, ix.userTarget[pair{r.Subject, r.Target}])
+		for _, g := range u.groups {
+			buf = append(buf, ix.groupTarget[pair{g, r.Target}])
+		}
+		return u.loginName, buf, true
+	case SubjectServiceAccount:
+		if !e.services[r.Subject] {
+			return "", buf, false
+		}
+		return r.Subject, append(buf, ix.serviceTarget[pair{r.Subject, r.Target}]), true
+	}
+	return "", buf, false
+}
+
+// allCandidates is candidates without the target filter, for Explain.
+func (e *Engine) allCandidates(ix index, r *Request, buf [][]*compiled) (string, [][]*compiled, bool) {
 	switch r.Kind {
 	case SubjectUser:
 		u, ok := e.users[r.Subject]
@@ -201,9 +224,10 @@ func (e *Engine) recordingFor(o *Obligations, r *Request, target string, now tim
 				continue
 			}
 			if !o.Record {
-				o.Record, o.RecordingPolicy = true, c.name
+				o.Record, o.RecordingPolicy, o.RecordFailOpen = true, c.name, c.failOpen
 			}
 			o.RecordInput = o.RecordInput || c.recordInput
+			o.RecordFailOpen = o.RecordFailOpen && c.failOpen
 		}
 	}
 }

@@ -23,7 +23,7 @@ type Step struct {
 func (e *Engine) Explain(r Request) (Decision, []Step) {
 	d := e.Decide(r)
 	var steps []Step
-	loginName, cands, ok := e.candidates(e.access, &r, nil)
+	loginName, cands, ok := e.allCandidates(e.access, &r, nil)
 	target := e.targets[r.Target]
 	if !ok {
 		return d, []Step{{Outcome: "no match", Why: fmt.Sprintf("no user or service account is called %q", r.Subject)}}
@@ -80,7 +80,7 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 		}
 	}
 	rcands := [][]*compiled(nil)
-	_, rcands, _ = e.candidates(e.recording, &r, rcands)
+	_, rcands, _ = e.allCandidates(e.recording, &r, rcands)
 	for _, list := range rcands {
 		for _, c := range list {
 			if seen[c] || !c.targets[r.Target] || !c.activeAt(now) {

@@ -148,7 +148,7 @@ func TestSeveralGrantingPolicies(t *testing.T) {
 	})
 	// alice named directly in a later-named policy: order of lists must
 	// not decide which policy is reported.
-	e.access.byUser["alice"] = []*compiled{e.access.byGroup["ops"][2]}
+	e.access.userTarget[pair{"alice", "web1"}] = []*compiled{e.access.byGroup["ops"][2]}
 	d := e.Decide(Request{Kind: SubjectUser, Subject: "alice", Action: "exec", Target: "web1", TargetUser: "root", Command: "esxcli iscsi list"})
 	if !d.Allow || d.Policy != "b-hour" || d.Operation != "iscsi" || d.MaxSession != 5*time.Minute {
 		t.Fatalf("got %+v", d)

@@ -29,6 +29,12 @@ const (
 	PolicyJIT = "jit"
 )
 
+// Values of a session-recording policy's on_failure.
+const (
+	OnFailureTerminate = "terminate"
+	OnFailureContinue  = "continue"
+)
+
 // PolicyTypes lists every policy type.
 var PolicyTypes = []string{PolicyTargetAccess, PolicyProxy, PolicyKubernetes, PolicySessionRecording, PolicyJIT}
 
@@ -157,6 +163,10 @@ type Policy struct {
 
 	// session-recording: stdout is always recorded; input only when set.
 	RecordInput bool `yaml:"record_input,omitempty" json:"record_input,omitempty"`
+	// OnFailure says what happens to a session whose recording cannot be
+	// written: "terminate" (the default) ends it, "continue" lets it run
+	// unrecorded. The failure is audited either way.
+	OnFailure string `yaml:"on_failure,omitempty" json:"on_failure,omitempty"`
 
 	// jit
 	ChildPolicies []string `yaml:"child_policies,omitempty" json:"child_policies,omitempty"`
@@ -176,7 +186,7 @@ var policyFields = map[string][]string{
 	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "valid_from", "valid_until", "max_session", "idle_timeout"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
-	PolicySessionRecording: {"targets", "record_input"},
+	PolicySessionRecording: {"targets", "record_input", "on_failure"},
 	PolicyJIT:              {"child_policies", "duration", "auto_approve"},
 }
 
@@ -201,6 +211,7 @@ func (p *Policy) setFields() []string {
 	add("cluster_users", len(p.ClusterUsers) > 0)
 	add("cluster_groups", len(p.ClusterGroups) > 0)
 	add("record_input", p.RecordInput)
+	add("on_failure", p.OnFailure != "")
 	add("child_policies", len(p.ChildPolicies) > 0)
 	add("duration", p.Duration != 0)
 	add("auto_approve", p.AutoApprove)
@@ -262,6 +273,12 @@ func (p *Policy) Validate() error {
 			if g == "" || strings.ContainsAny(g, " \t\n") {
 				return fieldErr(fmt.Sprintf("cluster_groups[%d]", i), "%q is not a valid Kubernetes group name", g)
 			}
+		}
+	case PolicySessionRecording:
+		switch p.OnFailure {
+		case "", OnFailureTerminate, OnFailureContinue:
+		default:
+			return fieldErr("on_failure", "%q is not valid (want terminate or continue)", p.OnFailure)
 		}
 	case PolicyJIT:
 		if len(p.ChildPolicies) == 0 {
