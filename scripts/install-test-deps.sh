@@ -12,6 +12,7 @@ have sftp      || need+=(openssh-client)
 have rsync     || need+=(rsync)
 have ssh-audit || need+=(ssh-audit)
 have asciinema || need+=(asciinema)
+have script    || need+=(bsdutils)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

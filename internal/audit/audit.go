@@ -34,6 +34,20 @@ const (
 	HostKeyMismatch = "hostkey.mismatch"
 	ResourceApply   = "resource.apply"
 	ResourceDelete  = "resource.delete"
+	// RecordingFailure records a recording that could not be written.
+	RecordingFailure = "recording.failure"
+	// FileTransfer records one file operation of an SFTP or scp transfer.
+	FileTransfer = "file.transfer"
+	// SessionKill records an admin ending a session.
+	SessionKill = "session.kill"
+	// RecordingInterrupted records a recording closed at start because the
+	// gateway stopped without ending its session.
+	RecordingInterrupted = "recording.interrupted"
+	// RecordingView, RecordingDownload and RecordingDelete record what
+	// auditors and admins do with recordings.
+	RecordingView     = "recording.view"
+	RecordingDownload = "recording.download"
+	RecordingDelete   = "recording.delete"
 )
 
 // Outcomes.
@@ -49,7 +63,11 @@ type Log struct {
 	store store.Store
 	log   *slog.Logger
 	now   func() time.Time
+	sink  *Syslog // optional copy to a collector
 }
+
+// SetSyslog sends a copy of every stored event to s. Call before use.
+func (l *Log) SetSyslog(s *Syslog) { l.sink = s }
 
 // New returns a Log writing to st and logging to log.
 func New(st store.Store, log *slog.Logger) *Log {
@@ -81,9 +99,14 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	// why it ended.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := l.store.AppendAudit(wctx, ev); err != nil {
+	id, err := l.store.AppendAudit(wctx, ev)
+	if err != nil {
 		l.log.Error("audit event not stored", "type", ev.Type, "err", err)
 		return fmt.Errorf("store audit event %s: %w", ev.Type, err)
+	}
+	if l.sink != nil {
+		ev.ID = id
+		l.sink.enqueue(ev)
 	}
 	return nil
 }

@@ -262,8 +262,25 @@ func commands() *command {
 		{name: "ca", usage: caUsage, subs: []*command{
 			{name: "ca pubkey", usage: caUsage, run: runCAPubkey},
 		}},
-		{name: "audit", usage: auditUsage, subs: []*command{
+		{name: "audit", usage: auditGroupUsage, subs: []*command{
 			{name: "audit ls", usage: auditUsage, run: runAuditLs},
+			{name: "audit verify", usage: auditVerifyUsage, run: runAuditVerify},
+			{name: "audit export", usage: auditExportUsage, run: runAuditExport},
+		}},
+		{name: "sessions", usage: sessionsUsage, subs: []*command{
+			{name: "sessions ls", usage: sessionsUsage, run: runSessionsLs},
+			{name: "sessions watch", usage: sessionsUsage, run: runSessionsWatch},
+			{name: "sessions kill", usage: sessionsUsage, run: runSessionsKill},
+		}},
+		{name: "recordings", usage: recordingsUsage, subs: []*command{
+			{name: "recordings ls", usage: recordingsUsage, run: runRecordingsLs},
+			{name: "recordings play", usage: recordingsUsage, run: runRecordingsPlay},
+			{name: "recordings download", usage: recordingsUsage, run: runRecordingsDownload},
+			{name: "recordings rm", usage: recordingsUsage, run: runRecordingsRm},
+			{name: "recordings search", usage: recordingsUsage, run: runRecordingsSearch},
+		}},
+		{name: "commands", usage: commandsUsage, subs: []*command{
+			{name: "commands ls", usage: commandsUsage, run: runCommandsLs},
 		}},
 		policyCommand(),
 	}
@@ -322,14 +339,33 @@ Policies:
   policy test CASES.yaml      run policy test cases (--policies FILE, --offline for CI
                               without a gateway); exit 1 on any mismatch
 
+Sessions:
+  sessions ls                 list running sessions (--json)
+  sessions watch ID           watch a recorded session live, read only (--from-start)
+  sessions kill ID            end a running session (--message TEXT for its user)
+
+Recordings:
+  recordings ls               list recordings (--user, --target, --state, --since, --json)
+  recordings play ID          play a recording in this terminal (--speed N, --idle-limit S,
+                              --at SECONDS)
+  recordings download ID      save a recording's asciicast file (-o FILE, --force)
+  recordings rm ID            delete a recording (audited)
+  recordings search QUERY     find recordings by what was on screen or typed (--json)
+
+Command history:
+  commands ls                 list the commands users ran (--user, --target, --session,
+                              --since, --json)
+
 Audit:
   audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
+  audit verify                check the audit trail's hash chain; exit 1 if it is broken
+  audit export                stream audit events as JSON lines with their hashes (--since)
 
   help [COMMAND]              show help for a command
 
 Kinds: User, ServiceAccount, Group, Target, Environment, Account, Operation,
 Policy (any case, singular or plural).
 `, globalFlagsUsage, `Exit codes: 0 success; 1 the answer is no (not found, refused, denied, a
-policy test case failed); 2 usage or input error; 3 the gateway could not be
-reached or failed.
+policy test case failed, the audit chain is broken); 2 usage or input error;
+3 the gateway could not be reached or failed.
 `)

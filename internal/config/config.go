@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,14 @@ type Config struct {
 	DialTimeout Duration `yaml:"dial_timeout"`
 	// ShutdownTimeout is how long sessions may go on after SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// RecordingsDir holds the asciicast files of session recordings.
+	RecordingsDir string `yaml:"recordings_dir"`
+	// RecordingsRetention deletes recordings that started longer ago than
+	// this (checked hourly, audited); zero keeps them.
+	RecordingsRetention Duration `yaml:"recordings_retention"`
+	// AuditSyslog, when set, copies every audit event to a syslog collector:
+	// udp://HOST:PORT or tcp://HOST:PORT (RFC 5424).
+	AuditSyslog string `yaml:"audit_syslog"`
 	// DiagAddr, when set, serves Go's /debug/pprof profiles on this
 	// address for diagnosing CPU and memory. It must be a loopback address:
 	// profiles reveal internals and need no credentials.
@@ -185,6 +194,9 @@ var flagDefs = []struct{ name, key, help string }{
 	{"dial-timeout", "dial_timeout", "bound on connecting and logging in to a target"},
 	{"shutdown-timeout", "shutdown_timeout", "how long sessions may go on after SIGTERM"},
 	{"reload-interval", "reload_interval", "how often to poll the store for changes"},
+	{"recordings-dir", "recordings_dir", "session recordings `directory` (default DATA/recordings)"},
+	{"recordings-retention", "recordings_retention", "delete recordings older than this `duration` (e.g. 2160h; 0 keeps them)"},
+	{"audit-syslog", "audit_syslog", "copy audit events to syslog: udp://HOST:PORT or tcp://HOST:PORT"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
 }
 
@@ -226,6 +238,12 @@ func bindOne(cfg *Config, name, value string) error {
 		return dur(&cfg.ReloadInterval)
 	case "diag-addr":
 		return set(&cfg.DiagAddr)
+	case "recordings-dir":
+		return set(&cfg.RecordingsDir)
+	case "recordings-retention":
+		return dur(&cfg.RecordingsRetention)
+	case "audit-syslog":
+		return set(&cfg.AuditSyslog)
 	}
 	return fmt.Errorf("unknown flag --%s", name)
 }
@@ -244,6 +262,7 @@ func (c *Config) Resolve() error {
 	def(&c.MasterKeyFile, "master.key")
 	def(&c.HostKeyFile, "ssh_host_ed25519_key")
 	def(&c.CAKeyFile, "user_ca.sealed")
+	def(&c.RecordingsDir, "recordings")
 	if c.Store == "" {
 		c.Store = "sqlite:" + filepath.Join(c.DataDir, "portcullis.db")
 	}
@@ -255,6 +274,15 @@ func (c *Config) Resolve() error {
 	}
 	if _, _, err := net.SplitHostPort(c.SSHAddr); err != nil {
 		return fmt.Errorf("ssh_addr: %q is not host:port: %v", c.SSHAddr, err)
+	}
+	if c.RecordingsRetention < 0 {
+		return fmt.Errorf("recordings_retention: must not be negative, got %s", c.RecordingsRetention.String())
+	}
+	if c.AuditSyslog != "" {
+		u, err := url.Parse(c.AuditSyslog)
+		if err != nil || (u.Scheme != "udp" && u.Scheme != "tcp") || u.Port() == "" {
+			return fmt.Errorf("audit_syslog: %q is not udp://HOST:PORT or tcp://HOST:PORT", c.AuditSyslog)
+		}
 	}
 	if c.DiagAddr != "" {
 		host, _, err := net.SplitHostPort(c.DiagAddr)

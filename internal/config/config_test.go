@@ -51,6 +51,8 @@ func TestParse(t *testing.T) {
 		{name: "negative timeout", args: []string{"--dial-timeout", "-1s"}, wantErr: "dial_timeout"},
 		{name: "long socket path", args: []string{"--data-dir", "/tmp/" + strings.Repeat("d", 120)}, wantErr: "107"},
 		{name: "diag not loopback", args: []string{"--diag-addr", "0.0.0.0:6060"}, wantErr: "diag_addr"},
+		{name: "bad syslog", args: []string{"--audit-syslog", "syslog.example:514"}, wantErr: "audit_syslog"},
+		{name: "bad retention", args: []string{"--recordings-retention", "forever"}, wantErr: "recordings-retention"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "none.yaml")}, wantErr: "read config"},
 	}

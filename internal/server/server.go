@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
@@ -41,6 +42,10 @@ type Server struct {
 
 	hostKey ssh.Signer
 	ca      *vault.CA
+
+	recordings *recording.Manager
+	syslog     *audit.Syslog
+	audit      *audit.Log
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -86,6 +91,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if created {
 		log.Info("generated host key", "file", cfg.HostKeyFile)
 	}
+	// Like sshd, publish the public half beside it, for known_hosts lines
+	// and `ssh-keygen -l -f`.
+	pubLine := ssh.MarshalAuthorizedKey(s.hostKey.PublicKey())
+	if old, err := os.ReadFile(cfg.HostKeyFile + ".pub"); err != nil || string(old) != string(pubLine) {
+		if err := os.WriteFile(cfg.HostKeyFile+".pub", pubLine, 0o644); err != nil {
+			return nil, fmt.Errorf("write host public key: %w", err)
+		}
+	}
 	if s.ca, err = v.LoadOrCreateCA(cfg.CAKeyFile); err != nil {
 		return nil, fmt.Errorf("user CA: %w", err)
 	}
@@ -100,6 +113,28 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, fmt.Errorf("load resources: %w", err)
 	}
 	auditLog := audit.New(s.store, log)
+	s.audit = auditLog
+	if cfg.AuditSyslog != "" {
+		if s.syslog, err = audit.NewSyslog(cfg.AuditSyslog, log); err != nil {
+			return nil, fmt.Errorf("audit_syslog: %w", err)
+		}
+		auditLog.SetSyslog(s.syslog)
+	}
+	if s.recordings, err = recording.NewManager(cfg.RecordingsDir, s.store, log.With("part", "recording")); err != nil {
+		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	// Sessions a previous run did not end: close their recordings as
+	// interrupted before anything new starts.
+	interrupted, err := s.recordings.Recover(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("recover recordings: %w", err)
+	}
+	for _, r := range interrupted {
+		_ = auditLog.Write(ctx, store.AuditEvent{Type: audit.RecordingInterrupted, Outcome: audit.Info, SessionID: r.ID,
+			User: r.User, Target: r.Target, Account: r.Account,
+			Message: "recording of a session the gateway did not end closed as interrupted",
+			Detail:  map[string]any{"recording_sha256": r.SHA256, "recording_bytes": r.Size}})
+	}
 	s.gate, err = sshgate.New(sshgate.Config{
 		HostKey:     s.hostKey,
 		Snapshot:    s.inv.Snapshot,
@@ -110,12 +145,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Log:         log.With("front", "ssh"),
 		AuthTimeout: time.Duration(cfg.AuthTimeout),
 		DialTimeout: time.Duration(cfg.DialTimeout),
+		Recordings:  s.recordings,
+		Commands:    s.store,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.inv.Subscribe(s.gate.Recheck)
-	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api")})
+	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
+		Sessions: s.gate, Recordings: s.recordings})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -189,7 +227,22 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		defer diag.Close()
 	}
-	wg.Add(3)
+	wg.Add(5)
+	go func() {
+		defer wg.Done()
+		s.recordings.Run(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.retention(runCtx)
+	}()
+	if s.syslog != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.syslog.Run(runCtx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		if err := adminSrv.Serve(s.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -219,11 +272,42 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.gate.Shutdown(shutCtx); err != nil {
 		s.log.Warn("sessions closed at the end of the grace period")
 	}
-	_ = adminSrv.Shutdown(shutCtx)
+	if err := adminSrv.Shutdown(shutCtx); err != nil {
+		// The grace period is spent: cut off watchers and exports rather
+		// than let them read a store that is about to close.
+		_ = adminSrv.Close()
+	}
 	cancel()
 	wg.Wait()
 	s.close()
 	return runErr
+}
+
+// retention deletes recordings older than recordings_retention, hourly
+// and once at start, each deletion audited.
+func (s *Server) retention(ctx context.Context) {
+	keep := time.Duration(s.cfg.RecordingsRetention)
+	if keep <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		ids, err := s.recordings.DeleteOlderThan(ctx, time.Now().Add(-keep))
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("recordings retention", "err", err)
+		}
+		for _, id := range ids {
+			_ = s.audit.Write(ctx, store.AuditEvent{Type: audit.RecordingDelete, Outcome: audit.Info, SessionID: id,
+				User: "retention", Message: fmt.Sprintf("recording deleted by retention (older than %s)", keep),
+				Detail: map[string]any{"by": "retention"}})
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Server) close() {

@@ -67,9 +67,14 @@ type grant struct {
 	id      string
 	action  string
 	command string
+	started time.Time
 	// notify tells the client why its session is ending (stderr of a
 	// session channel); nil for tunnels.
 	notify func(msg string)
+	// Set by setEnd once the session runs (guarded by conn.mu):
+	// targetUser it runs as, and end, which ends it with a reason.
+	targetUser string
+	end        func(reason string)
 }
 
 func newID() string {
@@ -342,6 +347,7 @@ func (c *conn) addGrant(g *grant) bool {
 	}
 	c.nextChan++
 	g.id = fmt.Sprintf("%s-%d", c.id, c.nextChan)
+	g.started = time.Now()
 	c.grants[g] = struct{}{}
 	return true
 }

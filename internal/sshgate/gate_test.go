@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/store"
@@ -37,6 +38,7 @@ type gateway struct {
 	inv     *inventory.Inventory
 	srv     *sshgate.Server
 	ca      *vault.CA
+	rec     *recording.Manager
 }
 
 type gatewayOption func(*sshgate.Config)
@@ -69,9 +71,14 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	}
 	_, hk, _ := ed25519.GenerateKey(rand.Reader)
 	hostSigner, _ := ssh.NewSignerFromKey(hk)
+	rm, err := recording.NewManager(filepath.Join(dir, "rec"), st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := sshgate.Config{
 		HostKey: hostSigner, Snapshot: inv.Snapshot, Vault: v, CA: ca, HostKeys: st,
 		Audit: audit.New(st, log), Log: log, DialTimeout: 5 * time.Second,
+		Recordings: rm, Commands: st,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -87,6 +94,11 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	recDone := make(chan struct{})
+	go func() {
+		defer close(recDone)
+		rm.Run(sctx)
+	}()
 	go func() {
 		defer close(done)
 		_ = srv.Serve(sctx, ln)
@@ -97,9 +109,10 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 		_ = srv.Shutdown(shut)
 		cancel()
 		<-done
+		<-recDone
 		st.Close()
 	})
-	return &gateway{t: t, dir: dir, addr: ln.Addr().String(), hostKey: hostSigner.PublicKey(), store: st, inv: inv, srv: srv, ca: ca}
+	return &gateway{t: t, dir: dir, addr: ln.Addr().String(), hostKey: hostSigner.PublicKey(), store: st, inv: inv, srv: srv, ca: ca, rec: rm}
 }
 
 // apply applies a YAML stream, failing the test on error.

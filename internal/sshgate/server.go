@@ -46,6 +46,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -72,6 +73,11 @@ type Config struct {
 	HostKeys HostKeyStore
 	Audit    *audit.Log
 	Log      *slog.Logger
+	// Recordings records sessions that a session-recording policy covers.
+	// If nil, such sessions are refused (unless the policy fails open).
+	Recordings *recording.Manager
+	// Commands stores the command history; nil keeps none.
+	Commands CommandLog
 
 	// AuthTimeout closes a connection that has not authenticated in time.
 	// Default 30s.

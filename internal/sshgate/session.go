@@ -1,6 +1,7 @@
 package sshgate
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -202,27 +203,60 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	start := time.Now()
 	act := &activity{}
 	abort := make(chan struct{})
-	stop := c.enforceLimits(g, d.Obligations, act, func(reason string) {
-		tell(ch, "session ended: "+reason)
-		endSession(uch, abort)
-	})
+	var endOnce sync.Once
+	end := func(reason string) {
+		endOnce.Do(func() {
+			tell(ch, "session ended: "+reason)
+			endSession(uch, abort)
+		})
+	}
+	c.setEnd(g, end, targetUser)
+	stop := c.enforceLimits(g, d.Obligations, act, end)
 	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup)}
 	if action == resource.ActionShell && d.CheckCommands {
 		opts.gate = c.newLineGate(ch, g, hasPTY(setup))
 	}
+	obs, err := c.newObserver(g, d.Obligations, targetUser, setup, end, opts.gate)
+	if err != nil {
+		stop()
+		refuse(ch, nil, "the session recording cannot be written; session refused")
+		drain(reqs)
+		return
+	}
+	opts.obs = obs
+	var cmdID int64
+	if action == resource.ActionExec {
+		cmdID = c.logCommand(g, targetUser, command, false, true)
+	}
 	res := bridgeSession(ch, reqs, uch, ureqs, opts)
 	stop()
-	end := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
+	endDetail := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
 		"duration_ms": time.Since(start).Milliseconds()}
+	if obs != nil {
+		obs.close()
+		if obs.rec != nil {
+			size, sum, err := obs.rec.Close(context.WithoutCancel(c.ctx))
+			if err != nil {
+				_ = c.audit(store.AuditEvent{Type: audit.RecordingFailure, Outcome: audit.Failure, SessionID: g.id,
+					Message: "close recording: " + err.Error()})
+			}
+			endDetail["recording"] = g.id
+			endDetail["recording_sha256"] = sum
+			endDetail["recording_bytes"] = size
+		}
+	}
+	if cmdID != 0 && res.exitStatus != nil && c.srv.cfg.Commands != nil {
+		_ = c.srv.cfg.Commands.SetCommandExit(context.WithoutCancel(c.ctx), cmdID, int(*res.exitStatus))
+	}
 	if res.exitStatus != nil {
-		end["exit_status"] = *res.exitStatus
+		endDetail["exit_status"] = *res.exitStatus
 	}
 	if res.exitSignal != "" {
-		end["exit_signal"] = res.exitSignal
+		endDetail["exit_signal"] = res.exitSignal
 	}
 	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s ended", action, c.login.Target),
-		Detail: end})
+		Detail: endDetail})
 }
 
 // targetErrorMessage turns a dial error into the line the client sees; the
@@ -308,6 +342,7 @@ type bridgeOpts struct {
 	abort <-chan struct{} // closed to stop waiting for the target
 	gate  *lineGate       // checks shell lines; nil when commands are not restricted
 	pty   bool            // the session has a terminal
+	obs   *observer       // records and logs; nil when nothing is observed
 }
 
 type sessionResult struct {
@@ -331,6 +366,15 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 	if o.gate != nil && o.gate.alt != nil {
 		stdout = observingWriter{w: client, alt: o.gate.alt}
 	}
+	var stderr io.Writer = client.Stderr()
+	var input io.Writer = up
+	if o.obs != nil {
+		stdout = teeWriter{w: stdout, observe: o.obs.fromTarget}
+		if o.obs.rec != nil {
+			stderr = teeWriter{w: stderr, observe: o.obs.rec.Output}
+		}
+		input = teeWriter{w: up, observe: o.obs.fromClient}
+	}
 	var outWG sync.WaitGroup
 	// Counts are atomics: on abort the bridge returns while copy loops may
 	// still be running.
@@ -340,7 +384,7 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 		return res
 	}
 	copyStderr := func() {
-		n, _ := copyAdaptive(client.Stderr(), up.Stderr(), act)
+		n, _ := copyAdaptive(stderr, up.Stderr(), act)
 		errBytes.Store(n)
 	}
 	outWG.Add(1)
@@ -368,9 +412,9 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 		defer close(inDone)
 		var n int64
 		if o.gate != nil {
-			n, _ = copyChecked(up, client, o.gate, act)
+			n, _ = copyChecked(input, client, o.gate, act)
 		} else {
-			n, _ = copyAdaptive(up, client, act)
+			n, _ = copyAdaptive(input, client, act)
 		}
 		inBytes.Store(n)
 		_ = up.CloseWrite()
@@ -391,6 +435,11 @@ loop:
 				creqs = nil
 				up.Close()
 				continue
+			}
+			if req.Type == "window-change" {
+				if cols, rows, ok := windowChange(req.Payload); ok {
+					o.obs.resize(cols, rows)
+				}
 			}
 			forwardClientRequest(up, req)
 			continue

@@ -77,11 +77,13 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 	}
 	start := time.Now()
 	act := &activity{}
-	stop := c.enforceLimits(g, d.Obligations, act, func(string) {
+	end := func(string) {
 		// A tunnel has no stderr to explain on; the audit event does.
 		uch.Close()
 		ch.Close()
-	})
+	}
+	c.setEnd(g, end, targetUser)
+	stop := c.enforceLimits(g, d.Obligations, act, end)
 	in, out := pipe(ch, uch, act)
 	stop()
 	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,

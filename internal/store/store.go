@@ -11,8 +11,11 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 )
 
@@ -59,7 +62,93 @@ type AuditEvent struct {
 	Message   string // one line for humans
 	// Detail holds event-specific fields (bytes each way, exit status, ...).
 	Detail map[string]any
+	// PrevHash and Hash chain the trail (see HashEvent); set by the store.
+	PrevHash string
+	Hash     string
 }
+
+// Recording states.
+const (
+	RecordingActive      = "active"
+	RecordingEnded       = "ended"
+	RecordingInterrupted = "interrupted"
+)
+
+// Recording is the metadata of one session recording; the asciicast file
+// itself lives in the gateway's recordings directory.
+type Recording struct {
+	ID        string // the session (grant) id; also the file's base name
+	User      string
+	Target    string
+	Account   string
+	Source    string
+	Action    string // shell or exec
+	Command   string // for exec
+	StartedAt time.Time
+	EndedAt   time.Time // zero while active
+	State     string    // RecordingActive, RecordingEnded, RecordingInterrupted
+	Size      int64     // bytes of the file when it ended
+	SHA256    string    // hex, of the file when it ended
+}
+
+// RecordingFilter narrows a recordings listing. Zero fields do not filter.
+type RecordingFilter struct {
+	User   string
+	Target string
+	State  string
+	Since  time.Time // started at or after
+	Limit  int       // 0 means 1000
+}
+
+// TextChunk is text that appeared in (or was typed into) a recording,
+// starting at Offset seconds from its start, for keyword search.
+type TextChunk struct {
+	RecordingID string
+	Offset      float64
+	Text        string
+}
+
+// SearchHit is one recording where a search matched.
+type SearchHit struct {
+	RecordingID string
+	User        string
+	Target      string
+	Offset      float64 // seconds from the recording's start of the best chunk
+	Snippet     string  // the matching text with some context
+}
+
+// Command is one command a subject ran: an exec request exactly, or a line
+// entered in an interactive shell as reconstructed from keystrokes.
+type Command struct {
+	ID          int64
+	Time        time.Time
+	User        string
+	Target      string
+	Account     string
+	SessionID   string
+	Source      string
+	Command     string
+	Interactive bool
+	// Certain is false when the line reconstructor could not be sure
+	// (tab completion, history recall, ...).
+	Certain    bool
+	ExitStatus *int // exec only, once known
+}
+
+// CommandFilter narrows a command listing. Zero fields do not filter.
+type CommandFilter struct {
+	User      string
+	Target    string
+	SessionID string
+	Since     time.Time
+	AfterID   int64
+	Limit     int // 0 means 1000
+}
+
+// Hash and PrevHash of an AuditEvent chain the trail: Hash is
+// HashEvent(PrevHash, event) and PrevHash is the Hash of the event before
+// it (empty for the first). The store fills both on AppendAudit, inside the
+// transaction that appends, so the chain has no gaps or forks.
 
 // AuditFilter narrows an audit listing. Zero fields do not filter.
 type AuditFilter struct {
@@ -99,8 +188,47 @@ type Store interface {
 
 	// AppendAudit stores an event and returns its ID. IDs grow.
 	AppendAudit(ctx context.Context, ev AuditEvent) (int64, error)
-	// ListAudit returns events matching f, oldest first.
+	// ListAudit returns events matching f, oldest first, with their hashes.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// DeleteAuditBefore removes events older than t (retention) and returns
+	// how many. The chain then starts at the oldest kept event, whose
+	// PrevHash no longer matches anything: verification starts there. It
+	// removes a prefix of the trail (events up to the first one, in ID
+	// order, at or after t), so that an event older than t appended after a
+	// newer one (the clock stepped back) stays, and the rest still chains.
+	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
+
+	// CreateRecording stores a new active recording's metadata;
+	// ErrConflict if the ID exists.
+	CreateRecording(ctx context.Context, r Recording) error
+	// FinishRecording sets a recording's end time, state (ended or
+	// interrupted), size and hash; ErrNotFound if absent.
+	FinishRecording(ctx context.Context, id, state string, endedAt time.Time, size int64, sha256 string) error
+	// GetRecording returns one recording, ErrNotFound if absent.
+	GetRecording(ctx context.Context, id string) (Recording, error)
+	// ListRecordings returns recordings matching f, newest first.
+	ListRecordings(ctx context.Context, f RecordingFilter) ([]Recording, error)
+	// DeleteRecording removes a recording's metadata and its text index;
+	// ErrNotFound if absent.
+	DeleteRecording(ctx context.Context, id string) error
+	// InterruptActive marks every active recording interrupted (at start,
+	// for sessions a previous run did not end) and returns them.
+	InterruptActive(ctx context.Context, endedAt time.Time) ([]Recording, error)
+	// IndexText adds text chunks to the search index.
+	IndexText(ctx context.Context, chunks []TextChunk) error
+	// SearchText finds recordings whose text matches query (words, all of
+	// which must appear in one chunk; a quoted "phrase" must appear as
+	// is), best first. See ParseSearch; a query without words is
+	// ErrEmptyQuery. A limit of zero or less means 100.
+	SearchText(ctx context.Context, query string, limit int) ([]SearchHit, error)
+
+	// AppendCommand stores a command and returns its ID.
+	AppendCommand(ctx context.Context, c Command) (int64, error)
+	// SetCommandExit records the exit status of an exec command;
+	// ErrNotFound if absent.
+	SetCommandExit(ctx context.Context, id int64, status int) error
+	// ListCommands returns commands matching f, oldest first.
+	ListCommands(ctx context.Context, f CommandFilter) ([]Command, error)
 
 	// HostKey returns the key recorded for target on first use, ErrNotFound
 	// if none.
@@ -113,4 +241,29 @@ type Store interface {
 
 	// Close releases the database.
 	Close() error
+}
+
+// HashEvent returns the chain hash of ev after prev: hex SHA-256 over prev
+// and a canonical encoding of every field but the hashes (ID included, so
+// that reordering shows; Time as UTC nanoseconds; Detail as JSON with sorted
+// keys, which encoding/json gives maps). Both backends and the verifier use
+// this one function. Stores hash Detail as they will read it back (see
+// NormalizeDetail), so that the hash recomputes from a listing.
+func HashEvent(prev string, ev AuditEvent) string {
+	detail, err := json.Marshal(ev.Detail)
+	if err != nil || len(ev.Detail) == 0 {
+		detail = []byte("{}")
+	}
+	h := sha256.New()
+	for _, part := range []string{
+		prev, strconv.FormatInt(ev.ID, 10), strconv.FormatInt(ev.Time.UTC().UnixNano(), 10),
+		ev.Type, ev.Outcome, ev.User, ev.Source, ev.Target, ev.Account, ev.SessionID, ev.Policy, ev.Message,
+		string(detail),
+	} {
+		// Length-prefixed, so that moving text between fields changes the hash.
+		h.Write([]byte(strconv.Itoa(len(part))))
+		h.Write([]byte{':'})
+		h.Write([]byte(part))
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

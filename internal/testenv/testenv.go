@@ -215,3 +215,16 @@ func shellQuote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
+
+// AsciinemaCat runs the real `asciinema cat FILE` and returns what it
+// printed. asciinema 2.2 opens /dev/tty even for cat, which tests (and CI)
+// do not have, so it runs under script(1), which gives it a pty.
+func AsciinemaCat(t testing.TB, file string) (out string, code int) {
+	t.Helper()
+	Require(t, "asciinema", "script")
+	stdout, stderr, code := Run(t, 60*time.Second, "script", "-q", "-e", "-c", shellJoin([]string{"asciinema", "cat", file}), "/dev/null")
+	if code != 0 {
+		return stdout + stderr, code
+	}
+	return stdout, code
+}

@@ -8,6 +8,14 @@
 // 64-bit primary key) and {{bytes}} (a binary column). Statements take
 // parameters as $1, $2, ..., which both modernc.org/sqlite and pgx accept.
 //
+// What cannot be written once (full-text search: an FTS5 virtual table on
+// SQLite, a tsvector column on PostgreSQL) goes in a dialect file beside the
+// version's portable file: NNNN_words.sqlite.sql or NNNN_words.postgres.sql,
+// with the same NNNN_words stem. It runs right after the portable file, in
+// the same transaction, and only for its dialect. A version may also have a
+// Go step (see steps), for data changes SQL cannot express portably; it runs
+// after the version's SQL, in the same transaction too.
+//
 // Why not github.com/pressly/goose: goose v3.29.0 requires
 // modernc.org/libc v1.78.0, and minimal version selection would then lift
 // libc above v1.77.1, the exact version modernc.org/sqlite v1.60.1 was
@@ -92,15 +100,32 @@ const advisoryLockKey = 0x706f727463756c
 // migration is one versioned schema step.
 type migration struct {
 	version int
-	name    string // file name, for errors and the schema_migrations row
+	name    string // portable file name, for errors and the schema_migrations row
 	sql     string // with placeholders already replaced
+	// dialectName and dialectSQL are the version's file for the dialect
+	// being migrated, if it has one.
+	dialectName string
+	dialectSQL  string
+	// step is the version's Go step, if any.
+	step func(ctx context.Context, tx *sql.Tx, d Dialect) error
 }
 
-var fileName = regexp.MustCompile(`^([0-9]{4})_[a-z0-9_]+\.sql$`)
+// steps are the Go steps, by the stem of their version's portable file
+// (keyed by name rather than version, so that a test's stand-in files never
+// run them).
+var steps = map[string]func(ctx context.Context, tx *sql.Tx, d Dialect) error{
+	"0002_recordings_commands_audit_chain": chainAudit,
+}
+
+// fileName matches a migration file: a four-digit version, a stem of lower
+// case words, and for a dialect file the dialect's name.
+var fileName = regexp.MustCompile(`^(([0-9]{4})_[a-z0-9_]+)(?:\.(sqlite|postgres))?\.sql$`)
 
 // load reads the embedded files for dialect d, ordered by version. Versions
 // must run 1, 2, 3, ... without gaps, so that a file lost in a merge fails
-// every test instead of silently skipping a step.
+// every test instead of silently skipping a step. A dialect file must
+// extend a portable file of the same stem; dialect files of the other
+// dialect are checked the same way but not returned.
 func load(d Dialect) ([]migration, error) {
 	r, err := d.replacer()
 	if err != nil {
@@ -111,41 +136,79 @@ func load(d Dialect) ([]migration, error) {
 		return nil, fmt.Errorf("migrations: list files: %w", err)
 	}
 	sort.Strings(names)
-	var ms []migration
-	for i, name := range names {
-		m := fileName.FindStringSubmatch(path.Base(name))
-		if m == nil {
-			return nil, fmt.Errorf("migrations: file %s: name is not NNNN_words.sql", name)
-		}
-		v, _ := strconv.Atoi(m[1]) // four digits: cannot fail
-		if v != i+1 {
-			return nil, fmt.Errorf("migrations: file %s: version %d, want %d (versions run 1, 2, ... without gaps)", name, v, i+1)
-		}
+	read := func(name string) (string, error) {
 		b, err := fs.ReadFile(files, name)
 		if err != nil {
-			return nil, fmt.Errorf("migrations: read %s: %w", name, err)
+			return "", fmt.Errorf("migrations: read %s: %w", name, err)
 		}
 		text := r.Replace(string(b))
 		if i := strings.Index(text, "{{"); i >= 0 {
 			end := min(i+20, len(text))
-			return nil, fmt.Errorf("migrations: file %s: unknown placeholder near %q", name, text[i:end])
+			return "", fmt.Errorf("migrations: file %s: unknown placeholder near %q", name, text[i:end])
 		}
-		ms = append(ms, migration{version: v, name: name, sql: text})
+		return text, nil
+	}
+	var (
+		ms      []migration
+		byStem  = map[string]int{} // stem -> index in ms
+		dialect []string           // dialect files, attached once every portable file is known
+	)
+	for _, name := range names {
+		m := fileName.FindStringSubmatch(path.Base(name))
+		if m == nil {
+			return nil, fmt.Errorf("migrations: file %s: name is not NNNN_words.sql or NNNN_words.{sqlite,postgres}.sql", name)
+		}
+		if m[3] != "" {
+			dialect = append(dialect, name)
+			continue
+		}
+		v, _ := strconv.Atoi(m[2]) // four digits: cannot fail
+		if want := len(ms) + 1; v != want {
+			return nil, fmt.Errorf("migrations: file %s: version %d, want %d (versions run 1, 2, ... without gaps)", name, v, want)
+		}
+		text, err := read(name)
+		if err != nil {
+			return nil, err
+		}
+		byStem[m[1]] = len(ms)
+		ms = append(ms, migration{version: v, name: name, sql: text, step: steps[m[1]]})
+	}
+	for _, name := range dialect {
+		m := fileName.FindStringSubmatch(path.Base(name))
+		i, ok := byStem[m[1]]
+		if !ok {
+			return nil, fmt.Errorf("migrations: file %s: no portable file %s.sql for it to extend", name, m[1])
+		}
+		if m[3] != d.String() {
+			continue
+		}
+		text, err := read(name)
+		if err != nil {
+			return nil, err
+		}
+		ms[i].dialectName, ms[i].dialectSQL = name, text
 	}
 	return ms, nil
 }
 
 // Latest is the schema version the embedded files lead to. It counts the
-// files: load (and so Up, and this package's tests) rejects a set whose
-// versions do not run 1, 2, ..., n.
+// portable files: load (and so Up, and this package's tests) rejects a set
+// whose versions do not run 1, 2, ..., n.
 func Latest() int {
 	names, _ := fs.Glob(files, "*.sql") // the pattern is valid: no error
-	return len(names)
+	n := 0
+	for _, name := range names {
+		if m := fileName.FindStringSubmatch(path.Base(name)); m != nil && m[3] == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // Up brings the database to the latest version: it applies, in one
-// transaction, every migration newer than the version recorded in the
-// schema_migrations table, and records each. Either all pending migrations
+// transaction, every migration (its SQL, its dialect's SQL, its Go step)
+// newer than the version recorded in the schema_migrations table, and
+// records each. Either all pending migrations
 // are applied or none is (both databases roll back DDL with the
 // transaction). A database newer than this binary is an error rather than
 // something to run against: an older gateway would misread the new schema.
@@ -189,6 +252,16 @@ func Up(ctx context.Context, db *sql.DB, d Dialect) error {
 	for _, m := range ms[current:] {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("migrations: apply %s: %w", m.name, err)
+		}
+		if m.dialectSQL != "" {
+			if _, err := tx.ExecContext(ctx, m.dialectSQL); err != nil {
+				return fmt.Errorf("migrations: apply %s: %w", m.dialectName, err)
+			}
+		}
+		if m.step != nil {
+			if err := m.step(ctx, tx, d); err != nil {
+				return fmt.Errorf("migrations: apply %s: Go step: %w", m.name, err)
+			}
 		}
 		if _, err := tx.ExecContext(ctx,
 			"INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",

@@ -3,9 +3,13 @@ package migrations
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"io/fs"
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/portcullis/portcullis/internal/store"
 
 	_ "modernc.org/sqlite"
 )
@@ -129,5 +133,177 @@ func TestLoadRejectsBadFiles(t *testing.T) {
 				t.Error("load succeeded, want an error")
 			}
 		})
+	}
+}
+
+func TestDialectFiles(t *testing.T) {
+	withFiles(t, fstest.MapFS{
+		"0001_a.sql":          file("CREATE TABLE a (x INTEGER);"),
+		"0001_a.sqlite.sql":   file("CREATE TABLE a_sqlite (x {{bytes}});"),
+		"0001_a.postgres.sql": file("CREATE TABLE a_postgres (x {{bytes}});"),
+		"0002_b.sql":          file("CREATE TABLE b (x INTEGER);"),
+		"0002_b.postgres.sql": file("CREATE TABLE b_postgres (x INTEGER);"),
+	})
+	if Latest() != 2 {
+		t.Errorf("Latest() = %d, want 2: dialect files are not versions", Latest())
+	}
+	ms, err := load(SQLite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].dialectSQL != "CREATE TABLE a_sqlite (x BLOB);" || ms[1].dialectSQL != "" {
+		t.Errorf("sqlite: %+v", ms)
+	}
+	ms, err = load(Postgres)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 2 || ms[0].dialectSQL != "CREATE TABLE a_postgres (x BYTEA);" || ms[1].dialectName != "0002_b.postgres.sql" {
+		t.Errorf("postgres: %+v", ms)
+	}
+
+	db := memDB(t)
+	if err := Up(context.Background(), db, SQLite); err != nil {
+		t.Fatalf("Up: %v", err)
+	}
+	var names []string
+	rows, err := db.Query("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations' ORDER BY name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(names, ",") != "a,a_sqlite,b" {
+		t.Errorf("tables %v, want a, a_sqlite, b", names)
+	}
+}
+
+func TestDialectFileErrors(t *testing.T) {
+	cases := map[string]fstest.MapFS{
+		"orphan":              {"0001_a.sql": file("SELECT 1;"), "0001_b.sqlite.sql": file("SELECT 1;")},
+		"orphan of the other": {"0001_a.sql": file("SELECT 1;"), "0002_a.postgres.sql": file("SELECT 1;")},
+		"unknown dialect":     {"0001_a.sql": file("SELECT 1;"), "0001_a.mysql.sql": file("SELECT 1;")},
+		"bad placeholder":     {"0001_a.sql": file("SELECT 1;"), "0001_a.sqlite.sql": file("{{json}}")},
+	}
+	for name, fsys := range cases {
+		t.Run(name, func(t *testing.T) {
+			withFiles(t, fsys)
+			if _, err := load(SQLite); err == nil {
+				t.Error("load succeeded, want an error")
+			}
+		})
+	}
+}
+
+func TestDialectFileIsAllOrNothing(t *testing.T) {
+	db := memDB(t)
+	withFiles(t, fstest.MapFS{
+		"0001_a.sql":        file("CREATE TABLE a (x INTEGER);"),
+		"0001_a.sqlite.sql": file("INSERT INTO no_such_table VALUES (1);"),
+	})
+	err := Up(context.Background(), db, SQLite)
+	if err == nil || !strings.Contains(err.Error(), "0001_a.sqlite.sql") {
+		t.Fatalf("Up with a broken dialect file: err = %v, want one naming it", err)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM sqlite_master WHERE name IN ('a', 'schema_migrations')").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d tables left behind, want none", n)
+	}
+}
+
+// TestChainAuditBackfill checks the Go step of version 2: events written at
+// version 1 (without hashes) are chained, as the verifier will recompute
+// them from what the store reads back.
+func TestChainAuditBackfill(t *testing.T) {
+	ctx := context.Background()
+	db := memDB(t)
+	v1, err := fs.ReadFile(embedded, "0001_initial.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withFiles(t, fstest.MapFS{"0001_initial.sql": &fstest.MapFile{Data: v1}})
+	if err := Up(ctx, db, SQLite); err != nil {
+		t.Fatal(err)
+	}
+	// More than one batch, with details as version 1 stored them.
+	const n = chainBatch + 5
+	for i := range n {
+		var detail any
+		switch i % 3 {
+		case 1:
+			detail = fmt.Sprintf(`{"i":%d,"z":{"b":[1,2.5,null],"a":"x"}}`, i)
+		case 2:
+			detail = `{"big":1152921504606846977}`
+		}
+		if _, err := db.Exec(`INSERT INTO audit_events (time, type, message, detail) VALUES ($1, $2, $3, $4)`,
+			int64(1e18)+int64(i), "test.x", fmt.Sprint("m", i), detail); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files = embedded
+	if err := Up(ctx, db, SQLite); err != nil {
+		t.Fatalf("Up to the latest: %v", err)
+	}
+	// Recompute as a store reads back.
+	var evs []store.AuditEvent
+	var hashes, prevs []string
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := int64(0)
+	for {
+		batch, err := readAuditBatch(ctx, tx, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch) == 0 {
+			break
+		}
+		evs = append(evs, batch...)
+		after = batch[len(batch)-1].ID
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query("SELECT prev_hash, hash FROM audit_events ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, h string
+		if err := rows.Scan(&p, &h); err != nil {
+			t.Fatal(err)
+		}
+		prevs, hashes = append(prevs, p), append(hashes, h)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != n || len(hashes) != n {
+		t.Fatalf("%d events, %d hashes, want %d", len(evs), len(hashes), n)
+	}
+	prev := ""
+	for i, ev := range evs {
+		if prevs[i] != prev {
+			t.Fatalf("event %d: prev_hash %q, want %q", ev.ID, prevs[i], prev)
+		}
+		if want := store.HashEvent(prev, ev); hashes[i] != want {
+			t.Fatalf("event %d: hash %q, want %q", ev.ID, hashes[i], want)
+		}
+		prev = hashes[i]
 	}
 }

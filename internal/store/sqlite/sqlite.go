@@ -41,8 +41,8 @@ const readConns = 4
 // already serializes writers.
 const busyTimeout = 5 * time.Second
 
-// defaultAuditLimit is the page size when AuditFilter.Limit is zero.
-const defaultAuditLimit = 1000
+// defaultLimit is the page size of a listing whose filter has no Limit.
+const defaultLimit = 1000
 
 // Store is a store.Store kept in one SQLite file. It is safe for concurrent
 // use.
@@ -309,8 +309,17 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 	return rev, nil
 }
 
-// AppendAudit stores an event and returns its ID; ev.ID is ignored. A zero
-// ev.Time is taken as now. Detail is stored as JSON, so it must marshal.
+// AppendAudit stores an event and returns its ID; ev.ID, ev.PrevHash and
+// ev.Hash are ignored. A zero ev.Time is taken as now. Detail is stored as
+// JSON, so it must marshal; it is normalized first (store.NormalizeDetail)
+// and text fields cleaned (store.CleanText), so that the event reads back
+// exactly as it was hashed.
+//
+// The event is chained inside its write transaction: read the newest
+// event's hash, insert, then set the hash, which covers the ID the insert
+// assigned. The transaction holds SQLite's write lock from its start
+// (BEGIN IMMEDIATE), so no other writer, in this process or another, can
+// append between the read and the insert: the chain cannot fork.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, error) {
 	if ev.Type == "" {
 		return 0, errors.New("append audit: event type is required")
@@ -318,31 +327,82 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	var detail any // NULL when empty
-	if len(ev.Detail) > 0 {
-		b, err := json.Marshal(ev.Detail)
-		if err != nil {
-			return 0, fmt.Errorf("append audit %s: encode detail: %w", ev.Type, err)
-		}
-		detail = string(b)
+	ev = cleanEvent(ev)
+	ev.Time = fromNanos(nanos(ev.Time)) // as it reads back
+	detail, stored, err := store.NormalizeDetail(ev.Detail)
+	if err != nil {
+		return 0, fmt.Errorf("append audit %s: encode detail: %w", ev.Type, err)
 	}
-	var id int64
-	err := s.w.QueryRowContext(ctx, `
+	ev.Detail = detail
+	var detailCol any // NULL when empty
+	if stored != nil {
+		detailCol = string(stored)
+	}
+
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("append audit %s: begin: %w", ev.Type, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var prev string
+	err = tx.QueryRowContext(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("append audit %s: read previous hash: %w", ev.Type, err)
+	}
+	err = tx.QueryRowContext(ctx, `
 INSERT INTO audit_events
-    (time, type, outcome, user_name, source, target, account, session_id, policy, message, detail)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    (time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 RETURNING id`,
 		nanos(ev.Time), ev.Type, ev.Outcome, ev.User, ev.Source, ev.Target, ev.Account,
-		ev.SessionID, ev.Policy, ev.Message, detail).Scan(&id)
+		ev.SessionID, ev.Policy, ev.Message, detailCol, prev).Scan(&ev.ID)
 	if err != nil {
-		return 0, fmt.Errorf("append audit %s: %w", ev.Type, err)
+		return 0, fmt.Errorf("append audit %s: insert: %w", ev.Type, err)
 	}
-	return id, nil
+	hash := store.HashEvent(prev, ev)
+	if _, err := tx.ExecContext(ctx, `UPDATE audit_events SET hash = $1 WHERE id = $2`, hash, ev.ID); err != nil {
+		return 0, fmt.Errorf("append audit %s: set hash: %w", ev.Type, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("append audit %s: commit: %w", ev.Type, err)
+	}
+	return ev.ID, nil
+}
+
+// cleanEvent passes an event's text fields through store.CleanText.
+func cleanEvent(ev store.AuditEvent) store.AuditEvent {
+	for _, p := range []*string{&ev.Type, &ev.Outcome, &ev.User, &ev.Source, &ev.Target, &ev.Account,
+		&ev.SessionID, &ev.Policy, &ev.Message} {
+		*p = store.CleanText(*p)
+	}
+	return ev
+}
+
+// DeleteAuditBefore removes the oldest events, up to (not including) the
+// first event, in ID order, whose time is at or after t; with no such event
+// it removes them all. It returns how many it removed. Removing a prefix of
+// the trail rather than every event older than t keeps what is left one
+// unbroken chain even when event times are not in ID order (a clock stepped
+// back): an older event after a newer one is kept until everything before
+// it goes.
+func (s *Store) DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.w.ExecContext(ctx, `
+DELETE FROM audit_events WHERE id < COALESCE(
+    (SELECT id FROM audit_events WHERE time >= $1 ORDER BY id LIMIT 1),
+    (SELECT MAX(id) + 1 FROM audit_events))`, nanos(t))
+	if err != nil {
+		return 0, fmt.Errorf("delete audit before %v: %w", t, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete audit before %v: %w", t, err)
+	}
+	return n, nil
 }
 
 // ListAudit returns events matching f in the order they were appended
-// (ascending ID, which is oldest first). Since is inclusive and Until
-// exclusive. A Limit of zero or less means 1000.
+// (ascending ID, which is oldest first), with their hashes. Since is
+// inclusive and Until exclusive. A Limit of zero or less means 1000.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var (
 		where []string
@@ -383,9 +443,10 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	}
 	limit := f.Limit
 	if limit <= 0 {
-		limit = defaultAuditLimit
+		limit = defaultLimit
 	}
-	q := `SELECT id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail
+	q := `SELECT id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail,
+    prev_hash, hash
 FROM audit_events`
 	if len(where) > 0 {
 		q += "\nWHERE " + strings.Join(where, " AND ")
@@ -406,7 +467,7 @@ FROM audit_events`
 			detail sql.NullString
 		)
 		if err := rows.Scan(&ev.ID, &t, &ev.Type, &ev.Outcome, &ev.User, &ev.Source, &ev.Target,
-			&ev.Account, &ev.SessionID, &ev.Policy, &ev.Message, &detail); err != nil {
+			&ev.Account, &ev.SessionID, &ev.Policy, &ev.Message, &detail, &ev.PrevHash, &ev.Hash); err != nil {
 			return nil, fmt.Errorf("list audit: %w", err)
 		}
 		ev.Time = fromNanos(t)

@@ -265,3 +265,53 @@ func TestTwoStoresOneFile(t *testing.T) {
 		t.Errorf("ListAudit: %d events, %v; want %d", len(evs), err, 4*each)
 	}
 }
+
+// TestMigrationChainsOldEvents opens a database written at schema version 1
+// (events without hashes, details as version 1 encoded them) and checks
+// that after the migration ListAudit returns one chain that recomputes.
+func TestMigrationChainsOldEvents(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	v1, err := os.ReadFile(filepath.Join("..", "migrations", "0001_initial.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	schema := strings.NewReplacer("{{identity}}", "INTEGER PRIMARY KEY AUTOINCREMENT", "{{bytes}}", "BLOB").Replace(string(v1))
+	for _, q := range []string{
+		schema,
+		`CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_initial.sql', 0)`,
+		`INSERT INTO audit_events (time, type, user_name, message, detail) VALUES
+		    (1000, 'login.success', 'alice', 'in', '{"method":"publickey"}'),
+		    (2000, 'session.start', 'alice', 'start', NULL),
+		    (3000, 'session.end', 'alice', 'end', '{"bytes":12345678901234567890,"z":{"b":[1,2.50],"a":"\u00e9"}}')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%.40s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, path)
+	defer s.Close()
+	evs, err := s.ListAudit(ctx, store.AuditFilter{})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("ListAudit = %d events, %v", len(evs), err)
+	}
+	prev := ""
+	for _, ev := range evs {
+		if ev.PrevHash != prev || ev.Hash == "" || store.HashEvent(ev.PrevHash, ev) != ev.Hash {
+			t.Errorf("event %d: prev %q hash %q; want prev %q and a hash that recomputes", ev.ID, ev.PrevHash, ev.Hash, prev)
+		}
+		prev = ev.Hash
+	}
+	id, err := s.AppendAudit(ctx, store.AuditEvent{Type: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, err := s.ListAudit(ctx, store.AuditFilter{AfterID: id - 1}); err != nil || len(next) != 1 || next[0].PrevHash != prev {
+		t.Errorf("first event after the migration: %+v, %v; want it chained to %q", next, err, prev)
+	}
+}

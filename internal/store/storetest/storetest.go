@@ -22,6 +22,28 @@
 //     above 2^53 lose precision), nested objects as map[string]any, arrays
 //     as []any, and a nil or empty Detail comes back empty.
 //   - ForgetHostKey of an unknown target is store.ErrNotFound.
+//   - The audit trail is one hash chain over ListAudit's output: every
+//     event's Hash is store.HashEvent(PrevHash, event as listed), every
+//     PrevHash the Hash of the event before it, the first event's PrevHash
+//     empty. This holds whatever Detail held (the store normalizes it with
+//     store.NormalizeDetail before hashing) and under concurrent appends.
+//   - Text fields of events, commands, recordings and indexed text go
+//     through store.CleanText: invalid UTF-8 and NUL read back as U+FFFD.
+//   - DeleteAuditBefore removes a prefix of the trail: events up to the
+//     first one, in ID order, at or after the given time.
+//   - CreateRecording stores the recording as active whatever its State,
+//     store.ErrConflict for an ID that exists. FinishRecording takes only
+//     the ended and interrupted states, and may be called again.
+//     ListRecordings is newest first (ties by ID, descending).
+//     InterruptActive returns the recordings it changed, oldest first.
+//   - SearchText quotes everything the user typed: no input is a syntax
+//     error or an operator. A query with no letter or digit is
+//     store.ErrEmptyQuery. Matching folds case; all words must be in one
+//     chunk; a "quoted phrase" must appear in order. One hit per
+//     recording, its best chunk; snippets mark matches with « and ».
+//   - IndexText is all or nothing: a chunk of a recording that does not
+//     exist is store.ErrNotFound and nothing of the batch is indexed.
+//   - Commands list by ascending ID; ExitStatus is nil until set.
 package storetest
 
 import (
@@ -63,6 +85,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditDefaultLimit", testAuditDefaultLimit},
 		{"AuditConcurrentAppend", testAuditConcurrentAppend},
 		{"AuditDetail", testAuditDetail},
+		{"AuditChain", testAuditChain},
+		{"AuditChainConcurrent", testAuditChainConcurrent},
+		{"DeleteAuditBefore", testDeleteAuditBefore},
+		{"Recordings", testRecordings},
+		{"ListRecordings", testListRecordings},
+		{"InterruptActive", testInterruptActive},
+		{"DeleteRecording", testDeleteRecording},
+		{"Search", testSearch},
+		{"SearchQuoting", testSearchQuoting},
+		{"SearchRanking", testSearchRanking},
+		{"IndexText", testIndexText},
+		{"Commands", testCommands},
+		{"ListCommands", testListCommands},
 		{"HostKeys", testHostKeys},
 		{"HostKeyConcurrentFirstUse", testHostKeyConcurrentFirstUse},
 	}
@@ -453,7 +488,8 @@ func testConcurrentApply(t *testing.T, s store.Store) {
 	}
 }
 
-// sameEvent compares everything but the ID.
+// sameEvent compares everything but the ID and the hashes (which
+// testAuditChain checks).
 func sameEvent(got, want store.AuditEvent) error {
 	if !got.Time.Equal(want.Time) {
 		return fmt.Errorf("time %v, want %v", got.Time, want.Time)
@@ -463,6 +499,7 @@ func sameEvent(got, want store.AuditEvent) error {
 	}
 	g, w := got, want
 	g.ID, w.ID, g.Time, w.Time, g.Detail, w.Detail = 0, 0, time.Time{}, time.Time{}, nil, nil
+	g.PrevHash, g.Hash, w.PrevHash, w.Hash = "", "", "", ""
 	if !reflect.DeepEqual(g, w) {
 		return fmt.Errorf("got %+v, want %+v", g, w)
 	}

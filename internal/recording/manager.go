@@ -1,0 +1,514 @@
+package recording
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// Timing and size limits. See the package doc for what they mean to users.
+const (
+	// flushInterval is how often Run writes buffered events: the SIGKILL
+	// bound (an event waits at most this long, plus one write).
+	flushInterval = 500 * time.Millisecond
+	// flushSoon is the buffered size at which Output asks the flusher to
+	// write before the next tick, so bulk output does not pile up.
+	flushSoon = 4 << 20
+	// maxPending is the most a recorder buffers: beyond it the flusher is
+	// not keeping up (a slow or stuck disk) and output is left out rather
+	// than held without bound or blocking the session.
+	maxPending = 64 << 20
+	// indexQueue is how many index batches may wait for the store.
+	indexQueue = 1024
+	// indexTimeout bounds one IndexText call.
+	indexTimeout = 10 * time.Second
+	// drainTimeout bounds indexing what is left once Run's context ends.
+	drainTimeout = 5 * time.Second
+)
+
+// ErrDeleted is returned by Recorder.Close when the recording was deleted
+// while it ran.
+var ErrDeleted = errors.New("recording was deleted")
+
+// Meta describes the session being recorded. It goes into the file's header
+// and the store.
+type Meta struct {
+	// ID is the session id, also the file name ID.cast: letters, digits,
+	// '.', '_' and '-', not starting with '.'.
+	ID      string
+	User    string // gateway identity
+	Target  string
+	Account string // target user
+	Source  string // client address
+	Action  string // shell or exec
+	Command string // for exec
+	// Width and Height are the terminal size (80x24 if zero). Term is
+	// $TERM if the client asked for a pty; empty means no pty (an exec
+	// without -t), whose lines end in a bare LF.
+	Width, Height int
+	Term          string
+	// RecordInput records what the user types ("i" events).
+	RecordInput bool
+	// OnFailure, if set, is called once, from one of Run's goroutines, with
+	// the first error writing the file or the store while the session runs,
+	// so the gateway can end a session whose policy says
+	// on_failure: terminate. It should return quickly (it holds up other
+	// recordings' flushes); it may call Close. Errors in Close are returned
+	// by Close instead.
+	OnFailure func(error)
+}
+
+// Manager owns a directory of recordings and the one goroutine (Run) that
+// writes all of them.
+type Manager struct {
+	dir string
+	st  store.Store
+	log *slog.Logger
+
+	// now, interval and maxPending are the clock, the flush period and
+	// the buffer limit; tests change them.
+	now        func() time.Time
+	interval   time.Duration
+	maxPending int
+
+	// kick asks Run to flush before the next tick (an Output buffer grew
+	// past flushSoon).
+	kick chan struct{}
+
+	mu     sync.Mutex
+	active map[string]*Recorder
+}
+
+// NewManager returns a Manager for recordings in dir, creating it (mode
+// 0700) if needed. Call Recover, then Run, before recording.
+func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) {
+	if dir == "" {
+		return nil, errors.New("recordings: no directory configured")
+	}
+	if st == nil {
+		return nil, errors.New("recordings: no store")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recordings directory %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("create recordings directory: %w", err)
+	}
+	return &Manager{
+		dir: abs, st: st, log: log,
+		now: time.Now, interval: flushInterval, maxPending: maxPending,
+		kick:   make(chan struct{}, 1),
+		active: make(map[string]*Recorder),
+	}, nil
+}
+
+// Dir returns the absolute path of the recordings directory.
+func (m *Manager) Dir() string { return m.dir }
+
+// path returns the file of recording id, after checking that id is a plain
+// file name (it comes from the API for Open and Delete).
+func (m *Manager) path(id string) (string, error) {
+	if err := checkID(id); err != nil {
+		return "", err
+	}
+	return filepath.Join(m.dir, id+".cast"), nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > 128 || id[0] == '.' {
+		return fmt.Errorf("bad recording id %q", id)
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("bad recording id %q", id)
+		}
+	}
+	return nil
+}
+
+// Active returns the ids of the recordings being written, sorted.
+func (m *Manager) Active() []string {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.active))
+	for id := range m.active {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	slices.Sort(ids)
+	return ids
+}
+
+func (m *Manager) lookup(id string) *Recorder {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.active[id]
+}
+
+// remove drops r from the active set if it is still there.
+func (m *Manager) remove(r *Recorder) {
+	m.mu.Lock()
+	if m.active[r.meta.ID] == r {
+		delete(m.active, r.meta.ID)
+	}
+	m.mu.Unlock()
+}
+
+// Start begins recording a session: it creates ID.cast (exclusively, mode
+// 0600), writes and syncs the header, and stores the recording as active.
+// ctx bounds only the setup; the recording runs until Close or Delete.
+func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
+	path, err := m.path(meta.ID)
+	if err != nil {
+		return nil, fmt.Errorf("start recording: %w", err)
+	}
+	if meta.Width <= 0 || meta.Height <= 0 {
+		meta.Width, meta.Height = 80, 24
+	}
+	start := m.now()
+	hdr, err := encodeHeader(meta, start.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("start recording %s: %w", meta.ID, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("start recording %s: %w", meta.ID, err)
+	}
+	r := &Recorder{m: m, meta: meta, path: path, start: start, done: make(chan struct{})}
+	r.w.f = f
+	r.w.hash = sha256.New()
+	r.w.text.init(meta.ID, meta.Width, meta.Height, meta.Term != "")
+	fail := func(err error) (*Recorder, error) {
+		m.remove(r)
+		_ = f.Close()
+		_ = os.Remove(path)
+		return nil, fmt.Errorf("start recording %s: %w", meta.ID, err)
+	}
+	if _, err := f.Write(hdr); err != nil {
+		return fail(err)
+	}
+	// The header is synced so that a recording the store knows about
+	// always has one, whatever happens to the machine next.
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	r.w.hash.Write(hdr)
+	r.w.off = int64(len(hdr))
+	m.mu.Lock()
+	_, dup := m.active[meta.ID]
+	if !dup {
+		m.active[meta.ID] = r
+	}
+	m.mu.Unlock()
+	if dup {
+		// Only if the other recording's file was removed behind its back.
+		return fail(errors.New("already being recorded"))
+	}
+	err = m.st.CreateRecording(ctx, store.Recording{
+		ID: meta.ID, User: meta.User, Target: meta.Target, Account: meta.Account, Source: meta.Source,
+		Action: meta.Action, Command: meta.Command, StartedAt: start.UTC(), State: store.RecordingActive,
+	})
+	if err != nil {
+		return fail(err)
+	}
+	return r, nil
+}
+
+// Run writes every active recording every 500 ms (sooner for one with a
+// lot of buffered output) and feeds the search index, until ctx ends; then
+// it writes everything buffered one last time and returns. One goroutine
+// writes all recordings; a second one, owned by Run too, talks to the
+// store's index, so a slow store never delays the files. Call it once.
+func (m *Manager) Run(ctx context.Context) {
+	queue := make(chan indexBatch, indexQueue)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.indexer(ctx, queue)
+	}()
+	defer func() {
+		close(queue)
+		wg.Wait()
+	}()
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.flushAll(queue)
+			return
+		case <-t.C:
+		case <-m.kick:
+		}
+		m.flushAll(queue)
+	}
+}
+
+// indexBatch is text of one recording for the index.
+type indexBatch struct {
+	r      *Recorder
+	chunks []store.TextChunk
+}
+
+// flushAll flushes every active recorder once.
+func (m *Manager) flushAll(queue chan<- indexBatch) {
+	m.mu.Lock()
+	rs := make([]*Recorder, 0, len(m.active))
+	for _, r := range m.active {
+		rs = append(rs, r)
+	}
+	m.mu.Unlock()
+	for _, r := range rs {
+		chunks, err := r.flush()
+		if err != nil {
+			r.report(err)
+		}
+		if len(chunks) == 0 {
+			continue
+		}
+		select {
+		case queue <- indexBatch{r: r, chunks: chunks}:
+		default:
+			r.report(fmt.Errorf("search index of recording %s: the store is not keeping up, %d text chunks not indexed", r.meta.ID, len(chunks)))
+		}
+	}
+}
+
+// indexer sends batches to the store until queue is closed. After ctx ends
+// what is left gets drainTimeout in all.
+func (m *Manager) indexer(ctx context.Context, queue <-chan indexBatch) {
+	// Store calls outlive ctx by drainTimeout, so that the last batches of
+	// a clean shutdown are indexed.
+	calls, cancelCalls := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelCalls()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancelCalls) })
+	defer stop()
+	for b := range queue {
+		cctx, cancel := context.WithTimeout(calls, indexTimeout)
+		err := b.r.index(cctx, b.chunks)
+		cancel()
+		if err != nil {
+			b.r.report(err)
+		}
+	}
+}
+
+// Open returns the file of a recording for download or playback, and its
+// metadata. An active recording can be opened: the reader sees what has
+// been flushed so far, which is always whole events.
+func (m *Manager) Open(ctx context.Context, id string) (io.ReadCloser, store.Recording, error) {
+	path, err := m.path(id)
+	if err != nil {
+		return nil, store.Recording{}, fmt.Errorf("open recording: %w", err)
+	}
+	rec, err := m.st.GetRecording(ctx, id)
+	if err != nil {
+		return nil, store.Recording{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, store.Recording{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	return f, rec, nil
+}
+
+// Delete removes a recording's file and metadata (with its search index).
+// An active recording stops being recorded: its Recorder does nothing from
+// then on, and its Close returns ErrDeleted. It returns an error wrapping
+// store.ErrNotFound if there was nothing to delete.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	path, err := m.path(id)
+	if err != nil {
+		return fmt.Errorf("delete recording: %w", err)
+	}
+	r := m.lookup(id)
+	if r != nil {
+		r.kill()
+		m.remove(r)
+	}
+	// The file first: if the store fails, the metadata is left to retry
+	// with, rather than a listing of nothing.
+	ferr := os.Remove(path)
+	fileGone := ferr == nil
+	if errors.Is(ferr, os.ErrNotExist) {
+		ferr = nil
+	}
+	if ferr != nil {
+		return fmt.Errorf("delete recording %s: %w", id, ferr)
+	}
+	if err := m.st.DeleteRecording(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) && (fileGone || r != nil) {
+			return nil
+		}
+		return fmt.Errorf("delete recording %s: %w", id, err)
+	}
+	return nil
+}
+
+// DeleteOlderThan deletes the ended and interrupted recordings that started
+// before t (retention) and returns their ids. It goes on past a failure and
+// returns all failures joined.
+func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, error) {
+	var ids []string
+	var errs []error
+	for _, state := range []string{store.RecordingEnded, store.RecordingInterrupted} {
+		// RecordingFilter has no upper bound on the start time, and lists
+		// newest first: list them all to reach the old ones.
+		recs, err := m.st.ListRecordings(ctx, store.RecordingFilter{State: state, Limit: math.MaxInt32})
+		if err != nil {
+			errs = append(errs, fmt.Errorf("retention: %w", err))
+			continue
+		}
+		for _, rec := range recs {
+			if !rec.StartedAt.Before(t) {
+				continue
+			}
+			if err := m.Delete(ctx, rec.ID); err != nil {
+				errs = append(errs, fmt.Errorf("retention: %w", err))
+				continue
+			}
+			ids = append(ids, rec.ID)
+		}
+	}
+	return ids, errors.Join(errs...)
+}
+
+// Recover closes the recordings a previous run of the gateway left active
+// (it was killed, or the machine stopped): each is marked interrupted, its
+// file is cut after its last complete event (a write the kill tore is
+// dropped), and its size, SHA-256 and end time (the file's last write) are
+// stored. Call it at start, before Run and before any Start. Text the kill
+// kept from the index is not indexed again. It returns the recordings it
+// closed, and goes on past a failure.
+func (m *Manager) Recover(ctx context.Context) ([]store.Recording, error) {
+	recs, err := m.st.InterruptActive(ctx, m.now())
+	if err != nil {
+		return nil, fmt.Errorf("recover recordings: %w", err)
+	}
+	var errs []error
+	for i := range recs {
+		rec := &recs[i]
+		rec.State = store.RecordingInterrupted
+		if rec.EndedAt.IsZero() {
+			rec.EndedAt = m.now()
+		}
+		path, err := m.path(rec.ID)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recover recording: %w", err))
+			continue
+		}
+		size, sum, mtime, err := repairFile(path, rec)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("recover recording %s: %w", rec.ID, err))
+			m.log.Warn("interrupted recording could not be repaired", "recording", rec.ID, "err", err)
+		}
+		if !mtime.IsZero() {
+			rec.EndedAt = mtime
+		}
+		rec.Size, rec.SHA256 = size, sum
+		if err := m.st.FinishRecording(ctx, rec.ID, store.RecordingInterrupted, rec.EndedAt, size, sum); err != nil {
+			errs = append(errs, fmt.Errorf("recover recording %s: %w", rec.ID, err))
+			continue
+		}
+		m.log.Info("recording interrupted by the previous run closed", "recording", rec.ID, "bytes", size)
+	}
+	return recs, errors.Join(errs...)
+}
+
+// repairFile makes the file of an interrupted recording end with its last
+// complete line and returns its size, SHA-256 and last modification time.
+// A last line that is complete but for its newline gets one; a file without
+// even a whole header gets a header rebuilt from rec.
+func repairFile(path string, rec *store.Recording) (int64, string, time.Time, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return 0, "", time.Time{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, "", time.Time{}, err
+	}
+	mtime := fi.ModTime()
+	size := fi.Size()
+	end, err := lastLineEnd(f, size)
+	if err != nil {
+		return 0, "", mtime, err
+	}
+	if end < size {
+		tail := make([]byte, 0)
+		if size-end <= MaxLineSize {
+			tail = make([]byte, size-end)
+			if _, err := f.ReadAt(tail, end); err != nil {
+				return 0, "", mtime, err
+			}
+		}
+		if end > 0 && len(tail) > 0 {
+			if _, perr := parseEvent(tail); perr == nil {
+				// Complete but for the newline: keep it.
+				if _, err := f.WriteAt([]byte{'\n'}, size); err != nil {
+					return 0, "", mtime, err
+				}
+				end = size + 1
+			}
+		}
+		if end <= size {
+			if err := f.Truncate(end); err != nil {
+				return 0, "", mtime, err
+			}
+		}
+	}
+	if end == 0 {
+		meta := Meta{ID: rec.ID, User: rec.User, Target: rec.Target, Account: rec.Account, Source: rec.Source,
+			Action: rec.Action, Command: rec.Command, Width: 80, Height: 24}
+		hdr, err := encodeHeader(meta, rec.StartedAt.Unix())
+		if err != nil {
+			return 0, "", mtime, err
+		}
+		if _, err := f.WriteAt(hdr, 0); err != nil {
+			return 0, "", mtime, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return 0, "", mtime, err
+	}
+	n, sum, err := hashFile(path)
+	return n, sum, mtime, err
+}
+
+// lastLineEnd returns the offset just past the last '\n' in the first size
+// bytes of f, 0 if there is none.
+func lastLineEnd(f *os.File, size int64) (int64, error) {
+	buf := make([]byte, 64<<10)
+	for end := size; end > 0; {
+		start := max(end-int64(len(buf)), 0)
+		b := buf[:end-start]
+		if _, err := f.ReadAt(b, start); err != nil {
+			return 0, err
+		}
+		for i := len(b) - 1; i >= 0; i-- {
+			if b[i] == '\n' {
+				return start + int64(i) + 1, nil
+			}
+		}
+		end = start
+	}
+	return 0, nil
+}
