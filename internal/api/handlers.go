@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -73,11 +74,11 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 		if res != nil {
 			// Stored, but the gateway could not rebuild its state: the
 			// change happened, so it is audited, and the failure is ours.
-			_ = a.auditApply(r, len(objs), res.Created, res.Updated)
+			_ = a.auditApply(r, len(objs), res)
 		}
 		return fmt.Errorf("apply: %w", err)
 	}
-	if err := a.auditApply(r, len(objs), res.Created, res.Updated); err != nil {
+	if err := a.auditApply(r, len(objs), res); err != nil {
 		// The change is committed; refusing now would make the client
 		// believe it was not. Say what went wrong instead.
 		res.Warnings = append(res.Warnings, "the change was stored but its audit event was not; see the gateway log")
@@ -86,16 +87,27 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (a *api) auditApply(r *http.Request, n int, created, updated []string) error {
+// auditApply writes one event per apply, with every created or updated
+// resource as it was and as it is now (specs hold no secrets).
+func (a *api) auditApply(r *http.Request, n int, res *inventory.ApplyResult) error {
+	changes := make([]map[string]any, 0, len(res.Changes))
+	for _, c := range res.Changes {
+		ch := map[string]any{"resource": c.Key, "after": json.RawMessage(c.After)}
+		if c.Before != nil {
+			ch["before"] = json.RawMessage(c.Before)
+		}
+		changes = append(changes, ch)
+	}
 	return a.audit.Write(r.Context(), store.AuditEvent{
 		Type:    audit.ResourceApply,
 		Outcome: audit.Success,
 		User:    Principal(r.Context()),
 		Source:  source(r),
-		Message: fmt.Sprintf("applied %d resources: %d created, %d updated", n, len(created), len(updated)),
+		Message: fmt.Sprintf("applied %d resources: %d created, %d updated, %d unchanged", n, len(res.Created), len(res.Updated), len(res.Unchanged)),
 		Detail: map[string]any{
-			"created":    orEmpty(created),
-			"updated":    orEmpty(updated),
+			"created":    orEmpty(res.Created),
+			"updated":    orEmpty(res.Updated),
+			"changes":    changes,
 			"request_id": requestID(r.Context()),
 		},
 	})
@@ -292,6 +304,8 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) error {
 	if name == "" {
 		return clientError(http.StatusBadRequest, "delete needs a name: DELETE /api/v1/resources/%s/NAME", kind)
 	}
+	// What is deleted goes into the audit event.
+	before, _ := a.inv.Get(r.Context(), kind, name)
 	err = a.inv.Delete(r.Context(), kind, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return clientError(http.StatusNotFound, "%s %q not found", kind, name)
@@ -306,7 +320,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) error {
 		User:    Principal(r.Context()),
 		Source:  source(r),
 		Message: "deleted " + key,
-		Detail:  map[string]any{"kind": string(kind), "name": name, "request_id": requestID(r.Context())},
+		Detail:  map[string]any{"kind": string(kind), "name": name, "before": before, "request_id": requestID(r.Context())},
 	})
 	if werr != nil {
 		// As for apply: the deletion is done; the audit failure is logged

@@ -24,7 +24,7 @@ An Account's private_key_file is read here, relative to FILE's directory
 (the current directory for stdin), and sent to the gateway, which seals it;
 the key is never printed back.
 
-Prints one line per resource: "KIND/NAME created" or "KIND/NAME configured".
+Prints one line per resource: "KIND/NAME created", "configured" or "unchanged".
 Warnings (for example a policy naming a user that does not exist yet) go to
 stderr.
 
@@ -91,6 +91,9 @@ func runApply(e *env, args []string) error {
 	}
 	for _, k := range res.Updated {
 		state[k] = "configured"
+	}
+	for _, k := range res.Unchanged {
+		state[k] = "unchanged"
 	}
 	// In stream order, which is the order the user wrote.
 	for _, o := range objs {

@@ -276,7 +276,7 @@ func TestCLI(t *testing.T) {
 			t.Errorf("YAML export holds private_key:\n%s", before.stdout)
 		}
 		re := g.run(t, before.stdout, "apply", "-f", "-")
-		re.want(t, 0, []string{"User/alice configured", "Account/web1/deploy configured"}, nil)
+		re.want(t, 0, []string{"User/alice unchanged", "Account/web1/deploy unchanged"}, nil)
 		if strings.Contains(re.stdout, "created") {
 			t.Errorf("re-applying the export created something:\n%s", re.stdout)
 		}

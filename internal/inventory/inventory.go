@@ -115,9 +115,21 @@ func (inv *Inventory) Watch(ctx context.Context, interval time.Duration) {
 
 // ApplyResult reports what an Apply did.
 type ApplyResult struct {
-	Created  []string `json:"created,omitempty"`  // "Kind/name"
-	Updated  []string `json:"updated,omitempty"`  // "Kind/name"
+	Created   []string `json:"created,omitempty"`   // "Kind/name"
+	Updated   []string `json:"updated,omitempty"`   // "Kind/name", changed
+	Unchanged []string `json:"unchanged,omitempty"` // "Kind/name", applied as stored
 	Warnings []string `json:"warnings,omitempty"` // e.g. a policy subject that does not exist yet
+	// Changes holds each created or updated resource as it was and as it
+	// is now (JSON specs, which never hold secrets), for the audit trail.
+	Changes []Change `json:"-"`
+}
+
+// Change is one resource before and after an apply; Before is nil for a
+// created resource.
+type Change struct {
+	Key    string          `json:"key"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after"`
 }
 
 // Apply stores a stream of objects in one transaction after checking every
@@ -168,17 +180,34 @@ func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*Apply
 		if err != nil {
 			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
 		}
-		changes = append(changes, store.Change{Record: rec})
-		if stored[key] != nil {
-			res.Updated = append(res.Updated, key)
-		} else {
+		prev := stored[key]
+		if prev == nil {
+			changes = append(changes, store.Change{Record: rec})
 			res.Created = append(res.Created, key)
+			res.Changes = append(res.Changes, Change{Key: key, After: rec.Spec})
+			continue
 		}
+		before, err := json.Marshal(prev)
+		if err != nil {
+			return nil, fmt.Errorf("encode stored %s: %w", key, err)
+		}
+		if string(before) == string(rec.Spec) && rec.Secret == nil {
+			res.Unchanged = append(res.Unchanged, key)
+			continue
+		}
+		changes = append(changes, store.Change{Record: rec})
+		res.Updated = append(res.Updated, key)
+		res.Changes = append(res.Changes, Change{Key: key, Before: before, After: rec.Spec})
 	}
 	// Compile before storing: a stream that would leave the gateway unable
 	// to build its engine is refused whole.
 	if _, err := world.compile(); err != nil {
 		return nil, err
+	}
+	if len(changes) == 0 {
+		// Everything was applied as stored: nothing to write, no revision
+		// to bump, no live session to re-check.
+		return &res, nil
 	}
 	if err := inv.store.Apply(ctx, changes); err != nil {
 		return nil, fmt.Errorf("store resources: %w", err)
