@@ -58,7 +58,8 @@ const (
 	gatewayStopWait   = 10 * time.Second // SIGTERM until SIGKILL
 	openConcurrency   = 8                // interactive sessions handshaking at once
 	settle            = 2 * time.Second  // before each RSS reading
-	gatewayUser       = "bench"          // the gateway User
+	gatewayUser       = "bench"          // the gateway User, not recorded
+	recordedUser      = "benchrec"       // a second gateway User, recorded
 	targetName        = "web1"           // the gateway Target
 	readyMarker       = "PCREADY-42"     // printed by `echo PCREADY-$((40+2))`
 	readyCommand      = "echo PCREADY-$((40+2))\n"
@@ -74,6 +75,8 @@ type config struct {
 	setupPairs     int
 	sessions       int
 	profileSeconds int
+	seq            int // recording: seq 1 N
+	recPairs       int // recording: recorded/unrecorded pairs
 }
 
 func loadConfig(t *testing.T) config {
@@ -84,6 +87,8 @@ func loadConfig(t *testing.T) config {
 		setupPairs:     envInt(t, "BENCH_SETUP_PAIRS", 20, 1, 500),
 		sessions:       envInt(t, "BENCH_SESSIONS", 200, 1, 2000),
 		profileSeconds: envInt(t, "BENCH_PROFILE_SECONDS", 10, 1, 120),
+		seq:            envInt(t, "BENCH_SEQ", 20000000, 1000, 200000000),
+		recPairs:       envInt(t, "BENCH_REC_PAIRS", 5, 1, 20),
 	}
 }
 
@@ -125,7 +130,11 @@ func TestCompare(t *testing.T) {
 	bulkGW, bulkDirect, gwCPU := e.measureBulk(cfg.bytes, cfg.pairs)
 
 	fmt.Fprintf(out, "\n-- CPU profile of the gateway: %d s while gateway bulk transfers run back to back\n", cfg.profileSeconds)
-	profTop, profRuns := e.profile(cfg.bytes, cfg.profileSeconds)
+	profTop, profRuns := e.profile(cfg.profileSeconds, func() (bulkRun, bool) { return e.bulk(viaGateway, cfg.bytes) })
+
+	fmt.Fprintf(out, "\n-- recording: ssh ... 'seq 1 %d' (%d bytes of text) into a pipe read to io.Discard, as %s (recorded) and %s (not), %d alternating pairs, then a %d s CPU profile of recorded runs\n",
+		cfg.seq, seqBytes(cfg.seq), recordedUser, gatewayUser, cfg.recPairs, cfg.profileSeconds)
+	rec := e.measureRecording(out, cfg)
 
 	// The report.
 	thrGW, thrDirect := median(mbps(bulkGW)), median(mbps(bulkDirect))
@@ -144,12 +153,12 @@ func TestCompare(t *testing.T) {
 		len(setupGW), setGW, setDirect, setRatio, targetSetup, verdict(setRatio <= targetSetup, len(setupGW) > 0))
 	fmt.Fprintf(tw, "RSS growth per idle session, KiB (%d/%d up)\t%.1f\t-\t-\t<= %.0f\t%s\t\n",
 		mem.established, mem.requested, mem.perSessionKiB, targetSessionKiB, verdict(mem.perSessionKiB <= targetSessionKiB, mem.established > 0))
-	// Recording is not built yet. When it is: run the gateway bulk leg
-	// again with recording on, on text-heavy output (e.g. `base64
-	// /dev/urandom | head -c N` or `seq`), and report its throughput over
-	// the unrecorded gateway run here; target: cost at most 10%.
-	fmt.Fprintf(tw, "bulk throughput with recording on, MB/s\tn/a\t-\t-\tcost <= 10%%\tSKIP (recording not built)\t\n")
+	// The recording row compares the gateway with itself: recorded
+	// (gateway column) over unrecorded (direct column), same run.
+	fmt.Fprintf(tw, "text throughput, MB/s, recorded (gw col) vs unrecorded (direct col), seq 1 %d x %d\t%.0f\t%.0f\t%.2f\t>= %.2f\t%s\t\n",
+		cfg.seq, len(rec.rec), rec.medRec, rec.medUnrec, rec.ratio, targetRecRatio, verdict(rec.ratio >= targetRecRatio, len(rec.rec) > 0 && len(rec.unrec) > 0))
 	tw.Flush()
+	rec.print(out)
 
 	fmt.Fprintf(out, "\nsamples:\n")
 	fmt.Fprintf(out, "  bulk MB/s, data phase   gateway %s\n", fmtList(mbps(bulkGW), "%.0f"))
@@ -168,6 +177,8 @@ func TestCompare(t *testing.T) {
 	mem.print(out)
 
 	fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU during bulk)\n%s\n", profTop)
+	fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU during recorded seq runs)\n%s\n", rec.profTop)
+	fmt.Fprintf(out, "\n== go tool pprof -top -cum -nodecount=25 -focus=internal/recording (the same profile, recording's share, cumulative)\n%s\n", rec.profRecording)
 
 	if mem.established > 0 {
 		fmt.Fprintf(out, "\n== gateway goroutines with %d idle sessions up, by where they wait (count, first non-runtime frame, entry)\n%s\n", mem.established, mem.goroutineGroups)
@@ -182,7 +193,7 @@ func TestCompare(t *testing.T) {
 	fmt.Fprintf(out, "  throughput  gateway/direct %.2f   target >= %.2f   %s\n", thrRatio, targetThroughput, verdict(thrRatio >= targetThroughput, len(bulkGW) > 0))
 	fmt.Fprintf(out, "  setup       gateway/direct %.2f   target <= %.2f   %s\n", setRatio, targetSetup, verdict(setRatio <= targetSetup, len(setupGW) > 0))
 	fmt.Fprintf(out, "  memory      %.1f KiB/session    target <= %.0f KiB  %s\n", mem.perSessionKiB, targetSessionKiB, verdict(mem.perSessionKiB <= targetSessionKiB, mem.established > 0))
-	fmt.Fprintf(out, "  recording   not built yet       target cost <= 10%%  SKIP\n\n")
+	fmt.Fprintf(out, "  recording   recorded/unrecorded %.2f   target >= %.2f   %s\n\n", rec.ratio, targetRecRatio, verdict(rec.ratio >= targetRecRatio, len(rec.rec) > 0 && len(rec.unrec) > 0))
 }
 
 // env is one sshd, one unix user on it, and one gateway process in front
@@ -201,7 +212,8 @@ type env struct {
 	gwHostKey ssh.PublicKey
 	sshd      *testenv.SSHD
 	user      string
-	key       *testenv.ClientKey
+	key       *testenv.ClientKey // bench's key, also the direct leg's
+	recKey    *testenv.ClientKey // benchrec's key
 	clientDir string
 }
 
@@ -212,6 +224,7 @@ func setup(t *testing.T) *env {
 	e.user = e.sshd.AddUser(t)
 	e.clientDir = testenv.ShortTempDir(t)
 	e.key = testenv.NewClientKey(t, e.clientDir)
+	e.recKey = testenv.NewClientKey(t, e.clientDir)
 
 	dir, err := os.MkdirTemp("", "pc")
 	if err != nil {
@@ -221,7 +234,14 @@ func setup(t *testing.T) *env {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	e.startGateway()
 
+	// Two gateway users reach the same account: bench is not recorded,
+	// benchrec is (a session-recording policy covers only it), so that
+	// the recording comparison differs in nothing else.
 	e.cli(fmt.Sprintf(`kind: User
+name: %s
+ssh_keys: [%q]
+---
+kind: User
 name: %s
 ssh_keys: [%q]
 ---
@@ -237,12 +257,19 @@ target: %s
 kind: Policy
 name: bench-all
 type: target-access
-subjects: {users: [%s]}
+subjects: {users: [%s, %s]}
 targets: {names: [%s]}
 target_users: [%s]
 actions: [shell, exec, file-transfer, tunnel]
-`, gatewayUser, e.key.AuthorizedKey, targetName, e.sshd.Addr, authorizedLine(e.sshd.HostKey),
-		e.user, targetName, gatewayUser, targetName, e.user), "apply", "-f", "-")
+---
+kind: Policy
+name: bench-record
+type: session-recording
+subjects: {users: [%s]}
+targets: {names: [%s]}
+record_input: false
+`, gatewayUser, e.key.AuthorizedKey, recordedUser, e.recKey.AuthorizedKey, targetName, e.sshd.Addr, authorizedLine(e.sshd.HostKey),
+		e.user, targetName, gatewayUser, recordedUser, targetName, e.user, recordedUser, targetName), "apply", "-f", "-")
 
 	line := strings.TrimSpace(e.cli("", "account", "pubkey", targetName+"/"+e.user))
 	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
@@ -408,13 +435,17 @@ func (e *env) cli(stdin string, args ...string) string {
 type leg int
 
 const (
-	viaGateway leg = iota
-	direct
+	viaGateway    leg = iota // as bench: not recorded
+	direct                   // straight to sshd
+	viaGatewayRec            // as benchrec: recorded
 )
 
 func (l leg) String() string {
-	if l == viaGateway {
+	switch l {
+	case viaGateway:
 		return "gateway"
+	case viaGatewayRec:
+		return "gateway-recorded"
 	}
 	return "direct"
 }
@@ -425,10 +456,14 @@ func (l leg) String() string {
 // login, the host and the command.
 func (e *env) sshArgs(l leg, flags []string, command ...string) []string {
 	args := append(slices.Clone(flags), forcedAlgs...)
-	if l == viaGateway {
+	switch l {
+	case viaGateway:
 		args = append(args, testenv.SSHArgs(e.clientDir, e.key, e.gwAddr, e.gwHostKey)...)
 		args = append(args, "-l", gatewayUser+"~"+targetName)
-	} else {
+	case viaGatewayRec:
+		args = append(args, testenv.SSHArgs(e.clientDir, e.recKey, e.gwAddr, e.gwHostKey)...)
+		args = append(args, "-l", recordedUser+"~"+targetName)
+	default:
 		args = append(args, testenv.SSHArgs(e.clientDir, e.key, e.sshd.Addr, e.sshd.HostKey)...)
 		args = append(args, "-l", e.user)
 	}
@@ -550,10 +585,16 @@ func (e *env) measureBulk(n int64, pairs int) (gw, dir []bulkRun, cpu cpuUse) {
 // through a pipe into nothing, counting the bytes so a truncated transfer
 // is caught rather than timed.
 func (e *env) bulk(l leg, n int64) (bulkRun, bool) {
+	return e.stream(l, fmt.Sprintf("head -c %d /dev/zero", n), n)
+}
+
+// stream runs command on the target, which must print n bytes, and reads
+// ssh's stdout through a pipe into nothing, counting the bytes.
+func (e *env) stream(l leg, command string, n int64) (bulkRun, bool) {
 	timeout := time.Minute + time.Duration(n/(20*mb))*time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "ssh", e.sshArgs(l, nil, fmt.Sprintf("head -c %d /dev/zero", n))...)
+	cmd := exec.CommandContext(ctx, "ssh", e.sshArgs(l, nil, command)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.WaitDelay = 3 * time.Second
@@ -588,7 +629,7 @@ func (e *env) bulk(l leg, n int64) (bulkRun, bool) {
 		r.data = eofAt.Sub(firstAt)
 	}
 	if werr != nil || r.bytes != n {
-		e.t.Errorf("%s: bulk download: got %d of %d bytes, exit %v\nstderr:\n%s", l, r.bytes, n, werr, stderr.String())
+		e.t.Errorf("%s: %s: got %d of %d bytes, exit %v\nstderr:\n%s", l, command, r.bytes, n, werr, stderr.String())
 		return r, false
 	}
 	return r, true
@@ -927,9 +968,17 @@ func (e *env) memStats(gc bool) map[string]int64 {
 	return stats
 }
 
-// profile takes a CPU profile of the gateway while gateway bulk downloads
-// run back to back, and returns `go tool pprof -top` of it with the runs.
-func (e *env) profile(n int64, seconds int) (string, []bulkRun) {
+// profile takes a CPU profile of the gateway while run (a gateway bulk
+// download, say) runs back to back, and returns `go tool pprof -top` of
+// it with the runs.
+func (e *env) profile(seconds int, run func() (bulkRun, bool)) (string, []bulkRun) {
+	top, _, runs := e.profileViews(seconds, run, nil)
+	return top, runs
+}
+
+// profileViews is profile with a second pprof view of the same profile
+// (its pprof flags in view2; none if nil).
+func (e *env) profileViews(seconds int, run func() (bulkRun, bool), view2 []string) (string, string, []bulkRun) {
 	file := filepath.Join(e.clientDir, "cpu.pprof")
 	type result struct{ err error }
 	done := make(chan result, 1)
@@ -971,22 +1020,33 @@ loop:
 			res = <-done
 			break loop
 		}
-		if r, ok := e.bulk(viaGateway, n); ok {
+		if r, ok := run(); ok {
 			runs = append(runs, r)
 		}
 	}
 	if res.err != nil {
 		e.t.Errorf("CPU profile: %v", res.err)
-		return "(no profile: " + res.err.Error() + ")", runs
+		return "(no profile: " + res.err.Error() + ")", "", runs
 	}
+	top := e.pprof(file, "-top", "-nodecount=25")
+	var second string
+	if view2 != nil {
+		second = e.pprof(file, view2...)
+	}
+	return top, second, runs
+}
+
+// pprof runs `go tool pprof FLAGS BIN FILE` and returns its output.
+func (e *env) pprof(file string, flags ...string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", e.bin, file)
-	top, err := cmd.CombinedOutput()
+	args := append([]string{"tool", "pprof"}, flags...)
+	args = append(args, e.bin, file)
+	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
 	if err != nil {
-		e.t.Errorf("go tool pprof: %v\n%s", err, top)
+		e.t.Errorf("go tool pprof %s: %v\n%s", strings.Join(flags, " "), err, out)
 	}
-	return strings.TrimRight(string(top), "\n"), runs
+	return strings.TrimRight(string(out), "\n")
 }
 
 // goroutineGroups summarizes the gateway's goroutines, grouped by stack

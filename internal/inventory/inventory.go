@@ -118,7 +118,7 @@ type ApplyResult struct {
 	Created   []string `json:"created,omitempty"`   // "Kind/name"
 	Updated   []string `json:"updated,omitempty"`   // "Kind/name", changed
 	Unchanged []string `json:"unchanged,omitempty"` // "Kind/name", applied as stored
-	Warnings []string `json:"warnings,omitempty"` // e.g. a policy subject that does not exist yet
+	Warnings  []string `json:"warnings,omitempty"`  // e.g. a policy subject that does not exist yet
 	// Changes holds each created or updated resource as it was and as it
 	// is now (JSON specs, which never hold secrets), for the audit trail.
 	Changes []Change `json:"-"`

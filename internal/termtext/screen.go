@@ -43,14 +43,34 @@ func blank(cells []rune) bool {
 	return true
 }
 
-// appendText appends cells to b as UTF-8, blanks as spaces, trailing
-// spaces trimmed.
-func appendText(b []byte, cells []rune) []byte {
-	start := len(b)
-	if need := len(cells) * utf8.UTFMax; cap(b)-start < need {
-		b = append(b[:cap(b)], make([]byte, need)...)
+// reserve makes room for n more bytes in the batch. The batch and ends
+// grow only here and in addEnd; everywhere else they are resliced, which
+// stores just the length: a slice assignment that may move the array
+// stores a pointer, and with the garbage collector running (often, at the
+// allocation rate of this package) every such store costs a write barrier.
+func (s *Screen) reserve(n int) {
+	if cap(s.batch)-len(s.batch) < n {
+		b := make([]byte, len(s.batch), max(2*cap(s.batch), len(s.batch)+n, 2*batchSize))
+		copy(b, s.batch)
+		s.batch = b
 	}
-	t := b[start : start+len(cells)*utf8.UTFMax]
+}
+
+// addEnd records that a line ends at end in the batch.
+func (s *Screen) addEnd(end int) {
+	if len(s.ends) == cap(s.ends) {
+		s.ends = append(s.ends, 0)[:len(s.ends)]
+	}
+	s.ends = s.ends[:len(s.ends)+1]
+	s.ends[len(s.ends)-1] = end
+}
+
+// appendText appends cells to the batch as UTF-8, blanks as spaces,
+// trailing spaces trimmed.
+func (s *Screen) appendText(cells []rune) {
+	start := len(s.batch)
+	s.reserve(len(cells) * utf8.UTFMax)
+	t := s.batch[start : start+len(cells)*utf8.UTFMax]
 	// ASCII eight cells at a time, packed into one word (blank cells,
 	// zero bytes, become spaces: a zero byte is the one whose top bit
 	// stays clear after adding 0x7f to its low seven bits); the rest of
@@ -82,7 +102,7 @@ func appendText(b []byte, cells []rune) []byte {
 	for n > 0 && t[n-1] == ' ' {
 		n--
 	}
-	return b[:start+n]
+	s.batch = s.batch[:start+n]
 }
 
 // finish emits the row if it holds text that was not emitted yet (or, if
@@ -94,12 +114,12 @@ func (s *Screen) finish(r *row) {
 	}
 	r.dirty = false
 	start := len(s.batch)
-	s.batch = appendText(s.batch, r.cells[:r.used])
+	s.appendText(r.cells[:r.used])
 	if len(s.batch) == start {
 		if len(r.stash) == 0 {
 			return
 		}
-		s.batch = appendText(s.batch, r.stash)
+		s.appendText(r.stash)
 	}
 	r.stash = r.stash[:0]
 	s.commit(r, start)
@@ -114,7 +134,9 @@ func (s *Screen) finishText(r *row, text []byte) {
 		text = text[:len(text)-1]
 	}
 	start := len(s.batch)
-	s.batch = append(s.batch, text...)
+	s.reserve(len(text))
+	s.batch = s.batch[:start+len(text)]
+	copy(s.batch[start:], text)
 	s.commit(r, start)
 }
 
@@ -135,7 +157,7 @@ func (s *Screen) commit(r *row, start int) {
 		return
 	}
 	r.inBatch, r.lastStart, r.lastEnd = true, start, len(s.batch)
-	s.ends = append(s.ends, len(s.batch))
+	s.addEnd(len(s.batch))
 	if len(s.batch) >= batchSize {
 		s.deliver()
 	}
