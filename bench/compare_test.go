@@ -130,7 +130,7 @@ func TestCompare(t *testing.T) {
 	bulkGW, bulkDirect, gwCPU := e.measureBulk(cfg.bytes, cfg.pairs)
 
 	fmt.Fprintf(out, "\n-- CPU profile of the gateway: %d s while gateway bulk transfers run back to back\n", cfg.profileSeconds)
-	profTop, profRuns := e.profile(cfg.profileSeconds, func() (bulkRun, bool) { return e.bulk(viaGateway, cfg.bytes) })
+	profTop, _, profRuns := e.profileViews(cfg.profileSeconds, func() (bulkRun, bool) { return e.bulk(viaGateway, cfg.bytes) }, nil, "bulk")
 
 	fmt.Fprintf(out, "\n-- recording: ssh ... 'seq 1 %d' (%d bytes of text) into a pipe read to io.Discard, as %s (recorded) and %s (not), %d alternating pairs, then a %d s CPU profile of recorded runs\n",
 		cfg.seq, seqBytes(cfg.seq), recordedUser, gatewayUser, cfg.recPairs, cfg.profileSeconds)
@@ -968,18 +968,18 @@ func (e *env) memStats(gc bool) map[string]int64 {
 	return stats
 }
 
-// profile takes a CPU profile of the gateway while run (a gateway bulk
-// download, say) runs back to back, and returns `go tool pprof -top` of
-// it with the runs.
-func (e *env) profile(seconds int, run func() (bulkRun, bool)) (string, []bulkRun) {
-	top, _, runs := e.profileViews(seconds, run, nil)
-	return top, runs
-}
-
-// profileViews is profile with a second pprof view of the same profile
-// (its pprof flags in view2; none if nil).
-func (e *env) profileViews(seconds int, run func() (bulkRun, bool), view2 []string) (string, string, []bulkRun) {
-	file := filepath.Join(e.clientDir, "cpu.pprof")
+// profileViews takes a CPU profile of the gateway while run (a gateway
+// bulk download, say) runs back to back, and returns `go tool pprof -top`
+// of it, a second view (pprof flags view2; none if nil) and the runs. With
+// BENCH_PROFILE_DIR set the profile is kept there as NAME.pprof.
+func (e *env) profileViews(seconds int, run func() (bulkRun, bool), view2 []string, name string) (string, string, []bulkRun) {
+	file := filepath.Join(e.clientDir, name+".pprof")
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+		file = filepath.Join(dir, name+".pprof")
+	}
 	type result struct{ err error }
 	done := make(chan result, 1)
 	go func() {

@@ -22,5 +22,7 @@
 // BENCH_SETUP_PAIRS (default 20), BENCH_SESSIONS (idle sessions, default
 // 200), BENCH_PROFILE_SECONDS (each CPU profile, default 10), BENCH_SEQ
 // (the recording runs print `seq 1 BENCH_SEQ`, default 20000000, about
-// 169 MB), BENCH_REC_PAIRS (recorded/unrecorded pairs, default 5).
+// 169 MB), BENCH_REC_PAIRS (recorded/unrecorded pairs, default 5),
+// BENCH_PROFILE_DIR (keep the CPU profiles there, as bulk.pprof and
+// recorded.pprof, for `go tool pprof bin/portcullis FILE`).
 package bench

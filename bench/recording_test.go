@@ -46,7 +46,8 @@ type recResult struct {
 	profRecording    string
 	profRuns         []bulkRun
 	profCPU          cpuUse
-	notes            []string
+	rssBase          int64 // gateway VmRSS before the runs, KiB
+	rssRec, rssUnrec int64 // highest VmRSS sampled during the timed runs, KiB
 }
 
 // measureRecording alternates recorded and unrecorded `seq 1 N` runs after
@@ -78,6 +79,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 	e.stream(viaGateway, command, res.want)
 
 	var lastID string
+	res.rssBase = vmRSS(e.gwPID)
 	for i := range cfg.recPairs {
 		order := []leg{viaGatewayRec, viaGateway}
 		if i%2 == 1 {
@@ -85,9 +87,11 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 		}
 		for _, l := range order {
 			before := procCPU(e.gwPID)
+			stopRSS := e.sampleRSS()
 			if l == viaGateway {
 				r, ok := e.stream(l, command, res.want)
 				after := procCPU(e.gwPID)
+				res.rssUnrec = max(res.rssUnrec, stopRSS())
 				if ok {
 					res.unrec = append(res.unrec, r)
 					res.cpuUnrec.add(before, after, r.bytes)
@@ -96,6 +100,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			}
 			r, info, wait, ok := recorded()
 			after := procCPU(e.gwPID)
+			res.rssRec = max(res.rssRec, stopRSS())
 			if !ok {
 				continue
 			}
@@ -125,7 +130,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			moved += r.bytes
 		}
 		return r, ok
-	}, []string{"-top", "-cum", "-nodecount=25", "-focus=internal/recording"})
+	}, []string{"-top", "-cum", "-nodecount=25", "-focus=internal/recording"}, "recorded")
 	res.profCPU.add(cpuBefore, procCPU(e.gwPID), moved)
 	e.removeRecordings(seen, "")
 
@@ -186,11 +191,37 @@ func (res recResult) print(out io.Writer) {
 		}
 		fmt.Fprintf(out, "  client exit -> recording ended (final flush, fsync, store; incl. ~CLI polling), ms: %s\n", fmtList(w, "%.0f"))
 	}
+	if res.rssRec > 0 {
+		fmt.Fprintf(out, "  gateway VmRSS, KiB: before the timed runs %d; highest sampled (every 50 ms) during recorded runs %d, during unrecorded runs %d\n",
+			res.rssBase, res.rssRec, res.rssUnrec)
+	}
 	if len(res.profRuns) > 0 {
 		fmt.Fprintf(out, "  recorded MB/s while profiled (%d runs): %s\n", len(res.profRuns), fmtList(mbps(res.profRuns), "%.0f"))
 	}
-	for _, n := range res.notes {
-		fmt.Fprintf(out, "  note: %s\n", n)
+}
+
+// sampleRSS samples the gateway's VmRSS every 50 ms until the returned
+// function is called, which returns the highest reading.
+func (e *env) sampleRSS() func() int64 {
+	stop := make(chan struct{})
+	done := make(chan int64, 1)
+	go func() {
+		var hi int64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			hi = max(hi, vmRSS(e.gwPID))
+			select {
+			case <-stop:
+				done <- hi
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(stop)
+		return <-done
 	}
 }
 

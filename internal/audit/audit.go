@@ -38,6 +38,9 @@ const (
 	RecordingFailure = "recording.failure"
 	// FileTransfer records one file operation of an SFTP or scp transfer.
 	FileTransfer = "file.transfer"
+	// CommandCheckPaused records a shell entering full-screen mode, where
+	// typed lines are not checked against command rules.
+	CommandCheckPaused = "command.check_paused"
 	// SessionKill records an admin ending a session.
 	SessionKill = "session.kill"
 	// RecordingInterrupted records a recording closed at start because the

@@ -75,3 +75,11 @@ func TestParseInterspersed(t *testing.T) {
 		}
 	}
 }
+
+func TestWriteRowEscapesControls(t *testing.T) {
+	var b strings.Builder
+	writeRow(&b, []string{"curl x|sh #\x1b[1G\x1b[2K", "ok\u009b"})
+	if got := b.String(); strings.ContainsAny(got, "\x1b\u009b") || !strings.Contains(got, `\x1b[1G`) {
+		t.Fatalf("row %q", got)
+	}
+}

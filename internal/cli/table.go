@@ -104,11 +104,14 @@ func printTables(w io.Writer, objs []resource.Object) error {
 }
 
 // writeRow writes one tab-separated row, making each cell safe: no tab or
-// newline from a field may break the layout.
+// newline from a field may break the layout, and no control character (a
+// command a user typed, a forwarding address a client sent) reaches the
+// admin's terminal, where an escape sequence could rewrite what is shown.
 func writeRow(w io.Writer, cells []string) {
 	out := make([]string, len(cells))
 	for i, c := range cells {
 		c = strings.Join(strings.Fields(c), " ")
+		c = escapeControls(c)
 		if c == "" {
 			c = none
 		}
@@ -168,3 +171,21 @@ func keyFingerprint(line string) (string, string) {
 	}
 	return pub.Type(), ssh.FingerprintSHA256(pub)
 }
+
+// escapeControls shows C0 and C1 control characters and DEL as \xNN.
+func escapeControls(s string) string {
+	if !strings.ContainsFunc(s, isControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }

@@ -121,7 +121,14 @@ func (e *Engine) Decide(r Request) Decision {
 	)
 	// grant records that c grants the request. The strictest session
 	// limits of all granting policies apply.
+	unbounded := false // some granting policy has no valid_until
 	grant := func(c *compiled, op string) {
+		switch {
+		case c.until.IsZero():
+			unbounded, ob.NotAfter = true, time.Time{}
+		case !unbounded && c.until.After(ob.NotAfter):
+			ob.NotAfter = c.until
+		}
 		if granted == nil || c.name < granted.name {
 			granted = c
 		}

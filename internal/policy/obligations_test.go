@@ -91,6 +91,9 @@ func TestValidityWindow(t *testing.T) {
 		if !tt.allow && !strings.Contains(d.Reason, "outside its validity window") {
 			t.Errorf("at %s: reason %q", tt.now, d.Reason)
 		}
+		if tt.allow && !d.NotAfter.Equal(*ts("2026-02-01T00:00:00Z")) {
+			t.Errorf("at %s: NotAfter %v, want the end of the window", tt.now, d.NotAfter)
+		}
 		if tt.allow && (d.Record != true || d.RecordInput) {
 			t.Errorf("at %s: recording obligations %+v (web2: output only)", tt.now, d.Obligations)
 		}

@@ -90,6 +90,10 @@ type Obligations struct {
 	// strictest of the policies that grant the request.
 	MaxSession  time.Duration
 	IdleTimeout time.Duration
+	// NotAfter ends the session when the validity window of the granting
+	// policies closes (zero: none): the latest valid_until among them, since
+	// any one of them keeps granting until its own window ends.
+	NotAfter time.Time
 	// CheckCommands says that lines entered in an interactive shell must be
 	// checked (Decide with Command set) before they are sent: a policy
 	// granting the shell has command rules.

@@ -124,10 +124,13 @@ func TestFileTransfer(t *testing.T) {
 	run("rsync", "-e", shell, login+"@127.0.0.1:rsync.bin", back)
 	check("rsync")
 
-	// file-transfer alone grants no shell or exec.
-	_, errOut, code := w.ssh("", login, nil, "id")
-	if code == 0 || !strings.Contains(errOut, "not granted exec") {
-		t.Fatalf("exec with only file-transfer: code %d, stderr %q", code, errOut)
+	// file-transfer alone grants no shell or exec, including a transfer
+	// command with something for the shell appended.
+	for _, cmd := range []string{"id", "scp -t /tmp/x; echo PWNED-$(id -un)"} {
+		out, errOut, code := w.ssh("", login, nil, cmd)
+		if code == 0 || strings.Contains(out, "PWNED") || !strings.Contains(errOut, "not granted exec") {
+			t.Fatalf("%q with only file-transfer: code %d, out %q, stderr %q", cmd, code, out, errOut)
+		}
 	}
 }
 

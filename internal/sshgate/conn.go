@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -45,10 +46,19 @@ type conn struct {
 	srcStr  string
 	started time.Time
 
+	// openSessions and openChannels count channels being served.
+	openSessions, openChannels atomic.Int32
+	// denials counts audited refusals; past maxAuditedDenials a connection
+	// writes no more, so a client cannot flood the audit trail.
+	denials atomic.Int32
+
 	// upInbox hands the upstream's unasked traffic to the connection's loop;
 	// buffered for the one dial a connection makes.
 	upInbox chan upstreamInbox
 
+	// decideMu serializes decisions, so that two first requests arriving
+	// together cannot fix different target users; acquired before mu.
+	decideMu sync.Mutex
 	// dialMu serializes dialing the upstream; it is acquired before mu.
 	dialMu sync.Mutex
 	// mu guards the fields below it.
@@ -224,17 +234,30 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 			}
 			nch = ch
 		}
+		// Like OpenSSH's MaxSessions: a client cannot open channels (and
+		// goroutines) without bound.
+		if open := c.openChannels.Load(); (nch.ChannelType() == "session" && c.openSessions.Load() >= maxSessions) || open >= maxChannels {
+			c.deny(nch.ChannelType(), "", "too many open channels on this connection")
+			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("portcullis: too many open channels on this connection (sessions %d, channels %d)", maxSessions, maxChannels))
+			continue
+		}
 		switch nch.ChannelType() {
 		case "session":
 			chWG.Add(1)
+			c.openChannels.Add(1)
+			c.openSessions.Add(1)
 			go func() {
 				defer chWG.Done()
+				defer c.openChannels.Add(-1)
+				defer c.openSessions.Add(-1)
 				c.handleSession(nch)
 			}()
 		case "direct-tcpip":
 			chWG.Add(1)
+			c.openChannels.Add(1)
 			go func() {
 				defer chWG.Done()
+				defer c.openChannels.Add(-1)
 				c.handleDirectTCPIP(nch)
 			}()
 		default:
@@ -243,8 +266,13 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		}
 	}
 	// The client is gone: end every session's upstream side so their
-	// goroutines write their end events, then drop the upstream.
+	// goroutines write their end events, then drop the upstream. Marking
+	// the connection ended first makes a dial still in flight close what
+	// it gets instead of keeping it.
 	cancel()
+	c.mu.Lock()
+	c.ended = true
+	c.mu.Unlock()
 	c.closeUpstream()
 	chWG.Wait()
 }
@@ -270,8 +298,23 @@ func (c *conn) audit(ev store.AuditEvent) error {
 	return c.srv.writeAudit(c.ctx, ev)
 }
 
+// Bounds per connection.
+const (
+	maxSessions       = 10
+	maxChannels       = 256
+	maxAuditedDenials = 50
+)
+
 // deny records a refused request.
 func (c *conn) deny(action, command, reason string) {
+	switch n := c.denials.Add(1); {
+	case n == maxAuditedDenials+1:
+		_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny,
+			Message: fmt.Sprintf("more than %d refusals on this connection; further ones are not audited", maxAuditedDenials)})
+		return
+	case n > maxAuditedDenials:
+		return
+	}
 	detail := map[string]any{"action": action}
 	if command != "" {
 		detail["command"] = command
@@ -295,6 +338,8 @@ func (c *conn) handleGlobalRequest(req *ssh.Request) {
 // decide asks the engine about one request on this connection, fixing the
 // target user on the first allowed request.
 func (c *conn) decide(action, command string) (policy.Decision, string) {
+	c.decideMu.Lock()
+	defer c.decideMu.Unlock()
 	snap := c.srv.cfg.Snapshot()
 	c.mu.Lock()
 	tu := c.targetUser
@@ -382,7 +427,10 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 	}
 }
 
-// terminate tells every session why and closes the connection.
+// terminate tells every session why and closes the connection. It does
+// not wait for a client that stopped reading: the notices get two seconds
+// in the background, then the connection is closed, which also ends any
+// write still blocked.
 func (c *conn) terminate(reason, eventType string) {
 	c.mu.Lock()
 	if c.ended {
@@ -397,13 +445,25 @@ func (c *conn) terminate(reason, eventType string) {
 		}
 	}
 	c.mu.Unlock()
-	for _, n := range notify {
-		n("portcullis: session ended: " + reason)
-	}
 	_ = c.audit(store.AuditEvent{Type: eventType, Outcome: audit.Info, Message: reason})
 	c.cancel()
-	c.closeUpstream()
-	c.sshConn.Close()
+	go func() {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, n := range notify {
+				n("portcullis: session ended: " + reason)
+			}
+		}()
+		t := time.NewTimer(2 * time.Second)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		c.closeUpstream()
+		c.sshConn.Close()
+	}()
 }
 
 func (c *conn) closeUpstream() {

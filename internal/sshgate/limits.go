@@ -25,12 +25,12 @@ func (a *activity) idleFor(now time.Time) time.Duration {
 	return now.Sub(time.Unix(0, a.last.Load()))
 }
 
-// enforceLimits ends a session that outlives max_session or sits idle for
-// idle_timeout: end is called once with the reason, and an audit event is
+// enforceLimits ends a session that outlives max_session, sits idle for
+// idle_timeout, or outlasts its policies' valid_until: end is called once with the reason, and an audit event is
 // written. The returned stop must be called when the session ends; it
 // stops the watcher goroutine.
 func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end func(reason string)) (stop func()) {
-	if ob.MaxSession <= 0 && ob.IdleTimeout <= 0 {
+	if ob.MaxSession <= 0 && ob.IdleTimeout <= 0 && ob.NotAfter.IsZero() {
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(c.ctx)
@@ -41,6 +41,12 @@ func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end
 			t := time.NewTimer(ob.MaxSession)
 			defer t.Stop()
 			maxC = t.C
+		}
+		var windowC <-chan time.Time
+		if !ob.NotAfter.IsZero() {
+			t := time.NewTimer(time.Until(ob.NotAfter))
+			defer t.Stop()
+			windowC = t.C
 		}
 		var idle *time.Timer
 		if ob.IdleTimeout > 0 {
@@ -55,6 +61,8 @@ func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end
 				return
 			case <-maxC:
 				reason = fmt.Sprintf("max_session of %s reached", ob.MaxSession)
+			case <-windowC:
+				reason = "the policy's validity window ended (valid_until)"
 			case now := <-idleC:
 				if d := act.idleFor(now); d < ob.IdleTimeout {
 					idle.Reset(ob.IdleTimeout - d)

@@ -17,8 +17,11 @@ func TestSessionLimits(t *testing.T) {
 		// Output every 100ms keeps the session busy: only max_session ends it.
 		{"max_session", "max_session: 1s", "echo started; while :; do echo x; sleep 0.1; done", "max_session of 1s reached"},
 		{"idle_timeout", "idle_timeout: 1s", "echo started; sleep 30", "idle for 1s (idle_timeout)"},
+		{"valid_until", "valid_until: NOW+3s",
+			"echo started; while :; do echo x; sleep 0.1; done", "the policy's validity window ended (valid_until)"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			tt.field = strings.Replace(tt.field, "NOW+3s", time.Now().Add(3*time.Second).UTC().Format(time.RFC3339), 1)
 			w.gw.apply(fmt.Sprintf(`
 kind: Policy
 name: alice-web1

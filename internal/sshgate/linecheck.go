@@ -156,7 +156,13 @@ func copyChecked(dst io.Writer, src io.Reader, g *lineGate, act *activity) (int6
 // altScreen follows whether the target switched its terminal to the
 // alternate screen (what full-screen programs do), by watching its output.
 // A switch split across two writes is missed: best-effort, like the rest.
-type altScreen struct{ on atomic.Bool }
+type altScreen struct {
+	on atomic.Bool
+	// onEnter, if set, is called when the target enters the alternate
+	// screen: line checking stops there, which anything the target prints
+	// can trigger, so the pause is audited.
+	onEnter func()
+}
 
 var (
 	altEnter = [][]byte{[]byte("\x1b[?1049h"), []byte("\x1b[?1047h"), []byte("\x1b[?47h")}
@@ -180,7 +186,9 @@ func (a *altScreen) observe(p []byte) {
 	enter, leave := last(altEnter), last(altLeave)
 	switch {
 	case enter > leave:
-		a.on.Store(true)
+		if !a.on.Swap(true) && a.onEnter != nil {
+			a.onEnter()
+		}
 	case leave > enter:
 		a.on.Store(false)
 	}

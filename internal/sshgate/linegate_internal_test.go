@@ -56,3 +56,27 @@ func TestLineGateFilter(t *testing.T) {
 		t.Fatal("still in alternate screen after leaving it")
 	}
 }
+
+func TestIsFileTransfer(t *testing.T) {
+	for cmd, want := range map[string]bool{
+		"scp -t /tmp/x":                             true,
+		"scp -f -- 'dir with space/file'":           true,
+		"scp -r -d -t .":                            true,
+		"rsync --server -vlogDtpre.iLsfxCIvu . dst": true,
+		"/usr/lib/openssh/sftp-server":              true,
+		"scp -t /tmp/x; echo PWNED":                 false,
+		"scp -t $(id)":                              false,
+		"scp -t x && id":                            false,
+		"scp -t `id`":                               false,
+		"scp -t x\nid":                              false,
+		"scp -t x | sh":                             false,
+		"rsync --server . x > /etc/passwd":          false,
+		"scp /tmp/x":                                false,
+		"rsync -av a b":                             false,
+		"echo scp -t":                               false,
+	} {
+		if got := isFileTransfer(cmd); got != want {
+			t.Errorf("isFileTransfer(%q) = %v, want %v", cmd, got, want)
+		}
+	}
+}

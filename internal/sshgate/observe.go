@@ -208,7 +208,9 @@ func (c *conn) recordingFailed(g *grant, ob policy.Obligations, err error, endSe
 		return nil
 	}
 	if endSession != nil {
-		endSession("the session recording cannot be written")
+		// Not on the caller's goroutine: it may be the recorder's flusher,
+		// which every recording shares.
+		go endSession("the session recording cannot be written")
 	}
 	return fmt.Errorf("recording failed: %w", err)
 }

@@ -27,8 +27,8 @@
 //     context ends, then closes the rest with a message; each session writes
 //     its own end event on the way out.
 //
-// Lock order: Server.mu before conn.dialMu before conn.mu; no code holds
-// two of them except in that order.
+// Lock order: Server.mu, then conn.decideMu or conn.dialMu, then conn.mu;
+// no code holds two of them except in that order.
 package sshgate
 
 import (

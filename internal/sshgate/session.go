@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -27,12 +28,24 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		return
 	}
 	defer ch.Close()
+	// A session that never asks for a shell, exec or subsystem is closed
+	// after setupTimeout, so it cannot hold memory forever.
+	timer := time.AfterFunc(setupTimeout, func() { ch.Close() })
+	defer timer.Stop()
 	// pty-req and env are replayed on the target once the session is
-	// authorized; they carry no access of their own.
+	// authorized; they carry no access of their own. Both are bounded.
 	var setup []*ssh.Request
+	setupBytes := 0
 	for req := range reqs {
 		switch req.Type {
 		case "pty-req", "env":
+			setupBytes += len(req.Payload)
+			if len(setup) >= maxSetupRequests || setupBytes > maxSetupBytes {
+				if req.WantReply {
+					_ = req.Reply(false, nil)
+				}
+				continue
+			}
 			setup = append(setup, req)
 			if req.WantReply {
 				_ = req.Reply(true, nil)
@@ -46,6 +59,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			c.deny("x11-forwarding", "", "X11 forwarding is refused")
 			tell(ch, "X11 forwarding is refused through the gateway")
 		case "shell", "exec", "subsystem":
+			timer.Stop()
 			c.runSession(ch, reqs, req, setup)
 			return
 		default:
@@ -55,6 +69,13 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 		}
 	}
 }
+
+// Bounds on a session before it is authorized.
+const (
+	setupTimeout     = 30 * time.Second
+	maxSetupRequests = 64
+	maxSetupBytes    = 64 << 10
+)
 
 // tell writes one line to the client's stderr. "\r\n" because with a pty
 // the client's terminal is in raw mode.
@@ -105,7 +126,17 @@ func classify(req *ssh.Request) (action, command string, err error) {
 // isFileTransfer recognises the server side of scp (legacy protocol),
 // rsync and sftp run as commands. A policy that grants only file-transfer
 // thus admits exactly these programs, in their server modes.
+//
+// The target's sshd runs the command through the account's shell, so a
+// command with anything the shell would interpret (";", "$(", "&&", ...)
+// could run more than the transfer program: such a command is exec, never
+// file-transfer, whatever its first word.
 func isFileTransfer(cmd string) bool {
+	for _, r := range cmd {
+		if !transferSafe(r) {
+			return false
+		}
+	}
 	fields := strings.Fields(cmd)
 	if len(fields) < 2 {
 		return len(fields) == 1 && path.Base(fields[0]) == "sftp-server"
@@ -125,6 +156,18 @@ func isFileTransfer(cmd string) bool {
 	return false
 }
 
+// transferSafe lists the characters a scp, rsync or sftp-server command
+// line needs, none of which makes the shell run anything else. A single
+// quote is allowed (scp quotes paths with it); without any other shell
+// metacharacter it can only quote.
+func transferSafe(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("._/=:@%+,-~ '", r)
+}
+
 // runSession authorizes the session request and bridges it to the target.
 func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
 	action, command, err := classify(req)
@@ -134,15 +177,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		drain(reqs)
 		return
 	}
-	d, targetUser := c.decide(action, command)
-	if !d.Allow {
-		c.deny(action, command, d.Reason)
-		refuse(ch, req, d.Reason)
-		drain(reqs)
-		return
-	}
+	// Several goroutines write to the client's stderr (the target's stderr,
+	// the line gate, notices); x/crypto needs them serialized.
+	stderr := &lockedWriter{w: ch.Stderr()}
+	// The grant is registered before the decision, so that a policy change
+	// landing in between is re-checked against it (Recheck).
 	g := &grant{action: action, command: command, notify: func(msg string) {
-		_, _ = ch.Stderr().Write([]byte(msg + "\r\n"))
+		_, _ = stderr.Write([]byte(msg + "\r\n"))
 	}}
 	if !c.addGrant(g) {
 		refuse(ch, req, "the connection is ending")
@@ -150,6 +191,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		return
 	}
 	defer c.removeGrant(g)
+	d, targetUser := c.decide(action, command)
+	if !d.Allow {
+		c.deny(action, command, d.Reason)
+		refuse(ch, req, d.Reason)
+		drain(reqs)
+		return
+	}
 
 	up, err := c.upstreamFor()
 	if err != nil {
@@ -174,17 +222,6 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		// that refuses an env variable (AcceptEnv) is not an error.
 		_, _ = uch.SendRequest(r.Type, r.Type == "pty-req", r.Payload)
 	}
-	ok, err := uch.SendRequest(req.Type, true, req.Payload)
-	if err != nil || !ok {
-		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
-			Message: fmt.Sprintf("target refused %s request", req.Type)})
-		refuse(ch, req, fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
-		drain(reqs)
-		return
-	}
-	if req.WantReply {
-		_ = req.Reply(true, nil)
-	}
 	detail := map[string]any{"action": action}
 	if command != "" {
 		detail["command"] = command
@@ -196,7 +233,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s as %s", action, c.login.Target, targetUser),
 		Detail: detail}); err != nil {
 		// Fail closed: a session whose start cannot be recorded does not run.
-		refuse(ch, nil, "the audit trail cannot be written; session refused")
+		refuse(ch, req, "the audit trail cannot be written; session refused")
 		drain(reqs)
 		return
 	}
@@ -206,24 +243,46 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	var endOnce sync.Once
 	end := func(reason string) {
 		endOnce.Do(func() {
-			tell(ch, "session ended: "+reason)
+			// A client that stopped reading must not keep the session
+			// alive: the notice gets a second, then the session ends.
+			writeWithin(stderr, []byte("portcullis: session ended: "+reason+"\r\n"), time.Second)
 			endSession(uch, abort)
 		})
 	}
 	c.setEnd(g, end, targetUser)
 	stop := c.enforceLimits(g, d.Obligations, act, end)
-	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup)}
+	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr}
 	if action == resource.ActionShell && d.CheckCommands {
-		opts.gate = c.newLineGate(ch, g, hasPTY(setup))
+		opts.gate = c.newLineGate(stderr, g, hasPTY(setup))
 	}
 	obs, err := c.newObserver(g, d.Obligations, targetUser, setup, end, opts.gate)
 	if err != nil {
 		stop()
-		refuse(ch, nil, "the session recording cannot be written; session refused")
+		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": err.Error()})
+		refuse(ch, req, "the session recording cannot be written; session refused")
 		drain(reqs)
 		return
 	}
 	opts.obs = obs
+	// Only now, with the start audited and the recording running, does
+	// the command reach the target.
+	ok, err := uch.SendRequest(req.Type, true, req.Payload)
+	if err != nil || !ok {
+		stop()
+		if obs != nil {
+			obs.close()
+			_, _, _ = obs.rec.Close(context.WithoutCancel(c.ctx))
+		}
+		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
+			Message: fmt.Sprintf("target refused %s request", req.Type)})
+		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": "by the target"})
+		refuse(ch, req, fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
+		drain(reqs)
+		return
+	}
+	if req.WantReply {
+		_ = req.Reply(true, nil)
+	}
 	var cmdID int64
 	if action == resource.ActionExec {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
@@ -254,9 +313,14 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if res.exitSignal != "" {
 		endDetail["exit_signal"] = res.exitSignal
 	}
+	c.auditEnd(g, d, targetUser, endDetail)
+}
+
+// auditEnd writes a session's end event.
+func (c *conn) auditEnd(g *grant, d policy.Decision, targetUser string, detail map[string]any) {
 	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
-		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s ended", action, c.login.Target),
-		Detail: endDetail})
+		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s ended", g.action, c.login.Target),
+		Detail: detail})
 }
 
 // targetErrorMessage turns a dial error into the line the client sees; the
@@ -277,9 +341,11 @@ func (c *conn) targetErrorMessage(err error) string {
 func forwardClientRequest(up ssh.Channel, r *ssh.Request) {
 	switch r.Type {
 	case "window-change", "signal", "break", "eow@openssh.com":
-		ok, _ := up.SendRequest(r.Type, r.WantReply, r.Payload)
+		// Forwarded without asking for a reply, so that a target that never
+		// answers cannot stall this loop (and with it kill and limits).
+		_, _ = up.SendRequest(r.Type, false, r.Payload)
 		if r.WantReply {
-			_ = r.Reply(ok, nil)
+			_ = r.Reply(true, nil)
 		}
 	default:
 		if r.WantReply {
@@ -300,10 +366,13 @@ func hasPTY(setup []*ssh.Request) bool {
 // newLineGate builds the line checker for a shell session: each line is
 // decided as the shell action with the line as its command, and a denied
 // line is reported to the client and the audit trail.
-func (c *conn) newLineGate(ch ssh.Channel, g *grant, pty bool) *lineGate {
+func (c *conn) newLineGate(stderr io.Writer, g *grant, pty bool) *lineGate {
 	lg := &lineGate{pty: pty}
 	if pty {
-		lg.alt = &altScreen{}
+		lg.alt = &altScreen{onEnter: func() {
+			_ = c.audit(store.AuditEvent{Type: audit.CommandCheckPaused, Outcome: audit.Info, SessionID: g.id,
+				Message: "full-screen mode (alternate screen): lines typed now are not checked until it ends"})
+		}}
 	}
 	lg.check = func(line string, certain bool) (bool, string) {
 		if strings.TrimSpace(line) == "" {
@@ -321,7 +390,7 @@ func (c *conn) newLineGate(ch ssh.Channel, g *grant, pty bool) *lineGate {
 		return false, d.Reason
 	}
 	lg.deny = func(reason string) {
-		_, _ = ch.Stderr().Write([]byte("\r\nportcullis: " + reason + "; the line was not run\r\n"))
+		_, _ = stderr.Write([]byte("\r\nportcullis: " + reason + "; the line was not run\r\n"))
 	}
 	return lg
 }
@@ -338,11 +407,12 @@ func drain(reqs <-chan *ssh.Request) {
 
 // bridgeOpts are the optional parts of a bridge.
 type bridgeOpts struct {
-	act   *activity       // stamped as data moves, for idle_timeout
-	abort <-chan struct{} // closed to stop waiting for the target
-	gate  *lineGate       // checks shell lines; nil when commands are not restricted
-	pty   bool            // the session has a terminal
-	obs   *observer       // records and logs; nil when nothing is observed
+	act    *activity       // stamped as data moves, for idle_timeout
+	abort  <-chan struct{} // closed to stop waiting for the target
+	gate   *lineGate       // checks shell lines; nil when commands are not restricted
+	pty    bool            // the session has a terminal
+	obs    *observer       // records and logs; nil when nothing is observed
+	stderr io.Writer       // the client's stderr, shared with notices
 }
 
 type sessionResult struct {
@@ -367,6 +437,9 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 		stdout = observingWriter{w: client, alt: o.gate.alt}
 	}
 	var stderr io.Writer = client.Stderr()
+	if o.stderr != nil {
+		stderr = o.stderr
+	}
 	var input io.Writer = up
 	if o.obs != nil {
 		stdout = teeWriter{w: stdout, observe: o.obs.fromTarget}
@@ -510,3 +583,32 @@ func endSession(up ssh.Channel, abort chan struct{}) {
 
 // abortGrace is how long a target gets to close a session the gateway ended.
 const abortGrace = 2 * time.Second
+
+// lockedWriter serializes writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// writeWithin writes p but waits at most d: a write to a client that
+// stopped reading blocks until its channel closes, and control paths
+// (revocation, limits, kill, shutdown) must not wait for that.
+func writeWithin(w io.Writer, p []byte, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = w.Write(p)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}

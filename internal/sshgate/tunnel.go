@@ -31,18 +31,18 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 		return
 	}
 	dest := net.JoinHostPort(p.DestAddr, strconv.Itoa(int(p.DestPort)))
-	d, targetUser := c.decide(resource.ActionTunnel, "")
-	if !d.Allow {
-		c.deny(resource.ActionTunnel, dest, d.Reason)
-		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)
-		return
-	}
 	g := &grant{action: resource.ActionTunnel}
 	if !c.addGrant(g) {
 		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: the connection is ending")
 		return
 	}
 	defer c.removeGrant(g)
+	d, targetUser := c.decide(resource.ActionTunnel, "")
+	if !d.Allow {
+		c.deny(resource.ActionTunnel, dest, d.Reason)
+		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)
+		return
+	}
 	up, err := c.upstreamFor()
 	if err != nil {
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id, Message: err.Error()})

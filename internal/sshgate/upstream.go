@@ -124,10 +124,12 @@ func (c *conn) dial(targetUser string) (ssh.Conn, error) {
 	cfg.KeyExchanges = []string{ssh.KeyExchangeCurve25519, ssh.KeyExchangeMLKEM768X25519}
 	cfg.Ciphers = cipherAlgos
 	cfg.MACs = macAlgos
-	if pinned := hk.expected(); pinned != nil {
-		// Ask for the pinned key's type so a server with several host keys
-		// presents the one we can check.
-		cfg.HostKeyAlgorithms = hostKeyAlgosFor(pinned.Type())
+	// Ask for the expected key's type so a server with several host keys
+	// presents the one we can check; on first use, only plain keys with
+	// SHA-2 signatures (no certificates, no ssh-rsa SHA-1, no DSA).
+	cfg.HostKeyAlgorithms = tofuHostKeyAlgos
+	if want, err := hk.expected(); err == nil && want != nil {
+		cfg.HostKeyAlgorithms = hostKeyAlgosFor(want.Type())
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(nc, target.Address, cfg)
 	if err != nil {
@@ -161,6 +163,9 @@ func refuseUpstreamRequest(req *ssh.Request) {
 	}
 }
 
+var tofuHostKeyAlgos = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+
 func hostKeyAlgosFor(keyType string) []string {
 	if keyType == ssh.KeyAlgoRSA {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
@@ -177,43 +182,54 @@ var errHostKeyMismatch = errors.New("target host key mismatch")
 type hostKeyCheck struct {
 	c        *conn
 	target   *resource.Target
-	learned  ssh.PublicKey
 	mismatch error
 }
 
-func (h *hostKeyCheck) expected() ssh.PublicKey {
+// expected returns the key the target must present: the pinned one, or
+// the one learned on first use; nil with no error means first use. A stored
+// key that does not parse, or a store that cannot be read, is an error:
+// fail closed rather than learn again.
+func (h *hostKeyCheck) expected() (ssh.PublicKey, error) {
 	if h.target.HostKey != "" {
 		k, err := resource.ParseAuthorizedKey(h.target.HostKey)
-		if err == nil {
-			return k
+		if err != nil {
+			return nil, fmt.Errorf("pinned host_key of %s: %w", h.target.Name, err)
 		}
-		return nil
+		return k, nil
 	}
 	hk, err := h.c.srv.cfg.HostKeys.HostKey(h.c.ctx, h.target.Name)
-	if err != nil {
-		return nil
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
 	}
-	k, err := resource.ParseAuthorizedKey(hk.Key)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("read learned host key of %s: %w", h.target.Name, err)
 	}
-	h.learned = k
-	return k
+	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hk.Key))
+	if err != nil {
+		return nil, fmt.Errorf("learned host key of %s does not parse: %w", h.target.Name, err)
+	}
+	return k, nil
 }
 
 func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
-	want := h.expected()
-	if h.target.HostKey != "" && want == nil {
-		return h.fail(key, "the pinned host_key does not parse")
-	}
-	if want == nil {
+	for attempt := 0; ; attempt++ {
+		want, err := h.expected()
+		if err != nil {
+			return h.fail(key, err.Error())
+		}
+		if want != nil {
+			if !bytes.Equal(want.Marshal(), key.Marshal()) {
+				return h.fail(key, fmt.Sprintf("expected %s", ssh.FingerprintSHA256(want)))
+			}
+			return nil
+		}
 		// Trust on first use: record it and say so in the audit trail. A
-		// concurrent first use by another connection loses the race and
-		// compares against the winner's key.
-		err := h.c.srv.cfg.HostKeys.RecordHostKey(h.c.ctx, store.HostKey{
+		// concurrent first use by another connection wins the race once;
+		// then this one compares against the winner's key.
+		err = h.c.srv.cfg.HostKeys.RecordHostKey(h.c.ctx, store.HostKey{
 			Target: h.target.Name, Key: authorizedKeyLine(key), FirstSeen: time.Now().UTC()})
-		if errors.Is(err, store.ErrConflict) {
-			return h.check("", nil, key)
+		if errors.Is(err, store.ErrConflict) && attempt == 0 {
+			continue
 		}
 		if err != nil {
 			return fmt.Errorf("record host key of %s: %w", h.target.Name, err)
@@ -223,10 +239,6 @@ func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 			Detail:  map[string]any{"fingerprint": ssh.FingerprintSHA256(key)}})
 		return nil
 	}
-	if !bytes.Equal(want.Marshal(), key.Marshal()) {
-		return h.fail(key, fmt.Sprintf("expected %s", ssh.FingerprintSHA256(want)))
-	}
-	return nil
 }
 
 func (h *hostKeyCheck) fail(got ssh.PublicKey, why string) error {
