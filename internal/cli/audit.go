@@ -3,11 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -89,16 +87,9 @@ func runAuditLs(e *env, args []string) error {
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	c, err := e.api()
+	evs, err := fetchList[api.Event](e, "/api/v1/audit", q)
 	if err != nil {
 		return err
-	}
-	var evs []api.Event
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/audit", q, "", nil, &evs); err != nil {
-		return err
-	}
-	if evs == nil {
-		evs = []api.Event{}
 	}
 	if limit == 0 {
 		limit = defaultAuditLimit
@@ -107,23 +98,12 @@ func runAuditLs(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "warning: showing the first %d events; see more with --after %d, or narrow with --since/--until\n",
 			limit, evs[len(evs)-1].ID)
 	}
-	if asJSON {
-		return printJSON(e, evs)
-	}
-	if len(evs) == 0 {
-		fmt.Fprintln(e.stderr, "No events found.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, []string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"})
-	for _, ev := range evs {
-		writeRow(tw, []string{ev.Time.UTC().Format(time.RFC3339), ev.Type, ev.Outcome, dash(ev.User),
-			dash(ev.Target), dash(ev.Account), dash(ev.Source), ev.Message})
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	return printList(e, evs, asJSON, "No events found.",
+		[]string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"},
+		func(ev api.Event) []string {
+			return []string{ev.Time.UTC().Format(time.RFC3339), ev.Type, ev.Outcome, dash(ev.User),
+				dash(ev.Target), dash(ev.Account), dash(ev.Source), ev.Message}
+		})
 }
 
 // dash marks an empty audit field; "<none>" would read as a value there.

@@ -2,10 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"net/http"
 	"net/url"
 	"strconv"
-	"text/tabwriter"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -78,16 +76,9 @@ func runCommandsLs(e *env, args []string) error {
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	c, err := e.api()
+	cmds, err := fetchList[api.Command](e, "/api/v1/commands", q)
 	if err != nil {
 		return err
-	}
-	var cmds []api.Command
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/commands", q, "", nil, &cmds); err != nil {
-		return err
-	}
-	if cmds == nil {
-		cmds = []api.Command{}
 	}
 	if limit == 0 {
 		limit = defaultListLimit
@@ -96,34 +87,23 @@ func runCommandsLs(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "warning: showing the first %d commands; see more with --after %d, or narrow with --since\n",
 			limit, cmds[len(cmds)-1].ID)
 	}
-	if asJSON {
-		return printJSON(e, cmds)
-	}
-	if len(cmds) == 0 {
-		fmt.Fprintln(e.stderr, "No commands found.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, []string{"TIME", "USER", "TARGET", "ACCOUNT", "SESSION", "TYPE", "EXIT", "COMMAND"})
-	for _, cmd := range cmds {
-		typ := "exec"
-		if cmd.Interactive {
-			typ = "shell"
-			if !cmd.Certain {
-				typ = "shell?"
+	return printList(e, cmds, asJSON, "No commands found.",
+		[]string{"TIME", "USER", "TARGET", "ACCOUNT", "SESSION", "TYPE", "EXIT", "COMMAND"},
+		func(cmd api.Command) []string {
+			typ := "exec"
+			if cmd.Interactive {
+				typ = "shell"
+				if !cmd.Certain {
+					typ = "shell?"
+				}
 			}
-		}
-		exit := "-"
-		if cmd.ExitStatus != nil {
-			exit = strconv.Itoa(*cmd.ExitStatus)
-		}
-		writeRow(tw, []string{cmd.Time.UTC().Format(time.RFC3339), cmd.User, cmd.Target, dash(cmd.Account),
-			cmd.SessionID, typ, exit, cmd.Command})
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+			exit := "-"
+			if cmd.ExitStatus != nil {
+				exit = strconv.Itoa(*cmd.ExitStatus)
+			}
+			return []string{cmd.Time.UTC().Format(time.RFC3339), cmd.User, cmd.Target, dash(cmd.Account),
+				cmd.SessionID, typ, exit, cmd.Command}
+		})
 }
 
 // setIf sets a query parameter that was given.

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -112,16 +111,9 @@ func runRecordingsLs(e *env, args []string) error {
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	c, err := e.api()
+	recs, err := fetchList[api.Recording](e, "/api/v1/recordings", q)
 	if err != nil {
 		return err
-	}
-	var recs []api.Recording
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/recordings", q, "", nil, &recs); err != nil {
-		return err
-	}
-	if recs == nil {
-		recs = []api.Recording{}
 	}
 	if limit == 0 {
 		limit = defaultListLimit
@@ -129,28 +121,17 @@ func runRecordingsLs(e *env, args []string) error {
 	if len(recs) == limit {
 		fmt.Fprintf(e.stderr, "warning: showing the newest %d recordings; narrow with --since, --user or --target\n", limit)
 	}
-	if asJSON {
-		return printJSON(e, recs)
-	}
-	if len(recs) == 0 {
-		fmt.Fprintln(e.stderr, "No recordings found.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, []string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"})
-	for _, r := range recs {
-		duration, size := "-", "-"
-		if r.EndedAt != nil {
-			duration = r.EndedAt.Sub(r.StartedAt).Round(time.Second).String()
-			size = humanBytes(r.Size)
-		}
-		writeRow(tw, []string{r.ID, r.State, r.User, r.Target, dash(r.Account), r.Action,
-			r.StartedAt.UTC().Format(time.RFC3339), duration, size})
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	return printList(e, recs, asJSON, "No recordings found.",
+		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"},
+		func(r api.Recording) []string {
+			duration, size := "-", "-"
+			if r.EndedAt != nil {
+				duration = r.EndedAt.Sub(r.StartedAt).Round(time.Second).String()
+				size = humanBytes(r.Size)
+			}
+			return []string{r.ID, r.State, r.User, r.Target, dash(r.Account), r.Action,
+				r.StartedAt.UTC().Format(time.RFC3339), duration, size}
+		})
 }
 
 func runRecordingsPlay(e *env, args []string) error {
@@ -368,34 +349,16 @@ func runRecordingsSearch(e *env, args []string) error {
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	c, err := e.api()
+	hits, err := fetchList[api.SearchHit](e, "/api/v1/recordings/search", q)
 	if err != nil {
 		return err
 	}
-	var hits []api.SearchHit
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/recordings/search", q, "", nil, &hits); err != nil {
-		return err
+	err = printList(e, hits, asJSON, "No recordings match.", []string{"ID", "USER", "TARGET", "OFFSET", "SNIPPET"},
+		func(h api.SearchHit) []string { return []string{h.ID, h.User, h.Target, offset(h.Offset), h.Snippet} })
+	if err == nil && !asJSON && len(hits) > 0 {
+		fmt.Fprintln(e.stderr, "play with: portcullis recordings play ID --at OFFSET")
 	}
-	if hits == nil {
-		hits = []api.SearchHit{}
-	}
-	if asJSON {
-		return printJSON(e, hits)
-	}
-	if len(hits) == 0 {
-		fmt.Fprintln(e.stderr, "No recordings match.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, []string{"ID", "USER", "TARGET", "OFFSET", "SNIPPET"})
-	for _, h := range hits {
-		writeRow(tw, []string{h.ID, h.User, h.Target, offset(h.Offset), h.Snippet})
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	fmt.Fprintln(e.stderr, "play with: portcullis recordings play ID --at OFFSET")
-	return nil
+	return err
 }
 
 // offset prints seconds rounded down to a tenth, so that playing --at it

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"text/tabwriter"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -55,38 +54,20 @@ func runSessionsLs(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q", pos[0])
 	}
-	c, err := e.api()
+	list, err := fetchList[livesession.Session](e, "/api/v1/sessions", nil)
 	if err != nil {
 		return err
 	}
-	var list []livesession.Session
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/sessions", nil, "", nil, &list); err != nil {
-		return err
-	}
-	if list == nil {
-		list = []livesession.Session{}
-	}
-	if asJSON {
-		return printJSON(e, list)
-	}
-	if len(list) == 0 {
-		fmt.Fprintln(e.stderr, "No sessions running.")
-		return nil
-	}
-	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, []string{"ID", "USER", "TARGET", "ACCOUNT", "ACTION", "SOURCE", "STARTED", "RECORDED"})
-	for _, s := range list {
-		recorded := "no"
-		if s.Recorded {
-			recorded = "yes"
-		}
-		writeRow(tw, []string{s.ID, s.User, s.Target, dash(s.Account), s.Action, dash(s.Source),
-			s.Started.UTC().Format(time.RFC3339), recorded})
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write table: %w", err)
-	}
-	return nil
+	return printList(e, list, asJSON, "No sessions running.",
+		[]string{"ID", "USER", "TARGET", "ACCOUNT", "ACTION", "SOURCE", "STARTED", "RECORDED"},
+		func(s livesession.Session) []string {
+			recorded := "no"
+			if s.Recorded {
+				recorded = "yes"
+			}
+			return []string{s.ID, s.User, s.Target, dash(s.Account), s.Action, dash(s.Source),
+				s.Started.UTC().Format(time.RFC3339), recorded}
+		})
 }
 
 func runSessionsKill(e *env, args []string) error {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -189,3 +191,40 @@ func escapeControls(s string) string {
 }
 
 func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
+
+// fetchList GETs a JSON array from the gateway; never nil.
+func fetchList[T any](e *env, path string, q url.Values) ([]T, error) {
+	c, err := e.api()
+	if err != nil {
+		return nil, err
+	}
+	var items []T
+	if err := c.do(e.ctx, http.MethodGet, path, q, "", nil, &items); err != nil {
+		return nil, err
+	}
+	if items == nil {
+		items = []T{}
+	}
+	return items, nil
+}
+
+// printList prints a listing: a JSON array with --json; otherwise a table
+// with header and one row per item, or the empty message on stderr.
+func printList[T any](e *env, items []T, asJSON bool, empty string, header []string, row func(T) []string) error {
+	if asJSON {
+		return printJSON(e, items)
+	}
+	if len(items) == 0 {
+		fmt.Fprintln(e.stderr, empty)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+	writeRow(tw, header)
+	for _, it := range items {
+		writeRow(tw, row(it))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
+	return nil
+}
