@@ -47,7 +47,8 @@ type recResult struct {
 	profRuns         []bulkRun
 	profCPU          cpuUse
 	rssBase          int64 // gateway VmRSS before the runs, KiB
-	rssRec, rssUnrec int64 // highest VmRSS sampled during the timed runs, KiB
+	rssUnrec         int64 // highest VmRSS during the unrecorded warm-up, before any recorded run, KiB
+	rssRec           int64 // highest VmRSS during the recorded runs, KiB
 }
 
 // measureRecording alternates recorded and unrecorded `seq 1 N` runs after
@@ -72,14 +73,20 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 		return r, info, time.Since(exited), ok
 	}
 
-	// Warm-up.
-	if _, info, _, _ := recorded(); info.ID != "" {
+	// Warm-up, unrecorded first: its RSS is the gateway's before any
+	// recording grew the heap (the Go runtime returns memory slowly).
+	res.rssBase = vmRSS(e.gwPID)
+	stopRSS := e.sampleRSS()
+	e.stream(viaGateway, command, res.want)
+	res.rssUnrec = stopRSS()
+	stopRSS = e.sampleRSS()
+	_, info, _, _ := recorded()
+	res.rssRec = stopRSS()
+	if info.ID != "" {
 		e.removeRecordings(seen, "")
 	}
-	e.stream(viaGateway, command, res.want)
 
 	var lastID string
-	res.rssBase = vmRSS(e.gwPID)
 	for i := range cfg.recPairs {
 		order := []leg{viaGatewayRec, viaGateway}
 		if i%2 == 1 {
@@ -91,7 +98,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			if l == viaGateway {
 				r, ok := e.stream(l, command, res.want)
 				after := procCPU(e.gwPID)
-				res.rssUnrec = max(res.rssUnrec, stopRSS())
+				stopRSS()
 				if ok {
 					res.unrec = append(res.unrec, r)
 					res.cpuUnrec.add(before, after, r.bytes)
@@ -192,8 +199,8 @@ func (res recResult) print(out io.Writer) {
 		fmt.Fprintf(out, "  client exit -> recording ended (final flush, fsync, store; incl. ~CLI polling), ms: %s\n", fmtList(w, "%.0f"))
 	}
 	if res.rssRec > 0 {
-		fmt.Fprintf(out, "  gateway VmRSS, KiB: before the timed runs %d; highest sampled (every 50 ms) during recorded runs %d, during unrecorded runs %d\n",
-			res.rssBase, res.rssRec, res.rssUnrec)
+		fmt.Fprintf(out, "  gateway VmRSS, KiB (sampled every 50 ms): before %d; highest during an unrecorded run (before any recorded one) %d; highest during recorded runs %d\n",
+			res.rssBase, res.rssUnrec, res.rssRec)
 	}
 	if len(res.profRuns) > 0 {
 		fmt.Fprintf(out, "  recorded MB/s while profiled (%d runs): %s\n", len(res.profRuns), fmtList(mbps(res.profRuns), "%.0f"))
