@@ -36,10 +36,10 @@ func BenchmarkOutputBacklog(b *testing.B) {
 				if n++; n%every == 0 {
 					r.mu.Lock()
 					pb := r.pending
-					r.pending = nil
+					r.pending, r.pendLen = nil, 0
 					r.kicked = false
 					r.mu.Unlock()
-					putBuf(pb)
+					putBlocks(pb)
 				}
 			}
 		})

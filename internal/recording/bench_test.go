@@ -33,10 +33,10 @@ func BenchmarkOutputText(b *testing.B) {
 				// What the flusher would take away, without its work.
 				r.mu.Lock()
 				pb := r.pending
-				r.pending = nil
+				r.pending, r.pendLen = nil, 0
 				r.kicked = false
 				r.mu.Unlock()
-				putBuf(pb)
+				putBlocks(pb)
 			}
 		}
 	})
