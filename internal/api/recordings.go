@@ -17,7 +17,7 @@ import (
 const asciicastType = "application/x-asciicast"
 
 // defaultSearchLimit is how many hits a search answers without a limit:
-// a screenful or two, the best first.
+// a screenful or two, the newest first.
 const defaultSearchLimit = 100
 
 // Recording is one session recording's metadata, as GET

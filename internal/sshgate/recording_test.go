@@ -105,6 +105,12 @@ func TestRecordedShellWithHistoryAndSearch(t *testing.T) {
 	if len(hits) != 1 || hits[0].RecordingID != rec.ID || !strings.Contains(hits[0].Snippet, "needle") {
 		t.Fatalf("search hits %+v", hits)
 	}
+
+	// And the audit trail of all of it chains.
+	v, err := audit.Verify(context.Background(), w.gw.store)
+	if err != nil || !v.OK || v.Events < 3 {
+		t.Fatalf("audit chain: %+v, %v", v, err)
+	}
 }
 
 func TestRecordedExecAndExitStatus(t *testing.T) {

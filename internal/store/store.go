@@ -218,8 +218,10 @@ type Store interface {
 	IndexText(ctx context.Context, chunks []TextChunk) error
 	// SearchText finds recordings whose text matches query (words, all of
 	// which must appear in one chunk; a quoted "phrase" must appear as
-	// is), best first. See ParseSearch; a query without words is
-	// ErrEmptyQuery. A limit of zero or less means 100.
+	// is), newest first: the recording whose matching text was indexed
+	// last comes first, with its latest matching chunk. See ParseSearch;
+	// a query without words is ErrEmptyQuery. A limit of zero or less
+	// means 100.
 	SearchText(ctx context.Context, query string, limit int) ([]SearchHit, error)
 
 	// AppendCommand stores a command and returns its ID.

@@ -306,7 +306,7 @@ func testSearch(t *testing.T, s store.Store) {
 	}
 	for _, h := range hits {
 		if h.RecordingID == "r2" && h.Offset != 4 {
-			t.Errorf("r2: offset %v, want 4 (the chunk that is just the word ranks best)", h.Offset)
+			t.Errorf("r2: offset %v, want 4 (its most recently indexed match)", h.Offset)
 		}
 	}
 	if got := search(t, s, "systemctl", 2); len(got) != 2 {
@@ -384,24 +384,29 @@ func testSearchQuoting(t *testing.T, s store.Store) {
 	}
 }
 
+// testSearchRanking: hits come newest first (the recording whose match was
+// indexed last), not by relevance: ranking every match by relevance costs
+// time in proportion to how common the words are (measured: 160-280 ms for
+// a word in most chunks of 256 MiB), while newest first stops after limit
+// recordings. Auditors mostly look for what happened recently.
 func testSearchRanking(t *testing.T, s store.Store) {
 	createRecording(t, s, store.Recording{ID: "dense"})
 	createRecording(t, s, store.Recording{ID: "sparse"})
 	filler := strings.Repeat("lorem ipsum dolor sit amet ", 20)
 	indexText(t, s,
-		store.TextChunk{RecordingID: "sparse", Offset: 1, Text: filler + "deploy " + filler},
 		store.TextChunk{RecordingID: "dense", Offset: 2, Text: "deploy deploy deploy failed"},
+		store.TextChunk{RecordingID: "sparse", Offset: 1, Text: filler + "deploy " + filler},
 	)
-	if got := hitIDs(search(t, s, "deploy", 0)); !slices.Equal(got, []string{"dense", "sparse"}) {
-		t.Errorf("ranking: %v, want the dense chunk first", got)
+	if got := hitIDs(search(t, s, "deploy", 0)); !slices.Equal(got, []string{"sparse", "dense"}) {
+		t.Errorf("order: %v, want the most recently indexed match first", got)
 	}
 	hits := search(t, s, "deploy", 1)
-	if len(hits) != 1 || hits[0].RecordingID != "dense" {
-		t.Errorf("limit 1: %+v, want the best hit", hits)
+	if len(hits) != 1 || hits[0].RecordingID != "sparse" {
+		t.Errorf("limit 1: %+v, want the newest hit", hits)
 	}
 	// Long text: the snippet is cut around the match, not the whole chunk.
 	hits = search(t, s, "deploy", 0)
-	if sn := hits[1].Snippet; !strings.Contains(sn, "«deploy»") || len(sn) >= len(filler) {
+	if sn := hits[0].Snippet; !strings.Contains(sn, "«deploy»") || len(sn) >= len(filler) {
 		t.Errorf("snippet of a long chunk = %q, want a short excerpt around «deploy»", sn)
 	}
 }
