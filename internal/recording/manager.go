@@ -300,15 +300,63 @@ func (m *Manager) indexer(ctx context.Context, queue <-chan indexBatch) {
 	defer cancelCalls()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(drainTimeout, cancelCalls) })
 	defer stop()
+	// Batches are gathered for up to indexEvery between commits and sent
+	// as one call per recording: every FTS5 commit flushes and clears its
+	// in-memory hash, which during a flood of output (a flush every few
+	// MiB) cost more CPU than everything else recording does.
+	var (
+		pending = map[*Recorder][]store.TextChunk{}
+		order   []*Recorder
+		last    time.Time
+	)
+	add := func(b indexBatch) {
+		if _, ok := pending[b.r]; !ok {
+			order = append(order, b.r)
+		}
+		pending[b.r] = append(pending[b.r], b.chunks...)
+	}
+	commit := func() {
+		for _, r := range order {
+			cctx, cancel := context.WithTimeout(calls, indexTimeout)
+			err := r.index(cctx, pending[r])
+			cancel()
+			if err != nil {
+				r.report(err)
+			}
+		}
+		clear(pending)
+		order = order[:0]
+		last = time.Now()
+	}
 	for b := range queue {
-		cctx, cancel := context.WithTimeout(calls, indexTimeout)
-		err := b.r.index(cctx, b.chunks)
-		cancel()
-		if err != nil {
-			b.r.report(err)
+		add(b)
+		open := true
+		if wait := time.Until(last.Add(indexEvery)); wait > 0 {
+			t := time.NewTimer(wait)
+		gather:
+			for {
+				select {
+				case nb, ok := <-queue:
+					if !ok {
+						open = false
+						break gather
+					}
+					add(nb)
+				case <-t.C:
+					break gather
+				}
+			}
+			t.Stop()
+		}
+		commit()
+		if !open {
+			return
 		}
 	}
 }
+
+// indexEvery is the least time between two commits to the search index.
+const indexEvery = 500 * time.Millisecond
 
 // Open returns the file of a recording for download or playback, and its
 // metadata. An active recording can be opened: the reader sees what has
