@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -57,40 +56,24 @@ func (s *Store) SetCommandExit(ctx context.Context, id int64, status int) error 
 // (ascending ID, which is oldest first). Since is inclusive. A Limit of zero
 // or less means 1000.
 func (s *Store) ListCommands(ctx context.Context, f store.CommandFilter) ([]store.Command, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if f.User != "" {
-		add("user_name = $%d", f.User)
+		w.add("user_name = $%d", f.User)
 	}
 	if f.Target != "" {
-		add("target = $%d", f.Target)
+		w.add("target = $%d", f.Target)
 	}
 	if f.SessionID != "" {
-		add("session_id = $%d", f.SessionID)
+		w.add("session_id = $%d", f.SessionID)
 	}
 	if !f.Since.IsZero() {
-		add("time >= $%d", nanos(f.Since))
+		w.add("time >= $%d", nanos(f.Since))
 	}
 	if f.AfterID > 0 {
-		add("id > $%d", f.AfterID)
+		w.add("id > $%d", f.AfterID)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	q := `SELECT id, time, user_name, target, account, session_id, source, command, interactive, certain, exit_status
-FROM commands`
-	if len(where) > 0 {
-		q += "\nWHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, int64(limit))
-	q += fmt.Sprintf("\nORDER BY id LIMIT $%d", len(args))
+	q, args := w.query(`SELECT id, time, user_name, target, account, session_id, source, command, interactive, certain, exit_status
+FROM commands`, "id", f.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list commands: %w", err)

@@ -91,36 +91,20 @@ func (s *Store) GetRecording(ctx context.Context, id string) (store.Recording, e
 // time, then by ID, descending). Since is inclusive. A Limit of zero or less
 // means 1000.
 func (s *Store) ListRecordings(ctx context.Context, f store.RecordingFilter) ([]store.Recording, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if f.User != "" {
-		add("user_name = $%d", f.User)
+		w.add("user_name = $%d", f.User)
 	}
 	if f.Target != "" {
-		add("target = $%d", f.Target)
+		w.add("target = $%d", f.Target)
 	}
 	if f.State != "" {
-		add("state = $%d", f.State)
+		w.add("state = $%d", f.State)
 	}
 	if !f.Since.IsZero() {
-		add("started_at >= $%d", nanos(f.Since))
+		w.add("started_at >= $%d", nanos(f.Since))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	q := `SELECT ` + recordingCols + ` FROM recordings`
-	if len(where) > 0 {
-		q += "\nWHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, int64(limit))
-	q += fmt.Sprintf("\nORDER BY started_at DESC, id DESC LIMIT $%d", len(args))
+	q, args := w.query(`SELECT `+recordingCols+` FROM recordings`, "started_at DESC, id DESC", f.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list recordings: %w", err)

@@ -404,55 +404,38 @@ DELETE FROM audit_events WHERE id < COALESCE(
 // (ascending ID, which is oldest first), with their hashes. Since is
 // inclusive and Until exclusive. A Limit of zero or less means 1000.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
-	var (
-		where []string
-		args  []any
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
-	}
+	var w filter
 	if !f.Since.IsZero() {
-		add("time >= $%d", nanos(f.Since))
+		w.add("time >= $%d", nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("time < $%d", nanos(f.Until))
+		w.add("time < $%d", nanos(f.Until))
 	}
 	if f.Type != "" {
 		if strings.HasSuffix(f.Type, ".") {
 			// substr rather than LIKE: SQLite's LIKE ignores ASCII case
 			// and treats '_' as a wildcard. substr counts characters in
 			// both SQLite and PostgreSQL.
-			args = append(args, int64(utf8.RuneCountInString(f.Type)), f.Type)
-			where = append(where, fmt.Sprintf("substr(type, 1, $%d) = $%d", len(args)-1, len(args)))
+			w.add("substr(type, 1, $%d) = $%d", int64(utf8.RuneCountInString(f.Type)), f.Type)
 		} else {
-			add("type = $%d", f.Type)
+			w.add("type = $%d", f.Type)
 		}
 	}
 	if f.User != "" {
-		add("user_name = $%d", f.User)
+		w.add("user_name = $%d", f.User)
 	}
 	if f.Target != "" {
-		add("target = $%d", f.Target)
+		w.add("target = $%d", f.Target)
 	}
 	if f.SessionID != "" {
-		add("session_id = $%d", f.SessionID)
+		w.add("session_id = $%d", f.SessionID)
 	}
 	if f.AfterID > 0 {
-		add("id > $%d", f.AfterID)
+		w.add("id > $%d", f.AfterID)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	q := `SELECT id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail,
+	q, args := w.query(`SELECT id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail,
     prev_hash, hash
-FROM audit_events`
-	if len(where) > 0 {
-		q += "\nWHERE " + strings.Join(where, " AND ")
-	}
-	args = append(args, int64(limit))
-	q += fmt.Sprintf("\nORDER BY id LIMIT $%d", len(args))
+FROM audit_events`, "id", f.Limit)
 
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
