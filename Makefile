@@ -4,6 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DATA_DIR    ?= data
 SSH_ADDR    ?= 127.0.0.1:2222
+API_ADDR    ?= 127.0.0.1:8443
 BIN         := bin/portcullis
 
 .PHONY: run build test test-deps lint bench fuzz clean
@@ -13,7 +14,7 @@ build:
 
 ## run: build and start the gateway on loopback with embedded defaults
 run: build
-	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR)
+	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR)
 
 ## test: install missing test dependencies, then vet, lint and run every test with -race
 test: test-deps lint

@@ -351,6 +351,7 @@ func (e *env) launchGateway() error {
 	cmd := exec.Command(e.bin, "serve",
 		"--data-dir", e.dataDir,
 		"--ssh-addr", e.gwAddr,
+		"--api-addr", "127.0.0.1:0",
 		"--diag-addr", e.diagAddr,
 		"--log-level", "warn",
 		"--shutdown-timeout", "3s")

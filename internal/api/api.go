@@ -41,10 +41,13 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -70,6 +73,8 @@ type Config struct {
 	// this gateway keeps none (their file routes answer 404; listings
 	// still read the store).
 	Recordings *recording.Manager
+	// Metrics counts requests; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // api is the handler set; its methods are the routes.
@@ -82,42 +87,116 @@ type api struct {
 
 	sessions   livesession.Controller
 	recordings *recording.Manager
+	metrics    *metrics.Metrics
+	now        func() time.Time
+}
+
+// access is who may call a route, checked before its handler runs.
+// Handlers of accessUser routes narrow further by the caller (own
+// sessions, reachable targets, ...).
+type access int
+
+const (
+	// accessPublic needs no principal (the OpenAPI document).
+	accessPublic access = iota
+	// accessUser: any user principal; the handler scopes what it shows.
+	accessUser
+	// accessAuditor: auditors and admins.
+	accessAuditor
+	// accessAdmin: admins (and the local superuser).
+	accessAdmin
+	// accessRegister: registration keys and admins.
+	accessRegister
+)
+
+func (x access) String() string {
+	return [...]string{"public", "user", "auditor", "admin", "register"}[x]
+}
+
+// route is one entry of the route table.
+type route struct {
+	pattern string // "METHOD /path" for http.ServeMux
+	access  access
+	fn      func(http.ResponseWriter, *http.Request) error
+}
+
+// RouteInfo describes a route, for the OpenAPI and authorization tests.
+type RouteInfo struct {
+	Method string
+	// Path is in http.ServeMux form: /api/v1/resources/{kind}/{name...}.
+	Path string
+	// Access is "public", "user", "auditor", "admin" or "register".
+	Access string
+}
+
+// Routes lists every route the API serves.
+func Routes() []RouteInfo {
+	var out []RouteInfo
+	for _, rt := range (&api{}).routes() {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, RouteInfo{Method: method, Path: path, Access: rt.access.String()})
+	}
+	return out
+}
+
+// publicPaths are the paths served without a principal.
+var publicPaths = map[string]bool{"/api/v1/openapi.json": true}
+
+// routes is the route table: every route and who may call it.
+func (a *api) routes() []route {
+	return []route{
+		{"GET /api/v1/openapi.json", accessPublic, a.openAPI},
+		{"GET /api/v1/me", accessUser, a.me},
+		{"POST /api/v1/apply", accessAdmin, a.apply},
+		{"GET /api/v1/resources", accessAdmin, a.listAll},
+		{"GET /api/v1/resources/{kind}", accessUser, a.list},
+		{"GET /api/v1/resources/{kind}/{name...}", accessUser, a.get},
+		{"DELETE /api/v1/resources/{kind}/{name...}", accessAdmin, a.delete},
+		{"GET /api/v1/ca", accessUser, a.caPublicKey},
+		{"GET /api/v1/audit", accessUser, a.listAudit},
+		{"POST /api/v1/policy/explain", accessUser, a.policyExplain},
+		{"POST /api/v1/policy/test", accessAdmin, a.policyTest},
+		{"GET /api/v1/audit/verify", accessAuditor, a.verifyAudit},
+		{"GET /api/v1/audit/export", accessAuditor, a.exportAudit},
+		{"GET /api/v1/sessions", accessUser, a.listSessions},
+		{"POST /api/v1/sessions/{id}/kill", accessUser, a.killSession},
+		{"GET /api/v1/sessions/{id}/watch", accessUser, a.watchSession},
+		{"GET /api/v1/recordings", accessUser, a.listRecordings},
+		// The literal "search" is more specific than {id}, so the mux
+		// sends it here whatever the order; recording ids are session
+		// ids, never "search".
+		{"GET /api/v1/recordings/search", accessAuditor, a.searchRecordings},
+		{"GET /api/v1/recordings/{id}", accessUser, a.getRecording},
+		{"GET /api/v1/recordings/{id}/cast", accessUser, a.castRecording},
+		{"DELETE /api/v1/recordings/{id}", accessAdmin, a.deleteRecording},
+		{"GET /api/v1/commands", accessUser, a.listCommands},
+		{"POST /api/v1/apikeys", accessUser, a.createAPIKey},
+		{"GET /api/v1/apikeys", accessUser, a.listAPIKeys},
+		{"POST /api/v1/apikeys/{id}/revoke", accessUser, a.revokeAPIKey},
+		{"GET /api/v1/settings", accessAdmin, a.getSettings},
+		{"PUT /api/v1/settings/{name}", accessAdmin, a.putSetting},
+		{"POST /api/v1/users/{name}/password", accessUser, a.setPassword},
+		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
+	}
 }
 
 // New returns the API handler. The caller wraps it with the front's
-// authentication (WithLocalAdmin for the unix socket).
+// authentication (WithLocalAdmin for the unix socket, HTTPS for the TLS
+// listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings}
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, now: time.Now}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /api/v1/apply", a.handle(a.apply))
-	mux.HandleFunc("GET /api/v1/resources", a.handle(a.listAll))
-	mux.HandleFunc("GET /api/v1/resources/{kind}", a.handle(a.list))
-	mux.HandleFunc("GET /api/v1/resources/{kind}/{name...}", a.handle(a.get))
-	mux.HandleFunc("DELETE /api/v1/resources/{kind}/{name...}", a.handle(a.delete))
-	mux.HandleFunc("GET /api/v1/ca", a.handle(a.caPublicKey))
-	mux.HandleFunc("GET /api/v1/audit", a.handle(a.listAudit))
-	mux.HandleFunc("POST /api/v1/policy/explain", a.handle(a.policyExplain))
-	mux.HandleFunc("POST /api/v1/policy/test", a.handle(a.policyTest))
-	mux.HandleFunc("GET /api/v1/audit/verify", a.handle(a.verifyAudit))
-	mux.HandleFunc("GET /api/v1/audit/export", a.handle(a.exportAudit))
-	mux.HandleFunc("GET /api/v1/sessions", a.handle(a.listSessions))
-	mux.HandleFunc("POST /api/v1/sessions/{id}/kill", a.handle(a.killSession))
-	mux.HandleFunc("GET /api/v1/sessions/{id}/watch", a.handle(a.watchSession))
-	mux.HandleFunc("GET /api/v1/recordings", a.handle(a.listRecordings))
-	// The literal "search" is more specific than {id}, so the mux sends
-	// it here whatever the order; recording ids are session ids, never
-	// "search".
-	mux.HandleFunc("GET /api/v1/recordings/search", a.handle(a.searchRecordings))
-	mux.HandleFunc("GET /api/v1/recordings/{id}", a.handle(a.getRecording))
-	mux.HandleFunc("GET /api/v1/recordings/{id}/cast", a.handle(a.castRecording))
-	mux.HandleFunc("DELETE /api/v1/recordings/{id}", a.handle(a.deleteRecording))
-	mux.HandleFunc("GET /api/v1/commands", a.handle(a.listCommands))
+	for _, rt := range a.routes() {
+		mux.HandleFunc(rt.pattern, a.authorize(rt.access, a.handle(rt.fn)))
+	}
 
 	var h http.Handler = jsonMuxErrors(mux)
+	h = a.auditKeyUse(h)
+	h = a.resolve(h)
 	h = a.requirePrincipal(h)
 	h = a.recoverPanics(h)
 	h = withRequestID(h)

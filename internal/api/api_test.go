@@ -265,10 +265,10 @@ func TestAPI(t *testing.T) {
 			}
 			if status >= 400 {
 				var er api.ErrorResponse
-				if err := json.Unmarshal([]byte(body), &er); err != nil || er.Error == "" {
+				if err := json.Unmarshal([]byte(body), &er); err != nil || er.Error.Message == "" {
 					t.Errorf("error body %q is not {\"error\": ...}", body)
 				}
-				if strings.Contains(er.Error, "\n") {
+				if strings.Contains(er.Error.Message, "\n") {
 					t.Errorf("error message spans lines: %q", er.Error)
 				}
 			}

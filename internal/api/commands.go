@@ -59,6 +59,9 @@ func (a *api) listCommands(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = queryLimit(q); err != nil {
 		return err
 	}
+	if f.User, err = scopeUser(caller(r), f.User); err != nil {
+		return err
+	}
 	cmds, err := a.store.ListCommands(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list commands: %w", err)

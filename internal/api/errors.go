@@ -69,10 +69,54 @@ func internalMessage(ctx context.Context) string {
 	return fmt.Sprintf("internal error (request id %s); the gateway log has the detail", requestID(ctx))
 }
 
-// writeError writes {"error": msg} on one line.
+// writeError writes {"error": {"code", "message"}} with the code that
+// goes with status.
 func writeError(w http.ResponseWriter, status int, msg string) {
+	writeErrorCode(w, status, statusCode(status), msg)
+}
+
+// writeErrorCode writes an error with a code of the caller's choosing
+// ("csrf"); the message is put on one line.
+func writeErrorCode(w http.ResponseWriter, status int, code, msg string) {
 	msg = strings.Join(strings.Fields(msg), " ")
-	writeJSON(w, status, ErrorResponse{Error: msg})
+	writeJSON(w, status, ErrorResponse{Error: ErrorBody{Code: code, Message: msg}})
+}
+
+// WriteError writes the API's error shape, for the other handlers on the
+// HTTPS listener (the web console) to answer alike.
+func WriteError(w http.ResponseWriter, status int, code, msg string) {
+	if code == "" {
+		code = statusCode(status)
+	}
+	writeErrorCode(w, status, code, msg)
+}
+
+// statusCode is the error code of a status.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return "bad_request"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "bad_request"
 }
 
 // writeJSON writes v as the JSON body. An encoding failure after the

@@ -101,7 +101,7 @@ func (a *api) auditApply(r *http.Request, n int, res *inventory.ApplyResult) err
 	return a.audit.Write(r.Context(), store.AuditEvent{
 		Type:    audit.ResourceApply,
 		Outcome: audit.Success,
-		User:    Principal(r.Context()),
+		User:    caller(r).actor(),
 		Source:  source(r),
 		Message: fmt.Sprintf("applied %d resources: %d created, %d updated, %d unchanged", n, len(res.Created), len(res.Updated), len(res.Unchanged)),
 		Detail: map[string]any{
@@ -259,9 +259,15 @@ func (a *api) list(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) writeList(w http.ResponseWriter, r *http.Request, kind resource.Kind) error {
+	if err := a.mayListKind(r, kind); err != nil {
+		return err
+	}
 	objs, err := a.inv.List(r.Context(), kind)
 	if err != nil {
 		return err
+	}
+	if p := caller(r); !p.admin() {
+		objs = a.reachable(r, p, objs)
 	}
 	for _, o := range objs {
 		scrub(o)
@@ -283,7 +289,15 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) error {
 		// ".../users/" is the listing.
 		return a.writeList(w, r, kind)
 	}
+	if err := a.mayListKind(r, kind); err != nil {
+		return err
+	}
 	o, err := a.inv.Get(r.Context(), kind, name)
+	// A target the caller may not reach answers like a missing one: the
+	// API, like the SSH front, does not reveal what exists.
+	if p := caller(r); err == nil && !p.admin() && len(a.reachable(r, p, []resource.Object{o})) == 0 {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return clientError(http.StatusNotFound, "%s %q not found", kind, name)
 	}
@@ -317,7 +331,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) error {
 	werr := a.audit.Write(r.Context(), store.AuditEvent{
 		Type:    audit.ResourceDelete,
 		Outcome: audit.Success,
-		User:    Principal(r.Context()),
+		User:    caller(r).actor(),
 		Source:  source(r),
 		Message: "deleted " + key,
 		Detail:  map[string]any{"kind": string(kind), "name": name, "before": before, "request_id": requestID(r.Context())},
@@ -348,6 +362,9 @@ var auditParams = []string{"since", "until", "type", "user", "target", "session"
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseAuditFilter(r)
 	if err != nil {
+		return err
+	}
+	if f.User, err = scopeUser(caller(r), f.User); err != nil {
 		return err
 	}
 	evs, err := a.store.ListAudit(r.Context(), f)

@@ -11,40 +11,14 @@ import (
 	"time"
 )
 
-// LocalAdmin is the principal of every request on the admin unix socket:
-// whoever can open the 0600 socket already owns the gateway's files.
-const LocalAdmin = "local-admin"
-
-type principalKey struct{}
-
-// WithPrincipal returns ctx carrying the authenticated caller's name. A
-// front sets it after authenticating a request; the audit trail records it
-// as the user who made each change.
-func WithPrincipal(ctx context.Context, name string) context.Context {
-	return context.WithValue(ctx, principalKey{}, name)
-}
-
-// Principal returns the caller set by WithPrincipal, or "" if none.
-func Principal(ctx context.Context) string {
-	name, _ := ctx.Value(principalKey{}).(string)
-	return name
-}
-
-// WithLocalAdmin makes every request through h come from LocalAdmin. Use it
-// only on the admin unix socket, where the file mode is the authentication.
-func WithLocalAdmin(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), LocalAdmin)))
-	})
-}
-
-// requirePrincipal refuses requests no front authenticated. It fails
-// closed so that mounting the handler behind a listener that forgot its
-// authentication exposes nothing.
+// requirePrincipal refuses requests no front authenticated, but for the
+// public routes. It fails closed so that mounting the handler behind a
+// listener that forgot its authentication exposes nothing.
 func (a *api) requirePrincipal(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if Principal(r.Context()) == "" {
-			writeError(w, http.StatusUnauthorized, "not authenticated")
+		if _, ok := PrincipalFrom(r.Context()); !ok && !publicPaths[r.URL.Path] {
+			writeError(w, http.StatusUnauthorized,
+				"not authenticated: send an API key in the "+APIKeyHeader+" header, or sign in to the console")
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -116,7 +90,7 @@ func (a *api) recoverPanics(next http.Handler) http.Handler {
 					writeError(sw, http.StatusInternalServerError, internalMessage(r.Context()))
 				}
 			}
-			a.log.Debug("api request", "request_id", requestID(r.Context()), "principal", Principal(r.Context()),
+			a.log.Debug("api request", "request_id", requestID(r.Context()), "principal", caller(r).actor(),
 				"method", r.Method, "path", r.URL.Path, "status", sw.status, "duration", time.Since(start))
 		}()
 		next.ServeHTTP(sw, r)

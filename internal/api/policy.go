@@ -42,6 +42,9 @@ func (a *api) policyExplain(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSONRequest(w, r, maxExplainBytes, &req); err != nil {
 		return err
 	}
+	if p := caller(r); !p.admin() && req.User != p.Name {
+		return clientError(http.StatusForbidden, "%s may only ask about its own access, not %s's", p.actor(), req.User)
+	}
 	// One snapshot for identities and engine, so that a concurrent apply
 	// cannot pair a subject of one state with the policies of another.
 	snap := a.inv.Snapshot()

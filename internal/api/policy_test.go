@@ -223,7 +223,7 @@ func TestPolicyExplain(t *testing.T) {
 			}
 			if tc.wantErr != "" {
 				var er api.ErrorResponse
-				if err := json.Unmarshal([]byte(body), &er); err != nil || !strings.Contains(er.Error, tc.wantErr) {
+				if err := json.Unmarshal([]byte(body), &er); err != nil || !strings.Contains(er.Error.Message, tc.wantErr) {
 					t.Errorf("error %q, want it to contain %q", body, tc.wantErr)
 				}
 				return
@@ -316,7 +316,7 @@ func TestPolicyTest(t *testing.T) {
 			}
 			if tc.wantErr != "" {
 				var er api.ErrorResponse
-				if err := json.Unmarshal([]byte(body), &er); err != nil || !strings.Contains(er.Error, tc.wantErr) {
+				if err := json.Unmarshal([]byte(body), &er); err != nil || !strings.Contains(er.Error.Message, tc.wantErr) {
 					t.Errorf("error %q, want it to contain %q", body, tc.wantErr)
 				}
 				return

@@ -90,6 +90,9 @@ func (a *api) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	if f.Limit, err = queryLimit(q); err != nil {
 		return err
 	}
+	if f.User, err = scopeUser(caller(r), f.User); err != nil {
+		return err
+	}
 	recs, err := a.store.ListRecordings(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list recordings: %w", err)
@@ -107,6 +110,10 @@ func (a *api) listRecordings(w http.ResponseWriter, r *http.Request) error {
 func (a *api) recording(r *http.Request) (store.Recording, error) {
 	id := r.PathValue("id")
 	rec, err := a.store.GetRecording(r.Context(), id)
+	// Someone else's recording answers like a missing one.
+	if err == nil && !mayRead(caller(r), rec.User) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return rec, clientError(http.StatusNotFound, "recording %q not found", id)
 	}
@@ -161,7 +168,7 @@ func (a *api) castRecording(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer rc.Close()
 	err = a.audit.Write(r.Context(), store.AuditEvent{
-		Type: audit.RecordingDownload, Outcome: audit.Success, User: Principal(r.Context()), Source: source(r),
+		Type: audit.RecordingDownload, Outcome: audit.Success, User: caller(r).actor(), Source: source(r),
 		Target: rec.Target, Account: rec.Account, SessionID: rec.ID,
 		Message: fmt.Sprintf("recording %s of %s on %s downloaded", rec.ID, rec.User, rec.Target),
 		Detail: map[string]any{"purpose": purpose, "state": rec.State, "recording_user": rec.User,
@@ -200,7 +207,7 @@ func (a *api) deleteRecording(w http.ResponseWriter, r *http.Request) error {
 		ended = rec.EndedAt.UTC().Format(time.RFC3339Nano)
 	}
 	werr := a.audit.Write(r.Context(), store.AuditEvent{
-		Type: audit.RecordingDelete, Outcome: audit.Success, User: Principal(r.Context()), Source: source(r),
+		Type: audit.RecordingDelete, Outcome: audit.Success, User: caller(r).actor(), Source: source(r),
 		Target: rec.Target, Account: rec.Account, SessionID: rec.ID,
 		Message: fmt.Sprintf("recording %s of %s on %s deleted", rec.ID, rec.User, rec.Target),
 		Detail: map[string]any{

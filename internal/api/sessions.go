@@ -39,8 +39,13 @@ func (a *api) listSessions(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	list := []livesession.Session{}
+	p := caller(r)
 	if a.sessions != nil {
-		list = append(list, a.sessions.List()...)
+		for _, s := range a.sessions.List() {
+			if mayRead(p, s.User) {
+				list = append(list, s)
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, list)
 	return nil
@@ -72,12 +77,12 @@ func (a *api) killSession(w http.ResponseWriter, r *http.Request) error {
 	if n := len([]rune(req.Message)); n > maxKillMessage {
 		return clientError(http.StatusBadRequest, "message: %d characters; at most %d", n, maxKillMessage)
 	}
-	if a.sessions == nil {
+	if a.sessions == nil || !a.ownsSession(caller(r), id) {
 		return clientError(http.StatusNotFound, "session %q is not running", id)
 	}
 	// The controller writes the session.kill event itself, beside the
 	// session's own end event, naming the principal as who ended it.
-	err = a.sessions.Kill(id, Principal(r.Context()), req.Message)
+	err = a.sessions.Kill(id, caller(r).actor(), req.Message)
 	if errors.Is(err, livesession.ErrNotFound) {
 		return clientError(http.StatusNotFound, "session %q is not running", id)
 	}
@@ -107,6 +112,9 @@ func (a *api) watchSession(w http.ResponseWriter, r *http.Request) error {
 	}
 	id := r.PathValue("id")
 	rec, err := a.store.GetRecording(r.Context(), id)
+	if err == nil && !mayRead(caller(r), rec.User) {
+		err = store.ErrNotFound
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return clientError(http.StatusNotFound, "session %q has no recording: only recorded sessions can be watched (see sessions ls, column RECORDED)", id)
 	}
@@ -120,7 +128,7 @@ func (a *api) watchSession(w http.ResponseWriter, r *http.Request) error {
 		return clientError(http.StatusNotFound, "session %q is not running (its recording is %s): play it with recordings play %s", id, rec.State, id)
 	}
 	err = a.audit.Write(r.Context(), store.AuditEvent{
-		Type: audit.RecordingView, Outcome: audit.Success, User: Principal(r.Context()), Source: source(r),
+		Type: audit.RecordingView, Outcome: audit.Success, User: caller(r).actor(), Source: source(r),
 		Target: rec.Target, Account: rec.Account, SessionID: rec.ID,
 		Message: fmt.Sprintf("live session %s of %s on %s watched", rec.ID, rec.User, rec.Target),
 		Detail: map[string]any{"live": true, "from_start": fromStart, "recording_user": rec.User,

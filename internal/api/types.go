@@ -11,7 +11,14 @@ import (
 
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
-	Error string `json:"error"`
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody says what went wrong: Code is stable for programs
+// ("forbidden", "not_found", "csrf", ...), Message is one line for people.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // CAResponse is the answer of GET /api/v1/ca.

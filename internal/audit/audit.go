@@ -51,6 +51,22 @@ const (
 	RecordingView     = "recording.view"
 	RecordingDownload = "recording.download"
 	RecordingDelete   = "recording.delete"
+
+	// API keys and the HTTPS API.
+	APIKeyCreate = "apikey.create"
+	APIKeyRevoke = "apikey.revoke"
+	APIKeyUse    = "apikey.use"  // every request made with a key
+	APIKeyDeny   = "apikey.deny" // a key refused (unknown, revoked, expired, wrong source)
+	APIDeny      = "api.deny"    // a request refused by roles or registration rules
+
+	// Settings, passwords, registration and the web console.
+	SettingChange    = "setting.change"
+	PasswordChange   = "password.change"
+	TargetRegister   = "target.register"
+	ConsoleLogin     = "console.login"
+	ConsoleLoginFail = "console.login_failure"
+	ConsoleLockout   = "console.lockout"
+	ConsoleLogout    = "console.logout"
 )
 
 // Outcomes.

@@ -283,6 +283,18 @@ func commands() *command {
 			{name: "commands ls", usage: commandsUsage, run: runCommandsLs},
 		}},
 		policyCommand(),
+		{name: "apikey", usage: apikeyUsage, subs: []*command{
+			{name: "apikey create", usage: apikeyUsage, run: runAPIKeyCreate},
+			{name: "apikey ls", usage: apikeyUsage, run: runAPIKeyLs},
+			{name: "apikey revoke", usage: apikeyUsage, run: runAPIKeyRevoke},
+		}},
+		{name: "settings", usage: settingsUsage, subs: []*command{
+			{name: "settings get", usage: settingsUsage, run: runSettingsGet},
+			{name: "settings set", usage: settingsUsage, run: runSettingsSet},
+		}},
+		{name: "user", usage: userUsage, subs: []*command{
+			{name: "user passwd", usage: userUsage, run: runUserPasswd},
+		}},
 	}
 	return root
 }
@@ -360,6 +372,16 @@ Audit:
   audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
   audit verify                check the audit trail's hash chain; exit 1 if it is broken
   audit export                stream audit events as JSON lines with their hashes (--since)
+
+API keys, settings and passwords:
+  apikey create --name NAME --kind access|registration
+                              make an API key for the HTTPS API; the key is shown once
+                              (--owner, --expires 720h, --source-cidrs, --json)
+  apikey ls                   list API keys, never their secrets (--json)
+  apikey revoke ID            stop an API key at once
+  settings get [NAME]         show gateway-wide settings (--json)
+  settings set NAME VALUE     change one (settings set global_registration_keys false)
+  user passwd NAME            set a user's web console password (--password-stdin)
 
   help [COMMAND]              show help for a command
 

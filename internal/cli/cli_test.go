@@ -422,7 +422,7 @@ func TestCLIServerFailure(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(500)
-		w.Write([]byte(`{"error":"internal error (request id 42)"}`))
+		w.Write([]byte(`{"error":{"code":"internal","message":"internal error (request id 42)"}}`))
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()

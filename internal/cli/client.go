@@ -122,8 +122,8 @@ func (c *client) transportError(ctx context.Context, err error) error {
 func readAPIError(resp *http.Response) *apiError {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var er api.ErrorResponse
-	if json.Unmarshal(b, &er) == nil && er.Error != "" {
-		return &apiError{status: resp.StatusCode, msg: er.Error}
+	if json.Unmarshal(b, &er) == nil && er.Error.Message != "" {
+		return &apiError{status: resp.StatusCode, msg: er.Error.Message}
 	}
 	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
 	if line == "" {

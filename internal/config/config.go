@@ -33,6 +33,18 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// SSHAddr is where the SSH front listens.
 	SSHAddr string `yaml:"ssh_addr"`
+	// APIAddr is where the HTTPS API and web console listen; empty turns
+	// them off (the admin socket stays).
+	APIAddr string `yaml:"api_addr"`
+	// TLSCertFile and TLSKeyFile are the HTTPS certificate chain and key
+	// (PEM). Both empty: a self-signed certificate is generated on first
+	// start in DATA/api_tls.crt and DATA/api_tls.key and reused after.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ConsoleIdleTimeout signs out a web console session unused this long;
+	// ConsoleMaxAge ends it this long after sign-in whatever its use.
+	ConsoleIdleTimeout Duration `yaml:"console_idle_timeout"`
+	ConsoleMaxAge      Duration `yaml:"console_max_age"`
 	// AdminSocket is the unix socket of the admin API (mode 0600).
 	AdminSocket string `yaml:"admin_socket"`
 	// Store is the database: "sqlite:PATH" (the default is
@@ -102,14 +114,17 @@ func (d *Duration) Set(s string) error {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		DataDir:         "data",
-		SSHAddr:         ":2222",
-		LogLevel:        "info",
-		LogFormat:       "text",
-		AuthTimeout:     Duration(30 * time.Second),
-		DialTimeout:     Duration(10 * time.Second),
-		ShutdownTimeout: Duration(30 * time.Second),
-		ReloadInterval:  Duration(2 * time.Second),
+		DataDir:            "data",
+		SSHAddr:            ":2222",
+		APIAddr:            ":8443",
+		ConsoleIdleTimeout: Duration(30 * time.Minute),
+		ConsoleMaxAge:      Duration(12 * time.Hour),
+		LogLevel:           "info",
+		LogFormat:          "text",
+		AuthTimeout:        Duration(30 * time.Second),
+		DialTimeout:        Duration(10 * time.Second),
+		ShutdownTimeout:    Duration(30 * time.Second),
+		ReloadInterval:     Duration(2 * time.Second),
 	}
 }
 
@@ -183,6 +198,11 @@ func decodeYAML(data []byte, cfg *Config) error {
 var flagDefs = []struct{ name, key, help string }{
 	{"data-dir", "data_dir", "data `directory` (database, keys, admin socket); also $" + EnvDataDir},
 	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
+	{"api-addr", "api_addr", "HTTPS API and web console listen `address` (empty: off)"},
+	{"tls-cert-file", "tls_cert_file", "HTTPS certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
+	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
+	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},
+	{"console-max-age", "console_max_age", "end web console sessions this long after sign-in"},
 	{"admin-socket", "admin_socket", "admin API unix socket `path` (default DATA/admin.sock)"},
 	{"store", "store", "database: sqlite:PATH (default sqlite:DATA/portcullis.db)"},
 	{"master-key-file", "master_key_file", "master key `file` (default DATA/master.key)"},
@@ -214,6 +234,16 @@ func bindOne(cfg *Config, name, value string) error {
 		return set(&cfg.DataDir)
 	case "ssh-addr":
 		return set(&cfg.SSHAddr)
+	case "api-addr":
+		return set(&cfg.APIAddr)
+	case "tls-cert-file":
+		return set(&cfg.TLSCertFile)
+	case "tls-key-file":
+		return set(&cfg.TLSKeyFile)
+	case "console-idle-timeout":
+		return dur(&cfg.ConsoleIdleTimeout)
+	case "console-max-age":
+		return dur(&cfg.ConsoleMaxAge)
 	case "admin-socket":
 		return set(&cfg.AdminSocket)
 	case "store":
@@ -275,6 +305,14 @@ func (c *Config) Resolve() error {
 	if _, _, err := net.SplitHostPort(c.SSHAddr); err != nil {
 		return fmt.Errorf("ssh_addr: %q is not host:port: %v", c.SSHAddr, err)
 	}
+	if c.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
+			return fmt.Errorf("api_addr: %q is not host:port: %v", c.APIAddr, err)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("tls_cert_file and tls_key_file: give both, or neither for a generated self-signed certificate")
+	}
 	if c.RecordingsRetention < 0 {
 		return fmt.Errorf("recordings_retention: must not be negative, got %s", c.RecordingsRetention.String())
 	}
@@ -300,7 +338,8 @@ func (c *Config) Resolve() error {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"auth_timeout", c.AuthTimeout}, {"dial_timeout", c.DialTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"reload_interval", c.ReloadInterval}} {
+	}{{"auth_timeout", c.AuthTimeout}, {"dial_timeout", c.DialTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"reload_interval", c.ReloadInterval},
+		{"console_idle_timeout", c.ConsoleIdleTimeout}, {"console_max_age", c.ConsoleMaxAge}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be positive, got %s", d.key, d.v.String())
 		}

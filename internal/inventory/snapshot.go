@@ -32,6 +32,9 @@ type Snapshot struct {
 	idents   map[string]Identity
 	accounts map[string]*resource.Account
 	secrets  map[string][]byte // sealed account keys by "target/name"
+	// roles holds each user's administrative roles (resource.RoleAdmin,
+	// resource.RoleAuditor); a user without roles has an empty entry.
+	roles map[string][]string
 }
 
 func load(ctx context.Context, st store.Store) (*Snapshot, error) {
@@ -58,6 +61,7 @@ func load(ctx context.Context, st store.Store) (*Snapshot, error) {
 		idents:   map[string]Identity{},
 		accounts: map[string]*resource.Account{},
 		secrets:  map[string][]byte{},
+		roles:    map[string][]string{},
 	}
 	for _, r := range recs {
 		if r.Kind == string(resource.KindAccount) {
@@ -69,6 +73,7 @@ func load(ctx context.Context, st store.Store) (*Snapshot, error) {
 		case *resource.User:
 			s.idents[o.Name] = Identity{Kind: policy.SubjectUser, Name: o.Name}
 			s.keys[o.Name] = wireKeys(o.SSHKeys)
+			s.roles[o.Name] = append([]string{}, o.Roles...)
 		case *resource.ServiceAccount:
 			s.idents[o.Name] = Identity{Kind: policy.SubjectServiceAccount, Name: o.Name}
 			s.keys[o.Name] = wireKeys(o.SSHKeys)
@@ -113,6 +118,14 @@ func (s *Snapshot) Authenticate(name string, key ssh.PublicKey) (Identity, bool)
 func (s *Snapshot) Identity(name string) (Identity, bool) {
 	id, ok := s.idents[name]
 	return id, ok
+}
+
+// UserRoles returns the roles of the user called name, and whether such a
+// user exists (a service account is not a user: it has no roles and may
+// not administer). The slice is shared: do not modify it.
+func (s *Snapshot) UserRoles(name string) ([]string, bool) {
+	r, ok := s.roles[name]
+	return r, ok
 }
 
 // Exists reports whether an identity called name exists.

@@ -59,9 +59,15 @@ func printWelcome(w io.Writer, cfg config.Config, srv *Server) {
 	if exe, err := os.Executable(); err == nil {
 		self = exe
 	}
+	https := "off (api_addr is empty)"
+	if a := srv.APIAddr(); a != nil {
+		https = fmt.Sprintf("https://%s:%s/  (API under /api/v1, web console under /ui/)\n  TLS cert:     SHA-256 %s",
+			hostOf(a.String()), portOf(a.String()), srv.TLSFingerprint())
+	}
 	fmt.Fprintf(w, `Portcullis is running.
   SSH:          %s
   host key:     %s
+  HTTPS:        %s
   admin socket: %s
   data:         %s
 
@@ -70,11 +76,13 @@ Next steps, in another terminal (README.md "Quick start" has a complete example)
   %s apply -f resources.yaml                # users, targets, accounts, policies
   %s account pubkey TARGET/ACCOUNT          # add to the target's authorized_keys
   ssh -p %s USER~TARGET@%s
+  %s user passwd USER                       # a console password for an admin user
+  %s apikey create --name ci --kind access --owner USER   # a key for scripts (X-API-KEY)
 
 Stop with Ctrl-C (sessions get %s to finish).
-`, srv.SSHAddr(), ssh.FingerprintSHA256(srv.HostKey()), cfg.AdminSocket, dataDir,
+`, srv.SSHAddr(), ssh.FingerprintSHA256(srv.HostKey()), https, cfg.AdminSocket, dataDir,
 		config.EnvDataDir, dataDir, self, self, portOf(srv.SSHAddr().String()), hostOf(srv.SSHAddr().String()),
-		cfg.ShutdownTimeout.String())
+		self, self, cfg.ShutdownTimeout.String())
 }
 
 func hostOf(addr string) string {

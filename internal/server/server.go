@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,11 +25,13 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
+	"github.com/portcullis/portcullis/internal/web"
 )
 
 // Server is a built gateway, ready to Run.
@@ -49,6 +52,13 @@ type Server struct {
 
 	sshLn   net.Listener
 	adminLn net.Listener
+	// apiLn is the HTTPS listener (TLS already wrapped); nil when
+	// api_addr is empty.
+	apiLn   net.Listener
+	apiTLS  tls.Certificate
+	https   http.Handler
+	console *web.Console
+	metrics *metrics.Metrics
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -135,7 +145,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			Message: "recording of a session the gateway did not end closed as interrupted",
 			Detail:  map[string]any{"recording_sha256": r.SHA256, "recording_bytes": r.Size}})
 	}
+	s.metrics = metrics.New()
 	s.gate, err = sshgate.New(sshgate.Config{
+		Metrics:     s.metrics,
 		HostKey:     s.hostKey,
 		Snapshot:    s.inv.Snapshot,
 		Vault:       v,
@@ -153,13 +165,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.inv.Subscribe(s.gate.Recheck)
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings})
+		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
 	}
 	if s.sshLn, err = net.Listen("tcp", cfg.SSHAddr); err != nil {
 		return nil, fmt.Errorf("listen ssh on %s: %w", cfg.SSHAddr, err)
+	}
+	if cfg.APIAddr != "" {
+		if err := s.listenHTTPS(); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -202,6 +219,17 @@ func listenAdmin(path string) (net.Listener, error) {
 // port 0).
 func (s *Server) SSHAddr() net.Addr { return s.sshLn.Addr() }
 
+// APIAddr returns the bound HTTPS address, nil when api_addr is empty.
+func (s *Server) APIAddr() net.Addr {
+	if s.apiLn == nil {
+		return nil
+	}
+	return s.apiLn.Addr()
+}
+
+// TLSFingerprint is the SHA-256 fingerprint of the HTTPS certificate.
+func (s *Server) TLSFingerprint() string { return certFingerprint(s.apiTLS) }
+
 // HostKey returns the gateway's SSH host public key.
 func (s *Server) HostKey() ssh.PublicKey { return s.hostKey.PublicKey() }
 
@@ -213,12 +241,33 @@ func (s *Server) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 
 	adminSrv := &http.Server{
 		Handler:           api.WithLocalAdmin(s.api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	var httpsSrv *http.Server
+	if s.apiLn != nil {
+		httpsSrv = &http.Server{
+			Handler:           s.https,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s.console.Run(runCtx)
+		}()
+		go func() {
+			defer wg.Done()
+			if err := httpsSrv.Serve(s.apiLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("HTTPS API: %w", err)
+			}
+		}()
 	}
 	if s.cfg.DiagAddr != "" {
 		diag, err := serveDiag(s.cfg.DiagAddr, s.log)
@@ -272,6 +321,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err := s.gate.Shutdown(shutCtx); err != nil {
 		s.log.Warn("sessions closed at the end of the grace period")
 	}
+	if httpsSrv != nil {
+		if err := httpsSrv.Shutdown(shutCtx); err != nil {
+			_ = httpsSrv.Close()
+		}
+	}
 	if err := adminSrv.Shutdown(shutCtx); err != nil {
 		// The grace period is spent: cut off watchers and exports rather
 		// than let them read a store that is about to close.
@@ -316,6 +370,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.apiLn != nil {
+		s.apiLn.Close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/loginstr"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -127,6 +128,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		if loginErr != nil {
 			if !announced {
 				announced = true
+				s.cfg.Metrics.Denied(metrics.DenyLoginString)
 				s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginMalformed, Outcome: audit.Deny, Source: srcStr,
 					Message: loginErr.Error()})
 			}
@@ -153,6 +155,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(s.cfg.AuthTimeout))
 	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
+		if lastErr != nil {
+			s.cfg.Metrics.Login(false)
+		}
 		if lastErr != nil && loginErr == nil {
 			s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: srcStr,
 				User: login.User, Target: login.Target, Message: "authentication failed: " + lastErr.Error()})
@@ -190,6 +195,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	}
 	defer s.untrack(c)
 
+	s.cfg.Metrics.Login(true)
 	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
 		Message: fmt.Sprintf("%s authenticated with key %s", ident.Name, sshConn.Permissions.Extensions[extKeyFP])})
@@ -237,7 +243,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		// Like OpenSSH's MaxSessions: a client cannot open channels (and
 		// goroutines) without bound.
 		if open := c.openChannels.Load(); (nch.ChannelType() == "session" && c.openSessions.Load() >= maxSessions) || open >= maxChannels {
-			c.deny(nch.ChannelType(), "", "too many open channels on this connection")
+			c.deny(metrics.DenyLimit, nch.ChannelType(), "", "too many open channels on this connection")
 			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("portcullis: too many open channels on this connection (sessions %d, channels %d)", maxSessions, maxChannels))
 			continue
 		}
@@ -261,7 +267,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 				c.handleDirectTCPIP(nch)
 			}()
 		default:
-			c.deny(nch.ChannelType(), "", fmt.Sprintf("channel type %s is not supported by the gateway", nch.ChannelType()))
+			c.deny(metrics.DenyUnsupported, nch.ChannelType(), "", fmt.Sprintf("channel type %s is not supported by the gateway", nch.ChannelType()))
 			_ = nch.Reject(ssh.Prohibited, "portcullis: "+nch.ChannelType()+" is not allowed through the gateway")
 		}
 	}
@@ -305,8 +311,9 @@ const (
 	maxAuditedDenials = 50
 )
 
-// deny records a refused request.
-func (c *conn) deny(action, command, reason string) {
+// deny records a refused request; class is its metrics.Deny reason class.
+func (c *conn) deny(class, action, command, reason string) {
+	c.srv.cfg.Metrics.Denied(class)
 	switch n := c.denials.Add(1); {
 	case n == maxAuditedDenials+1:
 		_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny,
@@ -328,7 +335,7 @@ func (c *conn) handleGlobalRequest(req *ssh.Request) {
 		// There is no way to put a reason in a global request failure;
 		// OpenSSH prints "remote port forwarding failed". The audit event
 		// and the server log carry the reason.
-		c.deny("remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
+		c.deny(metrics.DenyForward, "remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
 	}
 	if req.WantReply {
 		_ = req.Reply(false, nil)
@@ -350,7 +357,7 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 	req := policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action, Target: c.login.Target,
 		TargetUser: tu, Source: c.source, Command: command}
 	if tu == "" {
-		d := snap.Engine.Decide(req)
+		d := c.srv.engineDecide(snap, req)
 		if !d.Allow {
 			return d, ""
 		}
@@ -360,7 +367,7 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 		}
 		req.TargetUser = d.TargetUsers[0]
 	}
-	d := snap.Engine.Decide(req)
+	d := c.srv.engineDecide(snap, req)
 	if d.Allow {
 		c.mu.Lock()
 		if c.targetUser == "" {
@@ -369,6 +376,18 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 		c.mu.Unlock()
 	}
 	return d, req.TargetUser
+}
+
+// engineDecide asks snap's engine about req and times the answer for the
+// metrics; without metrics it does not read the clock.
+func (s *Server) engineDecide(snap *inventory.Snapshot, req policy.Request) policy.Decision {
+	if s.cfg.Metrics == nil {
+		return snap.Engine.Decide(req)
+	}
+	start := time.Now()
+	d := snap.Engine.Decide(req)
+	s.cfg.Metrics.PolicyDecision(time.Since(start))
+	return d
 }
 
 func joinComma(list []string) string {
@@ -418,7 +437,7 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 	}
 	c.mu.Unlock()
 	for _, g := range grants {
-		d := snap.Engine.Decide(policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
+		d := c.srv.engineDecide(snap, policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
 			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command})
 		if !d.Allow {
 			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)

@@ -46,6 +46,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -78,6 +79,9 @@ type Config struct {
 	Recordings *recording.Manager
 	// Commands stores the command history; nil keeps none.
 	Commands CommandLog
+	// Metrics counts logins, sessions, denials, decision latency and bytes;
+	// nil counts nothing.
+	Metrics *metrics.Metrics
 
 	// AuthTimeout closes a connection that has not authenticated in time.
 	// Default 30s.

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -52,11 +53,11 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			}
 		case "auth-agent-req@openssh.com":
 			_ = req.Reply(false, nil)
-			c.deny("agent-forwarding", "", "agent forwarding is refused")
+			c.deny(metrics.DenyForward, "agent-forwarding", "", "agent forwarding is refused")
 			tell(ch, "agent forwarding is refused: the gateway never forwards an agent")
 		case "x11-req":
 			_ = req.Reply(false, nil)
-			c.deny("x11-forwarding", "", "X11 forwarding is refused")
+			c.deny(metrics.DenyForward, "x11-forwarding", "", "X11 forwarding is refused")
 			tell(ch, "X11 forwarding is refused through the gateway")
 		case "shell", "exec", "subsystem":
 			timer.Stop()
@@ -172,7 +173,7 @@ func transferSafe(r rune) bool {
 func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
 	action, command, err := classify(req)
 	if err != nil {
-		c.deny(req.Type, "", err.Error())
+		c.deny(metrics.DenyUnsupported, req.Type, "", err.Error())
 		refuse(ch, req, err.Error())
 		drain(reqs)
 		return
@@ -193,7 +194,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	defer c.removeGrant(g)
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
-		c.deny(action, command, d.Reason)
+		c.deny(metrics.DenyPolicy, action, command, d.Reason)
 		refuse(ch, req, d.Reason)
 		drain(reqs)
 		return
@@ -237,6 +238,11 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		drain(reqs)
 		return
 	}
+	// From here every way out writes an end event; the metrics count the
+	// session as running until then.
+	var res sessionResult
+	c.srv.cfg.Metrics.SessionStarted(action)
+	defer func() { c.srv.cfg.Metrics.SessionEnded(res.in, res.out) }()
 	start := time.Now()
 	act := &activity{}
 	abort := make(chan struct{})
@@ -287,7 +293,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if action == resource.ActionExec {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
 	}
-	res := bridgeSession(ch, reqs, uch, ureqs, opts)
+	res = bridgeSession(ch, reqs, uch, ureqs, opts)
 	stop()
 	endDetail := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
 		"duration_ms": time.Since(start).Milliseconds()}
@@ -386,6 +392,7 @@ func (c *conn) newLineGate(stderr io.Writer, g *grant, pty bool) *lineGate {
 		if d.Operation != "" {
 			detail["operation"] = d.Operation
 		}
+		c.srv.cfg.Metrics.Denied(metrics.DenyCommand)
 		_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, SessionID: g.id, Message: d.Reason, Detail: detail})
 		return false, d.Reason
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -26,7 +27,7 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 		OrigPort uint32
 	}
 	if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
-		c.deny(resource.ActionTunnel, "", "malformed direct-tcpip request")
+		c.deny(metrics.DenyUnsupported, resource.ActionTunnel, "", "malformed direct-tcpip request")
 		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: malformed direct-tcpip request")
 		return
 	}
@@ -39,7 +40,7 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 	defer c.removeGrant(g)
 	d, targetUser := c.decide(resource.ActionTunnel, "")
 	if !d.Allow {
-		c.deny(resource.ActionTunnel, dest, d.Reason)
+		c.deny(metrics.DenyPolicy, resource.ActionTunnel, dest, d.Reason)
 		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)
 		return
 	}
@@ -84,8 +85,10 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 	}
 	c.setEnd(g, end, targetUser)
 	stop := c.enforceLimits(g, d.Obligations, act, end)
+	c.srv.cfg.Metrics.SessionStarted(resource.ActionTunnel)
 	in, out := pipe(ch, uch, act)
 	stop()
+	c.srv.cfg.Metrics.SessionEnded(in, out)
 	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("tunnel to %s ended", dest),
 		Detail: map[string]any{"action": resource.ActionTunnel, "destination": dest, "bytes_in": in, "bytes_out": out,

@@ -169,6 +169,44 @@ type HostKey struct {
 	FirstSeen time.Time
 }
 
+// API key kinds.
+const (
+	// APIKeyAccess authenticates API requests as the key's owner.
+	APIKeyAccess = "access"
+	// APIKeyRegistration may only register targets.
+	APIKeyRegistration = "registration"
+)
+
+// APIKey is an API key as stored: never its secret, only a hash of it.
+type APIKey struct {
+	ID   string // public; the first part of the X-API-KEY value
+	Name string
+	Kind string // APIKeyAccess or APIKeyRegistration
+	// Owner is the user the key acts as; empty for a global registration
+	// key.
+	Owner      string
+	CreatedBy  string
+	SecretHash string // see package apikey
+	// SourceCIDRs, when not empty, are the only client networks the key
+	// is accepted from.
+	SourceCIDRs []string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time // zero: never
+	RevokedAt   time.Time // zero: not revoked
+}
+
+// WebSession is a signed-in web console session. The cookie value itself
+// is never stored: IDHash is its hex SHA-256.
+type WebSession struct {
+	IDHash    string
+	User      string
+	CSRFToken string
+	Source    string // client address at sign-in
+	CreatedAt time.Time
+	LastSeen  time.Time
+	ExpiresAt time.Time // absolute end, whatever the activity
+}
+
 // Store is the gateway's persistent state. Every method is safe for
 // concurrent use. Methods return errors that name what failed; callers add
 // what they were doing.
@@ -240,6 +278,44 @@ type Store interface {
 	RecordHostKey(ctx context.Context, hk HostKey) error
 	// ForgetHostKey removes a learned key (after an admin confirms a change).
 	ForgetHostKey(ctx context.Context, target string) error
+
+	// CreateAPIKey stores a new key; ErrConflict if the ID exists.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// GetAPIKey returns one key, ErrNotFound if absent.
+	GetAPIKey(ctx context.Context, id string) (APIKey, error)
+	// ListAPIKeys returns every key, revoked ones included, oldest first.
+	ListAPIKeys(ctx context.Context) ([]APIKey, error)
+	// RevokeAPIKey marks a key revoked at t; ErrNotFound if absent. Revoking
+	// a revoked key keeps the first time.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+
+	// GetSetting returns a setting's stored value, ErrNotFound if it was
+	// never set (the caller applies its default).
+	GetSetting(ctx context.Context, name string) (string, error)
+	// SetSetting stores a setting's value.
+	SetSetting(ctx context.Context, name, value string) error
+
+	// SetPassword stores a user's password hash, replacing any.
+	SetPassword(ctx context.Context, user, hash string, at time.Time) error
+	// PasswordHash returns a user's password hash, ErrNotFound if none.
+	PasswordHash(ctx context.Context, user string) (string, error)
+
+	// CreateWebSession stores a console session; ErrConflict if IDHash
+	// exists.
+	CreateWebSession(ctx context.Context, s WebSession) error
+	// GetWebSession returns a session, ErrNotFound if absent (expired
+	// ones are returned until deleted; the caller checks ExpiresAt).
+	GetWebSession(ctx context.Context, idHash string) (WebSession, error)
+	// TouchWebSession sets a session's LastSeen; ErrNotFound if absent.
+	TouchWebSession(ctx context.Context, idHash string, lastSeen time.Time) error
+	// DeleteWebSession removes a session; absent is not an error.
+	DeleteWebSession(ctx context.Context, idHash string) error
+	// DeleteUserWebSessions removes every session of a user (password
+	// changed, user removed).
+	DeleteUserWebSessions(ctx context.Context, user string) error
+	// DeleteExpiredWebSessions removes sessions whose ExpiresAt is before
+	// now and returns how many.
+	DeleteExpiredWebSessions(ctx context.Context, now time.Time) (int64, error)
 
 	// Close releases the database.
 	Close() error

@@ -100,6 +100,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListCommands", testListCommands},
 		{"HostKeys", testHostKeys},
 		{"HostKeyConcurrentFirstUse", testHostKeyConcurrentFirstUse},
+		{"APIKeys", testAPIKeys},
+		{"Settings", testSettings},
+		{"Passwords", testPasswords},
+		{"WebSessions", testWebSessions},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,0 +1,455 @@
+package api_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/livesession"
+	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/store/sqlite"
+	"github.com/portcullis/portcullis/internal/vault"
+)
+
+// The callers of the authorization matrix, in column order.
+var matrixCallers = []string{"anonymous", "norole", "auditor", "admin", "registration", "revoked", "expired", "wrongsource"}
+
+// matrixStream: three users (no role, auditor, admin), a target the
+// no-role user may reach, and resources for the admin to delete.
+const matrixStream = `kind: User
+name: nora
+---
+kind: User
+name: aud
+roles: [auditor]
+---
+kind: User
+name: ada
+roles: [admin]
+---
+kind: Target
+name: web1
+address: 127.0.0.1:22
+---
+kind: Account
+target: web1
+name: svc
+---
+kind: Policy
+name: nora-web
+type: target-access
+subjects: {users: [nora]}
+targets: {names: [web1]}
+target_users: [svc]
+actions: [shell]
+---
+kind: Operation
+name: op-del
+patterns: ["^x$"]
+`
+
+// authzEnv is the HTTPS front (API keys) over a real store, inventory,
+// recording manager and a fake session controller.
+type authzEnv struct {
+	srv  *httptest.Server
+	st   *sqlite.Store
+	keys map[string]string // caller -> X-API-KEY value
+}
+
+func newAuthzEnv(t *testing.T) *authzEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "portcullis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	v, err := vault.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := v.LoadOrCreateCA(filepath.Join(dir, "user_ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inv, err := inventory.New(ctx, st, v, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := recording.NewManager(filepath.Join(dir, "recordings"), st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		mgr.Run(runCtx)
+	}()
+	sessions := &fakeSessions{running: []livesession.Session{
+		{ID: "s-nora", User: "nora", Target: "web1"}, {ID: "s-ada", User: "ada", Target: "web1"}}}
+	auditLog := audit.New(st, log)
+	h := api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr})
+	admin := httptest.NewServer(api.WithLocalAdmin(h))
+	srv := httptest.NewServer(api.HTTPS(h, api.NewKeyAuthenticator(st, auditLog)))
+	t.Cleanup(func() {
+		srv.Close()
+		admin.Close()
+		cancel()
+		<-done
+		st.Close()
+	})
+	e := &authzEnv{srv: srv, st: st, keys: map[string]string{}}
+
+	// Resources and keys through the admin socket, as an operator would.
+	adminDo := func(method, path, ct, body string) map[string]any {
+		t.Helper()
+		req, _ := http.NewRequest(method, admin.URL+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", ct)
+		resp, err := admin.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		var out map[string]any
+		_ = json.Unmarshal(b, &out)
+		return out
+	}
+	adminDo("POST", "/api/v1/apply", "application/yaml", matrixStream)
+	newKey := func(caller, body string) string {
+		out := adminDo("POST", "/api/v1/apikeys", "application/json", body)
+		e.keys[caller] = out["key"].(string)
+		return out["id"].(string)
+	}
+	newKey("norole", `{"name":"n","kind":"access","owner":"nora"}`)
+	newKey("auditor", `{"name":"a","kind":"access","owner":"aud"}`)
+	newKey("admin", `{"name":"a","kind":"access","owner":"ada"}`)
+	newKey("registration", `{"name":"r","kind":"registration"}`)
+	revoked := newKey("revoked", `{"name":"r","kind":"access","owner":"ada"}`)
+	adminDo("POST", "/api/v1/apikeys/"+revoked+"/revoke", "application/json", "")
+	newKey("expired", `{"name":"e","kind":"access","owner":"ada","expires_in":"1ns"}`)
+	newKey("wrongsource", `{"name":"w","kind":"access","owner":"ada","source_cidrs":["10.0.0.0/8"]}`)
+	newKey("victim", `{"name":"v","kind":"access","owner":"ada"}`)
+	time.Sleep(time.Millisecond) // let the 1ns key expire on any clock
+
+	// Recordings: one of ada's to read, one to delete per caller.
+	rec, err := mgr.Start(ctx, recording.Meta{ID: "rec-ada", User: "ada", Target: "web1", Account: "svc", Action: "shell", Width: 80, Height: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Output([]byte("hello matrix\r\n"))
+	rec.Close(ctx)
+	rec, err = mgr.Start(ctx, recording.Meta{ID: "rec-del", User: "ada", Target: "web1", Account: "svc", Action: "shell", Width: 80, Height: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.Close(ctx)
+	return e
+}
+
+// matrixCase is one route: the request to send and the status each
+// caller gets, in matrixCallers order.
+type matrixCase struct {
+	pattern string // the route, as api.Routes lists it
+	path    string
+	body    func(caller string) string
+	want    [8]int
+}
+
+// Statuses by caller kind: anonymous, revoked and expired keys get 401
+// everywhere, a key used from outside its networks 403, a registration
+// key 403 but on the registration route.
+func row(norole, auditor, admin, registration int) [8]int {
+	return [8]int{401, norole, auditor, admin, registration, 401, 401, 403}
+}
+
+func constBody(s string) func(string) string { return func(string) string { return s } }
+
+var matrix = []matrixCase{
+	{pattern: "GET /api/v1/openapi.json", want: [8]int{200, 200, 200, 200, 200, 401, 401, 403}},
+	{pattern: "GET /api/v1/me", want: row(200, 200, 200, 403)},
+	{pattern: "POST /api/v1/apply", body: func(c string) string {
+		return "kind: Operation\nname: op-" + c + "\npatterns: [\"^y$\"]\n"
+	}, want: row(403, 403, 200, 403)},
+	{pattern: "GET /api/v1/resources", want: row(403, 403, 200, 403)},
+	{pattern: "GET /api/v1/resources/{kind}", path: "/api/v1/resources/target", want: row(200, 200, 200, 403)},
+	{pattern: "GET /api/v1/resources/{kind}/{name...}", path: "/api/v1/resources/target/web1", want: row(200, 404, 200, 403)},
+	{pattern: "DELETE /api/v1/resources/{kind}/{name...}", path: "/api/v1/resources/operation/op-del", want: row(403, 403, 200, 403)},
+	{pattern: "GET /api/v1/ca", want: row(200, 200, 200, 403)},
+	{pattern: "GET /api/v1/audit", want: row(200, 200, 200, 403)},
+	{pattern: "POST /api/v1/policy/explain", body: constBody(`{"user":"nora","target":"web1","action":"shell","source":"10.1.2.3"}`),
+		want: row(200, 403, 200, 403)},
+	{pattern: "POST /api/v1/policy/test", body: constBody(`{"cases":[{"user":"nora","target":"web1","action":"shell","source":"10.1.2.3","expect":"allow"}]}`),
+		want: row(403, 403, 200, 403)},
+	{pattern: "GET /api/v1/audit/verify", want: row(403, 200, 200, 403)},
+	{pattern: "GET /api/v1/audit/export", want: row(403, 200, 200, 403)},
+	{pattern: "GET /api/v1/sessions", want: row(200, 200, 200, 403)},
+	// nora may end her own session, not ada's; the auditor neither.
+	{pattern: "POST /api/v1/sessions/{id}/kill", path: "/api/v1/sessions/s-ada/kill", body: constBody(`{}`),
+		want: row(404, 404, 200, 403)},
+	// rec-ada has ended: those who may see it hear "not running".
+	{pattern: "GET /api/v1/sessions/{id}/watch", path: "/api/v1/sessions/rec-ada/watch", want: row(404, 404, 404, 403)},
+	{pattern: "GET /api/v1/recordings", want: row(200, 200, 200, 403)},
+	{pattern: "GET /api/v1/recordings/search", path: "/api/v1/recordings/search?q=matrix", want: row(403, 200, 200, 403)},
+	{pattern: "GET /api/v1/recordings/{id}", path: "/api/v1/recordings/rec-ada", want: row(404, 200, 200, 403)},
+	{pattern: "GET /api/v1/recordings/{id}/cast", path: "/api/v1/recordings/rec-ada/cast?purpose=play", want: row(404, 200, 200, 403)},
+	{pattern: "DELETE /api/v1/recordings/{id}", path: "/api/v1/recordings/rec-del", want: row(403, 403, 200, 403)},
+	{pattern: "GET /api/v1/commands", want: row(200, 200, 200, 403)},
+	{pattern: "POST /api/v1/apikeys", body: constBody(`{"name":"mine","kind":"access"}`), want: row(201, 201, 201, 403)},
+	{pattern: "GET /api/v1/apikeys", want: row(200, 200, 200, 403)},
+	{pattern: "POST /api/v1/apikeys/{id}/revoke", path: "VICTIM", want: row(404, 404, 200, 403)},
+	{pattern: "GET /api/v1/settings", want: row(403, 403, 200, 403)},
+	{pattern: "PUT /api/v1/settings/{name}", path: "/api/v1/settings/global_registration_keys", body: constBody(`{"value":true}`),
+		want: row(403, 403, 200, 403)},
+	// Changing one's own password needs the current one; nobody but an
+	// admin sets another's.
+	{pattern: "POST /api/v1/users/{name}/password", path: "/api/v1/users/nora/password",
+		body: constBody(`{"password":"a long new password"}`), want: row(403, 403, 204, 403)},
+	{pattern: "POST /api/v1/targets/register", body: func(c string) string {
+		return fmt.Sprintf(`{"name":"reg-%s","address":"127.0.0.1:22","host_key":%q,"labels":{"env":"test"}}`, c, testHostKey)
+	}, want: row(403, 403, 201, 201)},
+}
+
+// testHostKey is a valid ed25519 public key for registrations.
+const testHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+// TestAuthorizationMatrix sends every route as every kind of caller and
+// checks the status. A route of api.Routes without a row fails the test,
+// so that no route ships without a decision on who may call it.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newAuthzEnv(t)
+	victim := strings.SplitN(strings.TrimPrefix(e.keys["victim"], "pck_"), ".", 2)[0]
+	byPattern := map[string]matrixCase{}
+	for _, c := range matrix {
+		byPattern[c.pattern] = c
+	}
+	for _, r := range api.Routes() {
+		pattern := r.Method + " " + r.Path
+		c, ok := byPattern[pattern]
+		if !ok {
+			t.Errorf("route %s has no row in the authorization matrix: add one", pattern)
+			continue
+		}
+		delete(byPattern, pattern)
+		method, path, _ := strings.Cut(c.pattern, " ")
+		if c.path == "VICTIM" {
+			c.path = "/api/v1/apikeys/" + victim + "/revoke"
+		}
+		if c.path != "" {
+			path = c.path
+		}
+		// The admin goes last: on routes that change state, the others
+		// are judged against the state before the admin changed it.
+		for i, who := range matrixCallers {
+			if who != "admin" {
+				e.check(t, who, method, path, c, i)
+			}
+		}
+		e.check(t, "admin", method, path, c, slices.Index(matrixCallers, "admin"))
+	}
+	for p := range byPattern {
+		t.Errorf("matrix row %s matches no route", p)
+	}
+}
+
+func (e *authzEnv) check(t *testing.T, who, method, path string, c matrixCase, col int) {
+	t.Helper()
+	var body io.Reader
+	if c.body != nil {
+		body = strings.NewReader(c.body(who))
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.body != nil {
+		ct := "application/json"
+		if strings.HasSuffix(c.pattern, "/apply") {
+			ct = "application/yaml"
+		}
+		req.Header.Set("Content-Type", ct)
+	}
+	if k := e.keys[who]; k != "" {
+		req.Header.Set(api.APIKeyHeader, k)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != c.want[col] {
+		t.Errorf("%s %s as %s: status %d, want %d: %s", method, path, who, resp.StatusCode, c.want[col], strings.TrimSpace(string(b)))
+	}
+	if resp.StatusCode >= 400 {
+		var er api.ErrorResponse
+		if err := json.Unmarshal(b, &er); err != nil || er.Error.Code == "" || er.Error.Message == "" {
+			t.Errorf("%s %s as %s: error body %q is not {\"error\":{\"code\",\"message\"}}", method, path, who, b)
+		}
+	}
+}
+
+// TestAPIKeyUseAudited: every request with a key leaves an event naming
+// the key id, never the secret; refused keys too.
+func TestAPIKeyUseAudited(t *testing.T) {
+	e := newAuthzEnv(t)
+	for _, who := range []string{"admin", "revoked", "wrongsource"} {
+		req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/me", nil)
+		req.Header.Set(api.APIKeyHeader, e.keys[who])
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	evs, err := e.st.ListAudit(context.Background(), store.AuditFilter{Type: "apikey."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uses, denies int
+	for _, ev := range evs {
+		raw, _ := json.Marshal(ev)
+		for _, k := range e.keys {
+			secret := k[strings.Index(k, ".")+1:]
+			if strings.Contains(string(raw), secret) {
+				t.Fatalf("audit event %s carries a key secret", raw)
+			}
+		}
+		switch ev.Type {
+		case audit.APIKeyUse:
+			uses++
+			if ev.Detail["key_id"] == "" || ev.User != "ada" {
+				t.Errorf("use event %+v lacks key id or user", ev)
+			}
+		case audit.APIKeyDeny:
+			denies++
+		}
+	}
+	if uses != 1 || denies != 2 {
+		t.Errorf("%d use and %d deny events, want 1 and 2", uses, denies)
+	}
+}
+
+// send makes one request as who (a key of e.keys, or a raw key value).
+func (e *authzEnv) send(t *testing.T, key, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if k, ok := e.keys[key]; ok {
+		key = k
+	}
+	req.Header.Set(api.APIKeyHeader, key)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+// TestAPIKeyRules: nobody makes a key with more rights than they hold.
+func TestAPIKeyRules(t *testing.T) {
+	e := newAuthzEnv(t)
+	// A key limited to loopback, for the narrowing rules.
+	_, out := e.send(t, "admin", "POST", "/api/v1/apikeys", `{"name":"lo","kind":"access","source_cidrs":["127.0.0.0/8"],"expires_in":"1h"}`)
+	e.keys["loopback"] = out["key"].(string)
+	for _, c := range []struct {
+		name, who, body string
+		want            int
+	}{
+		{"own access key", "norole", `{"name":"k","kind":"access"}`, 201},
+		{"key for someone else", "norole", `{"name":"k","kind":"access","owner":"ada"}`, 403},
+		{"registration key without admin", "auditor", `{"name":"k","kind":"registration"}`, 403},
+		{"admin makes a key for nora", "admin", `{"name":"k","kind":"access","owner":"nora"}`, 201},
+		{"owner that does not exist", "admin", `{"name":"k","kind":"access","owner":"ghost"}`, 400},
+		{"bad kind", "admin", `{"name":"k","kind":"root"}`, 400},
+		{"bad cidr", "admin", `{"name":"k","kind":"access","source_cidrs":["10.0.0.0/33"]}`, 400},
+		{"bad duration", "admin", `{"name":"k","kind":"access","expires_in":"-1h"}`, 400},
+		{"unknown field", "admin", `{"name":"k","kind":"access","admin":true}`, 400},
+		{"no name", "admin", `{"kind":"access"}`, 400},
+		{"owner on a global registration key", "admin", `{"name":"k","kind":"registration","owner":"ada"}`, 400},
+		{"wider networks than the key in use", "loopback", `{"name":"k","kind":"access","source_cidrs":["0.0.0.0/0"],"expires_in":"30m"}`, 403},
+		{"no networks with a limited key", "loopback", `{"name":"k","kind":"access","expires_in":"30m"}`, 403},
+		{"longer life than the key in use", "loopback", `{"name":"k","kind":"access","source_cidrs":["127.0.0.1/32"],"expires_in":"2h"}`, 403},
+		{"within the key in use", "loopback", `{"name":"k","kind":"access","source_cidrs":["127.0.0.1/32"],"expires_in":"30m"}`, 201},
+	} {
+		if got, out := e.send(t, c.who, "POST", "/api/v1/apikeys", c.body); got != c.want {
+			t.Errorf("%s: status %d, want %d: %v", c.name, got, c.want, out)
+		}
+	}
+}
+
+// TestRegistrationKeySetting: with global keys off, only an admin's own
+// registration keys register, and stop when the owner loses the role.
+func TestRegistrationKeySetting(t *testing.T) {
+	e := newAuthzEnv(t)
+	reg := func(key, name string) int {
+		s, _ := e.send(t, key, "POST", "/api/v1/targets/register",
+			fmt.Sprintf(`{"name":%q,"address":"127.0.0.1:22","host_key":%q}`, name, testHostKey))
+		return s
+	}
+	if s := reg("registration", "t1"); s != 201 {
+		t.Fatalf("global key: %d", s)
+	}
+	if s := reg("registration", "t1"); s != 200 {
+		t.Errorf("repeated registration: %d, want 200", s)
+	}
+	if s, _ := e.send(t, "registration", "POST", "/api/v1/targets/register",
+		fmt.Sprintf(`{"name":"t1","address":"127.0.0.2:22","host_key":%q}`, testHostKey)); s != 409 {
+		t.Errorf("registration changing a target: %d, want 409", s)
+	}
+	if s, _ := e.send(t, "registration", "POST", "/api/v1/targets/register", `{"name":"t2","address":"127.0.0.1:22"}`); s != 400 {
+		t.Errorf("registration without host key: %d, want 400", s)
+	}
+	if s, _ := e.send(t, "admin", "PUT", "/api/v1/settings/global_registration_keys", `{"value":false}`); s != 200 {
+		t.Fatalf("setting off: %d", s)
+	}
+	if s := reg("registration", "t3"); s != 403 {
+		t.Errorf("global key with the setting off: %d, want 403", s)
+	}
+	s, out := e.send(t, "admin", "POST", "/api/v1/apikeys", `{"name":"mine","kind":"registration"}`)
+	if s != 201 || out["owner"] != "ada" {
+		t.Fatalf("admin's own registration key: %d %v", s, out)
+	}
+	e.keys["own"] = out["key"].(string)
+	if s := reg("own", "t4"); s != 201 {
+		t.Errorf("admin's own key: %d, want 201", s)
+	}
+	// ada loses the admin role: her registration key stops; so does her
+	// access key's admin right.
+	if s, _ := e.send(t, "admin", "POST", "/api/v1/apply", `[{"kind":"User","name":"ada"}]`); s != 200 {
+		t.Fatalf("apply: %d", s)
+	}
+	if s := reg("own", "t5"); s != 403 {
+		t.Errorf("key of a former admin: %d, want 403", s)
+	}
+	if s, _ := e.send(t, "admin", "GET", "/api/v1/settings", ""); s != 403 {
+		t.Errorf("former admin reads settings: %d, want 403", s)
+	}
+}

@@ -1,0 +1,92 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/web"
+)
+
+// listenHTTPS loads or generates the certificate, binds api_addr and
+// builds the handler of the HTTPS listener:
+//
+//	/api/v1/...  the REST API; callers by X-API-KEY or console cookie
+//	/healthz     200 while the store answers, 503 otherwise (no auth)
+//	/metrics     Prometheus metrics: counts only, no names (no auth)
+//	/ and /ui/   the web console (package web)
+func (s *Server) listenHTTPS() error {
+	certFile, keyFile, generate := s.cfg.TLSCertFile, s.cfg.TLSKeyFile, false
+	if certFile == "" {
+		certFile, keyFile, generate = filepath.Join(s.cfg.DataDir, "api_tls.crt"), filepath.Join(s.cfg.DataDir, "api_tls.key"), true
+	}
+	cert, created, err := loadOrCreateTLS(certFile, keyFile, generate, time.Now())
+	if err != nil {
+		return err
+	}
+	s.apiTLS = cert
+	if created {
+		s.log.Info("generated self-signed HTTPS certificate", "file", certFile, "sha256", certFingerprint(cert))
+	}
+	ln, err := net.Listen("tcp", s.cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen https on %s: %w", s.cfg.APIAddr, err)
+	}
+	s.apiLn = tls.NewListener(ln, &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		NextProtos:   []string{"h2", "http/1.1"},
+	})
+
+	console, err := web.New(web.Config{
+		Store: s.store,
+		Users: func(_ context.Context, name string) (bool, error) {
+			_, ok := s.inv.Snapshot().UserRoles(name)
+			return ok, nil
+		},
+		Roles: func(_ context.Context, name string) ([]string, error) {
+			roles, _ := s.inv.Snapshot().UserRoles(name)
+			return roles, nil
+		},
+		Audit:       s.audit,
+		Log:         s.log.With("front", "console"),
+		IdleTimeout: time.Duration(s.cfg.ConsoleIdleTimeout),
+		MaxAge:      time.Duration(s.cfg.ConsoleMaxAge),
+	})
+	if err != nil {
+		return fmt.Errorf("web console: %w", err)
+	}
+	s.console = console
+
+	// An API key is asked first: a script that sends one must never be
+	// taken for the browser session that happens to share its cookie jar.
+	keys := api.NewKeyAuthenticator(s.store, s.audit)
+	mux := http.NewServeMux()
+	mux.Handle("/api/v1/", api.HTTPS(s.api, keys, console.Authenticator()))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.Handle("/", console.Handler())
+	s.https = mux
+	return nil
+}
+
+// healthz answers whether this gateway can serve: its store answers
+// within two seconds. A load balancer takes it out of rotation otherwise.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if _, err := s.store.Revision(ctx); err != nil {
+		s.log.Warn("health check: store unavailable", "err", err)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","store":"unreachable"}` + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}

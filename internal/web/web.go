@@ -1,0 +1,233 @@
+// Package web is the gateway's web console: it serves the built
+// single-page application (embedded from dist/), signs users in and out
+// with their local password, and authenticates the browser's /api/v1 calls
+// by session cookie.
+//
+// A console session lives in the store. The browser holds only a random id
+// in a __Host- cookie (Secure, HttpOnly, SameSite=Strict) and the store
+// holds only its SHA-256, so a copy of the database opens no session.
+// Sessions end after IdleTimeout without use, after MaxAge whatever the
+// use, at logout, and when their user is deleted. Every state change needs
+// the session's CSRF token in the X-CSRF-Token header (a synchronizer
+// token); the login, which has no session yet, uses a double-submit cookie
+// instead. Failed logins are rate limited per source network and per user
+// name.
+//
+// The lifecycle: New checks the configuration and reads the assets;
+// Handler serves / and /ui/ on the HTTPS listener; Authenticator sits in
+// the API's chain after the API key one; Run deletes expired sessions until
+// its context ends.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// Audit event types the console writes.
+const (
+	EventLogin        = "console.login"
+	EventLoginFailure = "console.login_failure"
+	EventLogout       = "console.logout"
+)
+
+// Defaults of Config's durations.
+const (
+	DefaultIdleTimeout = 30 * time.Minute
+	DefaultMaxAge      = 12 * time.Hour
+)
+
+// Config is what the console needs from the gateway.
+type Config struct {
+	// Store keeps sessions and password hashes. Required.
+	Store store.Store
+	// Users reports whether name is a User resource now. A login and every
+	// use of a session ask it, so that deleting a user ends their console
+	// sessions. Required.
+	Users func(ctx context.Context, name string) (exists bool, err error)
+	// Roles gives the roles a login answers with. If nil, the login
+	// answers an empty list (the console reads GET /api/v1/me anyway).
+	Roles func(ctx context.Context, name string) ([]string, error)
+	// Audit records sign-ins, failures, lockouts and sign-outs. Required.
+	Audit *audit.Log
+	// Log gets what the client is not told. If nil, nothing is logged.
+	Log *slog.Logger
+	// IdleTimeout ends a session unused this long; 0 means
+	// DefaultIdleTimeout. Use is recorded at most once a minute, so a
+	// session may end up to a minute early.
+	IdleTimeout time.Duration
+	// MaxAge ends a session this long after sign-in, whatever its use;
+	// 0 means DefaultMaxAge.
+	MaxAge time.Duration
+	// Now is the clock; nil means time.Now. Tests move it to expire
+	// sessions and refill rate limits without sleeping.
+	Now func() time.Time
+	// Assets is the built console, a tree with index.html and assets/.
+	// If nil, the files embedded at build time. Without index.html the
+	// console answers 503 asking for `make`.
+	Assets fs.FS
+}
+
+// Console serves the web console. Its methods are safe for concurrent use.
+type Console struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	assets fs.FS
+	built  bool // index.html exists
+	index  index
+
+	// verifySlots bounds concurrent password verifications: each costs
+	// argon2id's memory, and a burst of logins must not exhaust it.
+	verifySlots chan struct{}
+
+	bySource *limiter
+	byUser   *limiter
+}
+
+// New checks cfg and reads the console's index page.
+func New(cfg Config) (*Console, error) {
+	if cfg.Store == nil || cfg.Users == nil || cfg.Audit == nil {
+		return nil, errors.New("web console: Store, Users and Audit are required")
+	}
+	if cfg.IdleTimeout < 0 || cfg.MaxAge < 0 {
+		return nil, fmt.Errorf("web console: negative timeout (idle %v, max age %v)", cfg.IdleTimeout, cfg.MaxAge)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	c := &Console{
+		cfg:         cfg,
+		log:         cfg.Log,
+		now:         cfg.Now,
+		assets:      cfg.Assets,
+		verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		bySource:    newLimiter(loginEvery, loginBurst, maxLimiterKeys),
+		byUser:      newLimiter(loginEvery, loginBurst, maxLimiterKeys),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.assets == nil {
+		c.assets = builtAssets()
+	}
+	var err error
+	if c.index, c.built, err = loadIndex(c.assets); err != nil {
+		return nil, fmt.Errorf("web console: %w", err)
+	}
+	if !c.built {
+		c.log.Warn("web console assets are not built: /ui/ answers 503 until the binary is built with make")
+	}
+	return c, nil
+}
+
+// Handler serves the console: GET / redirects to /ui/; GET /ui/ is the
+// application; /ui/assets/ its files; GET /ui/login-csrf, POST /ui/login
+// and POST /ui/logout sign in and out. Every other path is 404. Every
+// response carries the console's security headers.
+//
+// Redirects go only to fixed paths of the console: nothing in a request
+// chooses where a redirect leads.
+func (c *Console) Handler() http.Handler {
+	return securityHeaders(http.HandlerFunc(c.route))
+}
+
+func (c *Console) route(w http.ResponseWriter, r *http.Request) {
+	p := r.URL.Path
+	switch {
+	case p == "/" || p == "/ui":
+		if allow(w, r, http.MethodGet) {
+			http.Redirect(w, r, "/ui/", http.StatusFound)
+		}
+	case p == "/ui/":
+		if allow(w, r, http.MethodGet) {
+			c.serveIndex(w, r)
+		}
+	case strings.HasPrefix(p, "/ui/assets/"):
+		if allow(w, r, http.MethodGet) {
+			c.serveAsset(w, r)
+		}
+	case p == "/ui/login-csrf":
+		if allow(w, r, http.MethodGet) {
+			c.serveLoginCSRF(w, r)
+		}
+	case p == "/ui/login":
+		if allow(w, r, http.MethodPost) {
+			c.serveLogin(w, r)
+		}
+	case p == "/ui/logout":
+		if allow(w, r, http.MethodPost) {
+			c.serveLogout(w, r)
+		}
+	default:
+		writeError(w, http.StatusNotFound, "not found")
+	}
+}
+
+// allow reports whether r's method is method (HEAD counting as GET), and
+// answers 405 when it is not.
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method || method == http.MethodGet && r.Method == http.MethodHead {
+		return true
+	}
+	if method == http.MethodGet {
+		w.Header().Set("Allow", "GET, HEAD")
+	} else {
+		w.Header().Set("Allow", method)
+	}
+	writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	return false
+}
+
+// sweepEvery is how often Run deletes expired sessions and forgets idle
+// rate limits.
+const sweepEvery = 5 * time.Minute
+
+// Run deletes expired sessions and forgets rate limits that have refilled,
+// every few minutes, until ctx ends. Sessions past their idle timeout but
+// not their MaxAge are deleted when next presented, or by a later sweep
+// once MaxAge passes.
+func (c *Console) Run(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		c.sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Console) sweep(ctx context.Context) {
+	now := c.now()
+	c.bySource.sweep(now)
+	c.byUser.sweep(now)
+	n, err := c.cfg.Store.DeleteExpiredWebSessions(ctx, now)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Error("delete expired console sessions", "err", err)
+		}
+		return
+	}
+	if n > 0 {
+		c.log.Debug("deleted expired console sessions", "count", n)
+	}
+}
