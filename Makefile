@@ -7,23 +7,39 @@ SSH_ADDR    ?= 127.0.0.1:2222
 API_ADDR    ?= 127.0.0.1:8443
 BIN         := bin/portcullis
 
-.PHONY: run build test test-deps lint bench fuzz clean
+.PHONY: run build assets test test-deps lint bench fuzz clean
 
-build:
+build: assets
 	$(GO) build -o $(BIN) ./cmd/portcullis
+
+## assets: the web console (web/) built into internal/web/dist, which the binary embeds.
+## npm ci runs only when package-lock.json is newer than the last install; the
+## bundler only when a source is newer than the last build.
+WEB_STAMP := web/node_modules/.portcullis-npm-ci
+WEB_SRC   := $(shell find web/src -type f 2>/dev/null) web/build.mjs
+WEB_INDEX := internal/web/dist/index.html
+
+assets: $(WEB_INDEX)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_INDEX): $(WEB_STAMP) $(WEB_SRC)
+	cd web && node build.mjs
 
 ## run: build and start the gateway on loopback with embedded defaults
 run: build
 	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR)
 
 ## test: install missing test dependencies, then vet, lint and run every test with -race
-test: test-deps lint
+test: test-deps assets lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 test-deps:
 	./scripts/install-test-deps.sh
 
-lint:
+lint: assets
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...

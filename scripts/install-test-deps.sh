@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive for real (OpenSSH server and client,
-# rsync, ssh-audit, asciinema) when they are missing. Debian packages only;
-# nothing is downloaded from anywhere else.
+# rsync, ssh-audit, asciinema, and Chromium for the web console's browser
+# test) when they are missing. Debian packages only; nothing is downloaded
+# from anywhere else (Playwright never fetches a browser: the test points
+# it at /usr/bin/chromium).
 set -euo pipefail
 
 need=()
@@ -13,6 +15,7 @@ have rsync     || need+=(rsync)
 have ssh-audit || need+=(ssh-audit)
 have asciinema || need+=(asciinema)
 have script    || need+=(bsdutils)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

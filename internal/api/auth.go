@@ -141,6 +141,12 @@ func (e *AuthError) Error() string { return e.Message }
 // answers 401 on every route that needs one).
 func HTTPS(h http.Handler, auths ...Authenticator) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// API answers hold audit data and keys: no cache keeps them, and
+		// a browser that saw this origin once sticks to HTTPS.
+		hd := w.Header()
+		hd.Set("Cache-Control", "no-store")
+		hd.Set("Strict-Transport-Security", "max-age=31536000")
+		hd.Set("X-Content-Type-Options", "nosniff")
 		for _, a := range auths {
 			p, ok, err := a.Authenticate(r)
 			if err != nil {

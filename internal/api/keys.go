@@ -426,7 +426,7 @@ func (a *api) registerTarget(w http.ResponseWriter, r *http.Request) error {
 	_ = a.audit.Write(r.Context(), store.AuditEvent{Type: audit.TargetRegister, Outcome: audit.Success,
 		User: p.actor(), Source: source(r), Target: t.Name,
 		Message: fmt.Sprintf("target %s registered at %s", t.Name, t.Address),
-		Detail: map[string]any{"key_id": p.KeyID, "address": t.Address, "labels": t.Labels, "created": status == http.StatusCreated}})
+		Detail:  map[string]any{"key_id": p.KeyID, "address": t.Address, "labels": t.Labels, "created": status == http.StatusCreated}})
 	writeJSON(w, status, t)
 	return nil
 }

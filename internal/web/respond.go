@@ -10,9 +10,12 @@ import (
 )
 
 // contentSecurityPolicy allows only the gateway's own files: no inline
-// script or style, no framing, no form posts elsewhere. The console is
-// built to need nothing more.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; " +
+// script or style, no framing, no form posts elsewhere. The one addition
+// is 'wasm-unsafe-eval': asciinema-player (3.17) runs its terminal
+// emulator as WebAssembly, which Chromium will not compile without it.
+// It permits compiling WebAssembly from the gateway's own script only;
+// eval(), inline and remote scripts stay blocked.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
 	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; " +
 	"base-uri 'none'; form-action 'self'"
 

@@ -283,7 +283,7 @@ func errorCode(t *testing.T, body []byte) string {
 func checkSecurityHeaders(t *testing.T, what string, resp *http.Response) {
 	t.Helper()
 	want := map[string]string{
-		"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"Content-Security-Policy": "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; " +
 			"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 		"X-Frame-Options":        "DENY",
 		"Referrer-Policy":        "no-referrer",

@@ -1,0 +1,350 @@
+// The web console in a real browser: Debian's Chromium driven by
+// playwright-core (from web/node_modules; Playwright never downloads a
+// browser here). e2e/console_test.go starts the gateway and runs this with:
+//
+//   BASE_URL    https://127.0.0.1:PORT (self-signed certificate)
+//   USER        an admin user, PASSWORD its console password
+//   AUDITOR     an auditor, AUDITOR_PASSWORD its console password
+//   WORD        a word printed in a recorded session (search and play it)
+//   LIVE_WORD   a word printed by a session still running (watch, then kill it)
+//   TARGET, ACCOUNT  a target and a login on it the user may use
+//   OUT_DIR     where screenshots go
+//
+// It exits non-zero with the reasons on any failed check, any console
+// error, page error or Content-Security-Policy violation.
+
+import { createRequire } from "node:module";
+import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+
+const require = createRequire(new URL("../web/package.json", import.meta.url));
+const { chromium, request } = require("playwright-core");
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) fail(`environment variable ${k} is not set`);
+  return v;
+};
+const BASE = env("BASE_URL").replace(/\/$/, "");
+const USER = env("USER");
+const PASSWORD = env("PASSWORD");
+const WORD = env("WORD");
+const LIVE_WORD = process.env.LIVE_WORD || "";
+const TARGET = env("TARGET");
+const ACCOUNT = env("ACCOUNT");
+const OUT = env("OUT_DIR");
+const AUDITOR = env("AUDITOR");
+const AUDITOR_PASSWORD = env("AUDITOR_PASSWORD");
+
+function fail(msg) {
+  console.error("console.mjs: FAIL: " + msg);
+  process.exit(1);
+}
+
+// Problems the page reports on its own; any of them fails the run.
+const problems = [];
+// Answers >= 400 the run did not ask for. Chromium logs each failed load as
+// a console error; they are judged here, by URL, instead.
+const expectedFailures = [];
+const badResponses = [];
+
+mkdirSync(OUT, { recursive: true });
+const userData = mkdtempSync(path.join(tmpdir(), "pc-chromium-"));
+let browser;
+let shot = 0;
+
+async function main() {
+  browser = await chromium.launchPersistentContext(userData, {
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1360, height: 900 },
+  });
+  await browser.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+  const page = browser.pages()[0] || (await browser.newPage());
+  page.setDefaultTimeout(20000);
+
+  // CSP violations: Chromium logs most as console errors; the event catches
+  // the rest. The init script is added by the driver, not the page, so the
+  // page's own CSP does not apply to it.
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    if (m.text().startsWith("Failed to load resource")) return; // judged by badResponses
+    problems.push(`console error: ${m.text()} (${m.location().url || "?"})`);
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("response", (r) => {
+    if (r.status() < 400) return;
+    const u = new URL(r.url());
+    const i = expectedFailures.findIndex((x) => x.status === r.status() && x.path === u.pathname);
+    if (i >= 0) expectedFailures.splice(i, 1);
+    else badResponses.push(`${r.request().method()} ${u.pathname}${u.search} answered ${r.status()}`);
+  });
+
+  // Login. Before it, the app asks who it is and is told 401.
+  expectedFailures.push({ status: 401, path: "/api/v1/me" });
+  await step("login page", async () => {
+    await page.goto(BASE + "/", { waitUntil: "load" });
+    if (!new URL(page.url()).pathname.startsWith("/ui/")) throw new Error(`/ redirected to ${page.url()}, want /ui/`);
+    await page.locator("form.login-form").waitFor();
+    await screenshot(page, "login");
+  });
+  await step("wrong password is refused", async () => {
+    expectedFailures.push({ status: 401, path: "/ui/login" });
+    await page.fill("input[name=user]", USER);
+    await page.fill("input[name=password]", PASSWORD + "-wrong");
+    await page.click("form.login-form button[type=submit]");
+    await page.locator("form.login-form .msg-error").waitFor();
+  });
+  await step("login", async () => {
+    await page.fill("input[name=password]", PASSWORD);
+    await page.click("form.login-form button[type=submit]");
+    await page.locator("nav.nav").waitFor();
+    const who = await page.locator(".who-name").textContent();
+    if (who !== USER) throw new Error(`nav shows user ${who}, want ${USER}`);
+  });
+  const cookies = await browser.cookies(BASE);
+  const session = cookies.find((c) => c.name === "__Host-pc_session");
+  await step("session cookie is Secure, HttpOnly, SameSite=Strict", async () => {
+    if (!session) throw new Error(`no __Host-pc_session cookie; have ${cookies.map((c) => c.name).join(", ")}`);
+    if (!session.secure || !session.httpOnly || session.sameSite !== "Strict") {
+      throw new Error(`cookie flags: secure=${session.secure} httpOnly=${session.httpOnly} sameSite=${session.sameSite}`);
+    }
+  });
+
+  // Every page an admin has, in nav order, with a screenshot each.
+  const pages = await page.locator("nav a[data-page]").evaluateAll((as) => as.map((a) => a.dataset.page));
+  for (const want of ["targets", "users", "policies", "sessions", "recordings", "commands", "audit", "apikeys"]) {
+    if (!pages.includes(want)) throw new Error(`nav lacks ${want} for an admin: ${pages.join(", ")}`);
+  }
+  for (const id of pages) {
+    await step(`page ${id}`, async () => {
+      await visit(page, id);
+      const errs = await page.locator("#page .msg-error").allTextContents();
+      if (errs.length) throw new Error(`page shows errors: ${errs.join(" | ")}`);
+      await screenshot(page, id);
+    });
+  }
+  await step("targets lists the target", async () => {
+    await visit(page, "targets");
+    await expectText(page.locator("section[data-section=targets]"), TARGET);
+  });
+
+  await step("policies: create through the editor", async () => {
+    await visit(page, "policies");
+    const name = "e2e-editor-" + WORD.slice(-6);
+    await page.fill("form[data-form=policy-editor] textarea", [
+      "kind: Policy", `name: ${name}`, "type: target-access",
+      `subjects: {users: [${USER}]}`, `targets: {names: [${TARGET}]}`,
+      `target_users: [${ACCOUNT}]`, "actions: [exec]", ""].join("\n"));
+    await page.click("form[data-form=policy-editor] button[type=submit]");
+    await expectText(page.locator("[data-role=apply-result] .msg-ok"), `Policy/${name}`);
+    await expectText(page.locator("section[data-section=policies]"), name);
+    // Viewing it shows the stored document; Edit loads it back.
+    await page.locator("section[data-section=policies] button.link", { hasText: name }).click();
+    await expectText(page.locator("[data-role=policy-yaml]"), `name: ${name}`);
+    await screenshot(page, "policy-created");
+  });
+  await step("policies: an invalid document is refused with the apply error", async () => {
+    expectedFailures.push({ status: 400, path: "/api/v1/apply" });
+    await page.fill("form[data-form=policy-editor] textarea", [
+      "kind: Policy", "name: e2e-bad", "type: target-access", `subjects: {users: [${USER}]}`,
+      `targets: {names: [${TARGET}]}`, `target_users: [${ACCOUNT}]`, "actions: [fly]", ""].join("\n"));
+    await page.click("form[data-form=policy-editor] button[type=submit]");
+    const msg = await page.locator("[data-role=apply-result] .apply-error").textContent();
+    if (!/e2e-bad/.test(msg) || !/actions/.test(msg) || !/fly/.test(msg)) throw new Error(`apply error does not name the document and field: ${msg}`);
+    await screenshot(page, "policy-error");
+  });
+  await step("policies: explain", async () => {
+    const f = page.locator("form[data-form=explain]");
+    await f.locator("input[name=target]").fill(TARGET);
+    await f.locator("select[name=action]").selectOption("exec");
+    await f.locator("input[name=command]").fill("uptime");
+    await f.locator("input[name=source]").fill("127.0.0.1");
+    await f.locator("button[type=submit]").click();
+    await expectText(page.locator("[data-role=explain-result] .msg-ok"), "Allowed by");
+    await screenshot(page, "policy-explain");
+  });
+
+  let secret = "";
+  await step("API keys: create shows the secret once", async () => {
+    await visit(page, "apikeys");
+    await page.fill("form[data-form=apikey] input[name=name]", "e2e-key");
+    await page.click("form[data-form=apikey] button[type=submit]");
+    const box = page.locator("[data-role=secret]");
+    await box.waitFor();
+    secret = await box.inputValue();
+    if (secret.length < 20) throw new Error(`secret looks too short: ${secret.length} characters`);
+    await expectText(page.locator("section[data-section=new-key]"), "only time");
+    await page.click("section[data-section=new-key] button:has-text('Copy')");
+    await expectText(page.locator("[data-role=copy-status]"), "Copied");
+    const clip = await page.evaluate(() => navigator.clipboard.readText());
+    if (clip !== secret) throw new Error("the clipboard does not hold the key");
+    await expectText(page.locator("section[data-section=apikeys]"), "e2e-key");
+    await screenshot(page, "apikey-created");
+  });
+  await step("API keys: the list never shows the secret", async () => {
+    await visit(page, "sessions");
+    await visit(page, "apikeys");
+    await expectText(page.locator("section[data-section=apikeys]"), "e2e-key");
+    const html = await page.content();
+    const text = await page.locator("body").innerText();
+    const tail = secret.slice(-16);
+    if (html.includes(tail) || text.includes(tail)) throw new Error("the key's secret is on the page after leaving it");
+    const api = await page.evaluate(async () => (await fetch("/api/v1/apikeys", { credentials: "same-origin" })).text());
+    if (api.includes(tail)) throw new Error("GET /api/v1/apikeys returns the secret");
+  });
+  await step("API keys: the key works as X-API-KEY", async () => {
+    // A client of its own: no cookies, so only the key can authenticate.
+    const rc = await request.newContext({ ignoreHTTPSErrors: true });
+    try {
+      const res = await rc.get(BASE + "/api/v1/me", { headers: { "X-API-KEY": secret } });
+      if (res.status() !== 200) throw new Error(`GET /api/v1/me with the key: ${res.status()} ${await res.text()}`);
+      const me = await res.json();
+      if (me.name !== USER || me.via !== "apikey") throw new Error(`GET /api/v1/me with the key: ${JSON.stringify(me)}`);
+    } finally {
+      await rc.dispose();
+    }
+  });
+
+  await step("recordings: search, play the hit, change speed", async () => {
+    await visit(page, "recordings");
+    await page.fill("form[data-form=search] input[name=q]", WORD);
+    await page.click("form[data-form=search] button[type=submit]");
+    const hit = page.locator("section[data-section=search-results] tbody tr").first();
+    await hit.waitFor();
+    await expectText(hit, WORD);
+    await hit.locator("button:has-text('Play')").click();
+    const screen = page.locator("[data-role=player]");
+    await expectText(screen, WORD);
+    await screenshot(page, "recording-playing");
+    await page.selectOption("section[data-section=player] select[name=speed]", "4");
+    await expectText(screen, WORD);
+    const href = await page.locator("section[data-section=player] a:has-text('Download')").getAttribute("href");
+    if (!/\/cast\?purpose=download$/.test(href || "")) throw new Error(`download link ${href}`);
+  });
+
+  await step("commands: the session's command is listed", async () => {
+    await visit(page, "commands");
+    await expectText(page.locator("section[data-section=commands]"), WORD);
+  });
+  await step("audit: filters by type", async () => {
+    await visit(page, "audit");
+    await page.fill("form[data-form=audit] input[name=type]", "recording.download");
+    await page.click("form[data-form=audit] button[type=submit]");
+    await expectText(page.locator("section[data-section=audit]"), "recording.download");
+    await screenshot(page, "audit-filtered");
+  });
+
+  if (LIVE_WORD) {
+    await step("sessions: watch live, then kill", async () => {
+      await visit(page, "sessions");
+      const row = page.locator("section[data-section=sessions] tbody tr").first();
+      await row.waitFor();
+      await row.locator("button:has-text('Watch')").click();
+      await expectText(page.locator("[data-role=live-player]"), LIVE_WORD);
+      await screenshot(page, "session-live");
+      page.once("dialog", (d) => d.accept());
+      await row.locator("button:has-text('Kill')").click();
+      await expectText(page.locator("#page .msg-ok"), "ended");
+      await expectText(page.locator("section[data-section=sessions]"), "No active sessions");
+      await screenshot(page, "session-killed");
+    });
+  }
+
+  await step("logout", async () => {
+    await page.click("nav button:has-text('Log out')");
+    await page.locator("form.login-form").waitFor();
+    // The old cookie is gone or dead: a reload lands on the login page.
+    expectedFailures.push({ status: 401, path: "/api/v1/me" });
+    await page.reload();
+    await page.locator("form.login-form").waitFor();
+  });
+
+  // An auditor sees what the role allows and no more: no user admin, no
+  // policy editor, no delete; search, recordings and audit are there.
+  await step("auditor: login", async () => {
+    await page.fill("input[name=user]", AUDITOR);
+    await page.fill("input[name=password]", AUDITOR_PASSWORD);
+    await page.click("form.login-form button[type=submit]");
+    await page.locator("nav.nav").waitFor();
+  });
+  await step("auditor: pages", async () => {
+    const got = await page.locator("nav a[data-page]").evaluateAll((as) => as.map((a) => a.dataset.page));
+    if (got.includes("users")) throw new Error(`an auditor's nav offers users: ${got.join(", ")}`);
+    for (const id of got) {
+      await visit(page, id);
+      const errs = await page.locator("#page .msg-error").allTextContents();
+      if (errs.length) throw new Error(`page ${id} shows errors: ${errs.join(" | ")}`);
+    }
+    await visit(page, "policies");
+    if (await page.locator("form[data-form=policy-editor]").count()) throw new Error("an auditor sees the policy editor");
+    await visit(page, "recordings");
+    if (await page.locator("section[data-section=recordings] button:has-text('Delete')").count()) throw new Error("an auditor sees Delete");
+    await page.fill("form[data-form=search] input[name=q]", WORD);
+    await page.click("form[data-form=search] button[type=submit]");
+    await expectText(page.locator("section[data-section=search-results]"), WORD);
+    await screenshot(page, "auditor-recordings");
+  });
+  await step("auditor: a forbidden page is a message", async () => {
+    await page.goto(BASE + "/ui/#/users");
+    await expectText(page.locator("#page .msg-error"), "cannot use this page");
+  });
+}
+
+// step runs one check; a failure records its name and a screenshot and
+// stops the run (later steps depend on earlier ones).
+async function step(name, fn) {
+  try {
+    await fn();
+    console.log("ok   " + name);
+  } catch (err) {
+    const page = browser && browser.pages()[0];
+    if (page) await screenshot(page, "FAILED-" + name.replace(/[^a-z0-9]+/gi, "-")).catch(() => {});
+    throw new Error(`${name}: ${err.message}`);
+  }
+}
+
+async function visit(page, id) {
+  await page.click(`nav a[data-page=${id}]`);
+  await page.waitForFunction((id) => location.hash === "#/" + id, id);
+  // Pages show "Loading…" until every section has its answer.
+  await page.waitForFunction(() => ![...document.querySelectorAll("#page .msg-info")].some((e) => e.textContent === "Loading…"));
+}
+
+async function expectText(locator, text) {
+  await locator.first().waitFor();
+  await locator.first().filter({ hasText: text }).waitFor().catch(async () => {
+    const got = (await locator.first().innerText().catch(() => "?")).slice(0, 400);
+    throw new Error(`expected ${JSON.stringify(text)} in ${locator}; it shows: ${JSON.stringify(got)}`);
+  });
+}
+
+async function screenshot(page, name) {
+  const file = path.join(OUT, String(++shot).padStart(2, "0") + "-" + name + ".png");
+  await page.screenshot({ path: file, fullPage: true });
+  console.log("screenshot " + file);
+}
+
+let code = 0;
+try {
+  await main();
+} catch (err) {
+  console.error("console.mjs: FAIL: " + err.message);
+  code = 1;
+}
+for (const p of problems) console.error("console.mjs: FAIL: " + p);
+for (const r of badResponses) console.error("console.mjs: FAIL: unexpected answer: " + r);
+if (problems.length || badResponses.length) code = 1;
+if (browser) await browser.close().catch(() => {});
+rmSync(userData, { recursive: true, force: true });
+if (code === 0) console.log("console.mjs: PASS");
+process.exit(code);

@@ -1,0 +1,164 @@
+// The Portcullis web console: a single page with hash routes (#/targets,
+// #/recordings, ...) over the gateway's JSON API. No framework: each page
+// is a function that fills a container, and a route change throws the
+// previous page away (its cleanup stops players and streams).
+
+import "asciinema-player/dist/bundle/asciinema-player.css";
+import "./style.css";
+import { h, clear, message, field, input } from "./dom.js";
+import { request, setCSRF, onUnauthorized, describe, APIError } from "./api.js";
+import { targetsPage } from "./pages/targets.js";
+import { identitiesPage } from "./pages/identities.js";
+import { policiesPage } from "./pages/policies.js";
+import { sessionsPage } from "./pages/sessions.js";
+import { recordingsPage } from "./pages/recordings.js";
+import { commandsPage } from "./pages/commands.js";
+import { auditPage } from "./pages/audit.js";
+import { apikeysPage } from "./pages/apikeys.js";
+
+// Which pages a role sees, as the API decides (internal/api/authz.go):
+// every user may list the targets they can reach, their own sessions,
+// recordings, commands, audit events and API keys, and ask policy explain
+// about themselves; auditors read everyone's records; admins everything.
+// Pages check finer rights themselves (search needs auditor, the editor
+// admin). The API enforces all of this; hiding only spares a dead end.
+const PAGES = [
+  { id: "targets", title: "Targets & environments", render: targetsPage, show: () => true },
+  { id: "users", title: "Users & groups", render: identitiesPage, show: (r) => r.admin },
+  { id: "policies", title: "Policies", render: policiesPage, show: () => true },
+  { id: "sessions", title: "Active sessions", render: sessionsPage, show: () => true },
+  { id: "recordings", title: "Recordings", render: recordingsPage, show: () => true },
+  { id: "commands", title: "Command history", render: commandsPage, show: () => true },
+  { id: "audit", title: "Audit log", render: auditPage, show: () => true },
+  { id: "apikeys", title: "API keys", render: apikeysPage, show: () => true },
+];
+
+const root = document.getElementById("app");
+let me = null; // {name, roles, via, csrf_token}
+let cleanup = null; // the current page's teardown
+let generation = 0; // bumps on every route change; stale renders check it
+
+function roleSet(roles) {
+  const s = new Set(roles || []);
+  // Admins hold every auditor right too.
+  return { admin: s.has("admin"), auditor: s.has("admin") || s.has("auditor"), list: [...s] };
+}
+
+async function boot() {
+  onUnauthorized(() => showLogin("Your session has ended; log in again."));
+  try {
+    me = await request("GET", "/api/v1/me", undefined, { noAuthRedirect: true });
+  } catch (err) {
+    if (err instanceof APIError && err.status === 401) return showLogin();
+    clear(root, h("main", { class: "login" }, message("error", "Cannot reach the gateway: " + describe(err))));
+    return;
+  }
+  setCSRF(me.csrf_token);
+  showShell();
+}
+
+function showLogin(note) {
+  me = null;
+  teardown();
+  const user = input("user", { autocomplete: "username", required: true, autofocus: true });
+  const password = h("input", { name: "password", type: "password", autocomplete: "current-password", required: true });
+  const status = h("div", { class: "status" }, note ? message("info", note) : null);
+  const submit = h("button", { type: "submit" }, "Log in");
+  const form = h("form", { class: "login-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    clear(status);
+    try {
+      // The pre-login CSRF token: the cookie it sets and the header we
+      // send must match, which a cross-site form cannot arrange.
+      const pre = await request("GET", "/ui/login-csrf", undefined, { noAuthRedirect: true });
+      const ans = await request("POST", "/ui/login", { user: user.value, password: password.value },
+        { csrf: pre.csrf_token ?? pre.csrf, noAuthRedirect: true });
+      setCSRF(ans.csrf_token);
+      // The roles come from /me, read from the user's current resource,
+      // as on every later page load.
+      me = await request("GET", "/api/v1/me", undefined, { noAuthRedirect: true });
+      if (me.csrf_token) setCSRF(me.csrf_token);
+      password.value = "";
+      if (!location.hash || location.hash === "#/login") location.hash = "";
+      showShell();
+    } catch (err) {
+      let text = describe(err);
+      if (err instanceof APIError && err.status === 401) text = "Wrong user name or password.";
+      if (err instanceof APIError && err.status === 429) text = "Too many attempts; wait a minute and try again.";
+      clear(status, message("error", text));
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  h("h1", {}, "Portcullis"),
+  field("User", user), field("Password", password), submit, status);
+  clear(root, h("main", { class: "login" }, form));
+  user.focus();
+}
+
+function showShell() {
+  const roles = roleSet(me.roles);
+  const pages = PAGES.filter((p) => p.show(roles));
+  const nav = h("nav", { class: "nav" },
+    h("div", { class: "brand" }, "Portcullis"),
+    h("ul", {}, pages.map((p) => h("li", {}, h("a", { href: "#/" + p.id, "data-page": p.id }, p.title)))),
+    h("div", { class: "who" },
+      h("span", { class: "who-name" }, me.name),
+      roles.list.length ? h("span", { class: "who-roles" }, roles.list.join(", ")) : null,
+      h("button", { type: "button", class: "link", onclick: logout }, "Log out")));
+  const main = h("main", { class: "page", id: "page" });
+  clear(root, h("div", { class: "shell" }, nav, main));
+  window.onhashchange = () => route(pages, roles, nav, main);
+  route(pages, roles, nav, main);
+}
+
+function route(pages, roles, nav, main) {
+  if (!me) return;
+  const id = (location.hash.replace(/^#\/?/, "").split(/[/?]/)[0]) || pages[0]?.id;
+  const page = pages.find((p) => p.id === id);
+  teardown();
+  const gen = ++generation;
+  for (const a of nav.querySelectorAll("a[data-page]")) {
+    a.classList.toggle("active", a.dataset.page === id);
+    if (a.dataset.page === id) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  if (!page) {
+    clear(main, message("error", PAGES.some((p) => p.id === id) ? "Your role cannot use this page." : "No such page."));
+    return;
+  }
+  document.title = page.title + " · Portcullis";
+  clear(main, h("h1", {}, page.title));
+  const ctx = {
+    me, roles,
+    // live: false once the user has left the page, so late answers are dropped.
+    live: () => gen === generation,
+    onCleanup: (fn) => { const prev = cleanup; cleanup = () => { fn(); if (prev) prev(); }; },
+  };
+  Promise.resolve(page.render(main, ctx)).catch((err) => {
+    if (ctx.live()) main.appendChild(message("error", describe(err)));
+  });
+}
+
+function teardown() {
+  if (cleanup) {
+    const fn = cleanup;
+    cleanup = null;
+    try { fn(); } catch (err) { console.warn("page cleanup failed", err); }
+  }
+}
+
+async function logout() {
+  try {
+    await request("POST", "/ui/logout", undefined, { noAuthRedirect: true });
+  } catch (err) {
+    // Logged out or not, the page forgets the session; say if the
+    // gateway did not confirm.
+    return showLogin("Logout failed: " + describe(err));
+  }
+  setCSRF("");
+  showLogin("Logged out.");
+}
+
+boot();

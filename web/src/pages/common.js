@@ -1,0 +1,74 @@
+// Pieces every page uses: a section that loads, and a filter form.
+
+import { h, clear, message, formValues } from "../dom.js";
+import { describe } from "../api.js";
+
+/**
+ * load fills section with what fn returns (a node), showing a loading line
+ * meanwhile and the error, as a message, if it fails. A 403 is a message
+ * too: a page must never break because a role may not read one part.
+ */
+export async function load(section, ctx, fn) {
+  clear(section, message("info", "Loading…"));
+  try {
+    const node = await fn();
+    if (ctx.live()) clear(section, node);
+  } catch (err) {
+    if (ctx.live()) clear(section, message("error", describe(err)));
+  }
+}
+
+/**
+ * filterForm is a row of inputs with a submit button; onSubmit gets the
+ * non-empty values. It submits once at creation when initial is true.
+ */
+export function filterForm(name, fields, onSubmit, button = "Show") {
+  const form = h("form", { class: "filters", "data-form": name, onsubmit: (ev) => {
+    ev.preventDefault();
+    onSubmit(withTimes(formValues(form)));
+  } }, fields, h("button", { type: "submit" }, button));
+  return form;
+}
+
+/**
+ * withTimes turns since and until given as a duration back from now
+ * ("24h", "1h30m", "7d"), as the CLI takes them, into the RFC 3339 times
+ * the API takes; anything else is passed on for the API to judge.
+ */
+export function withTimes(v) {
+  const out = { ...v };
+  for (const k of ["since", "until"]) {
+    const ms = out[k] && duration(out[k]);
+    if (ms) out[k] = new Date(Date.now() - ms).toISOString();
+  }
+  return out;
+}
+
+const units = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+
+function duration(s) {
+  if (!/^(\d+(\.\d+)?[smhd])+$/.test(s)) return 0;
+  let ms = 0;
+  for (const [, n, , u] of s.matchAll(/(\d+(\.\d+)?)([smhd])/g)) ms += Number(n) * units[u];
+  return ms;
+}
+
+/** action runs fn on click, showing its failure in out; the button is disabled meanwhile. */
+export function actionButton(label, out, fn, attrs = {}) {
+  const b = h("button", { type: "button", ...attrs, onclick: async () => {
+    b.disabled = true;
+    try {
+      await fn();
+    } catch (err) {
+      clear(out, message("error", describe(err)));
+    } finally {
+      b.disabled = false;
+    }
+  } }, label);
+  return b;
+}
+
+/** pre shows a value as indented JSON. */
+export function pre(v) {
+  return h("pre", { class: "code" }, typeof v === "string" ? v : JSON.stringify(v, null, 2));
+}

@@ -1,0 +1,111 @@
+// Recordings: search what was on screen, list with filters, play in the
+// browser from a search hit at 1x, 2x or 4x, download, delete.
+
+import { h, clear, table, time, message, field, input, select } from "../dom.js";
+import { get, request, enc, describe } from "../api.js";
+import { load, filterForm, actionButton } from "./common.js";
+import { playRecording, Slot } from "../player.js";
+
+const SPEEDS = [["1", "1x"], ["2", "2x"], ["4", "4x"]];
+
+export async function recordingsPage(main, ctx) {
+  const out = h("div", { class: "status" });
+  const hits = h("section", { "data-section": "search-results" });
+  const listSec = h("section", { "data-section": "recordings" });
+  const panel = h("section", { class: "box hidden", "data-section": "player" });
+  const slot = new Slot();
+  let current = null; // {id, speed}
+  const stop = () => slot.clear();
+  ctx.onCleanup(stop);
+
+  const play = (id, startAt) => {
+    stop();
+    current = { id, speed: current ? current.speed : 1 };
+    panel.classList.remove("hidden");
+    const screen = h("div", { class: "player", "data-role": "player" });
+    const failed = (err) => clear(screen, message("error", "Cannot play: " + describe(err)));
+    const speed = select("speed", SPEEDS, String(current.speed));
+    speed.setAttribute("aria-label", "Speed");
+    // A new speed restarts the player where it was: the player takes its
+    // speed only when created.
+    speed.addEventListener("change", async () => {
+      const at = slot.player ? await slot.player.getCurrentTime() : startAt;
+      current.speed = Number(speed.value);
+      stop();
+      screen.replaceChildren();
+      slot.set(playRecording(screen, id, { startAt: at, speed: current.speed }), failed);
+    });
+    const download = h("a", { href: `/api/v1/recordings/${enc(id)}/cast?purpose=download`, download: id + ".cast", class: "button secondary" }, "Download");
+    clear(panel,
+      h("div", { class: "row" }, h("h2", {}, "Recording " + id),
+        field("Speed", speed), download,
+        h("button", { type: "button", class: "secondary", onclick: () => { stop(); panel.classList.add("hidden"); } }, "Close")),
+      startAt > 0 ? h("p", { class: "hint" }, `Starting at ${startAt.toFixed(1)} s, where the search matched.`) : null,
+      screen);
+    slot.set(playRecording(screen, id, { startAt, speed: current.speed }), failed);
+    panel.scrollIntoView({ block: "nearest" });
+  };
+
+  const remove = async (r) => {
+    if (!confirm(`Delete recording ${r.id} of ${r.user} on ${r.target}? This cannot be undone.`)) return;
+    await request("DELETE", `/api/v1/recordings/${enc(r.id)}`);
+    if (current && current.id === r.id) { stop(); panel.classList.add("hidden"); }
+    clear(out, message("ok", "Recording " + r.id + " deleted."));
+    await showList(lastFilter);
+  };
+
+  const search = (v) => {
+    if (!v.q) return clear(hits);
+    return load(hits, ctx, async () => table([
+      { label: "Recording", get: (x) => h("code", {}, x.id) },
+      { label: "User", get: (x) => x.user },
+      { label: "Target", get: (x) => x.target },
+      { label: "At", get: (x) => x.offset.toFixed(1) + " s" },
+      { label: "Match", get: (x) => h("span", { class: "snippet" }, x.snippet) },
+      { label: "", get: (x) => h("button", { type: "button", onclick: () => play(x.id, x.offset) }, "Play") },
+    ], await get("/api/v1/recordings/search", { q: v.q }), "No recording matches."));
+  };
+
+  let lastFilter = {};
+  const showList = (v) => {
+    lastFilter = v;
+    return load(listSec, ctx, async () => table([
+      { label: "ID", get: (r) => h("code", {}, r.id) },
+      { label: "State", get: (r) => r.state },
+      { label: "User", get: (r) => r.user },
+      { label: "Target", get: (r) => r.target },
+      { label: "Account", get: (r) => r.account },
+      { label: "Action", get: (r) => r.action + (r.command ? ": " + r.command : "") },
+      { label: "Started", get: (r) => time(r.started_at) },
+      { label: "Ended", get: (r) => time(r.ended_at) },
+      { label: "Size", get: (r) => (r.state === "active" ? "" : size(r.size)) },
+      { label: "", get: (r) => h("div", { class: "row" },
+        h("button", { type: "button", onclick: () => play(r.id, 0) }, "Play"),
+        h("a", { href: `/api/v1/recordings/${enc(r.id)}/cast?purpose=download`, download: r.id + ".cast", class: "button secondary" }, "Download"),
+        ctx.roles.admin ? actionButton("Delete", out, () => remove(r), { class: "danger" }) : null) },
+    ], await get("/api/v1/recordings", v), "No recordings."));
+  };
+
+  // Searching everyone's screens is an auditor's right (admins have it).
+  if (ctx.roles.auditor) {
+    main.append(h("h2", {}, "Search"),
+      filterForm("search", [field("Text on screen", input("q", { type: "search", placeholder: "e.g. rm -rf", required: true }))], search, "Search"),
+      hits);
+  }
+  main.append(panel, out,
+    h("h2", {}, "All recordings"),
+    filterForm("recordings", [
+      field("User", input("user")), field("Target", input("target")),
+      field("State", select("state", [["", "any"], "active", "ended", "interrupted"], "")),
+      field("Since", input("since", { placeholder: "24h or RFC 3339" })),
+      field("Limit", input("limit", { value: "100", inputmode: "numeric" })),
+    ], showList),
+    listSec);
+  await showList({ limit: "100" });
+}
+
+function size(n) {
+  if (n < 1024) return n + " B";
+  if (n < 1 << 20) return (n / 1024).toFixed(1) + " KiB";
+  return (n / (1 << 20)).toFixed(1) + " MiB";
+}
