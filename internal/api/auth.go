@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -169,9 +170,10 @@ func HTTPS(h http.Handler, auths ...Authenticator) http.Handler {
 
 // KeyAuthenticator checks X-API-KEY headers against the stored keys.
 type KeyAuthenticator struct {
-	store store.Store
-	audit *audit.Log
-	now   func() time.Time
+	store   store.Store
+	audit   *audit.Log
+	metrics *metrics.Metrics
+	now     func() time.Time
 }
 
 // NewKeyAuthenticator returns the API key authenticator. Every refusal is
@@ -179,6 +181,12 @@ type KeyAuthenticator struct {
 // never the secret).
 func NewKeyAuthenticator(st store.Store, auditLog *audit.Log) *KeyAuthenticator {
 	return &KeyAuthenticator{store: st, audit: auditLog, now: time.Now}
+}
+
+// WithMetrics counts refused keys in m.
+func (k *KeyAuthenticator) WithMetrics(m *metrics.Metrics) *KeyAuthenticator {
+	k.metrics = m
+	return k
 }
 
 // Authenticate implements Authenticator.
@@ -227,6 +235,7 @@ func (k *KeyAuthenticator) Authenticate(r *http.Request) (Principal, bool, error
 
 // refuse audits a refused key and returns the error to answer.
 func (k *KeyAuthenticator) refuse(r *http.Request, id string, status int, msg string) error {
+	k.metrics.APIKeyAuthFailure()
 	if k.audit != nil {
 		detail := map[string]any{"method": r.Method, "path": r.URL.Path}
 		if id != "" {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -142,7 +143,7 @@ func (a *api) authorize(acc access, next http.HandlerFunc) http.HandlerFunc {
 
 // deny audits a request refused by the access rules.
 func (a *api) deny(r *http.Request, p Principal, msg string) {
-	a.metrics.Denied("api")
+	a.metrics.Denied(metrics.DenyAPI)
 	if a.audit == nil {
 		return
 	}

@@ -65,7 +65,7 @@ func (s *Server) listenHTTPS() error {
 
 	// An API key is asked first: a script that sends one must never be
 	// taken for the browser session that happens to share its cookie jar.
-	keys := api.NewKeyAuthenticator(s.store, s.audit)
+	keys := api.NewKeyAuthenticator(s.store, s.audit).WithMetrics(s.metrics)
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", api.HTTPS(s.api, keys, console.Authenticator()))
 	mux.HandleFunc("GET /healthz", s.healthz)
