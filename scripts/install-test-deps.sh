@@ -16,6 +16,7 @@ have ssh-audit || need+=(ssh-audit)
 have asciinema || need+=(asciinema)
 have script    || need+=(bsdutils)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql) # testenv.StartPostgres runs initdb and postgres
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

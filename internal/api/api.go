@@ -26,6 +26,10 @@
 //	GET    /api/v1/recordings/{id}/cast      the asciicast file (query: purpose=play|download)
 //	DELETE /api/v1/recordings/{id}           delete a recording, active or not
 //	GET    /api/v1/commands                  command history, oldest first (query: user, target, session, since, after, limit)
+//	GET    /api/v1/users/{name}/mfa          a user's second factor state (the user or an admin)
+//	POST   /api/v1/users/{name}/mfa          enroll a TOTP second factor, pending until confirmed (MFAEnrollResponse)
+//	POST   /api/v1/users/{name}/mfa/confirm  activate it with a first code (MFAConfirmRequest)
+//	DELETE /api/v1/users/{name}/mfa          reset it (admins)
 //
 // Watching, downloading and deleting a recording are audited (recording.view,
 // recording.download, recording.delete); a view or download the trail
@@ -41,13 +45,16 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/metrics"
+	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -75,6 +82,9 @@ type Config struct {
 	Recordings *recording.Manager
 	// Metrics counts requests; nil counts nothing.
 	Metrics *metrics.Metrics
+	// MFA enrolls and resets second factors; nil answers 503 on the MFA
+	// routes.
+	MFA *mfa.Service
 }
 
 // api is the handler set; its methods are the routes.
@@ -88,7 +98,17 @@ type api struct {
 	sessions   livesession.Controller
 	recordings *recording.Manager
 	metrics    *metrics.Metrics
+	mfa        *mfa.Service
 	now        func() time.Time
+
+	// accessGen grows whenever access may have been taken away (a key
+	// revoked, resources applied or deleted, a password or setting
+	// changed): live views check their watcher again when it moved.
+	accessGen atomic.Int64
+
+	// pwGuesses and pwSlots bound checks of current passwords.
+	pwGuesses *guessLimiter
+	pwSlots   chan struct{}
 }
 
 // access is who may call a route, checked before its handler runs.
@@ -176,6 +196,10 @@ func (a *api) routes() []route {
 		{"GET /api/v1/settings", accessAdmin, a.getSettings},
 		{"PUT /api/v1/settings/{name}", accessAdmin, a.putSetting},
 		{"POST /api/v1/users/{name}/password", accessUser, a.setPassword},
+		{"GET /api/v1/users/{name}/mfa", accessUser, a.getMFA},
+		{"POST /api/v1/users/{name}/mfa", accessUser, a.enrollMFA},
+		{"POST /api/v1/users/{name}/mfa/confirm", accessUser, a.confirmMFA},
+		{"DELETE /api/v1/users/{name}/mfa", accessAdmin, a.resetMFA},
 		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
 	}
 }
@@ -185,9 +209,14 @@ func (a *api) routes() []route {
 // listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, now: time.Now}
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, now: time.Now,
+		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.inv != nil {
+		// Changes made by another gateway arrive as new snapshots.
+		a.inv.Subscribe(func(*inventory.Snapshot) { a.accessGen.Add(1) })
 	}
 	mux := http.NewServeMux()
 	for _, rt := range a.routes() {

@@ -95,6 +95,8 @@ func caller(r *http.Request) Principal {
 	return p
 }
 
+type recheckKey struct{}
+
 type csrfKey struct{}
 
 // WithCSRFToken returns ctx carrying the console session's CSRF token, so
@@ -160,7 +162,19 @@ func HTTPS(h http.Handler, auths ...Authenticator) http.Handler {
 				return
 			}
 			if ok {
-				h.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+				// Long answers (a live view) re-run this authenticator
+				// on a copy of the request, so that a revoked key or an
+				// ended console session cuts them off.
+				rc := r.Clone(context.WithoutCancel(r.Context()))
+				recheck := func() (Principal, error) {
+					p2, ok2, err := a.Authenticate(rc)
+					if err == nil && !ok2 {
+						err = errors.New("the credentials are gone")
+					}
+					return p2, err
+				}
+				ctx := context.WithValue(WithPrincipal(r.Context(), p), recheckKey{}, recheck)
+				h.ServeHTTP(w, r.WithContext(ctx))
 				return
 			}
 		}
@@ -176,9 +190,9 @@ type KeyAuthenticator struct {
 	now     func() time.Time
 }
 
-// NewKeyAuthenticator returns the API key authenticator. Every refusal is
-// written to the audit trail (with the key id when the value parsed,
-// never the secret).
+// NewKeyAuthenticator returns the API key authenticator. Every refusal of
+// an existing key is written to the audit trail (its id, never the
+// secret).
 func NewKeyAuthenticator(st store.Store, auditLog *audit.Log) *KeyAuthenticator {
 	return &KeyAuthenticator{store: st, audit: auditLog, now: time.Now}
 }
@@ -195,15 +209,20 @@ func (k *KeyAuthenticator) Authenticate(r *http.Request) (Principal, bool, error
 	if value == "" {
 		return Principal{}, false, nil
 	}
+	// Garbage and unknown ids are counted, not audited: anyone can send
+	// them, and an event each would let anyone flood the trail. Every
+	// refusal of a key that exists is audited.
 	id, secret, err := apikey.Parse(strings.TrimSpace(value))
 	if err != nil {
-		return Principal{}, false, k.refuse(r, "", http.StatusUnauthorized, err.Error())
+		k.metrics.APIKeyAuthFailure()
+		return Principal{}, false, &AuthError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: err.Error()}
 	}
 	key, err := k.store.GetAPIKey(r.Context(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// The same answer as a wrong secret: an id alone proves nothing.
-		return Principal{}, false, k.refuse(r, id, http.StatusUnauthorized, "invalid API key")
+		k.metrics.APIKeyAuthFailure()
+		return Principal{}, false, &AuthError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid API key"}
 	case err != nil:
 		// Fail closed, and say it is the gateway's fault.
 		return Principal{}, false, &AuthError{Status: http.StatusServiceUnavailable, Code: "unavailable",

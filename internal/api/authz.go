@@ -261,3 +261,33 @@ func (a *api) ownsSession(p Principal, id string) bool {
 	}
 	return false
 }
+
+// stillAllowed re-authenticates the caller of a long-lived answer (a live
+// view) and checks that it may still read owner's records: a key revoked,
+// a console session ended or a role taken away while it watches ends the
+// stream. The admin socket needs no re-check.
+func (a *api) stillAllowed(r *http.Request, owner string) error {
+	if caller(r).superuser() {
+		return nil
+	}
+	recheck, ok := r.Context().Value(recheckKey{}).(func() (Principal, error))
+	if !ok {
+		return errors.New("the caller cannot be checked again") // fail closed
+	}
+	p, err := recheck()
+	if err != nil {
+		return err
+	}
+	if p.registration() {
+		return errors.New("registration keys may only register targets")
+	}
+	roles, ok := a.inv.Snapshot().UserRoles(p.Name)
+	if !ok {
+		return fmt.Errorf("user %q no longer exists", p.Name)
+	}
+	p.Roles = roles
+	if !mayRead(p, owner) {
+		return fmt.Errorf("%s may no longer read %s's sessions", p.actor(), owner)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -328,13 +329,25 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	key := string(kind) + "/" + name
+	detail := map[string]any{"kind": string(kind), "name": name, "before": before, "request_id": requestID(r.Context())}
+	if kind == resource.KindUser {
+		// A deleted user's credentials go with it: a user later created
+		// with the same name (a new person reusing a login) must not
+		// inherit its API keys, password or console sessions.
+		revoked, err := a.forgetUser(r.Context(), name)
+		detail["revoked_api_keys"] = revoked
+		if err != nil {
+			a.log.Error("user deleted but not all its credentials removed", "user", name, "err", err)
+			return fmt.Errorf("delete user %s: remove its credentials: %w", name, err)
+		}
+	}
 	werr := a.audit.Write(r.Context(), store.AuditEvent{
 		Type:    audit.ResourceDelete,
 		Outcome: audit.Success,
 		User:    caller(r).actor(),
 		Source:  source(r),
 		Message: "deleted " + key,
-		Detail:  map[string]any{"kind": string(kind), "name": name, "before": before, "request_id": requestID(r.Context())},
+		Detail:  detail,
 	})
 	if werr != nil {
 		// As for apply: the deletion is done; the audit failure is logged
@@ -456,4 +469,27 @@ func orEmpty(list []string) []string {
 		return []string{}
 	}
 	return list
+}
+
+// forgetUser revokes every API key a deleted user owns and removes its
+// password and console sessions; it returns the revoked key ids.
+func (a *api) forgetUser(ctx context.Context, name string) ([]string, error) {
+	keys, err := a.store.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	revoked := []string{}
+	now := a.now()
+	for _, k := range keys {
+		if k.Owner == name && k.RevokedAt.IsZero() {
+			if err := a.store.RevokeAPIKey(ctx, k.ID, now); err != nil {
+				return revoked, err
+			}
+			revoked = append(revoked, k.ID)
+		}
+	}
+	if err := a.store.DeletePassword(ctx, name); err != nil {
+		return revoked, err
+	}
+	return revoked, a.store.DeleteUserWebSessions(ctx, name)
 }

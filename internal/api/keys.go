@@ -1,16 +1,21 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -96,10 +101,14 @@ func keyInfo(k store.APIKey, now time.Time) APIKeyInfo {
 
 // createAPIKey makes a key. Nobody gets a key with more rights than they
 // hold: non-admins make access keys for themselves only; registration keys
-// are for admins; a caller using a key with source networks or an expiry
-// cannot make one without them.
+// are for admins; and a key cannot make keys: a stolen key that could mint
+// another would outlive its own revocation, expiry and source networks.
 func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	p := caller(r)
+	if p.Via == ViaAPIKey {
+		return clientError(http.StatusForbidden,
+			"API keys cannot create API keys: create them in the web console or with portcullis apikey create on the gateway")
+	}
 	var req CreateAPIKeyRequest
 	if err := decodeJSONRequest(w, r, 16<<10, &req); err != nil {
 		return err
@@ -173,9 +182,6 @@ func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		}
 		k.SourceCIDRs = append(k.SourceCIDRs, pfx.Masked().String())
 	}
-	if err := a.narrowToCaller(r, p, &k); err != nil {
-		return err
-	}
 	id, value, err := apikey.New()
 	if err != nil {
 		return fmt.Errorf("create API key: %w", err)
@@ -195,45 +201,6 @@ func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("create API key: audit: %w", err)
 	}
 	writeJSON(w, http.StatusCreated, CreatedAPIKey{APIKeyInfo: info, Key: value})
-	return nil
-}
-
-// narrowToCaller keeps a key made with a key inside that key's limits:
-// its source networks and its expiry.
-func (a *api) narrowToCaller(r *http.Request, p Principal, k *store.APIKey) error {
-	if p.Via != ViaAPIKey {
-		return nil
-	}
-	parent, err := a.store.GetAPIKey(r.Context(), p.KeyID)
-	if err != nil {
-		return fmt.Errorf("create API key: read the caller's key: %w", err)
-	}
-	if !parent.ExpiresAt.IsZero() && (k.ExpiresAt.IsZero() || k.ExpiresAt.After(parent.ExpiresAt)) {
-		return clientError(http.StatusForbidden, "the key in use expires at %s: a key made with it must expire no later",
-			parent.ExpiresAt.Format(time.RFC3339))
-	}
-	if len(parent.SourceCIDRs) == 0 {
-		return nil
-	}
-	if len(k.SourceCIDRs) == 0 {
-		return clientError(http.StatusForbidden, "the key in use is limited to %s: a key made with it needs source_cidrs within them",
-			strings.Join(parent.SourceCIDRs, ", "))
-	}
-	for _, c := range k.SourceCIDRs {
-		child := netip.MustParsePrefix(c)
-		inside := false
-		for _, pc := range parent.SourceCIDRs {
-			pp, err := netip.ParsePrefix(pc)
-			if err == nil && pp.Bits() <= child.Bits() && pp.Contains(child.Addr()) {
-				inside = true
-				break
-			}
-		}
-		if !inside {
-			return clientError(http.StatusForbidden, "source_cidrs %s is not within the key in use's %s", c,
-				strings.Join(parent.SourceCIDRs, ", "))
-		}
-	}
 	return nil
 }
 
@@ -273,6 +240,7 @@ func (a *api) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.RevokeAPIKey(r.Context(), id, now); err != nil {
 		return fmt.Errorf("revoke API key: %w", err)
 	}
+	a.accessGen.Add(1)
 	if k.RevokedAt.IsZero() {
 		k.RevokedAt = now
 	}
@@ -322,6 +290,7 @@ func (a *api) putSetting(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.SetSetting(r.Context(), name, strconv.FormatBool(b)); err != nil {
 		return fmt.Errorf("set %s: %w", name, err)
 	}
+	a.accessGen.Add(1)
 	_ = a.audit.Write(r.Context(), store.AuditEvent{Type: audit.SettingChange, Outcome: audit.Success,
 		User: caller(r).actor(), Source: source(r), Message: fmt.Sprintf("%s set to %v", name, b),
 		Detail: map[string]any{"setting": name, "before": before, "after": b}})
@@ -355,14 +324,13 @@ func (a *api) setPassword(w http.ResponseWriter, r *http.Request) error {
 	if n := len([]rune(req.Password)); n < MinPasswordLen || len(req.Password) > password.MaxLen {
 		return clientError(http.StatusBadRequest, "field password: want %d to %d characters", MinPasswordLen, password.MaxLen)
 	}
-	if !p.admin() {
-		old, err := a.store.PasswordHash(r.Context(), name)
-		ok := false
-		if err == nil {
-			ok, _ = password.Verify(old, req.CurrentPassword)
-		}
-		if !ok {
-			return clientError(http.StatusForbidden, "field current_password: does not match")
+	// Users changing their own password prove they know it, admins
+	// included: a stolen console session or API key must not turn into
+	// a password, which outlives both. Admins set other users' passwords
+	// (and the socket anyone's) without.
+	if !p.superuser() && p.Name == name {
+		if err := a.checkCurrentPassword(r.Context(), name, req.CurrentPassword); err != nil {
+			return err
 		}
 	}
 	hash, err := password.Hash(req.Password)
@@ -372,6 +340,7 @@ func (a *api) setPassword(w http.ResponseWriter, r *http.Request) error {
 	if err := a.store.SetPassword(r.Context(), name, hash, a.now()); err != nil {
 		return fmt.Errorf("set password: %w", err)
 	}
+	a.accessGen.Add(1)
 	// Everyone signed in with the old password is signed out.
 	if err := a.store.DeleteUserWebSessions(r.Context(), name); err != nil {
 		a.log.Warn("password changed but console sessions not ended", "user", name, "err", err)
@@ -409,19 +378,15 @@ func (a *api) registerTarget(w http.ResponseWriter, r *http.Request) error {
 		return clientError(http.StatusBadRequest, "%v", err)
 	}
 	status := http.StatusCreated
-	old, err := a.inv.Get(r.Context(), resource.KindTarget, t.Name)
+	old, err := a.inv.Create(r.Context(), t)
 	switch {
-	case err == nil:
+	case errors.Is(err, inventory.ErrExists):
 		if !sameTarget(old, t) {
 			return clientError(http.StatusConflict, "target %q is already registered with other settings; an admin changes it with apply", t.Name)
 		}
 		status = http.StatusOK
-	case !errors.Is(err, store.ErrNotFound):
+	case err != nil:
 		return fmt.Errorf("register target: %w", err)
-	default:
-		if _, err := a.inv.Apply(r.Context(), []resource.Object{t}); err != nil {
-			return fmt.Errorf("register target: %w", err)
-		}
 	}
 	_ = a.audit.Write(r.Context(), store.AuditEvent{Type: audit.TargetRegister, Outcome: audit.Success,
 		User: p.actor(), Source: source(r), Target: t.Name,
@@ -454,4 +419,70 @@ func (a *api) openAPI(w http.ResponseWriter, _ *http.Request) error {
 	h.Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(OpenAPI())
 	return nil
+}
+
+// checkCurrentPassword verifies a user's current password, rate limited
+// per user and bounded in concurrency like the console's sign-in: each
+// check costs argon2id's memory and is a guess at the password.
+func (a *api) checkCurrentPassword(ctx context.Context, name, pw string) error {
+	if !a.pwGuesses.allow(name) {
+		return clientError(http.StatusTooManyRequests, "too many wrong current passwords for %s: wait and try again", name)
+	}
+	select {
+	case a.pwSlots <- struct{}{}:
+		defer func() { <-a.pwSlots }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	old, err := a.store.PasswordHash(ctx, name)
+	ok := false
+	if err == nil {
+		ok, _ = password.Verify(old, pw)
+	} else {
+		_, _ = password.Verify(password.Dummy(), pw) // same cost either way
+	}
+	if !ok {
+		return clientError(http.StatusForbidden, "field current_password: does not match")
+	}
+	a.pwGuesses.forgive(name)
+	return nil
+}
+
+// guessLimiter allows a few failures per key, then one every interval.
+// It holds at most maxKeys keys; past that every new key shares one
+// budget, so that a flood of names cannot buy fresh attempts.
+type guessLimiter struct {
+	mu      sync.Mutex
+	byKey   map[string]*rate.Limiter
+	shared  *rate.Limiter
+	every   time.Duration
+	burst   int
+	maxKeys int
+}
+
+func newGuessLimiter(every time.Duration, burst, maxKeys int) *guessLimiter {
+	return &guessLimiter{byKey: map[string]*rate.Limiter{}, shared: rate.NewLimiter(rate.Every(every), burst),
+		every: every, burst: burst, maxKeys: maxKeys}
+}
+
+// allow takes one attempt from key's budget.
+func (g *guessLimiter) allow(key string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	l, ok := g.byKey[key]
+	if !ok {
+		if len(g.byKey) >= g.maxKeys {
+			return g.shared.Allow()
+		}
+		l = rate.NewLimiter(rate.Every(g.every), g.burst)
+		g.byKey[key] = l
+	}
+	return l.Allow()
+}
+
+// forgive forgets key's failures after a success.
+func (g *guessLimiter) forgive(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.byKey, key)
 }

@@ -52,6 +52,19 @@ func (a *api) policyExplain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return clientError(http.StatusBadRequest, "%v", err)
 	}
+	if p := caller(r); !p.admin() {
+		// Whether a target the caller cannot reach exists is not the
+		// caller's to learn (the SSH front and GET /resources say the
+		// same): the answer is one denial for both, without steps.
+		tgt := []resource.Object{&resource.Target{Kind: resource.KindTarget, Name: q.Target}}
+		if len(a.reachable(r, p, tgt)) == 0 {
+			writeJSON(w, http.StatusOK, ExplainResponse{
+				Reason:      fmt.Sprintf("access denied: %s may not reach target %s", p.Name, q.Target),
+				TargetUsers: []string{}, Steps: []policy.Step{},
+			})
+			return nil
+		}
+	}
 	writeJSON(w, http.StatusOK, explain(snap.Engine, q))
 	return nil
 }

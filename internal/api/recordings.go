@@ -39,6 +39,10 @@ type Recording struct {
 	// checked against it.
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
+	// Gateway is the id of the gateway that records it (its recordings
+	// directory holds the file); empty for recordings made before
+	// gateways had ids.
+	Gateway string `json:"gateway"`
 }
 
 // recordingFromStore converts stored metadata to its wire form.
@@ -46,6 +50,7 @@ func recordingFromStore(r store.Recording) Recording {
 	out := Recording{
 		ID: r.ID, State: r.State, User: r.User, Target: r.Target, Account: r.Account, Source: r.Source,
 		Action: r.Action, Command: r.Command, StartedAt: r.StartedAt.UTC(), Size: r.Size, SHA256: r.SHA256,
+		Gateway: r.Gateway,
 	}
 	if !r.EndedAt.IsZero() {
 		t := r.EndedAt.UTC()

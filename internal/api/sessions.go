@@ -2,12 +2,15 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -138,9 +141,25 @@ func (a *api) watchSession(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("audit watch of session %s: %w", id, err)
 	}
 	sw := newStreamWriter(w, asciicastType, true)
-	if err := a.recordings.Follow(r.Context(), id, fromStart, sw); err != nil {
+	fctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	go a.recheckWatcher(fctx, cancel, r, rec.User)
+	guard := &guardedWriter{w: sw, gen: &a.accessGen, seen: a.accessGen.Load(), check: func() error {
+		if err := a.stillAllowed(r, rec.User); err != nil {
+			cancel(errAccessLost{err})
+			return errAccessLost{err}
+		}
+		return nil
+	}}
+	if err := a.recordings.Follow(fctx, id, fromStart, guard); err != nil {
 		if r.Context().Err() != nil {
 			return nil // the watcher left; nothing to answer
+		}
+		var lost errAccessLost
+		if errors.As(context.Cause(fctx), &lost) {
+			a.log.Info("watcher lost access; stream cut off", "recording", id, "principal", caller(r).actor(),
+				"why", lost.err, "request_id", requestID(r.Context()))
+			panic(http.ErrAbortHandler)
 		}
 		if errors.Is(err, recording.ErrDeleted) {
 			// Deleted while watched: the watcher is cut off, which is
@@ -160,4 +179,53 @@ func (a *api) watchSession(w http.ResponseWriter, r *http.Request) error {
 		sw.start()
 	}
 	return nil
+}
+
+// recheckEvery is how often a live view checks that its watcher may still
+// watch.
+const recheckEvery = 2 * time.Second
+
+// errAccessLost ends a live view whose watcher lost the right to it.
+type errAccessLost struct{ err error }
+
+func (e errAccessLost) Error() string { return "access lost: " + e.err.Error() }
+
+// recheckWatcher checks the watcher's access every recheckEvery until ctx
+// ends, and cancels ctx with errAccessLost when it is gone.
+func (a *api) recheckWatcher(ctx context.Context, cancel context.CancelCauseFunc, r *http.Request, owner string) {
+	t := time.NewTicker(recheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := a.stillAllowed(r, owner); err != nil {
+				cancel(errAccessLost{err})
+				return
+			}
+		}
+	}
+}
+
+// guardedWriter checks the watcher's access again before writing when
+// something that may take access away (a key revoked, resources changed)
+// happened since the last check, so that the output written right after
+// a revocation is not sent; recheckWatcher covers the rest (a console
+// sign-out, a change on another gateway) within recheckEvery.
+type guardedWriter struct {
+	w     io.Writer
+	gen   *atomic.Int64
+	seen  int64
+	check func() error
+}
+
+func (g *guardedWriter) Write(p []byte) (int, error) {
+	if now := g.gen.Load(); now != g.seen {
+		if err := g.check(); err != nil {
+			return 0, err
+		}
+		g.seen = now
+	}
+	return g.w.Write(p)
 }

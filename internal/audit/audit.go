@@ -67,7 +67,26 @@ const (
 	ConsoleLoginFail = "console.login_failure"
 	ConsoleLockout   = "console.lockout"
 	ConsoleLogout    = "console.logout"
+
+	// Multi-factor authentication (TOTP), on the SSH front and the
+	// console alike; Detail "via" says which.
+	MFASuccess      = "mfa.success"
+	MFAFailure      = "mfa.failure" // a wrong, replayed or refused code
+	MFALockout      = "mfa.lockout" // a user or source ran out of attempts
+	MFAEnroll       = "mfa.enroll"  // enrolled, confirmed or reset
+	MFARecoveryUsed = "mfa.recovery_used"
 )
+
+// spoolResult is what Write returns for a spooled event: nil when it is
+// safe on disk (it will reach the store), else the error, as for a store
+// failure, so that callers that fail closed still can.
+func (l *Log) spoolResult(ev store.AuditEvent, err error) error {
+	if err != nil {
+		l.log.Error("audit event neither stored nor spooled", "type", ev.Type, "err", err)
+		return fmt.Errorf("store audit event %s: %w", ev.Type, err)
+	}
+	return nil
+}
 
 // Outcomes.
 const (
@@ -83,6 +102,7 @@ type Log struct {
 	log   *slog.Logger
 	now   func() time.Time
 	sink  *Syslog // optional copy to a collector
+	spool *Spool  // optional: where events wait while the store is down
 }
 
 // SetSyslog sends a copy of every stored event to s. Call before use.
@@ -114,11 +134,21 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 		level = slog.LevelWarn
 	}
 	l.log.Log(ctx, level, "audit: "+ev.Message, attrs...)
+	if l.spool != nil {
+		// Events already waiting go first: the trail keeps its order.
+		if spooled, err := l.spool.addIfPending(ev); spooled {
+			return l.spoolResult(ev, err)
+		}
+	}
 	// A cancelled request context must not lose the event that records
 	// why it ended.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	id, err := l.store.AppendAudit(wctx, ev)
+	if err != nil && l.spool != nil {
+		l.log.Warn("audit store refused an event; spooling it", "type", ev.Type, "err", err)
+		return l.spoolResult(ev, l.spool.add(ev))
+	}
 	if err != nil {
 		l.log.Error("audit event not stored", "type", ev.Type, "err", err)
 		return fmt.Errorf("store audit event %s: %w", ev.Type, err)

@@ -292,8 +292,16 @@ func commands() *command {
 			{name: "settings get", usage: settingsUsage, run: runSettingsGet},
 			{name: "settings set", usage: settingsUsage, run: runSettingsSet},
 		}},
+		{name: "backup", usage: backupUsage, run: runBackup},
+		{name: "restore", usage: backupUsage, run: runRestore},
 		{name: "user", usage: userUsage, subs: []*command{
 			{name: "user passwd", usage: userUsage, run: runUserPasswd},
+		}},
+		{name: "mfa", usage: mfaUsage, subs: []*command{
+			{name: "mfa enroll", usage: mfaUsage, run: runMFAEnroll},
+			{name: "mfa confirm", usage: mfaUsage, run: runMFAConfirm},
+			{name: "mfa status", usage: mfaUsage, run: runMFAStatus},
+			{name: "mfa reset", usage: mfaUsage, run: runMFAReset},
 		}},
 	}
 	return root
@@ -382,6 +390,14 @@ API keys, settings and passwords:
   settings get [NAME]         show gateway-wide settings (--json)
   settings set NAME VALUE     change one (settings set global_registration_keys false)
   user passwd NAME            set a user's web console password (--password-stdin)
+  mfa enroll USER             give USER a TOTP second factor: URI, QR code, recovery codes
+  mfa confirm USER CODE       activate a pending second factor with a first code
+  mfa status USER             whether USER has a second factor (--json)
+  mfa reset USER              remove USER's second factor (a lost phone)
+
+Backup:
+  backup --out FILE           copy the database (SQLite or PostgreSQL) while the gateway runs
+  restore --in FILE           put a copy back (gateway stopped); --store for PostgreSQL
 
   help [COMMAND]              show help for a command
 

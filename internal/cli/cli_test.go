@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/cli"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -65,7 +66,12 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: audit.New(st, log), Log: log}))
+	auditLog := audit.New(st, log)
+	mfaSvc, err := mfa.New(mfa.Config{Store: st, Vault: v, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)

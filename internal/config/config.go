@@ -12,9 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,10 +48,15 @@ type Config struct {
 	// ConsoleMaxAge ends it this long after sign-in whatever its use.
 	ConsoleIdleTimeout Duration `yaml:"console_idle_timeout"`
 	ConsoleMaxAge      Duration `yaml:"console_max_age"`
+	// GatewayID names this gateway among those sharing a store: its
+	// recordings carry it, so that a restart closes only its own. Empty:
+	// a random id generated on first start and kept in DATA/gateway.id.
+	GatewayID string `yaml:"gateway_id"`
 	// AdminSocket is the unix socket of the admin API (mode 0600).
 	AdminSocket string `yaml:"admin_socket"`
 	// Store is the database: "sqlite:PATH" (the default is
-	// sqlite:DATA/portcullis.db).
+	// sqlite:DATA/portcullis.db), or a PostgreSQL URL
+	// (postgres://USER:PASSWORD@HOST:PORT/DB) that several gateways share.
 	Store string `yaml:"store"`
 	// MasterKeyFile holds the 32-byte master key as 64 hex characters.
 	MasterKeyFile string `yaml:"master_key_file"`
@@ -81,7 +89,22 @@ type Config struct {
 	// ReloadInterval is how often the store is polled for changes made by
 	// another gateway or process.
 	ReloadInterval Duration `yaml:"reload_interval"`
+	// SSHProxyProtocol and APIProxyProtocol make the SSH and HTTPS
+	// listeners take the client's address from a PROXY protocol (v1 or v2)
+	// header sent by a load balancer in ProxyProtocolFrom. Off by default:
+	// with no balancer in front, a header is never believed.
+	SSHProxyProtocol bool `yaml:"ssh_proxy_protocol"`
+	APIProxyProtocol bool `yaml:"api_proxy_protocol"`
+	// ProxyProtocolFrom lists the load balancers (CIDRs, or single
+	// addresses) that may send a PROXY header; required when either
+	// listener has it on. A connection from one of them must open with a
+	// header; any other connection is served as is, its header unread.
+	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
 }
+
+// gatewayIDPattern is what a gateway id may be: it is shown in listings
+// and logs, so no spaces or control characters.
+var gatewayIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
 // Duration is a time.Duration written as "30s" in YAML and flags.
 type Duration time.Duration
@@ -145,10 +168,15 @@ func Parse(args []string, usage io.Writer) (Config, error) {
 	var set [][2]string
 	var scratch Config
 	for _, d := range flagDefs {
-		fs.Func(d.name, d.help, func(s string) error {
+		bind := func(s string) error {
 			set = append(set, [2]string{d.name, s})
 			return bindOne(&scratch, d.name, s)
-		})
+		}
+		if boolFlags[d.name] {
+			fs.BoolFunc(d.name, d.help, bind)
+		} else {
+			fs.Func(d.name, d.help, bind)
+		}
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(usage, "Usage: portcullis serve [flags]\n\nRuns the gateway. With no flags it uses ./data (or $%s) and listens for SSH on :2222.\n\nFlags:\n", EnvDataDir)
@@ -203,8 +231,9 @@ var flagDefs = []struct{ name, key, help string }{
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
 	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},
 	{"console-max-age", "console_max_age", "end web console sessions this long after sign-in"},
+	{"gateway-id", "gateway_id", "this gateway's `name` among those sharing a store (default: generated in DATA/gateway.id)"},
 	{"admin-socket", "admin_socket", "admin API unix socket `path` (default DATA/admin.sock)"},
-	{"store", "store", "database: sqlite:PATH (default sqlite:DATA/portcullis.db)"},
+	{"store", "store", "database: sqlite:PATH (default sqlite:DATA/portcullis.db) or postgres://USER:PASSWORD@HOST:PORT/DB (shared by several gateways)"},
 	{"master-key-file", "master_key_file", "master key `file` (default DATA/master.key)"},
 	{"host-key-file", "host_key_file", "SSH host key `file` (default DATA/ssh_host_ed25519_key)"},
 	{"ca-key-file", "ca_key_file", "user CA key `file`, sealed (default DATA/user_ca.sealed)"},
@@ -218,7 +247,14 @@ var flagDefs = []struct{ name, key, help string }{
 	{"recordings-retention", "recordings_retention", "delete recordings older than this `duration` (e.g. 2160h; 0 keeps them)"},
 	{"audit-syslog", "audit_syslog", "copy audit events to syslog: udp://HOST:PORT or tcp://HOST:PORT"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
+	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
+	{"api-proxy-protocol", "api_proxy_protocol", "take HTTPS client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
+	{"proxy-protocol-from", "proxy_protocol_from", "load balancer `CIDRs`, comma-separated, allowed (and required) to send a PROXY protocol header"},
 }
+
+// boolFlags are the flags that take no value (--ssh-proxy-protocol), as
+// well as an explicit one (--ssh-proxy-protocol=false).
+var boolFlags = map[string]bool{"ssh-proxy-protocol": true, "api-proxy-protocol": true}
 
 // bindOne sets one configuration key from its flag name.
 func bindOne(cfg *Config, name, value string) error {
@@ -226,6 +262,23 @@ func bindOne(cfg *Config, name, value string) error {
 	dur := func(p *Duration) error {
 		if err := p.Set(value); err != nil {
 			return fmt.Errorf("flag --%s: %w", name, err)
+		}
+		return nil
+	}
+	boolean := func(p *bool) error {
+		v, err := strconv.ParseBool(value)
+		if err != nil {
+			return fmt.Errorf("flag --%s: %q is not true or false", name, value)
+		}
+		*p = v
+		return nil
+	}
+	list := func(p *[]string) error {
+		*p = nil
+		for _, v := range strings.Split(value, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				*p = append(*p, v)
+			}
 		}
 		return nil
 	}
@@ -244,6 +297,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return dur(&cfg.ConsoleIdleTimeout)
 	case "console-max-age":
 		return dur(&cfg.ConsoleMaxAge)
+	case "gateway-id":
+		return set(&cfg.GatewayID)
 	case "admin-socket":
 		return set(&cfg.AdminSocket)
 	case "store":
@@ -274,6 +329,12 @@ func bindOne(cfg *Config, name, value string) error {
 		return dur(&cfg.RecordingsRetention)
 	case "audit-syslog":
 		return set(&cfg.AuditSyslog)
+	case "ssh-proxy-protocol":
+		return boolean(&cfg.SSHProxyProtocol)
+	case "api-proxy-protocol":
+		return boolean(&cfg.APIProxyProtocol)
+	case "proxy-protocol-from":
+		return list(&cfg.ProxyProtocolFrom)
 	}
 	return fmt.Errorf("unknown flag --%s", name)
 }
@@ -310,6 +371,9 @@ func (c *Config) Resolve() error {
 			return fmt.Errorf("api_addr: %q is not host:port: %v", c.APIAddr, err)
 		}
 	}
+	if c.GatewayID != "" && !gatewayIDPattern.MatchString(c.GatewayID) {
+		return fmt.Errorf("gateway_id: %q is not 1 to 63 letters, digits, '.', '_' or '-'", c.GatewayID)
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return errors.New("tls_cert_file and tls_key_file: give both, or neither for a generated self-signed certificate")
 	}
@@ -329,6 +393,12 @@ func (c *Config) Resolve() error {
 			return fmt.Errorf("diag_addr: %q must be a loopback host:port (profiles need no credentials)", c.DiagAddr)
 		}
 	}
+	if _, err := c.parseProxyProtocolFrom(); err != nil {
+		return err
+	}
+	if (c.SSHProxyProtocol || c.APIProxyProtocol) && len(c.ProxyProtocolFrom) == 0 {
+		return errors.New("proxy_protocol_from: required with ssh_proxy_protocol or api_proxy_protocol: list the load balancers' addresses (CIDRs), so that no one else can claim a client address")
+	}
 	if _, err := c.Level(); err != nil {
 		return err
 	}
@@ -347,18 +417,64 @@ func (c *Config) Resolve() error {
 	return nil
 }
 
-// SQLitePath returns the database file of a "sqlite:PATH" store.
+// TrustedProxies returns ProxyProtocolFrom as prefixes, a single address
+// as a prefix of its own. Resolve has checked them; on a Config it has not,
+// parsing stops at the first bad entry: fewer balancers trusted, never more.
+func (c *Config) TrustedProxies() []netip.Prefix {
+	p, _ := c.parseProxyProtocolFrom()
+	return p
+}
+
+func (c *Config) parseProxyProtocolFrom() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.ProxyProtocolFrom {
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil || a.Zone() != "" {
+				return out, fmt.Errorf("proxy_protocol_from: %q is not an IP address or CIDR", s)
+			}
+			// Peers are matched unmapped (an IPv4 balancer on a
+			// dual-stack socket), so an IPv4-mapped entry is too.
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return out, fmt.Errorf("proxy_protocol_from: %q is not a CIDR like 10.0.0.0/24: %v", s, err)
+		}
+		if p.Addr().Is4In6() {
+			return out, fmt.Errorf("proxy_protocol_from: %q is IPv4-mapped; write the IPv4 CIDR", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// StorePostgres reports whether the store is a PostgreSQL URL
+// (postgres:// or postgresql://), which several gateways may share.
+func (c *Config) StorePostgres() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
+}
+
+// SQLitePath returns the database file of a "sqlite:PATH" store, or ""
+// for a PostgreSQL store.
 func (c *Config) SQLitePath() (string, error) {
+	if c.StorePostgres() {
+		if _, err := url.Parse(c.Store); err != nil {
+			// Not quoted: the URL may hold a password.
+			return "", errors.New("store: the PostgreSQL URL does not parse (postgres://USER:PASSWORD@HOST:PORT/DB)")
+		}
+		return "", nil
+	}
 	scheme, rest, ok := strings.Cut(c.Store, ":")
 	switch {
 	case !ok || rest == "":
-		return "", fmt.Errorf("store: %q is not sqlite:PATH", c.Store)
+		return "", fmt.Errorf("store: %q is not sqlite:PATH or a postgres:// URL", c.Store)
 	case scheme == "sqlite":
 		return rest, nil
-	case scheme == "postgres" || scheme == "postgresql":
-		return "", fmt.Errorf("store: PostgreSQL is not supported yet; use sqlite:PATH")
 	}
-	return "", fmt.Errorf("store: unknown scheme %q (want sqlite:PATH)", scheme)
+	return "", fmt.Errorf("store: unknown scheme %q (want sqlite:PATH or postgres://...)", scheme)
 }
 
 // Level returns the slog level for LogLevel.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,10 @@ func TestParse(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "c.yaml")
 	if err := os.WriteFile(file, []byte("data_dir: /tmp/pcdata\nssh_addr: 127.0.0.1:2200\nauth_timeout: 5s\nlog_level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ppFile := filepath.Join(dir, "pp.yaml")
+	if err := os.WriteFile(ppFile, []byte("ssh_proxy_protocol: true\napi_proxy_protocol: true\nproxy_protocol_from: [10.1.0.0/16]\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -46,13 +51,44 @@ func TestParse(t *testing.T) {
 		{name: "bad duration flag", args: []string{"--auth-timeout", "soon"}, wantErr: "auth-timeout"},
 		{name: "bad level", args: []string{"--log-level", "loud"}, wantErr: "log_level"},
 		{name: "bad addr", args: []string{"--ssh-addr", "nope"}, wantErr: "ssh_addr"},
-		{name: "postgres not yet", args: []string{"--store", "postgres://x"}, wantErr: "PostgreSQL is not supported yet"},
+		{name: "postgres", args: []string{"--store", "postgres://u:p@127.0.0.1:5432/db"}},
+		{name: "postgres bad url", args: []string{"--store", "postgres://u:p@[::1/db"}, wantErr: "does not parse"},
+		{name: "gateway id", args: []string{"--gateway-id", "gw-1.site_a"}},
+		{name: "gateway id bad", args: []string{"--gateway-id", "gw 1"}, wantErr: "gateway_id"},
 		{name: "unknown store", args: []string{"--store", "mysql:x"}, wantErr: "unknown scheme"},
 		{name: "negative timeout", args: []string{"--dial-timeout", "-1s"}, wantErr: "dial_timeout"},
 		{name: "long socket path", args: []string{"--data-dir", "/tmp/" + strings.Repeat("d", 120)}, wantErr: "107"},
 		{name: "diag not loopback", args: []string{"--diag-addr", "0.0.0.0:6060"}, wantErr: "diag_addr"},
 		{name: "bad syslog", args: []string{"--audit-syslog", "syslog.example:514"}, wantErr: "audit_syslog"},
 		{name: "bad retention", args: []string{"--recordings-retention", "forever"}, wantErr: "recordings-retention"},
+		{name: "proxy protocol off by default", check: func(t *testing.T, c Config) {
+			if c.SSHProxyProtocol || c.APIProxyProtocol || len(c.TrustedProxies()) != 0 {
+				t.Fatalf("proxy protocol: %+v", c)
+			}
+		}},
+		{name: "proxy protocol flags", args: []string{"--ssh-proxy-protocol", "--api-proxy-protocol=true", "--proxy-protocol-from", "10.0.0.0/24, 192.0.2.7,2001:db8::/32,::ffff:198.51.100.1"},
+			check: func(t *testing.T, c Config) {
+				got := fmt.Sprint(c.TrustedProxies())
+				if !c.SSHProxyProtocol || !c.APIProxyProtocol || got != "[10.0.0.0/24 192.0.2.7/32 2001:db8::/32 198.51.100.1/32]" {
+					t.Fatalf("proxy protocol: %v %v %s", c.SSHProxyProtocol, c.APIProxyProtocol, got)
+				}
+			}},
+		{name: "proxy protocol file, flag turns one off", args: []string{"--config", ppFile, "--api-proxy-protocol=false"}, check: func(t *testing.T, c Config) {
+			if !c.SSHProxyProtocol || c.APIProxyProtocol || fmt.Sprint(c.TrustedProxies()) != "[10.1.0.0/16]" {
+				t.Fatalf("proxy protocol: %+v", c)
+			}
+		}},
+		{name: "CIDR host bits masked", args: []string{"--ssh-proxy-protocol", "--proxy-protocol-from", "10.0.0.9/24"}, check: func(t *testing.T, c Config) {
+			if got := fmt.Sprint(c.TrustedProxies()); got != "[10.0.0.0/24]" {
+				t.Fatalf("prefixes %s", got)
+			}
+		}},
+		{name: "proxy protocol needs balancers", args: []string{"--api-proxy-protocol"}, wantErr: "proxy_protocol_from: required"},
+		{name: "proxy protocol empty list", args: []string{"--ssh-proxy-protocol", "--proxy-protocol-from", " , "}, wantErr: "proxy_protocol_from: required"},
+		{name: "bad balancer CIDR", args: []string{"--ssh-proxy-protocol", "--proxy-protocol-from", "10.0.0.0/33"}, wantErr: `proxy_protocol_from: "10.0.0.0/33"`},
+		{name: "bad balancer address", args: []string{"--proxy-protocol-from", "lb.example"}, wantErr: `proxy_protocol_from: "lb.example"`},
+		{name: "mapped balancer CIDR", args: []string{"--proxy-protocol-from", "::ffff:10.0.0.0/104"}, wantErr: "IPv4-mapped"},
+		{name: "bad bool flag", args: []string{"--ssh-proxy-protocol=maybe"}, wantErr: "ssh-proxy-protocol"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 		{name: "missing file", args: []string{"--config", filepath.Join(dir, "none.yaml")}, wantErr: "read config"},
 	}
@@ -69,7 +105,9 @@ func TestParse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.check(t, c)
+			if tt.check != nil {
+				tt.check(t, c)
+			}
 		})
 	}
 }

@@ -94,21 +94,34 @@ func (inv *Inventory) reloadLocked(ctx context.Context, force bool) error {
 }
 
 // Watch polls the store every interval until ctx ends, installing a new
-// snapshot when another writer changed it. A failed reload keeps the last
-// good snapshot and logs why: the resources it holds were valid when
-// loaded, and denying everyone because the database blinked would turn a
-// hiccup into an outage. Identity and policy still come from that snapshot.
+// snapshot when another writer changed it. When the store can announce
+// changes (store.Notifier: PostgreSQL's LISTEN/NOTIFY), a change made by
+// another gateway is loaded as soon as it is announced, and the poll only
+// covers announcements lost while the connection was down. A failed reload
+// keeps the last good snapshot and logs why: the resources it holds were
+// valid when loaded, and denying everyone because the database blinked
+// would turn a hiccup into an outage. Identity and policy still come from
+// that snapshot.
 func (inv *Inventory) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var changes <-chan struct{}
+	if n, ok := inv.store.(store.Notifier); ok {
+		changes = n.WatchChanges(ctx)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if err := inv.Reload(ctx); err != nil && ctx.Err() == nil {
-				inv.log.Error("reload resources", "err", err)
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil // the notifier stopped: polling goes on
+				continue
 			}
+		case <-t.C:
+		}
+		if err := inv.Reload(ctx); err != nil && ctx.Err() == nil {
+			inv.log.Error("reload resources", "err", err)
 		}
 	}
 }
@@ -138,7 +151,39 @@ type Change struct {
 func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
+	return inv.applyLocked(ctx, objs)
+}
 
+// ErrExists is returned by Create when the resource exists.
+var ErrExists = errors.New("already exists")
+
+// Create stores o only if no resource of its kind and name exists, in the
+// same critical section as the check, so that two creators racing (target
+// registrations) cannot both win, nor overwrite what an apply just wrote.
+// When o exists, Create returns the stored object and an error wrapping
+// ErrExists.
+func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.Object, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	rec, err := inv.store.Get(ctx, string(o.GetKind()), o.GetName())
+	switch {
+	case err == nil:
+		old, derr := decodeRecord(rec)
+		if derr != nil {
+			return nil, derr
+		}
+		return old, fmt.Errorf("%s %q: %w", o.GetKind(), o.GetName(), ErrExists)
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, fmt.Errorf("read %s %q: %w", o.GetKind(), o.GetName(), err)
+	}
+	if _, err := inv.applyLocked(ctx, []resource.Object{o}); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// applyLocked is Apply with inv.mu held.
+func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
 	existing, err := inv.store.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("read current resources: %w", err)

@@ -138,6 +138,7 @@ func (e *Engine) Decide(r Request) Decision {
 		ob.MaxSession = minLimit(ob.MaxSession, c.maxSession)
 		ob.IdleTimeout = minLimit(ob.IdleTimeout, c.idleTimeout)
 		ob.Autologin = ob.Autologin || c.autologin
+		ob.RequireMFA = ob.RequireMFA || c.requireMFA
 	}
 	for _, list := range cands {
 		for _, c := range list {

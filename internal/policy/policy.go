@@ -100,6 +100,11 @@ type Obligations struct {
 	CheckCommands bool
 	// Autologin is set when a granting policy marks script access.
 	Autologin bool
+	// RequireMFA is set when a granting policy has require_mfa: the
+	// subject must have presented a verification code on this connection,
+	// unless Autologin is also set (an autologin policy grants the same
+	// request without one).
+	RequireMFA bool
 	// Record is set when a session-recording policy covers the subject and
 	// target; RecordInput when one of them asks for keystrokes too.
 	Record          bool
@@ -156,6 +161,7 @@ type compiled struct {
 	maxSession  time.Duration
 	idleTimeout time.Duration
 	autologin   bool
+	requireMFA  bool
 	recordInput bool // session-recording policies
 	failOpen    bool // session-recording: on_failure: continue
 }
@@ -210,8 +216,9 @@ func (ix index) add(p *resource.Policy, c *compiled) {
 }
 
 type user struct {
-	loginName string
-	groups    []string
+	loginName   string
+	groups      []string
+	mfaRequired bool // the User says mfa: required
 }
 
 // Engine answers access questions for one consistent set of resources.
@@ -226,6 +233,9 @@ type Engine struct {
 	access    index
 	recording index
 	count     int
+	// anyRequireMFA is set when some target-access policy has
+	// require_mfa, so that SecondFactor skips the policy scan otherwise.
+	anyRequireMFA bool
 }
 
 // Compile builds an engine. It fails only on input that validation should
@@ -241,7 +251,7 @@ func Compile(in Input) (*Engine, error) {
 		count:     len(in.Policies),
 	}
 	for _, u := range in.Users {
-		e.users[u.Name] = &user{loginName: u.LoginName(), groups: slices.Clone(u.Groups)}
+		e.users[u.Name] = &user{loginName: u.LoginName(), groups: slices.Clone(u.Groups), mfaRequired: u.MFA == "required"}
 	}
 	for _, g := range in.Groups {
 		for _, m := range g.Members {
@@ -288,6 +298,9 @@ func Compile(in Input) (*Engine, error) {
 			return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 		}
 		ix.add(p, c)
+		if p.Type == resource.PolicyTargetAccess && p.RequireMFA {
+			e.anyRequireMFA = true
+		}
 	}
 	return e, nil
 }
@@ -295,7 +308,7 @@ func Compile(in Input) (*Engine, error) {
 func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Environment, ops map[string]*resource.Operation) (*compiled, error) {
 	c := &compiled{name: p.Name, targets: map[string]bool{}, targetUsers: p.TargetUsers,
 		maxSession: p.MaxSession.Std(), idleTimeout: p.IdleTimeout.Std(), autologin: p.Autologin, recordInput: p.RecordInput,
-		failOpen: p.OnFailure == resource.OnFailureContinue}
+		failOpen: p.OnFailure == resource.OnFailureContinue, requireMFA: p.RequireMFA}
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}

@@ -95,12 +95,12 @@ func (s *fakeStore) DeleteRecording(_ context.Context, id string) error {
 	return nil
 }
 
-func (s *fakeStore) InterruptActive(_ context.Context, endedAt time.Time) ([]store.Recording, error) {
+func (s *fakeStore) InterruptActive(_ context.Context, gateway string, endedAt time.Time) ([]store.Recording, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []store.Recording
 	for id, r := range s.recs {
-		if r.State == store.RecordingActive {
+		if r.Gateway == gateway && r.State == store.RecordingActive {
 			r.State, r.EndedAt = store.RecordingInterrupted, endedAt
 			s.recs[id] = r
 			out = append(out, r)

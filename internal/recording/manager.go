@@ -75,6 +75,9 @@ type Manager struct {
 	dir string
 	st  store.Store
 	log *slog.Logger
+	// gateway is the id SetGateway set: put on every recording Start
+	// stores, and the only recordings Recover closes.
+	gateway string
 
 	// now, interval and maxPending are the clock, the flush period and
 	// the buffer limit; tests change them.
@@ -91,7 +94,8 @@ type Manager struct {
 }
 
 // NewManager returns a Manager for recordings in dir, creating it (mode
-// 0700) if needed. Call Recover, then Run, before recording.
+// 0700) if needed. Call SetGateway if the store is shared, then Recover,
+// then Run, before recording.
 func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) {
 	if dir == "" {
 		return nil, errors.New("recordings: no directory configured")
@@ -116,6 +120,15 @@ func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) 
 		active: make(map[string]*Recorder),
 	}, nil
 }
+
+// SetGateway sets the id of the gateway this Manager records for. Every
+// recording Start stores carries it (store.Recording.Gateway), and Recover
+// closes only recordings that carry it, so that a gateway restarting on a
+// database other gateways share leaves the recordings they are writing
+// alone. Call it before Recover and Start, and not again: it is not
+// synchronized with them. Without it the id is "", which is also the id of
+// recordings stored before gateways had ids.
+func (m *Manager) SetGateway(id string) { m.gateway = id }
 
 // Dir returns the absolute path of the recordings directory.
 func (m *Manager) Dir() string { return m.dir }
@@ -223,6 +236,7 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 	err = m.st.CreateRecording(ctx, store.Recording{
 		ID: meta.ID, User: meta.User, Target: meta.Target, Account: meta.Account, Source: meta.Source,
 		Action: meta.Action, Command: meta.Command, StartedAt: start.UTC(), State: store.RecordingActive,
+		Gateway: m.gateway,
 	})
 	if err != nil {
 		return fail(err)
@@ -410,8 +424,8 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteOlderThan deletes the ended and interrupted recordings that started
-// before t (retention) and returns their ids. It goes on past a failure and
+// DeleteOlderThan deletes this gateway's ended and interrupted recordings
+// that started before t (retention) and returns their ids. It goes on past a failure and
 // returns all failures joined.
 func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, error) {
 	var ids []string
@@ -425,7 +439,9 @@ func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, e
 			continue
 		}
 		for _, rec := range recs {
-			if !rec.StartedAt.Before(t) {
+			// Each gateway keeps its own recordings' files: another
+			// gateway's would look deleted here, and lose its metadata.
+			if !rec.StartedAt.Before(t) || rec.Gateway != m.gateway {
 				continue
 			}
 			if err := m.Delete(ctx, rec.ID); err != nil {
@@ -439,14 +455,15 @@ func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, e
 }
 
 // Recover closes the recordings a previous run of the gateway left active
-// (it was killed, or the machine stopped): each is marked interrupted, its
-// file is cut after its last complete event (a write the kill tore is
-// dropped), and its size, SHA-256 and end time (the file's last write) are
-// stored. Call it at start, before Run and before any Start. Text the kill
-// kept from the index is not indexed again. It returns the recordings it
-// closed, and goes on past a failure.
+// (it was killed, or the machine stopped): those of the gateway SetGateway
+// named, not those other gateways sharing the store are writing. Each is
+// marked interrupted, its file is cut after its last complete event (a
+// write the kill tore is dropped), and its size, SHA-256 and end time (the
+// file's last write) are stored. Call it at start, before Run and before
+// any Start. Text the kill kept from the index is not indexed again. It
+// returns the recordings it closed, and goes on past a failure.
 func (m *Manager) Recover(ctx context.Context) ([]store.Recording, error) {
-	recs, err := m.st.InterruptActive(ctx, m.now())
+	recs, err := m.st.InterruptActive(ctx, m.gateway, m.now())
 	if err != nil {
 		return nil, fmt.Errorf("recover recordings: %w", err)
 	}

@@ -717,6 +717,53 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// TestRecoverOwnGateway: gateways sharing a store each recover only their
+// own recordings; a restarting gateway leaves those another one is writing
+// active.
+func TestRecoverOwnGateway(t *testing.T) {
+	ctx := context.Background()
+	a, st, _ := newTestManager(t)
+	a.SetGateway("gw-a")
+	b, err := NewManager(filepath.Join(t.TempDir(), "rec-b"), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetGateway("gw-b")
+	if _, err := a.Start(ctx, testMeta("sa")); err != nil {
+		t.Fatal(err)
+	}
+	rb, err := b.Start(ctx, testMeta("sb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.rec(t, "sa").Gateway; got != "gw-a" {
+		t.Errorf("a's recording stored with gateway %q, want gw-a", got)
+	}
+	// Gateway a restarts (its recording was never closed); b goes on.
+	a2, err := NewManager(a.Dir(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2.SetGateway("gw-a")
+	recs, err := a2.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].ID != "sa" || recs[0].State != store.RecordingInterrupted {
+		t.Fatalf("Recover of gw-a returned %+v, want sa only", recs)
+	}
+	if rec := st.rec(t, "sb"); rec.State != store.RecordingActive {
+		t.Errorf("gw-b's recording after gw-a recovered: %+v, want active", rec)
+	}
+	rb.Output([]byte("still recording\r\n"))
+	if _, _, err := rb.Close(ctx); err != nil {
+		t.Errorf("gw-b closes its recording: %v", err)
+	}
+	if rec := st.rec(t, "sb"); rec.State != store.RecordingEnded {
+		t.Errorf("gw-b's recording after Close: %+v, want ended", rec)
+	}
+}
+
 func TestRecover(t *testing.T) {
 	tests := []struct {
 		name string

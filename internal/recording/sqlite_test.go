@@ -33,6 +33,7 @@ func TestSQLiteStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.SetGateway("gw-1")
 	if recs, err := m.Recover(ctx); err != nil || len(recs) != 0 {
 		t.Fatalf("Recover on a new store: %v %v", recs, err)
 	}
@@ -116,11 +117,12 @@ func TestSQLiteStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	m2.SetGateway("gw-1")
 	recs, err := m2.Recover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(recs) != 1 || recs[0].ID != "sess-killed" {
+	if len(recs) != 1 || recs[0].ID != "sess-killed" || recs[0].Gateway != "gw-1" {
 		t.Fatalf("Recover: %+v", recs)
 	}
 	if rec, err := st.GetRecording(ctx, "sess-killed"); err != nil || rec.State != store.RecordingInterrupted || rec.SHA256 == "" {

@@ -149,6 +149,10 @@ type Policy struct {
 	// only from SourceCIDRs.
 	Autologin bool          `yaml:"autologin,omitempty" json:"autologin,omitempty"`
 	Commands  *CommandRules `yaml:"commands,omitempty" json:"commands,omitempty"`
+	// RequireMFA asks the subjects a verification code (TOTP) when they
+	// connect to a covered target, unless an autologin policy lets them
+	// in from where they are (script access has no one to type a code).
+	RequireMFA bool `yaml:"require_mfa,omitempty" json:"require_mfa,omitempty"`
 	// ValidFrom and ValidUntil bound when the policy applies.
 	ValidFrom  *time.Time `yaml:"valid_from,omitempty" json:"valid_from,omitempty"`
 	ValidUntil *time.Time `yaml:"valid_until,omitempty" json:"valid_until,omitempty"`
@@ -183,7 +187,7 @@ func (p *Policy) GetName() string { return p.Name }
 // policyFields lists, per type, the optional fields it uses; every other
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
-	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "valid_from", "valid_until", "max_session", "idle_timeout"},
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
@@ -204,6 +208,7 @@ func (p *Policy) setFields() []string {
 	add("source_cidrs", len(p.SourceCIDRs) > 0)
 	add("autologin", p.Autologin)
 	add("commands", p.Commands != nil)
+	add("require_mfa", p.RequireMFA)
 	add("valid_from", p.ValidFrom != nil)
 	add("valid_until", p.ValidUntil != nil)
 	add("max_session", p.MaxSession != 0)
@@ -351,6 +356,10 @@ func (p *Policy) validateTargetAccess() error {
 	}
 	if p.Autologin && len(p.SourceCIDRs) == 0 {
 		return fieldErr("autologin", "autologin needs source_cidrs")
+	}
+	if p.Autologin && p.RequireMFA {
+		// Autologin means nobody types a code: one policy cannot say both.
+		return fieldErr("require_mfa", "cannot be set with autologin (script access answers no verification code); write two policies")
 	}
 	if p.ValidFrom != nil && p.ValidUntil != nil && !p.ValidUntil.After(*p.ValidFrom) {
 		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))

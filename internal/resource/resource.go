@@ -77,8 +77,9 @@ type User struct {
 	Groups  []string `yaml:"groups,omitempty" json:"groups,omitempty"`
 	SSHKeys []string `yaml:"ssh_keys,omitempty" json:"ssh_keys,omitempty"`
 	Roles   []string `yaml:"roles,omitempty" json:"roles,omitempty"`
-	// MFA is "required" or empty. It is stored now; the identity issue
-	// enforces it.
+	// MFA is "required" or empty. A required user is asked a
+	// verification code (TOTP) on every SSH connection and console
+	// sign-in, and is refused until enrolled (portcullis mfa enroll).
 	MFA string `yaml:"mfa,omitempty" json:"mfa,omitempty"`
 }
 

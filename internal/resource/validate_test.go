@@ -227,6 +227,9 @@ func TestValidate(t *testing.T) {
 		// autologin skips a second factor for a script; without source
 		// networks it would do so from anywhere.
 		{name: "policy autologin without cidrs", obj: func() Object { p := validPolicy(); p.SourceCIDRs = nil; return p }(), wantErr: "field autologin: autologin needs source_cidrs"},
+		{name: "policy require_mfa", obj: func() Object { p := validPolicy(); p.Autologin = false; p.RequireMFA = true; return p }()},
+		{name: "policy require_mfa with autologin", obj: func() Object { p := validPolicy(); p.RequireMFA = true; return p }(), wantErr: "field require_mfa: cannot be set with autologin"},
+		{name: "recording with require_mfa", obj: &Policy{Name: "rec", Type: PolicySessionRecording, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"t"}}, RequireMFA: true}, wantErr: "field require_mfa: is not used by policy type session-recording"},
 		{name: "policy bad allow regexp", obj: func() Object { p := validPolicy(); p.Commands.Allow = []string{"(?P<"}; return p }(), wantErr: "field commands.allow[0]: bad regular expression"},
 		{name: "policy bad deny regexp", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"ok", "[z-a]"}; return p }(), wantErr: "field commands.deny[1]"},
 		{name: "policy bad operation name", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"@"}; return p }(), wantErr: "field commands.deny[0]: is required"},

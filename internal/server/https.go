@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/proxyproto"
 	"github.com/portcullis/portcullis/internal/web"
 )
 
@@ -37,6 +38,10 @@ func (s *Server) listenHTTPS() error {
 	if err != nil {
 		return fmt.Errorf("listen https on %s: %w", s.cfg.APIAddr, err)
 	}
+	if s.cfg.APIProxyProtocol {
+		// The balancer's header comes before the TLS handshake.
+		ln = proxyproto.NewListener(ln, proxyproto.Config{Trusted: s.cfg.TrustedProxies(), Log: s.log.With("front", "https")})
+	}
 	s.apiLn = tls.NewListener(ln, &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   tls.VersionTLS12,
@@ -53,6 +58,10 @@ func (s *Server) listenHTTPS() error {
 			roles, _ := s.inv.Snapshot().UserRoles(name)
 			return roles, nil
 		},
+		MFA: s.mfa,
+		RequireMFA: func(_ context.Context, name string) (bool, error) {
+			return s.inv.Snapshot().Engine.UserRequiresMFA(name), nil
+		},
 		Audit:       s.audit,
 		Log:         s.log.With("front", "console"),
 		IdleTimeout: time.Duration(s.cfg.ConsoleIdleTimeout),
@@ -67,10 +76,10 @@ func (s *Server) listenHTTPS() error {
 	// taken for the browser session that happens to share its cookie jar.
 	keys := api.NewKeyAuthenticator(s.store, s.audit).WithMetrics(s.metrics)
 	mux := http.NewServeMux()
-	mux.Handle("/api/v1/", api.HTTPS(s.api, keys, console.Authenticator()))
+	mux.Handle("/api/v1/", s.failClosed(api.HTTPS(s.api, keys, console.Authenticator())))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.Handle("/", console.Handler())
+	mux.Handle("/", s.failClosed(console.Handler()))
 	s.https = mux
 	return nil
 }
@@ -89,4 +98,18 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// failClosed answers 503 while the store is unreachable: credentials,
+// roles and revocations cannot be checked then, and the answer says so
+// rather than failing later with a 500 or, worse, deciding on stale data.
+func (s *Server) failClosed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.health.Available(); err != nil {
+			w.Header().Set("Retry-After", "5")
+			api.WriteError(w, http.StatusServiceUnavailable, "unavailable", err.Error())
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -26,9 +26,12 @@ import (
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
+	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/proxyproto"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/store/postgres"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
 	"github.com/portcullis/portcullis/internal/web"
@@ -49,6 +52,9 @@ type Server struct {
 	recordings *recording.Manager
 	syslog     *audit.Syslog
 	audit      *audit.Log
+	mfa        *mfa.Service
+	spool      *audit.Spool
+	health     *storeHealth
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -116,7 +122,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
+	if cfg.StorePostgres() {
+		if s.store, err = postgres.Open(ctx, cfg.Store); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+	} else if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	if s.inv, err = inventory.New(ctx, s.store, v, log); err != nil {
@@ -124,6 +134,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	auditLog := audit.New(s.store, log)
 	s.audit = auditLog
+	// Events the store cannot take (a shared database restarting) wait
+	// here and are appended in order when it is back.
+	if s.spool, err = audit.OpenSpool(filepath.Join(cfg.DataDir, "audit.spool"), log.With("part", "audit")); err != nil {
+		return nil, err
+	}
+	auditLog.SetSpool(s.spool)
 	if cfg.AuditSyslog != "" {
 		if s.syslog, err = audit.NewSyslog(cfg.AuditSyslog, log); err != nil {
 			return nil, fmt.Errorf("audit_syslog: %w", err)
@@ -135,6 +151,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	// Sessions a previous run did not end: close their recordings as
 	// interrupted before anything new starts.
+	gwID, err := gatewayID(cfg.GatewayID, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s.recordings.SetGateway(gwID)
 	interrupted, err := s.recordings.Recover(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("recover recordings: %w", err)
@@ -145,9 +166,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			Message: "recording of a session the gateway did not end closed as interrupted",
 			Detail:  map[string]any{"recording_sha256": r.SHA256, "recording_bytes": r.Size}})
 	}
+	if s.mfa, err = mfa.New(mfa.Config{Store: s.store, Vault: v, Audit: auditLog, Log: log.With("part", "mfa")}); err != nil {
+		return nil, fmt.Errorf("mfa: %w", err)
+	}
 	s.metrics = metrics.New()
+	s.health = &storeHealth{check: func(ctx context.Context) error {
+		_, err := s.store.Revision(ctx)
+		return err
+	}}
 	s.gate, err = sshgate.New(sshgate.Config{
 		Metrics:     s.metrics,
+		Available:   s.health.Available,
 		HostKey:     s.hostKey,
 		Snapshot:    s.inv.Snapshot,
 		Vault:       v,
@@ -159,19 +188,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		DialTimeout: time.Duration(cfg.DialTimeout),
 		Recordings:  s.recordings,
 		Commands:    s.store,
+		MFA:         s.mfa,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.inv.Subscribe(s.gate.Recheck)
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics})
+		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
 	}
 	if s.sshLn, err = net.Listen("tcp", cfg.SSHAddr); err != nil {
 		return nil, fmt.Errorf("listen ssh on %s: %w", cfg.SSHAddr, err)
+	}
+	if cfg.SSHProxyProtocol {
+		s.sshLn = proxyproto.NewListener(s.sshLn, proxyproto.Config{Trusted: cfg.TrustedProxies(), Log: log.With("front", "ssh")})
 	}
 	if cfg.APIAddr != "" {
 		if err := s.listenHTTPS(); err != nil {
@@ -253,9 +286,13 @@ func (s *Server) Run(ctx context.Context) error {
 		httpsSrv = &http.Server{
 			Handler:           s.https,
 			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    64 << 10,
-			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			// The whole request, body included: a client trickling a
+			// body (to the unauthenticated sign-in, say) must not hold a
+			// connection for ever. Streams are answers, not requests.
+			ReadTimeout:    time.Minute,
+			IdleTimeout:    2 * time.Minute,
+			MaxHeaderBytes: 64 << 10,
+			ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		}
 		wg.Add(2)
 		go func() {
@@ -284,6 +321,21 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.retention(runCtx)
+	}()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		s.audit.Run(runCtx)
+	}()
+	go func() {
+		defer wg.Done()
+		s.health.run(runCtx, time.Second, func(down bool, err error) {
+			if down {
+				s.log.Error("store unreachable: refusing new logins until it answers", "err", err)
+			} else {
+				s.log.Info("store reachable again: accepting logins")
+			}
+		})
 	}()
 	if s.syslog != nil {
 		wg.Add(1)
@@ -373,6 +425,12 @@ func (s *Server) close() {
 	}
 	if s.apiLn != nil {
 		s.apiLn.Close()
+	}
+	if s.spool != nil {
+		if n := s.spool.Pending(); n > 0 {
+			s.log.Warn("audit events still wait in the spool; they are appended at the next start", "events", n)
+		}
+		_ = s.spool.Close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

@@ -30,6 +30,9 @@ const (
 	extIdentity = "portcullis-identity"
 	extKeyFP    = "portcullis-key-fp"
 	extKey      = "portcullis-key" // wire format of the verified key
+	// extMFA is the kind of second factor presented (mfa.KindTOTP or
+	// mfa.KindRecovery); absent when none was asked.
+	extMFA = "portcullis-mfa"
 )
 
 // conn is one authenticated client connection.
@@ -46,6 +49,9 @@ type conn struct {
 	source  netip.Addr
 	srcStr  string
 	started time.Time
+	// mfa is the kind of verification code the client presented at
+	// authentication, "" if none was asked.
+	mfa string
 
 	// openSessions and openChannels count channels being served.
 	openSessions, openChannels atomic.Int32
@@ -114,6 +120,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	src := addrOf(nc.RemoteAddr())
 	srcStr := nc.RemoteAddr().String()
+	// The id is chosen before authentication so that second-factor events
+	// carry the session id of the login they belong to.
+	connID := newID()
 	var (
 		login     loginstr.Login
 		loginErr  error
@@ -135,18 +144,46 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 			return nil, &ssh.BannerError{Err: loginErr,
 				Message: fmt.Sprintf("portcullis: %v; %s\r\n", loginErr, loginstr.Usage)}
 		}
-		id, ok := s.cfg.Snapshot().Authenticate(login.User, key)
+		snap := s.cfg.Snapshot()
+		id, ok := snap.Authenticate(login.User, key)
 		if !ok {
 			return nil, fmt.Errorf("key %s is not registered for %q", ssh.FingerprintSHA256(key), login.User)
 		}
-		return &ssh.Permissions{Extensions: map[string]string{
+		if s.cfg.Available != nil {
+			if err := s.cfg.Available(); err != nil {
+				return nil, &ssh.BannerError{Err: err,
+					Message: fmt.Sprintf("portcullis: new logins are refused for now: %v\r\n", err)}
+			}
+		}
+		ext := map[string]string{
 			extIdentity: id.Name,
 			extKeyFP:    ssh.FingerprintSHA256(key),
 			extKey:      string(key.Marshal()),
-		}}, nil
+		}
+		sf := snap.Engine.SecondFactor(policy.Request{Kind: id.Kind, Subject: id.Name, Target: login.Target,
+			TargetUser: login.Account, Source: src})
+		if !sf.Required {
+			return &ssh.Permissions{Extensions: ext}, nil
+		}
+		if id.Kind != policy.SubjectUser {
+			// Refused here rather than at the prompt: scripts run with
+			// BatchMode and would never see why.
+			return nil, &ssh.BannerError{Err: fmt.Errorf("service account %s asked a verification code (%s)", id.Name, sf.Reason),
+				Message: fmt.Sprintf("portcullis: %s requires a verification code, which a service account cannot give: "+
+					"grant it with an autologin policy from the script's networks\r\n", sf.Reason)}
+		}
+		// The key is only the first factor: the code is asked next, by
+		// keyboard-interactive. x/crypto applies Next only once this key
+		// is verified, so the closure's identity is the verified key's.
+		return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+			KeyboardInteractiveCallback: s.askCode(ctx, secondFactorAsk{ident: id, ext: ext, reason: sf.Reason,
+				src: src, srcStr: srcStr, sessionID: connID}),
+		}}
 	}
 	cfg.AuthLogCallback = func(meta ssh.ConnMetadata, method string, err error) {
-		if err != nil && method != "none" {
+		// A key that needs a code next is not a failure.
+		var partial *ssh.PartialSuccessError
+		if err != nil && method != "none" && !errors.As(err, &partial) {
 			lastErr = err
 			s.noteFailure(src)
 		}
@@ -183,9 +220,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	c := &conn{
-		srv: s, id: newID(), ctx: cctx, cancel: cancel,
+		srv: s, id: connID, ctx: cctx, cancel: cancel,
 		sshConn: sshConn, ident: ident, key: verified, login: login,
-		source: src, srcStr: srcStr, started: time.Now(),
+		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA],
 		grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
 	}
 	defer cancel()
@@ -196,9 +233,13 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer s.untrack(c)
 
 	s.cfg.Metrics.Login(true)
+	how := "key " + sshConn.Permissions.Extensions[extKeyFP]
+	if c.mfa != "" {
+		how += " and a " + c.mfa + " code"
+	}
 	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
-		Message: fmt.Sprintf("%s authenticated with key %s", ident.Name, sshConn.Permissions.Extensions[extKeyFP])})
+		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how)})
 
 	// One loop serves both global requests and channel opens: every
 	// goroutine costs memory on each of possibly thousands of idle
@@ -368,6 +409,9 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 		req.TargetUser = d.TargetUsers[0]
 	}
 	d := c.srv.engineDecide(snap, req)
+	if d.Allow && c.codeMissing(d) {
+		return policy.Decision{Reason: fmt.Sprintf("access denied: policy %s requires a verification code; reconnect to be asked one", d.Policy)}, ""
+	}
 	if d.Allow {
 		c.mu.Lock()
 		if c.targetUser == "" {
@@ -429,6 +473,11 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 		c.terminate("access revoked: your identity or key was removed", audit.SessionRevoke)
 		return
 	}
+	if c.mfa == "" && snap.Engine.SecondFactor(policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name,
+		Target: c.login.Target, TargetUser: c.login.Account, Source: c.source}).Required {
+		c.terminate("access revoked: a verification code is now required; reconnect to be asked one", audit.SessionRevoke)
+		return
+	}
 	c.mu.Lock()
 	tu := c.targetUser
 	grants := make([]*grant, 0, len(c.grants))
@@ -441,6 +490,10 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command})
 		if !d.Allow {
 			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)
+			return
+		}
+		if c.codeMissing(d) {
+			c.terminate(fmt.Sprintf("access revoked: policy %s now requires a verification code; reconnect to be asked one", d.Policy), audit.SessionRevoke)
 			return
 		}
 	}

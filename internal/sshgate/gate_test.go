@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/sshgate"
@@ -39,6 +40,7 @@ type gateway struct {
 	srv     *sshgate.Server
 	ca      *vault.CA
 	rec     *recording.Manager
+	mfa     *mfa.Service
 }
 
 type gatewayOption func(*sshgate.Config)
@@ -75,10 +77,15 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	auditLog := audit.New(st, log)
+	mfaSvc, err := mfa.New(mfa.Config{Store: st, Vault: v, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := sshgate.Config{
 		HostKey: hostSigner, Snapshot: inv.Snapshot, Vault: v, CA: ca, HostKeys: st,
-		Audit: audit.New(st, log), Log: log, DialTimeout: 5 * time.Second,
-		Recordings: rm, Commands: st,
+		Audit: auditLog, Log: log, DialTimeout: 5 * time.Second,
+		Recordings: rm, Commands: st, MFA: mfaSvc,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -112,7 +119,7 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 		<-recDone
 		st.Close()
 	})
-	return &gateway{t: t, dir: dir, addr: ln.Addr().String(), hostKey: hostSigner.PublicKey(), store: st, inv: inv, srv: srv, ca: ca, rec: rm}
+	return &gateway{t: t, dir: dir, addr: ln.Addr().String(), hostKey: hostSigner.PublicKey(), store: st, inv: inv, srv: srv, ca: ca, rec: rm, mfa: mfaSvc}
 }
 
 // apply applies a YAML stream, failing the test on error.

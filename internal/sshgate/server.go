@@ -12,7 +12,11 @@
 //  2. The handshake and authentication run under a deadline (AuthTimeout).
 //     PublicKeyCallback parses the login string (a malformed one is refused
 //     with a banner) and maps the verified key to an identity. An unknown
-//     user or key gets the ordinary SSH authentication failure.
+//     user or key gets the ordinary SSH authentication failure. When the
+//     policy engine says the subject must present a second factor
+//     (policy.Engine.SecondFactor), the key is a partial success and a
+//     verification code is asked by keyboard-interactive; subjects that
+//     need none authenticate exactly as before, with no store access.
 //  3. Each channel is authorized when its request arrives (shell, exec,
 //     subsystem, direct-tcpip): authentication lasts the connection,
 //     authorization is per request. The first allowed request fixes the
@@ -47,6 +51,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
+	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -82,6 +87,14 @@ type Config struct {
 	// Metrics counts logins, sessions, denials, decision latency and bytes;
 	// nil counts nothing.
 	Metrics *metrics.Metrics
+	// MFA verifies the codes of subjects that must present one
+	// (policy.Engine.SecondFactor). If nil, such subjects are refused.
+	MFA *mfa.Service
+	// Available, when set, is asked before a login is accepted: an error
+	// (the shared database is unreachable) refuses new logins with its
+	// message, while sessions already running go on. Fail closed: the
+	// gateway cannot check revocations it cannot read.
+	Available func() error
 
 	// AuthTimeout closes a connection that has not authenticated in time.
 	// Default 30s.

@@ -89,6 +89,10 @@ type Recording struct {
 	State     string    // RecordingActive, RecordingEnded, RecordingInterrupted
 	Size      int64     // bytes of the file when it ended
 	SHA256    string    // hex, of the file when it ended
+	// Gateway is the id of the gateway that records it: the one whose
+	// InterruptActive closes it if it is left active. Empty for
+	// recordings stored before gateways had ids.
+	Gateway string
 }
 
 // RecordingFilter narrows a recordings listing. Zero fields do not filter.
@@ -207,6 +211,30 @@ type WebSession struct {
 	ExpiresAt time.Time // absolute end, whatever the activity
 }
 
+// MFA enrollment states.
+const (
+	// MFAPending is an enrollment whose secret was handed out but no code
+	// has confirmed yet: it is not used to sign in.
+	MFAPending = "pending"
+	// MFAActive is a confirmed enrollment: its codes are asked and
+	// accepted.
+	MFAActive = "active"
+)
+
+// MFAEnrollment is a user's TOTP enrollment. The seed is kept only sealed
+// by the vault; recovery codes only as hashes (see the MFA methods).
+type MFAEnrollment struct {
+	User string
+	// Secret is the TOTP seed sealed by the vault (AES-256-GCM under the
+	// master key, bound to the user's name); never plaintext.
+	Secret      []byte
+	State       string // MFAPending or MFAActive
+	CreatedAt   time.Time
+	ActivatedAt time.Time // zero while pending
+	// RecoveryLeft counts the recovery codes not used yet; set on read.
+	RecoveryLeft int
+}
+
 // Store is the gateway's persistent state. Every method is safe for
 // concurrent use. Methods return errors that name what failed; callers add
 // what they were doing.
@@ -249,9 +277,12 @@ type Store interface {
 	// DeleteRecording removes a recording's metadata and its text index;
 	// ErrNotFound if absent.
 	DeleteRecording(ctx context.Context, id string) error
-	// InterruptActive marks every active recording interrupted (at start,
-	// for sessions a previous run did not end) and returns them.
-	InterruptActive(ctx context.Context, endedAt time.Time) ([]Recording, error)
+	// InterruptActive marks gateway's active recordings interrupted (at
+	// start, for sessions its previous run did not end) and returns them.
+	// Other gateways' recordings are left alone: on a shared database they
+	// may still be writing them. Gateway "" matches the recordings stored
+	// with no gateway, as those from before gateways had ids were.
+	InterruptActive(ctx context.Context, gateway string, endedAt time.Time) ([]Recording, error)
 	// IndexText adds text chunks to the search index.
 	IndexText(ctx context.Context, chunks []TextChunk) error
 	// SearchText finds recordings whose text matches query (words, all of
@@ -299,6 +330,9 @@ type Store interface {
 	SetPassword(ctx context.Context, user, hash string, at time.Time) error
 	// PasswordHash returns a user's password hash, ErrNotFound if none.
 	PasswordHash(ctx context.Context, user string) (string, error)
+	// DeletePassword removes a user's password hash; absent is not an
+	// error.
+	DeletePassword(ctx context.Context, user string) error
 
 	// CreateWebSession stores a console session; ErrConflict if IDHash
 	// exists.
@@ -317,8 +351,42 @@ type Store interface {
 	// now and returns how many.
 	DeleteExpiredWebSessions(ctx context.Context, now time.Time) (int64, error)
 
+	// PutMFAEnrollment stores a new enrollment for e.User with the hashes
+	// of its recovery codes, in one transaction, replacing any enrollment,
+	// recovery codes and used time steps the user had: enrolling again
+	// starts over. The State given is stored (callers store MFAPending).
+	PutMFAEnrollment(ctx context.Context, e MFAEnrollment, recoveryHashes []string) error
+	// GetMFAEnrollment returns a user's enrollment, ErrNotFound if none.
+	GetMFAEnrollment(ctx context.Context, user string) (MFAEnrollment, error)
+	// ActivateMFA marks a pending enrollment active at t; ErrNotFound if
+	// the user has no pending enrollment (none, or already active).
+	ActivateMFA(ctx context.Context, user string, at time.Time) error
+	// DeleteMFA removes a user's enrollment, recovery codes and used time
+	// steps; absent is not an error.
+	DeleteMFA(ctx context.Context, user string) error
+	// UseMFAStep records that a code of user's for TOTP time step was
+	// accepted; ErrConflict if that step was already used. The insert is
+	// the check, so that of two concurrent uses of one code exactly one
+	// succeeds, on one gateway or several sharing the store. It also
+	// forgets the user's steps older than step-10, which no skew accepts.
+	UseMFAStep(ctx context.Context, user string, step int64, at time.Time) error
+	// UseRecoveryCode marks the user's unused recovery code with this hash
+	// used at t; ErrNotFound if there is none (unknown or already used).
+	// Like UseMFAStep, of concurrent uses exactly one succeeds.
+	UseRecoveryCode(ctx context.Context, user, hash string, at time.Time) error
+
 	// Close releases the database.
 	Close() error
+}
+
+// Notifier is implemented by stores that announce changes made by any
+// writer (PostgreSQL: LISTEN/NOTIFY), so that gateways sharing the store
+// reload at once instead of waiting for their next poll.
+type Notifier interface {
+	// WatchChanges returns a channel that receives (coalesced) after every
+	// Apply committed by any gateway, and after the store reconnects (a
+	// change may have been missed). It is closed when ctx ends.
+	WatchChanges(ctx context.Context) <-chan struct{}
 }
 
 // HashEvent returns the chain hash of ev after prev: hex SHA-256 over prev

@@ -136,6 +136,10 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 	refundSource()
 	refundUser()
 
+	// A user who must present a code gets no session yet.
+	if c.challenge(w, r, req.User, now) {
+		return
+	}
 	resp, err := c.startSession(w, r, req.User, now)
 	if err != nil {
 		c.internalError(w, r, err)
@@ -180,8 +184,9 @@ func (c *Console) checkPassword(ctx context.Context, user, pw string) (bool, err
 		return false, fmt.Errorf("console login: look up user %q: %w", user, err)
 	}
 	// The hash is read whether or not the user exists, so that both cases
-	// cost the same queries; a hash left behind by a deleted user opens
-	// nothing.
+	// cost the same queries. Deleting a user removes its hash (the API
+	// does), and one left behind would still open nothing while the user
+	// does not exist.
 	encoded, err := c.cfg.Store.PasswordHash(ctx, user)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, fmt.Errorf("console login: password hash of %q: %w", user, err)
@@ -215,19 +220,33 @@ func (c *Console) checkPassword(ctx context.Context, user, pw string) (bool, err
 
 // loginFailed audits a failed login, and a lockout when this failure used
 // the last attempt of its source or user name.
+//
+// The typed name is recorded only when such a user exists: people type
+// their password into the name box, and the trail must not keep it.
 func (c *Console) loginFailed(ctx context.Context, r *http.Request, user, source string, now time.Time) {
-	c.audit(ctx, store.AuditEvent{Type: EventLoginFailure, Outcome: audit.Deny, User: user, Source: r.RemoteAddr,
-		Message: "console sign-in refused: wrong user name or password",
-		Detail:  map[string]any{"reason": "bad_credentials"}})
+	typed := user
+	if exists, err := c.cfg.Users(ctx, user); err != nil || !exists {
+		typed = ""
+	}
+	detail := map[string]any{"reason": "bad_credentials"}
+	if typed == "" {
+		detail["unknown_user"] = true
+	}
+	c.audit(ctx, store.AuditEvent{Type: EventLoginFailure, Outcome: audit.Deny, User: typed, Source: r.RemoteAddr,
+		Message: "console sign-in refused: wrong user name or password", Detail: detail})
 	for _, l := range []struct {
 		lim   *limiter
 		key   string
 		which string
 	}{{c.bySource, source, "source"}, {c.byUser, user, "user"}} {
 		if l.lim.exhausted(l.key, now) {
-			c.audit(ctx, store.AuditEvent{Type: EventLoginFailure, Outcome: audit.Deny, User: user, Source: r.RemoteAddr,
+			key := l.key
+			if l.which == "user" {
+				key = typed
+			}
+			c.audit(ctx, store.AuditEvent{Type: EventLoginFailure, Outcome: audit.Deny, User: typed, Source: r.RemoteAddr,
 				Message: fmt.Sprintf("console sign-in locked out: too many failures for this %s", l.which),
-				Detail: map[string]any{"reason": "rate_limited", "limit": l.which, "key": l.key,
+				Detail: map[string]any{"reason": "rate_limited", "limit": l.which, "key": key,
 					"retry_every_seconds": int(loginEvery / time.Second)}})
 		}
 	}

@@ -11,7 +11,10 @@
 // the session's CSRF token in the X-CSRF-Token header (a synchronizer
 // token); the login, which has no session yet, uses a double-submit cookie
 // instead. Failed logins are rate limited per source network and per user
-// name.
+// name. A user who must present a second factor (mfa: required, or an
+// enrolled TOTP) gets, for a right password, a one-use token bound to the
+// source network instead of a session, and trades it with a code at POST
+// /ui/login/mfa within five minutes.
 //
 // The lifecycle: New checks the configuration and reads the assets;
 // Handler serves / and /ui/ on the HTTPS listener; Authenticator sits in
@@ -31,6 +34,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -72,6 +76,14 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Tests move it to expire
 	// sessions and refill rate limits without sleeping.
 	Now func() time.Time
+	// MFA verifies second-factor codes at sign-in. A user is asked one
+	// when RequireMFA says so or when they have an active enrollment. If
+	// nil, a user who must present a code is refused (fail closed).
+	MFA *mfa.Service
+	// RequireMFA reports whether name must present a verification code
+	// (the User says mfa: required). If nil, only enrolled users are
+	// asked.
+	RequireMFA func(ctx context.Context, name string) (bool, error)
 	// Assets is the built console, a tree with index.html and assets/.
 	// If nil, the files embedded at build time. Without index.html the
 	// console answers 503 asking for `make`.
@@ -93,6 +105,9 @@ type Console struct {
 
 	bySource *limiter
 	byUser   *limiter
+
+	// pending holds sign-ins waiting for their verification code.
+	pending pendingLogins
 }
 
 // New checks cfg and reads the console's index page.
@@ -138,8 +153,9 @@ func New(cfg Config) (*Console, error) {
 }
 
 // Handler serves the console: GET / redirects to /ui/; GET /ui/ is the
-// application; /ui/assets/ its files; GET /ui/login-csrf, POST /ui/login
-// and POST /ui/logout sign in and out. Every other path is 404. Every
+// application; /ui/assets/ its files; GET /ui/login-csrf, POST /ui/login,
+// POST /ui/login/mfa (the verification code, when one is asked) and POST
+// /ui/logout sign in and out. Every other path is 404. Every
 // response carries the console's security headers.
 //
 // Redirects go only to fixed paths of the console: nothing in a request
@@ -170,6 +186,10 @@ func (c *Console) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/ui/login":
 		if allow(w, r, http.MethodPost) {
 			c.serveLogin(w, r)
+		}
+	case p == "/ui/login/mfa":
+		if allow(w, r, http.MethodPost) {
+			c.serveLoginMFA(w, r)
 		}
 	case p == "/ui/logout":
 		if allow(w, r, http.MethodPost) {
@@ -220,6 +240,7 @@ func (c *Console) sweep(ctx context.Context) {
 	now := c.now()
 	c.bySource.sweep(now)
 	c.byUser.sweep(now)
+	c.pending.sweep(now)
 	n, err := c.cfg.Store.DeleteExpiredWebSessions(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {

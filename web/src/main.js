@@ -15,6 +15,7 @@ import { recordingsPage } from "./pages/recordings.js";
 import { commandsPage } from "./pages/commands.js";
 import { auditPage } from "./pages/audit.js";
 import { apikeysPage } from "./pages/apikeys.js";
+import { accountPage } from "./pages/account.js";
 
 // Which pages a role sees, as the API decides (internal/api/authz.go):
 // every user may list the targets they can reach, their own sessions,
@@ -31,6 +32,7 @@ const PAGES = [
   { id: "commands", title: "Command history", render: commandsPage, show: () => true },
   { id: "audit", title: "Audit log", render: auditPage, show: () => true },
   { id: "apikeys", title: "API keys", render: apikeysPage, show: () => true },
+  { id: "account", title: "My account", render: accountPage, show: () => true },
 ];
 
 const root = document.getElementById("app");
@@ -74,17 +76,14 @@ function showLogin(note) {
       const pre = await request("GET", "/ui/login-csrf", undefined, { noAuthRedirect: true });
       const ans = await request("POST", "/ui/login", { user: user.value, password: password.value },
         { csrf: pre.csrf_token ?? pre.csrf, noAuthRedirect: true });
-      setCSRF(ans.csrf_token);
-      // The roles come from /me, read from the user's current resource,
-      // as on every later page load.
-      me = await request("GET", "/api/v1/me", undefined, { noAuthRedirect: true });
-      if (me.csrf_token) setCSRF(me.csrf_token);
       password.value = "";
-      if (!location.hash || location.hash === "#/login") location.hash = "";
-      showShell();
+      // A second factor is asked: no session yet, a one-use token.
+      if (ans.mfa_required) return showCode(ans.token);
+      await signedIn(ans);
     } catch (err) {
       let text = describe(err);
       if (err instanceof APIError && err.status === 401) text = "Wrong user name or password.";
+      if (err instanceof APIError && err.status === 403 && err.code === "mfa_not_enrolled") text = err.message;
       if (err instanceof APIError && err.status === 429) text = "Too many attempts; wait a minute and try again.";
       clear(status, message("error", text));
     } finally {
@@ -95,6 +94,45 @@ function showLogin(note) {
   field("User", user), field("Password", password), submit, status);
   clear(root, h("main", { class: "login" }, form));
   user.focus();
+}
+
+// signedIn finishes a sign-in whose answer carries the session's CSRF
+// token.
+async function signedIn(ans) {
+  setCSRF(ans.csrf_token);
+  // The roles come from /me, read from the user's current resource,
+  // as on every later page load.
+  me = await request("GET", "/api/v1/me", undefined, { noAuthRedirect: true });
+  if (me.csrf_token) setCSRF(me.csrf_token);
+  if (!location.hash || location.hash === "#/login") location.hash = "";
+  showShell();
+}
+
+// showCode asks the verification code after a right password. The token
+// is good for one try: any refusal goes back to the password.
+function showCode(token) {
+  const code = input("code", { autocomplete: "one-time-code", inputmode: "numeric", required: true, autofocus: true });
+  const status = h("div", { class: "status" });
+  const submit = h("button", { type: "submit" }, "Verify");
+  const form = h("form", { class: "login-form", "data-form": "mfa-code", onsubmit: async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    try {
+      const pre = await request("GET", "/ui/login-csrf", undefined, { noAuthRedirect: true });
+      const ans = await request("POST", "/ui/login/mfa", { token, code: code.value.trim() },
+        { csrf: pre.csrf_token ?? pre.csrf, noAuthRedirect: true });
+      await signedIn(ans);
+    } catch (err) {
+      showLogin(err instanceof APIError && err.status === 429
+        ? "Too many wrong codes; wait a minute and try again."
+        : "Verification failed: " + describe(err));
+    }
+  } },
+  h("h1", {}, "Portcullis"),
+  h("p", {}, "Enter the code from your authenticator app, or a recovery code."),
+  field("Verification code", code), submit, status);
+  clear(root, h("main", { class: "login" }, form));
+  code.focus();
 }
 
 function showShell() {

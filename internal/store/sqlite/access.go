@@ -192,6 +192,14 @@ func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
 	return h, nil
 }
 
+// DeletePassword removes a user's password hash; absent is not an error.
+func (s *Store) DeletePassword(ctx context.Context, user string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM user_passwords WHERE user_name = $1`, user); err != nil {
+		return fmt.Errorf("delete password of %q: %w", user, err)
+	}
+	return nil
+}
+
 // CreateWebSession stores a console session, store.ErrConflict if its
 // IDHash exists.
 func (s *Store) CreateWebSession(ctx context.Context, ws store.WebSession) error {

@@ -13,11 +13,12 @@ import (
 )
 
 // recordingCols are the columns scanRecording reads, in order.
-const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256`
+const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256, gateway`
 
 // CreateRecording stores a new recording's metadata as active: r.State,
 // r.EndedAt, r.Size and r.SHA256 are ignored. r.ID is required; a zero
-// r.StartedAt is taken as now; text fields go through store.CleanText.
+// r.StartedAt is taken as now; text fields (r.Gateway too) go through
+// store.CleanText.
 // store.ErrConflict if a recording with that ID exists.
 func (s *Store) CreateRecording(ctx context.Context, r store.Recording) error {
 	if r.ID == "" {
@@ -27,12 +28,12 @@ func (s *Store) CreateRecording(ctx context.Context, r store.Recording) error {
 		r.StartedAt = time.Now()
 	}
 	res, err := s.w.ExecContext(ctx, `
-INSERT INTO recordings (id, user_name, target, account, source, action, command, started_at, state)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+INSERT INTO recordings (id, user_name, target, account, source, action, command, started_at, state, gateway)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (id) DO NOTHING`,
 		r.ID, store.CleanText(r.User), store.CleanText(r.Target), store.CleanText(r.Account),
 		store.CleanText(r.Source), store.CleanText(r.Action), store.CleanText(r.Command),
-		nanos(r.StartedAt), store.RecordingActive)
+		nanos(r.StartedAt), store.RecordingActive, store.CleanText(r.Gateway))
 	if err != nil {
 		return fmt.Errorf("create recording %q: %w", r.ID, err)
 	}
@@ -154,31 +155,33 @@ func (s *Store) DeleteRecording(ctx context.Context, id string) error {
 	return nil
 }
 
-// InterruptActive marks every active recording interrupted, ended at
+// InterruptActive marks gateway's active recordings interrupted, ended at
 // endedAt (now if zero), and returns them as they now are, oldest first.
-func (s *Store) InterruptActive(ctx context.Context, endedAt time.Time) ([]store.Recording, error) {
+// Recordings of other gateways sharing the database are left as they are;
+// gateway "" matches those stored without one.
+func (s *Store) InterruptActive(ctx context.Context, gateway string, endedAt time.Time) ([]store.Recording, error) {
 	if endedAt.IsZero() {
 		endedAt = time.Now()
 	}
 	// RETURNING (SQLite 3.35, PostgreSQL): one statement, so nothing can
 	// start or finish between choosing the rows and changing them.
 	rows, err := s.w.QueryContext(ctx, `
-UPDATE recordings SET state = $1, ended_at = $2 WHERE state = $3
-RETURNING `+recordingCols, store.RecordingInterrupted, nanos(endedAt), store.RecordingActive)
+UPDATE recordings SET state = $1, ended_at = $2 WHERE gateway = $3 AND state = $4
+RETURNING `+recordingCols, store.RecordingInterrupted, nanos(endedAt), store.CleanText(gateway), store.RecordingActive)
 	if err != nil {
-		return nil, fmt.Errorf("interrupt active recordings: %w", err)
+		return nil, fmt.Errorf("interrupt active recordings of gateway %q: %w", gateway, err)
 	}
 	defer rows.Close()
 	var out []store.Recording
 	for rows.Next() {
 		r, err := scanRecording(rows)
 		if err != nil {
-			return nil, fmt.Errorf("interrupt active recordings: %w", err)
+			return nil, fmt.Errorf("interrupt active recordings of gateway %q: %w", gateway, err)
 		}
 		out = append(out, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("interrupt active recordings: %w", err)
+		return nil, fmt.Errorf("interrupt active recordings of gateway %q: %w", gateway, err)
 	}
 	// RETURNING gives no order.
 	slices.SortFunc(out, func(a, b store.Recording) int {
@@ -197,7 +200,7 @@ func scanRecording(sc scanner) (store.Recording, error) {
 		ended   sql.NullInt64
 	)
 	if err := sc.Scan(&r.ID, &r.User, &r.Target, &r.Account, &r.Source, &r.Action, &r.Command,
-		&started, &ended, &r.State, &r.Size, &r.SHA256); err != nil {
+		&started, &ended, &r.State, &r.Size, &r.SHA256, &r.Gateway); err != nil {
 		return store.Recording{}, err
 	}
 	r.StartedAt = fromNanos(started)

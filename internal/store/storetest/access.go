@@ -87,6 +87,14 @@ func testPasswords(t *testing.T, s store.Store) {
 			t.Errorf("PasswordHash = %q, %v; want %q", got, err, h)
 		}
 	}
+	for i := 0; i < 2; i++ { // the second time, absent: not an error
+		if err := s.DeletePassword(ctx, "alice"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.PasswordHash(ctx, "alice"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("PasswordHash after DeletePassword = %v, want ErrNotFound", err)
+	}
 }
 
 func testWebSessions(t *testing.T, s store.Store) {

@@ -41,7 +41,7 @@ func testRecordings(t *testing.T, s store.Store) {
 	started := time.Date(2026, 8, 1, 9, 30, 0, 123456789, time.FixedZone("X", 7200))
 	in := store.Recording{
 		ID: "g-1", User: "alice", Target: "db1", Account: "postgres", Source: "192.0.2.1:5000",
-		Action: "exec", Command: "uptime\x00\xff", StartedAt: started,
+		Action: "exec", Command: "uptime\x00\xff", StartedAt: started, Gateway: "gw-1",
 		// Ignored on create.
 		State: store.RecordingEnded, EndedAt: started.Add(time.Hour), Size: 99, SHA256: "ab",
 	}
@@ -157,23 +157,29 @@ func testListRecordings(t *testing.T, s store.Store) {
 func testInterruptActive(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	base := time.Date(2026, 8, 3, 0, 0, 0, 0, time.UTC)
-	for i, id := range []string{"c", "a", "b", "done"} {
-		createRecording(t, s, store.Recording{ID: id, User: "u", StartedAt: base.Add(time.Duration(i) * time.Second)})
+	// "c", "a", "b" and "done" are gw-1's; "other" another gateway's, still
+	// writing; "old" from before gateways had ids.
+	for i, r := range []store.Recording{
+		{ID: "c", Gateway: "gw-1"}, {ID: "a", Gateway: "gw-1"}, {ID: "other", Gateway: "gw-2"},
+		{ID: "b", Gateway: "gw-1"}, {ID: "done", Gateway: "gw-1"}, {ID: "old"},
+	} {
+		r.User, r.StartedAt = "u", base.Add(time.Duration(i)*time.Second)
+		createRecording(t, s, r)
 	}
 	if err := s.FinishRecording(ctx, "done", store.RecordingEnded, base.Add(time.Minute), 5, "h"); err != nil {
 		t.Fatal(err)
 	}
 	now := base.Add(time.Hour)
-	got, err := s.InterruptActive(ctx, now)
+	got, err := s.InterruptActive(ctx, "gw-1", now)
 	if err != nil {
 		t.Fatalf("InterruptActive: %v", err)
 	}
 	if ids := recordingIDs(got); !slices.Equal(ids, []string{"c", "a", "b"}) {
-		t.Errorf("InterruptActive returned %v, want [c a b] (oldest first)", ids)
+		t.Errorf("InterruptActive(gw-1) returned %v, want [c a b] (gw-1's active ones, oldest first)", ids)
 	}
 	for _, r := range got {
-		if r.State != store.RecordingInterrupted || !r.EndedAt.Equal(now) || r.User != "u" {
-			t.Errorf("returned %+v, want interrupted at %v", r, now)
+		if r.State != store.RecordingInterrupted || !r.EndedAt.Equal(now) || r.User != "u" || r.Gateway != "gw-1" {
+			t.Errorf("returned %+v, want gw-1's, interrupted at %v", r, now)
 		}
 		if stored := getRecording(t, s, r.ID); stored.State != store.RecordingInterrupted || !stored.EndedAt.Equal(now) {
 			t.Errorf("stored %+v, want interrupted at %v", stored, now)
@@ -182,8 +188,20 @@ func testInterruptActive(t *testing.T, s store.Store) {
 	if r := getRecording(t, s, "done"); r.State != store.RecordingEnded || !r.EndedAt.Equal(base.Add(time.Minute)) {
 		t.Errorf("an ended recording was changed: %+v", r)
 	}
-	if again, err := s.InterruptActive(ctx, now); err != nil || len(again) != 0 {
-		t.Errorf("InterruptActive again = %v, %v; want nothing", recordingIDs(again), err)
+	for _, id := range []string{"other", "old"} {
+		if r := getRecording(t, s, id); r.State != store.RecordingActive || !r.EndedAt.IsZero() {
+			t.Errorf("InterruptActive(gw-1) changed a recording of another gateway: %+v", r)
+		}
+	}
+	if again, err := s.InterruptActive(ctx, "gw-1", now); err != nil || len(again) != 0 {
+		t.Errorf("InterruptActive(gw-1) again = %v, %v; want nothing", recordingIDs(again), err)
+	}
+	// Gateway "" is the one that wrote before gateways had ids.
+	if got, err := s.InterruptActive(ctx, "", now); err != nil || !slices.Equal(recordingIDs(got), []string{"old"}) {
+		t.Errorf(`InterruptActive("") = %v, %v; want [old]`, recordingIDs(got), err)
+	}
+	if r := getRecording(t, s, "other"); r.State != store.RecordingActive {
+		t.Errorf(`InterruptActive("") changed gw-2's recording: %+v`, r)
 	}
 }
 
@@ -326,6 +344,72 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// testSearchWordsInPunctuation: text is split into words at every
+// character other than a letter or digit, so the parts of a path, a host
+// name or an e-mail address are words, and a query word holding
+// punctuation is the phrase of its parts (store.ParseSearch).
+func testSearchWordsInPunctuation(t *testing.T, s store.Store) {
+	const (
+		path = "vi /etc/nginx/nginx.conf"
+		host = "ssh admin@db1.example.com"
+	)
+	createRecording(t, s, store.Recording{ID: "path"})
+	createRecording(t, s, store.Recording{ID: "host"})
+	indexText(t, s,
+		store.TextChunk{RecordingID: "path", Offset: 1, Text: path},
+		store.TextChunk{RecordingID: "host", Offset: 2, Text: host},
+	)
+	cases := []struct {
+		query string
+		want  string // the recording found, "" for none
+		word  string // a word the snippet marks
+	}{
+		{"nginx", "path", "nginx"},
+		{"nginx.conf", "path", "conf"},
+		{`"nginx/nginx.conf"`, "path", "conf"},
+		{"/etc/nginx", "path", "etc"},
+		{"db1", "host", "db1"},
+		{"example.com", "host", "example"},
+		{"admin", "host", "admin"},
+		{"admin@db1", "host", "admin"},
+		// Phrases still need their words in order and next to each other.
+		{"conf.nginx", "", ""},
+		{"etc/nginx.conf", "", ""},
+		{"admin.example", "", ""},
+	}
+	for _, c := range cases {
+		hits := search(t, s, c.query, 0)
+		if c.want == "" {
+			if len(hits) != 0 {
+				t.Errorf("SearchText(%q) = %v, want nothing", c.query, hitIDs(hits))
+			}
+			continue
+		}
+		if len(hits) != 1 || hits[0].RecordingID != c.want {
+			t.Errorf("SearchText(%q) = %v, want [%s]", c.query, hitIDs(hits), c.want)
+			continue
+		}
+		// The snippet is the text as indexed, punctuation kept, with the
+		// match marked: SQLite marks a phrase as one span
+		// («nginx.conf»), PostgreSQL each word («nginx».«conf»).
+		text := map[string]string{"path": path, "host": host}[c.want]
+		sn := hits[0].Snippet
+		if !marked(sn, c.word) || strings.NewReplacer("«", "", "»", "").Replace(sn) != text {
+			t.Errorf("SearchText(%q): snippet %q, want %q with %s marked", c.query, sn, text, c.word)
+		}
+	}
+}
+
+// marked reports whether word is in a span of snippet between « and ».
+func marked(snippet, word string) bool {
+	for _, part := range strings.Split(snippet, "«")[1:] {
+		if span, _, ok := strings.Cut(part, "»"); ok && strings.Contains(span, word) {
+			return true
+		}
+	}
+	return false
 }
 
 func testSearchQuoting(t *testing.T, s store.Store) {

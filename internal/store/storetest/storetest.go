@@ -44,6 +44,9 @@
 //   - IndexText is all or nothing: a chunk of a recording that does not
 //     exist is store.ErrNotFound and nothing of the batch is indexed.
 //   - Commands list by ascending ID; ExitStatus is nil until set.
+//   - A TOTP time step and a recovery code are each accepted once per
+//     user, also under concurrent use; enrolling again forgets the old
+//     codes and used steps.
 package storetest
 
 import (
@@ -93,6 +96,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InterruptActive", testInterruptActive},
 		{"DeleteRecording", testDeleteRecording},
 		{"Search", testSearch},
+		{"SearchWordsInPunctuation", testSearchWordsInPunctuation},
 		{"SearchQuoting", testSearchQuoting},
 		{"SearchRanking", testSearchRanking},
 		{"IndexText", testIndexText},
@@ -104,6 +108,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Settings", testSettings},
 		{"Passwords", testPasswords},
 		{"WebSessions", testWebSessions},
+		{"MFAEnrollment", testMFAEnrollment},
+		{"MFAOneTime", testMFAOneTime},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

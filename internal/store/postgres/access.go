@@ -1,0 +1,248 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// This file holds what the API and the web console keep: API keys,
+// settings, local password hashes and console sessions. Kept in the
+// database rather than in a gateway's memory, so that every gateway
+// accepts the keys and sessions any of them issued.
+
+// nullNanos stores a zero time as NULL.
+func nullNanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return nanos(t)
+}
+
+// fromNullNanos reads a nullable time column; NULL is the zero time.
+func fromNullNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return fromNanos(n.Int64)
+}
+
+// CreateAPIKey stores a new key, store.ErrConflict if its ID exists. A zero
+// CreatedAt is taken as now; SourceCIDRs are stored as a JSON array.
+func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
+	if k.ID == "" || k.SecretHash == "" || k.Kind == "" {
+		return fmt.Errorf("create API key %q: id, kind and secret hash are required", k.ID)
+	}
+	if k.CreatedAt.IsZero() {
+		k.CreatedAt = time.Now()
+	}
+	cidrs := k.SourceCIDRs
+	if cidrs == nil {
+		cidrs = []string{}
+	}
+	cj, err := json.Marshal(cidrs)
+	if err != nil {
+		return fmt.Errorf("create API key %q: encode source CIDRs: %w", k.ID, err)
+	}
+	res, err := s.db.ExecContext(ctx, `
+INSERT INTO api_keys (id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (id) DO NOTHING`,
+		k.ID, k.Name, k.Kind, k.Owner, k.CreatedBy, k.SecretHash, string(cj),
+		nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt))
+	return mustInsert(res, err, fmt.Sprintf("create API key %q", k.ID))
+}
+
+const apiKeyCols = `id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at`
+
+func scanAPIKey(sc scanner) (store.APIKey, error) {
+	var (
+		k                store.APIKey
+		cidrs            string
+		created          int64
+		expires, revoked sql.NullInt64
+	)
+	if err := sc.Scan(&k.ID, &k.Name, &k.Kind, &k.Owner, &k.CreatedBy, &k.SecretHash, &cidrs,
+		&created, &expires, &revoked); err != nil {
+		return store.APIKey{}, err
+	}
+	if err := json.Unmarshal([]byte(cidrs), &k.SourceCIDRs); err != nil {
+		return store.APIKey{}, fmt.Errorf("API key %q: decode source CIDRs: %w", k.ID, err)
+	}
+	k.CreatedAt = fromNanos(created)
+	k.ExpiresAt = fromNullNanos(expires)
+	k.RevokedAt = fromNullNanos(revoked)
+	return k, nil
+}
+
+// GetAPIKey returns one key, store.ErrNotFound if absent.
+func (s *Store) GetAPIKey(ctx context.Context, id string) (store.APIKey, error) {
+	k, err := scanAPIKey(s.db.QueryRowContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.APIKey{}, fmt.Errorf("API key %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.APIKey{}, fmt.Errorf("API key %q: %w", id, err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns every key, oldest first (ties by ID in byte order).
+func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys ORDER BY created_at, id COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	defer rows.Close()
+	var keys []store.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list API keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	return keys, nil
+}
+
+// RevokeAPIKey marks a key revoked at at; a second revocation keeps the
+// first time. store.ErrNotFound if absent.
+func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, nanos(at), id)
+	return mustAffect(res, err, fmt.Sprintf("revoke API key %q", id))
+}
+
+// GetSetting returns a setting's value, store.ErrNotFound if never set.
+func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
+	var v string
+	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("setting %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetSetting stores a setting's value.
+func (s *Store) SetSetting(ctx context.Context, name, value string) error {
+	if _, err := s.db.ExecContext(ctx, `
+INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+		name, value, nanos(time.Now())); err != nil {
+		return fmt.Errorf("set setting %q: %w", name, err)
+	}
+	return nil
+}
+
+// SetPassword stores a user's password hash, replacing any.
+func (s *Store) SetPassword(ctx context.Context, user, hash string, at time.Time) error {
+	if user == "" || hash == "" {
+		return fmt.Errorf("set password of %q: user and hash are required", user)
+	}
+	if _, err := s.db.ExecContext(ctx, `
+INSERT INTO user_passwords (user_name, hash, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (user_name) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at`,
+		user, hash, nanos(at)); err != nil {
+		return fmt.Errorf("set password of %q: %w", user, err)
+	}
+	return nil
+}
+
+// PasswordHash returns a user's password hash, store.ErrNotFound if none.
+func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
+	var h string
+	err := s.db.QueryRowContext(ctx, `SELECT hash FROM user_passwords WHERE user_name = $1`, user).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("password of %q: %w", user, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("password of %q: %w", user, err)
+	}
+	return h, nil
+}
+
+// DeletePassword removes a user's password hash; absent is not an error.
+func (s *Store) DeletePassword(ctx context.Context, user string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM user_passwords WHERE user_name = $1`, user); err != nil {
+		return fmt.Errorf("delete password of %q: %w", user, err)
+	}
+	return nil
+}
+
+// CreateWebSession stores a console session, store.ErrConflict if its
+// IDHash exists.
+func (s *Store) CreateWebSession(ctx context.Context, ws store.WebSession) error {
+	if ws.IDHash == "" || ws.User == "" {
+		return errors.New("create web session: id hash and user are required")
+	}
+	res, err := s.db.ExecContext(ctx, `
+INSERT INTO web_sessions (id_hash, user_name, csrf_token, source, created_at, last_seen, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (id_hash) DO NOTHING`,
+		ws.IDHash, ws.User, ws.CSRFToken, ws.Source, nanos(ws.CreatedAt), nanos(ws.LastSeen), nanos(ws.ExpiresAt))
+	return mustInsert(res, err, fmt.Sprintf("create web session of %q", ws.User))
+}
+
+// GetWebSession returns a session, store.ErrNotFound if absent. Errors do
+// not carry the id hash: logs have no use for it.
+func (s *Store) GetWebSession(ctx context.Context, idHash string) (store.WebSession, error) {
+	ws := store.WebSession{IDHash: idHash}
+	var created, seen, expires int64
+	err := s.db.QueryRowContext(ctx, `
+SELECT user_name, csrf_token, source, created_at, last_seen, expires_at FROM web_sessions WHERE id_hash = $1`, idHash).
+		Scan(&ws.User, &ws.CSRFToken, &ws.Source, &created, &seen, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.WebSession{}, fmt.Errorf("web session: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.WebSession{}, fmt.Errorf("web session: %w", err)
+	}
+	ws.CreatedAt, ws.LastSeen, ws.ExpiresAt = fromNanos(created), fromNanos(seen), fromNanos(expires)
+	return ws, nil
+}
+
+// TouchWebSession sets a session's LastSeen; store.ErrNotFound if absent.
+func (s *Store) TouchWebSession(ctx context.Context, idHash string, lastSeen time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE web_sessions SET last_seen = $1 WHERE id_hash = $2`, nanos(lastSeen), idHash)
+	return mustAffect(res, err, "touch web session")
+}
+
+// DeleteWebSession removes a session; absent is not an error.
+func (s *Store) DeleteWebSession(ctx context.Context, idHash string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE id_hash = $1`, idHash); err != nil {
+		return fmt.Errorf("delete web session: %w", err)
+	}
+	return nil
+}
+
+// DeleteUserWebSessions removes every session of user.
+func (s *Store) DeleteUserWebSessions(ctx context.Context, user string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_name = $1`, user); err != nil {
+		return fmt.Errorf("delete web sessions of %q: %w", user, err)
+	}
+	return nil
+}
+
+// DeleteExpiredWebSessions removes sessions that expired before now and
+// returns how many.
+func (s *Store) DeleteExpiredWebSessions(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at < $1`, nanos(now))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired web sessions: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("delete expired web sessions: %w", err)
+	}
+	return n, nil
+}
