@@ -34,4 +34,3 @@ func TestReviewLoginFailureAuditsRawUserName(t *testing.T) {
 		}
 	}
 }
-
