@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the programs the tests drive for real (OpenSSH server and client,
-# rsync, ssh-audit, asciinema, and Chromium for the web console's browser
+# rsync, ssh-audit, asciinema, OpenLDAP slapd and ldap-utils, and Chromium for the web console's browser
 # test) when they are missing. Debian packages only; nothing is downloaded
 # from anywhere else (Playwright never fetches a browser: the test points
 # it at /usr/bin/chromium).
@@ -16,6 +16,9 @@ have ssh-audit || need+=(ssh-audit)
 have asciinema || need+=(asciinema)
 have script    || need+=(bsdutils)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+have visudo    || need+=(sudo) # provisioning tests: sudo -n and visudo -cf on the target
+have slapd      || need+=(slapd)      # testenv.StartSLAPD: the directory tests' LDAP servers
+have ldapmodify || need+=(ldap-utils) # changes the directory while a test runs
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql) # testenv.StartPostgres runs initdb and postgres
 
 if [ ${#need[@]} -eq 0 ]; then

@@ -11,6 +11,7 @@
 //	GET    /api/v1/resources/{kind}          every resource of a kind
 //	GET    /api/v1/resources/{kind}/{name}   one resource (an Account's name is TARGET/NAME)
 //	DELETE /api/v1/resources/{kind}/{name}   delete one resource
+//	POST   /api/v1/accounts/{target}/{name}/rotate  take over and rotate an account's key (rotate.Result)
 //	GET    /api/v1/ca                        the user CA's public key
 //	GET    /api/v1/audit                     audit events (query: since, until, type, user, target, session, after, limit)
 //	POST   /api/v1/policy/explain            decide one access question and say why (ExplainRequest)
@@ -56,6 +57,7 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -85,6 +87,8 @@ type Config struct {
 	// MFA enrolls and resets second factors; nil answers 503 on the MFA
 	// routes.
 	MFA *mfa.Service
+	// Rotator rotates account keys; nil answers 503 on the rotate route.
+	Rotator *rotate.Rotator
 }
 
 // api is the handler set; its methods are the routes.
@@ -99,6 +103,7 @@ type api struct {
 	recordings *recording.Manager
 	metrics    *metrics.Metrics
 	mfa        *mfa.Service
+	rotator    *rotate.Rotator
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -172,6 +177,7 @@ func (a *api) routes() []route {
 		{"GET /api/v1/resources/{kind}", accessUser, a.list},
 		{"GET /api/v1/resources/{kind}/{name...}", accessUser, a.get},
 		{"DELETE /api/v1/resources/{kind}/{name...}", accessAdmin, a.delete},
+		{"POST /api/v1/accounts/{target}/{name}/rotate", accessAdmin, a.rotateAccount},
 		{"GET /api/v1/ca", accessUser, a.caPublicKey},
 		{"GET /api/v1/audit", accessUser, a.listAudit},
 		{"POST /api/v1/policy/explain", accessUser, a.policyExplain},
@@ -209,7 +215,7 @@ func (a *api) routes() []route {
 // listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, now: time.Now,
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, now: time.Now,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

@@ -21,6 +21,7 @@ import (
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -114,7 +115,11 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr, MFA: mfaSvc})
+	rot, err := rotate.New(rotate.Config{Inventory: inv, Vault: v, HostKeys: st, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr, MFA: mfaSvc, Rotator: rot})
 	admin := httptest.NewServer(api.WithLocalAdmin(h))
 	srv := httptest.NewServer(api.HTTPS(h, api.NewKeyAuthenticator(st, auditLog)))
 	console := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -209,6 +214,8 @@ var matrix = []matrixCase{
 	{pattern: "GET /api/v1/resources/{kind}", path: "/api/v1/resources/target", want: row(200, 200, 200, 403)},
 	{pattern: "GET /api/v1/resources/{kind}/{name...}", path: "/api/v1/resources/target/web1", want: row(200, 404, 200, 403)},
 	{pattern: "DELETE /api/v1/resources/{kind}/{name...}", path: "/api/v1/resources/operation/op-del", want: row(403, 403, 200, 403)},
+	// No such account: admins hear so, nobody else learns anything.
+	{pattern: "POST /api/v1/accounts/{target}/{name}/rotate", path: "/api/v1/accounts/web1/nobody/rotate", want: row(403, 403, 404, 403)},
 	{pattern: "GET /api/v1/ca", want: row(200, 200, 200, 403)},
 	{pattern: "GET /api/v1/audit", want: row(200, 200, 200, 403)},
 	{pattern: "POST /api/v1/policy/explain", body: constBody(`{"user":"nora","target":"web1","action":"shell","source":"10.1.2.3"}`),

@@ -50,6 +50,8 @@ func (a *api) handle(fn func(http.ResponseWriter, *http.Request) error) http.Han
 		case errors.As(err, &mbe):
 			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf(
 				"request body is larger than %d bytes (%d MiB): split the stream into several applies", mbe.Limit, mbe.Limit>>20))
+		case errors.Is(err, store.ErrConflict):
+			writeError(w, http.StatusConflict, "the resources changed meanwhile (another gateway or client wrote them): read them again and retry")
 		case errors.Is(err, inventory.ErrReferenced):
 			writeError(w, http.StatusConflict, err.Error()+": change or delete those first")
 		case errors.Is(err, store.ErrNotFound):

@@ -75,7 +75,22 @@ const (
 	MFALockout      = "mfa.lockout" // a user or source ran out of attempts
 	MFAEnroll       = "mfa.enroll"  // enrolled, confirmed or reset
 	MFARecoveryUsed = "mfa.recovery_used"
+
+	// Credential takeover and provisioning on targets. Details carry key
+	// fingerprints, never keys.
+	AccountRotate    = "account.rotate"    // an account key rotated (or a rotation that failed)
+	AccountProvision = "account.provision" // a login created on a target for a subject
 )
+
+// storeDown reports whether the store fails to answer at all, as opposed
+// to refusing one event (which would be refused again from the spool, and
+// hold up every event behind it).
+func (l *Log) storeDown(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	_, err := l.store.Revision(cctx)
+	return err != nil
+}
 
 // spoolResult is what Write returns for a spooled event: nil when it is
 // safe on disk (it will reach the store), else the error, as for a store
@@ -145,8 +160,8 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	id, err := l.store.AppendAudit(wctx, ev)
-	if err != nil && l.spool != nil {
-		l.log.Warn("audit store refused an event; spooling it", "type", ev.Type, "err", err)
+	if err != nil && l.spool != nil && l.storeDown(ctx) {
+		l.log.Warn("audit store unavailable; spooling the event", "type", ev.Type, "err", err)
 		return l.spoolResult(ev, l.spool.add(ev))
 	}
 	if err != nil {

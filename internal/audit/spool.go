@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -59,24 +58,31 @@ func OpenSpool(path string, log *slog.Logger) (*Spool, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("read audit spool: %w", err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := bytes.TrimSpace(sc.Bytes())
-		if len(line) == 0 {
-			continue
+	// good is the length of the file up to the end of its last whole,
+	// readable line: a torn tail (a crash mid-write) is cut off before
+	// anything is appended, or the next event would be glued to it.
+	good := 0
+	for n, rest := 1, data; len(rest) > 0; n++ {
+		i := bytes.IndexByte(rest, '\n')
+		var line []byte
+		if i < 0 {
+			line, rest = rest, nil
+		} else {
+			line, rest = rest[:i], rest[i+1:]
 		}
 		var e spooled
-		if err := json.Unmarshal(line, &e); err != nil {
-			// Only the last line can be torn (a crash mid-write); an
-			// earlier bad line is damage that must not be skipped
-			// silently.
-			if !sc.Scan() {
-				log.Warn("audit spool: dropped a torn last line", "file", path, "line", n)
+		if err := json.Unmarshal(bytes.TrimSpace(line), &e); err != nil || i < 0 {
+			if len(bytes.TrimSpace(rest)) == 0 {
+				if len(bytes.TrimSpace(line)) > 0 {
+					log.Warn("audit spool: dropped a torn last line", "file", path, "line", n)
+				}
 				break
 			}
+			// An earlier bad line is damage that must not be skipped
+			// silently.
 			return nil, fmt.Errorf("audit spool %s: line %d: %w", path, n, err)
 		}
+		good = len(data) - len(rest)
 		if e.Seq >= s.nextSeq {
 			s.nextSeq = e.Seq + 1
 		}
@@ -84,8 +90,10 @@ func OpenSpool(path string, log *slog.Logger) (*Spool, error) {
 			s.queue = append(s.queue, e)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read audit spool %s: %w", path, err)
+	if good < len(data) {
+		if err := os.Truncate(path, int64(good)); err != nil {
+			return nil, fmt.Errorf("audit spool %s: cut the torn last line: %w", path, err)
+		}
 	}
 	if len(s.queue) == 0 {
 		// Nothing left: start a fresh file (and drop a torn line).
@@ -176,10 +184,20 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		id, err := l.store.AppendAudit(actx, head.Event)
 		cancel()
-		if err != nil {
+		if err != nil && l.storeDown(ctx) {
 			return n, fmt.Errorf("append spooled audit event %d: %w", head.Seq, err)
 		}
-		if l.sink != nil {
+		if err != nil {
+			// The store answers but refuses this one event: retrying
+			// would hold up every event behind it for ever. It is set
+			// aside, whole, in a file beside the spool, and said loudly.
+			if rerr := s.reject(head); rerr != nil {
+				return n, fmt.Errorf("set aside spooled audit event %d: %w", head.Seq, rerr)
+			}
+			l.log.Error("audit event refused by the store; set aside in the rejected file", "type", head.Event.Type,
+				"seq", head.Seq, "file", s.path+".rejected", "err", err)
+		}
+		if err == nil && l.sink != nil {
 			ev := head.Event
 			ev.ID = id
 			l.sink.enqueue(ev)
@@ -198,6 +216,27 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 			return n, fmt.Errorf("record audit spool progress: %w", perr)
 		}
 	}
+}
+
+// reject appends e to the rejected-events file (0600), synced.
+func (s *Spool) reject(e spooled) error {
+	line, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(s.path+".rejected", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(line, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // reset empties the spool once everything in it is in the store. The

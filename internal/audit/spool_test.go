@@ -29,6 +29,13 @@ func (f *flakyStore) AppendAudit(ctx context.Context, ev store.AuditEvent) (int6
 	return f.Store.AppendAudit(ctx, ev)
 }
 
+func (f *flakyStore) Revision(ctx context.Context) (int64, error) {
+	if f.down.Load() {
+		return 0, errors.New("connection refused")
+	}
+	return f.Store.Revision(ctx)
+}
+
 func newSpoolEnv(t *testing.T) (*flakyStore, string) {
 	t.Helper()
 	dir := t.TempDir()

@@ -236,17 +236,37 @@ func runTool(ctx context.Context, name string, args ...string) error {
 	env := os.Environ()
 	for i, a := range args {
 		if i > 0 && args[i-1] == "--dbname" {
-			if u, err := url.Parse(a); err == nil && u.User != nil {
-				if pw, ok := u.User.Password(); ok {
-					env = append(env, "PGPASSWORD="+pw)
+			u, err := url.Parse(a)
+			if err != nil {
+				return fmt.Errorf("%s: the PostgreSQL URL does not parse", name)
+			}
+			// libpq takes the password in the user part or as the
+			// password parameter: neither may stay on the command line.
+			var pw string
+			if u.User != nil {
+				if p, ok := u.User.Password(); ok {
+					pw = p
 					u.User = url.User(u.User.Username())
-					args[i] = u.String()
 				}
 			}
+			q := u.Query()
+			if p := q.Get("password"); p != "" {
+				pw = p
+				q.Del("password")
+				u.RawQuery = q.Encode()
+			}
+			if pw != "" {
+				env = append(env, "PGPASSWORD="+pw)
+			}
+			args[i] = u.String()
 		}
 	}
 	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = env
+	// pg_dump writes the file under the process umask: the dump holds
+	// the same hashes and sealed secrets as the database.
+	old := umask(0o077)
+	defer umask(old)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%s: %w: %s", name, err, strings.TrimSpace(string(out)))

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -9,10 +10,11 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/backup"
+	"github.com/portcullis/portcullis/internal/config"
 )
 
-const backupUsage = `Usage: portcullis backup --out FILE [--store STORE]
-       portcullis restore --in FILE [--store STORE]
+const backupUsage = `Usage: portcullis backup --out FILE [--config FILE | --store STORE]
+       portcullis restore --in FILE [--config FILE | --store STORE]
 
 backup writes a copy of the gateway's database to FILE (which must not
 exist), while the gateway runs:
@@ -30,6 +32,8 @@ keys and the user CA sealed in the database cannot be opened. Back it up
 apart, and keep it as safe as the gateway itself.
 
 Flags:
+  --config FILE   read the database from the server's config file (store:),
+                  so that a PostgreSQL password stays off the command line
   --store STORE   the database, as in the server's config: sqlite:PATH or
                   postgres://USER:PASSWORD@HOST:PORT/DB (default
                   sqlite:DATA/portcullis.db)
@@ -37,13 +41,22 @@ Flags:
   --in FILE       (restore) the copy to restore
 ` + "\n" + globalFlagsUsage
 
-// storeFlag is --store, or the default store of the data directory (as
-// `portcullis serve` resolves it).
-func (e *env) storeFlag(store string) string {
-	if store != "" {
-		return store
+// storeFlag is --store, the store of --config, or the default store of
+// the data directory (as `portcullis serve` resolves them).
+func (e *env) storeFlag(store, configFile string) (string, error) {
+	switch {
+	case store != "" && configFile != "":
+		return "", usageErr("give --store or --config, not both")
+	case store != "":
+		return store, nil
+	case configFile != "":
+		cfg, err := config.Parse([]string{"--config", configFile}, io.Discard)
+		if err != nil {
+			return "", inputErr("--config %s: %v", configFile, err)
+		}
+		return cfg.Store, nil
 	}
-	return "sqlite:" + filepath.Join(e.dataPath(), "portcullis.db")
+	return "sqlite:" + filepath.Join(e.dataPath(), "portcullis.db"), nil
 }
 
 // dataPath is the data directory: --data-dir, $PORTCULLIS_DATA_DIR or
@@ -60,8 +73,9 @@ func (e *env) dataPath() string {
 
 func runBackup(e *env, args []string) error {
 	fs := e.flags()
-	var store, out string
+	var store, out, configFile string
 	fs.StringVar(&store, "store", "", "")
+	fs.StringVar(&configFile, "config", "", "")
 	fs.StringVar(&out, "out", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
@@ -73,7 +87,9 @@ func runBackup(e *env, args []string) error {
 	if out == "" {
 		return usageErr("--out FILE is required")
 	}
-	store = e.storeFlag(store)
+	if store, err = e.storeFlag(store, configFile); err != nil {
+		return err
+	}
 	if _, _, err := backup.Parse(store); err != nil {
 		return usageErr("--store: %v", err)
 	}
@@ -88,8 +104,9 @@ func runBackup(e *env, args []string) error {
 
 func runRestore(e *env, args []string) error {
 	fs := e.flags()
-	var store, in string
+	var store, in, configFile string
 	fs.StringVar(&store, "store", "", "")
+	fs.StringVar(&configFile, "config", "", "")
 	fs.StringVar(&in, "in", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
@@ -101,7 +118,9 @@ func runRestore(e *env, args []string) error {
 	if in == "" {
 		return usageErr("--in FILE is required")
 	}
-	store = e.storeFlag(store)
+	if store, err = e.storeFlag(store, configFile); err != nil {
+		return err
+	}
 	kind, _, err := backup.Parse(store)
 	if err != nil {
 		return usageErr("--store: %v", err)

@@ -258,6 +258,7 @@ func commands() *command {
 		{name: "delete", usage: deleteUsage, run: runDelete},
 		{name: "account", usage: accountUsage, subs: []*command{
 			{name: "account pubkey", usage: accountUsage, run: runAccountPubkey},
+			{name: "account rotate", usage: accountRotateUsage, run: runAccountRotate},
 		}},
 		{name: "ca", usage: caUsage, subs: []*command{
 			{name: "ca pubkey", usage: caUsage, run: runCAPubkey},
@@ -351,6 +352,7 @@ Resources:
 
 Credentials:
   account pubkey TARGET/NAME  print an account's public key, for the target's authorized_keys
+  account rotate TARGET/NAME  take the account over: only a new gateway key logs in afterwards
   ca pubkey                   print the user CA's public key, for targets' TrustedUserCAKeys
 
 Policies:

@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis/portcullis/internal/cli"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -71,7 +72,11 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc}))
+	rot, err := rotate.New(rotate.Config{Inventory: inv, Vault: v, HostKeys: st, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc, Rotator: rot}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -301,7 +306,9 @@ func TestCLI(t *testing.T) {
 		}
 		g.run(t, "", "account", "pubkey", "web1/nobody").want(t, 1, nil, []string{"not found"})
 		g.run(t, "", "account", "pubkey", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
-		g.run(t, "", "account", "rotate", "web1/deploy").want(t, 2, nil, []string{`unknown command "rotate"`})
+		// Rotation against a real target is tested in package rotate.
+		g.run(t, "", "account", "rotate", "web1/nobody").want(t, 1, nil, []string{"does not exist"})
+		g.run(t, "", "account", "rotate", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
 	})
 
 	t.Run("ca pubkey", func(t *testing.T) {

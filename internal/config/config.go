@@ -100,6 +100,10 @@ type Config struct {
 	// listener has it on. A connection from one of them must open with a
 	// header; any other connection is served as is, its header unread.
 	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
+	// Directory, when set, lets people sign in with their LDAP or Active
+	// Directory password and brings their directory groups into policies.
+	// It is set only in the config file: a nested section has no flags.
+	Directory *Directory `yaml:"directory"`
 }
 
 // gatewayIDPattern is what a gateway id may be: it is shown in listings
@@ -179,7 +183,7 @@ func Parse(args []string, usage io.Writer) (Config, error) {
 		}
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: portcullis serve [flags]\n\nRuns the gateway. With no flags it uses ./data (or $%s) and listens for SSH on :2222.\n\nFlags:\n", EnvDataDir)
+		fmt.Fprintf(usage, "Usage: portcullis serve [flags]\n\nRuns the gateway. With no flags it uses ./data (or $%s) and listens for SSH on :2222 and HTTPS (API and web console) on :8443.\n\nFlags:\n", EnvDataDir)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -401,6 +405,11 @@ func (c *Config) Resolve() error {
 	}
 	if _, err := c.Level(); err != nil {
 		return err
+	}
+	if c.Directory != nil {
+		if err := c.Directory.validate(); err != nil {
+			return err
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		return fmt.Errorf("log_format: %q is not text or json", c.LogFormat)

@@ -12,6 +12,7 @@
 package inventory
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
@@ -151,7 +154,7 @@ type Change struct {
 func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	return inv.applyLocked(ctx, objs)
+	return inv.applyLocked(ctx, objs, false)
 }
 
 // ErrExists is returned by Create when the resource exists.
@@ -159,7 +162,9 @@ var ErrExists = errors.New("already exists")
 
 // Create stores o only if no resource of its kind and name exists, in the
 // same critical section as the check, so that two creators racing (target
-// registrations) cannot both win, nor overwrite what an apply just wrote.
+// registrations) cannot both win, nor overwrite what an apply just wrote;
+// across gateways, the store's insert-only put (store.Change.Create)
+// makes the loser fail.
 // When o exists, Create returns the stored object and an error wrapping
 // ErrExists.
 func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.Object, error) {
@@ -176,14 +181,25 @@ func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.O
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("read %s %q: %w", o.GetKind(), o.GetName(), err)
 	}
-	if _, err := inv.applyLocked(ctx, []resource.Object{o}); err != nil {
+	if _, err := inv.applyLocked(ctx, []resource.Object{o}, true); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			// Another gateway created it after our read.
+			if rec, gerr := inv.store.Get(ctx, string(o.GetKind()), o.GetName()); gerr == nil {
+				if old, derr := decodeRecord(rec); derr == nil {
+					return old, fmt.Errorf("%s %q: %w", o.GetKind(), o.GetName(), ErrExists)
+				}
+			}
+		}
 		return nil, err
 	}
 	return o, nil
 }
 
-// applyLocked is Apply with inv.mu held.
-func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
+// applyLocked is Apply with inv.mu held. With createOnly, an object that
+// exists by the time the resources are read fails with ErrExists (read
+// from the store: another gateway may have created it since Create
+// looked) instead of being updated.
+func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, createOnly bool) (*ApplyResult, error) {
 	existing, err := inv.store.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("read current resources: %w", err)
@@ -226,8 +242,13 @@ func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object) (
 			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
 		}
 		prev := stored[key]
+		if createOnly && prev != nil {
+			return nil, fmt.Errorf("%s: %w", key, store.ErrConflict)
+		}
 		if prev == nil {
-			changes = append(changes, store.Change{Record: rec})
+			// Create: another gateway may create it between our read and
+			// our write; that is a conflict, not an overwrite.
+			changes = append(changes, store.Change{Record: rec, Create: true})
 			res.Created = append(res.Created, key)
 			res.Changes = append(res.Changes, Change{Key: key, After: rec.Spec})
 			continue
@@ -277,16 +298,17 @@ func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.R
 			if err != nil {
 				return rec, fmt.Errorf("field private_key_file: %w", err)
 			}
-			rec.Secret, cp.PublicKey = sealed, authorizedKey(pub)
+			rec.Secret, cp.PublicKey, cp.KeyCreated = sealed, authorizedKey(pub), now()
 		case prev == nil:
 			sealed, pub, err := inv.vault.GenerateAccountKey(aad)
 			if err != nil {
 				return rec, fmt.Errorf("generate key: %w", err)
 			}
-			rec.Secret, cp.PublicKey = sealed, authorizedKey(pub)
+			rec.Secret, cp.PublicKey, cp.KeyCreated = sealed, authorizedKey(pub), now()
 		default:
+			cp.PublicKey, cp.KeyCreated = "", nil
 			if pa, ok := prev.(*resource.Account); ok {
-				cp.PublicKey = pa.PublicKey
+				cp.PublicKey, cp.KeyCreated = pa.PublicKey, pa.KeyCreated
 			}
 		}
 		cp.PrivateKey, cp.PrivateKeyFile = "", ""
@@ -364,6 +386,13 @@ func (inv *Inventory) List(ctx context.Context, kind resource.Kind) ([]resource.
 	return out, nil
 }
 
+// now is when a key is made, to the second: specs are compared as JSON to
+// tell an unchanged apply, and a stored time must read back identical.
+func now() *time.Time {
+	t := time.Now().UTC().Truncate(time.Second)
+	return &t
+}
+
 func objKey(o resource.Object) string { return string(o.GetKind()) + "/" + o.GetName() }
 
 func accountAAD(name string) string { return "account:" + name }
@@ -398,4 +427,48 @@ func (inv *Inventory) Preview(ctx context.Context, overlay []resource.Object) (*
 		return nil, nil, err
 	}
 	return Preview(base, overlay)
+}
+
+// ErrKeyChanged is wrapped by ReplaceAccountKey's error when the account's
+// stored key is no longer the one the caller rotated from.
+var ErrKeyChanged = errors.New("account key changed meanwhile")
+
+// ReplaceAccountKey stores sealed (made by the vault under the account's
+// additional data, see Snapshot.AccountKey) as the key of account
+// target/name, in one store transaction, but only if the stored key is
+// still old: two rotations racing must not leave the store holding a key
+// the target no longer accepts. The account's public key and public_key_created
+// are updated with it.
+func (inv *Inventory) ReplaceAccountKey(ctx context.Context, target, name string, old, sealed []byte, pub ssh.PublicKey) error {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	key := target + "/" + name
+	rec, err := inv.store.Get(ctx, string(resource.KindAccount), key)
+	if err != nil {
+		return fmt.Errorf("read account %s: %w", key, err)
+	}
+	if !bytes.Equal(rec.Secret, old) {
+		return fmt.Errorf("account %s: %w", key, ErrKeyChanged)
+	}
+	o, err := decodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	a, ok := o.(*resource.Account)
+	if !ok {
+		return fmt.Errorf("stored account %s is a %T", key, o)
+	}
+	a.PublicKey, a.KeyCreated = authorizedKey(pub), now()
+	spec, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode account %s: %w", key, err)
+	}
+	rec.Spec, rec.Secret = spec, sealed
+	if err := inv.store.Apply(ctx, []store.Change{{Record: rec}}); err != nil {
+		return fmt.Errorf("store new key of account %s: %w", key, err)
+	}
+	if err := inv.reloadLocked(ctx, true); err != nil {
+		return fmt.Errorf("stored, but reload failed: %w", err)
+	}
+	return nil
 }

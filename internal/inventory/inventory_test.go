@@ -874,15 +874,19 @@ func TestGetAndList(t *testing.T) {
 	objs := decode(t, siteYAML(alice, stats))
 	mustApply(t, g, objs)
 
-	// Get returns what was applied; only the account gains its public key.
+	// Get returns what was applied; only the account gains its public key
+	// and when it was made.
 	for _, o := range objs {
 		got, err := g.inv.Get(ctx, o.GetKind(), o.GetName())
 		if err != nil {
 			t.Fatalf("Get %s %s: %v", o.GetKind(), o.GetName(), err)
 		}
 		if a, ok := got.(*resource.Account); ok {
+			if a.KeyCreated == nil {
+				t.Errorf("account %s has no public_key_created", a.GetName())
+			}
 			cp := *a
-			cp.PublicKey = ""
+			cp.PublicKey, cp.KeyCreated = "", nil
 			got = &cp
 		}
 		if !reflect.DeepEqual(got, o) {

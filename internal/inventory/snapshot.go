@@ -150,3 +150,13 @@ func (s *Snapshot) Account(target, name string) *resource.Account {
 func authorizedKey(pub ssh.PublicKey) string {
 	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
+
+// Accounts returns every account, in no particular order. The accounts are
+// shared: do not modify them.
+func (s *Snapshot) Accounts() []*resource.Account {
+	out := make([]*resource.Account, 0, len(s.accounts))
+	for _, a := range s.accounts {
+		out = append(out, a)
+	}
+	return out
+}

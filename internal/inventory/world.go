@@ -68,6 +68,10 @@ func (w *world) checkRefs(o resource.Object) (warnings []string, err error) {
 		if !w.has(resource.KindTarget, o.Target) {
 			return nil, fmt.Errorf("field target: target %q does not exist", o.Target)
 		}
+	case *resource.Target:
+		if o.ProvisionAccount != "" && !w.has(resource.KindAccount, o.Name+"/"+o.ProvisionAccount) {
+			return nil, fmt.Errorf("field provision_account: account %s/%s does not exist", o.Name, o.ProvisionAccount)
+		}
 	case *resource.Policy:
 		for i, t := range o.Targets.Names {
 			if !w.has(resource.KindTarget, t) {
@@ -124,6 +128,10 @@ func (w *world) referrers(kind resource.Kind, name string) []string {
 		switch o := o.(type) {
 		case *resource.Account:
 			if kind == resource.KindTarget && o.Target == name {
+				by = append(by, key)
+			}
+		case *resource.Target:
+			if kind == resource.KindAccount && o.ProvisionAccount != "" && o.Name+"/"+o.ProvisionAccount == name {
 				by = append(by, key)
 			}
 		case *resource.Environment:

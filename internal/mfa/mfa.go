@@ -243,10 +243,12 @@ type Attempt struct {
 // Confirm activates user's pending enrollment with a first TOTP code (a
 // recovery code does not prove the app has the secret). The code counts
 // as used: it cannot sign in afterwards.
-func (s *Service) Confirm(ctx context.Context, a Attempt) error {
-	if err := s.checkLimits(a); err != nil {
+func (s *Service) Confirm(ctx context.Context, a Attempt) (err error) {
+	c, err := s.checkLimits(a)
+	if err != nil {
 		return err
 	}
+	defer func() { c.settle(err) }()
 	e, err := s.cfg.Store.GetMFAEnrollment(ctx, a.User)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && e.State != store.MFAPending:
@@ -278,10 +280,12 @@ func (s *Service) Confirm(ctx context.Context, a Attempt) error {
 // (KindTOTP or KindRecovery). Errors: ErrNotEnrolled (no active
 // enrollment: not charged to the limits), ErrLocked, ErrInvalid, or a
 // store or vault failure (wrapped; the caller fails closed).
-func (s *Service) Verify(ctx context.Context, a Attempt) (string, error) {
-	if err := s.checkLimits(a); err != nil {
+func (s *Service) Verify(ctx context.Context, a Attempt) (_ string, err error) {
+	c, err := s.checkLimits(a)
+	if err != nil {
 		return "", err
 	}
+	defer func() { c.settle(err) }()
 	e, err := s.cfg.Store.GetMFAEnrollment(ctx, a.User)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || err == nil && e.State != store.MFAActive:
@@ -385,26 +389,45 @@ func (s *Service) limiters(a Attempt) (*rate.Limiter, *rate.Limiter) {
 	return u, src
 }
 
-// checkLimits refuses an attempt while its user or source is locked out,
-// before the code is looked at: a locked-out guesser learns nothing, even
-// with the right code.
-func (s *Service) checkLimits(a Attempt) error {
-	u, src := s.limiters(a)
-	now := s.now()
-	if u.TokensAt(now) < 1 || src.TokensAt(now) < 1 {
-		s.log.Debug("MFA attempt while locked out", "user", a.User, "source", a.Source)
-		return ErrLocked
-	}
-	return nil
+// charge is one attempt taken from a user's and a source's budgets.
+type charge struct {
+	u, src *rate.Reservation
+	at     time.Time
 }
 
-// fail charges a failure to the user and the source, audits it, and audits
-// a lockout when this failure used the last attempt of either.
-func (s *Service) fail(ctx context.Context, a Attempt, reason string) error {
+// settle gives the attempt back unless it was a wrong guess: only
+// failures count against the limits, but every attempt is charged before
+// its code is compared, so that attempts made in parallel cannot all pass
+// the check before any of them is charged.
+func (c *charge) settle(err error) {
+	if err == nil || !errors.Is(err, ErrInvalid) {
+		c.u.CancelAt(c.at)
+		c.src.CancelAt(c.at)
+	}
+}
+
+// checkLimits takes an attempt from the user's and the source's budgets,
+// refusing it while either is locked out, before the code is looked at: a
+// locked-out guesser learns nothing, even with the right code.
+func (s *Service) checkLimits(a Attempt) (*charge, error) {
 	u, src := s.limiters(a)
 	now := s.now()
-	u.AllowN(now, 1)
-	src.AllowN(now, 1)
+	ru, rs := u.ReserveN(now, 1), src.ReserveN(now, 1)
+	if !ru.OK() || ru.DelayFrom(now) > 0 || !rs.OK() || rs.DelayFrom(now) > 0 {
+		ru.CancelAt(now)
+		rs.CancelAt(now)
+		s.log.Debug("MFA attempt while locked out", "user", a.User, "source", a.Source)
+		return nil, ErrLocked
+	}
+	return &charge{u: ru, src: rs, at: now}, nil
+}
+
+// fail audits a failure (checkLimits charged it), and audits
+// a lockout when this failure used the last attempt of either.
+func (s *Service) fail(ctx context.Context, a Attempt, reason string) error {
+	// The attempt was charged by checkLimits.
+	u, src := s.limiters(a)
+	now := s.now()
 	_ = s.cfg.Audit.Write(ctx, store.AuditEvent{Type: audit.MFAFailure, Outcome: audit.Deny, User: a.User, Source: a.Source,
 		SessionID: a.SessionID, Message: "verification code refused: " + reason,
 		Detail: map[string]any{"via": a.Via, "reason": reason}})

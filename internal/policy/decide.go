@@ -41,6 +41,13 @@ func (e *Engine) candidates(ix index, r *Request, buf [][]*compiled) (string, []
 		for _, g := range u.groups {
 			buf = append(buf, ix.groupTarget[pair{g, r.Target}])
 		}
+		for _, g := range r.Groups {
+			// A group both compiled and from the directory is looked
+			// up once, so that no policy is counted twice.
+			if l := ix.groupTarget[pair{g, r.Target}]; len(l) > 0 && !slices.Contains(u.groups, g) {
+				buf = append(buf, l)
+			}
+		}
 		return u.loginName, buf, true
 	case SubjectServiceAccount:
 		if !e.services[r.Subject] {
@@ -62,6 +69,11 @@ func (e *Engine) allCandidates(ix index, r *Request, buf [][]*compiled) (string,
 		buf = append(buf, ix.byUser[r.Subject])
 		for _, g := range u.groups {
 			buf = append(buf, ix.byGroup[g])
+		}
+		for _, g := range r.Groups {
+			if !slices.Contains(u.groups, g) {
+				buf = append(buf, ix.byGroup[g])
+			}
 		}
 		return u.loginName, buf, true
 	case SubjectServiceAccount:
@@ -121,7 +133,8 @@ func (e *Engine) Decide(r Request) Decision {
 	)
 	// grant records that c grants the request. The strictest session
 	// limits of all granting policies apply.
-	unbounded := false // some granting policy has no valid_until
+	unbounded := false  // some granting policy has no valid_until
+	provisionedBy := "" // the policy ob.Sudoers comes from
 	grant := func(c *compiled, op string) {
 		switch {
 		case c.until.IsZero():
@@ -139,6 +152,14 @@ func (e *Engine) Decide(r Request) Decision {
 		ob.IdleTimeout = minLimit(ob.IdleTimeout, c.idleTimeout)
 		ob.Autologin = ob.Autologin || c.autologin
 		ob.RequireMFA = ob.RequireMFA || c.requireMFA
+		if c.provision && r.TargetUser == loginName && slices.Contains(c.targetUsers, "{username}") {
+			// Candidates are not in name order across lists: the policy
+			// named first decides the sudoers rule, for a stable answer.
+			if !ob.Provision || c.name < provisionedBy {
+				ob.Sudoers, provisionedBy = c.sudoers, c.name
+			}
+			ob.Provision = true
+		}
 	}
 	for _, list := range cands {
 		for _, c := range list {
@@ -245,7 +266,7 @@ func (e *Engine) appendUsers(users []string, c *compiled, loginName, target stri
 		if tu == "{username}" {
 			tu = loginName
 		}
-		if (certAuth || e.accounts[target+"/"+tu]) && !slices.Contains(users, tu) {
+		if e.usable(c, tu, loginName, target, certAuth) && !slices.Contains(users, tu) {
 			users = append(users, tu)
 		}
 	}
@@ -255,10 +276,22 @@ func (e *Engine) appendUsers(users []string, c *compiled, loginName, target stri
 func (e *Engine) grantsUser(c *compiled, want, loginName, target string, certAuth bool) bool {
 	for _, tu := range c.targetUsers {
 		if tu == want || (tu == "{username}" && loginName == want) {
-			return certAuth || e.accounts[target+"/"+want]
+			return e.usable(c, want, loginName, target, certAuth)
 		}
 	}
 	return false
+}
+
+// usable reports whether the gateway can log in to target as tu under
+// policy c: it holds an account for it, the target trusts the gateway's
+// CA, or c may provision the subject's own login there.
+func (e *Engine) usable(c *compiled, tu, loginName, target string, certAuth bool) bool {
+	if certAuth || e.accounts[target+"/"+tu] {
+		return true
+	}
+	t := e.targets[target]
+	return c.provision && tu == loginName && t != nil && t.ProvisionAccount != "" &&
+		slices.Contains(c.targetUsers, "{username}") && resource.ValidTargetUser(tu)
 }
 
 func inCIDRs(cidrs []netip.Prefix, a netip.Addr) bool {

@@ -64,6 +64,10 @@ type Request struct {
 	// Now is the time of the request, for validity windows; zero means
 	// time.Now().
 	Now time.Time
+	// Groups are groups of the subject known only at request time (from
+	// the directory), looked up in addition to those compiled from the
+	// resources. Ignored for service accounts.
+	Groups []string
 }
 
 // Decision is the engine's answer.
@@ -105,6 +109,13 @@ type Obligations struct {
 	// unless Autologin is also set (an autologin policy grants the same
 	// request without one).
 	RequireMFA bool
+	// Provision is set when a granting policy has provision: true and the
+	// target user is the subject's own login ({username}): the gateway
+	// creates that login through the target's provision_account if it
+	// does not exist. Sudoers is the rule (maybe none) of the first such
+	// policy by name.
+	Provision bool
+	Sudoers   string
 	// Record is set when a session-recording policy covers the subject and
 	// target; RecordInput when one of them asks for keystrokes too.
 	Record          bool
@@ -162,8 +173,10 @@ type compiled struct {
 	idleTimeout time.Duration
 	autologin   bool
 	requireMFA  bool
-	recordInput bool // session-recording policies
-	failOpen    bool // session-recording: on_failure: continue
+	provision   bool   // target-access: may create the {username} login
+	sudoers     string // with provision: the sudoers rule for it
+	recordInput bool   // session-recording policies
+	failOpen    bool   // session-recording: on_failure: continue
 }
 
 // hasRules reports whether the policy restricts commands.
@@ -308,7 +321,8 @@ func Compile(in Input) (*Engine, error) {
 func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Environment, ops map[string]*resource.Operation) (*compiled, error) {
 	c := &compiled{name: p.Name, targets: map[string]bool{}, targetUsers: p.TargetUsers,
 		maxSession: p.MaxSession.Std(), idleTimeout: p.IdleTimeout.Std(), autologin: p.Autologin, recordInput: p.RecordInput,
-		failOpen: p.OnFailure == resource.OnFailureContinue, requireMFA: p.RequireMFA}
+		failOpen: p.OnFailure == resource.OnFailureContinue, requireMFA: p.RequireMFA,
+		provision: p.Provision, sudoers: p.Sudoers}
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}

@@ -160,6 +160,16 @@ type Policy struct {
 	// ends them after this long without data either way.
 	MaxSession  Duration `yaml:"max_session,omitempty" json:"max_session,omitzero"`
 	IdleTimeout Duration `yaml:"idle_timeout,omitempty" json:"idle_timeout,omitzero"`
+	// Provision lets the gateway create the subject's own login
+	// ({username}, which target_users must list) on a target with a
+	// provision_account, the first time the subject connects and the
+	// login does not exist there.
+	Provision bool `yaml:"provision,omitempty" json:"provision,omitempty"`
+	// Sudoers, with provision, is the rest of a sudoers line for a
+	// provisioned login ("ALL=(ALL) NOPASSWD: ALL"); the gateway writes
+	// "NAME SUDOERS" to /etc/sudoers.d/portcullis-NAME after visudo -c
+	// accepts it.
+	Sudoers string `yaml:"sudoers,omitempty" json:"sudoers,omitempty"`
 
 	// kubernetes
 	ClusterUsers  []string `yaml:"cluster_users,omitempty" json:"cluster_users,omitempty"`
@@ -187,7 +197,7 @@ func (p *Policy) GetName() string { return p.Name }
 // policyFields lists, per type, the optional fields it uses; every other
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
-	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout"},
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
@@ -213,6 +223,8 @@ func (p *Policy) setFields() []string {
 	add("valid_until", p.ValidUntil != nil)
 	add("max_session", p.MaxSession != 0)
 	add("idle_timeout", p.IdleTimeout != 0)
+	add("provision", p.Provision)
+	add("sudoers", p.Sudoers != "")
 	add("cluster_users", len(p.ClusterUsers) > 0)
 	add("cluster_groups", len(p.ClusterGroups) > 0)
 	add("record_input", p.RecordInput)
@@ -361,6 +373,17 @@ func (p *Policy) validateTargetAccess() error {
 		// Autologin means nobody types a code: one policy cannot say both.
 		return fieldErr("require_mfa", "cannot be set with autologin (script access answers no verification code); write two policies")
 	}
+	if p.Provision && !slices.Contains(p.TargetUsers, "{username}") {
+		return fieldErr("provision", "only the subject's own login is provisioned: target_users must list {username}")
+	}
+	if p.Sudoers != "" {
+		if !p.Provision {
+			return fieldErr("sudoers", "is used only with provision: true")
+		}
+		if !ValidSudoers(p.Sudoers) {
+			return fieldErr("sudoers", "%q is not a sudoers rule like \"ALL=(ALL) NOPASSWD: ALL\" (one line of letters, digits, spaces and = ( ) , : ! / * . _ - + @)", p.Sudoers)
+		}
+	}
 	if p.ValidFrom != nil && p.ValidUntil != nil && !p.ValidUntil.After(*p.ValidFrom) {
 		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
 	}
@@ -387,4 +410,15 @@ func (p *Policy) validateTargetAccess() error {
 		}
 	}
 	return nil
+}
+
+// sudoersPattern keeps a sudoers rule to one line of the characters rules
+// use: no quotes, '#', '\\' or '$' that a shell or sudoers could read
+// differently, and an '=' as every rule has.
+var sudoersPattern = regexp.MustCompile(`^[A-Za-z0-9 =(),:!/*._+@-]{1,256}$`)
+
+// ValidSudoers reports whether s may be written after a user name as a
+// sudoers rule. visudo -c on the target still checks its grammar.
+func ValidSudoers(s string) bool {
+	return sudoersPattern.MatchString(s) && strings.Contains(s, "=") && strings.TrimSpace(s) == s
 }

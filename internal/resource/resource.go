@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Kind names a resource type. Kinds are written in YAML with their canonical
@@ -81,7 +82,17 @@ type User struct {
 	// verification code (TOTP) on every SSH connection and console
 	// sign-in, and is refused until enrolled (portcullis mfa enroll).
 	MFA string `yaml:"mfa,omitempty" json:"mfa,omitempty"`
+	// Source says where the user came from: empty for a local user
+	// (applied by an admin), SourceLDAP for one the gateway created on
+	// the user's first directory sign-in. It is informational: a directory
+	// user's password, groups and directory keys are always read from the
+	// directory, while a local user never consults it (the break-glass way
+	// in when the directory is down), whatever its name.
+	Source string `yaml:"source,omitempty" json:"source,omitempty"`
 }
+
+// SourceLDAP marks a User created on its first directory sign-in.
+const SourceLDAP = "ldap"
 
 // LoginName is what `{username}` expands to in a policy's target users: the
 // part of the email before '@', or the user's name when there is no email.
@@ -126,6 +137,11 @@ type Target struct {
 	// Auth is "key" (default: a gateway-held key per Account) or
 	// "certificate" (the target trusts the gateway's user CA).
 	Auth string `yaml:"auth,omitempty" json:"auth,omitempty"`
+	// ProvisionAccount names an Account on this target (root, or a user
+	// allowed `sudo -n`) through which the gateway creates the login of a
+	// subject that connects for the first time, when a target-access
+	// policy says provision: true. Empty: the gateway never creates logins.
+	ProvisionAccount string `yaml:"provision_account,omitempty" json:"provision_account,omitempty"`
 }
 
 // AuthMode returns Auth with its default applied.
@@ -159,6 +175,17 @@ type Account struct {
 	// PublicKey is filled in by the server on output (authorized_keys
 	// format); it is ignored on input.
 	PublicKey string `yaml:"public_key,omitempty" json:"public_key,omitempty"`
+	// KeyCreated is when the gateway generated, imported or last rotated
+	// the key; filled in by the server, ignored on input. Scheduled
+	// rotation counts RotateEvery from it.
+	KeyCreated *time.Time `yaml:"public_key_created,omitempty" json:"public_key_created,omitempty"`
+	// RotateEvery, if set, has the gateway rotate the key on this schedule
+	// (see package rotate): at least an hour.
+	RotateEvery Duration `yaml:"rotate_every,omitempty" json:"rotate_every,omitzero"`
+	// LockPassword makes every rotation also disable the account's
+	// password, so that only the gateway's key logs in. It needs root or
+	// `sudo -n usermod` on the target.
+	LockPassword bool `yaml:"lock_password,omitempty" json:"lock_password,omitempty"`
 }
 
 // Operation is a named class of commands, referred to as "@NAME" in a

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -162,6 +163,9 @@ func (u *User) Validate() error {
 	if u.MFA != "" && u.MFA != "required" {
 		return fieldErr("mfa", "%q is not valid (want \"required\" or nothing)", u.MFA)
 	}
+	if u.Source != "" && u.Source != SourceLDAP {
+		return fieldErr("source", "%q is not valid (want ldap, set by the gateway, or nothing)", u.Source)
+	}
 	return nil
 }
 
@@ -207,6 +211,9 @@ func (t *Target) Validate() error {
 	default:
 		return fieldErr("auth", "%q is not valid (want key or certificate)", t.Auth)
 	}
+	if t.ProvisionAccount != "" && !ValidTargetUser(t.ProvisionAccount) {
+		return fieldErr("provision_account", "%q is not a valid login name on a target", t.ProvisionAccount)
+	}
 	return nil
 }
 
@@ -241,6 +248,9 @@ func (e *Environment) Validate() error {
 	return checkLabels("selector", e.Selector)
 }
 
+// MinRotateEvery is the shortest rotate_every an Account may ask for.
+const MinRotateEvery = time.Hour
+
 // Validate implements Object.
 func (a *Account) Validate() error {
 	if a.Name == "" {
@@ -256,6 +266,11 @@ func (a *Account) Validate() error {
 		if _, err := ssh.ParseRawPrivateKey([]byte(a.PrivateKey)); err != nil {
 			return fieldErr("private_key_file", "not an unencrypted SSH private key: %v", err)
 		}
+	}
+	// Shorter periods would have every gateway rewriting the target's
+	// authorized_keys all the time for no gain.
+	if a.RotateEvery != 0 && a.RotateEvery.Std() < MinRotateEvery {
+		return fieldErr("rotate_every", "%s is too short (at least %s)", a.RotateEvery, MinRotateEvery)
 	}
 	return nil
 }

@@ -182,6 +182,8 @@ func TestValidate(t *testing.T) {
 
 		{name: "target ok", obj: &Target{Name: "web1", Address: "10.0.0.5:22", HostKey: key, Labels: map[string]string{"env": "prod", "k8s.io/role": "web"}, Auth: AuthCertificate}},
 		{name: "target ipv6", obj: &Target{Name: "web1", Address: "[2001:db8::1]:2222"}},
+		{name: "target provision_account", obj: &Target{Name: "web1", Address: "10.0.0.5:22", ProvisionAccount: "admin"}},
+		{name: "target bad provision_account", obj: &Target{Name: "web1", Address: "10.0.0.5:22", ProvisionAccount: "x;rm -rf"}, wantErr: "field provision_account:"},
 		{name: "target no address", obj: &Target{Name: "web1"}, wantErr: "field address: is required"},
 		{name: "target no port", obj: &Target{Name: "web1", Address: "web1"}, wantErr: "field address: \"web1\" is not host:port"},
 		{name: "target port 0", obj: &Target{Name: "web1", Address: "web1:0"}, wantErr: "no valid port"},
@@ -200,6 +202,8 @@ func TestValidate(t *testing.T) {
 		{name: "environment bad selector", obj: &Environment{Name: "prod", Selector: map[string]string{"env": ""}}, wantErr: "field selector.env"},
 
 		{name: "account ok", obj: &Account{Name: "svc-stats", Target: "web1"}},
+		{name: "account rotate_every", obj: &Account{Name: "svc", Target: "web1", RotateEvery: Duration(720 * time.Hour), LockPassword: true}},
+		{name: "account rotate_every too short", obj: &Account{Name: "svc", Target: "web1", RotateEvery: Duration(time.Minute)}, wantErr: "field rotate_every: 1m0s is too short"},
 		{name: "account imported ok", obj: &Account{Name: "root", Target: "web1", PrivateKey: pemKey}},
 		{name: "account no name", obj: &Account{Target: "web1"}, wantErr: "field name: is required"},
 		{name: "account bad login", obj: &Account{Name: "1root", Target: "web1"}, wantErr: "field name"},
@@ -227,6 +231,17 @@ func TestValidate(t *testing.T) {
 		// autologin skips a second factor for a script; without source
 		// networks it would do so from anywhere.
 		{name: "policy autologin without cidrs", obj: func() Object { p := validPolicy(); p.SourceCIDRs = nil; return p }(), wantErr: "field autologin: autologin needs source_cidrs"},
+		{name: "policy provision", obj: func() Object { p := validPolicy(); p.Provision, p.Sudoers = true, "ALL=(ALL) NOPASSWD: ALL"; return p }()},
+		{name: "policy provision without {username}", obj: func() Object { p := validPolicy(); p.TargetUsers, p.Provision = []string{"root"}, true; return p }(), wantErr: "field provision: only the subject's own login"},
+		{name: "policy sudoers without provision", obj: func() Object { p := validPolicy(); p.Sudoers = "ALL=(ALL) ALL"; return p }(), wantErr: "field sudoers: is used only with provision"},
+		{name: "policy sudoers two lines", obj: func() Object {
+			p := validPolicy()
+			p.Provision, p.Sudoers = true, "ALL=(ALL) ALL\nroot ALL=(ALL) ALL"
+			return p
+		}(), wantErr: "field sudoers:"},
+		{name: "policy sudoers quote", obj: func() Object { p := validPolicy(); p.Provision, p.Sudoers = true, "ALL=(ALL) ALL'; rm -rf /"; return p }(), wantErr: "field sudoers:"},
+		{name: "policy sudoers no rule", obj: func() Object { p := validPolicy(); p.Provision, p.Sudoers = true, "ALL"; return p }(), wantErr: "field sudoers:"},
+		{name: "recording with provision", obj: &Policy{Name: "rec", Type: PolicySessionRecording, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"t"}}, Provision: true}, wantErr: "field provision: is not used by policy type session-recording"},
 		{name: "policy require_mfa", obj: func() Object { p := validPolicy(); p.Autologin = false; p.RequireMFA = true; return p }()},
 		{name: "policy require_mfa with autologin", obj: func() Object { p := validPolicy(); p.RequireMFA = true; return p }(), wantErr: "field require_mfa: cannot be set with autologin"},
 		{name: "recording with require_mfa", obj: &Policy{Name: "rec", Type: PolicySessionRecording, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"t"}}, RequireMFA: true}, wantErr: "field require_mfa: is not used by policy type session-recording"},

@@ -58,7 +58,8 @@ func (s *Server) listenHTTPS() error {
 			roles, _ := s.inv.Snapshot().UserRoles(name)
 			return roles, nil
 		},
-		MFA: s.mfa,
+		MFA:               s.mfa,
+		DirectoryPassword: s.consoleDirectoryPassword(),
 		RequireMFA: func(_ context.Context, name string) (bool, error) {
 			return s.inv.Snapshot().Engine.UserRequiresMFA(name), nil
 		},

@@ -24,11 +24,14 @@ import (
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/proxyproto"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/postgres"
@@ -53,8 +56,12 @@ type Server struct {
 	syslog     *audit.Syslog
 	audit      *audit.Log
 	mfa        *mfa.Service
-	spool      *audit.Spool
-	health     *storeHealth
+	// directory signs in directory users; nil without a directory section.
+	directory *directory.Directory
+	// rotator rotates account keys on demand (API) and on schedule (Run).
+	rotator *rotate.Rotator
+	spool   *audit.Spool
+	health  *storeHealth
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -174,7 +181,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		_, err := s.store.Revision(ctx)
 		return err
 	}}
+	if s.directory, err = openDirectory(cfg.Directory); err != nil {
+		return nil, err
+	}
+	prov, err := provision.New(provision.Config{Inventory: s.inv, Vault: v, HostKeys: s.store, Audit: auditLog,
+		Log: log.With("part", "provision"), DialTimeout: time.Duration(cfg.DialTimeout)})
+	if err != nil {
+		return nil, err
+	}
 	s.gate, err = sshgate.New(sshgate.Config{
+		Directory:   s.directoryLogin(),
 		Metrics:     s.metrics,
 		Available:   s.health.Available,
 		HostKey:     s.hostKey,
@@ -189,13 +205,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Recordings:  s.recordings,
 		Commands:    s.store,
 		MFA:         s.mfa,
+		Provisioner: prov,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.inv.Subscribe(s.gate.Recheck)
+	if s.rotator, err = rotate.New(rotate.Config{Inventory: s.inv, Vault: v, HostKeys: s.store, Audit: auditLog,
+		Log: log.With("part", "rotate"), DialTimeout: time.Duration(cfg.DialTimeout)}); err != nil {
+		return nil, err
+	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa})
+		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -360,6 +381,13 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
 	}()
+	// Scheduled key rotation (Accounts with rotate_every): checked every
+	// minute, which is plenty for periods of an hour or more.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.rotator.Run(runCtx, time.Minute)
+	}()
 
 	var runErr error
 	select {
@@ -431,6 +459,9 @@ func (s *Server) close() {
 			s.log.Warn("audit events still wait in the spool; they are appended at the next start", "events", n)
 		}
 		_ = s.spool.Close()
+	}
+	if s.directory != nil {
+		s.directory.Close()
 	}
 	if s.store != nil {
 		if err := s.store.Close(); err != nil {

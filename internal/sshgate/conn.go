@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,10 @@ type conn struct {
 	// mfa is the kind of verification code the client presented at
 	// authentication, "" if none was asked.
 	mfa string
+	// viaDirectory marks a directory user (password or directory key):
+	// its groups are read from the directory on every decision (cached
+	// per cache_ttl), and key is nil after a password.
+	viaDirectory bool
 
 	// openSessions and openChannels count channels being served.
 	openSessions, openChannels atomic.Int32
@@ -132,7 +137,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	cfg := serverConfig()
 	cfg.AddHostKey(s.cfg.HostKey)
 	cfg.MaxAuthTries = 6
-	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	// parse reads the login string, once per attempt: every method's
+	// callback starts with it.
+	parse := func(meta ssh.ConnMetadata) error {
 		login, loginErr = loginstr.Parse(meta.User())
 		if loginErr != nil {
 			if !announced {
@@ -141,11 +148,48 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 				s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginMalformed, Outcome: audit.Deny, Source: srcStr,
 					Message: loginErr.Error()})
 			}
-			return nil, &ssh.BannerError{Err: loginErr,
+			return &ssh.BannerError{Err: loginErr,
 				Message: fmt.Sprintf("portcullis: %v; %s\r\n", loginErr, loginstr.Usage)}
+		}
+		return nil
+	}
+	var dir *directoryAuth
+	if s.cfg.Directory != nil {
+		dir = &directoryAuth{srv: s, ctx: ctx, connID: connID, src: src, srcStr: srcStr,
+			parse: func(meta ssh.ConnMetadata) (string, string, string, error) {
+				err := parse(meta)
+				return login.User, login.Target, login.Account, err
+			}}
+		// Both run in this connection's goroutine, under AuthTimeout,
+		// never in the accept loop; the directory's own timeout bounds
+		// each request to it.
+		cfg.PasswordCallback = func(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			if err := s.available(); err != nil {
+				return nil, err
+			}
+			return dir.password(meta, pw, "password")
+		}
+		cfg.KeyboardInteractiveCallback = func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			if err := s.available(); err != nil {
+				return nil, err
+			}
+			return dir.keyboardInteractive(meta, client)
+		}
+	}
+	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		if err := parse(meta); err != nil {
+			return nil, err
 		}
 		snap := s.cfg.Snapshot()
 		id, ok := snap.Authenticate(login.User, key)
+		if !ok && dir != nil {
+			// Not a key the gateway holds: maybe one on the user's
+			// directory entry.
+			if err := s.available(); err != nil {
+				return nil, err
+			}
+			return dir.publicKey(login.User, login.Target, login.Account, key)
+		}
 		if !ok {
 			return nil, fmt.Errorf("key %s is not registered for %q", ssh.FingerprintSHA256(key), login.User)
 		}
@@ -207,13 +251,18 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	release()
 
 	// The snapshot may have changed since the callback ran: check the
-	// verified key against the current one.
-	verified, err := ssh.ParsePublicKey([]byte(sshConn.Permissions.Extensions[extKey]))
-	if err != nil {
-		sshConn.Close()
-		return
+	// verified key (or, for a directory user, the identity) against the
+	// current one.
+	ext := sshConn.Permissions.Extensions
+	viaDirectory := ext[extDirectory] != ""
+	var verified ssh.PublicKey
+	if k := ext[extKey]; k != "" || !viaDirectory {
+		if verified, err = ssh.ParsePublicKey([]byte(k)); err != nil {
+			sshConn.Close()
+			return
+		}
 	}
-	ident, ok := s.cfg.Snapshot().Authenticate(sshConn.Permissions.Extensions[extIdentity], verified)
+	ident, ok := s.identify(s.cfg.Snapshot(), ext[extIdentity], verified, viaDirectory)
 	if !ok {
 		sshConn.Close()
 		return
@@ -222,7 +271,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	c := &conn{
 		srv: s, id: connID, ctx: cctx, cancel: cancel,
 		sshConn: sshConn, ident: ident, key: verified, login: login,
-		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA],
+		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
 		grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
 	}
 	defer cancel()
@@ -233,7 +282,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	defer s.untrack(c)
 
 	s.cfg.Metrics.Login(true)
-	how := "key " + sshConn.Permissions.Extensions[extKeyFP]
+	how := "key " + ext[extKeyFP]
+	if viaDirectory {
+		how = ext[extDirectory]
+	}
 	if c.mfa != "" {
 		how += " and a " + c.mfa + " code"
 	}
@@ -324,6 +376,30 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	chWG.Wait()
 }
 
+// identify checks that the identity a connection authenticated as still
+// holds: its key is still registered, or, for a directory user, the user
+// still exists (its directory key or password was checked at sign-in,
+// and its groups are re-read per request).
+func (s *Server) identify(snap *inventory.Snapshot, name string, key ssh.PublicKey, viaDirectory bool) (inventory.Identity, bool) {
+	if viaDirectory {
+		id, ok := snap.Identity(name)
+		return id, ok && id.Kind == policy.SubjectUser
+	}
+	return snap.Authenticate(name, key)
+}
+
+// available asks Config.Available, if set, whether logins are accepted.
+func (s *Server) available() error {
+	if s.cfg.Available == nil {
+		return nil
+	}
+	if err := s.cfg.Available(); err != nil {
+		return &ssh.BannerError{Err: err,
+			Message: fmt.Sprintf("portcullis: new logins are refused for now: %v\r\n", err)}
+	}
+	return nil
+}
+
 func (s *Server) writeAudit(ctx context.Context, ev store.AuditEvent) error {
 	return s.cfg.Audit.Write(ctx, ev)
 }
@@ -395,8 +471,13 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 	if tu == "" {
 		tu = c.login.Account
 	}
+	groups, err := c.directoryGroups()
+	if err != nil {
+		c.srv.cfg.Log.Warn("directory groups unavailable", "user", c.ident.Name, "err", err)
+		return policy.Decision{Reason: directoryDenial(err)}, ""
+	}
 	req := policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action, Target: c.login.Target,
-		TargetUser: tu, Source: c.source, Command: command}
+		TargetUser: tu, Source: c.source, Command: command, Groups: groups}
 	if tu == "" {
 		d := c.srv.engineDecide(snap, req)
 		if !d.Allow {
@@ -469,12 +550,17 @@ func (c *conn) removeGrant(g *grant) {
 // recheck decides every live grant again; the first one denied ends the
 // whole connection, since its identity or access changed under it.
 func (c *conn) recheck(snap *inventory.Snapshot) {
-	if _, ok := snap.Authenticate(c.ident.Name, c.key); !ok {
+	if _, ok := c.srv.identify(snap, c.ident.Name, c.key, c.viaDirectory); !ok {
 		c.terminate("access revoked: your identity or key was removed", audit.SessionRevoke)
 		return
 	}
+	groups, err := c.directoryGroups()
+	if err != nil {
+		c.terminate(strings.Replace(directoryDenial(err), "access denied", "access revoked", 1), audit.SessionRevoke)
+		return
+	}
 	if c.mfa == "" && snap.Engine.SecondFactor(policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name,
-		Target: c.login.Target, TargetUser: c.login.Account, Source: c.source}).Required {
+		Target: c.login.Target, TargetUser: c.login.Account, Source: c.source, Groups: groups}).Required {
 		c.terminate("access revoked: a verification code is now required; reconnect to be asked one", audit.SessionRevoke)
 		return
 	}
@@ -487,7 +573,7 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 	c.mu.Unlock()
 	for _, g := range grants {
 		d := c.srv.engineDecide(snap, policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
-			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command})
+			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command, Groups: groups})
 		if !d.Allow {
 			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)
 			return

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/sshgate"
@@ -82,10 +83,14 @@ func startGateway(t *testing.T, opts ...gatewayOption) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prov, err := provision.New(provision.Config{Inventory: inv, Vault: v, HostKeys: st, Audit: auditLog, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := sshgate.Config{
 		HostKey: hostSigner, Snapshot: inv.Snapshot, Vault: v, CA: ca, HostKeys: st,
 		Audit: auditLog, Log: log, DialTimeout: 5 * time.Second,
-		Recordings: rm, Commands: st, MFA: mfaSvc,
+		Recordings: rm, Commands: st, MFA: mfaSvc, Provisioner: prov,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -17,9 +17,17 @@
 //     (policy.Engine.SecondFactor), the key is a partial success and a
 //     verification code is asked by keyboard-interactive; subjects that
 //     need none authenticate exactly as before, with no store access.
+//     With Config.Directory, a user may instead give a directory password
+//     (password or keyboard-interactive) or a key from their directory
+//     entry; the User (source ldap) is created on first sign-in, and
+//     local users never consult the directory (break glass). These
+//     callbacks run in the connection's goroutine, each directory request
+//     bounded by the directory's timeout.
 //  3. Each channel is authorized when its request arrives (shell, exec,
 //     subsystem, direct-tcpip): authentication lasts the connection,
-//     authorization is per request. The first allowed request fixes the
+//     authorization is per request. A directory user's groups are read
+//     for every decision (cached for the directory's cache_ttl), so that
+//     removing them from a group denies their next request. The first allowed request fixes the
 //     target user and dials the target once; later channels share that
 //     upstream connection. The target's host key is checked before any
 //     credential is offered.
@@ -52,6 +60,7 @@ import (
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -90,6 +99,14 @@ type Config struct {
 	// MFA verifies the codes of subjects that must present one
 	// (policy.Engine.SecondFactor). If nil, such subjects are refused.
 	MFA *mfa.Service
+	// Provisioner creates a subject's own login on a target when a policy
+	// says provision: true and the login does not exist there yet. If
+	// nil, nothing is provisioned (the login to the target fails).
+	Provisioner *provision.Provisioner
+	// Directory, when set, lets directory users sign in with their
+	// directory password or a key on their directory entry; their
+	// directory groups join every decision. Nil: keys only.
+	Directory *DirectoryLogin
 	// Available, when set, is asked before a login is accepted: an error
 	// (the shared database is unreachable) refuses new logins with its
 	// message, while sessions already running go on. Fail closed: the

@@ -200,7 +200,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		return
 	}
 
-	up, err := c.upstreamFor()
+	up, err := c.upstreamFor(d.Obligations)
 	if err != nil {
 		msg := c.targetErrorMessage(err)
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, Account: targetUser,

@@ -44,7 +44,7 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)
 		return
 	}
-	up, err := c.upstreamFor()
+	up, err := c.upstreamFor(d.Obligations)
 	if err != nil {
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id, Message: err.Error()})
 		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: "+c.targetErrorMessage(err))

@@ -1,18 +1,16 @@
 package sshgate
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
-	"net"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // Algorithms offered on both legs. Only curve25519 / ML-KEM key exchange,
@@ -40,9 +38,10 @@ func serverConfig() *ssh.ServerConfig {
 }
 
 // upstreamFor returns the connection's upstream client, dialing it on first
-// use. A failed dial is remembered: the client is told once per request,
+// use with the obligations of the request that needs it (which may ask to
+// provision the login first). A failed dial is remembered: the client is told once per request,
 // and a connection never hammers a target that refused it.
-func (c *conn) upstreamFor() (ssh.Conn, error) {
+func (c *conn) upstreamFor(ob policy.Obligations) (ssh.Conn, error) {
 	// dialMu makes concurrent first channels wait for one dial instead of
 	// racing two; c.mu is not held while dialing because the host key
 	// check writes audit events, which read c.mu.
@@ -59,7 +58,7 @@ func (c *conn) upstreamFor() (ssh.Conn, error) {
 	case ended:
 		return nil, errors.New("connection is ending")
 	}
-	cl, err := c.dial(tu)
+	cl, err := c.dial(tu, ob)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
@@ -75,12 +74,25 @@ func (c *conn) upstreamFor() (ssh.Conn, error) {
 }
 
 // dial connects to the target and logs in as targetUser with the gateway's
-// credential.
-func (c *conn) dial(targetUser string) (ssh.Conn, error) {
+// credential, after creating that login on the target if ob asks for it.
+func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) {
 	snap := c.srv.cfg.Snapshot()
 	target := snap.Engine.Target(c.login.Target)
 	if target == nil {
 		return nil, errors.New("target no longer exists")
+	}
+	// With an account for the login, it exists (the gateway made it or
+	// an admin did); only a certificate target needs asking every time,
+	// and the provisioner remembers the answer.
+	if ob.Provision && c.srv.cfg.Provisioner != nil &&
+		(target.AuthMode() == resource.AuthCertificate || snap.Account(target.Name, targetUser) == nil) {
+		_, err := c.srv.cfg.Provisioner.Ensure(c.ctx, provision.Request{Target: target.Name, Name: targetUser,
+			Sudoers: ob.Sudoers, Subject: c.ident.Name, Source: c.srcStr, SessionID: c.id})
+		if err != nil {
+			return nil, err
+		}
+		// The login's new account is in a newer snapshot.
+		snap = c.srv.cfg.Snapshot()
 	}
 	var signer ssh.Signer
 	switch target.AuthMode() {
@@ -104,42 +116,20 @@ func (c *conn) dial(targetUser string) (ssh.Conn, error) {
 		}
 		signer = s
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.DialTimeout)
-	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", target.Address)
-	if err != nil {
+	sc, chans, reqs, err := upstream.Dial(c.ctx, upstream.Config{
+		Target:   target,
+		User:     targetUser,
+		Signer:   signer,
+		HostKeys: c.srv.cfg.HostKeys,
+		Audit:    func(ev store.AuditEvent) { _ = c.audit(ev) },
+		Timeout:  c.srv.cfg.DialTimeout,
+	})
+	switch {
+	case errors.Is(err, upstream.ErrUnreachable):
 		return nil, fmt.Errorf("%w: %v", errTargetDown, err)
+	case err != nil:
+		return nil, err
 	}
-	deadline, _ := ctx.Deadline()
-	_ = nc.SetDeadline(deadline)
-	hk := &hostKeyCheck{c: c, target: target}
-	cfg := &ssh.ClientConfig{
-		User:            targetUser,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hk.check,
-		ClientVersion:   "SSH-2.0-Portcullis",
-		Timeout:         c.srv.cfg.DialTimeout,
-	}
-	cfg.KeyExchanges = []string{ssh.KeyExchangeCurve25519, ssh.KeyExchangeMLKEM768X25519}
-	cfg.Ciphers = cipherAlgos
-	cfg.MACs = macAlgos
-	// Ask for the expected key's type so a server with several host keys
-	// presents the one we can check; on first use, only plain keys with
-	// SHA-2 signatures (no certificates, no ssh-rsa SHA-1, no DSA).
-	cfg.HostKeyAlgorithms = tofuHostKeyAlgos
-	if want, err := hk.expected(); err == nil && want != nil {
-		cfg.HostKeyAlgorithms = hostKeyAlgosFor(want.Type())
-	}
-	sc, chans, reqs, err := ssh.NewClientConn(nc, target.Address, cfg)
-	if err != nil {
-		nc.Close()
-		if hk.mismatch != nil {
-			return nil, hk.mismatch
-		}
-		return nil, fmt.Errorf("log in to %s as %s: %w", target.Name, targetUser, err)
-	}
-	_ = nc.SetDeadline(time.Time{})
 	// The connection's own loop (conn.serve) turns down whatever the target
 	// opens or asks, instead of ssh.NewClient's two goroutines.
 	c.upInbox <- upstreamInbox{chans: chans, reqs: reqs}
@@ -163,91 +153,5 @@ func refuseUpstreamRequest(req *ssh.Request) {
 	}
 }
 
-var tofuHostKeyAlgos = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
-	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
-
-func hostKeyAlgosFor(keyType string) []string {
-	if keyType == ssh.KeyAlgoRSA {
-		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
-	}
-	return []string{keyType}
-}
-
 // errHostKeyMismatch is wrapped by every host key refusal.
-var errHostKeyMismatch = errors.New("target host key mismatch")
-
-// hostKeyCheck verifies the target's host key against the pinned key, or
-// the key learned on first use, before any credential is offered: x/crypto
-// calls HostKeyCallback during key exchange, before user authentication.
-type hostKeyCheck struct {
-	c        *conn
-	target   *resource.Target
-	mismatch error
-}
-
-// expected returns the key the target must present: the pinned one, or
-// the one learned on first use; nil with no error means first use. A stored
-// key that does not parse, or a store that cannot be read, is an error:
-// fail closed rather than learn again.
-func (h *hostKeyCheck) expected() (ssh.PublicKey, error) {
-	if h.target.HostKey != "" {
-		k, err := resource.ParseAuthorizedKey(h.target.HostKey)
-		if err != nil {
-			return nil, fmt.Errorf("pinned host_key of %s: %w", h.target.Name, err)
-		}
-		return k, nil
-	}
-	hk, err := h.c.srv.cfg.HostKeys.HostKey(h.c.ctx, h.target.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read learned host key of %s: %w", h.target.Name, err)
-	}
-	k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hk.Key))
-	if err != nil {
-		return nil, fmt.Errorf("learned host key of %s does not parse: %w", h.target.Name, err)
-	}
-	return k, nil
-}
-
-func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
-	for attempt := 0; ; attempt++ {
-		want, err := h.expected()
-		if err != nil {
-			return h.fail(key, err.Error())
-		}
-		if want != nil {
-			if !bytes.Equal(want.Marshal(), key.Marshal()) {
-				return h.fail(key, fmt.Sprintf("expected %s", ssh.FingerprintSHA256(want)))
-			}
-			return nil
-		}
-		// Trust on first use: record it and say so in the audit trail. A
-		// concurrent first use by another connection wins the race once;
-		// then this one compares against the winner's key.
-		err = h.c.srv.cfg.HostKeys.RecordHostKey(h.c.ctx, store.HostKey{
-			Target: h.target.Name, Key: authorizedKeyLine(key), FirstSeen: time.Now().UTC()})
-		if errors.Is(err, store.ErrConflict) && attempt == 0 {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("record host key of %s: %w", h.target.Name, err)
-		}
-		_ = h.c.audit(store.AuditEvent{Type: audit.HostKeyLearned, Outcome: audit.Info,
-			Message: fmt.Sprintf("host key of %s learned on first use: %s", h.target.Name, ssh.FingerprintSHA256(key)),
-			Detail:  map[string]any{"fingerprint": ssh.FingerprintSHA256(key)}})
-		return nil
-	}
-}
-
-func (h *hostKeyCheck) fail(got ssh.PublicKey, why string) error {
-	h.mismatch = fmt.Errorf("%w: %s presented %s, %s", errHostKeyMismatch, h.target.Name, ssh.FingerprintSHA256(got), why)
-	_ = h.c.audit(store.AuditEvent{Type: audit.HostKeyMismatch, Outcome: audit.Failure, Message: h.mismatch.Error(),
-		Detail: map[string]any{"fingerprint": ssh.FingerprintSHA256(got)}})
-	return h.mismatch
-}
-
-func authorizedKeyLine(k ssh.PublicKey) string {
-	return string(bytes.TrimSpace(ssh.MarshalAuthorizedKey(k)))
-}
+var errHostKeyMismatch = upstream.ErrHostKeyMismatch

@@ -44,6 +44,10 @@ type Record struct {
 type Change struct {
 	Record Record
 	Delete bool
+	// Create makes a put fail with ErrConflict (and the whole batch with
+	// it) when Kind/Name exists: a writer that read "absent" must not
+	// overwrite what another gateway created meanwhile.
+	Create bool
 }
 
 // AuditEvent is one entry of the audit trail. Fields that do not apply to an

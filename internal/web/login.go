@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -122,6 +123,16 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ok, err = c.checkPassword(ctx, req.User, req.Password)
+	if err == nil && !ok && c.cfg.DirectoryPassword != nil {
+		ok, err = c.cfg.DirectoryPassword(ctx, req.User, req.Password)
+		if errors.Is(err, directory.ErrUnavailable) {
+			refundSource()
+			refundUser()
+			c.log.Warn("console login: directory unavailable", "user", req.User, "err", err)
+			writeError(w, http.StatusServiceUnavailable, "the directory service is unavailable; try again later")
+			return
+		}
+	}
 	if err != nil {
 		refundSource()
 		refundUser()

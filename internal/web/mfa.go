@@ -9,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -23,13 +22,10 @@ import (
 // two requests are seconds apart and come from one browser, and a restart
 // costs only a new password entry.
 
-// Bounds of pending sign-ins.
-const (
-	pendingTTL = 5 * time.Minute
-	// maxPending bounds the table; a pending entry needs a right password,
-	// which the login rate limits already bound, so this is a backstop.
-	maxPending = 10000
-)
+// pendingTTL is how long a right password waits for its code. Pending
+// sign-ins need a right password, which the login rate limits bound, and
+// expired ones go with the expired sessions (Console.Run).
+const pendingTTL = 5 * time.Minute
 
 // MFAChallenge is the answer of POST /ui/login when the password is right
 // and a verification code must follow: no session yet, a token to send
@@ -53,52 +49,38 @@ type pendingLogin struct {
 	expires time.Time
 }
 
-// pendingLogins is the table of pending sign-ins, keyed by the token's
-// hash so that a memory dump does not hand out live tokens either.
-type pendingLogins struct {
-	mu sync.Mutex
-	m  map[string]pendingLogin
+// pendingMarker is the CSRF token of a pending sign-in's row: pending
+// sign-ins are kept in the web sessions table (so that the code step may
+// reach any gateway behind a load balancer), and a row with this marker
+// is never a session (Console.session refuses it).
+const pendingMarker = "!mfa-pending"
+
+// pendingID is the row id of a pending token, in its own hash domain: a
+// token sent as a session cookie never finds its row.
+func pendingID(token string) string { return hashID("mfa-pending\x00" + token) }
+
+// addPending stores a pending sign-in for token.
+func (c *Console) addPending(ctx context.Context, token string, pl pendingLogin, now time.Time) error {
+	return c.cfg.Store.CreateWebSession(ctx, store.WebSession{IDHash: pendingID(token), User: pl.user,
+		CSRFToken: pendingMarker, Source: pl.source, CreatedAt: now, LastSeen: now, ExpiresAt: pl.expires})
 }
 
-func (p *pendingLogins) add(token string, pl pendingLogin, now time.Time) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]pendingLogin{}
+// takePending removes and returns the pending sign-in of token: one use,
+// whatever the outcome of the code (the code itself is single-use across
+// gateways: the store refuses a time step twice).
+func (c *Console) takePending(ctx context.Context, token string) (pendingLogin, bool) {
+	if token == "" {
+		return pendingLogin{}, false
 	}
-	if len(p.m) >= maxPending {
-		p.sweepLocked(now)
-		if len(p.m) >= maxPending {
-			return false
-		}
+	id := pendingID(token)
+	ws, err := c.cfg.Store.GetWebSession(ctx, id)
+	if err != nil || ws.CSRFToken != pendingMarker {
+		return pendingLogin{}, false
 	}
-	p.m[hashID(token)] = pl
-	return true
-}
-
-// take removes and returns the pending sign-in of token: one use, whatever
-// the outcome of the code.
-func (p *pendingLogins) take(token string) (pendingLogin, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	h := hashID(token)
-	pl, ok := p.m[h]
-	delete(p.m, h)
-	return pl, ok
-}
-
-func (p *pendingLogins) sweep(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.sweepLocked(now)
-}
-
-func (p *pendingLogins) sweepLocked(now time.Time) {
-	for k, pl := range p.m {
-		if !now.Before(pl.expires) {
-			delete(p.m, k)
-		}
+	if err := c.cfg.Store.DeleteWebSession(ctx, id); err != nil {
+		return pendingLogin{}, false
 	}
+	return pendingLogin{user: ws.User, source: ws.Source, expires: ws.ExpiresAt}, true
 }
 
 // needsCode reports whether user must present a verification code at
@@ -146,8 +128,8 @@ func (c *Console) challenge(w http.ResponseWriter, r *http.Request, user string,
 		c.internalError(w, r, err)
 		return true
 	}
-	if !c.pending.add(tok, pendingLogin{user: user, source: sourceKey(r.RemoteAddr), expires: now.Add(pendingTTL)}, now) {
-		writeError(w, http.StatusServiceUnavailable, "too many sign-ins waiting for a code: try again in a minute")
+	if err := c.addPending(r.Context(), tok, pendingLogin{user: user, source: sourceKey(r.RemoteAddr), expires: now.Add(pendingTTL)}, now); err != nil {
+		c.internalError(w, r, err)
 		return true
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -189,7 +171,7 @@ func (c *Console) serveLoginMFA(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	now := c.now()
-	pl, ok := c.pending.take(req.Token)
+	pl, ok := c.takePending(ctx, req.Token)
 	if !ok || !now.Before(pl.expires) || pl.source != sourceKey(r.RemoteAddr) || c.cfg.MFA == nil {
 		writeErrorCode(w, http.StatusUnauthorized, "mfa_expired", "the sign-in expired or was already used: enter your password again")
 		return

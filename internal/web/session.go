@@ -149,6 +149,10 @@ func (c *Console) session(ctx context.Context, id string) (store.WebSession, err
 	if err != nil {
 		return store.WebSession{}, fmt.Errorf("get console session: %w", err)
 	}
+	if s.CSRFToken == pendingMarker {
+		// A sign-in still waiting for its code is not a session.
+		return store.WebSession{}, errNoSession
+	}
 	now := c.now()
 	reason := ""
 	switch {

@@ -84,6 +84,12 @@ type Config struct {
 	// (the User says mfa: required). If nil, only enrolled users are
 	// asked.
 	RequireMFA func(ctx context.Context, name string) (bool, error)
+	// DirectoryPassword, when set, checks a sign-in that no console
+	// password matched against the directory, creating the directory
+	// user on first sign-in; it refuses local users. An error wrapping
+	// directory.ErrUnavailable is answered 503 with a clear message (fail
+	// closed). If nil, only console passwords are checked.
+	DirectoryPassword func(ctx context.Context, user, password string) (bool, error)
 	// Assets is the built console, a tree with index.html and assets/.
 	// If nil, the files embedded at build time. Without index.html the
 	// console answers 503 asking for `make`.
@@ -105,9 +111,6 @@ type Console struct {
 
 	bySource *limiter
 	byUser   *limiter
-
-	// pending holds sign-ins waiting for their verification code.
-	pending pendingLogins
 }
 
 // New checks cfg and reads the console's index page.
@@ -240,7 +243,6 @@ func (c *Console) sweep(ctx context.Context) {
 	now := c.now()
 	c.bySource.sweep(now)
 	c.byUser.sweep(now)
-	c.pending.sweep(now)
 	n, err := c.cfg.Store.DeleteExpiredWebSessions(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {

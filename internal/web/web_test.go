@@ -73,6 +73,15 @@ type env struct {
 
 	mu    sync.Mutex
 	users map[string]bool
+	// dirPassword stands for the directory; nil: nobody is in it.
+	dirPassword func(ctx context.Context, user, pw string) (bool, error)
+}
+
+// setDirectory makes f answer the console's directory sign-ins.
+func (e *env) setDirectory(f func(ctx context.Context, user, pw string) (bool, error)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.dirPassword = f
 }
 
 type whoami struct {
@@ -110,6 +119,15 @@ func newEnv(t *testing.T, assets *fstest.MapFS) *env {
 			return e.users[name], nil
 		},
 		Roles: func(_ context.Context, name string) ([]string, error) { return []string{"admin"}, nil },
+		DirectoryPassword: func(ctx context.Context, user, pw string) (bool, error) {
+			e.mu.Lock()
+			f := e.dirPassword
+			e.mu.Unlock()
+			if f == nil {
+				return false, nil
+			}
+			return f(ctx, user, pw)
+		},
 		Audit: audit.New(st, log),
 		Log:   log,
 		Now:   e.clock.Now,

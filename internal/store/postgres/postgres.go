@@ -198,6 +198,21 @@ func (s *Store) Apply(ctx context.Context, changes []store.Change) error {
 		if len(rec.Secret) > 0 {
 			secret = rec.Secret
 		}
+		if c.Create {
+			res, err := tx.ExecContext(ctx, `
+INSERT INTO resources (kind, name, spec, secret, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $5)
+ON CONFLICT (kind, name) DO NOTHING`, rec.Kind, rec.Name, string(rec.Spec), secret, now)
+			if err != nil {
+				return fmt.Errorf("apply create %s %q: %w", rec.Kind, rec.Name, err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("apply create %s %q: %w", rec.Kind, rec.Name, err)
+			} else if n == 0 {
+				return fmt.Errorf("apply create %s %q: created meanwhile by another writer: %w", rec.Kind, rec.Name, store.ErrConflict)
+			}
+			continue
+		}
 		if _, err := tx.ExecContext(ctx, `
 INSERT INTO resources (kind, name, spec, secret, created_at, updated_at)
 VALUES ($1, $2, $3, $5, $6, $6)

@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Delete", testDelete},
 		{"ChangesApplyInOrder", testChangesApplyInOrder},
 		{"AtomicOnFailure", testAtomicOnFailure},
+		{"CreateOnly", testCreateOnly},
 		{"NotFound", testNotFound},
 		{"Revision", testRevision},
 		{"ConcurrentApply", testConcurrentApply},
