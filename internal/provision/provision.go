@@ -270,4 +270,3 @@ trap - EXIT
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
-

@@ -267,4 +267,3 @@ trap - EXIT
 u=$(id -un)
 if [ "$(id -u)" -eq 0 ]; then usermod -p '*' "$u"; else sudo -n usermod -p '*' "$u"; fi`
 )
-
