@@ -190,7 +190,7 @@ func New(cfg Config) (*Directory, error) {
 	}
 	d := &Directory{cfg: cfg, cache: map[string]cached{},
 		tls: &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12}}
-	d.pool = newPool(cfg.PoolSize, d.dialService)
+	d.pool = newPool(cfg.PoolSize, cfg.Timeout, d.dialService)
 	return d, nil
 }
 
@@ -382,6 +382,12 @@ func (d *Directory) search(c *ldap.Conn, req *ldap.SearchRequest, hops int) ([]f
 		if err != nil {
 			return nil, fmt.Errorf("%w: referral %q: %v", ErrUnavailable, ref, err)
 		}
+		// The service account binds on the referred server, and a user's
+		// password may follow: never over a weaker channel than the one
+		// configured.
+		if d.secure() && strings.HasPrefix(server, "ldap://") && !d.cfg.StartTLS {
+			return nil, fmt.Errorf("%w: referral to %s refused: it would send credentials without TLS (use ldaps:// referrals or start_tls)", ErrUnavailable, server)
+		}
 		rc, err := d.dialBound([]string{server})
 		if err != nil {
 			return nil, err
@@ -403,6 +409,19 @@ func (d *Directory) search(c *ldap.Conn, req *ldap.SearchRequest, hops int) ([]f
 		}
 	}
 	return out, nil
+}
+
+// secure reports whether the configured servers are reached over TLS.
+func (d *Directory) secure() bool {
+	if d.cfg.StartTLS {
+		return true
+	}
+	for _, u := range d.cfg.URLs {
+		if strings.HasPrefix(u, "ldaps://") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseReferral splits an LDAP URL (RFC 4516) into the server and the
@@ -561,7 +580,7 @@ func (d *Directory) dialAny(urls []string) (*ldap.Conn, error) {
 			host, _, _ := net.SplitHostPort(strings.TrimPrefix(u, "ldap://"))
 			tc := d.tls.Clone()
 			tc.ServerName = host
-			if err := c.StartTLS(tc); err != nil {
+			if err := d.startTLS(c, tc); err != nil {
 				c.Close()
 				errs = append(errs, fmt.Errorf("%s: starttls: %w", u, err))
 				continue
@@ -570,6 +589,23 @@ func (d *Directory) dialAny(urls []string) (*ldap.Conn, error) {
 		return c, nil
 	}
 	return nil, fmt.Errorf("%w: %w", ErrUnavailable, errors.Join(errs...))
+}
+
+// startTLS runs StartTLS bounded by the timeout: go-ldap's handshake has
+// no deadline of its own, and a server that accepts StartTLS and then
+// stalls would hold a sign-in (and its pre-authentication slot) for ever.
+func (d *Directory) startTLS(c *ldap.Conn, tc *tls.Config) error {
+	done := make(chan error, 1)
+	go func() { done <- c.StartTLS(tc) }()
+	t := time.NewTimer(d.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		c.Close() // ends the handshake; the goroutine returns with an error
+		return fmt.Errorf("TLS handshake took longer than %s", d.cfg.Timeout)
+	}
 }
 
 func unavailable(what string, err error) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -12,7 +13,10 @@ import (
 // use or idle at once: a connection is dialed only when none is idle, and
 // only by a caller holding one of size tokens.
 type pool struct {
-	dial   func() (*ldap.Conn, error)
+	dial func() (*ldap.Conn, error)
+	// wait bounds the wait for a connection (the directory's timeout): a
+	// flood of sign-ins against a slow directory must fail, not queue.
+	wait   time.Duration
 	tokens chan struct{}
 	idle   chan *ldap.Conn
 
@@ -20,13 +24,18 @@ type pool struct {
 	closed bool
 }
 
-func newPool(size int, dial func() (*ldap.Conn, error)) *pool {
-	return &pool{dial: dial, tokens: make(chan struct{}, size), idle: make(chan *ldap.Conn, size)}
+func newPool(size int, wait time.Duration, dial func() (*ldap.Conn, error)) *pool {
+	return &pool{dial: dial, wait: wait, tokens: make(chan struct{}, size), idle: make(chan *ldap.Conn, size)}
 }
 
 // get returns a bound connection, waiting for a token while size are in
 // use. Return it with put.
 func (p *pool) get(ctx context.Context) (*ldap.Conn, error) {
+	if p.wait > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.wait)
+		defer cancel()
+	}
 	select {
 	case p.tokens <- struct{}{}:
 	case <-ctx.Done():

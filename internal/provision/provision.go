@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,12 @@ import (
 	"github.com/portcullis/portcullis/internal/upstream"
 	"github.com/portcullis/portcullis/internal/vault"
 )
+
+// provisionable is the names the gateway creates logins for: stricter
+// than the names it logs in as (resource.ValidTargetUser). No upper case,
+// so that sudoers keywords (ALL, Defaults) never reach a sudoers line; no
+// '.', so that every name has a sudoers drop-in of its own.
+var provisionable = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
 // Config is what a Provisioner needs; all but Log and DialTimeout are
 // required.
@@ -86,8 +93,8 @@ type Request struct {
 // login that already exists is left alone (no key installed, no sudoers
 // rule): provisioning never takes over an account someone else made.
 func (p *Provisioner) Ensure(ctx context.Context, req Request) (created bool, err error) {
-	if !resource.ValidTargetUser(req.Name) {
-		return false, fmt.Errorf("provision: %q is not a valid unix user name", req.Name)
+	if !provisionable.MatchString(req.Name) {
+		return false, fmt.Errorf("provision: %q is not a valid unix user name to create (lower case letters, digits, '_' and '-', starting with a letter or '_', at most 32)", req.Name)
 	}
 	if req.Sudoers != "" && !resource.ValidSudoers(req.Sudoers) {
 		return false, fmt.Errorf("provision: sudoers rule %q is not valid", req.Sudoers)

@@ -4,10 +4,10 @@
 //
 // A rotation logs in with the account's current gateway key, makes the
 // account's ~/.ssh/authorized_keys hold only a new gateway-generated key,
-// proves with fresh logins that the new key works and the old one does not,
-// and only then stores the new key, sealed, in place of the old one. Every
-// other key in that file is gone afterwards: after a takeover only the
-// gateway logs in as that account.
+// and proves with fresh logins that the new key works and the old one
+// does not. Every other key in ~/.ssh/authorized_keys* is gone afterwards.
+// Keys the account cannot see (an AuthorizedKeysCommand, a file outside
+// ~/.ssh) are beyond its reach; the old-key check reports those it can.
 //
 // The steps, in order, and what a failure at each leaves behind:
 //
@@ -15,18 +15,17 @@
 //  2. Write authorized_keys = new key + old key; other keys are removed.
 //     A failure here, or at step 3, restores the file as read at step 1.
 //  3. Log in with the new key (session B): the new key works.
-//  4. Through B, write authorized_keys = new key only, and remove
-//     authorized_keys2 (which OpenSSH reads by default too).
-//  5. Log in with the new key again (verification) and check that the old
-//     key is refused, which also catches a target whose sshd reads keys
-//     from another file. Optionally disable the password.
-//  6. Store the new key in one inventory transaction, if the stored key is
-//     still the old one.
+//  4. Store the new key, if the stored key is still the old one. The
+//     target accepts both now, so a crash at any point leaves the gateway
+//     a key the target takes. If another gateway stored its key first,
+//     the file is made to hold exactly that key.
+//  5. Through B, write authorized_keys = new key only, and remove every
+//     other authorized_keys* file in ~/.ssh.
+//  6. Log in with the new key again (verification) and check that the old
+//     key is refused. Optionally disable the password.
 //
-// A failure at steps 4 to 6 restores the file as read at step 1 through the
-// new key's session, so the stored (old) key keeps working. A rotation is
-// audited as account.rotate, success or failure, with the fingerprints of
-// both keys, never the keys.
+// A failure at steps 5 and 6 leaves the new key stored and working and is
+// reported as an incomplete takeover; the file is never put back then.
 //
 // The target's sshd must read ~/.ssh/authorized_keys (OpenSSH's default);
 // the remote commands need a POSIX shell, mktemp, stat, chmod and mv.
@@ -176,7 +175,8 @@ func (r *Rotator) rotate(ctx context.Context, targetName, name string) (*Result,
 		return cause
 	}
 
-	// 2. Both gateway keys, nothing else.
+	// 2. Both gateway keys, nothing else: any other key (an intruder's)
+	// stops working here.
 	if _, err := upstream.Run(a, writeKeysScript, newLine+oldLine); err != nil {
 		return res, restore(a, fmt.Errorf("write authorized_keys: %w", err))
 	}
@@ -186,33 +186,64 @@ func (r *Rotator) rotate(ctx context.Context, targetName, name string) (*Result,
 		return res, restore(a, fmt.Errorf("log in with the new key: %w", err))
 	}
 	defer b.Close()
-	// 4. Only the new key.
-	if _, err := upstream.Run(b, finalKeysScript, newLine); err != nil {
-		return res, restore(b, fmt.Errorf("write authorized_keys: %w", err))
+	// 4. Store the new key now, while the target accepts both: a crash
+	// from here on leaves the gateway with a key the target takes. The
+	// store only takes it if the stored key is still the old one.
+	if err := r.cfg.Inventory.ReplaceAccountKey(ctx, targetName, name, oldSealed, newSealed, newPub); err != nil {
+		if errors.Is(err, inventory.ErrKeyChanged) {
+			// Another gateway rotated this account meanwhile and stored
+			// its key: the file must hold that key, not ours, nor the
+			// file we read before it took over.
+			return res, r.yieldTo(ctx, b, targetName, name, err)
+		}
+		return res, restore(b, err)
 	}
-	// 5. Verify from scratch.
+	// From here the stored key is the new one: the file is never put
+	// back to what it was (that would lock the gateway out); a failure
+	// leaves both gateway keys in it and says the takeover is incomplete.
+	incomplete := func(cause error) error {
+		return fmt.Errorf("the new key is stored and works, but the takeover is incomplete: %w", cause)
+	}
+	// 5. Only the new key, and no other authorized_keys* file.
+	if _, err := upstream.Run(b, finalKeysScript, newLine); err != nil {
+		return res, incomplete(fmt.Errorf("write authorized_keys: %w", err))
+	}
+	// 6. Verify from scratch.
 	c, err := r.login(ctx, target, name, newSigner)
 	if err != nil {
-		return res, restore(b, fmt.Errorf("verify the new key: %w", err))
+		return res, incomplete(fmt.Errorf("verify the new key: %w", err))
 	}
 	defer c.Close()
 	if old, err := r.login(ctx, target, name, oldSigner); err == nil {
 		old.Close()
-		return res, restore(c, errors.New("the target still accepts the old key after authorized_keys was rewritten: does its sshd read keys from a file other than ~/.ssh/authorized_keys?"))
+		return res, incomplete(errors.New("the target still accepts the old key after authorized_keys was rewritten: does its sshd read keys from elsewhere (AuthorizedKeysFile, AuthorizedKeysCommand)?"))
 	} else if !isAuthFailure(err) {
-		return res, restore(c, fmt.Errorf("check that the old key is refused: %w", err))
+		return res, incomplete(fmt.Errorf("check that the old key is refused: %w", err))
 	}
 	if acct.LockPassword {
 		if _, err := upstream.Run(c, lockPasswordScript, ""); err != nil {
-			return res, restore(c, fmt.Errorf("disable the password (needs root or sudo -n usermod): %w", err))
+			return res, incomplete(fmt.Errorf("disable the password (needs root or sudo -n usermod): %w", err))
 		}
 		res.PasswordLocked = true
 	}
-	// 6. Store.
-	if err := r.cfg.Inventory.ReplaceAccountKey(ctx, targetName, name, oldSealed, newSealed, newPub); err != nil {
-		return res, restore(c, err)
-	}
 	return res, nil
+}
+
+// yieldTo makes the account's authorized_keys hold exactly the key now
+// stored for it (another gateway's rotation won), over the session c.
+func (r *Rotator) yieldTo(ctx context.Context, c *ssh.Client, target, name string, cause error) error {
+	o, err := r.cfg.Inventory.Get(ctx, resource.KindAccount, target+"/"+name)
+	if err != nil {
+		return fmt.Errorf("%w; reading the stored key to put it back also failed: %v", cause, err)
+	}
+	acct, ok := o.(*resource.Account)
+	if !ok || acct.PublicKey == "" {
+		return fmt.Errorf("%w; the stored account has no public key to put back", cause)
+	}
+	if _, err := upstream.Run(c, finalKeysScript, strings.TrimSpace(acct.PublicKey)+" portcullis-gateway\n"); err != nil {
+		return fmt.Errorf("%w; putting the stored key back also failed: %v", cause, err)
+	}
+	return fmt.Errorf("%w: another rotation stored its key first; authorized_keys now holds that key", cause)
 }
 
 func (r *Rotator) login(ctx context.Context, target *resource.Target, user string, signer ssh.Signer) (*ssh.Client, error) {
@@ -258,7 +289,12 @@ chmod go-w "$t"
 mv -f "$t" "$f"
 trap - EXIT
 `
-	finalKeysScript = writeKeysScript + `rm -f "$d/authorized_keys2"
+	// finalKeysScript also removes every other authorized_keys* file in
+	// ~/.ssh (authorized_keys2, and the like a second AuthorizedKeysFile
+	// may name): a key planted there would outlive the takeover. Keys
+	// from elsewhere (an AuthorizedKeysCommand, files outside ~/.ssh)
+	// cannot be seen from the account; the old-key check catches some.
+	finalKeysScript = writeKeysScript + `for x in "$d"/authorized_keys?*; do if [ -f "$x" ]; then rm -f "$x"; fi; done
 `
 	// lockPasswordScript sets the password field to '*', which no password
 	// matches. Not `passwd -l`: its '!' makes OpenSSH without PAM refuse

@@ -223,6 +223,24 @@ func TestRotate(t *testing.T) {
 			}
 
 			res, err := g.rot.Rotate(ctx, "web1", unixUser, "admin")
+			if tc.name == "keys read elsewhere" {
+				// Found after the new key was stored (so that a crash
+				// never loses the account): the new key is kept and
+				// works, the file holds only it, and the failure says
+				// the takeover is incomplete.
+				if err == nil || !strings.Contains(err.Error(), "takeover is incomplete") || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Rotate error = %v, want an incomplete takeover: %q", err, tc.wantErr)
+				}
+				stored := g.signer(t, "web1", unixUser)
+				if ssh.FingerprintSHA256(stored.PublicKey()) == ssh.FingerprintSHA256(oldKey.PublicKey()) || !canLogin(t, sshd, unixUser, stored) {
+					t.Fatal("after an incomplete takeover the stored key is not the new, working one")
+				}
+				if canLogin(t, sshd, unixUser, intruder) {
+					t.Fatal("the intruder's key survived in ~/.ssh/authorized_keys")
+				}
+				checkAudit(t, g, audit.Failure)
+				return
+			}
 			if !tc.wantRotate {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Rotate error = %v, want %q", err, tc.wantErr)
