@@ -104,6 +104,9 @@ type Config struct {
 	// Directory password and brings their directory groups into policies.
 	// It is set only in the config file: a nested section has no flags.
 	Directory *Directory `yaml:"directory"`
+	// OIDC, when set, adds single sign-on with an OpenID Connect provider
+	// to the console and to SSH. Config file only, like Directory.
+	OIDC *OIDC `yaml:"oidc"`
 }
 
 // gatewayIDPattern is what a gateway id may be: it is shown in listings
@@ -408,6 +411,11 @@ func (c *Config) Resolve() error {
 	}
 	if c.Directory != nil {
 		if err := c.Directory.validate(); err != nil {
+			return err
+		}
+	}
+	if c.OIDC != nil {
+		if err := c.OIDC.validate(); err != nil {
 			return err
 		}
 	}

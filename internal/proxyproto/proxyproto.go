@@ -131,12 +131,15 @@ func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		l.closed = true
-		for c := range l.pending {
-			c.Close()
-		}
+		pending := l.pending
 		l.pending = nil
 		l.mu.Unlock()
+		// done first: a header read cut short below must see that the
+		// listener closed, and not blame the balancer in the log.
 		close(l.done)
+		for c := range pending {
+			c.Close()
+		}
 		l.closeErr = l.inner.Close()
 	})
 	return l.closeErr

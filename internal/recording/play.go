@@ -151,21 +151,23 @@ func (m *Manager) Follow(ctx context.Context, id string, fromStart bool, w io.Wr
 	}
 	defer f.Close()
 	fw := &follower{f: f, w: w, buf: make([]byte, 64<<10)}
-	// The header always goes first.
-	if err := fw.copyLines(1); err != nil {
-		return fmt.Errorf("follow recording %s: %w", id, err)
-	}
+	// "Now" is fixed before anything is sent: a watcher that has the
+	// header sees every event written after it.
+	var now int64
 	if !fromStart {
 		fi, err := f.Stat()
 		if err != nil {
 			return fmt.Errorf("follow recording %s: %w", id, err)
 		}
-		end, err := lastLineEnd(f, fi.Size())
-		if err != nil {
+		if now, err = lastLineEnd(f, fi.Size()); err != nil {
 			return fmt.Errorf("follow recording %s: %w", id, err)
 		}
-		fw.skipTo(end)
 	}
+	// The header always goes first.
+	if err := fw.copyLines(1); err != nil {
+		return fmt.Errorf("follow recording %s: %w", id, err)
+	}
+	fw.skipTo(now)
 	for {
 		if err := fw.copyLines(-1); err != nil {
 			return fmt.Errorf("follow recording %s: %w", id, err)

@@ -89,10 +89,21 @@ type User struct {
 	// directory, while a local user never consults it (the break-glass way
 	// in when the directory is down), whatever its name.
 	Source string `yaml:"source,omitempty" json:"source,omitempty"`
+	// OIDCIssuer and OIDCSubject link the user to one account of an
+	// OpenID Connect provider: single sign-on signs in as the User whose
+	// pair matches the ID token's iss and sub, never by email or name.
+	// The gateway sets them on the users it creates (source oidc); an
+	// admin may set them on a local user to link it. Both or neither.
+	OIDCIssuer  string `yaml:"oidc_issuer,omitempty" json:"oidc_issuer,omitempty"`
+	OIDCSubject string `yaml:"oidc_subject,omitempty" json:"oidc_subject,omitempty"`
 }
 
-// SourceLDAP marks a User created on its first directory sign-in.
-const SourceLDAP = "ldap"
+// Sources of users the gateway creates: SourceLDAP on a first directory
+// sign-in, SourceOIDC on a first single sign-on.
+const (
+	SourceLDAP = "ldap"
+	SourceOIDC = "oidc"
+)
 
 // LoginName is what `{username}` expands to in a policy's target users: the
 // part of the email before '@', or the user's name when there is no email.

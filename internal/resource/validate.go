@@ -163,8 +163,17 @@ func (u *User) Validate() error {
 	if u.MFA != "" && u.MFA != "required" {
 		return fieldErr("mfa", "%q is not valid (want \"required\" or nothing)", u.MFA)
 	}
-	if u.Source != "" && u.Source != SourceLDAP {
-		return fieldErr("source", "%q is not valid (want ldap, set by the gateway, or nothing)", u.Source)
+	if u.Source != "" && u.Source != SourceLDAP && u.Source != SourceOIDC {
+		return fieldErr("source", "%q is not valid (want ldap or oidc, set by the gateway, or nothing)", u.Source)
+	}
+	if (u.OIDCIssuer == "") != (u.OIDCSubject == "") {
+		return fieldErr("oidc_subject", "oidc_issuer and oidc_subject go together")
+	}
+	if u.Source == SourceOIDC && u.OIDCSubject == "" {
+		return fieldErr("oidc_subject", "is required on a user with source oidc")
+	}
+	if len(u.OIDCIssuer) > 1024 || len(u.OIDCSubject) > 255 {
+		return fieldErr("oidc_subject", "issuer or subject too long")
 	}
 	return nil
 }

@@ -155,6 +155,10 @@ func TestValidate(t *testing.T) {
 	}{
 		{name: "user ok", obj: &User{Name: "alice", Email: "a@example.com", Groups: []string{"ops"}, SSHKeys: []string{key}, Roles: []string{"admin", "auditor"}, MFA: "required"}},
 		{name: "user email name ok", obj: &User{Name: "alice@example.com"}},
+		{name: "user oidc ok", obj: &User{Name: "dora", Source: SourceOIDC, OIDCIssuer: "https://id.example", OIDCSubject: "sub-1"}},
+		{name: "user local linked ok", obj: &User{Name: "dora", OIDCIssuer: "https://id.example", OIDCSubject: "sub-1"}},
+		{name: "user oidc without link", obj: &User{Name: "dora", Source: SourceOIDC}, wantErr: "field oidc_subject: is required"},
+		{name: "user issuer without subject", obj: &User{Name: "dora", OIDCIssuer: "https://id.example"}, wantErr: "field oidc_subject: oidc_issuer and oidc_subject go together"},
 		{name: "user no name", obj: &User{}, wantErr: "field name: is required"},
 		{name: "user tilde", obj: &User{Name: "al~ice"}, wantErr: "field name: \"al~ice\" is not a valid name"},
 		{name: "user slash", obj: &User{Name: "al/ice"}, wantErr: "field name"},

@@ -60,6 +60,8 @@ func (s *Server) listenHTTPS() error {
 		},
 		MFA:               s.mfa,
 		DirectoryPassword: s.consoleDirectoryPassword(),
+		SSO:               s.sso,
+		SSOUser:           s.consoleSSOUser(),
 		RequireMFA: func(_ context.Context, name string) (bool, error) {
 			return s.inv.Snapshot().Engine.UserRequiresMFA(name), nil
 		},

@@ -33,6 +33,7 @@ import (
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/sshgate"
+	"github.com/portcullis/portcullis/internal/sso"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/postgres"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
@@ -58,6 +59,7 @@ type Server struct {
 	mfa        *mfa.Service
 	// directory signs in directory users; nil without a directory section.
 	directory *directory.Directory
+	sso       *sso.Provider // nil without an oidc: section
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
 	spool   *audit.Spool
@@ -182,6 +184,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return err
 	}}
 	if s.directory, err = openDirectory(cfg.Directory); err != nil {
+		return nil, err
+	}
+	if s.sso, err = openSSO(cfg.OIDC); err != nil {
 		return nil, err
 	}
 	prov, err := provision.New(provision.Config{Inventory: s.inv, Vault: v, HostKeys: s.store, Audit: auditLog,

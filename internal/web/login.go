@@ -46,6 +46,9 @@ type LoginResponse struct {
 // login CSRF cookie, to send as X-CSRF-Token with POST /ui/login.
 type LoginCSRFResponse struct {
 	CSRFToken string `json:"csrf_token"`
+	// SSO says single sign-on is configured: the login page offers
+	// "Sign in with SSO", a link to GET /ui/oidc/login.
+	SSO bool `json:"sso,omitempty"`
 }
 
 // ensureLoginCSRF returns the browser's login CSRF token, setting a new
@@ -70,7 +73,7 @@ func (c *Console) serveLoginCSRF(w http.ResponseWriter, r *http.Request) {
 		c.internalError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, LoginCSRFResponse{CSRFToken: tok})
+	writeJSON(w, http.StatusOK, LoginCSRFResponse{CSRFToken: tok, SSO: c.cfg.SSO != nil})
 }
 
 // serveLogin answers POST /ui/login. In order: the request must be
@@ -151,7 +154,7 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 	if c.challenge(w, r, req.User, now) {
 		return
 	}
-	resp, err := c.startSession(w, r, req.User, now)
+	resp, err := c.startSession(w, r, req.User, now, "console")
 	if err != nil {
 		c.internalError(w, r, err)
 		return
@@ -265,8 +268,10 @@ func (c *Console) loginFailed(ctx context.Context, r *http.Request, user, source
 
 // startSession creates a session for user under a new random id, sets its
 // cookie, and deletes the session the browser held before, if any: a
-// login never keeps an id that existed before it (session fixation).
-func (c *Console) startSession(w http.ResponseWriter, r *http.Request, user string, now time.Time) (LoginResponse, error) {
+// login never keeps an id that existed before it (session fixation). via
+// says how the user proved who they are ("console" for a password,
+// "oidc" for single sign-on) in the audit trail.
+func (c *Console) startSession(w http.ResponseWriter, r *http.Request, user string, now time.Time, via string) (LoginResponse, error) {
 	ctx := r.Context()
 	id, err := newToken()
 	if err != nil {
@@ -284,7 +289,7 @@ func (c *Console) startSession(w http.ResponseWriter, r *http.Request, user stri
 	// The audit trail is written before the user gets in; without it the
 	// session is dropped (fail closed, as SSH sessions do).
 	if err := c.cfg.Audit.Write(ctx, store.AuditEvent{Type: EventLogin, Outcome: audit.Success, User: user,
-		Source: r.RemoteAddr, Message: "console sign-in", Detail: map[string]any{"via": "console"}}); err != nil {
+		Source: r.RemoteAddr, Message: "console sign-in", Detail: map[string]any{"via": via}}); err != nil {
 		if derr := c.cfg.Store.DeleteWebSession(context.WithoutCancel(ctx), s.IDHash); derr != nil {
 			c.log.Error("delete unaudited console session", "user", user, "err", derr)
 		}

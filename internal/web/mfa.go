@@ -47,13 +47,19 @@ type pendingLogin struct {
 	user    string
 	source  string // sourceKey of the address that gave the password
 	expires time.Time
+	via     string // how the first step was passed: "console" or "oidc"
 }
 
 // pendingMarker is the CSRF token of a pending sign-in's row: pending
 // sign-ins are kept in the web sessions table (so that the code step may
 // reach any gateway behind a load balancer), and a row with this marker
-// is never a session (Console.session refuses it).
-const pendingMarker = "!mfa-pending"
+// is never a session (Console.session refuses every marker: they start
+// with '!', which no base64url CSRF token does). pendingSSOMarker is the
+// same after single sign-on instead of a password.
+const (
+	pendingMarker    = "!mfa-pending"
+	pendingSSOMarker = "!mfa-pending-oidc"
+)
 
 // pendingID is the row id of a pending token, in its own hash domain: a
 // token sent as a session cookie never finds its row.
@@ -61,8 +67,12 @@ func pendingID(token string) string { return hashID("mfa-pending\x00" + token) }
 
 // addPending stores a pending sign-in for token.
 func (c *Console) addPending(ctx context.Context, token string, pl pendingLogin, now time.Time) error {
+	marker := pendingMarker
+	if pl.via == "oidc" {
+		marker = pendingSSOMarker
+	}
 	return c.cfg.Store.CreateWebSession(ctx, store.WebSession{IDHash: pendingID(token), User: pl.user,
-		CSRFToken: pendingMarker, Source: pl.source, CreatedAt: now, LastSeen: now, ExpiresAt: pl.expires})
+		CSRFToken: marker, Source: pl.source, CreatedAt: now, LastSeen: now, ExpiresAt: pl.expires})
 }
 
 // takePending removes and returns the pending sign-in of token: one use,
@@ -74,13 +84,17 @@ func (c *Console) takePending(ctx context.Context, token string) (pendingLogin, 
 	}
 	id := pendingID(token)
 	ws, err := c.cfg.Store.GetWebSession(ctx, id)
-	if err != nil || ws.CSRFToken != pendingMarker {
+	if err != nil || (ws.CSRFToken != pendingMarker && ws.CSRFToken != pendingSSOMarker) {
 		return pendingLogin{}, false
 	}
 	if err := c.cfg.Store.DeleteWebSession(ctx, id); err != nil {
 		return pendingLogin{}, false
 	}
-	return pendingLogin{user: ws.User, source: ws.Source, expires: ws.ExpiresAt}, true
+	via := "console"
+	if ws.CSRFToken == pendingSSOMarker {
+		via = "oidc"
+	}
+	return pendingLogin{user: ws.User, source: ws.Source, expires: ws.ExpiresAt, via: via}, true
 }
 
 // needsCode reports whether user must present a verification code at
@@ -128,7 +142,7 @@ func (c *Console) challenge(w http.ResponseWriter, r *http.Request, user string,
 		c.internalError(w, r, err)
 		return true
 	}
-	if err := c.addPending(r.Context(), tok, pendingLogin{user: user, source: sourceKey(r.RemoteAddr), expires: now.Add(pendingTTL)}, now); err != nil {
+	if err := c.addPending(r.Context(), tok, pendingLogin{user: user, source: sourceKey(r.RemoteAddr), expires: now.Add(pendingTTL), via: "console"}, now); err != nil {
 		c.internalError(w, r, err)
 		return true
 	}
@@ -201,7 +215,7 @@ func (c *Console) serveLoginMFA(w http.ResponseWriter, r *http.Request) {
 		writeErrorCode(w, http.StatusUnauthorized, "mfa_expired", "the sign-in expired or was already used: enter your password again")
 		return
 	}
-	resp, err := c.startSession(w, r, pl.user, now)
+	resp, err := c.startSession(w, r, pl.user, now, pl.via)
 	if err != nil {
 		c.internalError(w, r, err)
 		return

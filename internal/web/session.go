@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -149,8 +150,9 @@ func (c *Console) session(ctx context.Context, id string) (store.WebSession, err
 	if err != nil {
 		return store.WebSession{}, fmt.Errorf("get console session: %w", err)
 	}
-	if s.CSRFToken == pendingMarker {
-		// A sign-in still waiting for its code is not a session.
+	if strings.HasPrefix(s.CSRFToken, "!") {
+		// A sign-in still waiting for its code, or a single sign-on
+		// under way, is not a session.
 		return store.WebSession{}, errNoSession
 	}
 	now := c.now()

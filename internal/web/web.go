@@ -35,6 +35,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/sso"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -90,6 +91,15 @@ type Config struct {
 	// directory.ErrUnavailable is answered 503 with a clear message (fail
 	// closed). If nil, only console passwords are checked.
 	DirectoryPassword func(ctx context.Context, user, password string) (bool, error)
+	// SSO, when set, offers single sign-on with an OpenID Connect
+	// provider: GET /ui/oidc/login and its callback. SSOUser is then
+	// required.
+	SSO *sso.Provider
+	// SSOUser returns the User a verified provider account signs in as:
+	// the one linked to its (issuer, subject), or one it creates when the
+	// configuration allows. An error wrapping sso.ErrNoUser refuses the
+	// sign-in; any other is an internal error.
+	SSOUser func(ctx context.Context, id sso.Identity) (string, error)
 	// Assets is the built console, a tree with index.html and assets/.
 	// If nil, the files embedded at build time. Without index.html the
 	// console answers 503 asking for `make`.
@@ -117,6 +127,9 @@ type Console struct {
 func New(cfg Config) (*Console, error) {
 	if cfg.Store == nil || cfg.Users == nil || cfg.Audit == nil {
 		return nil, errors.New("web console: Store, Users and Audit are required")
+	}
+	if cfg.SSO != nil && cfg.SSOUser == nil {
+		return nil, errors.New("web console: SSOUser is required with SSO")
 	}
 	if cfg.IdleTimeout < 0 || cfg.MaxAge < 0 {
 		return nil, fmt.Errorf("web console: negative timeout (idle %v, max age %v)", cfg.IdleTimeout, cfg.MaxAge)
@@ -158,7 +171,8 @@ func New(cfg Config) (*Console, error) {
 // Handler serves the console: GET / redirects to /ui/; GET /ui/ is the
 // application; /ui/assets/ its files; GET /ui/login-csrf, POST /ui/login,
 // POST /ui/login/mfa (the verification code, when one is asked) and POST
-// /ui/logout sign in and out. Every other path is 404. Every
+// /ui/logout sign in and out; with single sign-on, GET /ui/oidc/login and
+// GET /ui/oidc/callback (see serveSSOLogin). Every other path is 404. Every
 // response carries the console's security headers.
 //
 // Redirects go only to fixed paths of the console: nothing in a request
@@ -193,6 +207,14 @@ func (c *Console) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/ui/login/mfa":
 		if allow(w, r, http.MethodPost) {
 			c.serveLoginMFA(w, r)
+		}
+	case p == "/ui/oidc/login" && c.cfg.SSO != nil:
+		if allow(w, r, http.MethodGet) {
+			c.serveSSOLogin(w, r)
+		}
+	case p == "/ui/oidc/callback" && c.cfg.SSO != nil:
+		if allow(w, r, http.MethodGet) {
+			c.serveSSOCallback(w, r)
 		}
 	case p == "/ui/logout":
 		if allow(w, r, http.MethodPost) {

@@ -46,12 +46,35 @@ function roleSet(roles) {
   return { admin: s.has("admin"), auditor: s.has("admin") || s.has("auditor"), list: [...s] };
 }
 
+// SSO_ERRORS turns the codes of /ui/#sso_error= (set by the gateway's
+// single sign-on callback) into sentences; the gateway log has the detail.
+const SSO_ERRORS = {
+  unavailable: "The identity provider cannot be reached; try again later or log in with a password.",
+  expired: "The single sign-on expired or was already used; start again.",
+  denied: "The identity provider did not sign you in.",
+  rejected: "The identity provider's answer was refused; ask an admin to check the gateway log.",
+  no_user: "No Portcullis user is linked to this account; ask an admin.",
+  mfa_not_enrolled: "A verification code is required and no second factor is enrolled; ask an admin.",
+  internal: "Single sign-on failed; the gateway log has the detail.",
+};
+
+// ssoResult reads and clears what the single sign-on callback left in
+// the fragment: a one-use token for the code step, or an error code.
+function ssoResult() {
+  const m = /^#(mfa|sso_error)=([A-Za-z0-9_%-]+)$/.exec(location.hash);
+  if (!m) return null;
+  history.replaceState(null, "", location.pathname);
+  return m[1] === "mfa" ? { mfa: decodeURIComponent(m[2]) } : { error: SSO_ERRORS[m[2]] ?? SSO_ERRORS.internal };
+}
+
 async function boot() {
   onUnauthorized(() => showLogin("Your session has ended; log in again."));
+  const sso = ssoResult();
+  if (sso?.mfa) return showCode(sso.mfa);
   try {
     me = await request("GET", "/api/v1/me", undefined, { noAuthRedirect: true });
   } catch (err) {
-    if (err instanceof APIError && err.status === 401) return showLogin();
+    if (err instanceof APIError && err.status === 401) return showLogin(sso?.error);
     clear(root, h("main", { class: "login" }, message("error", "Cannot reach the gateway: " + describe(err))));
     return;
   }
@@ -92,8 +115,14 @@ function showLogin(note) {
   } },
   h("h1", {}, "Portcullis"),
   field("User", user), field("Password", password), submit, status);
-  clear(root, h("main", { class: "login" }, form));
+  const ssoSlot = h("div", { class: "sso" });
+  clear(root, h("main", { class: "login" }, form, ssoSlot));
   user.focus();
+  // Single sign-on is a plain navigation: the gateway redirects to the
+  // provider and back.
+  request("GET", "/ui/login-csrf", undefined, { noAuthRedirect: true }).then((pre) => {
+    if (pre.sso) clear(ssoSlot, h("a", { class: "button", href: "/ui/oidc/login", "data-action": "sso" }, "Sign in with SSO"));
+  }, () => {});
 }
 
 // signedIn finishes a sign-in whose answer carries the session's CSRF
