@@ -196,6 +196,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.gate, err = sshgate.New(sshgate.Config{
 		Directory:   s.directoryLogin(),
+		SSO:         s.sshSSO(),
 		Metrics:     s.metrics,
 		Available:   s.health.Available,
 		HostKey:     s.hostKey,

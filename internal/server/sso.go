@@ -10,7 +10,11 @@ import (
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/sso"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/web"
 )
 
 // openSSO builds the provider of the `oidc:` section; nil when there is
@@ -51,5 +55,41 @@ func (s *Server) consoleSSOUser() func(ctx context.Context, id sso.Identity) (st
 			return "", fmt.Errorf("%w: %w", sso.ErrNoUser, err)
 		}
 		return name, err
+	}
+}
+
+// sshSSO lets users linked to a provider account connect over SSH by
+// signing in at the console in a browser; nil without single sign-on or
+// without a console to sign in at. The URL shown is the console of
+// oidc.redirect_url, the address people's browsers already reach.
+func (s *Server) sshSSO() *sshgate.SSOLogin {
+	if s.sso == nil || s.cfg.APIAddr == "" {
+		return nil
+	}
+	base := strings.TrimSuffix(s.cfg.OIDC.RedirectURL, "/ui/oidc/callback")
+	issuer := s.sso.Issuer()
+	return &sshgate.SSOLogin{
+		Linked: func(ctx context.Context, name string) (bool, error) {
+			o, err := s.inv.Get(ctx, resource.KindUser, name)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			if err != nil {
+				return false, fmt.Errorf("read user %q: %w", name, err)
+			}
+			u, ok := o.(*resource.User)
+			return ok && u.OIDCIssuer == issuer && u.OIDCSubject != "", nil
+		},
+		Begin: func(ctx context.Context, user string, expires time.Time) (string, string, error) {
+			code, err := web.BeginSSHSignIn(ctx, s.store, user, time.Now(), expires)
+			if err != nil {
+				return "", "", err
+			}
+			return code, base + "/ui/oidc/ssh/" + code, nil
+		},
+		Done: func(ctx context.Context, code, user string) (bool, error) {
+			return web.FinishSSHSignIn(ctx, s.store, code, user, time.Now())
+		},
+		Cache: time.Duration(s.cfg.OIDC.SSOCache),
 	}
 }

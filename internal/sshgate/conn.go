@@ -57,6 +57,9 @@ type conn struct {
 	// its groups are read from the directory on every decision (cached
 	// per cache_ttl), and key is nil after a password.
 	viaDirectory bool
+	// viaSSO marks a single sign-on login: key is nil, and the identity
+	// is checked by name.
+	viaSSO bool
 
 	// openSessions and openChannels count channels being served.
 	openSessions, openChannels atomic.Int32
@@ -154,6 +157,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return nil
 	}
 	var dir *directoryAuth
+	var sso *ssoAuth
+	if s.cfg.SSO != nil {
+		sso = &ssoAuth{srv: s, ctx: ctx, connID: connID, src: src, srcStr: srcStr,
+			deadline: time.Now().Add(s.cfg.AuthTimeout),
+			parse: func(meta ssh.ConnMetadata) (string, string, string, error) {
+				err := parse(meta)
+				return login.User, login.Target, login.Account, err
+			}}
+	}
 	if s.cfg.Directory != nil {
 		dir = &directoryAuth{srv: s, ctx: ctx, connID: connID, src: src, srcStr: srcStr,
 			parse: func(meta ssh.ConnMetadata) (string, string, string, error) {
@@ -174,6 +186,31 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 				return nil, err
 			}
 			return dir.keyboardInteractive(meta, client)
+		}
+	}
+	if sso != nil {
+		// A user linked to a provider account signs in with the browser;
+		// anyone else keeps the directory password, if there is one.
+		dirKI := cfg.KeyboardInteractiveCallback
+		cfg.KeyboardInteractiveCallback = func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			if err := parse(meta); err != nil {
+				return nil, err
+			}
+			if err := s.available(); err != nil {
+				return nil, err
+			}
+			linked, err := sso.applies(login.User)
+			if err != nil {
+				s.cfg.Log.Warn("single sign-on unavailable", "user", login.User, "err", err)
+				return nil, err
+			}
+			if linked {
+				return sso.keyboardInteractive(meta, client)
+			}
+			if dirKI != nil {
+				return dirKI(meta, client)
+			}
+			return nil, fmt.Errorf("%q is not linked to a single sign-on account", login.User)
 		}
 	}
 	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -255,14 +292,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	// current one.
 	ext := sshConn.Permissions.Extensions
 	viaDirectory := ext[extDirectory] != ""
+	viaSSO := ext[extSSO] != ""
 	var verified ssh.PublicKey
-	if k := ext[extKey]; k != "" || !viaDirectory {
+	if k := ext[extKey]; k != "" || !(viaDirectory || viaSSO) {
 		if verified, err = ssh.ParsePublicKey([]byte(k)); err != nil {
 			sshConn.Close()
 			return
 		}
 	}
-	ident, ok := s.identify(s.cfg.Snapshot(), ext[extIdentity], verified, viaDirectory)
+	ident, ok := s.identify(s.cfg.Snapshot(), ext[extIdentity], verified, viaDirectory || viaSSO)
 	if !ok {
 		sshConn.Close()
 		return
@@ -272,7 +310,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		srv: s, id: connID, ctx: cctx, cancel: cancel,
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
-		grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
+		viaSSO: viaSSO, grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
 	}
 	defer cancel()
 	if !s.track(c) {
@@ -283,15 +321,20 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 
 	s.cfg.Metrics.Login(true)
 	how := "key " + ext[extKeyFP]
-	if viaDirectory {
+	var detail map[string]any
+	switch {
+	case viaDirectory:
 		how = ext[extDirectory]
+	case viaSSO:
+		how = ext[extSSO]
+		detail = map[string]any{"via": "sso"}
 	}
 	if c.mfa != "" {
 		how += " and a " + c.mfa + " code"
 	}
 	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
-		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how)})
+		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail})
 
 	// One loop serves both global requests and channel opens: every
 	// goroutine costs memory on each of possibly thousands of idle
@@ -377,11 +420,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 }
 
 // identify checks that the identity a connection authenticated as still
-// holds: its key is still registered, or, for a directory user, the user
-// still exists (its directory key or password was checked at sign-in,
-// and its groups are re-read per request).
-func (s *Server) identify(snap *inventory.Snapshot, name string, key ssh.PublicKey, viaDirectory bool) (inventory.Identity, bool) {
-	if viaDirectory {
+// holds: its key is still registered, or, byName (a directory user or a
+// single sign-on), the user still exists (its directory key, password or
+// browser sign-in was checked at sign-in, and directory groups are
+// re-read per request).
+func (s *Server) identify(snap *inventory.Snapshot, name string, key ssh.PublicKey, byName bool) (inventory.Identity, bool) {
+	if byName {
 		id, ok := snap.Identity(name)
 		return id, ok && id.Kind == policy.SubjectUser
 	}
@@ -550,7 +594,7 @@ func (c *conn) removeGrant(g *grant) {
 // recheck decides every live grant again; the first one denied ends the
 // whole connection, since its identity or access changed under it.
 func (c *conn) recheck(snap *inventory.Snapshot) {
-	if _, ok := c.srv.identify(snap, c.ident.Name, c.key, c.viaDirectory); !ok {
+	if _, ok := c.srv.identify(snap, c.ident.Name, c.key, c.viaDirectory || c.viaSSO); !ok {
 		c.terminate("access revoked: your identity or key was removed", audit.SessionRevoke)
 		return
 	}

@@ -22,7 +22,11 @@
 //     entry; the User (source ldap) is created on first sign-in, and
 //     local users never consult the directory (break glass). These
 //     callbacks run in the connection's goroutine, each directory request
-//     bounded by the directory's timeout.
+//     bounded by the directory's timeout. With Config.SSO, a user linked
+//     to a provider account and without a matching key is shown a one-use
+//     sign-in URL by keyboard-interactive and asked again until the
+//     browser sign-in finished (bounded rounds, within AuthTimeout); a
+//     second factor, if required, is asked after it.
 //  3. Each channel is authorized when its request arrives (shell, exec,
 //     subsystem, direct-tcpip): authentication lasts the connection,
 //     authorization is per request. A directory user's groups are read
@@ -107,6 +111,10 @@ type Config struct {
 	// directory password or a key on their directory entry; their
 	// directory groups join every decision. Nil: keys only.
 	Directory *DirectoryLogin
+	// SSO, when set, lets users linked to a single sign-on provider
+	// account connect without a registered key, through a browser
+	// sign-in asked by keyboard-interactive. Nil: no browser sign-in.
+	SSO *SSOLogin
 	// Available, when set, is asked before a login is accepted: an error
 	// (the shared database is unreachable) refuses new logins with its
 	// message, while sessions already running go on. Fail closed: the
@@ -165,12 +173,17 @@ type Server struct {
 	failures  map[netip.Addr]*rate.Limiter
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
+
+	sso ssoCache // finished single sign-ons, for SSOLogin.Cache
 }
 
 // New checks the config and returns a server.
 func New(cfg Config) (*Server, error) {
 	if cfg.HostKey == nil || cfg.Snapshot == nil || cfg.Vault == nil || cfg.HostKeys == nil || cfg.Audit == nil {
 		return nil, errors.New("sshgate: HostKey, Snapshot, Vault, HostKeys and Audit are required")
+	}
+	if sl := cfg.SSO; sl != nil && (sl.Linked == nil || sl.Begin == nil || sl.Done == nil) {
+		return nil, errors.New("sshgate: SSO needs Linked, Begin and Done")
 	}
 	cfg.setDefaults()
 	return &Server{

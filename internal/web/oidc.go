@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -61,12 +62,19 @@ const (
 	ssoErrRejected    = "rejected"    // the code or the ID token failed a check
 	ssoErrNoUser      = "no_user"     // no User is linked to the account
 	ssoErrNoMFA       = "mfa_not_enrolled"
+	ssoErrWrongUser   = "wrong_user" // an SSH sign-in finished by another user
 	ssoErrInternal    = "internal"
 )
 
 // serveSSOLogin answers GET /ui/oidc/login with a redirect to the
 // provider.
 func (c *Console) serveSSOLogin(w http.ResponseWriter, r *http.Request) {
+	c.startSSOFlow(w, r, ssoFlowMarker)
+}
+
+// startSSOFlow stores a flow row with marker (ssoFlowMarker, or an SSH
+// sign-in's, which names its code) and redirects to the provider.
+func (c *Console) startSSOFlow(w http.ResponseWriter, r *http.Request, marker string) {
 	ctx := r.Context()
 	now := c.now()
 	secret, err := newToken()
@@ -79,7 +87,7 @@ func (c *Console) serveSSOLogin(w http.ResponseWriter, r *http.Request) {
 		c.ssoFail(w, r, "", ssoErrUnavailable, err)
 		return
 	}
-	if err := c.cfg.Store.CreateWebSession(ctx, store.WebSession{IDHash: ssoFlowID(secret), User: ssoFlowUser, CSRFToken: ssoFlowMarker,
+	if err := c.cfg.Store.CreateWebSession(ctx, store.WebSession{IDHash: ssoFlowID(secret), User: ssoFlowUser, CSRFToken: marker,
 		Source: sourceKey(r.RemoteAddr), CreatedAt: now, LastSeen: now, ExpiresAt: now.Add(ssoFlowTTL)}); err != nil {
 		c.ssoFail(w, r, "", ssoErrInternal, err)
 		return
@@ -109,7 +117,8 @@ func (c *Console) serveSSOCallback(w http.ResponseWriter, r *http.Request) {
 		c.ssoFail(w, r, "", ssoErrExpired, errors.New("the state does not match this browser's flow"))
 		return
 	}
-	if !c.takeSSOFlow(ctx, secret, now) {
+	marker, ok := c.takeSSOFlow(ctx, secret, now)
+	if !ok {
 		c.ssoFail(w, r, "", ssoErrExpired, errors.New("the flow expired or was already used"))
 		return
 	}
@@ -137,6 +146,10 @@ func (c *Console) serveSSOCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if exists, err := c.cfg.Users(ctx, user); err != nil || !exists {
 		c.ssoFail(w, r, "", ssoErrInternal, errors.Join(errors.New("the signed-in user is not known yet"), err))
+		return
+	}
+	if codeID, ok := strings.CutPrefix(marker, sshFlowMarkerPrefix); ok {
+		c.finishSSHSignIn(w, r, codeID, user, now)
 		return
 	}
 	// A user who must present a code gets no session yet: the console
@@ -174,21 +187,21 @@ func (c *Console) serveSSOCallback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/ui/", http.StatusFound)
 }
 
-// takeSSOFlow deletes the row of a flow secret and reports whether it
-// was there and unexpired: one use, on any gateway sharing the store. Two
+// takeSSOFlow deletes the row of a flow secret and returns its marker,
+// reporting whether it was there and unexpired: one use, on any gateway sharing the store. Two
 // callbacks racing may both find the row (the store's delete does not
 // say whether it deleted anything); the provider then redeems the one
 // code once (RFC 6749 4.1.2), so only one of them gets an ID token.
-func (c *Console) takeSSOFlow(ctx context.Context, secret string, now time.Time) bool {
+func (c *Console) takeSSOFlow(ctx context.Context, secret string, now time.Time) (string, bool) {
 	id := ssoFlowID(secret)
 	ws, err := c.cfg.Store.GetWebSession(ctx, id)
-	if err != nil || ws.CSRFToken != ssoFlowMarker {
-		return false
+	if err != nil || ws.User != ssoFlowUser || (ws.CSRFToken != ssoFlowMarker && !strings.HasPrefix(ws.CSRFToken, sshFlowMarkerPrefix)) {
+		return "", false
 	}
 	if err := c.cfg.Store.DeleteWebSession(ctx, id); err != nil {
-		return false
+		return "", false
 	}
-	return now.Before(ws.ExpiresAt)
+	return ws.CSRFToken, now.Before(ws.ExpiresAt)
 }
 
 // ssoFail audits a refused single sign-on, logs its cause and sends the

@@ -44,6 +44,9 @@ const (
 	EventLogin        = "console.login"
 	EventLoginFailure = "console.login_failure"
 	EventLogout       = "console.logout"
+	// EventSSHSignIn is a browser sign-in that vouched for a waiting SSH
+	// login; the SSH front writes the login itself.
+	EventSSHSignIn = "console.ssh_sign_in"
 )
 
 // Defaults of Config's durations.
@@ -172,7 +175,8 @@ func New(cfg Config) (*Console, error) {
 // application; /ui/assets/ its files; GET /ui/login-csrf, POST /ui/login,
 // POST /ui/login/mfa (the verification code, when one is asked) and POST
 // /ui/logout sign in and out; with single sign-on, GET /ui/oidc/login and
-// GET /ui/oidc/callback (see serveSSOLogin). Every other path is 404. Every
+// GET /ui/oidc/callback (see serveSSOLogin), and GET /ui/oidc/ssh/CODE for
+// a waiting SSH login (see BeginSSHSignIn). Every other path is 404. Every
 // response carries the console's security headers.
 //
 // Redirects go only to fixed paths of the console: nothing in a request
@@ -211,6 +215,10 @@ func (c *Console) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/ui/oidc/login" && c.cfg.SSO != nil:
 		if allow(w, r, http.MethodGet) {
 			c.serveSSOLogin(w, r)
+		}
+	case strings.HasPrefix(p, sshSignInPath) && c.cfg.SSO != nil:
+		if allow(w, r, http.MethodGet) {
+			c.serveSSHSignIn(w, r, strings.TrimPrefix(p, sshSignInPath))
 		}
 	case p == "/ui/oidc/callback" && c.cfg.SSO != nil:
 		if allow(w, r, http.MethodGet) {
