@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
@@ -23,19 +24,28 @@ var ErrNoLinkedUser = errors.New("no user is linked to this provider account")
 // is taken by any other user or service account, linked or not, the
 // sign-in is refused, so that a second provider account with the same
 // name or email cannot become the first.
-func (inv *Inventory) OIDCUser(ctx context.Context, issuer, subject, username, email string, create bool) (string, error) {
+//
+// groups are the provider's groups claim: a User the provider owns
+// (source oidc) takes them as its groups at every sign-in, so that
+// policies on those groups apply and a group removed at the provider is
+// gone at the next sign-in. A local User linked to the provider keeps
+// the groups its admin gave it.
+func (inv *Inventory) OIDCUser(ctx context.Context, issuer, subject, username, email string, groups []string, create bool) (string, error) {
 	if issuer == "" || subject == "" {
 		return "", fmt.Errorf("oidc user: issuer and subject are required: %w", ErrNoLinkedUser)
 	}
 	name, err := inv.linkedUser(ctx, issuer, subject)
-	if err != nil || name != "" {
-		return name, err
+	if err != nil {
+		return "", err
+	}
+	if name != "" {
+		return name, inv.syncOIDCGroups(ctx, name, groups)
 	}
 	if !create {
 		return "", fmt.Errorf("oidc user %s at %s: %w", subject, issuer, ErrNoLinkedUser)
 	}
 	u := &resource.User{Kind: resource.KindUser, Name: username, Email: email, Source: resource.SourceOIDC,
-		OIDCIssuer: issuer, OIDCSubject: subject}
+		OIDCIssuer: issuer, OIDCSubject: subject, Groups: oidcGroups(groups)}
 	if u.Validate() != nil {
 		u.Email = ""
 	}
@@ -83,4 +93,40 @@ func (inv *Inventory) linkedUser(ctx context.Context, issuer, subject string) (s
 		return u.Name, nil
 	}
 	return "", nil
+}
+
+// oidcGroups keeps the claim's groups that are valid group names, sorted
+// and without repeats (a provider's odd names are not worth refusing a
+// sign-in over; they just match no policy).
+func oidcGroups(groups []string) []string {
+	var out []string
+	for _, g := range groups {
+		if resource.ValidName(g) && !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// syncOIDCGroups sets the groups of the provider-owned User name to the
+// claim's, when they differ.
+func (inv *Inventory) syncOIDCGroups(ctx context.Context, name string, groups []string) error {
+	o, err := inv.Get(ctx, resource.KindUser, name)
+	if err != nil {
+		return fmt.Errorf("oidc user %q: %w", name, err)
+	}
+	u, ok := o.(*resource.User)
+	if !ok || u.Source != resource.SourceOIDC {
+		return nil
+	}
+	want := oidcGroups(groups)
+	if slices.Equal(u.Groups, want) {
+		return nil
+	}
+	u.Groups = want
+	if _, err := inv.Apply(ctx, []resource.Object{u}); err != nil {
+		return fmt.Errorf("oidc user %q: update groups: %w", name, err)
+	}
+	return nil
 }

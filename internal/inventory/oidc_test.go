@@ -3,6 +3,7 @@ package inventory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/resource"
@@ -47,7 +48,7 @@ owner: admin
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := g.inv.OIDCUser(ctx, tt.issuer, tt.sub, tt.username, tt.email, tt.create)
+			got, err := g.inv.OIDCUser(ctx, tt.issuer, tt.sub, tt.username, tt.email, nil, tt.create)
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("OIDCUser = %q, %v; want %v", got, err, tt.wantErr)
@@ -61,7 +62,7 @@ owner: admin
 				t.Fatalf("snapshot lacks %q", got)
 			}
 			// The other gateway finds the same user, without creating.
-			if o, err := other.inv.OIDCUser(ctx, tt.issuer, tt.sub, tt.username, tt.email, false); err != nil || o != got {
+			if o, err := other.inv.OIDCUser(ctx, tt.issuer, tt.sub, tt.username, tt.email, nil, false); err != nil || o != got {
 				t.Errorf("other gateway: %q, %v", o, err)
 			}
 		})
@@ -72,5 +73,50 @@ owner: admin
 	}
 	if u := o.(*resource.User); u.Source != resource.SourceOIDC || u.OIDCIssuer != iss || u.OIDCSubject != "sub-dora" || u.Email != "dora@example.test" {
 		t.Errorf("created %+v", u)
+	}
+}
+
+// TestOIDCGroups: a provider-owned user takes the groups claim at every
+// sign-in (usable by policies); a local user linked to the provider keeps
+// its own.
+func TestOIDCGroups(t *testing.T) {
+	ctx := context.Background()
+	const iss = "https://id.example"
+	g := newGateway(t, "", nil)
+	mustApply(t, g, decode(t, `
+kind: User
+name: linked
+groups: [local-team]
+oidc_issuer: https://id.example
+oidc_subject: sub-linked
+`))
+	groupsOf := func(name string) []string {
+		t.Helper()
+		o, err := g.inv.Get(ctx, resource.KindUser, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o.(*resource.User).Groups
+	}
+	for _, tc := range []struct {
+		claim []string
+		want  string
+	}{
+		{[]string{"ops", "dba", "ops", "not a name!"}, "[dba ops]"},
+		{[]string{"dba"}, "[dba]"}, // removed at the provider: gone here
+		{nil, "[]"},
+	} {
+		if _, err := g.inv.OIDCUser(ctx, iss, "sub-dora", "dora", "", tc.claim, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(groupsOf("dora")); got != tc.want {
+			t.Errorf("claim %v: groups %s, want %s", tc.claim, got, tc.want)
+		}
+	}
+	if _, err := g.inv.OIDCUser(ctx, iss, "sub-linked", "x", "", []string{"ops"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(groupsOf("linked")); got != "[local-team]" {
+		t.Errorf("a local linked user's groups became %s", got)
 	}
 }

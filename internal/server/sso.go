@@ -50,7 +50,7 @@ func (s *Server) consoleSSOUser() func(ctx context.Context, id sso.Identity) (st
 	}
 	create := s.cfg.OIDC.CreateUsers
 	return func(ctx context.Context, id sso.Identity) (string, error) {
-		name, err := s.inv.OIDCUser(ctx, id.Issuer, id.Subject, id.Username, id.Email, create)
+		name, err := s.inv.OIDCUser(ctx, id.Issuer, id.Subject, id.Username, id.Email, id.Groups, create)
 		if errors.Is(err, inventory.ErrNoLinkedUser) {
 			return "", fmt.Errorf("%w: %w", sso.ErrNoUser, err)
 		}
