@@ -31,6 +31,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/migrations"
+	"github.com/portcullis/portcullis/internal/store/sqlstore"
 )
 
 // maxConns bounds each gateway's connections. PostgreSQL's default
@@ -64,6 +65,10 @@ type Store struct {
 	// where names the database in errors: host, port and database, never
 	// the password.
 	where string
+
+	// Access is the API keys, settings, passwords and console sessions,
+	// shared with the SQLite store.
+	sqlstore.Access
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,6 +95,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		cfg:   cfg,
 		where: fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database),
 	}
+	s.Access = sqlstore.Access{R: s.db, W: s.db, ByteOrder: ` COLLATE "C"`}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.db.SetMaxOpenConns(maxConns)
 	s.db.SetMaxIdleConns(maxConns)

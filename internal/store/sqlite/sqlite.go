@@ -24,6 +24,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/migrations"
+	"github.com/portcullis/portcullis/internal/store/sqlstore"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
@@ -49,6 +50,10 @@ const defaultLimit = 1000
 type Store struct {
 	w *sql.DB // one connection: every write goes through it
 	r *sql.DB // read-only connections
+
+	// Access is the API keys, settings, passwords and console sessions,
+	// shared with the PostgreSQL store.
+	sqlstore.Access
 }
 
 var _ store.Store = (*Store)(nil)
@@ -91,7 +96,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r}, nil
+	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}}, nil
 }
 
 // openPool opens the write pool (one connection) or the read pool.

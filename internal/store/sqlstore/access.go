@@ -1,4 +1,10 @@
-package postgres
+// Package sqlstore holds the parts of the gateway's store that both
+// database backends (store/sqlite, store/postgres) run unchanged: the SQL
+// is portable ($n placeholders, ON CONFLICT, BIGINT UTC nanoseconds), so
+// it is written once here and each backend embeds it, instead of keeping
+// two copies that drift apart. What differs between the backends (audit
+// chain locking, full-text search, change notification) stays in them.
+package sqlstore
 
 import (
 	"context"
@@ -11,10 +17,21 @@ import (
 	"github.com/portcullis/portcullis/internal/store"
 )
 
-// This file holds what the API and the web console keep: API keys,
-// settings, local password hashes and console sessions. Kept in the
-// database rather than in a gateway's memory, so that every gateway
-// accepts the keys and sessions any of them issued.
+// Access implements the store.Store methods for API keys, settings,
+// local password hashes and web console sessions.
+type Access struct {
+	// R reads and W writes; they may be the same pool (PostgreSQL) or a
+	// read pool and the single writer (SQLite).
+	R, W *sql.DB
+	// ByteOrder is appended to ORDER BY on a text column so that ties
+	// sort in byte order whatever the database's collation (PostgreSQL:
+	// ` COLLATE "C"`; SQLite's default is already bytes).
+	ByteOrder string
+}
+
+func nanos(t time.Time) int64 { return t.UTC().UnixNano() }
+
+func fromNanos(n int64) time.Time { return time.Unix(0, n).UTC() }
 
 // nullNanos stores a zero time as NULL.
 func nullNanos(t time.Time) any {
@@ -32,9 +49,27 @@ func fromNullNanos(n sql.NullInt64) time.Time {
 	return fromNanos(n.Int64)
 }
 
-// CreateAPIKey stores a new key, store.ErrConflict if its ID exists. A zero
-// CreatedAt is taken as now; SourceCIDRs are stored as a JSON array.
-func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface{ Scan(dest ...any) error }
+
+// mustAffect turns an update or delete that touched no row into
+// store.ErrNotFound.
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, store.ErrNotFound)
+	}
+	return nil
+}
+
+// CreateAPIKey stores a new key, store.ErrConflict if its ID exists.
+func (s *Access) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	if k.ID == "" || k.SecretHash == "" || k.Kind == "" {
 		return fmt.Errorf("create API key %q: id, kind and secret hash are required", k.ID)
 	}
@@ -49,16 +84,24 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	if err != nil {
 		return fmt.Errorf("create API key %q: encode source CIDRs: %w", k.ID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.W.ExecContext(ctx, `
 INSERT INTO api_keys (id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (id) DO NOTHING`,
 		k.ID, k.Name, k.Kind, k.Owner, k.CreatedBy, k.SecretHash, string(cj),
 		nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt))
-	return mustInsert(res, err, fmt.Sprintf("create API key %q", k.ID))
+	if err != nil {
+		return fmt.Errorf("create API key %q: %w", k.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create API key %q: %w", k.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("create API key %q: id exists: %w", k.ID, store.ErrConflict)
+	}
+	return nil
 }
 
-const apiKeyCols = `id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at`
+const apiKeyColumns = `id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at`
 
 func scanAPIKey(sc scanner) (store.APIKey, error) {
 	var (
@@ -81,8 +124,8 @@ func scanAPIKey(sc scanner) (store.APIKey, error) {
 }
 
 // GetAPIKey returns one key, store.ErrNotFound if absent.
-func (s *Store) GetAPIKey(ctx context.Context, id string) (store.APIKey, error) {
-	k, err := scanAPIKey(s.db.QueryRowContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys WHERE id = $1`, id))
+func (s *Access) GetAPIKey(ctx context.Context, id string) (store.APIKey, error) {
+	k, err := scanAPIKey(s.R.QueryRowContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.APIKey{}, fmt.Errorf("API key %q: %w", id, store.ErrNotFound)
 	}
@@ -92,9 +135,9 @@ func (s *Store) GetAPIKey(ctx context.Context, id string) (store.APIKey, error) 
 	return k, nil
 }
 
-// ListAPIKeys returns every key, oldest first (ties by ID in byte order).
-func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+apiKeyCols+` FROM api_keys ORDER BY created_at, id COLLATE "C"`)
+// ListAPIKeys returns every key, oldest first.
+func (s *Access) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
+	rows, err := s.R.QueryContext(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY created_at, id`+s.ByteOrder)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys: %w", err)
 	}
@@ -113,17 +156,17 @@ func (s *Store) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
 	return keys, nil
 }
 
-// RevokeAPIKey marks a key revoked at at; a second revocation keeps the
-// first time. store.ErrNotFound if absent.
-func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, nanos(at), id)
+// RevokeAPIKey marks a key revoked; a second revocation keeps the first
+// time.
+func (s *Access) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.W.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, nanos(at), id)
 	return mustAffect(res, err, fmt.Sprintf("revoke API key %q", id))
 }
 
 // GetSetting returns a setting's value, store.ErrNotFound if never set.
-func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
+func (s *Access) GetSetting(ctx context.Context, name string) (string, error) {
 	var v string
-	err := s.db.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
+	err := s.R.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = $1`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("setting %q: %w", name, store.ErrNotFound)
 	}
@@ -134,8 +177,8 @@ func (s *Store) GetSetting(ctx context.Context, name string) (string, error) {
 }
 
 // SetSetting stores a setting's value.
-func (s *Store) SetSetting(ctx context.Context, name, value string) error {
-	if _, err := s.db.ExecContext(ctx, `
+func (s *Access) SetSetting(ctx context.Context, name, value string) error {
+	if _, err := s.W.ExecContext(ctx, `
 INSERT INTO settings (name, value, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		name, value, nanos(time.Now())); err != nil {
@@ -145,11 +188,11 @@ ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.u
 }
 
 // SetPassword stores a user's password hash, replacing any.
-func (s *Store) SetPassword(ctx context.Context, user, hash string, at time.Time) error {
+func (s *Access) SetPassword(ctx context.Context, user, hash string, at time.Time) error {
 	if user == "" || hash == "" {
 		return fmt.Errorf("set password of %q: user and hash are required", user)
 	}
-	if _, err := s.db.ExecContext(ctx, `
+	if _, err := s.W.ExecContext(ctx, `
 INSERT INTO user_passwords (user_name, hash, updated_at) VALUES ($1, $2, $3)
 ON CONFLICT (user_name) DO UPDATE SET hash = excluded.hash, updated_at = excluded.updated_at`,
 		user, hash, nanos(at)); err != nil {
@@ -159,9 +202,9 @@ ON CONFLICT (user_name) DO UPDATE SET hash = excluded.hash, updated_at = exclude
 }
 
 // PasswordHash returns a user's password hash, store.ErrNotFound if none.
-func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
+func (s *Access) PasswordHash(ctx context.Context, user string) (string, error) {
 	var h string
-	err := s.db.QueryRowContext(ctx, `SELECT hash FROM user_passwords WHERE user_name = $1`, user).Scan(&h)
+	err := s.R.QueryRowContext(ctx, `SELECT hash FROM user_passwords WHERE user_name = $1`, user).Scan(&h)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("password of %q: %w", user, store.ErrNotFound)
 	}
@@ -172,8 +215,8 @@ func (s *Store) PasswordHash(ctx context.Context, user string) (string, error) {
 }
 
 // DeletePassword removes a user's password hash; absent is not an error.
-func (s *Store) DeletePassword(ctx context.Context, user string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM user_passwords WHERE user_name = $1`, user); err != nil {
+func (s *Access) DeletePassword(ctx context.Context, user string) error {
+	if _, err := s.W.ExecContext(ctx, `DELETE FROM user_passwords WHERE user_name = $1`, user); err != nil {
 		return fmt.Errorf("delete password of %q: %w", user, err)
 	}
 	return nil
@@ -181,24 +224,32 @@ func (s *Store) DeletePassword(ctx context.Context, user string) error {
 
 // CreateWebSession stores a console session, store.ErrConflict if its
 // IDHash exists.
-func (s *Store) CreateWebSession(ctx context.Context, ws store.WebSession) error {
+func (s *Access) CreateWebSession(ctx context.Context, ws store.WebSession) error {
 	if ws.IDHash == "" || ws.User == "" {
 		return errors.New("create web session: id hash and user are required")
 	}
-	res, err := s.db.ExecContext(ctx, `
+	res, err := s.W.ExecContext(ctx, `
 INSERT INTO web_sessions (id_hash, user_name, csrf_token, source, created_at, last_seen, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (id_hash) DO NOTHING`,
 		ws.IDHash, ws.User, ws.CSRFToken, ws.Source, nanos(ws.CreatedAt), nanos(ws.LastSeen), nanos(ws.ExpiresAt))
-	return mustInsert(res, err, fmt.Sprintf("create web session of %q", ws.User))
+	if err != nil {
+		return fmt.Errorf("create web session of %q: %w", ws.User, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("create web session of %q: %w", ws.User, err)
+	} else if n == 0 {
+		return fmt.Errorf("create web session of %q: %w", ws.User, store.ErrConflict)
+	}
+	return nil
 }
 
 // GetWebSession returns a session, store.ErrNotFound if absent. Errors do
 // not carry the id hash: logs have no use for it.
-func (s *Store) GetWebSession(ctx context.Context, idHash string) (store.WebSession, error) {
+func (s *Access) GetWebSession(ctx context.Context, idHash string) (store.WebSession, error) {
 	ws := store.WebSession{IDHash: idHash}
 	var created, seen, expires int64
-	err := s.db.QueryRowContext(ctx, `
+	err := s.R.QueryRowContext(ctx, `
 SELECT user_name, csrf_token, source, created_at, last_seen, expires_at FROM web_sessions WHERE id_hash = $1`, idHash).
 		Scan(&ws.User, &ws.CSRFToken, &ws.Source, &created, &seen, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -211,32 +262,31 @@ SELECT user_name, csrf_token, source, created_at, last_seen, expires_at FROM web
 	return ws, nil
 }
 
-// TouchWebSession sets a session's LastSeen; store.ErrNotFound if absent.
-func (s *Store) TouchWebSession(ctx context.Context, idHash string, lastSeen time.Time) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE web_sessions SET last_seen = $1 WHERE id_hash = $2`, nanos(lastSeen), idHash)
+// TouchWebSession sets a session's LastSeen.
+func (s *Access) TouchWebSession(ctx context.Context, idHash string, lastSeen time.Time) error {
+	res, err := s.W.ExecContext(ctx, `UPDATE web_sessions SET last_seen = $1 WHERE id_hash = $2`, nanos(lastSeen), idHash)
 	return mustAffect(res, err, "touch web session")
 }
 
 // DeleteWebSession removes a session; absent is not an error.
-func (s *Store) DeleteWebSession(ctx context.Context, idHash string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE id_hash = $1`, idHash); err != nil {
+func (s *Access) DeleteWebSession(ctx context.Context, idHash string) error {
+	if _, err := s.W.ExecContext(ctx, `DELETE FROM web_sessions WHERE id_hash = $1`, idHash); err != nil {
 		return fmt.Errorf("delete web session: %w", err)
 	}
 	return nil
 }
 
 // DeleteUserWebSessions removes every session of user.
-func (s *Store) DeleteUserWebSessions(ctx context.Context, user string) error {
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_name = $1`, user); err != nil {
+func (s *Access) DeleteUserWebSessions(ctx context.Context, user string) error {
+	if _, err := s.W.ExecContext(ctx, `DELETE FROM web_sessions WHERE user_name = $1`, user); err != nil {
 		return fmt.Errorf("delete web sessions of %q: %w", user, err)
 	}
 	return nil
 }
 
-// DeleteExpiredWebSessions removes sessions that expired before now and
-// returns how many.
-func (s *Store) DeleteExpiredWebSessions(ctx context.Context, now time.Time) (int64, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at < $1`, nanos(now))
+// DeleteExpiredWebSessions removes sessions that expired before now.
+func (s *Access) DeleteExpiredWebSessions(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.W.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at < $1`, nanos(now))
 	if err != nil {
 		return 0, fmt.Errorf("delete expired web sessions: %w", err)
 	}
