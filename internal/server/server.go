@@ -131,12 +131,21 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
+	// Each backend's Open returns a typed pointer: assigning it to s.store
+	// before checking the error would put a typed nil in the interface, and
+	// close() would call Close on it and panic instead of printing the cause.
 	if cfg.StorePostgres() {
-		if s.store, err = postgres.Open(ctx, cfg.Store); err != nil {
-			return nil, fmt.Errorf("open store: %w", err)
+		pg, err := postgres.Open(ctx, cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("open store (PostgreSQL %s): %s", redactDSN(cfg.Store), oneLine(err))
 		}
-	} else if s.store, err = sqlite.Open(ctx, dbPath); err != nil {
-		return nil, fmt.Errorf("open store: %w", err)
+		s.store = pg
+	} else {
+		lite, err := sqlite.Open(ctx, dbPath)
+		if err != nil {
+			return nil, fmt.Errorf("open store (SQLite %s): %s", dbPath, oneLine(err))
+		}
+		s.store = lite
 	}
 	if s.inv, err = inventory.New(ctx, s.store, v, log); err != nil {
 		return nil, fmt.Errorf("load resources: %w", err)
