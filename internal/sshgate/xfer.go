@@ -86,7 +86,7 @@ func probeHome(up ssh.Conn) (string, error) {
 	if typ, _, err := read(); err != nil || typ != 2 {
 		return "", fmt.Errorf("no SFTP version from the target (%v)", err)
 	}
-	body := binary.BigEndian.AppendUint32(nil, 1)                // id
+	body := binary.BigEndian.AppendUint32(nil, 1)              // id
 	body = append(binary.BigEndian.AppendUint32(body, 1), '.') // path "."
 	if _, err := ch.Write(packet(16, body)); err != nil {
 		return "", err
