@@ -354,3 +354,41 @@ func Union(a, b *Rules) *Rules {
 		write: append(append([]Glob(nil), a.write...), b.write...),
 	}
 }
+
+// CoversTree reports whether every path at or under the cleaned absolute
+// path p may be accessed a, for a transfer whose individual files the
+// gateway cannot see (rsync's file list): a glob "X/**" where X matches p
+// or one of its parents, or, unless explicit, a policy without paths. It
+// does not exempt protected files: for writes the caller checks what the
+// tree may contain.
+func (r *Rules) CoversTree(a Access, p, home string, explicit bool) bool {
+	if r == nil {
+		return false
+	}
+	any, list := r.anyRead, r.read
+	if a == Write {
+		any, list = r.anyWrite, r.write
+	}
+	if any && !explicit {
+		return true
+	}
+	segs := splitPath(p)
+	for _, g := range list {
+		gs, ok := g.segments(home)
+		if !ok || len(gs) == 0 || gs[len(gs)-1] != "**" {
+			continue
+		}
+		for k := 0; k <= len(segs); k++ {
+			if matchSegs(gs[:len(gs)-1], segs[:k]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Within reports whether the cleaned absolute path p is dir or lies
+// under it.
+func Within(p, dir string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}

@@ -215,3 +215,37 @@ func FuzzMatch(f *testing.F) {
 		_ = Protected(c)
 	})
 }
+
+func TestCoversTree(t *testing.T) {
+	const home = "/home/u"
+	r := &Rules{}
+	r.Add(mustGlobs(t, "/srv/pub/**", "/srv/*.txt"), mustGlobs(t, "~/backup/**", "/data/*/in/**"))
+	open := &Rules{}
+	open.AllowAll()
+	for _, tc := range []struct {
+		rules    *Rules
+		a        Access
+		p        string
+		explicit bool
+		want     bool
+	}{
+		{r, Read, "/srv/pub", false, true},
+		{r, Read, "/srv/pub/deep/er", false, true},
+		{r, Read, "/srv", false, false},
+		{r, Read, "/srv/a.txt", false, false}, // a glob without ** covers no tree
+		{r, Write, "/home/u/backup", false, true},
+		{r, Write, "/home/u/backup/x", false, true},
+		{r, Write, "/home/u", false, false},
+		{r, Write, "/data/x/in", false, true},
+		{r, Write, "/data/x", false, false},
+		{open, Read, "/", false, true},
+		{open, Write, "/srv", true, false},
+	} {
+		if got := tc.rules.CoversTree(tc.a, tc.p, home, tc.explicit); got != tc.want {
+			t.Errorf("CoversTree(%v, %q, explicit %v) = %v, want %v", tc.a, tc.p, tc.explicit, got, tc.want)
+		}
+	}
+	if !Within("/home/u/x", "/home/u") || Within("/home/ux", "/home/u") || !Within("/a", "/") {
+		t.Error("Within")
+	}
+}

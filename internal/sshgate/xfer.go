@@ -180,7 +180,76 @@ func (c *conn) transferGuard(g *grant, targetUser string, up ssh.Conn, command s
 			return sg.Requests(), sg.Responses()
 		}, nil
 	}
-	return nil, nil // scp and rsync: judged on their paths (next)
+	expand := func(p string) (string, error) { return expandHome(p, home) }
+	switch words := strings.Fields(command); path.Base(words[0]) {
+	case "scp":
+		cmd, err := filexfer.ParseSCPCommand(command, expand)
+		if err != nil {
+			return nil, c.refuseTransfer(g, targetUser, command, err.Error())
+		}
+		return func(toTarget, toClient io.Writer) (io.Writer, io.Writer) {
+			sg := cmd.Guard(judge, toTarget, toClient)
+			return sg.Requests(), sg.Responses()
+		}, nil
+	case "rsync":
+		cmd, err := filexfer.ParseRsyncCommand(command, expand)
+		if err == nil {
+			err = checkRsync(cmd, rules, home)
+		}
+		if err != nil {
+			return nil, c.refuseTransfer(g, targetUser, command, err.Error())
+		}
+		return nil, nil
+	}
+	return nil, c.refuseTransfer(g, targetUser, command, "this transfer command cannot be judged")
+}
+
+// expandHome resolves "~" and "~/..." as the target's shell would, and
+// refuses "~user", whose directory the gateway does not know.
+func expandHome(p, home string) (string, error) {
+	if !strings.HasPrefix(p, "~") {
+		return p, nil
+	}
+	if p != "~" && !strings.HasPrefix(p, "~/") {
+		return "", fmt.Errorf("%q names another account's home, which cannot be judged", p)
+	}
+	if home == "" {
+		return "", errors.New("the account's home directory is unknown, so \"~\" cannot be judged")
+	}
+	return home + p[1:], nil
+}
+
+// checkRsync judges an rsync command on its paths. rsync's file list is
+// not judged, so it is strict: a download needs paths.read to cover every
+// source as a whole tree (DIR/** or a policy without paths); an upload
+// needs an explicit paths.write DIR/** over the destination, a
+// destination that is neither the account's home, one of its parents nor
+// a protected path, and no symbolic links or device files (-l, -D, as in
+// -a), which could point later writes at a start-up file.
+func checkRsync(cmd *filexfer.RsyncCommand, rules *pathrule.Rules, home string) error {
+	for _, p := range cmd.Paths {
+		clean, err := pathrule.Clean(p, home)
+		if err != nil {
+			return fmt.Errorf("rsync path %q: %v", p, err)
+		}
+		if cmd.Sender {
+			if !rules.CoversTree(pathrule.Read, clean, home, false) {
+				return fmt.Errorf("rsync reads the whole tree under %s: paths.read must cover it as DIR/**", clean)
+			}
+			continue
+		}
+		switch {
+		case !rules.CoversTree(pathrule.Write, clean, home, true):
+			return fmt.Errorf("rsync uploads need paths.write to name the destination %s as DIR/** (the gateway cannot see rsync's file list)", clean)
+		case pathrule.Protected(clean):
+			return fmt.Errorf("rsync upload to %s is refused: it could make the target run commands", clean)
+		case home == "" || pathrule.Within(home, clean):
+			return fmt.Errorf("rsync upload to %s is refused: the destination holds the account's home and its start-up files", clean)
+		case cmd.Links || cmd.Devices:
+			return errors.New("rsync uploads may not create symbolic links or device files (-l, -D, part of -a): use rsync -rt")
+		}
+	}
+	return nil
 }
 
 // refuseTransfer audits a refused transfer command and returns the line

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -24,7 +25,21 @@ func newXferWorld(t *testing.T, paths string) *xferWorld {
 	t.Helper()
 	w := newWorld(t, "file-transfer")
 	if paths != "" {
-		w.gw.apply(fmt.Sprintf(`
+		w.setPaths(paths)
+	}
+	u, err := user.Lookup(w.unixUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return &xferWorld{world: w, home: u.HomeDir, uid: uid, gid: gid}
+}
+
+// setPaths replaces the world's policy by one granting file-transfer only,
+// with paths.
+func (w *world) setPaths(paths string) {
+	w.gw.apply(fmt.Sprintf(`
 kind: Policy
 name: alice-web1
 type: target-access
@@ -35,14 +50,6 @@ actions: [file-transfer]
 source_cidrs: [127.0.0.0/8]
 paths: %s
 `, w.unixUser, paths))
-	}
-	u, err := user.Lookup(w.unixUser)
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &xferWorld{world: w, home: u.HomeDir, uid: uid, gid: gid}
 }
 
 // put creates a file (and its directories) in the account's home, owned
@@ -217,5 +224,135 @@ func TestTransferPathsSCP(t *testing.T) {
 	}
 	if _, errOut, code := x.scp(t, nil, "R:secret.txt", back+"-2"); code == 0 {
 		t.Fatalf("scp download outside paths.read: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestTransferCannotRunCode: with file-transfer alone (no paths), every
+// way to plant a shell start-up file, an authorized key or ~/.ssh/rc is
+// refused, through sftp, scp in both modes and rsync; then a legacy scp,
+// which runs the login shell on the target, proves nothing planted ran.
+// On the old gateway "put evil .bashrc" went through and the next scp -O
+// ran it.
+func TestTransferCannotRunCode(t *testing.T) {
+	x := newXferWorld(t, "")
+	orig := "# skel\n"
+	x.put(t, ".bashrc", orig)
+	x.put(t, "data.txt", "data\n")
+	evil := x.local(t, "evil", "id > ~/pwned\n")
+	dotdir := filepath.Join(x.clientDir, "tree")
+	for _, f := range []string{".bashrc", ".profile", ".ssh/authorized_keys", ".ssh/rc", "ok.txt"} {
+		p := filepath.Join(dotdir, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte("id > ~/pwned\n"), 0o644)
+	}
+	dotfile := filepath.Join(x.clientDir, "d", ".bashrc")
+	os.MkdirAll(filepath.Dir(dotfile), 0o755)
+	os.WriteFile(dotfile, []byte("id > ~/pwned\n"), 0o644)
+
+	// sftp: every spelling and every second step, in one session ("-"
+	// lets the batch go on after a refusal).
+	batch := strings.Join([]string{
+		"-put " + evil + " .bashrc",
+		"-put " + evil + " ./.bashrc",
+		"-put " + evil + " /" + x.home + "/.bashrc",
+		"-put " + evil + " " + x.home + "/./.bashrc",
+		"-mkdir sub",
+		"-put " + evil + " sub/../.bashrc",
+		"-put " + evil + " .BASHRC",
+		"-put " + evil + " .profile",
+		"-put " + evil + " .bash_profile",
+		"-put " + evil + " .zshenv",
+		"-put " + evil + " .pam_environment",
+		"-put " + evil + " harmless",        // allowed ...
+		"-rename harmless .bashrc",          // ... but not onto .bashrc
+		"-ln -s harmless .bashrc",           // symlink named .bashrc
+		"-ln -s .bashrc tobashrc",           // symlink pointing at .bashrc
+		"-put " + evil + " tobashrc",        // (would write through it)
+		"-ln harmless .bash_login",          // hard link named a start-up file
+		"-ln .bashrc hardbashrc",            // hard link to .bashrc
+		"-put " + evil + " hardbashrc",      // (would write its inode)
+		"-chmod 777 .bashrc",                // setstat on the existing file
+		"-mkdir .ssh",                       // the directory itself
+		"-put " + evil + " .ssh/rc",         // if it existed
+		"-put " + evil + " authorized_keys", // anywhere
+		"-mkdir up",
+		"-put " + evil + " up/.bashrc", // inside a directory, then ...
+		"-rename up .ssh",              // ... renaming the directory
+		"-rm .bashrc",
+	}, "\n") + "\n"
+	if out, errOut, code := x.sftp(t, batch); code != 0 {
+		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
+	}
+	// scp in SFTP mode.
+	for _, dst := range []string{"R:.bashrc", "R:./.bashrc", "R:/" + x.home + "/.bashrc", "R:.ssh/authorized_keys"} {
+		if _, _, code := x.scp(t, nil, evil, dst); code == 0 {
+			t.Errorf("scp %s succeeded", dst)
+		}
+	}
+	x.scp(t, []string{"-r"}, dotdir, "R:")
+	x.scp(t, nil, dotfile, "R:")
+	// Legacy scp: the target path and every record of the stream.
+	for _, dst := range []string{"R:.bashrc", "R:./.bashrc", "R:~/.bashrc", "R:.ssh/authorized_keys", "R:.profile"} {
+		if _, _, code := x.scp(t, []string{"-O"}, evil, dst); code == 0 {
+			t.Errorf("scp -O %s succeeded", dst)
+		}
+	}
+	x.scp(t, []string{"-O", "-r"}, dotdir, "R:")
+	x.scp(t, []string{"-O"}, dotfile, "R:")
+	x.scp(t, []string{"-O"}, dotfile, "R:~")
+	// rsync, whose file list the gateway cannot see: refused unless
+	// paths.write names the destination.
+	for _, args := range [][]string{{evil, "R:.bashrc"}, {"-r", dotdir + "/", "R:"}, {"-r", dotdir + "/", "R:sub"}, {dotfile, "R:"}} {
+		if _, _, code := x.rsync(t, args...); code == 0 {
+			t.Errorf("rsync %v succeeded", args)
+		}
+	}
+
+	if got := x.read(".bashrc"); got != orig {
+		t.Fatalf(".bashrc changed to %q", got)
+	}
+	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree"} {
+		if x.exists(f) {
+			t.Errorf("%s was created", f)
+		}
+	}
+	if strings.Contains(x.read(".profile"), "pwned") {
+		t.Error(".profile was overwritten")
+	}
+	// "put tobashrc" may create a plain file, never a link to .bashrc.
+	if st, err := os.Lstat(filepath.Join(x.home, "tobashrc")); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		t.Error("a symbolic link to .bashrc was created")
+	}
+	st, err := os.Stat(filepath.Join(x.home, ".bashrc"))
+	if err != nil || st.Mode().Perm() != 0o644 {
+		t.Fatalf(".bashrc mode changed: %v %v", st, err)
+	}
+	if n := st.Sys().(*syscall.Stat_t).Nlink; n != 1 {
+		t.Errorf(".bashrc has %d hard links", n)
+	}
+	// What is allowed still is: the harmless upload, and the directory
+	// tree's harmless file.
+	if !x.exists("harmless") || !x.exists("tree/ok.txt") {
+		t.Errorf("allowed uploads missing: harmless %v, tree/ok.txt %v", x.exists("harmless"), x.exists("tree/ok.txt"))
+	}
+
+	// A legacy scp runs "scp -f" through the account's login shell, which
+	// reads .bashrc: nothing planted may run.
+	back := filepath.Join(x.clientDir, "back")
+	if out, errOut, code := x.scp(t, []string{"-O"}, "R:data.txt", back); code != 0 {
+		t.Fatalf("scp -O download: %d\n%s\n%s", code, out, errOut)
+	}
+	if x.exists("pwned") {
+		t.Fatal("a planted start-up file ran on the target")
+	}
+	// Control: the same download does run .bashrc when one is there, so
+	// the check above can fail.
+	x.put(t, ".bashrc", "echo ran > ~/control\n")
+	x.scp(t, []string{"-O"}, "R:data.txt", back)
+	if !x.exists("control") {
+		t.Fatal("control: the login shell did not read .bashrc; this test proves nothing here")
+	}
+	if !x.deniedPath(t, "", ".bashrc") {
+		t.Error("no request.deny event names .bashrc")
 	}
 }
