@@ -205,25 +205,94 @@ func TestTransferPathsSFTP(t *testing.T) {
 	}
 }
 
-// TestTransferPathsSCP: plain scp (SFTP mode) is judged like sftp.
+// TestTransferPathsSCP: scp in both modes is judged like sftp, on the
+// command's path and on every file of a recursive copy. On the old
+// gateway plain scp (SFTP mode) went through whatever the rules said.
 func TestTransferPathsSCP(t *testing.T) {
+	x := newXferWorld(t, "{read: ['~/pub/**'], write: ['~/inbox/**']}")
+	x.put(t, "pub/a.txt", "public\n")
+	x.put(t, "pub/sub/b.txt", "b\n")
+	x.put(t, "secret.txt", "secret\n")
+	x.put(t, "inbox/.keep", "")
+	up := x.local(t, "up.txt", "uploaded\n")
+	tree := filepath.Join(x.clientDir, "tree")
+	os.MkdirAll(filepath.Join(tree, "in"), 0o755)
+	os.WriteFile(filepath.Join(tree, "in", "f.txt"), []byte("f\n"), 0o644)
+	for _, mode := range [][]string{nil, {"-O"}} {
+		name := "scp " + strings.Join(mode, "")
+		back := filepath.Join(x.clientDir, "back"+strings.Join(mode, ""))
+		os.RemoveAll(filepath.Join(x.home, "inbox", "up.txt"))
+		if out, errOut, code := x.scp(t, mode, up, "R:inbox/"); code != 0 || x.read("inbox/up.txt") != "uploaded\n" {
+			t.Fatalf("%s: allowed upload: %d\n%s\n%s", name, code, out, errOut)
+		}
+		if out, errOut, code := x.scp(t, mode, "R:pub/a.txt", back); code != 0 {
+			t.Fatalf("%s: allowed download: %d\n%s\n%s", name, code, out, errOut)
+		}
+		if out, errOut, code := x.scp(t, append([]string{"-r"}, mode...), "R:pub", back+"-tree"); code != 0 {
+			t.Fatalf("%s: allowed recursive download: %d\n%s\n%s", name, code, out, errOut)
+		}
+		if b, _ := os.ReadFile(filepath.Join(back+"-tree", "sub", "b.txt")); string(b) != "b\n" {
+			t.Fatalf("%s -r: pub/sub/b.txt came back as %q", name, b)
+		}
+		if _, errOut, code := x.scp(t, mode, up, "R:up.txt"); code == 0 || x.exists("up.txt") {
+			t.Fatalf("%s: upload outside paths.write: exit %d, stderr %q", name, code, errOut)
+		}
+		if _, errOut, code := x.scp(t, mode, up, "R:pub/"); code == 0 || x.exists("pub/up.txt") {
+			t.Fatalf("%s: upload into a read-only dir: exit %d, stderr %q", name, code, errOut)
+		}
+		if _, errOut, code := x.scp(t, mode, "R:secret.txt", back+"-2"); code == 0 {
+			t.Fatalf("%s: download outside paths.read: exit %d, stderr %q", name, code, errOut)
+		}
+		// A recursive upload is judged file by file: into the home, tree
+		// and tree/in may not be created.
+		if _, errOut, code := x.scp(t, append([]string{"-r"}, mode...), tree, "R:"); code == 0 || x.exists("tree") {
+			t.Fatalf("%s -r: upload outside paths.write: exit %d, stderr %q", name, code, errOut)
+		}
+		if out, errOut, code := x.scp(t, append([]string{"-r"}, mode...), tree, "R:inbox/"); code != 0 || x.read("inbox/tree/in/f.txt") != "f\n" {
+			t.Fatalf("%s -r: allowed upload: %d\n%s\n%s", name, code, out, errOut)
+		}
+		os.RemoveAll(filepath.Join(x.home, "inbox", "tree"))
+	}
+	if !x.deniedPath(t, "upload", "up.txt") || !x.deniedPath(t, "download", "secret.txt") {
+		t.Error("scp -O refusals were not audited with their paths")
+	}
+}
+
+// TestTransferRsync: rsync is judged on its command, strictly: an upload
+// needs paths.write to name its destination as a tree, away from the
+// home; options that write elsewhere or run things are refused.
+func TestTransferRsync(t *testing.T) {
 	x := newXferWorld(t, "{read: ['~/pub/**'], write: ['~/inbox/**']}")
 	x.put(t, "pub/a.txt", "public\n")
 	x.put(t, "secret.txt", "secret\n")
 	x.put(t, "inbox/.keep", "")
 	up := x.local(t, "up.txt", "uploaded\n")
 	back := filepath.Join(x.clientDir, "back")
-	if out, errOut, code := x.scp(t, nil, up, "R:inbox/"); code != 0 {
-		t.Fatalf("allowed scp upload: %d\n%s\n%s", code, out, errOut)
+	if out, errOut, code := x.rsync(t, up, "R:inbox/"); code != 0 || x.read("inbox/up.txt") != "uploaded\n" {
+		t.Fatalf("allowed rsync upload: %d\n%s\n%s", code, out, errOut)
 	}
-	if out, errOut, code := x.scp(t, nil, "R:pub/a.txt", back); code != 0 {
-		t.Fatalf("allowed scp download: %d\n%s\n%s", code, out, errOut)
+	if out, errOut, code := x.rsync(t, "-r", "R:pub/", back); code != 0 {
+		t.Fatalf("allowed rsync download: %d\n%s\n%s", code, out, errOut)
 	}
-	if _, errOut, code := x.scp(t, nil, up, "R:up.txt"); code == 0 || x.exists("up.txt") {
-		t.Fatalf("scp upload outside paths.write: exit %d, stderr %q", code, errOut)
+	for _, args := range [][]string{
+		{up, "R:up.txt"},                                       // outside paths.write
+		{up, "R:pub/"},                                         // read-only
+		{"R:secret.txt", back + "-2"},                          // outside paths.read
+		{"R:pub/../secret.txt", back + "-3"},                   // ".." is never resolved
+		{"-a", up, "R:inbox/"},                                 // -a creates links and devices
+		{"--remote-option=--log-file=.bashrc", up, "R:inbox/"}, // a log file written elsewhere
+		{"--temp-dir=/tmp", up, "R:inbox/"},
+		{"--backup", "--backup-dir=/tmp", up, "R:inbox/"},
+	} {
+		if _, errOut, code := x.rsync(t, args...); code == 0 || !strings.Contains(errOut, "portcullis: file transfer refused") {
+			t.Errorf("rsync %v: exit %d, stderr %q", args, code, errOut)
+		}
 	}
-	if _, errOut, code := x.scp(t, nil, "R:secret.txt", back+"-2"); code == 0 {
-		t.Fatalf("scp download outside paths.read: exit %d, stderr %q", code, errOut)
+	if x.exists("up.txt") || x.exists("pub/up.txt") {
+		t.Error("a refused rsync upload landed")
+	}
+	if !x.deniedPath(t, "command", "rsync --server") {
+		t.Error("refused rsync commands were not audited")
 	}
 }
 
