@@ -448,6 +448,14 @@ func (g *SFTPGuard) decideRequest(typ byte, id uint32, r *reader) error {
 		}
 		return j.allow(op, pathrule.Write, p2)
 	}
+	if typ == fxpOpen || typ == fxpOpendir {
+		// The handle is matched to its open by id: a second open with
+		// the id of one still pending could give one open's handle the
+		// other's path and mode.
+		if _, dup := g.pending.get(id); dup {
+			return j.refuse("open", "", "request id already in use")
+		}
+	}
 	switch typ {
 	case fxpOpen:
 		p, err := str()

@@ -24,8 +24,9 @@ type RsyncCommand struct {
 // rsyncShort are the one-letter options a server command may carry
 // (before the "e.FLAGS" capability string). Options that take a path or
 // run something (-T temp-dir, -M remote-option, -B, -f, -F, -e as a
-// shell) are absent.
-const rsyncShort = "vqcrRtpogDlLkKHSxzWIunbdmiJAXUCEyP0h8"
+// shell) are absent, and so is -K, with which the receiver follows
+// symbolic links to directories that already exist in the destination.
+const rsyncShort = "vqcrRtpogDlLkHSxzWIunbdmiJAXUCEyP0h8"
 
 // rsyncLong are the long options a server command may carry. Those that
 // name a path on the target (--log-file, --temp-dir, --partial-dir,
