@@ -352,6 +352,13 @@ func TestTransferCannotRunCode(t *testing.T) {
 	if out, errOut, code := x.sftp(t, batch); code != 0 {
 		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
 	}
+	// sftp-server run as an exec command (sftp -s PATH) is guarded the same.
+	f := filepath.Join(x.clientDir, "batch-s")
+	os.WriteFile(f, []byte("put "+evil+" via-exec\nput "+evil+" .bashrc\n"), 0o644)
+	if _, _, code := runTool(t, "sftp", append(append([]string{}, x.opts(false)...),
+		"-s", "/usr/lib/openssh/sftp-server", "-b", f, "alice~web1@127.0.0.1")...); code == 0 || !x.exists("via-exec") {
+		t.Errorf("sftp -s /usr/lib/openssh/sftp-server: exit %d (want the second put refused), first put landed: %v", code, x.exists("via-exec"))
+	}
 	// scp in SFTP mode.
 	for _, dst := range []string{"R:.bashrc", "R:./.bashrc", "R:/" + x.home + "/.bashrc", "R:.ssh/authorized_keys"} {
 		if _, _, code := x.scp(t, nil, evil, dst); code == 0 {
