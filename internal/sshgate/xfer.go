@@ -107,14 +107,15 @@ func probeHome(up ssh.Conn) (string, error) {
 }
 
 // pathJudge builds the judge of one transfer session: paths are cleaned
-// against home and decided by rules; refusals are audited.
-func (c *conn) pathJudge(g *grant, targetUser string, rules *pathrule.Rules, home string) filexfer.Judge {
+// against home and decided by the grant's current rules (a policy change
+// applies to the next request); refusals are audited.
+func (c *conn) pathJudge(g *grant, targetUser string, home string) filexfer.Judge {
 	return filexfer.Judge{
 		Allow: func(op string, a pathrule.Access, p string) error {
-			return allowPath(rules, a, p, home)
+			return allowPath(g.paths.Load(), a, p, home)
 		},
 		Refused: func(op, p, reason string) {
-			c.denyFileOp(g, targetUser, op, p, reason)
+			c.denyFileOp(g, targetUser, op, p, home, reason)
 		},
 	}
 }
@@ -134,7 +135,7 @@ func allowPath(rules *pathrule.Rules, a pathrule.Access, p, home string) error {
 // denyFileOp audits a refused file operation, counted with the
 // connection's other refusals so that a client looping on refused
 // requests cannot flood the trail.
-func (c *conn) denyFileOp(g *grant, targetUser, op, p, reason string) {
+func (c *conn) denyFileOp(g *grant, targetUser, op, p, home, reason string) {
 	c.srv.cfg.Metrics.Denied(metrics.DenyPolicy)
 	switch n := c.denials.Add(1); {
 	case n == maxAuditedDenials+1:
@@ -147,6 +148,9 @@ func (c *conn) denyFileOp(g *grant, targetUser, op, p, reason string) {
 	detail := map[string]any{"action": resource.ActionFileTransfer, "operation": op}
 	if p != "" {
 		detail["path"] = p
+		if clean, err := pathrule.Clean(p, home); err == nil && clean != p {
+			detail["resolved"] = clean
+		}
 	}
 	_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Account: targetUser, SessionID: g.id,
 		Message: reason, Detail: detail})
@@ -173,7 +177,8 @@ func (c *conn) transferGuard(g *grant, targetUser string, up ssh.Conn, command s
 		c.srv.cfg.Log.Warn("home directory of the target account unknown", "session", g.id, "err", err)
 		home = ""
 	}
-	judge := c.pathJudge(g, targetUser, rules, home)
+	g.paths.Store(rules)
+	judge := c.pathJudge(g, targetUser, home)
 	if command == "sftp" || isSFTPServer(command) {
 		return func(toTarget, toClient io.Writer) (io.Writer, io.Writer) {
 			sg := filexfer.NewSFTPGuard(judge, toTarget, toClient)
@@ -255,7 +260,7 @@ func checkRsync(cmd *filexfer.RsyncCommand, rules *pathrule.Rules, home string) 
 // refuseTransfer audits a refused transfer command and returns the line
 // for the client.
 func (c *conn) refuseTransfer(g *grant, targetUser, command, reason string) error {
-	c.denyFileOp(g, targetUser, "command", command, reason)
+	c.denyFileOp(g, targetUser, "command", command, "", reason)
 	return errors.New("file transfer refused: " + reason)
 }
 

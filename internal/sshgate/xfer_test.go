@@ -1,14 +1,18 @@
 package sshgate_test
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
 )
@@ -430,5 +434,42 @@ func TestTransferCannotRunCode(t *testing.T) {
 	}
 	if !x.deniedPath(t, "", ".bashrc") {
 		t.Error("no request.deny event names .bashrc")
+	}
+}
+
+// TestTransferPathsFollowPolicyChange: path rules are authorization, so a
+// policy change applies to the next request of a running sftp session,
+// not only to new sessions.
+func TestTransferPathsFollowPolicyChange(t *testing.T) {
+	x := newXferWorld(t, "{write: ['~/inbox/**']}")
+	x.put(t, "inbox/.keep", "")
+	up := x.local(t, "up.txt", "uploaded\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sftp", append(append([]string{}, x.opts(false)...), "-b", "-", "alice~web1@127.0.0.1")...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(stdin, "put %s inbox/one\n", up)
+	for !x.exists("inbox/one") {
+		if ctx.Err() != nil {
+			t.Fatalf("first upload never landed: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	x.setPaths("{write: ['~/other/**']}") // re-checks live sessions before it returns
+	fmt.Fprintf(stdin, "-put %s inbox/two\nput %s inbox/three\n", up, up)
+	stdin.Close()
+	if err := cmd.Wait(); err == nil {
+		t.Fatal("sftp succeeded after its paths were taken away")
+	}
+	if x.exists("inbox/two") || x.exists("inbox/three") {
+		t.Fatalf("upload after the policy change landed; stderr %s", stderr.String())
 	}
 }
