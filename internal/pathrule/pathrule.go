@@ -34,14 +34,20 @@
 //
 // # Protected files
 //
-// Writing a shell start-up file, anything under a ".ssh" directory or an
-// authorized_keys file lets a subject who holds only file-transfer run
-// commands the next time any login shell or sshd starts for that
-// account. [Protected] names them; [Rules.Allow] refuses a write to one
+// Writing a shell start-up file, anything under a ".ssh" directory, an
+// authorized_keys file or a program in ~/bin lets a subject who holds only
+// file-transfer run commands the next time any login shell or sshd starts
+// for that account. [Protected] names them; [Rules.Allow] refuses a write to one
 // unless a policy lists it in paths.write exactly (no wildcard), whatever
 // the other globs say. Names are compared without regard to case and in
 // any directory (not only the home), so that a symbolic link to the home
 // or a case-insensitive file system does not open a way around.
+//
+// The list protects the account's own start-up. It cannot protect an
+// account that may write system files (root, or one that can write
+// /etc/profile.d, cron or systemd directories, or programs on the system
+// PATH): such an account runs code through any write; only paths.write
+// keeps it from them.
 package pathrule
 
 import (
@@ -226,11 +232,24 @@ var startupFiles = []string{
 // log-in (fish's config, systemd user units and environment, autostart).
 var startupDirs = []string{"fish", "systemd", "environment.d", "autostart"}
 
+// homeBinDirs are directories under the home that Debian's and Ubuntu's
+// default .profile puts first on PATH: a program uploaded there runs in
+// place of the system's at the account's next log-in.
+var homeBinDirs = []string{"bin", ".local/bin"}
+
 // Protected reports whether writing the cleaned absolute path p could make
 // the target run code: a shell or login start-up file in any directory,
-// anything in or named ".ssh", an authorized_keys* file, or the start-up
-// directories under ".config".
-func Protected(p string) bool {
+// anything in or named ".ssh", an authorized_keys* file, the start-up
+// directories under ".config", and (when home is known) ~/bin and
+// ~/.local/bin.
+func Protected(p, home string) bool {
+	if home != "" {
+		for _, d := range homeBinDirs {
+			if Within(p, path.Join(home, d)) {
+				return true
+			}
+		}
+	}
 	segs := splitPath(p)
 	for i, s := range segs {
 		if strings.EqualFold(s, ".ssh") {
@@ -316,7 +335,7 @@ func (r *Rules) Allow(a Access, p, home string) (bool, string) {
 	if r == nil {
 		return false, "no policy grants file transfer"
 	}
-	if a == Write && Protected(p) {
+	if a == Write && Protected(p, home) {
 		for _, g := range r.write {
 			if g.Names(p, home) {
 				return true, ""

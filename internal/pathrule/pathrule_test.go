@@ -103,8 +103,14 @@ func TestProtected(t *testing.T) {
 		{"/home/u/.bashrc.bak/x", false},
 		{"/home/u/notes.txt", false},
 		{"/", false},
+		{"/home/u/bin", true},
+		{"/home/u/bin/ls", true},
+		{"/home/u/.local/bin/scp", true},
+		{"/home/u/.local/share/x", false},
+		{"/srv/app/bin/x", false},
+		{"/home/u/binary", false},
 	} {
-		if got := Protected(tc.p); got != tc.want {
+		if got := Protected(tc.p, "/home/u"); got != tc.want {
 			t.Errorf("Protected(%q) = %v, want %v", tc.p, got, tc.want)
 		}
 	}
@@ -212,7 +218,7 @@ func FuzzMatch(f *testing.F) {
 			return
 		}
 		_ = g.Match(c, "/home/u")
-		_ = Protected(c)
+		_ = Protected(c, "/home/u")
 	})
 }
 

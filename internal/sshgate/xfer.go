@@ -246,7 +246,7 @@ func checkRsync(cmd *filexfer.RsyncCommand, rules *pathrule.Rules, home string) 
 		switch {
 		case !rules.CoversTree(pathrule.Write, clean, home, true):
 			return fmt.Errorf("rsync uploads need paths.write to name the destination %s as DIR/** (the gateway cannot see rsync's file list)", clean)
-		case pathrule.Protected(clean):
+		case pathrule.Protected(clean, home):
 			return fmt.Errorf("rsync upload to %s is refused: it could make the target run commands", clean)
 		case home == "" || pathrule.Within(home, clean):
 			return fmt.Errorf("rsync upload to %s is refused: the destination holds the account's home and its start-up files", clean)

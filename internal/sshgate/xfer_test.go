@@ -352,6 +352,9 @@ func TestTransferCannotRunCode(t *testing.T) {
 		"-put " + evil + " up/.bashrc", // inside a directory, then ...
 		"-rename up .ssh",              // ... renaming the directory
 		"-rm .bashrc",
+		"-mkdir bin", // ~/bin comes first on PATH after .profile
+		"-mkdir .local",
+		"-mkdir .local/bin",
 	}, "\n") + "\n"
 	if out, errOut, code := x.sftp(t, batch); code != 0 {
 		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
@@ -391,7 +394,7 @@ func TestTransferCannotRunCode(t *testing.T) {
 	if got := x.read(".bashrc"); got != orig {
 		t.Fatalf(".bashrc changed to %q", got)
 	}
-	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree"} {
+	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree", "bin", ".local/bin"} {
 		if x.exists(f) {
 			t.Errorf("%s was created", f)
 		}
