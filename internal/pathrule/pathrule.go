@@ -239,9 +239,11 @@ var homeBinDirs = []string{"bin", ".local/bin"}
 
 // Protected reports whether writing the cleaned absolute path p could make
 // the target run code: a shell or login start-up file in any directory,
-// anything in or named ".ssh", an authorized_keys* file, the start-up
-// directories under ".config", and (when home is known) ~/bin and
-// ~/.local/bin.
+// anything in or named ".ssh", an authorized_keys* file, ".config" and
+// the start-up directories under it, and (when home is known) ~/bin,
+// ~/.local/bin and ~/.local itself. The directories that hold start-up
+// files are protected themselves because renaming a directory onto one,
+// or making one a symbolic link, brings a start-up file along.
 func Protected(p, home string) bool {
 	if home != "" {
 		for _, d := range homeBinDirs {
@@ -249,13 +251,23 @@ func Protected(p, home string) bool {
 				return true
 			}
 		}
+		// ~/.local itself, for the same reason as ".config".
+		if p == path.Join(home, ".local") {
+			return true
+		}
 	}
 	segs := splitPath(p)
 	for i, s := range segs {
 		if strings.EqualFold(s, ".ssh") {
 			return true
 		}
-		if strings.EqualFold(s, ".config") && i+1 < len(segs) {
+		if strings.EqualFold(s, ".config") {
+			if i+1 == len(segs) {
+				// ".config" itself: renaming a directory onto it, or a
+				// symbolic link named it, would bring a fish/ or
+				// systemd/ along without writing inside it.
+				return true
+			}
 			for _, d := range startupDirs {
 				if strings.EqualFold(segs[i+1], d) {
 					return true

@@ -352,7 +352,12 @@ func TestTransferCannotRunCode(t *testing.T) {
 		"-put " + evil + " up/.bashrc", // inside a directory, then ...
 		"-rename up .ssh",              // ... renaming the directory
 		"-rm .bashrc",
-		"-mkdir bin", // ~/bin comes first on PATH after .profile
+		"-mkdir cfg",
+		"-mkdir cfg/fish",
+		"-put " + evil + " cfg/fish/config.fish",
+		"-rename cfg .config", // a directory renamed onto .config ...
+		"-ln -s cfg .config",  // ... or linked there
+		"-mkdir bin",          // ~/bin comes first on PATH after .profile
 		"-mkdir .local",
 		"-mkdir .local/bin",
 	}, "\n") + "\n"
@@ -394,7 +399,7 @@ func TestTransferCannotRunCode(t *testing.T) {
 	if got := x.read(".bashrc"); got != orig {
 		t.Fatalf(".bashrc changed to %q", got)
 	}
-	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree", "bin", ".local/bin"} {
+	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree", "bin", ".local/bin", ".config"} {
 		if x.exists(f) {
 			t.Errorf("%s was created", f)
 		}
