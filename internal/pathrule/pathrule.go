@@ -241,7 +241,7 @@ var homeBinDirs = []string{"bin", ".local/bin"}
 // the target run code: a shell or login start-up file in any directory,
 // anything in or named ".ssh", an authorized_keys* file, ".config" and
 // the start-up directories under it, and (when home is known) ~/bin,
-// ~/.local/bin and ~/.local itself. The directories that hold start-up
+// ~/.local/bin, ~/.local itself, and the home and its parents. The directories that hold start-up
 // files are protected themselves because renaming a directory onto one,
 // or making one a symbolic link, brings a start-up file along.
 func Protected(p, home string) bool {
@@ -251,8 +251,10 @@ func Protected(p, home string) bool {
 				return true
 			}
 		}
-		// ~/.local itself, for the same reason as ".config".
-		if p == path.Join(home, ".local") {
+		// ~/.local itself, for the same reason as ".config"; and the home
+		// and its parents, whose writes are only chmod and links pointing
+		// at them, which would reach ~/bin under another name.
+		if p == path.Join(home, ".local") || Within(home, p) {
 			return true
 		}
 	}

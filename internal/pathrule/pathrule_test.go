@@ -102,10 +102,12 @@ func TestProtected(t *testing.T) {
 		{"/home/u/.config", true},
 		{"/srv/x/.CONFIG", true},
 		{"/home/u/.local", true},
+		{"/home/u", true}, // a link to the home would reach ~/bin by another name
+		{"/home", true},
+		{"/", true},
 		{"/home/u/bashrc", false},
 		{"/home/u/.bashrc.bak/x", false},
 		{"/home/u/notes.txt", false},
-		{"/", false},
 		{"/home/u/bin", true},
 		{"/home/u/bin/ls", true},
 		{"/home/u/.local/bin/scp", true},

@@ -399,7 +399,7 @@ func TestTransferCannotRunCode(t *testing.T) {
 	if got := x.read(".bashrc"); got != orig {
 		t.Fatalf(".bashrc changed to %q", got)
 	}
-	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree", "bin", ".local/bin", ".config"} {
+	for _, f := range []string{".BASHRC", ".bash_profile", ".bash_login", ".zshenv", ".pam_environment", ".ssh", "authorized_keys", "up/.bashrc", "tree/.bashrc", "tree/.ssh", "sub/.bashrc", "sub/tree", "bin", ".local/bin", ".config", "homelink"} {
 		if x.exists(f) {
 			t.Errorf("%s was created", f)
 		}
