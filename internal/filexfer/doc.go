@@ -11,6 +11,15 @@
 // runs. They parse incrementally, so a chunk may end anywhere, even inside
 // a length prefix.
 //
+// # What is enforced
+//
+// The guards ([SFTPGuard], [SCPGuard]) are not passive: they sit in the
+// data path, hold each request or record until a [Judge] has decided it,
+// and answer a refused one themselves in the protocol's own way, so the
+// target never sees it and the stream stays framed. [ParseSCPCommand] and
+// [ParseRsyncCommand] read the paths and options of the transfer commands
+// for the same judge. Which paths are allowed is not decided here.
+//
 // # What is observed
 //
 //   - [SFTP]: an "sftp" subsystem channel speaking SFTP protocol version 3

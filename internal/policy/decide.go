@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/resource"
 )
 
@@ -152,6 +153,9 @@ func (e *Engine) Decide(r Request) Decision {
 		ob.IdleTimeout = minLimit(ob.IdleTimeout, c.idleTimeout)
 		ob.Autologin = ob.Autologin || c.autologin
 		ob.RequireMFA = ob.RequireMFA || c.requireMFA
+		if r.Action == resource.ActionFileTransfer {
+			ob.Paths = pathrule.Union(ob.Paths, c.paths)
+		}
 		if c.provision && r.TargetUser == loginName && slices.Contains(c.targetUsers, "{username}") {
 			// Candidates are not in name order across lists: the policy
 			// named first decides the sudoers rule, for a stable answer.

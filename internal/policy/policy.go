@@ -36,6 +36,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/resource"
 )
 
@@ -124,6 +125,11 @@ type Obligations struct {
 	// RecordFailOpen is set when every covering recording policy says
 	// on_failure: continue; otherwise a session whose recording fails ends.
 	RecordFailOpen bool
+	// Paths says which files a file-transfer session may read and write:
+	// the union of the granting policies' paths (a policy without paths
+	// allows all but protected files). Set only for file-transfer; shared
+	// between decisions, so read-only.
+	Paths *pathrule.Rules
 }
 
 // Input is everything the engine is compiled from.
@@ -177,6 +183,9 @@ type compiled struct {
 	sudoers     string // with provision: the sudoers rule for it
 	recordInput bool   // session-recording policies
 	failOpen    bool   // session-recording: on_failure: continue
+
+	// paths are the file-transfer path rules of a target-access policy.
+	paths *pathrule.Rules
 }
 
 // hasRules reports whether the policy restricts commands.
@@ -371,6 +380,20 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 		}
 		c.cidrs = append(c.cidrs, pfx.Masked())
 	}
+	c.paths = &pathrule.Rules{}
+	if p.Paths == nil {
+		c.paths.AllowAll()
+	} else {
+		read, err := compileGlobs(p.Paths.Read)
+		if err != nil {
+			return nil, fmt.Errorf("paths.read: %w", err)
+		}
+		write, err := compileGlobs(p.Paths.Write)
+		if err != nil {
+			return nil, fmt.Errorf("paths.write: %w", err)
+		}
+		c.paths.Add(read, write)
+	}
 	if p.Commands != nil {
 		var err error
 		if c.allow, err = compilePatterns(p.Commands.Allow, ops); err != nil {
@@ -406,6 +429,18 @@ func compilePatterns(list []string, ops map[string]*resource.Operation) ([]patte
 			return nil, err
 		}
 		out = append(out, pattern{re: re})
+	}
+	return out, nil
+}
+
+func compileGlobs(list []string) ([]pathrule.Glob, error) {
+	out := make([]pathrule.Glob, 0, len(list))
+	for _, src := range list {
+		g, err := pathrule.Compile(src)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", src, err)
+		}
+		out = append(out, g)
 	}
 	return out, nil
 }

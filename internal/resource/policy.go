@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis/portcullis/internal/pathrule"
 )
 
 // Policy types. Each grants something different; the fields a type does not
@@ -74,6 +76,16 @@ func (t TargetSelector) IsZero() bool {
 type CommandRules struct {
 	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
 	Deny  []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+}
+
+// PathRules limits the files a file-transfer grant may touch on the target:
+// globs of internal/pathrule (absolute or under "~/", "**" for any depth).
+// A list left out allows nothing of that kind; a policy without paths
+// allows every path. Either way writes to protected files (shell start-up
+// files, ~/.ssh, authorized_keys*) need an exact entry in Write.
+type PathRules struct {
+	Read  []string `yaml:"read,omitempty" json:"read,omitempty"`
+	Write []string `yaml:"write,omitempty" json:"write,omitempty"`
 }
 
 // Duration is a time.Duration written as "30m" or "8h" in YAML and JSON.
@@ -149,6 +161,8 @@ type Policy struct {
 	// only from SourceCIDRs.
 	Autologin bool          `yaml:"autologin,omitempty" json:"autologin,omitempty"`
 	Commands  *CommandRules `yaml:"commands,omitempty" json:"commands,omitempty"`
+	// Paths limits what file-transfer may read and write; nil: all.
+	Paths *PathRules `yaml:"paths,omitempty" json:"paths,omitempty"`
 	// RequireMFA asks the subjects a verification code (TOTP) when they
 	// connect to a covered target, unless an autologin policy lets them
 	// in from where they are (script access has no one to type a code).
@@ -197,7 +211,7 @@ func (p *Policy) GetName() string { return p.Name }
 // policyFields lists, per type, the optional fields it uses; every other
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
-	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers"},
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
@@ -218,6 +232,7 @@ func (p *Policy) setFields() []string {
 	add("source_cidrs", len(p.SourceCIDRs) > 0)
 	add("autologin", p.Autologin)
 	add("commands", p.Commands != nil)
+	add("paths", p.Paths != nil)
 	add("require_mfa", p.RequireMFA)
 	add("valid_from", p.ValidFrom != nil)
 	add("valid_until", p.ValidUntil != nil)
@@ -387,6 +402,9 @@ func (p *Policy) validateTargetAccess() error {
 	if p.ValidFrom != nil && p.ValidUntil != nil && !p.ValidUntil.After(*p.ValidFrom) {
 		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
 	}
+	if err := p.validatePaths(); err != nil {
+		return err
+	}
 	if p.Commands != nil {
 		if len(p.Commands.Allow)+len(p.Commands.Deny) == 0 {
 			return fieldErr("commands", "has neither allow nor deny")
@@ -406,6 +424,31 @@ func (p *Policy) validateTargetAccess() error {
 				if _, err := regexp.Compile(pat); err != nil {
 					return fieldErr(f, "bad regular expression: %v", err)
 				}
+			}
+		}
+	}
+	return nil
+}
+
+// validatePaths checks paths: it needs file-transfer among the actions and
+// at least one glob, each valid.
+func (p *Policy) validatePaths() error {
+	if p.Paths == nil {
+		return nil
+	}
+	if !slices.Contains(p.Actions, ActionFileTransfer) {
+		return fieldErr("paths", "limits file transfers, but actions do not grant %s", ActionFileTransfer)
+	}
+	if len(p.Paths.Read)+len(p.Paths.Write) == 0 {
+		return fieldErr("paths", "has neither read nor write (leave paths out to allow every path)")
+	}
+	for _, list := range []struct {
+		field string
+		globs []string
+	}{{"paths.read", p.Paths.Read}, {"paths.write", p.Paths.Write}} {
+		for i, src := range list.globs {
+			if _, err := pathrule.Compile(src); err != nil {
+				return fieldErr(fmt.Sprintf("%s[%d]", list.field, i), "glob %v", err)
 			}
 		}
 	}

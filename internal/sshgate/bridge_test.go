@@ -118,8 +118,10 @@ func TestFileTransfer(t *testing.T) {
 	run("sftp", append(append([]string{}, opts...), "-b", batch, login+"@127.0.0.1")...)
 	check("sftp")
 
-	// rsync over the gateway.
+	// rsync over the gateway. Its file list is not judged, so an upload
+	// needs paths.write to name where it goes (TestTransferRsync).
 	shell := "ssh " + strings.Join(quoteAll(opts), " ")
+	w.setPaths("{read: ['/**'], write: ['~/**']}")
 	run("rsync", "-e", shell, local, login+"@127.0.0.1:rsync.bin")
 	run("rsync", "-e", shell, login+"@127.0.0.1:rsync.bin", back)
 	check("rsync")

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/loginstr"
 	"github.com/portcullis/portcullis/internal/metrics"
+	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -100,6 +101,9 @@ type grant struct {
 	// targetUser it runs as, and end, which ends it with a reason.
 	targetUser string
 	end        func(reason string)
+	// paths are a file-transfer session's path rules, replaced when a
+	// policy change re-decides the session (recheck).
+	paths atomic.Pointer[pathrule.Rules]
 }
 
 func newID() string {
@@ -625,6 +629,9 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 		if c.codeMissing(d) {
 			c.terminate(fmt.Sprintf("access revoked: policy %s now requires a verification code; reconnect to be asked one", d.Policy), audit.SessionRevoke)
 			return
+		}
+		if d.Paths != nil {
+			g.paths.Store(d.Paths)
 		}
 	}
 }

@@ -159,7 +159,7 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 		}
 	case resource.ActionFileTransfer:
 		report := func(op filexfer.Op) { c.logFileOp(g, targetUser, op) }
-		if g.command == "sftp" {
+		if g.command == "sftp" || isSFTPServer(g.command) {
 			o.sftp = filexfer.NewSFTP(report)
 		} else {
 			o.scp = filexfer.NewSCP(g.command, report)

@@ -223,6 +223,14 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		// that refuses an env variable (AcceptEnv) is not an error.
 		_, _ = uch.SendRequest(r.Type, r.Type == "pty-req", r.Payload)
 	}
+	var guard streamGuard
+	if action == resource.ActionFileTransfer {
+		if guard, err = c.transferGuard(g, targetUser, up, command, d.Paths); err != nil {
+			refuse(ch, req, err.Error())
+			drain(reqs)
+			return
+		}
+	}
 	detail := map[string]any{"action": action}
 	if command != "" {
 		detail["command"] = command
@@ -257,7 +265,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	}
 	c.setEnd(g, end, targetUser)
 	stop := c.enforceLimits(g, d.Obligations, act, end)
-	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr}
+	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard}
 	if action == resource.ActionShell && d.CheckCommands {
 		opts.gate = c.newLineGate(stderr, g, hasPTY(setup))
 	}
@@ -420,6 +428,7 @@ type bridgeOpts struct {
 	pty    bool            // the session has a terminal
 	obs    *observer       // records and logs; nil when nothing is observed
 	stderr io.Writer       // the client's stderr, shared with notices
+	guard  streamGuard     // judges a file transfer's stream; nil when none
 }
 
 type sessionResult struct {
@@ -449,11 +458,19 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 	}
 	var input io.Writer = up
 	if o.obs != nil {
+		input = teeWriter{w: up, observe: o.obs.fromClient}
+	}
+	if o.guard != nil {
+		// The guard comes first on the way in (the observer sees only what
+		// reaches the target) and last on the way out (it adds its answers
+		// between the target's packets).
+		input, stdout = o.guard(input, stdout)
+	}
+	if o.obs != nil {
 		stdout = teeWriter{w: stdout, observe: o.obs.fromTarget}
 		if o.obs.rec != nil {
 			stderr = teeWriter{w: stderr, observe: o.obs.rec.Output}
 		}
-		input = teeWriter{w: up, observe: o.obs.fromClient}
 	}
 	var outWG sync.WaitGroup
 	// Counts are atomics: on abort the bridge returns while copy loops may
