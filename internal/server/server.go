@@ -74,6 +74,10 @@ type Server struct {
 	https   http.Handler
 	console *web.Console
 	metrics *metrics.Metrics
+
+	// lock is held on the data directory from the start of New to the
+	// end of close: one gateway per data directory.
+	lock *dataLock
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -101,6 +105,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	// Before anything reads or writes the data directory: no other user
+	// may write there, and no other gateway may be running on it.
+	if err := checkNotWritableByOthers("data directory", cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	tlsKey := cfg.TLSKeyFile
+	if tlsKey == "" && cfg.APIAddr != "" {
+		tlsKey = filepath.Join(cfg.DataDir, "api_tls.key")
+	}
+	if err := checkKeyFiles(map[string]string{"master key": cfg.MasterKeyFile,
+		"host key": cfg.HostKeyFile, "user CA key": cfg.CAKeyFile, "TLS key": tlsKey}); err != nil {
+		return nil, err
 	}
 	v, created, err := vault.LoadOrCreateMasterKey(cfg.MasterKeyFile)
 	if err != nil {
@@ -474,6 +494,8 @@ func (s *Server) close() {
 			s.log.Error("close store", "err", err)
 		}
 	}
+	// Last: nothing of this gateway touches the data directory any more.
+	s.lock.release()
 }
 
 // tuneGC sets a soft memory limit unless the operator set GOMEMLIMIT. The
