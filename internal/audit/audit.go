@@ -118,7 +118,13 @@ type Log struct {
 	now   func() time.Time
 	sink  *Syslog // optional copy to a collector
 	spool *Spool  // optional: where events wait while the store is down
+	// checkpoints, optional, counts stored events to sign the head
+	// every so many.
+	checkpoints *Checkpointer
 }
+
+// SetCheckpointer lets c count the events l stores. Call before use.
+func (l *Log) SetCheckpointer(c *Checkpointer) { l.checkpoints = c }
 
 // SetSyslog sends a copy of every stored event to s. Call before use.
 func (l *Log) SetSyslog(s *Syslog) { l.sink = s }
@@ -171,6 +177,9 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	if l.sink != nil {
 		ev.ID = id
 		l.sink.enqueue(ev)
+	}
+	if l.checkpoints != nil {
+		l.checkpoints.noteAppend()
 	}
 	return nil
 }

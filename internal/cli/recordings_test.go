@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
+	"github.com/portcullis/portcullis/internal/vault"
 )
 
 // recGateway is a real API with a real store and recording manager on a
@@ -38,6 +39,9 @@ type recGateway struct {
 	mgr      *recording.Manager
 	sessions *fakeSessions
 	dbPath   string
+	// checkpoints signs the trail's head into the store and
+	// DIR/audit.checkpoints, as the gateway does.
+	checkpoints *audit.Checkpointer
 }
 
 func startRecGateway(t *testing.T) *recGateway {
@@ -65,7 +69,19 @@ func startRecGateway(t *testing.T) *recGateway {
 		mgr.Run(runCtx)
 	}()
 	sessions := &fakeSessions{}
-	h := api.WithLocalAdmin(api.New(api.Config{Store: st, Audit: audit.New(st, log), Log: log, Sessions: sessions, Recordings: mgr}))
+	v, _, err := vault.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := audit.LoadOrCreateKey(ctx, st, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog := audit.New(st, log)
+	cps := audit.NewCheckpointer(audit.CheckpointConfig{Store: st, Key: key, Gateway: "gw1",
+		File: filepath.Join(dir, "audit.checkpoints"), Audit: auditLog, Log: log})
+	h := api.WithLocalAdmin(api.New(api.Config{Store: st, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr,
+		Checkpoints: cps}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +101,7 @@ func startRecGateway(t *testing.T) *recGateway {
 		<-mgrDone
 		st.Close()
 	})
-	return &recGateway{gateway: &gateway{dataDir: dir}, st: st, mgr: mgr, sessions: sessions, dbPath: dbPath}
+	return &recGateway{gateway: &gateway{dataDir: dir}, st: st, mgr: mgr, sessions: sessions, dbPath: dbPath, checkpoints: cps}
 }
 
 // fakeSessions is a livesession.Controller over a fixed list.
@@ -463,6 +479,58 @@ func TestCLIAuditVerifyExport(t *testing.T) {
 	g.run(t, "", "audit", "verify").want(t, 1, nil, []string{"the audit chain is broken at event 2 (edited)"})
 	r = g.run(t, "", "audit", "verify", "--json")
 	r.want(t, 1, []string{`"ok": false`, `"id": 2`}, []string{"event 2"})
+}
+
+// TestCLIAuditCheckpoints: audit pubkey prints the key; audit verify holds
+// the trail to its signed checkpoints, and --checkpoint to a copy kept
+// elsewhere, which catches a cut the gateway's own copies no longer show.
+func TestCLIAuditCheckpoints(t *testing.T) {
+	g := startRecGateway(t)
+	ctx := context.Background()
+	r := g.run(t, "", "audit", "pubkey")
+	r.want(t, 0, []string{"ssh-ed25519 AAAA", "portcullis-audit"}, nil)
+	if _, err := audit.ParsePublicKey(r.stdout); err != nil {
+		t.Errorf("audit pubkey printed %q: %v", r.stdout, err)
+	}
+	for i := range 30 {
+		if _, err := g.st.AppendAudit(ctx, store.AuditEvent{Type: "login.success", Outcome: "success", User: "alice",
+			Message: "login " + string(rune('a'+i%26))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := g.checkpoints.Checkpoint(ctx); !ok || err != nil {
+		t.Fatalf("Checkpoint = %v, %v", ok, err)
+	}
+	g.run(t, "", "audit", "verify").want(t, 0, []string{"audit chain intact: 30 events checked",
+		"2 signed checkpoints checked", "names event 30"}, nil)
+	file := filepath.Join(g.dataDir, "audit.checkpoints")
+	kept, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "elsewhere.checkpoints")
+	writeFile(t, copyPath, kept)
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 0, []string{"3 signed checkpoints checked"}, nil)
+
+	// The last 10 events go, with the checkpoint in the store and the file.
+	g.tamper(t, `DELETE FROM audit_events WHERE id > 20`)
+	g.run(t, "", "audit", "verify").want(t, 1, nil, []string{"the audit chain is broken at event 21 (truncated)", "entries after 20 were removed"})
+	g.tamper(t, `DELETE FROM audit_checkpoints`)
+	writeFile(t, file, nil)
+	g.run(t, "", "audit", "verify").want(t, 0, []string{"no signed checkpoint yet"}, nil)
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 1, nil,
+		[]string{"the audit chain is broken at event 21 (truncated): the trail ends at entry 20, but the head checkpoint signed"})
+	r = g.run(t, "", "audit", "verify", "--checkpoint", copyPath, "--json")
+	r.want(t, 1, []string{`"problem": "truncated"`}, nil)
+
+	// A checkpoint whose signature does not hold, given as one line.
+	forged := strings.Replace(string(kept), `"event_id":30`, `"event_id":20`, 1)
+	writeFile(t, copyPath, []byte(forged))
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 1, nil, []string{"(bad-checkpoint)", "does not verify with the audit key"})
+	// A file that is not checkpoints is a usage error naming its line.
+	writeFile(t, copyPath, []byte("\nhello\n"))
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 2, nil, []string{"line 2: not a checkpoint"})
+	g.run(t, "", "audit", "verify", "--checkpoint", filepath.Join(t.TempDir(), "none")).want(t, 2, nil, []string{"--checkpoint"})
 }
 
 func TestCLIHelpRecordings(t *testing.T) {

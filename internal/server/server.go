@@ -63,7 +63,9 @@ type Server struct {
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
 	spool   *audit.Spool
-	health  *storeHealth
+	// checkpoints signs the audit trail's head and runs audit retention.
+	checkpoints *audit.Checkpointer
+	health      *storeHealth
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -185,6 +187,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.recordings.SetGateway(gwID)
+	auditKey, created, err := audit.LoadOrCreateKey(ctx, s.store, v)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("generated audit key", "public_key", auditKey.AuthorizedKey())
+	}
+	s.checkpoints = audit.NewCheckpointer(audit.CheckpointConfig{Store: s.store, Key: auditKey, Gateway: gwID,
+		File: filepath.Join(cfg.DataDir, "audit.checkpoints"), Syslog: s.syslog, Audit: auditLog,
+		Log: log.With("part", "audit"), Every: cfg.AuditCheckpointEvents,
+		Interval: time.Duration(cfg.AuditCheckpointInterval), Retention: time.Duration(cfg.AuditRetention)})
+	auditLog.SetCheckpointer(s.checkpoints)
 	interrupted, err := s.recordings.Recover(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("recover recordings: %w", err)
@@ -242,7 +256,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator})
+		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
+		Checkpoints: s.checkpoints})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -369,6 +384,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.retention(runCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.checkpoints.Run(runCtx)
+	}()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -437,6 +457,13 @@ func (s *Server) Run(ctx context.Context) error {
 		// than let them read a store that is about to close.
 		_ = adminSrv.Close()
 	}
+	// Every session has written its end event: sign the head they leave,
+	// so that removing the last events of this run shows too.
+	ckCtx, ckCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, _, err := s.checkpoints.Checkpoint(ckCtx); err != nil {
+		s.log.Error("audit checkpoint at shutdown", "err", err)
+	}
+	ckCancel()
 	cancel()
 	wg.Wait()
 	s.close()
