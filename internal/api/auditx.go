@@ -49,7 +49,7 @@ type Verification struct {
 	StartsAfterRetention bool `json:"starts_after_retention"`
 	// Checkpoints is how many signed checkpoints were checked; Head the
 	// newest one the trail was held to (null if none).
-	Checkpoints int                 `json:"checkpoints"`
+	Checkpoints int                `json:"checkpoints"`
 	Head        *CheckpointSummary `json:"head"`
 }
 
