@@ -548,7 +548,8 @@ func TestCLIHelpRecordings(t *testing.T) {
 		{[]string{"help", "recordings", "download"}, "--force"},
 		{[]string{"commands", "ls", "--help"}, "shell?"},
 		{[]string{"audit", "--help"}, "portcullis audit verify"},
-		{[]string{"audit", "verify", "--help"}, "first event that was edited"},
+		{[]string{"audit", "verify", "--help"}, "--checkpoint FILE"},
+		{[]string{"audit", "pubkey", "--help"}, "authorized_keys line"},
 		{[]string{"audit", "export", "-h"}, "JSON lines"},
 	} {
 		var out, errOut bytes.Buffer
