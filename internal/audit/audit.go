@@ -51,6 +51,10 @@ const (
 	RecordingView     = "recording.view"
 	RecordingDownload = "recording.download"
 	RecordingDelete   = "recording.delete"
+	// RecordingTampered records a read of an ended recording whose file
+	// (or stored hash) is not what was recorded: once per recording and
+	// file content found.
+	RecordingTampered = "recording.tampered"
 
 	// API keys and the HTTPS API.
 	APIKeyCreate = "apikey.create"

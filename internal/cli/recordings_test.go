@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -266,7 +267,7 @@ func TestCLIRecordings(t *testing.T) {
 		if err := os.WriteFile(path, edited, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		g.run(t, "", "recordings", "download", "rec1", "-o", "edited.cast").want(t, 1, nil, []string{"the file changed since"})
+		g.run(t, "", "recordings", "download", "rec1", "-o", "edited.cast").want(t, 1, nil, []string{"was tampered with", "it was changed since"})
 		if err := os.WriteFile(path, orig, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -531,6 +532,105 @@ func TestCLIAuditCheckpoints(t *testing.T) {
 	writeFile(t, copyPath, []byte("\nhello\n"))
 	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 2, nil, []string{"line 2: not a checkpoint"})
 	g.run(t, "", "audit", "verify", "--checkpoint", filepath.Join(t.TempDir(), "none")).want(t, 2, nil, []string{"--checkpoint"})
+}
+
+// TestCLIRecordingTampered: a recording edited on disk after its session
+// ended is still shown, but every read says so: the cast route's headers,
+// recordings play and download (one line on stderr, exit 1), and the
+// trail gets one recording.tampered event. Making the stored hash match
+// the edited file does not hide it: the session.end event, in the hash
+// chain, holds the hash the recording ended with.
+func TestCLIRecordingTampered(t *testing.T) {
+	g := startRecGateway(t)
+	ctx := context.Background()
+	rec := g.record(t, "rt1", "alice", "web1", "$ rm -rf /srv/data\r\n")
+	size, sum, err := rec.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As sshgate writes it when the session ends.
+	if err := audit.New(g.st, slog.New(slog.DiscardHandler)).Write(ctx, store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success,
+		User: "alice", Target: "web1", SessionID: "rt1",
+		Detail: map[string]any{"recording": "rt1", "recording_sha256": sum, "recording_bytes": size}}); err != nil {
+		t.Fatal(err)
+	}
+	g.run(t, "", "recordings", "play", "rt1", "--speed", "1000").want(t, 0, []string{"rm -rf /srv/data"}, nil)
+	if h := g.castHeader(t, "rt1"); h.Get(api.HeaderRecordingIntegrity) != "ok" || h.Get(api.HeaderRecordingSHA256) != sum {
+		t.Errorf("intact recording: headers %v", h)
+	}
+
+	path := filepath.Join(g.mgr.Dir(), "rt1.cast")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(orig, []byte("rm -rf /srv/data"), []byte("ls -la /srv/data"), 1)
+	if err := os.WriteFile(path, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editedSum := sha256.Sum256(edited)
+	for _, tc := range []struct {
+		name   string
+		before func()
+		warn   string
+	}{
+		{"file edited", func() {}, "is not the one recorded when the session ended"},
+		{"file edited and its stored hash with it", func() {
+			g.tamper(t, `UPDATE recordings SET sha256 = '`+hex.EncodeToString(editedSum[:])+`' WHERE id = 'rt1'`)
+		}, "is not the one its audit event recorded when it ended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.before()
+			h := g.castHeader(t, "rt1")
+			if h.Get(api.HeaderRecordingIntegrity) != "tampered" || !strings.Contains(h.Get(api.HeaderRecordingWarning), tc.warn) {
+				t.Errorf("cast headers %v, want tampered: %q", h, tc.warn)
+			}
+			r := g.run(t, "", "recordings", "play", "rt1", "--speed", "1000")
+			r.want(t, 1, []string{"ls -la /srv/data"}, []string{"portcullis recordings play: warning: recording rt1 was tampered with: ", tc.warn})
+			if n := strings.Count(r.stderr, "\n"); n != 1 {
+				t.Errorf("play wrote %d lines on stderr, want 1:\n%s", n, r.stderr)
+			}
+			out := filepath.Join(t.TempDir(), "rt1.cast")
+			r = g.run(t, "", "recordings", "download", "rt1", "-o", out)
+			r.want(t, 1, []string{"saved to " + out}, []string{"warning: recording rt1 was tampered with", tc.warn})
+			if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, edited) {
+				t.Errorf("download saved %q, %v; want the file as it is", b, err)
+			}
+		})
+	}
+	// Many reads of one file content against the hash it ended with: one
+	// event, naming what was expected and what was found.
+	evs, err := g.st.ListAudit(ctx, store.AuditFilter{Type: audit.RecordingTampered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("%d recording.tampered events, want 1 (one per recording and file content): %+v", len(evs), evs)
+	}
+	if ev := evs[0]; ev.SessionID != "rt1" || ev.Detail["sha256"] != hex.EncodeToString(editedSum[:]) || ev.Detail["expected_sha256"] != sum {
+		t.Errorf("recording.tampered event %+v", ev)
+	}
+}
+
+// castHeader reads the header of the recording's cast route over the
+// admin socket.
+func (g *recGateway) castHeader(t *testing.T, id string) http.Header {
+	t.Helper()
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(g.dataDir, "admin.sock"))
+	}}}
+	resp, err := hc.Get("http://portcullis/api/v1/recordings/" + id + "/cast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cast %s: %s", id, resp.Status)
+	}
+	return resp.Header
 }
 
 func TestCLIHelpRecordings(t *testing.T) {
