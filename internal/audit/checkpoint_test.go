@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -395,3 +396,42 @@ func FuzzParseCheckpoints(f *testing.F) {
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// A checkpoint reaches the syslog collector as one RFC 5424 message whose
+// text is the checkpoint line, which `audit verify --checkpoint` reads back.
+func TestCheckpointToSyslog(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	sink, err := NewSyslog("udp://"+pc.LocalAddr().String(), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go sink.Run(ctx)
+	st, _ := newTrail(t, 3)
+	c := NewCheckpointer(CheckpointConfig{Store: st, Key: newKey(t, st), Gateway: "gw1", Syslog: sink})
+	cp, ok, err := c.Checkpoint(ctx)
+	if !ok || err != nil {
+		t.Fatalf("Checkpoint = %v, %v", ok, err)
+	}
+	buf := make([]byte, 4096)
+	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := string(buf[:n])
+	prefix := "<86>1 "
+	i := strings.Index(msg, " audit.checkpoint - ")
+	if !strings.HasPrefix(msg, prefix) || i < 0 {
+		t.Fatalf("syslog message %q", msg)
+	}
+	cps, err := ParseCheckpoints(strings.NewReader(msg[i+len(" audit.checkpoint - "):]))
+	if err != nil || len(cps) != 1 || cps[0].EventID != 3 || CheckSignature(c.cfg.Key.Public(), cps[0]) != nil || cps[0].Signature != cp.Signature {
+		t.Errorf("checkpoint from syslog = %+v, %v", cps, err)
+	}
+}
