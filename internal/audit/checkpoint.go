@@ -162,6 +162,9 @@ func CheckpointMessage(cp store.AuditCheckpoint) []byte {
 
 // CheckSignature reports whether cp was signed by pub, as it reads.
 func CheckSignature(pub ed25519.PublicKey, cp store.AuditCheckpoint) error {
+	if len(pub) != ed25519.PublicKeySize {
+		return fmt.Errorf("%s checkpoint at event %d: no audit key to check its signature with", cp.Kind, cp.EventID)
+	}
 	sig, err := base64.StdEncoding.DecodeString(cp.Signature)
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return fmt.Errorf("%s checkpoint at event %d: the signature is not an Ed25519 signature in base64", cp.Kind, cp.EventID)

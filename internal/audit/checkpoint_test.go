@@ -435,3 +435,16 @@ func TestCheckpointToSyslog(t *testing.T) {
 		t.Errorf("checkpoint from syslog = %+v, %v", cps, err)
 	}
 }
+
+// Without a key, checkpoints cannot vouch for anything: refused, not a panic.
+func TestVerifyWithoutKeyRefusesCheckpoints(t *testing.T) {
+	p := newCheckpointed(t, 3, 0, time.Now())
+	cp, err := p.st.LatestCheckpoint(context.Background(), store.CheckpointHead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(context.Background(), p.st, nil, []store.AuditCheckpoint{cp})
+	if err != nil || v.OK || v.FirstBad.Problem != ProblemBadCheckpoint {
+		t.Errorf("Verify without a key = %+v %+v, %v", v, v.FirstBad, err)
+	}
+}

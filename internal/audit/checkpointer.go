@@ -102,6 +102,13 @@ func (c *Checkpointer) noteAppend() {
 // when ctx ends (the shutdown checkpoint is the caller's, once nothing
 // writes events any more).
 func (c *Checkpointer) Run(ctx context.Context) {
+	// A head already signed (by the last run, or another gateway) is not
+	// signed again after a restart.
+	if last, err := c.cfg.Store.LatestCheckpoint(ctx, store.CheckpointHead); err == nil {
+		c.mu.Lock()
+		c.lastID, c.lastHash = last.EventID, last.Hash
+		c.mu.Unlock()
+	}
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
 	var retain <-chan time.Time

@@ -94,7 +94,9 @@ const moveMargin = 1024
 // after any checkpoint fails); and a trail that does not start at entry 1
 // with an empty PrevHash must start exactly where the latest signed
 // retention checkpoint says, continuing from the hash it names. Verify
-// reads a trail that may grow while it runs.
+// reads a trail that may grow while it runs; retention cutting it between
+// the caller's reading of the checkpoints and Verify's reading of the
+// trail shows as a removal (run it again).
 //
 // The error is for a trail Verify could not read; a trail that fails
 // verification is a result with OK false.
