@@ -64,13 +64,14 @@ func LoadOrCreateKey(ctx context.Context, st store.Store, v Sealer) (k *Key, cre
 		if err != nil {
 			return nil, false, err
 		}
-		err = st.CreateAuditKey(ctx, store.AuditKey{PublicKey: authorized, Sealed: sealed})
-		if err == nil {
+		cerr := st.CreateAuditKey(ctx, store.AuditKey{PublicKey: authorized, Sealed: sealed})
+		if cerr == nil {
 			return &Key{priv: priv, pub: pub, authorized: authorized}, true, nil
 		}
-		if !errors.Is(err, store.ErrConflict) {
-			return nil, false, fmt.Errorf("store audit key: %w", err)
+		if !errors.Is(cerr, store.ErrConflict) {
+			return nil, false, fmt.Errorf("store audit key: %w", cerr)
 		}
+		// Another gateway stored its key first: that one is the key.
 		stored, err = st.GetAuditKey(ctx)
 	}
 	if err != nil {

@@ -448,3 +448,32 @@ func TestVerifyWithoutKeyRefusesCheckpoints(t *testing.T) {
 		t.Errorf("Verify without a key = %+v %+v, %v", v, v.FirstBad, err)
 	}
 }
+
+// lateStore answers its first GetAuditKey as if no key were stored yet: a
+// gateway that lost the race to make the key.
+type lateStore struct {
+	store.Store
+	asked bool
+}
+
+func (s *lateStore) GetAuditKey(ctx context.Context) (store.AuditKey, error) {
+	if !s.asked {
+		s.asked = true
+		return store.AuditKey{}, store.ErrNotFound
+	}
+	return s.Store.GetAuditKey(ctx)
+}
+
+func TestAuditKeyRaceLoadsTheWinner(t *testing.T) {
+	ctx := context.Background()
+	st, _ := newTrail(t, 0)
+	v := testVault(t)
+	first, _, err := LoadOrCreateKey(ctx, st, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, created, err := LoadOrCreateKey(ctx, &lateStore{Store: st}, v)
+	if err != nil || created || !first.Public().Equal(second.Public()) {
+		t.Fatalf("the gateway that lost the race = %v, created %v; want the winner's key", err, created)
+	}
+}
