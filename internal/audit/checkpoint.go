@@ -52,17 +52,17 @@ type Key struct {
 func LoadOrCreateKey(ctx context.Context, st store.Store, v Sealer) (k *Key, created bool, err error) {
 	stored, err := st.GetAuditKey(ctx)
 	if errors.Is(err, store.ErrNotFound) {
-		pub, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			return nil, false, fmt.Errorf("generate audit key: %w", err)
+		pub, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return nil, false, fmt.Errorf("generate audit key: %w", gerr)
 		}
-		sealed, err := v.Seal(priv.Seed(), auditKeyAAD)
-		if err != nil {
-			return nil, false, fmt.Errorf("seal audit key: %w", err)
+		sealed, serr := v.Seal(priv.Seed(), auditKeyAAD)
+		if serr != nil {
+			return nil, false, fmt.Errorf("seal audit key: %w", serr)
 		}
-		authorized, err := authorizedKey(pub)
-		if err != nil {
-			return nil, false, err
+		authorized, aerr := authorizedKey(pub)
+		if aerr != nil {
+			return nil, false, aerr
 		}
 		cerr := st.CreateAuditKey(ctx, store.AuditKey{PublicKey: authorized, Sealed: sealed})
 		if cerr == nil {
