@@ -160,7 +160,7 @@ func runAuditVerify(e *env, args []string) error {
 			fmt.Fprintf(e.stdout, "%d signed checkpoints checked; the newest, signed %s by gateway %q, names event %d, which the trail holds\n",
 				v.Checkpoints, v.Head.Time.UTC().Format(time.RFC3339), v.Head.Gateway, v.Head.EventID)
 		} else {
-			fmt.Fprintln(e.stdout, "no signed checkpoint yet: the end of the trail is not covered")
+			fmt.Fprintln(e.stdout, "no signed head checkpoint yet: the end of the trail is not covered")
 		}
 	}
 	return nil

@@ -518,7 +518,7 @@ func TestCLIAuditCheckpoints(t *testing.T) {
 	g.run(t, "", "audit", "verify").want(t, 1, nil, []string{"the audit chain is broken at event 21 (truncated)", "entries after 20 were removed"})
 	g.tamper(t, `DELETE FROM audit_checkpoints`)
 	writeFile(t, file, nil)
-	g.run(t, "", "audit", "verify").want(t, 0, []string{"no signed checkpoint yet"}, nil)
+	g.run(t, "", "audit", "verify").want(t, 0, []string{"no signed head checkpoint yet"}, nil)
 	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 1, nil,
 		[]string{"the audit chain is broken at event 21 (truncated): the trail ends at entry 20, but the head checkpoint signed"})
 	r = g.run(t, "", "audit", "verify", "--checkpoint", copyPath, "--json")
