@@ -31,6 +31,9 @@ const USER = env("USER");
 const PASSWORD = env("PASSWORD");
 const WORD = env("WORD");
 const LIVE_WORD = process.env.LIVE_WORD || "";
+// TAMPERED is set when the Go side edited the recording's file on disk:
+// the player must say so above the screen.
+const TAMPERED = process.env.TAMPERED === "1";
 const TARGET = env("TARGET");
 const ACCOUNT = env("ACCOUNT");
 const OUT = env("OUT_DIR");
@@ -225,6 +228,7 @@ async function main() {
     await hit.locator("button:has-text('Play')").click();
     const screen = page.locator("[data-role=player]");
     await expectText(screen, WORD);
+    if (TAMPERED) await expectText(page.locator("[data-role=integrity]"), "this recording was tampered with");
     await screenshot(page, "recording-playing");
     await page.selectOption("section[data-section=player] select[name=speed]", "4");
     await expectText(screen, WORD);

@@ -150,11 +150,30 @@ roles: [auditor]
 
 	// The search index is committed in batches: wait until the word is
 	// found, so that the browser's search has something to find.
+	var recID string
 	waitFor(t, "the recording's search index to hold "+word, func() bool {
 		var hits []struct{ ID string }
 		admin.do(t, "GET", "/api/v1/recordings/search?q="+url.QueryEscape(word), "", nil, http.StatusOK, &hits)
+		if len(hits) > 0 {
+			recID = hits[0].ID
+		}
 		return len(hits) > 0
 	})
+	// The recording is edited on disk once it has ended: the player must
+	// warn (console.mjs, TAMPERED).
+	waitFor(t, "the recording to end", func() bool {
+		var rec struct{ State string }
+		admin.do(t, "GET", "/api/v1/recordings/"+url.PathEscape(recID), "", nil, http.StatusOK, &rec)
+		return rec.State == "ended"
+	})
+	castPath := filepath.Join(cfg.RecordingsDir, recID+".cast")
+	cast, err := os.ReadFile(castPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(castPath, bytes.Replace(cast, []byte("{"), []byte(`{"edited":true,`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	password, auditorPassword := "correct horse "+randomHex(t), "battery staple "+randomHex(t)
 	for name, pw := range map[string]string{user: password, auditor: auditorPassword} {
@@ -173,7 +192,7 @@ roles: [auditor]
 	node.Env = append(os.Environ(),
 		"BASE_URL=https://"+srv.APIAddr().String(),
 		"USER="+user, "PASSWORD="+password, "AUDITOR="+auditor, "AUDITOR_PASSWORD="+auditorPassword,
-		"WORD="+word, "LIVE_WORD="+liveWord,
+		"WORD="+word, "LIVE_WORD="+liveWord, "TAMPERED=1",
 		"TARGET="+target, "ACCOUNT="+unixUser, "OUT_DIR="+outDir)
 	out, err := node.CombinedOutput()
 	t.Logf("node console.mjs:\n%s", out)

@@ -16,7 +16,9 @@
 //	GET    /api/v1/audit                     audit events (query: since, until, type, user, target, session, after, limit)
 //	POST   /api/v1/policy/explain            decide one access question and say why (ExplainRequest)
 //	POST   /api/v1/policy/test               run policy test cases, optionally against extra resources (PolicyTestRequest)
-//	GET    /api/v1/audit/verify              check the audit hash chain (Verification; 200 whether intact or not)
+//	GET    /api/v1/audit/verify              check the audit hash chain and checkpoints (Verification; 200 whether intact or not)
+//	POST   /api/v1/audit/verify              the same, also against the checkpoint lines in the body (a copy kept elsewhere)
+//	GET    /api/v1/audit/pubkey              the audit key that signs checkpoints (AuditKeyResponse)
 //	GET    /api/v1/audit/export              audit events as JSON lines with their hashes (query: since, until)
 //	GET    /api/v1/sessions                  running sessions (livesession.Session)
 //	POST   /api/v1/sessions/{id}/kill        end a running session (KillRequest)
@@ -89,6 +91,10 @@ type Config struct {
 	MFA *mfa.Service
 	// Rotator rotates account keys; nil answers 503 on the rotate route.
 	Rotator *rotate.Rotator
+	// Checkpoints holds the audit key and the signed checkpoints audit
+	// verify checks the trail against; nil checks the hash chain alone
+	// and answers 404 on the audit key route.
+	Checkpoints *audit.Checkpointer
 }
 
 // api is the handler set; its methods are the routes.
@@ -104,6 +110,7 @@ type api struct {
 	metrics    *metrics.Metrics
 	mfa        *mfa.Service
 	rotator    *rotate.Rotator
+	checkpts   *audit.Checkpointer
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -183,6 +190,8 @@ func (a *api) routes() []route {
 		{"POST /api/v1/policy/explain", accessUser, a.policyExplain},
 		{"POST /api/v1/policy/test", accessAdmin, a.policyTest},
 		{"GET /api/v1/audit/verify", accessAuditor, a.verifyAudit},
+		{"POST /api/v1/audit/verify", accessAuditor, a.verifyAudit},
+		{"GET /api/v1/audit/pubkey", accessAuditor, a.auditPublicKey},
 		{"GET /api/v1/audit/export", accessAuditor, a.exportAudit},
 		{"GET /api/v1/sessions", accessUser, a.listSessions},
 		{"POST /api/v1/sessions/{id}/kill", accessUser, a.killSession},
@@ -215,7 +224,7 @@ func (a *api) routes() []route {
 // listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, now: time.Now,
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, now: time.Now,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

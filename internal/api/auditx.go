@@ -40,10 +40,25 @@ type Verification struct {
 	// FirstBad names the first event that was edited, removed or
 	// reordered; null when OK.
 	FirstBad *BadEntry `json:"first_bad"`
-	// Anchor is the prev_hash of the oldest event, taken as it is: empty
-	// for a trail whole since its first event, else the hash of the last
-	// event retention removed.
+	// Anchor is the prev_hash of the oldest event: empty for a trail
+	// whole since its first event, else the hash of the last event
+	// retention removed, as its signed checkpoint states.
 	Anchor string `json:"anchor"`
+	// StartsAfterRetention is set when the oldest events were removed by
+	// retention, accepted on its signed checkpoint.
+	StartsAfterRetention bool `json:"starts_after_retention"`
+	// Checkpoints is how many signed checkpoints were checked; Head the
+	// newest one the trail was held to (null if none).
+	Checkpoints int                `json:"checkpoints"`
+	Head        *CheckpointSummary `json:"head"`
+}
+
+// CheckpointSummary names a signed checkpoint.
+type CheckpointSummary struct {
+	EventID int64     `json:"event_id"`
+	Hash    string    `json:"hash"`
+	Time    time.Time `json:"time"`
+	Gateway string    `json:"gateway"`
 }
 
 // BadEntry is the first event where the chain breaks.
@@ -56,21 +71,73 @@ type BadEntry struct {
 	Detail string `json:"detail"`
 }
 
-// verifyAudit checks the whole chain. A broken chain is an answer, not an
-// error: 200 either way, the body says which.
+// maxCheckpointBody bounds the checkpoint lines POST /audit/verify takes:
+// some two years of a checkpoint a minute.
+const maxCheckpointBody = 256 << 20
+
+// verifyAudit checks the whole chain against the signed checkpoints (and,
+// for a POST, the checkpoint lines of the body: a copy of
+// DATA/audit.checkpoints or one line of it). A broken chain is an answer,
+// not an error: 200 either way, the body says which.
 func (a *api) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r.URL.Query(), nil); err != nil {
 		return err
 	}
-	v, err := audit.Verify(r.Context(), a.store)
+	var extra []store.AuditCheckpoint
+	if r.Method == http.MethodPost {
+		var err error
+		extra, err = audit.ParseCheckpoints(http.MaxBytesReader(w, r.Body, maxCheckpointBody))
+		if err != nil {
+			return clientError(http.StatusBadRequest, "checkpoints: %v", err)
+		}
+		if len(extra) == 0 {
+			return clientError(http.StatusBadRequest, "checkpoints: the body holds none")
+		}
+	}
+	var (
+		v   audit.Verification
+		err error
+	)
+	if a.checkpts != nil {
+		v, err = a.checkpts.Verify(r.Context(), extra)
+	} else {
+		if len(extra) > 0 {
+			return clientError(http.StatusNotFound, "this gateway has no audit key to check checkpoints with")
+		}
+		v, err = audit.Verify(r.Context(), a.store, nil, nil)
+	}
 	if err != nil {
 		return fmt.Errorf("verify audit chain: %w", err)
 	}
-	out := Verification{OK: v.OK, Events: v.Events, FirstID: v.FirstID, LastID: v.LastID, Anchor: v.Anchor}
+	out := Verification{OK: v.OK, Events: v.Events, FirstID: v.FirstID, LastID: v.LastID, Anchor: v.Anchor,
+		StartsAfterRetention: v.StartsAfterRetention, Checkpoints: v.Checkpoints}
 	if v.FirstBad != nil {
 		out.FirstBad = &BadEntry{ID: v.FirstBad.ID, Problem: v.FirstBad.Problem, Detail: v.FirstBad.Detail}
 	}
+	if h := v.Head; h != nil {
+		out.Head = &CheckpointSummary{EventID: h.EventID, Hash: h.Hash, Time: h.Time.UTC(), Gateway: h.Gateway}
+	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// AuditKeyResponse is the answer of GET /api/v1/audit/pubkey.
+type AuditKeyResponse struct {
+	// PublicKey is the Ed25519 key that signs audit checkpoints, as one
+	// OpenSSH authorized_keys line (ssh-ed25519 AAAA... portcullis-audit).
+	PublicKey string `json:"public_key"`
+}
+
+// auditPublicKey answers the audit key, for checking checkpoints away
+// from the gateway.
+func (a *api) auditPublicKey(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r.URL.Query(), nil); err != nil {
+		return err
+	}
+	if a.checkpts == nil {
+		return clientError(http.StatusNotFound, "this gateway has no audit key")
+	}
+	writeJSON(w, http.StatusOK, AuditKeyResponse{PublicKey: a.checkpts.PublicKey()})
 	return nil
 }
 

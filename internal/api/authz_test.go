@@ -223,6 +223,8 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/policy/test", body: constBody(`{"cases":[{"user":"nora","target":"web1","action":"shell","source":"10.1.2.3","expect":"allow"}]}`),
 		want: row(403, 403, 200, 403)},
 	{pattern: "GET /api/v1/audit/verify", want: row(403, 200, 200, 403)},
+	{pattern: "POST /api/v1/audit/verify", body: constBody("{not a checkpoint}\n"), want: row(403, 400, 400, 403)},
+	{pattern: "GET /api/v1/audit/pubkey", want: row(403, 404, 404, 403)},
 	{pattern: "GET /api/v1/audit/export", want: row(403, 200, 200, 403)},
 	{pattern: "GET /api/v1/sessions", want: row(200, 200, 200, 403)},
 	// nora may end her own session, not ada's; the auditor neither.

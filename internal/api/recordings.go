@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -167,29 +170,87 @@ func (a *api) castRecording(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := meta.ID
-	rc, rec, err := a.recordings.Open(r.Context(), id)
+	f, rec, in, err := a.recordings.OpenChecked(r.Context(), id)
 	if err != nil {
 		return recordingError(id, "open", err)
 	}
-	defer rc.Close()
+	defer f.Close()
+	if in.State == recording.IntegrityTampered {
+		if err := a.auditTampered(r, rec, in); err != nil {
+			return err
+		}
+	}
 	err = a.audit.Write(r.Context(), store.AuditEvent{
 		Type: audit.RecordingDownload, Outcome: audit.Success, User: caller(r).actor(), Source: source(r),
 		Target: rec.Target, Account: rec.Account, SessionID: rec.ID,
 		Message: fmt.Sprintf("recording %s of %s on %s downloaded", rec.ID, rec.User, rec.Target),
 		Detail: map[string]any{"purpose": purpose, "state": rec.State, "recording_user": rec.User,
-			"request_id": requestID(r.Context())},
+			"integrity": in.State, "request_id": requestID(r.Context())},
 	})
 	if err != nil {
 		return fmt.Errorf("audit download of recording %s: %w", id, err)
 	}
+	// What the check found goes with the file, for the CLI and the
+	// console to put in front of the viewer.
+	w.Header().Set(HeaderRecordingIntegrity, in.State)
+	if in.Got != "" {
+		w.Header().Set(HeaderRecordingSHA256, in.Got)
+	}
+	if in.Problem != "" {
+		w.Header().Set(HeaderRecordingWarning, in.Problem)
+	}
 	sw := newStreamWriter(w, asciicastType, false)
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename=%q`, rec.ID+".cast"))
-	if _, err := io.Copy(sw, rc); err != nil {
+	// The file is hashed again as it goes out: one changed between the
+	// check and the send is cut off rather than served as checked.
+	h := sha256.New()
+	if _, err := io.Copy(sw, io.TeeReader(f, h)); err != nil {
 		return a.abortStream(r, sw, fmt.Errorf("send recording %s: %w", id, err))
+	}
+	if in.Got != "" && hex.EncodeToString(h.Sum(nil)) != in.Got {
+		return a.abortStream(r, sw, fmt.Errorf("send recording %s: the file changed while it was sent", id))
 	}
 	if !sw.started {
 		// An empty file still answers 200 with its type.
 		sw.start()
+	}
+	return nil
+}
+
+// Headers of GET /api/v1/recordings/{id}/cast saying whether the file is
+// the one recorded (recording.Integrity).
+const (
+	// HeaderRecordingIntegrity is ok, tampered or unchecked (the
+	// recording is active, or no hash was stored for it).
+	HeaderRecordingIntegrity = "X-Recording-Integrity"
+	// HeaderRecordingSHA256 is the file's SHA-256 as sent (hex).
+	HeaderRecordingSHA256 = "X-Recording-SHA256"
+	// HeaderRecordingWarning says in words what is wrong when tampered.
+	HeaderRecordingWarning = "X-Recording-Warning"
+)
+
+// auditTampered records a tampered recording once per recording and file
+// content: every later read still warns its viewer, but the trail is not
+// filled with the same finding.
+func (a *api) auditTampered(r *http.Request, rec store.Recording, in recording.Integrity) error {
+	seen, err := a.store.ListAudit(r.Context(), store.AuditFilter{SessionID: rec.ID, Type: audit.RecordingTampered})
+	if err != nil {
+		return fmt.Errorf("read the tampering events of recording %s: %w", rec.ID, err)
+	}
+	for _, ev := range seen {
+		if ev.Detail["sha256"] == in.Got && ev.Detail["expected_sha256"] == in.Want {
+			return nil
+		}
+	}
+	err = a.audit.Write(r.Context(), store.AuditEvent{
+		Type: audit.RecordingTampered, Outcome: audit.Failure, User: caller(r).actor(), Source: source(r),
+		Target: rec.Target, Account: rec.Account, SessionID: rec.ID,
+		Message: fmt.Sprintf("recording %s of %s on %s is not what was recorded: %s", rec.ID, rec.User, rec.Target, in.Problem),
+		Detail: map[string]any{"sha256": in.Got, "expected_sha256": in.Want, "stored_sha256": rec.SHA256,
+			"recording_user": rec.User, "request_id": requestID(r.Context())},
+	})
+	if err != nil {
+		return fmt.Errorf("audit tampering of recording %s: %w", rec.ID, err)
 	}
 	return nil
 }

@@ -51,6 +51,10 @@ const (
 	RecordingView     = "recording.view"
 	RecordingDownload = "recording.download"
 	RecordingDelete   = "recording.delete"
+	// RecordingTampered records a read of an ended recording whose file
+	// (or stored hash) is not what was recorded: once per recording and
+	// file content found.
+	RecordingTampered = "recording.tampered"
 
 	// API keys and the HTTPS API.
 	APIKeyCreate = "apikey.create"
@@ -118,7 +122,13 @@ type Log struct {
 	now   func() time.Time
 	sink  *Syslog // optional copy to a collector
 	spool *Spool  // optional: where events wait while the store is down
+	// checkpoints, optional, counts stored events to sign the head
+	// every so many.
+	checkpoints *Checkpointer
 }
+
+// SetCheckpointer lets c count the events l stores. Call before use.
+func (l *Log) SetCheckpointer(c *Checkpointer) { l.checkpoints = c }
 
 // SetSyslog sends a copy of every stored event to s. Call before use.
 func (l *Log) SetSyslog(s *Syslog) { l.sink = s }
@@ -171,6 +181,9 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	if l.sink != nil {
 		ev.ID = id
 		l.sink.enqueue(ev)
+	}
+	if l.checkpoints != nil {
+		l.checkpoints.noteAppend()
 	}
 	return nil
 }

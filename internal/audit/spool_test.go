@@ -107,7 +107,7 @@ func TestSpoolKeepsOrderThroughAnOutage(t *testing.T) {
 	if got := messages(t, st); fmt.Sprint(got) != "[e1 e2 e3 e4 e5]" {
 		t.Errorf("store after draining: %v", got)
 	}
-	if v, err := Verify(ctx, st); err != nil || !v.OK {
+	if v, err := Verify(ctx, st, testKey(t).Public(), nil); err != nil || !v.OK {
 		t.Errorf("chain after draining: %+v %v", v, err)
 	}
 	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 || fi.Mode().Perm() != 0o600 {

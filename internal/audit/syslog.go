@@ -66,6 +66,20 @@ func (s *Syslog) enqueue(ev store.AuditEvent) {
 	}
 }
 
+// enqueueCheckpoint queues a signed checkpoint, MSGID audit.checkpoint,
+// the checkpoint line as the message: a copy the database's writers cannot
+// reach.
+func (s *Syslog) enqueueCheckpoint(cp store.AuditCheckpoint) {
+	line := MarshalCheckpoint(cp)
+	msg := fmt.Appendf(nil, "<%d>1 %s %s portcullis %d audit.checkpoint - %s", 10*8+6,
+		cp.Time.UTC().Format(time.RFC3339Nano), s.hostname, os.Getpid(), line[:len(line)-1])
+	select {
+	case s.queue <- msg:
+	default:
+		s.dropped.Add(1)
+	}
+}
+
 // format renders one RFC 5424 message: facility authpriv (10), severity
 // warning for denials and failures, informational otherwise; MSGID is the
 // event type; the event as JSON is the message, so collectors get every

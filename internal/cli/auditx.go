@@ -1,20 +1,24 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/audit"
 )
 
 // auditGroupUsage is the help of `portcullis audit` as a whole; `audit ls`
 // keeps its own (auditUsage).
 const auditGroupUsage = `Usage: portcullis audit ls [FLAGS]
-       portcullis audit verify [--json]
+       portcullis audit verify [--checkpoint FILE] [--json]
        portcullis audit export [--since TIME] [--until TIME]
+       portcullis audit pubkey
 
 The audit trail is one append-only log of every login, refusal, session,
 command, file transfer, recording view, download and deletion, and resource
@@ -22,30 +26,51 @@ change. Each event carries the hash of the one before it, so that editing,
 removing or reordering a stored event breaks the chain.
 
 ls        list events (portcullis audit ls --help)
-verify    check the whole chain: exit 0 if it is intact, 1 naming the first
-          event that was edited, removed or reordered, and what is wrong
+verify    check the whole chain and its signed checkpoints: exit 0 if it is
+          intact, 1 naming what is wrong (an event edited, removed or
+          reordered, the end cut off, a checkpoint forged)
 export    every event as JSON lines, oldest first, with prev_hash and hash,
           for archiving or checking elsewhere
+pubkey    the key that signs checkpoints, for checking them elsewhere
 
 Run 'portcullis audit verify --help' or 'portcullis audit export --help'.
 ` + "\n" + globalFlagsUsage
 
-const auditVerifyUsage = `Usage: portcullis audit verify [--json]
+const auditVerifyUsage = `Usage: portcullis audit verify [--checkpoint FILE] [--json]
 
-Recomputes the hash chain of the whole audit trail. Exit 0 if it is intact;
-1 if not, naming the first event that was edited, removed or reordered and
-what was found there. After retention has removed old events, the chain is
-checked from the oldest kept event, whose prev_hash is taken as the anchor.
+Recomputes the hash chain of the whole audit trail and holds it to the
+checkpoints the gateway signed with its audit key (every 1000 events, every
+minute while events come, and at shutdown; kept in the database, in
+DATA/audit.checkpoints and in syslog when configured). Exit 0 if it is
+intact; 1 if not, naming what is wrong:
+  - an event edited, removed or reordered, or a gap in the event ids;
+  - the trail ends before the newest checkpoint, or no longer holds the
+    event it signed (the end was cut off, perhaps with events since);
+  - the trail is empty after checkpoints were signed;
+  - the oldest events are missing and no signed retention checkpoint
+    (audit_retention) says they were removed there;
+  - a checkpoint whose signature does not verify with the audit key.
 
-A chain alone cannot show the removal of the newest events, nor tell
-retention from the removal of the oldest ones, nor catch someone who
-recomputed every hash after the one they edited: keep a copy of the hashes
-elsewhere too (audit export, or the syslog sink).
+The database and DATA/audit.checkpoints are on the gateway's machine: keep
+a copy of the checkpoints elsewhere (the syslog copy, or copies of the
+file) and give it with --checkpoint, so that someone who can write both
+cannot cut the trail unseen.
 
 Flags:
-  --json   the result as a JSON object: {"ok", "events", "first_id",
-           "last_id", "first_bad": {"id", "problem", "detail"} or null,
-           "anchor"} (the exit code is the same)
+  --checkpoint FILE   also check against the checkpoints in FILE: a copy of
+                      DATA/audit.checkpoints, or one line of it
+  --json              the result as a JSON object: {"ok", "events",
+                      "first_id", "last_id", "first_bad": {"id", "problem",
+                      "detail"} or null, "anchor", "starts_after_retention",
+                      "checkpoints", "head"} (the exit code is the same)
+` + "\n" + globalFlagsUsage
+
+const auditPubkeyUsage = `Usage: portcullis audit pubkey
+
+Prints the Ed25519 public key that signs audit checkpoints, as one OpenSSH
+authorized_keys line (ssh-ed25519 AAAA... portcullis-audit). Each
+checkpoint's signature is over its fields as audit.CheckpointMessage
+encodes them (README: "Audit trail").
 ` + "\n" + globalFlagsUsage
 
 const auditExportUsage = `Usage: portcullis audit export [--since TIME] [--until TIME]
@@ -65,8 +90,12 @@ Flags:
 
 func runAuditVerify(e *env, args []string) error {
 	fs := e.flags()
-	var asJSON bool
+	var (
+		asJSON     bool
+		checkpoint string
+	)
 	fs.BoolVar(&asJSON, "json", false, "")
+	fs.StringVar(&checkpoint, "checkpoint", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -74,12 +103,32 @@ func runAuditVerify(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q", pos[0])
 	}
+	var body []byte
+	if checkpoint != "" {
+		if body, err = os.ReadFile(checkpoint); err != nil {
+			return usageErr("--checkpoint: %v", err)
+		}
+		// Read here first, so that a wrong file is a usage error naming
+		// its line; the gateway reads it again and checks the signatures.
+		cps, err := audit.ParseCheckpoints(bytes.NewReader(body))
+		if err != nil {
+			return usageErr("--checkpoint %s: %v", checkpoint, err)
+		}
+		if len(cps) == 0 {
+			return usageErr("--checkpoint %s: no checkpoint in the file", checkpoint)
+		}
+	}
 	c, err := e.api()
 	if err != nil {
 		return err
 	}
 	var v api.Verification
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/audit/verify", nil, "", nil, &v); err != nil {
+	if body == nil {
+		err = c.do(e.ctx, http.MethodGet, "/api/v1/audit/verify", nil, "", nil, &v)
+	} else {
+		err = c.do(e.ctx, http.MethodPost, "/api/v1/audit/verify", nil, "application/x-ndjson", body, &v)
+	}
+	if err != nil {
 		return err
 	}
 	if asJSON {
@@ -103,11 +152,37 @@ func runAuditVerify(e *env, args []string) error {
 			return nil
 		}
 		fmt.Fprintf(e.stdout, "audit chain intact: %d events checked (ids %d to %d)\n", v.Events, v.FirstID, v.LastID)
-		if v.Anchor != "" {
-			fmt.Fprintf(e.stdout, "checked from event %d, whose prev_hash %s is taken as the anchor (older events were removed by retention)\n",
+		if v.StartsAfterRetention {
+			fmt.Fprintf(e.stdout, "checked from event %d, continuing from %s, where signed retention removed the older events\n",
 				v.FirstID, v.Anchor)
 		}
+		if v.Head != nil {
+			fmt.Fprintf(e.stdout, "%d signed checkpoints checked; the newest, signed %s by gateway %q, names event %d, which the trail holds\n",
+				v.Checkpoints, v.Head.Time.UTC().Format(time.RFC3339), v.Head.Gateway, v.Head.EventID)
+		} else {
+			fmt.Fprintln(e.stdout, "no signed head checkpoint yet: the end of the trail is not covered")
+		}
 	}
+	return nil
+}
+
+func runAuditPubkey(e *env, args []string) error {
+	pos, err := e.parse(e.flags(), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	c, err := e.api()
+	if err != nil {
+		return err
+	}
+	var res api.AuditKeyResponse
+	if err := c.do(e.ctx, http.MethodGet, "/api/v1/audit/pubkey", nil, "", nil, &res); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, res.PublicKey)
 	return nil
 }
 

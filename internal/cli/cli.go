@@ -266,6 +266,7 @@ func commands() *command {
 		{name: "audit", usage: auditGroupUsage, subs: []*command{
 			{name: "audit ls", usage: auditUsage, run: runAuditLs},
 			{name: "audit verify", usage: auditVerifyUsage, run: runAuditVerify},
+			{name: "audit pubkey", usage: auditPubkeyUsage, run: runAuditPubkey},
 			{name: "audit export", usage: auditExportUsage, run: runAuditExport},
 		}},
 		{name: "sessions", usage: sessionsUsage, subs: []*command{

@@ -164,7 +164,7 @@ func runRecordingsPlay(e *env, args []string) error {
 	// be put back the way it was.
 	ctx, stop := signal.NotifyContext(e.ctx, os.Interrupt)
 	defer stop()
-	body, err := c.stream(ctx, castPath(id), url.Values{"purpose": {"play"}})
+	body, header, err := c.streamHeader(ctx, castPath(id), url.Values{"purpose": {"play"}})
 	if err != nil {
 		return err
 	}
@@ -173,13 +173,21 @@ func runRecordingsPlay(e *env, args []string) error {
 		Speed: speed, IdleLimit: time.Duration(idle * float64(time.Second)), At: at,
 	})
 	restoreTerminal(e.stdout)
+	// Whatever became of the replay, a tampered file is said last, where
+	// the viewer looks when it ends.
+	tampered := tamperedError(id, header)
 	if ctx.Err() != nil && e.ctx.Err() == nil {
-		return nil // stopped with Ctrl-C
+		return tampered // stopped with Ctrl-C
 	}
 	if err != nil {
-		return fmt.Errorf("play recording %s: %w", id, err)
+		err = fmt.Errorf("play recording %s: %w", id, err)
+		if tampered != nil {
+			fmt.Fprintf(e.stderr, "portcullis recordings play: %v\n", err)
+			return tampered
+		}
+		return err
 	}
-	return nil
+	return tampered
 }
 
 func runRecordingsDownload(e *env, args []string) error {
@@ -221,7 +229,7 @@ func runRecordingsDownload(e *env, args []string) error {
 	if err := c.do(e.ctx, http.MethodGet, "/api/v1/recordings/"+url.PathEscape(id), nil, "", nil, &meta); err != nil {
 		return err
 	}
-	body, err := c.stream(e.ctx, castPath(id), url.Values{"purpose": {"download"}})
+	body, header, err := c.streamHeader(e.ctx, castPath(id), url.Values{"purpose": {"download"}})
 	if err != nil {
 		return err
 	}
@@ -246,13 +254,17 @@ func runRecordingsDownload(e *env, args []string) error {
 		return err
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
-	if meta.State != "active" && meta.SHA256 != "" && sum != meta.SHA256 {
-		return &exitError{code: exitNo, msg: fmt.Sprintf(
-			"saved %s, but its SHA-256 %s is not the %s stored when the recording ended: the file changed since", out, sum, meta.SHA256)}
-	}
 	where := out
 	if out == "-" {
 		where = "standard output"
+	}
+	if err := tamperedError(id, header); err != nil {
+		fmt.Fprintf(status, "recording %s saved to %s (%d bytes, sha256 %s)\n", id, where, n, sum)
+		return err
+	}
+	if meta.State != "active" && meta.SHA256 != "" && sum != meta.SHA256 {
+		return &exitError{code: exitNo, msg: fmt.Sprintf(
+			"saved %s, but its SHA-256 %s is not the %s stored when the recording ended: the file changed since", out, sum, meta.SHA256)}
 	}
 	fmt.Fprintf(status, "recording %s saved to %s (%d bytes, sha256 %s)\n", id, where, n, sum)
 	return nil
@@ -390,22 +402,41 @@ func humanBytes(n int64) string {
 // to read as it arrives (and close). Error answers become *exitError with
 // the right exit code, as with do.
 func (c *client) stream(ctx context.Context, path string, query url.Values) (io.ReadCloser, error) {
+	body, _, err := c.streamHeader(ctx, path, query)
+	return body, err
+}
+
+// streamHeader is stream, with the answer's header.
+func (c *client) streamHeader(ctx context.Context, path string, query url.Values) (io.ReadCloser, http.Header, error) {
 	u := "http://portcullis" + path
 	if q := query.Encode(); q != "" {
 		u += "?" + q
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, &exitError{code: exitFailure, msg: fmt.Sprintf("build request: %v", err)}
+		return nil, nil, &exitError{code: exitFailure, msg: fmt.Sprintf("build request: %v", err)}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, c.transportError(ctx, err)
+		return nil, nil, c.transportError(ctx, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		defer resp.Body.Close()
 		ae := readAPIError(resp)
-		return nil, &exitError{code: ae.exitCode(), msg: ae.msg}
+		return nil, nil, &exitError{code: ae.exitCode(), msg: ae.msg}
 	}
-	return resp.Body, nil
+	return resp.Body, resp.Header, nil
+}
+
+// tamperedError is the one line the CLI prints, after the recording, when
+// the gateway found its file is not what was recorded (exit 1).
+func tamperedError(id string, h http.Header) error {
+	if h.Get(api.HeaderRecordingIntegrity) != recording.IntegrityTampered {
+		return nil
+	}
+	why := h.Get(api.HeaderRecordingWarning)
+	if why == "" {
+		why = "its file is not what was recorded"
+	}
+	return &exitError{code: exitNo, msg: fmt.Sprintf("warning: recording %s was tampered with: %s", id, why)}
 }

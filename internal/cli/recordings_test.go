@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -28,6 +29,7 @@ import (
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
+	"github.com/portcullis/portcullis/internal/vault"
 )
 
 // recGateway is a real API with a real store and recording manager on a
@@ -38,6 +40,9 @@ type recGateway struct {
 	mgr      *recording.Manager
 	sessions *fakeSessions
 	dbPath   string
+	// checkpoints signs the trail's head into the store and
+	// DIR/audit.checkpoints, as the gateway does.
+	checkpoints *audit.Checkpointer
 }
 
 func startRecGateway(t *testing.T) *recGateway {
@@ -65,7 +70,19 @@ func startRecGateway(t *testing.T) *recGateway {
 		mgr.Run(runCtx)
 	}()
 	sessions := &fakeSessions{}
-	h := api.WithLocalAdmin(api.New(api.Config{Store: st, Audit: audit.New(st, log), Log: log, Sessions: sessions, Recordings: mgr}))
+	v, _, err := vault.LoadOrCreateMasterKey(filepath.Join(dir, "master.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := audit.LoadOrCreateKey(ctx, st, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditLog := audit.New(st, log)
+	cps := audit.NewCheckpointer(audit.CheckpointConfig{Store: st, Key: key, Gateway: "gw1",
+		File: filepath.Join(dir, "audit.checkpoints"), Audit: auditLog, Log: log})
+	h := api.WithLocalAdmin(api.New(api.Config{Store: st, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr,
+		Checkpoints: cps}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +102,7 @@ func startRecGateway(t *testing.T) *recGateway {
 		<-mgrDone
 		st.Close()
 	})
-	return &recGateway{gateway: &gateway{dataDir: dir}, st: st, mgr: mgr, sessions: sessions, dbPath: dbPath}
+	return &recGateway{gateway: &gateway{dataDir: dir}, st: st, mgr: mgr, sessions: sessions, dbPath: dbPath, checkpoints: cps}
 }
 
 // fakeSessions is a livesession.Controller over a fixed list.
@@ -250,7 +267,7 @@ func TestCLIRecordings(t *testing.T) {
 		if err := os.WriteFile(path, edited, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		g.run(t, "", "recordings", "download", "rec1", "-o", "edited.cast").want(t, 1, nil, []string{"the file changed since"})
+		g.run(t, "", "recordings", "download", "rec1", "-o", "edited.cast").want(t, 1, nil, []string{"was tampered with", "it was changed since"})
 		if err := os.WriteFile(path, orig, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -465,6 +482,157 @@ func TestCLIAuditVerifyExport(t *testing.T) {
 	r.want(t, 1, []string{`"ok": false`, `"id": 2`}, []string{"event 2"})
 }
 
+// TestCLIAuditCheckpoints: audit pubkey prints the key; audit verify holds
+// the trail to its signed checkpoints, and --checkpoint to a copy kept
+// elsewhere, which catches a cut the gateway's own copies no longer show.
+func TestCLIAuditCheckpoints(t *testing.T) {
+	g := startRecGateway(t)
+	ctx := context.Background()
+	r := g.run(t, "", "audit", "pubkey")
+	r.want(t, 0, []string{"ssh-ed25519 AAAA", "portcullis-audit"}, nil)
+	if _, err := audit.ParsePublicKey(r.stdout); err != nil {
+		t.Errorf("audit pubkey printed %q: %v", r.stdout, err)
+	}
+	for i := range 30 {
+		if _, err := g.st.AppendAudit(ctx, store.AuditEvent{Type: "login.success", Outcome: "success", User: "alice",
+			Message: "login " + string(rune('a'+i%26))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, err := g.checkpoints.Checkpoint(ctx); !ok || err != nil {
+		t.Fatalf("Checkpoint = %v, %v", ok, err)
+	}
+	g.run(t, "", "audit", "verify").want(t, 0, []string{"audit chain intact: 30 events checked",
+		"2 signed checkpoints checked", "names event 30"}, nil)
+	file := filepath.Join(g.dataDir, "audit.checkpoints")
+	kept, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "elsewhere.checkpoints")
+	writeFile(t, copyPath, kept)
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 0, []string{"3 signed checkpoints checked"}, nil)
+
+	// The last 10 events go, with the checkpoint in the store and the file.
+	g.tamper(t, `DELETE FROM audit_events WHERE id > 20`)
+	g.run(t, "", "audit", "verify").want(t, 1, nil, []string{"the audit chain is broken at event 21 (truncated)", "entries after 20 were removed"})
+	g.tamper(t, `DELETE FROM audit_checkpoints`)
+	writeFile(t, file, nil)
+	g.run(t, "", "audit", "verify").want(t, 0, []string{"no signed head checkpoint yet"}, nil)
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 1, nil,
+		[]string{"the audit chain is broken at event 21 (truncated): the trail ends at entry 20, but the head checkpoint signed"})
+	r = g.run(t, "", "audit", "verify", "--checkpoint", copyPath, "--json")
+	r.want(t, 1, []string{`"problem": "truncated"`}, nil)
+
+	// A checkpoint whose signature does not hold, given as one line.
+	forged := strings.Replace(string(kept), `"event_id":30`, `"event_id":20`, 1)
+	writeFile(t, copyPath, []byte(forged))
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 1, nil, []string{"(bad-checkpoint)", "does not verify with the audit key"})
+	// A file that is not checkpoints is a usage error naming its line.
+	writeFile(t, copyPath, []byte("\nhello\n"))
+	g.run(t, "", "audit", "verify", "--checkpoint", copyPath).want(t, 2, nil, []string{"line 2: not a checkpoint"})
+	g.run(t, "", "audit", "verify", "--checkpoint", filepath.Join(t.TempDir(), "none")).want(t, 2, nil, []string{"--checkpoint"})
+}
+
+// TestCLIRecordingTampered: a recording edited on disk after its session
+// ended is still shown, but every read says so: the cast route's headers,
+// recordings play and download (one line on stderr, exit 1), and the
+// trail gets one recording.tampered event. Making the stored hash match
+// the edited file does not hide it: the session.end event, in the hash
+// chain, holds the hash the recording ended with.
+func TestCLIRecordingTampered(t *testing.T) {
+	g := startRecGateway(t)
+	ctx := context.Background()
+	rec := g.record(t, "rt1", "alice", "web1", "$ rm -rf /srv/data\r\n")
+	size, sum, err := rec.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As sshgate writes it when the session ends.
+	if err := audit.New(g.st, slog.New(slog.DiscardHandler)).Write(ctx, store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success,
+		User: "alice", Target: "web1", SessionID: "rt1",
+		Detail: map[string]any{"recording": "rt1", "recording_sha256": sum, "recording_bytes": size}}); err != nil {
+		t.Fatal(err)
+	}
+	g.run(t, "", "recordings", "play", "rt1", "--speed", "1000").want(t, 0, []string{"rm -rf /srv/data"}, nil)
+	if h := g.castHeader(t, "rt1"); h.Get(api.HeaderRecordingIntegrity) != "ok" || h.Get(api.HeaderRecordingSHA256) != sum {
+		t.Errorf("intact recording: headers %v", h)
+	}
+
+	path := filepath.Join(g.mgr.Dir(), "rt1.cast")
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Replace(orig, []byte("rm -rf /srv/data"), []byte("ls -la /srv/data"), 1)
+	if err := os.WriteFile(path, edited, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	editedSum := sha256.Sum256(edited)
+	for _, tc := range []struct {
+		name   string
+		before func()
+		warn   string
+	}{
+		{"file edited", func() {}, "is not the one recorded when the session ended"},
+		{"file edited and its stored hash with it", func() {
+			g.tamper(t, `UPDATE recordings SET sha256 = '`+hex.EncodeToString(editedSum[:])+`' WHERE id = 'rt1'`)
+		}, "is not the one its audit event recorded when it ended"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.before()
+			h := g.castHeader(t, "rt1")
+			if h.Get(api.HeaderRecordingIntegrity) != "tampered" || !strings.Contains(h.Get(api.HeaderRecordingWarning), tc.warn) {
+				t.Errorf("cast headers %v, want tampered: %q", h, tc.warn)
+			}
+			r := g.run(t, "", "recordings", "play", "rt1", "--speed", "1000")
+			r.want(t, 1, []string{"ls -la /srv/data"}, []string{"portcullis recordings play: warning: recording rt1 was tampered with: ", tc.warn})
+			if n := strings.Count(r.stderr, "\n"); n != 1 {
+				t.Errorf("play wrote %d lines on stderr, want 1:\n%s", n, r.stderr)
+			}
+			out := filepath.Join(t.TempDir(), "rt1.cast")
+			r = g.run(t, "", "recordings", "download", "rt1", "-o", out)
+			r.want(t, 1, []string{"saved to " + out}, []string{"warning: recording rt1 was tampered with", tc.warn})
+			if b, err := os.ReadFile(out); err != nil || !bytes.Equal(b, edited) {
+				t.Errorf("download saved %q, %v; want the file as it is", b, err)
+			}
+		})
+	}
+	// Many reads of one file content against the hash it ended with: one
+	// event, naming what was expected and what was found.
+	evs, err := g.st.ListAudit(ctx, store.AuditFilter{Type: audit.RecordingTampered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Fatalf("%d recording.tampered events, want 1 (one per recording and file content): %+v", len(evs), evs)
+	}
+	if ev := evs[0]; ev.SessionID != "rt1" || ev.Detail["sha256"] != hex.EncodeToString(editedSum[:]) || ev.Detail["expected_sha256"] != sum {
+		t.Errorf("recording.tampered event %+v", ev)
+	}
+}
+
+// castHeader reads the header of the recording's cast route over the
+// admin socket.
+func (g *recGateway) castHeader(t *testing.T, id string) http.Header {
+	t.Helper()
+	hc := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(g.dataDir, "admin.sock"))
+	}}}
+	resp, err := hc.Get("http://portcullis/api/v1/recordings/" + id + "/cast")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cast %s: %s", id, resp.Status)
+	}
+	return resp.Header
+}
+
 func TestCLIHelpRecordings(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -480,7 +648,8 @@ func TestCLIHelpRecordings(t *testing.T) {
 		{[]string{"help", "recordings", "download"}, "--force"},
 		{[]string{"commands", "ls", "--help"}, "shell?"},
 		{[]string{"audit", "--help"}, "portcullis audit verify"},
-		{[]string{"audit", "verify", "--help"}, "first event that was edited"},
+		{[]string{"audit", "verify", "--help"}, "--checkpoint FILE"},
+		{[]string{"audit", "pubkey", "--help"}, "authorized_keys line"},
 		{[]string{"audit", "export", "-h"}, "JSON lines"},
 	} {
 		var out, errOut bytes.Buffer

@@ -82,6 +82,15 @@ type Config struct {
 	// AuditSyslog, when set, copies every audit event to a syslog collector:
 	// udp://HOST:PORT or tcp://HOST:PORT (RFC 5424).
 	AuditSyslog string `yaml:"audit_syslog"`
+	// AuditRetention removes audit events older than this (checked hourly),
+	// with a signed record of the cut that audit verify accepts; zero
+	// keeps them forever.
+	AuditRetention Duration `yaml:"audit_retention"`
+	// AuditCheckpointEvents and AuditCheckpointInterval: the gateway signs
+	// the audit trail's head after this many events, or this long after
+	// the last checkpoint if events came since, and at shutdown.
+	AuditCheckpointEvents   int      `yaml:"audit_checkpoint_events"`
+	AuditCheckpointInterval Duration `yaml:"audit_checkpoint_interval"`
 	// DiagAddr, when set, serves Go's /debug/pprof profiles on this
 	// address for diagnosing CPU and memory. It must be a loopback address:
 	// profiles reveal internals and need no credentials.
@@ -155,6 +164,9 @@ func Default() Config {
 		DialTimeout:        Duration(10 * time.Second),
 		ShutdownTimeout:    Duration(30 * time.Second),
 		ReloadInterval:     Duration(2 * time.Second),
+
+		AuditCheckpointEvents:   1000,
+		AuditCheckpointInterval: Duration(time.Minute),
 	}
 }
 
@@ -253,6 +265,9 @@ var flagDefs = []struct{ name, key, help string }{
 	{"recordings-dir", "recordings_dir", "session recordings `directory` (default DATA/recordings)"},
 	{"recordings-retention", "recordings_retention", "delete recordings older than this `duration` (e.g. 2160h; 0 keeps them)"},
 	{"audit-syslog", "audit_syslog", "copy audit events to syslog: udp://HOST:PORT or tcp://HOST:PORT"},
+	{"audit-retention", "audit_retention", "remove audit events older than this `duration`, with a signed record of the cut (0 keeps them)"},
+	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
+	{"audit-checkpoint-interval", "audit_checkpoint_interval", "sign the audit trail's head this often while events come"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
 	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"api-proxy-protocol", "api_proxy_protocol", "take HTTPS client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
@@ -336,6 +351,17 @@ func bindOne(cfg *Config, name, value string) error {
 		return dur(&cfg.RecordingsRetention)
 	case "audit-syslog":
 		return set(&cfg.AuditSyslog)
+	case "audit-retention":
+		return dur(&cfg.AuditRetention)
+	case "audit-checkpoint-interval":
+		return dur(&cfg.AuditCheckpointInterval)
+	case "audit-checkpoint-events":
+		n, err := strconv.Atoi(value)
+		if err != nil {
+			return fmt.Errorf("flag --%s: %q is not a number", name, value)
+		}
+		cfg.AuditCheckpointEvents = n
+		return nil
 	case "ssh-proxy-protocol":
 		return boolean(&cfg.SSHProxyProtocol)
 	case "api-proxy-protocol":
@@ -386,6 +412,15 @@ func (c *Config) Resolve() error {
 	}
 	if c.RecordingsRetention < 0 {
 		return fmt.Errorf("recordings_retention: must not be negative, got %s", c.RecordingsRetention.String())
+	}
+	if c.AuditRetention < 0 {
+		return fmt.Errorf("audit_retention: must not be negative, got %s", c.AuditRetention.String())
+	}
+	if c.AuditCheckpointEvents < 1 {
+		return fmt.Errorf("audit_checkpoint_events: must be 1 or more, got %d", c.AuditCheckpointEvents)
+	}
+	if c.AuditCheckpointInterval < Duration(time.Second) {
+		return fmt.Errorf("audit_checkpoint_interval: must be 1s or more, got %s", c.AuditCheckpointInterval.String())
 	}
 	if c.AuditSyslog != "" {
 		u, err := url.Parse(c.AuditSyslog)

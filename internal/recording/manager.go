@@ -372,9 +372,10 @@ func (m *Manager) indexer(ctx context.Context, queue <-chan indexBatch) {
 // indexEvery is the least time between two commits to the search index.
 const indexEvery = 500 * time.Millisecond
 
-// Open returns the file of a recording for download or playback, and its
-// metadata. An active recording can be opened: the reader sees what has
-// been flushed so far, which is always whole events.
+// Open returns the file of a recording, and its metadata. An active
+// recording can be opened: the reader sees what has been flushed so far,
+// which is always whole events. Open does not check the file against its
+// hash: whatever shows a recording to a person uses OpenChecked.
 func (m *Manager) Open(ctx context.Context, id string) (io.ReadCloser, store.Recording, error) {
 	path, err := m.path(id)
 	if err != nil {

@@ -63,7 +63,9 @@ type Server struct {
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
 	spool   *audit.Spool
-	health  *storeHealth
+	// checkpoints signs the audit trail's head and runs audit retention.
+	checkpoints *audit.Checkpointer
+	health      *storeHealth
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -74,6 +76,10 @@ type Server struct {
 	https   http.Handler
 	console *web.Console
 	metrics *metrics.Metrics
+
+	// lock is held on the data directory from the start of New to the
+	// end of close: one gateway per data directory.
+	lock *dataLock
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -101,6 +107,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	// Before anything reads or writes the data directory: no other user
+	// may write there, and no other gateway may be running on it.
+	if err := checkNotWritableByOthers("data directory", cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	tlsKey := cfg.TLSKeyFile
+	if tlsKey == "" && cfg.APIAddr != "" {
+		tlsKey = filepath.Join(cfg.DataDir, "api_tls.key")
+	}
+	if err := checkKeyFiles(map[string]string{"master key": cfg.MasterKeyFile,
+		"host key": cfg.HostKeyFile, "user CA key": cfg.CAKeyFile, "TLS key": tlsKey}); err != nil {
+		return nil, err
 	}
 	v, created, err := vault.LoadOrCreateMasterKey(cfg.MasterKeyFile)
 	if err != nil {
@@ -174,6 +196,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.recordings.SetGateway(gwID)
+	auditKey, created, err := audit.LoadOrCreateKey(ctx, s.store, v)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("generated audit key", "public_key", auditKey.AuthorizedKey())
+	}
+	s.checkpoints = audit.NewCheckpointer(audit.CheckpointConfig{Store: s.store, Key: auditKey, Gateway: gwID,
+		File: filepath.Join(cfg.DataDir, "audit.checkpoints"), Syslog: s.syslog, Audit: auditLog,
+		Log: log.With("part", "audit"), Every: cfg.AuditCheckpointEvents,
+		Interval: time.Duration(cfg.AuditCheckpointInterval), Retention: time.Duration(cfg.AuditRetention)})
+	auditLog.SetCheckpointer(s.checkpoints)
 	interrupted, err := s.recordings.Recover(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("recover recordings: %w", err)
@@ -231,7 +265,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator})
+		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
+		Checkpoints: s.checkpoints})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -358,6 +393,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer wg.Done()
 		s.retention(runCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.checkpoints.Run(runCtx)
+	}()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -426,6 +466,13 @@ func (s *Server) Run(ctx context.Context) error {
 		// than let them read a store that is about to close.
 		_ = adminSrv.Close()
 	}
+	// Every session has written its end event: sign the head they leave,
+	// so that removing the last events of this run shows too.
+	ckCtx, ckCancel := context.WithTimeout(context.Background(), 10*time.Second)
+	if _, _, err := s.checkpoints.Checkpoint(ckCtx); err != nil {
+		s.log.Error("audit checkpoint at shutdown", "err", err)
+	}
+	ckCancel()
 	cancel()
 	wg.Wait()
 	s.close()
@@ -483,6 +530,8 @@ func (s *Server) close() {
 			s.log.Error("close store", "err", err)
 		}
 	}
+	// Last: nothing of this gateway touches the data directory any more.
+	s.lock.release()
 }
 
 // tuneGC sets a soft memory limit unless the operator set GOMEMLIMIT. The

@@ -107,7 +107,7 @@ func TestRecordedShellWithHistoryAndSearch(t *testing.T) {
 	}
 
 	// And the audit trail of all of it chains.
-	v, err := audit.Verify(context.Background(), w.gw.store)
+	v, err := audit.Verify(context.Background(), w.gw.store, nil, nil)
 	if err != nil || !v.OK || v.Events < 3 {
 		t.Fatalf("audit chain: %+v, %v", v, err)
 	}

@@ -170,6 +170,49 @@ type AuditFilter struct {
 	Limit     int   // 0 means 1000
 }
 
+// Kinds of AuditCheckpoint.
+const (
+	// CheckpointHead states the trail's newest event: whatever the
+	// trail holds later must still hold that event with that hash.
+	CheckpointHead = "head"
+	// CheckpointRetention states where retention cut the trail: the first
+	// kept event and the hash it continues from (its PrevHash), so that
+	// exactly that missing prefix is accepted.
+	CheckpointRetention = "retention"
+)
+
+// AuditCheckpoint is a signed statement about the audit trail, kept in the
+// store and outside it (a file, syslog), so that removing the newest or
+// oldest events, or rewriting the trail from some event on, shows even to
+// someone who can write the database. Package audit signs and checks it.
+type AuditCheckpoint struct {
+	// Seq is the checkpoint's own id in the store; 0 when read elsewhere.
+	Seq int64
+	// Kind is CheckpointHead or CheckpointRetention.
+	Kind string
+	// EventID and Hash: for a head checkpoint, the newest event's ID and
+	// Hash; for a retention checkpoint, the first kept event's ID and the
+	// Hash of the last removed one (the kept event's PrevHash).
+	EventID int64
+	Hash    string
+	// Time is when it was signed; Gateway the id of the gateway that did.
+	Time    time.Time
+	Gateway string
+	// Signature is the base64 Ed25519 signature of the audit key over
+	// everything above but Seq (audit.CheckpointMessage).
+	Signature string
+}
+
+// AuditKey is the gateway's audit signing key as stored: one key for every
+// gateway sharing the store, so that one public key checks the whole trail.
+type AuditKey struct {
+	// PublicKey is the key in OpenSSH authorized_keys form (ssh-ed25519).
+	PublicKey string
+	// Sealed is the private key sealed under the master key.
+	Sealed    []byte
+	CreatedAt time.Time
+}
+
 // HostKey is a target host key learned on first use.
 type HostKey struct {
 	Target    string
@@ -267,6 +310,27 @@ type Store interface {
 	// order, at or after t), so that an event older than t appended after a
 	// newer one (the clock stepped back) stays, and the rest still chains.
 	DeleteAuditBefore(ctx context.Context, t time.Time) (int64, error)
+	// AuditHead returns the newest event's ID and Hash; 0 and "" for an
+	// empty trail.
+	AuditHead(ctx context.Context) (id int64, hash string, err error)
+	// PruneAudit is retention with a signed record of what it removed. In
+	// one transaction, it removes the oldest events up to (not including)
+	// the first one, in ID order, whose time is at or after t, but never
+	// the newest event (the chain must go on from somewhere), then stores
+	// the checkpoint seal returns for the first kept event's ID and
+	// PrevHash. It returns how many events it removed (0: seal was not
+	// called, nothing changed) and the stored checkpoint.
+	PruneAudit(ctx context.Context, t time.Time, seal func(firstKept int64, anchor string) (AuditCheckpoint, error)) (int64, AuditCheckpoint, error)
+	// AppendCheckpoint stores a checkpoint and returns its Seq.
+	AppendCheckpoint(ctx context.Context, cp AuditCheckpoint) (int64, error)
+	// LatestCheckpoint returns the stored checkpoint of a kind with the
+	// largest EventID (the latest Seq among equals), ErrNotFound if none.
+	LatestCheckpoint(ctx context.Context, kind string) (AuditCheckpoint, error)
+	// GetAuditKey returns the audit key, ErrNotFound before it is made.
+	GetAuditKey(ctx context.Context) (AuditKey, error)
+	// CreateAuditKey stores the audit key unless one exists (another
+	// gateway made it first): ErrConflict then, and the stored one wins.
+	CreateAuditKey(ctx context.Context, k AuditKey) error
 
 	// CreateRecording stores a new active recording's metadata;
 	// ErrConflict if the ID exists.

@@ -17,10 +17,19 @@ const common = { fit: "width", terminalFontSize: "small", idleTimeLimit: 2 };
 /**
  * playRecording mounts a player on el for the recording's cast, from
  * startAt seconds at speed. It resolves to the player (dispose() to remove).
+ * The cast is fetched here, not by the player, because the gateway says in
+ * the answer's X-Recording-Integrity header whether the file is the one
+ * recorded: onTampered(words) is called before playing one that is not.
  */
-export async function playRecording(el, id, { startAt = 0, speed = 1 } = {}) {
+export async function playRecording(el, id, { startAt = 0, speed = 1, onTampered } = {}) {
+  const res = await fetch(`/api/v1/recordings/${encodeURIComponent(id)}/cast?purpose=play`, { credentials: "same-origin" });
+  if (!res.ok) throw await errorFrom(res);
+  const data = await res.text();
+  if (res.headers.get("X-Recording-Integrity") === "tampered" && onTampered) {
+    onTampered(res.headers.get("X-Recording-Warning") || "its file is not what was recorded");
+  }
   return (await player()).create(
-    { url: `/api/v1/recordings/${encodeURIComponent(id)}/cast?purpose=play`, fetchOpts: { credentials: "same-origin" } },
+    { data },
     el,
     { ...common, autoPlay: true, startAt: Math.max(0, startAt), speed },
   );

@@ -29,9 +29,10 @@ const auditLockKey = 0x706f7274617564
 // commit (which releases the lock). Nobody appends between the read and
 // the insert, so the chain cannot fork; IDs are drawn only under the lock,
 // so they grow in chain order; and the lock is released only once the
-// event is visible, so the next appender reads it. A transaction that
-// fails after drawing its ID leaves a hole in the IDs but none in the
-// chain.
+// event is visible, so the next appender reads it. IDs come from a
+// counter row advanced in the same transaction (migration 0006), not the
+// identity sequence: a transaction that fails gives its ID back, so IDs
+// have no holes, and verification can take any gap for a removal.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, error) {
 	if ev.Type == "" {
 		return 0, errors.New("append audit: event type is required")
@@ -59,14 +60,16 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	// The lock is its own statement: under READ COMMITTED each statement
 	// reads a snapshot taken when it starts, and the read below must see
 	// the event the previous lock holder committed.
-	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(auditLockKey)); err != nil {
-		return 0, fmt.Errorf("append audit %s: take the audit lock: %w", ev.Type, err)
+	if err := lockAudit(ctx, tx); err != nil {
+		return 0, fmt.Errorf("append audit %s: %w", ev.Type, err)
 	}
 	var prev sql.NullString
-	if err := tx.QueryRowContext(ctx, `
-SELECT (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1),
-       nextval(pg_get_serial_sequence('audit_events', 'id'))`).Scan(&prev, &ev.ID); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`).Scan(&prev); err != nil &&
+		!errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("append audit %s: read previous hash: %w", ev.Type, err)
+	}
+	if err := tx.QueryRowContext(ctx, `UPDATE audit_id_counter SET last = last + 1 RETURNING last`).Scan(&ev.ID); err != nil {
+		return 0, fmt.Errorf("append audit %s: draw the next id: %w", ev.Type, err)
 	}
 	// The ID is known before the insert, so the row is written once, with
 	// its hash (OVERRIDING SYSTEM VALUE: the identity column otherwise
@@ -85,6 +88,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		return 0, fmt.Errorf("append audit %s: commit: %w", ev.Type, err)
 	}
 	return ev.ID, nil
+}
+
+// lockAudit takes the transaction-scoped advisory lock that serializes
+// every change to the trail's end (append, retention) across gateways.
+func lockAudit(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(auditLockKey)); err != nil {
+		return fmt.Errorf("take the audit lock: %w", err)
+	}
+	return nil
 }
 
 // cleanEvent passes an event's text fields through store.CleanText.

@@ -69,6 +69,9 @@ type Store struct {
 	// Access is the API keys, settings, passwords and console sessions,
 	// shared with the SQLite store.
 	sqlstore.Access
+	// Checkpoints is the audit trail's signed checkpoints, its key and
+	// retention, shared with the SQLite store.
+	sqlstore.Checkpoints
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,6 +99,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		where: fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database),
 	}
 	s.Access = sqlstore.Access{R: s.db, W: s.db, ByteOrder: ` COLLATE "C"`}
+	s.Checkpoints = sqlstore.Checkpoints{R: s.db, W: s.db, LockAudit: lockAudit}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.db.SetMaxOpenConns(maxConns)
 	s.db.SetMaxIdleConns(maxConns)

@@ -54,6 +54,9 @@ type Store struct {
 	// Access is the API keys, settings, passwords and console sessions,
 	// shared with the PostgreSQL store.
 	sqlstore.Access
+	// Checkpoints is the audit trail's signed checkpoints, its key and
+	// retention, shared with the PostgreSQL store.
+	sqlstore.Checkpoints
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +99,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}}, nil
+	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w}}, nil
 }
 
 // openPool opens the write pool (one connection) or the read pool.

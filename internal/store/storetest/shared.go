@@ -2,6 +2,8 @@ package storetest
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"slices"
@@ -211,7 +213,7 @@ func testSharedConcurrentAudit(t *testing.T, a, b store.Store) {
 				t.Errorf("store %s: event %d from %q, but AppendAudit returned it to %q", name, ev.ID, ev.SessionID, byID[ev.ID])
 			}
 		}
-		v, err := audit.Verify(ctx, s)
+		v, err := audit.Verify(ctx, s, nil, nil)
 		if err != nil {
 			t.Fatalf("store %s: Verify: %v", name, err)
 		}
@@ -223,9 +225,21 @@ func testSharedConcurrentAudit(t *testing.T, a, b store.Store) {
 
 // testSharedAuditRetention: retention run through one store while the
 // other appends leaves a trail that still verifies from its first kept
-// event.
+// event, on the latest retention checkpoint.
 func testSharedAuditRetention(t *testing.T, a, b store.Store) {
 	ctx := context.Background()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.NewKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu  sync.Mutex
+		cps []store.AuditCheckpoint
+	)
 	const n = 60
 	var wg sync.WaitGroup
 	errs := make(chan error, n+1)
@@ -241,9 +255,17 @@ func testSharedAuditRetention(t *testing.T, a, b store.Store) {
 		for range n / 10 {
 			// Every event so far is older than now: each call removes the
 			// whole trail it sees.
-			if _, err := a.DeleteAuditBefore(ctx, time0.AddDate(100, 0, 0)); err != nil {
+			removed, cp, err := a.PruneAudit(ctx, time0.AddDate(100, 0, 0), func(first int64, anchor string) (store.AuditCheckpoint, error) {
+				return key.Sign(store.AuditCheckpoint{Kind: store.CheckpointRetention, EventID: first, Hash: anchor, Time: time.Now()}), nil
+			})
+			if err != nil {
 				errs <- err
 				return
+			}
+			if removed > 0 {
+				mu.Lock()
+				cps = append(cps, cp)
+				mu.Unlock()
 			}
 		}
 	})
@@ -260,7 +282,7 @@ func testSharedAuditRetention(t *testing.T, a, b store.Store) {
 		t.Fatal("no events left, want at least the last")
 	}
 	checkChain(t, evs, evs[0].PrevHash)
-	v, err := audit.Verify(ctx, a)
+	v, err := audit.Verify(ctx, a, key.Public(), cps)
 	if err != nil || !v.OK {
 		t.Errorf("Verify after retention during appends = %+v (first bad %+v), %v; want OK", v, v.FirstBad, err)
 	}

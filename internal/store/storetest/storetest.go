@@ -30,7 +30,12 @@
 //   - Text fields of events, commands, recordings and indexed text go
 //     through store.CleanText: invalid UTF-8 and NUL read back as U+FFFD.
 //   - DeleteAuditBefore removes a prefix of the trail: events up to the
-//     first one, in ID order, at or after the given time.
+//     first one, in ID order, at or after the given time. PruneAudit does
+//     the same but keeps the newest event, and stores its retention
+//     checkpoint in the same transaction (none when it removes nothing).
+//   - Audit IDs grow by one: no holes, none handed out twice.
+//   - LatestCheckpoint is by EventID, then Seq; the audit key is created
+//     once (store.ErrConflict after).
 //   - CreateRecording stores the recording as active whatever its State,
 //     store.ErrConflict for an ID that exists. FinishRecording takes only
 //     the ended and interrupted states, and may be called again.
@@ -92,6 +97,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditChain", testAuditChain},
 		{"AuditChainConcurrent", testAuditChainConcurrent},
 		{"DeleteAuditBefore", testDeleteAuditBefore},
+		{"AuditCheckpoints", testAuditCheckpoints},
+		{"PruneAudit", testPruneAudit},
+		{"AuditIDsDense", testAuditIDsDense},
 		{"Recordings", testRecordings},
 		{"ListRecordings", testListRecordings},
 		{"InterruptActive", testInterruptActive},

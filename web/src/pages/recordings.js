@@ -24,6 +24,10 @@ export async function recordingsPage(main, ctx) {
     panel.classList.remove("hidden");
     const screen = h("div", { class: "player", "data-role": "player" });
     const failed = (err) => clear(screen, message("error", "Cannot play: " + describe(err)));
+    // The gateway checks the file against the hash it ended with; a
+    // mismatch is shown above the player, in words, for as long as it plays.
+    const warning = h("div", { "data-role": "integrity" });
+    const onTampered = (words) => clear(warning, message("error", "Warning: this recording was tampered with: " + words));
     const speed = select("speed", SPEEDS, String(current.speed));
     speed.setAttribute("aria-label", "Speed");
     // A new speed restarts the player where it was: the player takes its
@@ -33,7 +37,7 @@ export async function recordingsPage(main, ctx) {
       current.speed = Number(speed.value);
       stop();
       screen.replaceChildren();
-      slot.set(playRecording(screen, id, { startAt: at, speed: current.speed }), failed);
+      slot.set(playRecording(screen, id, { startAt: at, speed: current.speed, onTampered }), failed);
     });
     const download = h("a", { href: `/api/v1/recordings/${enc(id)}/cast?purpose=download`, download: id + ".cast", class: "button secondary" }, "Download");
     clear(panel,
@@ -41,8 +45,8 @@ export async function recordingsPage(main, ctx) {
         field("Speed", speed), download,
         h("button", { type: "button", class: "secondary", onclick: () => { stop(); panel.classList.add("hidden"); } }, "Close")),
       startAt > 0 ? h("p", { class: "hint" }, `Starting at ${startAt.toFixed(1)} s, where the search matched.`) : null,
-      screen);
-    slot.set(playRecording(screen, id, { startAt, speed: current.speed }), failed);
+      warning, screen);
+    slot.set(playRecording(screen, id, { startAt, speed: current.speed, onTampered }), failed);
     panel.scrollIntoView({ block: "nearest" });
   };
 

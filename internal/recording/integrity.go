@@ -1,0 +1,124 @@
+package recording
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// Integrity states of a recording file read back.
+const (
+	// IntegrityOK: the file is what was recorded.
+	IntegrityOK = "ok"
+	// IntegrityTampered: the file, or the hash stored for it, changed
+	// after the recording ended.
+	IntegrityTampered = "tampered"
+	// IntegrityUnchecked: the recording is still being written, or no
+	// hash was ever stored for it (it failed to close).
+	IntegrityUnchecked = "unchecked"
+)
+
+// Integrity is what checking a recording file against its hashes found.
+type Integrity struct {
+	// State is IntegrityOK, IntegrityTampered or IntegrityUnchecked.
+	State string
+	// Want is the SHA-256 the recording ended with (hex), Got the file's
+	// now; Got is empty when unchecked.
+	Want, Got string
+	// Problem says what is wrong, in words for the viewer; empty when OK.
+	Problem string
+}
+
+// hashKey is the audit detail that holds a recording's SHA-256 in the
+// events of hashEvents: session.end, or recording.interrupted for one the
+// gateway closed at its next start.
+const hashKey = "recording_sha256"
+
+var hashEvents = []string{audit.SessionEnd, audit.RecordingInterrupted}
+
+// OpenChecked opens a recording like Open and, when it has ended, checks
+// its file: the file's SHA-256 must be the one stored when the recording
+// ended, and that must be the one the trail's session.end (or
+// recording.interrupted) event holds, where the hash chain protects it. A
+// mismatch is not an error: the file is still returned, with the finding,
+// so that the viewer can be told and see what is there. The reader is at
+// the start of the file.
+func (m *Manager) OpenChecked(ctx context.Context, id string) (*os.File, store.Recording, Integrity, error) {
+	path, err := m.path(id)
+	if err != nil {
+		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording: %w", err)
+	}
+	rec, err := m.st.GetRecording(ctx, id)
+	if err != nil {
+		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording %s: %w", id, err)
+	}
+	in, err := m.check(ctx, rec, f)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, store.Recording{}, Integrity{}, fmt.Errorf("check recording %s: %w", id, err)
+	}
+	return f, rec, in, nil
+}
+
+// check hashes r and compares it with rec's hash and the trail's.
+func (m *Manager) check(ctx context.Context, rec store.Recording, r io.Reader) (Integrity, error) {
+	if rec.State == store.RecordingActive {
+		return Integrity{State: IntegrityUnchecked}, nil
+	}
+	var trail string // the last hash the trail holds for it
+	for _, typ := range hashEvents {
+		evs, err := m.st.ListAudit(ctx, store.AuditFilter{SessionID: rec.ID, Type: typ})
+		if err != nil {
+			return Integrity{}, fmt.Errorf("read the audit trail of recording %s: %w", rec.ID, err)
+		}
+		for _, ev := range evs {
+			if h, ok := ev.Detail[hashKey].(string); ok && h != "" {
+				trail = h
+			}
+		}
+	}
+	want := rec.SHA256
+	if want == "" && trail == "" {
+		return Integrity{State: IntegrityUnchecked}, nil
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return Integrity{}, fmt.Errorf("hash recording %s: %w", rec.ID, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	in := Integrity{State: IntegrityOK, Want: want, Got: got}
+	switch {
+	case trail != "" && want != trail:
+		in.Want = trail
+		in.State = IntegrityTampered
+		in.Problem = fmt.Sprintf("the SHA-256 stored for this recording (%s) is not the one its audit event recorded when it ended (%s): the stored hash was changed", short(want), short(trail))
+		if got != trail {
+			in.Problem += fmt.Sprintf(", and the file (%s) is not what was recorded", short(got))
+		}
+	case got != want:
+		in.State = IntegrityTampered
+		in.Problem = fmt.Sprintf("this recording's file (SHA-256 %s) is not the one recorded when the session ended (SHA-256 %s): it was changed since", short(got), short(want))
+	}
+	return in, nil
+}
+
+// short abbreviates a hex hash for a message.
+func short(h string) string {
+	if len(h) > 16 {
+		return h[:16] + "..."
+	}
+	return h
+}
