@@ -1,0 +1,216 @@
+package shellcmd
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// runs lists the Runs[0] of every command, the text an allow rule sees.
+func runs(r Result) []string {
+	var out []string
+	for _, c := range r.Commands {
+		out = append(out, c.Runs[0])
+	}
+	return out
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		cmd         string
+		runs        []string // Runs[0] of each command, in order (nil: not checked)
+		forms       string   // one of the forms must be this (""; not checked)
+		unjudgeable string   // substring of Unjudgeable; "" means judgeable
+		interactive bool
+	}{
+		// The bypasses of issue 11 and those found since: each must
+		// surface "rm ..." (or passwd) as a command.
+		{cmd: " rm v2", runs: []string{"rm v2"}},
+		{cmd: `\rm v3`, runs: []string{"rm v3"}},
+		{cmd: "r''m v4", runs: []string{"rm v4"}},
+		{cmd: "true; rm v5", runs: []string{"true", "rm v5"}},
+		{cmd: "$(echo rm) v6", unjudgeable: "command name from a variable"},
+		{cmd: "true\nrm v7", runs: []string{"true", "rm v7"}},
+		{cmd: "env rm v8", runs: []string{"rm v8"}, forms: "env rm v8"},
+		{cmd: "bash -c 'rm v9'", runs: []string{"rm v9", "bash -c rm v9"}},
+		{cmd: "/bin/rm v10", forms: "rm v10"},
+		{cmd: "\trm v11", runs: []string{"rm v11"}},
+		{cmd: `pass""wd --help`, runs: []string{"passwd --help"}},
+		{cmd: "command rm x", runs: []string{"rm x"}},
+		{cmd: "command -p rm x", runs: []string{"rm x"}},
+		{cmd: "builtin eval x", unjudgeable: "eval"},
+		{cmd: "echo v | xargs rm", runs: []string{"echo v", "rm {}"}},
+		{cmd: "xargs -0 -n 1 rm -f", runs: []string{"rm -f {}"}},
+		{cmd: "xargs -I% rm %", runs: []string{"rm %"}},
+		{cmd: `find . -exec rm {} \;`, runs: []string{"rm {}", "find . -exec rm {} ;"}},
+		{cmd: `find . -name x -execdir /bin/rm -f {} + -ok id \;`, forms: "rm -f {}"},
+		{cmd: "echo `rm x`", runs: []string{"rm x", "echo `rm x`"}},
+		{cmd: "exec rm x", runs: []string{"rm x"}},
+		{cmd: "exec -a foo rm x", runs: []string{"rm x"}},
+		{cmd: "nice rm x", runs: []string{"rm x"}},
+		{cmd: "nice -n 5 rm x", runs: []string{"rm x"}},
+		{cmd: "nice -10 rm x", runs: []string{"rm x"}},
+		{cmd: "nohup rm x", runs: []string{"rm x"}},
+		{cmd: "timeout 5 rm x", runs: []string{"rm x"}},
+		{cmd: "timeout -s KILL --kill-after=3 5s rm x", runs: []string{"rm x"}},
+		{cmd: "sudo rm x", runs: []string{"rm x"}, forms: "sudo rm x"},
+		{cmd: "sudo -u root -E -- rm x", runs: []string{"rm x"}},
+		{cmd: "sudo -s 'rm x'", runs: []string{"rm x", "sudo -s rm x"}},
+		{cmd: "sudo -X rm x", unjudgeable: "option the gateway does not know"},
+		{cmd: `sh -c "sh -c 'rm x'"`, runs: []string{"rm x", "sh -c rm x", "sh -c sh -c 'rm x'"}},
+		{cmd: "bash -ec 'rm x'", runs: []string{"rm x", "bash -ec rm x"}},
+		{cmd: "su -c 'rm x' root", runs: []string{"rm x", "su -c rm x root"}},
+		{cmd: "env -i PATH=/bin rm x", runs: []string{"rm x"}},
+		{cmd: "env - rm x", runs: []string{"rm x"}},
+		{cmd: "env -S 'rm x'", unjudgeable: "env -S"},
+		{cmd: "stdbuf -oL rm x", runs: []string{"rm x"}},
+		{cmd: "setsid -f rm x", runs: []string{"rm x"}},
+		{cmd: "ionice -c 3 rm x", runs: []string{"rm x"}},
+		{cmd: "chroot / rm x", runs: []string{"rm x"}},
+		{cmd: "time rm x", runs: []string{"rm x"}},
+		{cmd: "busybox rm x", runs: []string{"rm x"}},
+		{cmd: "f(){ rm x; }; f", unjudgeable: "function definition"},
+		{cmd: "function f { rm x; }", unjudgeable: "function definition"},
+		{cmd: "eval rm x", unjudgeable: "eval"},
+		{cmd: ". ./script", unjudgeable: "."},
+		{cmd: "source ./script", unjudgeable: "source"},
+		{cmd: "alias ls=rm", unjudgeable: "alias"},
+		{cmd: "trap 'rm x' EXIT", unjudgeable: "trap"},
+		{cmd: "hash -p /bin/rm ls; ls x", unjudgeable: "hash"},
+		{cmd: "$CMD x", unjudgeable: "command name from a variable"},
+		{cmd: "${CMD} x", unjudgeable: "command name from a variable"},
+		{cmd: "rm${IFS}x", unjudgeable: "command name from a variable"},
+		{cmd: "{rm,x}", unjudgeable: "glob"},
+		{cmd: "/bin/r? x", unjudgeable: "glob"},
+		{cmd: "/bin/r[m] x", unjudgeable: "glob"},
+		{cmd: `r\m x`, runs: []string{"rm x"}},
+		{cmd: "r\\\nm v21", runs: []string{"rm v21"}},
+		{cmd: `"rm" x`, runs: []string{"rm x"}},
+		{cmd: `$'\x72m' x`, runs: []string{"rm x"}},
+		{cmd: `$'\162m' x`, runs: []string{"rm x"}},
+		{cmd: "(rm x)", runs: []string{"rm x"}},
+		{cmd: "{ rm x; }", runs: []string{"rm x"}},
+		{cmd: "cat <(rm x)", runs: []string{"rm x", "cat <(rm x)"}},
+		{cmd: "echo >(rm x)", runs: []string{"rm x", "echo >(rm x)"}},
+		{cmd: "true && rm x || rm y", runs: []string{"true", "rm x", "rm y"}},
+		{cmd: "ls | rm x &", runs: []string{"ls", "rm x"}},
+		{cmd: "if true; then rm x; else rm y; fi", runs: []string{"true", "rm x", "rm y"}},
+		{cmd: "while false; do rm x; done", runs: []string{"false", "rm x"}},
+		{cmd: "for f in $(rm y); do rm $f; done", runs: []string{"rm y", "rm $f"}},
+		{cmd: "case $(rm x) in a) rm y;; esac", runs: []string{"rm x", "rm y"}},
+		{cmd: "x=$(rm x) true", runs: []string{"rm x", "true"}},
+		{cmd: "export X=$(rm x)", runs: []string{"rm x", "export X=$(rm x)"}},
+		{cmd: "cat <<EOF\n$(rm x)\nEOF\n", runs: []string{"rm x", "cat"}},
+		{cmd: "cat > /tmp/x <<< \"$(rm x)\"", runs: []string{"rm x", "cat"}},
+		{cmd: "echo $((a[$(rm x)]))", unjudgeable: "arithmetic on a variable"},
+		{cmd: "(( x ))", unjudgeable: "arithmetic on a variable"},
+		{cmd: "[[ $x -eq 1 ]]", unjudgeable: "arithmetic on a variable"},
+		{cmd: "read 'a[$(rm x)]'", unjudgeable: "subscript"},
+		{cmd: "echo ${x@P}", unjudgeable: "${...@...}"},
+		{cmd: "echo 'unterminated", unjudgeable: "does not parse"},
+		{cmd: "rm (", unjudgeable: "does not parse"},
+		{cmd: "watch rm x", unjudgeable: "watch"},
+		{cmd: "python3 -c 'import os'", unjudgeable: "python3 -c"},
+		{cmd: "perl -ne 'print'", unjudgeable: "perl -e"},
+		{cmd: "node -e 1", unjudgeable: "node -e"},
+		{cmd: "node --eval=1", unjudgeable: "node --eval"},
+		{cmd: "echo rm x | sh", unjudgeable: "reading its program from input"},
+		{cmd: "sh < script", unjudgeable: "reading its program from input"},
+		{cmd: "python3 <<EOF\nimport os\nEOF", unjudgeable: "reading its program from input"},
+		{cmd: "fish -c 'rm x'", unjudgeable: "not POSIX"},
+		{cmd: strings.Repeat("x", MaxLen+1), unjudgeable: "longer than 64 KiB"},
+		{cmd: strings.Repeat("true;", 600), unjudgeable: "too many commands"},
+		{cmd: nestShells(3, "rm x"), forms: "rm x"},
+		{cmd: nestShells(9, "rm x"), unjudgeable: "nested too deeply"},
+
+		// Interactive sessions started by exec.
+		{cmd: "bash", interactive: true},
+		{cmd: "bash -i", interactive: true},
+		{cmd: "bash -l", interactive: true},
+		{cmd: "sh -s", interactive: true},
+		{cmd: "exec zsh", interactive: true},
+		{cmd: "python3", interactive: true},
+		{cmd: "python3.11 -u", interactive: true},
+		{cmd: "python -i script.py", interactive: true},
+		{cmd: "perl", interactive: true},
+		{cmd: "irb", interactive: true},
+		{cmd: "node", interactive: true},
+		{cmd: "sudo -i", interactive: true},
+		{cmd: "sudo bash", interactive: true},
+		{cmd: "su -", interactive: true},
+		{cmd: "env bash", interactive: true},
+		{cmd: "true; bash", interactive: true},
+		{cmd: "screen", interactive: true},
+
+		// Allowed forms keep their meaning.
+		{cmd: "uptime", runs: []string{"uptime"}},
+		{cmd: "cat /proc/loadavg", runs: []string{"cat /proc/loadavg"}},
+		{cmd: "ls -la /tmp", runs: []string{"ls -la /tmp"}},
+		{cmd: `ls "a b"`, runs: []string{"ls a b"}},
+		{cmd: `ls 'a b' "c\"d"`, runs: []string{`ls a b c"d`}},
+		{cmd: "bash script.sh", runs: []string{"bash script.sh"}},
+		{cmd: "python3 -m http.server", runs: []string{"python3 -m http.server"}},
+		{cmd: "[ -f /etc/hosts ]", runs: []string{"[ -f /etc/hosts ]"}},
+		{cmd: "echo $((2+3))", runs: []string{"echo $((2+3))"}},
+		{cmd: "X=1", runs: nil},
+		{cmd: "", runs: nil},
+	}
+	for _, tt := range tests {
+		name := tt.cmd
+		if len(name) > 40 {
+			name = name[:40]
+		}
+		t.Run(name, func(t *testing.T) {
+			r := Parse(tt.cmd)
+			if tt.unjudgeable == "" && r.Unjudgeable != "" {
+				t.Fatalf("unjudgeable %q", r.Unjudgeable)
+			}
+			if tt.unjudgeable != "" {
+				if !strings.Contains(r.Unjudgeable, tt.unjudgeable) {
+					t.Fatalf("unjudgeable %q, want %q", r.Unjudgeable, tt.unjudgeable)
+				}
+				return
+			}
+			if r.Interactive != tt.interactive {
+				t.Fatalf("interactive %v, want %v", r.Interactive, tt.interactive)
+			}
+			if tt.runs != nil || (!tt.interactive && tt.forms == "") {
+				if got := runs(r); !slices.Equal(got, tt.runs) {
+					t.Fatalf("runs %q, want %q", got, tt.runs)
+				}
+			}
+			if tt.forms != "" {
+				found := false
+				for _, c := range r.Commands {
+					found = found || slices.Contains(c.Forms, tt.forms)
+				}
+				if !found {
+					t.Fatalf("no form %q in %+v", tt.forms, r.Commands)
+				}
+			}
+		})
+	}
+}
+
+// nestShells wraps cmd in n levels of sh -c, quoted as a shell would.
+func nestShells(n int, cmd string) string {
+	for range n {
+		cmd = "sh -c '" + strings.ReplaceAll(cmd, "'", `'\''`) + "'"
+	}
+	return cmd
+}
+
+// TestParseBounded: a huge or deeply nested command is refused quickly,
+// not parsed at length.
+func TestParseBounded(t *testing.T) {
+	for _, cmd := range []string{
+		strings.Repeat("a", 1<<20),
+		strings.Repeat("$(", 20000) + strings.Repeat(")", 20000),
+		strings.Repeat("(", 30000) + "rm x" + strings.Repeat(")", 30000),
+		strings.Repeat("{ ", 20000) + "rm x" + strings.Repeat("; }", 20000),
+	} {
+		if r := Parse(cmd); r.Unjudgeable == "" {
+			t.Errorf("Parse(%.20q...) judgeable: %+v", cmd, r.Commands[:min(3, len(r.Commands))])
+		}
+	}
+}
