@@ -2,9 +2,17 @@
 // shell or bash would run for it, so that command rules are judged on what
 // runs and not on the raw text.
 //
-// The target's sshd hands an exec command to the account's shell, so
-// " rm x", "\rm x", "r”m x", "true; rm x", "env rm x" and "bash -c 'rm x'"
-// all run rm. Parse reads the string with a real shell parser
+// The target's sshd hands an exec command to the account's shell, so each
+// of these runs rm:
+//
+//	 rm x
+//	\rm x
+//	r''m x
+//	true; rm x
+//	env rm x
+//	bash -c 'rm x'
+//
+// Parse reads the string with a real shell parser
 // (mvdan.cc/sh/v3/syntax, bash dialect), walks every simple command in the
 // tree (lists, pipelines, && and ||, subshells, blocks, loops, command and
 // process substitutions, here-documents, redirections), removes quotes to
