@@ -214,3 +214,15 @@ func TestParseBounded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParse: a plain command takes the fast path; a compound one the
+// parser.
+func BenchmarkParse(b *testing.B) {
+	for _, cmd := range []string{"uptime", "ls -la /tmp", `ls "a b" && sudo -u root systemctl restart nginx | tee /tmp/x`} {
+		b.Run(cmd[:min(len(cmd), 12)], func(b *testing.B) {
+			for b.Loop() {
+				Parse(cmd)
+			}
+		})
+	}
+}
