@@ -175,7 +175,7 @@ type compiled struct {
 	allow       []pattern
 	deny        []pattern
 	hasAllow    bool
-	fullscreen  []string // programs during which line checking may pause
+	fullscreen  []string  // programs during which line checking may pause
 	from, until time.Time // zero: unbounded
 	maxSession  time.Duration
 	idleTimeout time.Duration

@@ -3,8 +3,8 @@ package policy
 import (
 	"net/netip"
 	"reflect"
-	"slices"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
