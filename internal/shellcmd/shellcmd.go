@@ -105,6 +105,23 @@ func Parse(cmd string) Result {
 	return w.res
 }
 
+// Incomplete reports whether a shell reading s as typed lines would wait
+// for more before running anything: a trailing backslash, an unclosed
+// quote or block, a here-document without its end line, a trailing && or
+// |. An interactive gateway joins such lines with the next before judging
+// them, as the shell will.
+func Incomplete(s string) bool {
+	if len(s) > MaxLen || strings.Count(s, "(")+strings.Count(s, "{")+strings.Count(s, "`") > maxNesting {
+		return false // judged (and denied) as it stands
+	}
+	if n := len(s) - len(strings.TrimRight(s, "\\")); n%2 == 1 {
+		return true
+	}
+	// Typed lines end with a newline; a here-document starts after it.
+	_, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(s+"\n"), "")
+	return err != nil && syntax.IsIncomplete(err)
+}
+
 // plainWords splits cmd into words when it holds nothing a shell would
 // interpret: letters, digits, spaces and a few punctuation marks that are
 // literal in every position, and no reserved word.

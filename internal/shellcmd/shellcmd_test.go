@@ -226,3 +226,29 @@ func BenchmarkParse(b *testing.B) {
 		})
 	}
 }
+
+func TestIncomplete(t *testing.T) {
+	for s, want := range map[string]bool{
+		"r\\":                     true,
+		"echo a\\\\":              false,
+		"echo 'a":                 true,
+		"echo \"a":                true,
+		"cat <<EOF":               true,
+		"cat <<EOF\nx":            true,
+		"cat <<EOF\nx\nEOF":       false,
+		"true &&":                 true,
+		"ls |":                    true,
+		"if true; then":           true,
+		"{ rm x;":                 true,
+		"echo $(":                 true,
+		"rm x":                    false,
+		"rm )":                    false, // an error, not more to come
+		"":                        false,
+		"r\\\nm v21":              false,
+		strings.Repeat("(", 2000): false,
+	} {
+		if got := Incomplete(s); got != want {
+			t.Errorf("Incomplete(%.30q) = %v, want %v", s, got, want)
+		}
+	}
+}

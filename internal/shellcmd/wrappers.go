@@ -154,8 +154,7 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 	case "chroot":
 		rest, _, bad := skipOptions(args, opts{operands: 1, longs: map[string]bool{"userspec": true, "groups": true, "skip-chdir": false}})
 		if bad == "" && len(rest) == 0 && len(args) > 0 {
-			w.res.Interactive = true // chroot DIR runs "$SHELL -i"
-			w.stdinCheck(stdin)
+			w.session(stdin) // chroot DIR runs "$SHELL -i"
 		}
 		return w.wrapped(rest, bad)
 	case "sudo", "doas":
@@ -166,8 +165,7 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		// Terminal multiplexers and script start a shell of their own; any
 		// command line of theirs is not followed.
 		if len(args) == 0 {
-			w.res.Interactive = true
-			w.stdinCheck(stdin)
+			w.session(stdin)
 			return nil, false
 		}
 		w.fail(name + " (runs a command the gateway does not follow)")
@@ -206,12 +204,15 @@ func (w *walker) wrapped(rest []arg, bad string) ([]arg, bool) {
 	return rest, len(rest) > 0
 }
 
-// stdinCheck fails a shell or interpreter that would read its program from
-// a pipe or a redirection: that program is not in the text.
-func (w *walker) stdinCheck(stdin bool) {
+// session records a shell or interpreter that reads its program from its
+// input: the session's (an interactive session), or a pipe or redirection
+// (a program that is not in the text: unjudgeable).
+func (w *walker) session(stdin bool) {
 	if stdin {
 		w.fail("a shell or interpreter reading its program from input")
+		return
 	}
+	w.res.Interactive = true
 }
 
 // shell handles sh, bash and the like: "-c STRING" is parsed; no operand
@@ -274,8 +275,7 @@ func (w *walker) shell(name string, args []arg, stdin bool) {
 		return
 	}
 	if len(operands) == 0 || stdinMode || interactive {
-		w.res.Interactive = true
-		w.stdinCheck(stdin)
+		w.session(stdin)
 	}
 	// Otherwise it runs a script file: judged as the command it is.
 }
@@ -333,8 +333,7 @@ func (w *walker) interpreter(name string, it interpreter, args []arg, stdin bool
 		}
 	}
 	if !script || interactive {
-		w.res.Interactive = true
-		w.stdinCheck(stdin)
+		w.session(stdin)
 	}
 }
 
@@ -360,8 +359,7 @@ func (w *walker) sudo(name string, args []arg, stdin bool) ([]arg, bool) {
 		return nil, false // sudoedit: edits files, runs no command
 	case strings.ContainsAny(seen, "is"):
 		if len(rest) == 0 {
-			w.res.Interactive = true
-			w.stdinCheck(stdin)
+			w.session(stdin)
 			return nil, false
 		}
 		// "sudo -s CMD" runs "$SHELL -c CMD".
@@ -397,8 +395,7 @@ func (w *walker) su(name string, args []arg, stdin bool) ([]arg, bool) {
 			return nil, false
 		}
 	}
-	w.res.Interactive = true
-	w.stdinCheck(stdin)
+	w.session(stdin)
 	return nil, false
 }
 
