@@ -12,10 +12,10 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/filexfer"
 	"github.com/portcullis/portcullis/internal/lineedit"
-	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
