@@ -152,3 +152,22 @@ func FuzzDecideCommand(f *testing.F) {
 		}
 	})
 }
+
+func TestSessionAction(t *testing.T) {
+	for _, tt := range []struct{ action, cmd, want string }{
+		{"exec", "bash", "shell"},
+		{"exec", "bash -i", "shell"},
+		{"exec", "python3", "shell"},
+		{"exec", "sudo -i", "shell"},
+		{"exec", "bash -c 'ls'", "exec"},
+		{"exec", "bash script.sh", "exec"},
+		{"exec", "echo ls | sh", "exec"}, // unjudgeable, not interactive
+		{"exec", "uptime", "exec"},
+		{"shell", "", "shell"},
+		{"file-transfer", "scp -t /tmp", "file-transfer"},
+	} {
+		if got := SessionAction(tt.action, tt.cmd); got != tt.want {
+			t.Errorf("SessionAction(%q, %q) = %q, want %q", tt.action, tt.cmd, got, tt.want)
+		}
+	}
+}

@@ -312,6 +312,18 @@ func inCIDRs(cidrs []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
+// SessionAction returns the action a session request needs. An exec
+// command that starts a shell or interpreter reading the session (bash,
+// bash -i, python, sudo -i...) is a shell session by another name: it needs
+// the shell action, and its lines are checked like a shell's. Fronts call
+// it before Decide, and so do explanations, so both say the same.
+func SessionAction(action, command string) string {
+	if action == resource.ActionExec && command != "" && shellcmd.Parse(command).Interactive {
+		return resource.ActionShell
+	}
+	return action
+}
+
 // lazyCommand parses a request's command on first use.
 type lazyCommand struct {
 	done bool

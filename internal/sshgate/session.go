@@ -17,7 +17,6 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
-	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -111,13 +110,8 @@ func classify(req *ssh.Request) (action, command string, err error) {
 		if isFileTransfer(p.Command) {
 			return resource.ActionFileTransfer, p.Command, nil
 		}
-		if shellcmd.Parse(p.Command).Interactive {
-			// "bash", "bash -i", "python": a shell session by another
-			// name. It needs the shell action, and its lines are checked
-			// like a shell's.
-			return resource.ActionShell, p.Command, nil
-		}
-		return resource.ActionExec, p.Command, nil
+		// "bash", "bash -i", "python": a shell session by another name.
+		return policy.SessionAction(resource.ActionExec, p.Command), p.Command, nil
 	case "subsystem":
 		var p struct{ Name string }
 		if err := ssh.Unmarshal(req.Payload, &p); err != nil {
