@@ -90,6 +90,12 @@ func Parse(cmd string) Result {
 		w.fail("a command longer than 64 KiB")
 		return w.res
 	}
+	if strings.IndexByte(cmd, 0) >= 0 {
+		// sshd refuses or cuts such a command; the shell would never see
+		// what follows the NUL as this parser does.
+		w.fail("a NUL byte")
+		return w.res
+	}
 	if strings.Count(cmd, "(")+strings.Count(cmd, "{")+strings.Count(cmd, "`") > maxNesting {
 		w.fail("a command with too many brackets")
 		return w.res
@@ -350,6 +356,10 @@ func (w *walker) part(p syntax.WordPart) {
 		w.arithm(x.X)
 	case *syntax.ParamExp:
 		w.param(x)
+	case *syntax.ExtGlob:
+		// *(...) is an extended glob in bash, and in zsh may carry a glob
+		// qualifier that runs code: *(e:'cmd':).
+		w.fail("an extended glob")
 	}
 }
 
@@ -417,12 +427,24 @@ func (w *walker) test(e syntax.TestExpr) {
 					}
 				}
 			}
+		case *syntax.UnaryTest:
+			// [[ -v 'a[$(cmd)]' ]] evaluates the subscript.
+			if x.Op == syntax.TsVarSet || x.Op == syntax.TsRefVar {
+				if wd, ok := x.X.(*syntax.Word); !ok || !isName(wd.Lit()) {
+					w.fail("a variable subscript that bash evaluates")
+				}
+			}
 		case *syntax.Word:
 			w.word(x)
 			return false
 		}
 		return true
 	})
+}
+
+// isName reports whether s is a plain variable name.
+func isName(s string) bool {
+	return s != "" && isAssign(s+"=")
 }
 
 // argOf removes quotes from a word. Expansions are kept as written.
@@ -554,6 +576,11 @@ func (w *walker) simple(argv []arg, stdin bool, outer []string) {
 		}
 		if !argv[0].lit {
 			w.fail("a command name from a variable, substitution or glob")
+			return
+		}
+		if strings.HasPrefix(argv[0].text, "=") {
+			// zsh expands =cmd to the path of cmd.
+			w.fail("a command name starting with =")
 			return
 		}
 		runs = forms(argv)

@@ -123,6 +123,16 @@ func TestParse(t *testing.T) {
 		{cmd: nestShells(3, "rm x"), forms: "rm x"},
 		{cmd: nestShells(9, "rm x"), unjudgeable: "nested too deeply"},
 
+		{cmd: "ls\x00; rm x", unjudgeable: "NUL"},
+		{cmd: "=rm x", unjudgeable: "starting with ="},
+		{cmd: "- rm x", runs: []string{"rm x"}},
+		{cmd: "noglob rm x", runs: []string{"rm x"}},
+		{cmd: "emulate sh -c 'rm x'", unjudgeable: "emulate"},
+		{cmd: "ls *(e:'rm x':)", unjudgeable: "extended glob"},
+		{cmd: "[[ -v 'a[$(rm x)]' ]]", unjudgeable: "subscript"},
+		{cmd: "[[ -v HOME ]]", runs: nil},
+		{cmd: "getopts ab 'a[$(rm x)]'", unjudgeable: "subscript"},
+
 		// Interactive sessions started by exec.
 		{cmd: "bash", interactive: true},
 		{cmd: "bash -i", interactive: true},

@@ -7,7 +7,10 @@ import (
 // notJudged says why a command cannot be judged from its text, or "".
 func notJudged(name string, args []arg) string {
 	switch name {
-	case "eval", "source", ".", "alias", "trap", "fc", "hash", "enable", "bind", "complete", "compgen":
+	case "eval", "source", ".", "alias", "trap", "fc", "hash", "enable", "bind", "complete", "compgen",
+		"emulate", "autoload", "zmodload", "sched", "zpty", "functions":
+		// emulate -c, autoload, zmodload, sched and zpty are zsh's ways to
+		// the same ends.
 		// They run text the rules never see (eval, source, fc, trap,
 		// bind -x, complete -C), or change what a later name runs
 		// (alias, hash -p, enable -f).
@@ -23,7 +26,7 @@ func notJudged(name string, args []arg) string {
 		return name + " (runs a command the gateway does not follow)"
 	}
 	switch name {
-	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let":
+	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let", "getopts":
 		// These take variable names, and bash evaluates a subscript in a
 		// name: "read 'a[$(cmd)]'" runs cmd.
 		for _, a := range args {
@@ -112,6 +115,9 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 			bad = "env -S"
 		}
 		return w.wrapped(rest, bad)
+	case "-", "noglob", "nocorrect":
+		// zsh's precommand modifiers run the next word.
+		return args, len(args) > 0
 	case "command", "builtin":
 		rest, _, bad := skipOptions(args, opts{flags: "pvV"})
 		return w.wrapped(rest, bad)
