@@ -141,13 +141,12 @@ func plainWords(cmd string) ([]arg, bool) {
 			return nil, false
 		}
 	}
-	fields := strings.Fields(cmd)
-	argv := make([]arg, len(fields))
-	for i, f := range fields {
+	argv := make([]arg, 0, strings.Count(cmd, " ")+1)
+	for f := range strings.FieldsSeq(cmd) {
 		if syntax.IsKeyword(f) {
 			return nil, false
 		}
-		argv[i] = arg{text: f, lit: true}
+		argv = append(argv, arg{text: f, lit: true})
 	}
 	return argv, true
 }
@@ -545,6 +544,9 @@ func (w *walker) source(n syntax.Node) string {
 // forms returns the texts rules see for argv: joined by single spaces, and
 // again with a path argv[0] cut to its base name.
 func forms(argv []arg) []string {
+	if len(argv) == 1 && !strings.Contains(argv[0].text, "/") {
+		return []string{argv[0].text}
+	}
 	var b strings.Builder
 	for i, a := range argv {
 		if i > 0 {
@@ -584,7 +586,11 @@ func (w *walker) simple(argv []arg, stdin bool, outer []string) {
 			return
 		}
 		runs = forms(argv)
-		all = append(all[:len(all):len(all)], runs...)
+		if len(all) == 0 {
+			all = runs[:len(runs):len(runs)] // a later append copies
+		} else {
+			all = append(all[:len(all):len(all)], runs...)
+		}
 		base = path.Base(argv[0].text)
 		if why := notJudged(base, argv[1:]); why != "" {
 			w.fail(why)
