@@ -221,6 +221,16 @@ func TestExecInteractiveShellNeedsShell(t *testing.T) {
 	if !w.exists("s1") {
 		t.Fatal("s1 deleted through bash -i with a pty")
 	}
+	// An exec with a pty is line-checked even when the program is not a
+	// shell the parser knows: awk running each input line.
+	w.policy("exec", `{deny: ["^rm "]}`)
+	_, errOut, _ = w.ssh("rm s1\r\x04", "alice~web1", []string{"-tt"}, `awk '{system($0)}'`)
+	if !strings.Contains(errOut, "the line was not run") {
+		t.Fatalf("awk with a pty: stderr %q", errOut)
+	}
+	if !w.exists("s1") {
+		t.Fatal("s1 deleted through awk with a pty")
+	}
 }
 
 // TestInteractiveContinuationsJoined: "r\<newline>m f" is one command to
