@@ -1,11 +1,13 @@
 package sshgate_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -373,4 +375,36 @@ func (s *shellSession) waitCount(want string, n int) {
 func (s *shellSession) close() {
 	s.sess.Close()
 	s.cl.Close()
+}
+
+// TestHistoryJoinsContinuedLines: without command rules the history is
+// still built from keystrokes; a line continued with a backslash is logged
+// as the one command the shell ran, not as two.
+func TestHistoryJoinsContinuedLines(t *testing.T) {
+	w := newWorld(t, "shell")
+	out, errOut, code := w.ssh("echo hist\\\r-$((1+1))\rexit 0\r", "alice~web1", []string{"-tt"})
+	if code != 0 || !strings.Contains(out, "hist-2") {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cmds, err := w.gw.store.ListCommands(context.Background(), store.CommandFilter{User: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, c := range cmds {
+			lines = append(lines, c.Command)
+		}
+		if slices.Contains(lines, "echo hist\\\n-$((1+1))") {
+			if slices.Contains(lines, "-$((1+1))") || slices.Contains(lines, "echo hist\\") {
+				t.Fatalf("history has the fragments: %q", lines)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history %q: no joined line", lines)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
