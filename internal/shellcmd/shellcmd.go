@@ -204,13 +204,8 @@ func (w *walker) stmts(list []*syntax.Stmt, stdin bool) {
 }
 
 func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
+	stdin = stdin || redirectsStdin(s.Redirs)
 	for _, r := range s.Redirs {
-		if r.N == nil || r.N.Value == "0" {
-			switch r.Op {
-			case syntax.RdrIn, syntax.RdrInOut, syntax.DplIn, syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc:
-				stdin = true
-			}
-		}
 		if r.Word != nil {
 			w.word(r.Word)
 		}
@@ -228,6 +223,11 @@ func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
 			w.assign(a)
 		}
 		if len(x.Args) == 0 {
+			return
+		}
+		if len(x.Args) == 1 && x.Args[0].Lit() == "exec" && redirectsStdin(s.Redirs) {
+			// exec <file: the shell reads its next commands from file.
+			w.fail("exec redirecting the shell's input")
 			return
 		}
 		argv := make([]arg, 0, len(x.Args))
@@ -258,6 +258,9 @@ func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
 	case *syntax.ForClause:
 		switch l := x.Loop.(type) {
 		case *syntax.WordIter:
+			if l.Name != nil && dangerousVar(l.Name.Value) {
+				w.fail("setting " + l.Name.Value)
+			}
 			for _, it := range l.Items {
 				w.word(it)
 			}
@@ -307,9 +310,39 @@ func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
 	}
 }
 
+// redirectsStdin reports whether redirs give the command another input.
+func redirectsStdin(redirs []*syntax.Redirect) bool {
+	for _, r := range redirs {
+		if r.N == nil || r.N.Value == "0" {
+			switch r.Op {
+			case syntax.RdrIn, syntax.RdrInOut, syntax.DplIn, syntax.Hdoc, syntax.DashHdoc, syntax.WordHdoc:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// dangerousVar reports whether setting a variable of this name makes a
+// shell or the loader run code the command does not show: BASH_ENV and
+// ENV name start-up files, PS0-PS4 and PROMPT_COMMAND are expanded (and
+// their $(...) run), BASH_FUNC_* imports functions, SHELLOPTS and BASHOPTS
+// switch on xtrace, LD_* loads libraries.
+func dangerousVar(name string) bool {
+	switch name {
+	case "BASH_ENV", "ENV", "PS0", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS":
+		return true
+	}
+	return strings.HasPrefix(name, "BASH_FUNC_") || strings.HasPrefix(name, "LD_")
+}
+
 // assign walks an assignment: its value may hold substitutions, and an
 // array subscript is evaluated as arithmetic.
 func (w *walker) assign(a *syntax.Assign) {
+	if a.Name != nil && dangerousVar(a.Name.Value) {
+		w.fail("setting " + a.Name.Value)
+		return
+	}
 	if a.Index != nil {
 		w.arithm(a.Index)
 	}
@@ -450,12 +483,20 @@ func isName(s string) bool {
 func (w *walker) argOf(wd *syntax.Word) arg {
 	var b strings.Builder
 	lit := true
+	brace := false // an unquoted { was seen: a later , or .. makes a brace expansion
 	for _, p := range wd.Parts {
 		switch x := p.(type) {
 		case *syntax.Lit:
 			v := x.Value
-			if globLike(v) {
-				lit = false
+			if strings.ContainsAny(v, "*?") || (strings.Contains(v, "[") && !(len(wd.Parts) == 1 && (v == "[" || v == "[["))) {
+				lit = false // a pathname pattern
+			}
+			rest := v
+			if i := strings.IndexByte(v, '{'); i >= 0 {
+				brace, rest = true, v[i:]
+			}
+			if brace && (strings.Contains(rest, ",") || strings.Contains(rest, "..")) {
+				lit = false // {rm,x}, {"rm",x}, {a..c}
 			}
 			b.WriteString(unescape(v, false))
 		case *syntax.SglQuoted:
@@ -487,21 +528,6 @@ func (w *walker) argOf(wd *syntax.Word) arg {
 		}
 	}
 	return arg{text: b.String(), lit: lit}
-}
-
-// globLike reports whether an unquoted literal would be changed by
-// pathname or brace expansion: "r?", "/bin/r*", "{rm,x}".
-func globLike(v string) bool {
-	if strings.ContainsAny(v, "*?") {
-		return true
-	}
-	if i := strings.IndexByte(v, '['); i >= 0 && strings.IndexByte(v[i:], ']') > 0 {
-		return true
-	}
-	if i := strings.IndexByte(v, '{'); i >= 0 && strings.IndexByte(v[i:], '}') > 0 {
-		return true
-	}
-	return false
 }
 
 // unescape removes the backslashes a shell removes: every one outside

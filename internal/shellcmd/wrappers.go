@@ -26,12 +26,17 @@ func notJudged(name string, args []arg) string {
 		return name + " (runs a command the gateway does not follow)"
 	}
 	switch name {
-	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let", "getopts":
+	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let",
+		"getopts", "mapfile", "readarray":
 		// These take variable names, and bash evaluates a subscript in a
-		// name: "read 'a[$(cmd)]'" runs cmd.
+		// name: "read 'a[$(cmd)]'" runs cmd. Setting BASH_ENV or PS4 this
+		// way is as good as an assignment.
 		for _, a := range args {
 			if strings.Contains(a.text, "[") && strings.ContainsAny(a.text, "$`") {
 				return "a variable subscript that bash evaluates"
+			}
+			if v, _, _ := strings.Cut(a.text, "="); dangerousVar(v) && name != "unset" {
+				return "setting " + v
 			}
 		}
 	}
@@ -185,13 +190,18 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 			w.fail(bad)
 			return nil, false
 		}
+		options := args[:len(args)-len(rest)]
 		if len(rest) == 0 {
 			rest = []arg{{text: "echo", lit: true}}
 		}
-		if !strings.ContainsAny(seen, "Ii") {
+		if repl := xargsReplace(options); repl != "" {
+			// -I R: the words holding R are replaced by what xargs reads.
+			rest = input(rest, repl)
+		} else if !strings.ContainsAny(seen, "Ii") {
 			// xargs appends what it reads: "{}" stands for it, so that
-			// "xargs rm" is seen as "rm {}" and "^rm " matches it.
-			rest = append(rest[:len(rest):len(rest)], arg{text: "{}", lit: true})
+			// "xargs rm" is seen as "rm {}" and "^rm " matches it. It is
+			// not literal: "xargs sh -c" runs what it reads.
+			rest = append(rest[:len(rest):len(rest)], arg{text: "{}", lit: false})
 		}
 		return rest, true
 	case "find":
@@ -199,6 +209,40 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		return nil, false
 	}
 	return nil, false
+}
+
+// xargsReplace returns the replace string of xargs options (-I R, -iR,
+// --replace), or "".
+func xargsReplace(options []arg) string {
+	for i, a := range options {
+		t := a.text
+		switch {
+		case t == "-I" && i+1 < len(options):
+			return options[i+1].text
+		case strings.HasPrefix(t, "-I") && len(t) > 2:
+			return t[2:]
+		case t == "-i" || t == "--replace":
+			return "{}"
+		case strings.HasPrefix(t, "-i"):
+			return t[2:]
+		case strings.HasPrefix(t, "--replace="):
+			return strings.TrimPrefix(t, "--replace=")
+		}
+	}
+	return ""
+}
+
+// input marks the words that hold placeholder as not literal: xargs and
+// find -exec put what they read (a file name, a line) there.
+func input(argv []arg, placeholder string) []arg {
+	out := make([]arg, len(argv))
+	for i, a := range argv {
+		out[i] = a
+		if strings.Contains(a.text, placeholder) {
+			out[i].lit = false
+		}
+	}
+	return out
 }
 
 // wrapped returns what a wrapper runs, or records why it cannot be told.
@@ -421,6 +465,13 @@ func (w *walker) parseArgs(name string, words []arg) {
 // find records each command of -exec, -execdir, -ok and -okdir (up to ";"
 // or "+").
 func (w *walker) find(args []arg, stdin bool, outer []string) {
+	for _, a := range args {
+		if !a.lit {
+			// An unquoted $X could split into "-exec cmd ;".
+			w.fail("find with a computed argument")
+			return
+		}
+	}
 	for i := 0; i < len(args); i++ {
 		switch args[i].text {
 		case "-exec", "-execdir", "-ok", "-okdir":
@@ -432,7 +483,9 @@ func (w *walker) find(args []arg, stdin bool, outer []string) {
 			j++
 		}
 		if j > i+1 {
-			w.simple(args[i+1:j:j], stdin, outer)
+			// {} is a file name, which may be anything: "sh -c {}" runs
+			// it.
+			w.simple(input(args[i+1:j], "{}"), stdin, outer)
 		}
 		i = j
 	}
@@ -478,6 +531,9 @@ loop:
 			}
 			if takes && !hasValue {
 				i++
+				if i < len(args) && !args[i].lit {
+					return nil, "", "a wrapper with a computed argument"
+				}
 			}
 		case len(t) > 1 && t[0] == '-':
 			for j := 1; j < len(t); j++ {
@@ -491,18 +547,30 @@ loop:
 				}
 				if strings.IndexByte(o.withArg, c) >= 0 {
 					if j == len(t)-1 {
-						i++
+						// An unquoted $X here could split into
+						// several words and shift the command.
+						if i++; i < len(args) && !args[i].lit {
+							return nil, "", "a wrapper with a computed argument"
+						}
 					}
 					break
 				}
 				return nil, "", "an option the gateway does not know (" + t + ")"
 			}
-		case o.assigns && isAssign(t):
+		case o.assigns && strings.Contains(t[1:], "="):
+			// env and sudo take any word with "=" as an assignment, even
+			// one no shell would (BASH_FUNC_f%%=...).
+			if v, _, _ := strings.Cut(t, "="); dangerousVar(v) {
+				return nil, "", "setting " + v
+			}
 		default:
 			break loop
 		}
 	}
 	for k := 0; k < o.operands && i < len(args); k++ {
+		if !args[i].lit {
+			return nil, "", "a wrapper with a computed argument"
+		}
 		i++
 	}
 	if i > len(args) {
