@@ -128,6 +128,36 @@ func Incomplete(s string) bool {
 	return err != nil && syntax.IsIncomplete(err)
 }
 
+// HistoryExpansion reports whether an interactive bash would rewrite line
+// from its history before running it: a "!" not followed by a blank, "="
+// or "(" outside single quotes, or a "^" quick substitution at the start.
+// The result ("!!:s/echo //", "!rm") is not in the text, so a line that
+// uses it cannot be judged. Scripts and exec commands have no history
+// expansion.
+func HistoryExpansion(line string) bool {
+	if strings.HasPrefix(line, "^") {
+		return true
+	}
+	single, double := false, false
+	for i := 0; i < len(line); i++ {
+		switch c := line[i]; {
+		case single:
+			single = c != '\''
+		case c == '\\':
+			i++
+		case c == '\'' && !double:
+			single = true
+		case c == '"':
+			double = !double
+		case c == '!':
+			if i+1 < len(line) && strings.IndexByte(" \t\n=(\"", line[i+1]) < 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // plainWords splits cmd into words when it holds nothing a shell would
 // interpret: letters, digits, spaces and a few punctuation marks that are
 // literal in every position, and no reserved word.

@@ -283,3 +283,25 @@ func TestIncomplete(t *testing.T) {
 		}
 	}
 }
+
+func TestHistoryExpansion(t *testing.T) {
+	for line, want := range map[string]bool{
+		"!!":                    true,
+		"!!:s/echo //":          true,
+		"!rm":                   true,
+		"echo !-2":              true,
+		"^echo^rm":              true,
+		`echo "a!b"`:            true,
+		"echo 'a!b'":            false,
+		`echo a\!b`:             false,
+		"[ ! -f x ]":            false,
+		"if ! true; then :; fi": false,
+		"x != y":                false,
+		"echo hi!":              false,
+		"ls":                    false,
+	} {
+		if got := HistoryExpansion(line); got != want {
+			t.Errorf("HistoryExpansion(%q) = %v, want %v", line, got, want)
+		}
+	}
+}

@@ -248,12 +248,16 @@ func TestInteractiveContinuationsJoined(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "after-3") || strings.Count(errOut, "the line was not run") != 2 {
 		t.Fatalf("no pty: exit %d, out %q, stderr %q", code, out, errOut)
 	}
-	// With a pty.
-	out, errOut, code = w.ssh("r\\\rm c3\recho 'open\rquote'; rm c4\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
-	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 2 {
+	// With a pty; history expansion ("!!:s/echo //" makes "rm c5" of the
+	// line before) is denied too.
+	w.plant(t, "c5", "x", 0o644)
+	out, errOut, code = w.ssh("r\\\rm c3\recho 'open\rquote'; rm c4\recho rm c5\r!!:s/echo //\recho after-$((2+3))\rexit 6\r",
+		"alice~web1", []string{"-tt"})
+	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 3 ||
+		!strings.Contains(errOut, "history expansion") {
 		t.Fatalf("pty: exit %d, out %q, stderr %q", code, out, errOut)
 	}
-	for _, f := range []string{"c1", "c2", "c3", "c4"} {
+	for _, f := range []string{"c1", "c2", "c3", "c4", "c5"} {
 		if !w.exists(f) {
 			t.Errorf("%s deleted", f)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -399,6 +400,10 @@ func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen bool) *li
 		// A shell's lines are shell commands; an exec with a terminal is
 		// decided as exec, so that a grant of exec alone still works.
 		d, _ := c.decide(g.action, line)
+		if d.Allow && pty && shellcmd.HistoryExpansion(line) {
+			// "!!:s/echo //" runs a command the line does not show.
+			d = policy.Decision{Reason: "access denied: history expansion (! or ^) cannot be judged by the gateway"}
+		}
 		// Only a line that runs a listed program may pause checking, and
 		// only until that program leaves the alternate screen.
 		lg.alt.arm(d.Allow && d.Fullscreen)
