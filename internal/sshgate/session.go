@@ -395,6 +395,7 @@ func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen bool) *li
 	}
 	lg.check = func(line string, certain bool) (bool, string) {
 		if strings.TrimSpace(line) == "" {
+			lg.alt.arm(false)
 			return true, ""
 		}
 		// A shell's lines are shell commands; an exec with a terminal is
