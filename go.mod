@@ -11,6 +11,8 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
+require mvdan.cc/sh/v3 v3.14.1 // indirect
+
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v3 v3.0.1 // indirect

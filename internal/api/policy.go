@@ -277,7 +277,9 @@ func (q *ExplainRequest) request(kindOf func(string) (policy.SubjectKind, bool),
 		// with the same words as a subject without access.
 		kind = policy.SubjectUser
 	}
-	return policy.Request{Kind: kind, Subject: q.User, Action: q.Action, Target: q.Target,
+	// As the SSH front does: an exec that starts an interactive shell is
+	// decided as a shell.
+	return policy.Request{Kind: kind, Subject: q.User, Action: policy.SessionAction(q.Action, q.Command), Target: q.Target,
 		TargetUser: account, Source: src, Command: q.Command, Now: now}, nil
 }
 

@@ -161,6 +161,14 @@ func TestPolicyExplain(t *testing.T) {
 					t.Errorf("decision %+v", res)
 				}
 			}},
+		{name: "exec of an interactive shell is decided as shell, as the gateway does",
+			body:       `{"user":"backup","target":"web1","account":"svc-stats","action":"exec","command":"bash -i","source":"10.9.0.5"}`,
+			wantStatus: 200,
+			check: func(t *testing.T, res api.ExplainResponse) {
+				if res.Allow || !strings.Contains(res.Reason, "is not granted shell") {
+					t.Errorf("decision %+v", res)
+				}
+			}},
 		{name: "several target users without an account",
 			body:       `{"user":"backup","target":"web1","action":"file-transfer","command":"sftp","source":"10.1.2.3"}`,
 			wantStatus: 200,

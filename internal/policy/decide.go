@@ -9,6 +9,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 )
 
 // Stages a policy passes on the way to granting a request, in order. The
@@ -124,6 +125,10 @@ func (e *Engine) Decide(r Request) Decision {
 	certAuth := target.AuthMode() == resource.AuthCertificate
 
 	best := stageTarget
+	// The command is parsed at most once, and only when a granting policy
+	// has command rules.
+	var cmd lazyCommand
+	fullscreen := false
 	var (
 		granted     *compiled // the granting policy named first, for a stable answer
 		grantedOp   string
@@ -148,6 +153,9 @@ func (e *Engine) Decide(r Request) Decision {
 		}
 		if grantedOp == "" {
 			grantedOp = op
+		}
+		if len(c.fullscreen) > 0 && r.Command != "" && !fullscreen {
+			fullscreen = launchesFullscreen(cmd.parse(r.Command), c.fullscreen)
 		}
 		ob.MaxSession = minLimit(ob.MaxSession, c.maxSession)
 		ob.IdleTimeout = minLimit(ob.IdleTimeout, c.idleTimeout)
@@ -186,7 +194,7 @@ func (e *Engine) Decide(r Request) Decision {
 				grant(c, "")
 				continue
 			}
-			op, denied, allowed, why := c.checkCommand(r.Command)
+			op, denied, allowed, why := c.checkCommand(cmd.parse(r.Command))
 			if denied {
 				// A deny pattern in any granting policy wins.
 				return Decision{Reason: "access denied: " + why, Operation: op}
@@ -208,7 +216,7 @@ func (e *Engine) Decide(r Request) Decision {
 		}
 	}
 	if granted != nil {
-		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Obligations: ob}
+		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Fullscreen: fullscreen, Obligations: ob}
 		e.recordingFor(&d.Obligations, &r, target.Name, now)
 		return d
 	}
@@ -308,25 +316,88 @@ func inCIDRs(cidrs []netip.Prefix, a netip.Addr) bool {
 	return false
 }
 
-// checkCommand applies one policy's command rules. denied: a deny pattern
-// matched (it wins over every other policy). allowed: no allow list, or a
-// pattern of it matched. operation names the operation that matched.
-func (c *compiled) checkCommand(cmd string) (operation string, denied, allowed bool, reason string) {
-	for _, p := range c.deny {
-		if p.re.MatchString(cmd) {
-			if p.operation != "" {
-				return p.operation, true, false, fmt.Sprintf("command denied by operation %s (policy %s)", p.operation, c.name)
+// SessionAction returns the action a session request needs. An exec
+// command that starts a shell or interpreter reading the session (bash,
+// bash -i, python, sudo -i...) is a shell session by another name: it needs
+// the shell action, and its lines are checked like a shell's. Fronts call
+// it before Decide, and so do explanations, so both say the same.
+func SessionAction(action, command string) string {
+	if action == resource.ActionExec && command != "" && shellcmd.Parse(command).Interactive {
+		return resource.ActionShell
+	}
+	return action
+}
+
+// lazyCommand parses a request's command on first use.
+type lazyCommand struct {
+	done bool
+	res  shellcmd.Result
+}
+
+func (l *lazyCommand) parse(command string) *shellcmd.Result {
+	if !l.done {
+		l.res, l.done = shellcmd.Parse(command), true
+	}
+	return &l.res
+}
+
+// launchesFullscreen reports whether the command is one program named in
+// list: a line that runs anything else besides it gets no pause.
+func launchesFullscreen(res *shellcmd.Result, list []string) bool {
+	return res.Unjudgeable == "" && !res.Interactive && len(res.Commands) == 1 && slices.Contains(list, res.Commands[0].Name)
+}
+
+// checkCommand applies one policy's command rules to every simple command
+// the shell would run. denied: a deny pattern matched one of them, or the
+// command cannot be judged (it wins over every other policy). allowed: no
+// allow list, or each command matched a pattern of it. operation names the
+// operation that matched.
+func (c *compiled) checkCommand(res *shellcmd.Result) (operation string, denied, allowed bool, reason string) {
+	if res.Unjudgeable != "" {
+		return "", true, false, fmt.Sprintf("command denied by policy %s: %s cannot be judged by the gateway", c.name, res.Unjudgeable)
+	}
+	for i := range res.Commands {
+		// Deny patterns see every form: the command as written, with a
+		// path cut to its base name, and each wrapper layer.
+		for _, f := range res.Commands[i].Forms {
+			for _, p := range c.deny {
+				if p.re.MatchString(f) {
+					if p.operation != "" {
+						return p.operation, true, false, fmt.Sprintf("command denied by operation %s (policy %s)", p.operation, c.name)
+					}
+					return "", true, false, fmt.Sprintf("command denied by policy %s", c.name)
+				}
 			}
-			return "", true, false, fmt.Sprintf("command denied by policy %s", c.name)
 		}
 	}
 	if !c.hasAllow {
 		return "", false, true, ""
 	}
-	for _, p := range c.allow {
-		if p.re.MatchString(cmd) {
-			return p.operation, false, true, ""
+	if len(res.Commands) == 0 {
+		return "", false, false, fmt.Sprintf("command not in the allowed list of policy %s", c.name)
+	}
+	op := ""
+	for i := range res.Commands {
+		// Allow patterns see the program finally run: wrappers (sudo,
+		// env, nice) are transparent to them.
+		matched := false
+		for _, f := range res.Commands[i].Runs {
+			for _, p := range c.allow {
+				if p.re.MatchString(f) {
+					matched = true
+					if op == "" {
+						op = p.operation
+					}
+					break
+				}
+			}
+			if matched {
+				break
+			}
+		}
+		if !matched {
+			return "", false, false, fmt.Sprintf("command not in the allowed list of policy %s", c.name)
 		}
 	}
-	return "", false, false, fmt.Sprintf("command not in the allowed list of policy %s", c.name)
+	return op, false, true, ""
 }

@@ -36,6 +36,7 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 		now = time.Now()
 	}
 	certAuth := target.AuthMode() == resource.AuthCertificate
+	var cmd lazyCommand
 	seen := map[*compiled]bool{}
 	for _, list := range cands {
 		for _, c := range list {
@@ -61,7 +62,7 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 					st.Why += fmt.Sprintf(" as %v", e.appendUsers(nil, c, loginName, r.Target, certAuth))
 				}
 				if r.Command != "" && c.hasRules() {
-					op, denied, allowed, why := c.checkCommand(r.Command)
+					op, denied, allowed, why := c.checkCommand(cmd.parse(r.Command))
 					switch {
 					case denied:
 						st.Outcome, st.Why = "denies", why

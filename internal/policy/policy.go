@@ -13,8 +13,11 @@
 // Semantics: policies are permissive (nothing is allowed unless a policy
 // allows it). For a command (an exec request, or a line entered in an
 // interactive shell) the command rules of every policy that grants the
-// request are consulted: a deny pattern in any of them wins; a policy with
-// an allow list grants only the commands it matches.
+// request are consulted, on the simple commands the shell would run for it
+// (package shellcmd): a deny pattern matching any of them in any of the
+// policies wins; a policy with an allow list grants only when each of them
+// matches it; a command the gateway cannot judge (eval, a computed
+// command name, a parse error...) is denied by any policy with rules.
 //
 // Engine choice, on measurement (this 2-core machine kind, one core):
 // compiled Go matching with a subject index decides in ~0.3 us at 1,000
@@ -81,6 +84,10 @@ type Decision struct {
 	TargetUsers []string
 	// Operation names the operation whose pattern matched the command, if any.
 	Operation string
+	// Fullscreen is set when the command is a single program that a
+	// granting policy lists in commands.fullscreen: while it runs, line
+	// checking may pause once the target enters its alternate screen.
+	Fullscreen bool
 	// Reason says why a request was denied, in a form safe to show the
 	// client: it never reveals whether a target the subject cannot reach
 	// exists.
@@ -174,6 +181,7 @@ type compiled struct {
 	allow       []pattern
 	deny        []pattern
 	hasAllow    bool
+	fullscreen  []string  // programs during which line checking may pause
 	from, until time.Time // zero: unbounded
 	maxSession  time.Duration
 	idleTimeout time.Duration
@@ -403,6 +411,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 			return nil, fmt.Errorf("commands.deny: %w", err)
 		}
 		c.hasAllow = len(p.Commands.Allow) > 0
+		c.fullscreen = p.Commands.Fullscreen
 	}
 	return c, nil
 }

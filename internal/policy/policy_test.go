@@ -4,10 +4,12 @@ import (
 	"net/netip"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 )
 
 // testInput is a small site that exercises every way a policy can reach a
@@ -212,7 +214,7 @@ func TestDecide(t *testing.T) {
 		{name: "command not allowed", req: svc("deploy", "uptime -p"), want: Decision{Reason: "access denied: command not in the allowed list of policy stats-web1"}},
 		{name: "command empty", req: svc("deploy", ""), want: Decision{Reason: "access denied: command not in the allowed list of policy stats-web1"}},
 		{name: "command denied by operation", req: svc("deploy", "rm -rf /"), want: Decision{Reason: "access denied: command denied by operation danger (policy stats-web1)", Operation: "danger"}},
-		{name: "deny wins over allow", req: svc("deploy", "esxcli iscsi; reboot"), want: Decision{Reason: "access denied: command denied by policy stats-web1"}},
+		{name: "each command must be allowed", req: svc("deploy", "esxcli iscsi; reboot"), want: Decision{Reason: "access denied: command not in the allowed list of policy stats-web1"}},
 		{name: "deny wins over allowed operation", req: svc("deploy", "esxcli iscsi x && rm -rf /"), want: Decision{Reason: "access denied: command denied by operation danger (policy stats-web1)", Operation: "danger"}},
 		{name: "deny only list", req: userReq("bob", "exec", "web1", "bob"), want: Decision{Allow: true, Policy: "bob-web1"}},
 		{name: "deny only list denies", req: Request{Kind: SubjectUser, Subject: "bob", Action: "exec", Target: "web1", TargetUser: "bob", Command: "sudo reboot"},
@@ -357,13 +359,20 @@ func FuzzCommandRules(f *testing.F) {
 			t.Fatalf("allowed by %q", d.Policy)
 		}
 		// The properties the rules promise, checked against the patterns
-		// directly: an inline deny that matches always denies, and with an
-		// allow list nothing unmatched is allowed.
-		if d.Allow && deny != "" && !strings.HasPrefix(deny, "@") && mustMatch(t, deny, cmd) {
-			t.Fatalf("command %q allowed though deny %q matches", cmd, deny)
+		// directly on the commands the shell would run: an inline deny that
+		// matches one always denies, with an allow list nothing unmatched is
+		// allowed, and what cannot be judged is denied.
+		res := shellcmd.Parse(cmd)
+		if d.Allow && res.Unjudgeable != "" {
+			t.Fatalf("command %q allowed though %s", cmd, res.Unjudgeable)
 		}
-		if d.Allow && allow != "" && !strings.HasPrefix(allow, "@") && !mustMatch(t, allow, cmd) {
-			t.Fatalf("command %q allowed though allow %q does not match", cmd, allow)
+		for _, c := range res.Commands {
+			if d.Allow && deny != "" && !strings.HasPrefix(deny, "@") && slices.ContainsFunc(c.Forms, func(f string) bool { return mustMatch(t, deny, f) }) {
+				t.Fatalf("command %q allowed though deny %q matches %q", cmd, deny, c.Forms)
+			}
+			if d.Allow && allow != "" && !strings.HasPrefix(allow, "@") && !slices.ContainsFunc(c.Runs, func(f string) bool { return mustMatch(t, allow, f) }) {
+				t.Fatalf("command %q allowed though allow %q does not match %q", cmd, allow, c.Runs)
+			}
 		}
 		if d.Operation != "" && d.Operation != "op" {
 			t.Fatalf("operation %q", d.Operation)

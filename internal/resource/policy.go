@@ -72,10 +72,17 @@ func (t TargetSelector) IsZero() bool {
 }
 
 // CommandRules restricts the commands a policy allows. Each entry is an RE2
-// pattern or "@operation".
+// pattern or "@operation", matched against every simple command the shell
+// would run (argv after quote removal, joined by single spaces).
 type CommandRules struct {
 	Allow []string `yaml:"allow,omitempty" json:"allow,omitempty"`
 	Deny  []string `yaml:"deny,omitempty" json:"deny,omitempty"`
+	// Fullscreen names programs (vim, less, top) during which line
+	// checking of an interactive session may pause: only while a line
+	// that runs one of them is running, and the program has switched the
+	// terminal to its alternate screen. Default none: checking never
+	// pauses.
+	Fullscreen []string `yaml:"fullscreen,omitempty" json:"fullscreen,omitempty"`
 }
 
 // PathRules limits the files a file-transfer grant may touch on the target:
@@ -408,6 +415,13 @@ func (p *Policy) validateTargetAccess() error {
 	if p.Commands != nil {
 		if len(p.Commands.Allow)+len(p.Commands.Deny) == 0 {
 			return fieldErr("commands", "has neither allow nor deny")
+		}
+		for i, name := range p.Commands.Fullscreen {
+			// A program name, matched against the base name of what a line
+			// runs: a path or a pattern would be a different promise.
+			if name == "" || strings.ContainsAny(name, "/ \t\n*?[") {
+				return fieldErr(fmt.Sprintf("commands.fullscreen[%d]", i), "must be a program name such as vim (no path, space or pattern)")
+			}
 		}
 		for _, rules := range []struct {
 			field string

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/portcullis/portcullis/internal/lineedit"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 )
 
 // lineGate sits on the client-to-target input of an interactive shell whose
@@ -32,6 +33,12 @@ type lineGate struct {
 	// dropPaste is set after a line inside a bracketed paste was denied:
 	// the rest of that paste is not sent.
 	dropPaste bool
+	// held is, with a pty, the text of lines the shell has not run yet
+	// because they continue on the next (a trailing backslash, an open
+	// quote, a here-document): they are judged together, as the shell
+	// will run them. heldUncertain is set when one of them was uncertain.
+	held          string
+	heldUncertain bool
 }
 
 // pasteEnd ends a bracketed paste on the target's line editor.
@@ -41,6 +48,10 @@ var pasteEnd = []byte("\x1b[201~")
 // editor may be in the middle of (Ctrl-X ..., ESC ...), so that the erase
 // that follows is taken as plain editing. bash rings the bell.
 const cancelKey = 0x07
+
+// interruptKey is Ctrl-C: with the terminal's default settings the target's
+// shell gets SIGINT and drops the command it is reading, all its lines.
+const interruptKey = 0x03
 
 // maxPending bounds a held line without a pty; a longer one is refused
 // rather than sent unchecked.
@@ -73,7 +84,18 @@ func (g *lineGate) filter(out, in []byte) []byte {
 		case lineedit.Enter:
 			line, certain := g.ed.Line()
 			g.ed.Reset()
-			ok, reason := g.check(line, certain)
+			full := g.held + line
+			certain = certain && !g.heldUncertain
+			if len(full) < maxPending && shellcmd.Incomplete(full) {
+				// The shell waits for the rest (its PS2 prompt): let the
+				// newline through and judge the whole when it is complete.
+				g.held, g.heldUncertain = full+"\n", !certain
+				out = append(out, b)
+				continue
+			}
+			continued := g.held != ""
+			g.held, g.heldUncertain = "", false
+			ok, reason := g.check(full, certain)
 			if ok {
 				out = append(out, b)
 				continue
@@ -89,10 +111,18 @@ func (g *lineGate) filter(out, in []byte) []byte {
 			// empty line, so the user gets a fresh prompt.
 			out = append(out, cancelKey)
 			out = append(out, lineedit.Clear()...)
-			out = append(out, '\r')
+			if continued {
+				// The shell holds earlier lines of this command: an Enter
+				// would run them. Ctrl-C (SIGINT through the terminal)
+				// makes it drop the whole command.
+				out = append(out, interruptKey)
+			} else {
+				out = append(out, '\r')
+			}
 			g.deny(reason)
 		case lineedit.Cancel:
 			g.ed.Reset()
+			g.held, g.heldUncertain = "", false
 			out = append(out, b)
 		default:
 			out = append(out, b)
@@ -114,7 +144,18 @@ func (g *lineGate) filterRaw(out, in []byte) []byte {
 		}
 		g.pending = append(g.pending, in[:i+1]...)
 		in = in[i+1:]
+		if len(g.pending) > maxPending {
+			g.deny("line too long to check")
+			g.pending = g.pending[:0]
+			continue
+		}
 		line := string(bytes.TrimRight(g.pending, "\r\n"))
+		if shellcmd.Incomplete(line) {
+			// Continued on the next line (a trailing backslash, an open
+			// quote, a here-document): held and judged whole, as the
+			// shell will run it.
+			continue
+		}
 		if ok, reason := g.check(line, true); ok {
 			out = append(out, g.pending...)
 		} else {
@@ -156,12 +197,31 @@ func copyChecked(dst io.Writer, src io.Reader, g *lineGate, act *activity) (int6
 // altScreen follows whether the target switched its terminal to the
 // alternate screen (what full-screen programs do), by watching its output.
 // A switch split across two writes is missed: best-effort, like the rest.
+//
+// Output alone never pauses checking: the gate arms the pause when it lets
+// through a line that runs a program the policy lists as full-screen
+// (commands.fullscreen), each later line re-arms or disarms it, and the
+// target leaving the alternate screen (the program ended) disarms it.
+// Output that enters the alternate screen while disarmed (printf
+// '\033[?1049h', cat of a file) leaves checking on.
 type altScreen struct {
-	on atomic.Bool
+	on    atomic.Bool
+	armed atomic.Bool
 	// onEnter, if set, is called when the target enters the alternate
-	// screen: line checking stops there, which anything the target prints
-	// can trigger, so the pause is audited.
-	onEnter func()
+	// screen while armed: line checking pauses there, so the pause is
+	// audited. onRefused, if set, is called the first time the target
+	// enters it while disarmed.
+	onEnter   func()
+	onRefused func()
+	refused   atomic.Bool
+}
+
+// arm says whether the line just let through runs a full-screen program.
+// A nil altScreen (no pty) ignores it.
+func (a *altScreen) arm(fullscreen bool) {
+	if a != nil {
+		a.armed.Store(fullscreen)
+	}
 }
 
 var (
@@ -186,11 +246,20 @@ func (a *altScreen) observe(p []byte) {
 	enter, leave := last(altEnter), last(altLeave)
 	switch {
 	case enter > leave:
+		if !a.armed.Load() {
+			if !a.refused.Swap(true) && a.onRefused != nil {
+				a.onRefused()
+			}
+			return
+		}
 		if !a.on.Swap(true) && a.onEnter != nil {
 			a.onEnter()
 		}
 	case leave > enter:
+		// The full-screen program is ending: whatever enters the
+		// alternate screen later needs a line of its own.
 		a.on.Store(false)
+		a.armed.Store(false)
 	}
 }
 

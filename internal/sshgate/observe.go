@@ -15,6 +15,7 @@ import (
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -151,9 +152,20 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 				return ok, reason
 			}
 		} else {
+			// Lines the shell joins (a trailing backslash, an open quote,
+			// a here-document) are logged joined, as the gate judges them.
+			var held string
+			heldCertain := true
 			o.hist, o.onLine = &lineedit.Editor{}, func(line string, certain bool) {
-				if line != "" {
-					onLine(line, certain)
+				full := held + line
+				if len(full) < maxPending && shellcmd.Incomplete(full) {
+					held, heldCertain = full+"\n", heldCertain && certain
+					return
+				}
+				certain = certain && heldCertain
+				held, heldCertain = "", true
+				if full != "" {
+					onLine(full, certain)
 				}
 			}
 		}

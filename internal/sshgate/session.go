@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/shellcmd"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -110,7 +111,8 @@ func classify(req *ssh.Request) (action, command string, err error) {
 		if isFileTransfer(p.Command) {
 			return resource.ActionFileTransfer, p.Command, nil
 		}
-		return resource.ActionExec, p.Command, nil
+		// "bash", "bash -i", "python": a shell session by another name.
+		return policy.SessionAction(resource.ActionExec, p.Command), p.Command, nil
 	case "subsystem":
 		var p struct{ Name string }
 		if err := ssh.Unmarshal(req.Payload, &p); err != nil {
@@ -266,8 +268,10 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	c.setEnd(g, end, targetUser)
 	stop := c.enforceLimits(g, d.Obligations, act, end)
 	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard}
-	if action == resource.ActionShell && d.CheckCommands {
-		opts.gate = c.newLineGate(stderr, g, hasPTY(setup))
+	if d.CheckCommands && (action == resource.ActionShell || (action == resource.ActionExec && hasPTY(setup))) {
+		// An exec with a terminal reads keystrokes like a shell does: the
+		// program may be a REPL the parser did not recognise.
+		opts.gate = c.newLineGate(stderr, g, hasPTY(setup), d.Fullscreen)
 	}
 	obs, err := c.newObserver(g, d.Obligations, targetUser, setup, end, opts.gate)
 	if err != nil {
@@ -298,7 +302,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		_ = req.Reply(true, nil)
 	}
 	var cmdID int64
-	if action == resource.ActionExec {
+	if action == resource.ActionExec || (action == resource.ActionShell && command != "") {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
 	}
 	res = bridgeSession(ch, reqs, uch, ureqs, opts)
@@ -380,23 +384,42 @@ func hasPTY(setup []*ssh.Request) bool {
 // newLineGate builds the line checker for a shell session: each line is
 // decided as the shell action with the line as its command, and a denied
 // line is reported to the client and the audit trail.
-func (c *conn) newLineGate(stderr io.Writer, g *grant, pty bool) *lineGate {
+//
+// fullscreen says that the session's own command is a program the policy
+// lists as full-screen: checking may pause once it enters the alternate
+// screen. Later, each allowed line says the same for itself.
+func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen bool) *lineGate {
 	lg := &lineGate{pty: pty}
 	if pty {
 		lg.alt = &altScreen{onEnter: func() {
 			_ = c.audit(store.AuditEvent{Type: audit.CommandCheckPaused, Outcome: audit.Info, SessionID: g.id,
-				Message: "full-screen mode (alternate screen): lines typed now are not checked until it ends"})
+				Message: "full-screen program (alternate screen): lines typed now are not checked until it ends"})
+		}, onRefused: func() {
+			_ = c.audit(store.AuditEvent{Type: audit.CommandCheckPaused, Outcome: audit.Info, SessionID: g.id,
+				Message: "the target switched to the alternate screen without a full-screen program; checking continues",
+				Detail:  map[string]any{"paused": false}})
 		}}
+		lg.alt.arm(fullscreen)
 	}
 	lg.check = func(line string, certain bool) (bool, string) {
 		if strings.TrimSpace(line) == "" {
+			lg.alt.arm(false)
 			return true, ""
 		}
-		d, _ := c.decide(resource.ActionShell, line)
+		// A shell's lines are shell commands; an exec with a terminal is
+		// decided as exec, so that a grant of exec alone still works.
+		d, _ := c.decide(g.action, line)
+		if d.Allow && pty && shellcmd.HistoryExpansion(line) {
+			// "!!:s/echo //" runs a command the line does not show.
+			d = policy.Decision{Reason: "access denied: history expansion (! or ^) cannot be judged by the gateway"}
+		}
+		// Only a line that runs a listed program may pause checking, and
+		// only until that program leaves the alternate screen.
+		lg.alt.arm(d.Allow && d.Fullscreen)
 		if d.Allow {
 			return true, ""
 		}
-		detail := map[string]any{"action": resource.ActionShell, "command": line, "certain": certain, "interactive": true}
+		detail := map[string]any{"action": g.action, "command": line, "certain": certain, "interactive": true}
 		if d.Operation != "" {
 			detail["operation"] = d.Operation
 		}
