@@ -9,8 +9,8 @@ import (
 )
 
 // commandSite has one user per rule set: dan with deny ["^rm ", "passwd"],
-// al with allow ["^ls( |$)", "^uptime$", "^cat /proc/"], and vi with a deny
-// list and fullscreen [vim, less].
+// al with allow ["^ls( |$)", "^uptime$", "^cat /proc/"], vi with a deny
+// list and fullscreen [vim, less], and su with allow ["^ls( |$)", "^sudo ls( |$)"].
 func commandSite(t testing.TB) *Engine {
 	t.Helper()
 	pol := func(name, user string, rules *resource.CommandRules) *resource.Policy {
@@ -19,12 +19,13 @@ func commandSite(t testing.TB) *Engine {
 			TargetUsers: []string{"root"}, Actions: []string{"exec", "shell"}, Commands: rules}
 	}
 	return mustCompile(t, Input{
-		Users:   []*resource.User{{Name: "dan"}, {Name: "al"}, {Name: "vi"}},
+		Users:   []*resource.User{{Name: "dan"}, {Name: "al"}, {Name: "vi"}, {Name: "su"}},
 		Targets: []*resource.Target{{Name: "web1", Auth: resource.AuthCertificate}},
 		Policies: []*resource.Policy{
 			pol("dan-deny", "dan", &resource.CommandRules{Deny: []string{"^rm ", "passwd"}}),
 			pol("al-allow", "al", &resource.CommandRules{Allow: []string{"^ls( |$)", "^uptime$", "^cat /proc/"}}),
 			pol("vi-full", "vi", &resource.CommandRules{Deny: []string{"^rm "}, Fullscreen: []string{"vim", "less"}}),
+			pol("su-allow", "su", &resource.CommandRules{Allow: []string{"^ls( |$)", "^sudo ls( |$)"}}),
 		},
 	})
 }
@@ -90,7 +91,19 @@ func TestDecideParsedCommands(t *testing.T) {
 		{"al", "ls -la /tmp", true, ""},
 		{"al", `ls "a b"`, true, ""},
 		{"al", "/bin/ls /", true, ""},
-		{"al", "sudo ls /root", true, ""}, // wrappers are transparent to allow lists
+		{"al", "nice ls /root", true, ""},                         // wrappers are transparent to allow lists...
+		{"al", "sudo ls /root", false, "not in the allowed list"}, // ...but not those that change who runs it
+		{"al", "sudo -u root ls", false, "not in the allowed list"},
+		{"al", "doas ls", false, "not in the allowed list"},
+		{"al", "su -c ls", false, "not in the allowed list"},
+		{"al", "runuser -u x -- ls", false, "not in the allowed list"},
+		{"al", "nice sudo ls", false, "not in the allowed list"},
+		{"al", "env sudo ls", false, "not in the allowed list"},
+		{"al", "/usr/bin/sudo ls", false, "not in the allowed list"},
+		{"al", "echo x | sudo xargs ls", false, "not in the allowed list"},
+		{"su", "sudo ls /root", true, ""}, // an allow list that names sudo ls
+		{"su", "sudo -u root ls", false, "not in the allowed list"},
+		{"su", "sudo rm x", false, "not in the allowed list"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.user+" "+tt.cmd, func(t *testing.T) {

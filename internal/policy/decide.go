@@ -347,6 +347,18 @@ func launchesFullscreen(res *shellcmd.Result, list []string) bool {
 	return res.Unjudgeable == "" && !res.Interactive && len(res.Commands) == 1 && slices.Contains(list, res.Commands[0].Name)
 }
 
+// allowsAny reports whether an allow pattern matches one of forms.
+func (c *compiled) allowsAny(forms []string) bool {
+	for _, f := range forms {
+		for _, p := range c.allow {
+			if p.re.MatchString(f) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // checkCommand applies one policy's command rules to every simple command
 // the shell would run. denied: a deny pattern matched one of them, or the
 // command cannot be judged (it wins over every other policy). allowed: no
@@ -393,6 +405,13 @@ func (c *compiled) checkCommand(res *shellcmd.Result) (operation string, denied,
 			}
 			if matched {
 				break
+			}
+		}
+		// A wrapper that changes who runs the command must be allowed
+		// in its own right: "ls" allowed is not "sudo ls" allowed.
+		for _, layer := range res.Commands[i].Elevations {
+			if matched && !c.allowsAny(layer) {
+				matched = false
 			}
 		}
 		if !matched {

@@ -66,6 +66,12 @@ type Command struct {
 	Runs []string
 	// Name is the base name of the program finally run.
 	Name string
+	// Elevations holds, for each wrapper that changes who runs the command
+	// (sudo, doas, su, runuser, chroot, setpriv, pkexec), the forms of that
+	// layer ("sudo ls /root"). Such a layer is not transparent to an allow
+	// list: allowing "ls" must not allow "sudo ls", so one form of each
+	// layer must be allowed as well.
+	Elevations [][]string
 }
 
 // Result is what Parse found in a command string.
@@ -597,6 +603,11 @@ func (w *walker) source(n syntax.Node) string {
 	return "?"
 }
 
+// elevating names the wrappers that run their command as someone else or
+// somewhere else: an allow list must name them (Command.Elevations).
+var elevating = map[string]bool{"sudo": true, "doas": true, "su": true, "runuser": true, "chroot": true,
+	"setpriv": true, "pkexec": true}
+
 // forms returns the texts rules see for argv: joined by single spaces, and
 // again with a path argv[0] cut to its base name.
 func forms(argv []arg) []string {
@@ -623,6 +634,7 @@ func forms(argv []arg) []string {
 func (w *walker) simple(argv []arg, stdin bool, outer []string) {
 	all := outer
 	var runs []string
+	var elevations [][]string
 	base := ""
 	for len(argv) > 0 {
 		if w.failed() {
@@ -648,6 +660,9 @@ func (w *walker) simple(argv []arg, stdin bool, outer []string) {
 			all = append(all[:len(all):len(all)], runs...)
 		}
 		base = path.Base(argv[0].text)
+		if elevating[base] {
+			elevations = append(elevations, runs)
+		}
 		if why := notJudged(base, argv[1:]); why != "" {
 			w.fail(why)
 			return
@@ -661,5 +676,5 @@ func (w *walker) simple(argv []arg, stdin bool, outer []string) {
 	if runs == nil {
 		return
 	}
-	w.res.Commands = append(w.res.Commands, Command{Forms: all, Runs: runs, Name: base})
+	w.res.Commands = append(w.res.Commands, Command{Forms: all, Runs: runs, Name: base, Elevations: elevations})
 }
