@@ -275,6 +275,26 @@ func runRecordingsDownload(e *env, args []string) error {
 // Without force it links rather than renames, which fails (fs.ErrExist)
 // if path appeared in the meantime instead of replacing it.
 func saveFile(id, path string, r io.Reader, force bool) (int64, error) {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// A device or a pipe (-o /dev/null, -o /dev/stdout): write to it.
+		// Renaming a temporary file over it would replace /dev/null with a
+		// regular file, which breaks every program on the machine.
+		if fi.IsDir() {
+			return 0, fmt.Errorf("save recording: %s is a directory", path)
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, fmt.Errorf("save recording: %w", err)
+		}
+		n, err := io.Copy(f, r)
+		if cerr := f.Close(); err == nil && cerr != nil {
+			return n, fmt.Errorf("save recording: %w", cerr)
+		}
+		if err != nil {
+			return n, copyError(id, err)
+		}
+		return n, nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
 	if err != nil {
 		return 0, fmt.Errorf("save recording: %w", err)

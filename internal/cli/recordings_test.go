@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -237,6 +238,30 @@ func TestCLIRecordings(t *testing.T) {
 		g.run(t, "", "recordings", "download", "rec1").want(t, 2, nil, []string{"rec1.cast exists", "--force"})
 		g.run(t, "", "recordings", "download", "rec1", "--force").want(t, 0, []string{"saved to rec1.cast"}, nil)
 		g.run(t, "", "recordings", "download", "rec1", "-o", filepath.Join(dir, "copy.cast")).want(t, 0, []string{"copy.cast"}, nil)
+		// A pipe or a device is written to, never replaced: renaming over
+		// -o /dev/null --force once turned /dev/null into a regular file.
+		fifo := filepath.Join(dir, "pipe")
+		if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan []byte, 1)
+		go func() {
+			b, _ := os.ReadFile(fifo) // opens when the CLI opens it for writing
+			got <- b
+		}()
+		g.run(t, "", "recordings", "download", "rec1", "-o", fifo, "--force").want(t, 0, nil, nil)
+		select {
+		case fb := <-got:
+			if string(fb) != string(b) {
+				t.Errorf("-o FIFO delivered %d bytes, want the recording's %d", len(fb), len(b))
+			}
+		case <-time.After(10 * time.Second):
+			// The reader still waits for a writer: the CLI wrote elsewhere.
+			t.Errorf("-o FIFO --force wrote nothing to the pipe")
+		}
+		if fi, err := os.Lstat(fifo); err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Errorf("-o FIFO --force replaced the pipe: %v %v", fi.Mode(), err)
+		}
 		r = g.run(t, "", "recordings", "download", "rec1", "-o", "-")
 		r.want(t, 0, nil, []string{"saved to standard output"})
 		if r.stdout != string(b) {
@@ -282,8 +307,8 @@ func TestCLIRecordings(t *testing.T) {
 				downloads++
 			}
 		}
-		if downloads != 5 {
-			t.Errorf("%d downloads of rec1 audited, want 5", downloads)
+		if downloads != 6 {
+			t.Errorf("%d downloads of rec1 audited, want 6", downloads)
 		}
 	})
 
