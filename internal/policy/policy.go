@@ -61,6 +61,11 @@ type Request struct {
 	// Command is the exact command of an exec request, or the line entered
 	// in an interactive shell; empty otherwise.
 	Command string
+	// Destination is where a tunnel request goes, HOST:PORT as the client
+	// asked (direct-tcpip), checked against the policies' tunnels.to. Empty
+	// asks only whether the tunnel action is granted (policy explain); the
+	// SSH front always sets it.
+	Destination string
 	// Now is the time of the request, for validity windows; zero means
 	// time.Now().
 	Now time.Time
@@ -177,6 +182,8 @@ type compiled struct {
 	sudoers     string // with provision: the sudoers rule for it
 	recordInput bool   // session-recording policies
 	failOpen    bool   // session-recording: on_failure: continue
+
+	tunnels []resource.Endpoint // tunnels.to; nil: the target host itself
 }
 
 // hasRules reports whether the policy restricts commands.
@@ -370,6 +377,15 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 			pfx = netip.PrefixFrom(pfx.Addr().Unmap(), pfx.Bits()-96)
 		}
 		c.cidrs = append(c.cidrs, pfx.Masked())
+	}
+	if p.Tunnels != nil {
+		for _, to := range p.Tunnels.To {
+			ep, err := resource.ParseTunnelRule(to)
+			if err != nil {
+				return nil, fmt.Errorf("tunnels.to: %w", err)
+			}
+			c.tunnels = append(c.tunnels, ep)
+		}
 	}
 	if p.Commands != nil {
 		var err error

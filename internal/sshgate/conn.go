@@ -92,6 +92,7 @@ type grant struct {
 	id      string
 	action  string
 	command string
+	dest    string // a tunnel's HOST:PORT
 	started time.Time
 	// notify tells the client why its session is ending (stderr of a
 	// session channel); nil for tunnels.
@@ -519,6 +520,11 @@ func (c *conn) handleGlobalRequest(req *ssh.Request) {
 // decide asks the engine about one request on this connection, fixing the
 // target user on the first allowed request.
 func (c *conn) decide(action, command string) (policy.Decision, string) {
+	return c.decideTo(action, command, "")
+}
+
+// decideTo is decide for a tunnel to dest (HOST:PORT).
+func (c *conn) decideTo(action, command, dest string) (policy.Decision, string) {
 	c.decideMu.Lock()
 	defer c.decideMu.Unlock()
 	snap := c.srv.cfg.Snapshot()
@@ -534,7 +540,7 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 		return policy.Decision{Reason: directoryDenial(err)}, ""
 	}
 	req := policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action, Target: c.login.Target,
-		TargetUser: tu, Source: c.source, Command: command, Groups: groups}
+		TargetUser: tu, Source: c.source, Command: command, Groups: groups, Destination: dest}
 	if tu == "" {
 		d := c.srv.engineDecide(snap, req)
 		if !d.Allow {
@@ -630,7 +636,7 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 	c.mu.Unlock()
 	for _, g := range grants {
 		d := c.srv.engineDecide(snap, policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
-			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command, Groups: groups})
+			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command, Groups: groups, Destination: g.dest})
 		if !d.Allow {
 			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)
 			return
