@@ -144,6 +144,12 @@ tunnels: {to: [%q, "db.internal:5432"]}
 			t.Fatalf("direct-tcpip to port %d: %v, want refused", p, err)
 		}
 	}
+	// A unix socket on the target (ssh -L PORT:/path, direct-streamlocal)
+	// is no TCP destination: refused.
+	if c, err := raw.Dial("unix", "/run/sshd.pid"); err == nil {
+		c.Close()
+		t.Fatal("direct-streamlocal opened")
+	}
 	raw.Close()
 	refused("localhost:"+otherPort, "not in tunnels.to")
 	refused("LOCALHOST.:"+otherPort, "not in tunnels.to")
