@@ -90,10 +90,8 @@ func TestPreAuthPool(t *testing.T) {
 			p := newPreAuthPool(tt.perSource, tt.start, tt.rate, tt.full)
 			p.intn = func(int) int { return tt.roll }
 			p.now = func() time.Time { return testNow }
-			var conns []*fakeConn
 			for i, st := range tt.steps {
 				nc := &fakeConn{name: fmt.Sprint(i)}
-				conns = append(conns, nc)
 				e, evicted, reason := p.admit(nc, netip.MustParseAddr(st.src))
 				if reason != st.want {
 					t.Fatalf("step %d (%s): reason %q, want %q", i, st.src, reason, st.want)
