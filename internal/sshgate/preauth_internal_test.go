@@ -3,6 +3,7 @@ package sshgate
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -11,14 +12,17 @@ import (
 	"time"
 )
 
-// fakeConn is a net.Conn that only remembers being closed.
+// fakeConn is a net.Conn that has an address and only remembers being
+// closed.
 type fakeConn struct {
 	net.Conn
 	name   string
+	addr   net.Addr
 	closed bool
 }
 
-func (c *fakeConn) Close() error { c.closed = true; return nil }
+func (c *fakeConn) Close() error         { c.closed = true; return nil }
+func (c *fakeConn) RemoteAddr() net.Addr { return c.addr }
 
 func TestPreAuthPool(t *testing.T) {
 	type step struct {
@@ -136,6 +140,41 @@ func TestPreAuthPoolRelease(t *testing.T) {
 	}
 	if e, _, r := p.admit(&fakeConn{}, a); e == nil {
 		t.Fatalf("source refused after its places were released: %s", r)
+	}
+}
+
+// TestFailureBudget: failures are charged per IPv4 address or IPv6 /64,
+// and a refund (a login after them) gives them back.
+func TestFailureBudget(t *testing.T) {
+	s := &Server{cfg: Config{FailuresPerMinute: 1, FailureBurst: 2, Log: slog.New(slog.DiscardHandler)},
+		failures: map[netip.Prefix]*failBudget{}, preAuth: newPreAuthPool(10, 10, 30, 100)}
+	from := func(a string) *fakeConn {
+		return &fakeConn{addr: &net.TCPAddr{IP: net.ParseIP(a), Port: 1}}
+	}
+	admitted := func(a string) bool {
+		e, ok := s.admit(from(a))
+		if ok {
+			s.preAuth.release(e)
+		}
+		return ok
+	}
+	r1 := s.noteFailure(netip.MustParseAddr("2001:db8::1"))
+	r2 := s.noteFailure(netip.MustParseAddr("2001:db8::2"))
+	if r1 == nil || r2 == nil {
+		t.Fatal("failures within the burst not charged")
+	}
+	if admitted("2001:db8::3") {
+		t.Fatal("another address of the same /64 admitted after the /64 used its failures")
+	}
+	if !admitted("2001:db8:0:1::1") || !admitted("192.0.2.1") {
+		t.Fatal("other sources refused")
+	}
+	if s.noteFailure(netip.MustParseAddr("2001:db8::4")) != nil {
+		t.Fatal("a failure past the burst was charged (and could be refunded)")
+	}
+	r2()
+	if !admitted("2001:db8::3") {
+		t.Fatal("refunded failure not given back")
 	}
 }
 

@@ -208,7 +208,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	failures  map[netip.Addr]*failBudget
+	failures  map[netip.Prefix]*failBudget // by sourcePrefix
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
 
@@ -242,7 +242,7 @@ func New(cfg Config) (*Server, error) {
 		preAuth:   newPreAuthPool(cfg.MaxPreAuthPerSource, cfg.PreAuthStart, cfg.PreAuthRate, cfg.MaxPreAuth),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		failures:  map[netip.Addr]*failBudget{},
+		failures:  map[netip.Prefix]*failBudget{},
 	}, nil
 }
 
@@ -306,7 +306,7 @@ func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
 	src := addrOf(nc.RemoteAddr())
 	s.mu.Lock()
 	spent := false
-	if b := s.failures[src]; b != nil {
+	if b := s.failures[sourcePrefix(src)]; b != nil {
 		spent = b.left(time.Now(), s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst) < 1
 	}
 	s.mu.Unlock()
@@ -341,7 +341,10 @@ func (s *Server) noteFailure(src netip.Addr) (refund func()) {
 	defer s.mu.Unlock()
 	now := time.Now()
 	perSec, burst := s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst
-	b := s.failures[src]
+	// One budget per IPv4 address or IPv6 /64, like the pre-auth pool: a
+	// client holding a /64 must not get a fresh budget per address.
+	key := sourcePrefix(src)
+	b := s.failures[key]
 	if b == nil {
 		// Bound the table: forget sources that have fully recovered.
 		if len(s.failures) > 10000 {
@@ -352,7 +355,7 @@ func (s *Server) noteFailure(src netip.Addr) (refund func()) {
 			}
 		}
 		b = &failBudget{tokens: float64(burst), at: now}
-		s.failures[src] = b
+		s.failures[key] = b
 	}
 	if b.left(now, perSec, burst) < 1 {
 		return nil // nothing left: admit drops this source's next connection
@@ -363,7 +366,7 @@ func (s *Server) noteFailure(src netip.Addr) (refund func()) {
 		defer s.mu.Unlock()
 		// The entry may have been swept and replaced: a full budget
 		// needs no refund.
-		if cur := s.failures[src]; cur != nil {
+		if cur := s.failures[key]; cur != nil {
 			cur.left(time.Now(), perSec, burst)
 			cur.tokens = min(cur.tokens+1, float64(burst))
 		}
