@@ -54,7 +54,8 @@ type preAuthPool struct {
 	mu      sync.Mutex
 	sources map[netip.Prefix]*sourceState
 	entries map[*preAuthEntry]struct{}
-	seq     uint64 // admission order, for "oldest"
+	seq     uint64    // admission order, for "oldest"
+	swept   time.Time // last sweep of a full sources table
 }
 
 // sourceState is what the pool knows of one source.
@@ -112,14 +113,17 @@ func (st *sourceState) decayed(now time.Time) float64 {
 	return st.pressure
 }
 
-// source returns key's state, creating it; under a flood of distinct
-// sources that fills the table, a new one shares a state that is never
-// kept (it starts with no history, like any new source).
+// sourceLocked returns key's state, creating it; under a flood of distinct
+// sources that fills the table, a new one gets a state that is not kept
+// (it starts with no history, like any new source).
 func (p *preAuthPool) sourceLocked(key netip.Prefix, now time.Time) *sourceState {
 	if st := p.sources[key]; st != nil {
 		return st
 	}
-	if len(p.sources) >= maxSources {
+	// A full table is swept at most once a second: a flood of new
+	// sources must not buy a scan of the whole table each.
+	if len(p.sources) >= maxSources && now.Sub(p.swept) >= time.Second {
+		p.swept = now
 		for k, st := range p.sources {
 			if st.pending == 0 && st.decayed(now) < 1 {
 				delete(p.sources, k)

@@ -212,6 +212,8 @@ type Server struct {
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
 
+	failuresSwept time.Time // when failures was last swept; guarded by mu
+
 	sso ssoCache // finished single sign-ons, for SSOLogin.Cache
 }
 
@@ -346,8 +348,11 @@ func (s *Server) noteFailure(src netip.Addr) (refund func()) {
 	key := sourcePrefix(src)
 	b := s.failures[key]
 	if b == nil {
-		// Bound the table: forget sources that have fully recovered.
-		if len(s.failures) > 10000 {
+		// Bound the table: forget sources that have fully recovered, at
+		// most once a second, so that a flood of new sources does not
+		// buy a scan of the table each.
+		if len(s.failures) > 10000 && now.Sub(s.failuresSwept) >= time.Second {
+			s.failuresSwept = now
 			for a, old := range s.failures {
 				if old.left(now, perSec, burst) >= float64(burst) {
 					delete(s.failures, a)
