@@ -8,8 +8,14 @@
 //
 //  1. Server.Serve accepts it and hands it to its own goroutine at once, so a
 //     slow or stalled client never blocks the accept loop. Sources with too
-//     many recent authentication failures are dropped before the handshake.
-//  2. The handshake and authentication run under a deadline (AuthTimeout).
+//     many recent authentication failures are dropped before the handshake,
+//     and the pre-authentication pool (preAuthPool: a cap per source, early
+//     drops, room made by the sources that connect most) may refuse it or
+//     close another connection to make room.
+//  2. The handshake and authentication run under a deadline: AuthStartTimeout
+//     until the client first asks to authenticate, AuthTimeout in all.
+//     Failed attempts are charged to the source at once and given back if
+//     the connection logs in as the same user.
 //     PublicKeyCallback parses the login string (a malformed one is refused
 //     with a banner) and maps the verified key to an identity. An unknown
 //     user or key gets the ordinary SSH authentication failure. When the
