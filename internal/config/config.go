@@ -109,6 +109,24 @@ type Config struct {
 	// listener has it on. A connection from one of them must open with a
 	// header; any other connection is served as is, its header unread.
 	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
+	// AuthStartTimeout closes an SSH connection whose client has not asked
+	// to authenticate this long after connecting (then auth_timeout
+	// applies). Default 10s.
+	AuthStartTimeout Duration `yaml:"auth_start_timeout"`
+	// SSHMaxStartups is OpenSSH's MaxStartups for connections not yet
+	// authenticated, "start:rate:full": from start pending connections on,
+	// a source that already has one pending is refused with a probability
+	// rising from rate% to 100% at full; at full, a source's first
+	// connection takes the place of the most silent one. Default
+	// "10:30:100".
+	SSHMaxStartups string `yaml:"ssh_max_startups"`
+	// SSHMaxStartupsPerSource bounds the unauthenticated connections of one
+	// source address (one /64 for IPv6). Default 10.
+	SSHMaxStartupsPerSource int `yaml:"ssh_max_startups_per_source"`
+	// SSHAcceptEnv lists the environment variables (names or globs such as
+	// LC_*) that clients may pass to targets. Default LANG, LC_*, TERM, TZ,
+	// COLORTERM; others are dropped.
+	SSHAcceptEnv []string `yaml:"ssh_accept_env"`
 	// Directory, when set, lets people sign in with their LDAP or Active
 	// Directory password and brings their directory groups into policies.
 	// It is set only in the config file: a nested section has no flags.
@@ -164,6 +182,11 @@ func Default() Config {
 		DialTimeout:        Duration(10 * time.Second),
 		ShutdownTimeout:    Duration(30 * time.Second),
 		ReloadInterval:     Duration(2 * time.Second),
+		AuthStartTimeout:   Duration(10 * time.Second),
+		SSHMaxStartups:     "10:30:100",
+
+		SSHMaxStartupsPerSource: 10,
+		SSHAcceptEnv:            []string{"LANG", "LC_*", "TERM", "TZ", "COLORTERM"},
 
 		AuditCheckpointEvents:   1000,
 		AuditCheckpointInterval: Duration(time.Minute),
@@ -272,6 +295,10 @@ var flagDefs = []struct{ name, key, help string }{
 	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"api-proxy-protocol", "api_proxy_protocol", "take HTTPS client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"proxy-protocol-from", "proxy_protocol_from", "load balancer `CIDRs`, comma-separated, allowed (and required) to send a PROXY protocol header"},
+	{"auth-start-timeout", "auth_start_timeout", "close SSH connections that have not asked to authenticate within this `duration`"},
+	{"ssh-max-startups", "ssh_max_startups", "unauthenticated SSH connections, `start:rate:full` as OpenSSH's MaxStartups"},
+	{"ssh-max-startups-per-source", "ssh_max_startups_per_source", "unauthenticated SSH connections allowed per source address (/64 for IPv6)"},
+	{"ssh-accept-env", "ssh_accept_env", "environment variable `names` or globs, comma-separated, that clients may pass to targets"},
 }
 
 // boolFlags are the flags that take no value (--ssh-proxy-protocol), as
@@ -368,6 +395,25 @@ func bindOne(cfg *Config, name, value string) error {
 		return boolean(&cfg.APIProxyProtocol)
 	case "proxy-protocol-from":
 		return list(&cfg.ProxyProtocolFrom)
+	case "auth-start-timeout":
+		return dur(&cfg.AuthStartTimeout)
+	case "ssh-max-startups":
+		return set(&cfg.SSHMaxStartups)
+	case "ssh-max-startups-per-source":
+		v, err := strconv.Atoi(value)
+		if err != nil {
+			return fmt.Errorf("flag --%s: %q is not a whole number", name, value)
+		}
+		cfg.SSHMaxStartupsPerSource = v
+		return nil
+	case "ssh-accept-env":
+		if err := list(&cfg.SSHAcceptEnv); err != nil {
+			return err
+		}
+		if cfg.SSHAcceptEnv == nil {
+			cfg.SSHAcceptEnv = []string{} // --ssh-accept-env= passes none
+		}
+		return nil
 	}
 	return fmt.Errorf("unknown flag --%s", name)
 }
@@ -438,6 +484,17 @@ func (c *Config) Resolve() error {
 	if _, err := c.parseProxyProtocolFrom(); err != nil {
 		return err
 	}
+	if _, _, _, err := c.MaxStartups(); err != nil {
+		return err
+	}
+	if c.SSHMaxStartupsPerSource < 1 {
+		return fmt.Errorf("ssh_max_startups_per_source: must be at least 1, got %d", c.SSHMaxStartupsPerSource)
+	}
+	for _, e := range c.SSHAcceptEnv {
+		if !validEnvPattern(e) {
+			return fmt.Errorf("ssh_accept_env: %q is not a variable name or a glob of one (letters, digits, '_', '*', '?')", e)
+		}
+	}
 	if (c.SSHProxyProtocol || c.APIProxyProtocol) && len(c.ProxyProtocolFrom) == 0 {
 		return errors.New("proxy_protocol_from: required with ssh_proxy_protocol or api_proxy_protocol: list the load balancers' addresses (CIDRs), so that no one else can claim a client address")
 	}
@@ -460,7 +517,7 @@ func (c *Config) Resolve() error {
 	for _, d := range []struct {
 		key string
 		v   Duration
-	}{{"auth_timeout", c.AuthTimeout}, {"dial_timeout", c.DialTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"reload_interval", c.ReloadInterval},
+	}{{"auth_timeout", c.AuthTimeout}, {"auth_start_timeout", c.AuthStartTimeout}, {"dial_timeout", c.DialTimeout}, {"shutdown_timeout", c.ShutdownTimeout}, {"reload_interval", c.ReloadInterval},
 		{"console_idle_timeout", c.ConsoleIdleTimeout}, {"console_max_age", c.ConsoleMaxAge}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be positive, got %s", d.key, d.v.String())
@@ -542,4 +599,48 @@ func (c *Config) Level() (slog.Level, error) {
 		return slog.LevelError, nil
 	}
 	return 0, fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+}
+
+// MaxStartups parses SSHMaxStartups ("start:rate:full", or "full" alone,
+// which starts early drops at full too).
+func (c *Config) MaxStartups() (start, rate, full int, err error) {
+	bad := func() (int, int, int, error) {
+		return 0, 0, 0, fmt.Errorf("ssh_max_startups: %q is not start:rate:full with 1 <= start <= full and rate a percentage 1-100, like 10:30:100", c.SSHMaxStartups)
+	}
+	parts := strings.Split(c.SSHMaxStartups, ":")
+	nums := make([]int, len(parts))
+	for i, p := range parts {
+		if nums[i], err = strconv.Atoi(p); err != nil {
+			return bad()
+		}
+	}
+	switch len(nums) {
+	case 1:
+		start, rate, full = nums[0], 100, nums[0]
+	case 3:
+		start, rate, full = nums[0], nums[1], nums[2]
+	default:
+		return bad()
+	}
+	if start < 1 || start > full || rate < 1 || rate > 100 {
+		return bad()
+	}
+	return start, rate, full, nil
+}
+
+// validEnvPattern is sshgate.ValidEnvPattern, repeated so that config does
+// not import a front: a variable name in which '*' and '?' may stand for
+// characters.
+func validEnvPattern(p string) bool {
+	if p == "" || len(p) > 128 {
+		return false
+	}
+	for _, r := range p {
+		switch {
+		case r >= 'A' && r <= 'Z', r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '*', r == '?':
+		default:
+			return false
+		}
+	}
+	return true
 }

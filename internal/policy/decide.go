@@ -123,6 +123,14 @@ func (e *Engine) Decide(r Request) Decision {
 		now = time.Now()
 	}
 	certAuth := target.AuthMode() == resource.AuthCertificate
+	var dest *resource.Endpoint
+	if r.Action == resource.ActionTunnel && r.Destination != "" {
+		d, err := parseDestination(r.Destination)
+		if err != nil {
+			return Decision{Reason: fmt.Sprintf("access denied: tunnel destination %q: %v", r.Destination, err)}
+		}
+		dest = &d
+	}
 
 	best := stageTarget
 	// The command is parsed at most once, and only when a granting policy
@@ -182,6 +190,10 @@ func (e *Engine) Decide(r Request) Decision {
 			}
 			if usersWanted {
 				users = e.appendUsers(users, c, loginName, r.Target, certAuth)
+				continue
+			}
+			if dest != nil && !tunnelAllows(c, target, *dest) {
+				cmdReason = tunnelDenial(c, target, r.Destination)
 				continue
 			}
 			if !c.hasRules() {

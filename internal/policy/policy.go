@@ -65,6 +65,11 @@ type Request struct {
 	// Command is the exact command of an exec request, or the line entered
 	// in an interactive shell; empty otherwise.
 	Command string
+	// Destination is where a tunnel request goes, HOST:PORT as the client
+	// asked (direct-tcpip), checked against the policies' tunnels.to. Empty
+	// asks only whether the tunnel action is granted (policy explain); the
+	// SSH front always sets it.
+	Destination string
 	// Now is the time of the request, for validity windows; zero means
 	// time.Now().
 	Now time.Time
@@ -193,7 +198,8 @@ type compiled struct {
 	failOpen    bool   // session-recording: on_failure: continue
 
 	// paths are the file-transfer path rules of a target-access policy.
-	paths *pathrule.Rules
+	paths   *pathrule.Rules
+	tunnels []resource.Endpoint // tunnels.to; nil: the target host itself
 }
 
 // hasRules reports whether the policy restricts commands.
@@ -401,6 +407,15 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 			return nil, fmt.Errorf("paths.write: %w", err)
 		}
 		c.paths.Add(read, write)
+	}
+	if p.Tunnels != nil {
+		for _, to := range p.Tunnels.To {
+			ep, err := resource.ParseTunnelRule(to)
+			if err != nil {
+				return nil, fmt.Errorf("tunnels.to: %w", err)
+			}
+			c.tunnels = append(c.tunnels, ep)
+		}
 	}
 	if p.Commands != nil {
 		var err error

@@ -170,6 +170,9 @@ type Policy struct {
 	Commands  *CommandRules `yaml:"commands,omitempty" json:"commands,omitempty"`
 	// Paths limits what file-transfer may read and write; nil: all.
 	Paths *PathRules `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// Tunnels limits where the tunnel action reaches; without it, only
+	// the target host itself (TunnelRules).
+	Tunnels *TunnelRules `yaml:"tunnels,omitempty" json:"tunnels,omitempty"`
 	// RequireMFA asks the subjects a verification code (TOTP) when they
 	// connect to a covered target, unless an autologin policy lets them
 	// in from where they are (script access has no one to type a code).
@@ -218,7 +221,7 @@ func (p *Policy) GetName() string { return p.Name }
 // policyFields lists, per type, the optional fields it uses; every other
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
-	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers"},
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
@@ -240,6 +243,7 @@ func (p *Policy) setFields() []string {
 	add("autologin", p.Autologin)
 	add("commands", p.Commands != nil)
 	add("paths", p.Paths != nil)
+	add("tunnels", p.Tunnels != nil)
 	add("require_mfa", p.RequireMFA)
 	add("valid_from", p.ValidFrom != nil)
 	add("valid_until", p.ValidUntil != nil)
@@ -410,6 +414,9 @@ func (p *Policy) validateTargetAccess() error {
 		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
 	}
 	if err := p.validatePaths(); err != nil {
+		return err
+	}
+	if err := p.validateTunnels(); err != nil {
 		return err
 	}
 	if p.Commands != nil {

@@ -42,11 +42,7 @@ func (s *Server) listenHTTPS() error {
 		// The balancer's header comes before the TLS handshake.
 		ln = proxyproto.NewListener(ln, proxyproto.Config{Trusted: s.cfg.TrustedProxies(), Log: s.log.With("front", "https")})
 	}
-	s.apiLn = tls.NewListener(ln, &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		NextProtos:   []string{"h2", "http/1.1"},
-	})
+	s.apiLn = tls.NewListener(ln, httpsTLSConfig(cert))
 
 	console, err := web.New(web.Config{
 		Store: s.store,
@@ -85,6 +81,27 @@ func (s *Server) listenHTTPS() error {
 	mux.Handle("/", s.failClosed(console.Handler()))
 	s.https = mux
 	return nil
+}
+
+// httpsTLSConfig is the HTTPS listener's TLS: 1.2 or 1.3, and in 1.2 only
+// ECDHE key exchange with AEAD ciphers (AES-GCM, ChaCha20-Poly1305). CBC
+// suites (Lucky13-style padding oracles) and static RSA key exchange (no
+// forward secrecy) are not offered. TLS 1.3 suites are all AEAD and not
+// configurable.
+func httpsTLSConfig(cert tls.Certificate) *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: []uint16{
+			tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+			tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+		},
+		NextProtos: []string{"h2", "http/1.1"},
+	}
 }
 
 // healthz answers whether this gateway can serve: its store answers

@@ -237,6 +237,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err != nil {
 		return nil, err
 	}
+	var startups [3]int
+	if startups[0], startups[1], startups[2], err = cfg.MaxStartups(); err != nil {
+		return nil, err
+	}
 	s.gate, err = sshgate.New(sshgate.Config{
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),
@@ -255,6 +259,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Commands:    s.store,
 		MFA:         s.mfa,
 		Provisioner: prov,
+
+		AuthStartTimeout:    time.Duration(cfg.AuthStartTimeout),
+		PreAuthStart:        startups[0],
+		PreAuthRate:         startups[1],
+		MaxPreAuth:          startups[2],
+		MaxPreAuthPerSource: cfg.SSHMaxStartupsPerSource,
+		AcceptEnv:           cfg.SSHAcceptEnv,
 	})
 	if err != nil {
 		return nil, err

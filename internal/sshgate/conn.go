@@ -93,6 +93,7 @@ type grant struct {
 	id      string
 	action  string
 	command string
+	dest    string // a tunnel's HOST:PORT
 	started time.Time
 	// notify tells the client why its session is ending (stderr of a
 	// session channel); nil for tunnels.
@@ -112,23 +113,13 @@ func newID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// handle runs one connection from accept to close.
-func (s *Server) handle(ctx context.Context, nc net.Conn) {
+// handle runs one connection from accept to close. entry is its place in
+// the pre-authentication pool, given back once it logs in or ends.
+func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	defer nc.Close()
-	select {
-	case s.preAuth <- struct{}{}:
-	default:
-		s.cfg.Log.Warn("connection dropped: too many connections in authentication", "source", nc.RemoteAddr().String())
-		return
-	}
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-s.preAuth
-		}
-	}
-	defer release()
+	defer s.preAuth.release(entry)
+	accepted := time.Now()
+	nc = &progressConn{Conn: nc, e: entry}
 
 	src := addrOf(nc.RemoteAddr())
 	srcStr := nc.RemoteAddr().String()
@@ -140,13 +131,28 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		loginErr  error
 		announced bool
 		lastErr   error
+		// refunds give back the failures charged, per SSH user name: at
+		// login, those of the name that logged in (a client may change
+		// the name between attempts, and must not buy guesses against
+		// another user by logging in as itself afterwards).
+		refunds = map[string][]func(){}
 	)
+	// authStarted gives a client that asked to authenticate the rest of
+	// AuthTimeout; until then AuthStartTimeout bounds it. Every callback
+	// runs in this goroutine, so no lock.
+	authStarted := func() {
+		if entry.progress.Load() < progressAuthing {
+			entry.advance(progressAuthing)
+			_ = nc.SetDeadline(accepted.Add(s.cfg.AuthTimeout))
+		}
+	}
 	cfg := serverConfig()
 	cfg.AddHostKey(s.cfg.HostKey)
 	cfg.MaxAuthTries = 6
 	// parse reads the login string, once per attempt: every method's
 	// callback starts with it.
 	parse := func(meta ssh.ConnMetadata) error {
+		authStarted()
 		login, loginErr = loginstr.Parse(meta.User())
 		if loginErr != nil {
 			if !announced {
@@ -266,15 +272,19 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		}}
 	}
 	cfg.AuthLogCallback = func(meta ssh.ConnMetadata, method string, err error) {
+		// The "none" probe reaches no other callback.
+		authStarted()
 		// A key that needs a code next is not a failure.
 		var partial *ssh.PartialSuccessError
 		if err != nil && method != "none" && !errors.As(err, &partial) {
 			lastErr = err
-			s.noteFailure(src)
+			if r := s.noteFailure(src); r != nil {
+				refunds[meta.User()] = append(refunds[meta.User()], r)
+			}
 		}
 	}
 
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.AuthTimeout))
+	_ = nc.SetDeadline(accepted.Add(s.cfg.AuthStartTimeout))
 	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
 		if lastErr != nil {
@@ -289,7 +299,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	release()
+	s.preAuth.release(entry)
+	// Logged in: the keys tried before the right one were no guesses.
+	for _, r := range refunds[sshConn.User()] {
+		r()
+	}
 
 	// The snapshot may have changed since the callback ran: check the
 	// verified key (or, for a directory user, the identity) against the
@@ -510,6 +524,11 @@ func (c *conn) handleGlobalRequest(req *ssh.Request) {
 // decide asks the engine about one request on this connection, fixing the
 // target user on the first allowed request.
 func (c *conn) decide(action, command string) (policy.Decision, string) {
+	return c.decideTo(action, command, "")
+}
+
+// decideTo is decide for a tunnel to dest (HOST:PORT).
+func (c *conn) decideTo(action, command, dest string) (policy.Decision, string) {
 	c.decideMu.Lock()
 	defer c.decideMu.Unlock()
 	snap := c.srv.cfg.Snapshot()
@@ -525,7 +544,7 @@ func (c *conn) decide(action, command string) (policy.Decision, string) {
 		return policy.Decision{Reason: directoryDenial(err)}, ""
 	}
 	req := policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action, Target: c.login.Target,
-		TargetUser: tu, Source: c.source, Command: command, Groups: groups}
+		TargetUser: tu, Source: c.source, Command: command, Groups: groups, Destination: dest}
 	if tu == "" {
 		d := c.srv.engineDecide(snap, req)
 		if !d.Allow {
@@ -621,7 +640,7 @@ func (c *conn) recheck(snap *inventory.Snapshot) {
 	c.mu.Unlock()
 	for _, g := range grants {
 		d := c.srv.engineDecide(snap, policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: g.action,
-			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command, Groups: groups})
+			Target: c.login.Target, TargetUser: tu, Source: c.source, Command: g.command, Groups: groups, Destination: g.dest})
 		if !d.Allow {
 			c.terminate("access revoked: "+d.Reason, audit.SessionRevoke)
 			return

@@ -8,8 +8,14 @@
 //
 //  1. Server.Serve accepts it and hands it to its own goroutine at once, so a
 //     slow or stalled client never blocks the accept loop. Sources with too
-//     many recent authentication failures are dropped before the handshake.
-//  2. The handshake and authentication run under a deadline (AuthTimeout).
+//     many recent authentication failures are dropped before the handshake,
+//     and the pre-authentication pool (preAuthPool: a cap per source, early
+//     drops, room made by the sources that connect most) may refuse it or
+//     close another connection to make room.
+//  2. The handshake and authentication run under a deadline: AuthStartTimeout
+//     until the client first asks to authenticate, AuthTimeout in all.
+//     Failed attempts are charged to the source at once and given back if
+//     the connection logs in as the same user.
 //     PublicKeyCallback parses the login string (a malformed one is refused
 //     with a banner) and maps the verified key to an identity. An unknown
 //     user or key gets the ordinary SSH authentication failure. When the
@@ -55,10 +61,10 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/time/rate"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
@@ -121,17 +127,41 @@ type Config struct {
 	// gateway cannot check revocations it cannot read.
 	Available func() error
 
-	// AuthTimeout closes a connection that has not authenticated in time.
-	// Default 30s.
+	// AuthTimeout closes a connection that has not authenticated in time,
+	// counted from accept. Default 30s.
 	AuthTimeout time.Duration
+	// AuthStartTimeout closes a connection whose client has not asked to
+	// authenticate (SSH_MSG_USERAUTH_REQUEST) this long after accept, so
+	// that a silent connection holds its pre-authentication place briefly.
+	// Default 10s; never more than AuthTimeout.
+	AuthStartTimeout time.Duration
 	// DialTimeout bounds connecting and logging in to a target. Default 10s.
 	DialTimeout time.Duration
 	// CertTTL is the validity of a user certificate signed for a target.
 	// Default 5m.
 	CertTTL time.Duration
 	// MaxPreAuth bounds connections in handshake or authentication at
-	// once; more are closed at accept. Default 256.
+	// once (the "full" of OpenSSH's MaxStartups start:rate:full): at it, a
+	// source's first connection takes the place of the most silent one of
+	// the source holding the most, and others are closed at accept.
+	// Default 100.
 	MaxPreAuth int
+	// PreAuthStart and PreAuthRate are the start and rate of MaxStartups:
+	// from PreAuthStart pending connections on, a new connection from a
+	// source that already has one pending is closed at accept with a
+	// probability rising from PreAuthRate percent to 100 at MaxPreAuth.
+	// Defaults 10 and 30.
+	PreAuthStart int
+	PreAuthRate  int
+	// MaxPreAuthPerSource bounds the connections in handshake or
+	// authentication from one source address (one /64 for IPv6).
+	// Default 10.
+	MaxPreAuthPerSource int
+	// AcceptEnv lists the environment variables a client may pass to the
+	// target (env requests, ssh -o SetEnv / SendEnv), as names or globs
+	// ("LC_*"), like sshd's AcceptEnv. Others are dropped. Nil takes
+	// DefaultAcceptEnv; an empty, non-nil list passes none.
+	AcceptEnv []string
 	// FailuresPerMinute and FailureBurst rate limit failed authentications
 	// per source address. Defaults 10 and 20.
 	FailuresPerMinute float64
@@ -148,8 +178,21 @@ func (c *Config) setDefaults() {
 	if c.CertTTL == 0 {
 		c.CertTTL = 5 * time.Minute
 	}
+	if c.AuthStartTimeout == 0 {
+		c.AuthStartTimeout = 10 * time.Second
+	}
+	c.AuthStartTimeout = min(c.AuthStartTimeout, c.AuthTimeout)
 	if c.MaxPreAuth == 0 {
-		c.MaxPreAuth = 256
+		c.MaxPreAuth = 100
+	}
+	if c.PreAuthStart == 0 {
+		c.PreAuthStart = min(10, c.MaxPreAuth)
+	}
+	if c.PreAuthRate == 0 {
+		c.PreAuthRate = 30
+	}
+	if c.MaxPreAuthPerSource == 0 {
+		c.MaxPreAuthPerSource = 10
 	}
 	if c.FailuresPerMinute == 0 {
 		c.FailuresPerMinute = 10
@@ -164,15 +207,18 @@ func (c *Config) setDefaults() {
 
 // Server is the SSH front. Create it with New.
 type Server struct {
-	cfg     Config
-	preAuth chan struct{} // semaphore of MaxPreAuth
+	cfg       Config
+	acceptEnv []envPattern // compiled Config.AcceptEnv
+	preAuth   *preAuthPool // connections not authenticated yet
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	failures  map[netip.Addr]*rate.Limiter
+	failures  map[netip.Prefix]*failBudget // by sourcePrefix
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
+
+	failuresSwept time.Time // when failures was last swept; guarded by mu
 
 	sso ssoCache // finished single sign-ons, for SSOLogin.Cache
 }
@@ -186,12 +232,25 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("sshgate: SSO needs Linked, Begin and Done")
 	}
 	cfg.setDefaults()
+	switch {
+	case cfg.MaxPreAuth < 1 || cfg.PreAuthStart < 1 || cfg.PreAuthStart > cfg.MaxPreAuth:
+		return nil, fmt.Errorf("sshgate: want 1 <= PreAuthStart (%d) <= MaxPreAuth (%d)", cfg.PreAuthStart, cfg.MaxPreAuth)
+	case cfg.PreAuthRate < 1 || cfg.PreAuthRate > 100:
+		return nil, fmt.Errorf("sshgate: PreAuthRate %d is not a percentage from 1 to 100", cfg.PreAuthRate)
+	case cfg.MaxPreAuthPerSource < 1:
+		return nil, fmt.Errorf("sshgate: MaxPreAuthPerSource %d is not positive", cfg.MaxPreAuthPerSource)
+	}
+	acceptEnv, err := compileEnvPatterns(cfg.AcceptEnv)
+	if err != nil {
+		return nil, fmt.Errorf("sshgate: %w", err)
+	}
 	return &Server{
 		cfg:       cfg,
-		preAuth:   make(chan struct{}, cfg.MaxPreAuth),
+		acceptEnv: acceptEnv,
+		preAuth:   newPreAuthPool(cfg.MaxPreAuthPerSource, cfg.PreAuthStart, cfg.PreAuthRate, cfg.MaxPreAuth),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		failures:  map[netip.Addr]*rate.Limiter{},
+		failures:  map[netip.Prefix]*failBudget{},
 	}, nil
 }
 
@@ -220,61 +279,141 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if closing || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// Out of file descriptors and the like: back off rather than
-			// spin, as net/http does.
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			// Out of file descriptors and the like: back off and keep
+			// accepting, as net/http does, rather than stop the gateway.
+			if temporaryAcceptError(err) {
 				tempDelay = min(max(2*tempDelay, 5*time.Millisecond), time.Second)
-				time.Sleep(tempDelay)
+				s.cfg.Log.Warn("accept failed; retrying", "err", err, "retry_in", tempDelay)
+				select {
+				case <-time.After(tempDelay):
+				case <-ctx.Done():
+					return nil
+				}
 				continue
 			}
 			return fmt.Errorf("accept ssh: %w", err)
 		}
 		tempDelay = 0
-		if !s.admit(nc) {
+		entry, ok := s.admit(nc)
+		if !ok {
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handle(ctx, nc)
+			s.handle(ctx, nc, entry)
 		}()
 	}
 }
 
 // admit drops a connection before any work when its source is over the
-// failure limit or too many handshakes are in flight.
-func (s *Server) admit(nc net.Conn) bool {
+// failure limit or the pre-authentication pool refuses it (preAuthPool);
+// otherwise it returns the connection's place in that pool. It runs in the
+// accept loop and never blocks.
+func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
 	src := addrOf(nc.RemoteAddr())
 	s.mu.Lock()
-	lim := s.failures[src]
+	spent := false
+	if b := s.failures[sourcePrefix(src)]; b != nil {
+		spent = b.left(time.Now(), s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst) < 1
+	}
 	s.mu.Unlock()
-	if lim != nil && lim.Tokens() < 1 {
+	if spent {
 		s.cfg.Log.Warn("connection dropped: too many failed authentications", "source", nc.RemoteAddr().String())
 		nc.Close()
-		return false
+		return nil, false
 	}
-	return true
+	e, evicted, reason := s.preAuth.admit(nc, src)
+	if evicted != nil {
+		s.cfg.Log.Debug("unauthenticated connection closed to make room", "source", evicted.RemoteAddr().String(),
+			"for", nc.RemoteAddr().String())
+		evicted.Close()
+	}
+	if e == nil {
+		// Debug, not warn: a flood would otherwise flood the log too.
+		s.cfg.Log.Debug("connection dropped", "source", nc.RemoteAddr().String(), "reason", reason)
+		nc.Close()
+		return nil, false
+	}
+	return e, true
 }
 
-// noteFailure charges one failed authentication to a source address.
-func (s *Server) noteFailure(src netip.Addr) {
+// noteFailure charges one failed authentication to a source address and
+// returns what gives it back, or nil when the source had none left. A
+// connection that logs in gives back every failure it was charged, so only
+// connections that end without logging in count: the keys a client offers
+// before the one that lets it in are not guesses. The charge is taken at
+// once, not at the end, so that connections running side by side see it.
+func (s *Server) noteFailure(src netip.Addr) (refund func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	lim := s.failures[src]
-	if lim == nil {
-		// Bound the table: forget sources that have fully recovered.
-		if len(s.failures) > 10000 {
-			for a, l := range s.failures {
-				if l.Tokens() >= float64(s.cfg.FailureBurst) {
+	now := time.Now()
+	perSec, burst := s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst
+	// One budget per IPv4 address or IPv6 /64, like the pre-auth pool: a
+	// client holding a /64 must not get a fresh budget per address.
+	key := sourcePrefix(src)
+	b := s.failures[key]
+	if b == nil {
+		// Bound the table: forget sources that have fully recovered, at
+		// most once a second, so that a flood of new sources does not
+		// buy a scan of the table each.
+		if len(s.failures) > 10000 && now.Sub(s.failuresSwept) >= time.Second {
+			s.failuresSwept = now
+			for a, old := range s.failures {
+				if old.left(now, perSec, burst) >= float64(burst) {
 					delete(s.failures, a)
 				}
 			}
 		}
-		lim = rate.NewLimiter(rate.Limit(s.cfg.FailuresPerMinute/60), s.cfg.FailureBurst)
-		s.failures[src] = lim
+		b = &failBudget{tokens: float64(burst), at: now}
+		s.failures[key] = b
 	}
-	lim.Allow()
+	if b.left(now, perSec, burst) < 1 {
+		return nil // nothing left: admit drops this source's next connection
+	}
+	b.tokens--
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// The entry may have been swept and replaced: a full budget
+		// needs no refund.
+		if cur := s.failures[key]; cur != nil {
+			cur.left(time.Now(), perSec, burst)
+			cur.tokens = min(cur.tokens+1, float64(burst))
+		}
+	}
+}
+
+// failBudget is a token bucket of failed authentications for one source:
+// burst tokens, refilled at a steady rate. Unlike rate.Limiter it can
+// give a token back at any time, which a login does for the failures
+// before it. Guarded by Server.mu.
+type failBudget struct {
+	tokens float64
+	at     time.Time // when tokens was last brought up to date
+}
+
+// left refills the bucket up to now and returns the tokens left.
+func (b *failBudget) left(now time.Time, perSec float64, burst int) float64 {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(b.tokens+d.Seconds()*perSec, float64(burst))
+		b.at = now
+	}
+	return b.tokens
+}
+
+// temporaryAcceptError reports whether an accept error passes: the process
+// or system is out of file descriptors or buffers, or one connection was
+// aborted before it was accepted. Closing connections frees descriptors,
+// so the listener is worth keeping.
+func temporaryAcceptError(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func addrOf(a net.Addr) netip.Addr {

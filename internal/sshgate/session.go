@@ -41,6 +41,17 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 	for req := range reqs {
 		switch req.Type {
 		case "pty-req", "env":
+			if req.Type == "env" {
+				// Only AcceptEnv passes; the rest is dropped and logged
+				// at debug, not audited: a client may send dozens.
+				if name, ok := c.srv.envAccepted(req.Payload); !ok {
+					c.srv.cfg.Log.Debug("env variable dropped", "session", c.id, "name", name)
+					if req.WantReply {
+						_ = req.Reply(false, nil)
+					}
+					continue
+				}
+			}
 			setupBytes += len(req.Payload)
 			if len(setup) >= maxSetupRequests || setupBytes > maxSetupBytes {
 				if req.WantReply {

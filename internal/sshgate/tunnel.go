@@ -31,14 +31,16 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: malformed direct-tcpip request")
 		return
 	}
-	dest := net.JoinHostPort(p.DestAddr, strconv.Itoa(int(p.DestPort)))
-	g := &grant{action: resource.ActionTunnel}
+	// Decided on the destination as sent: the target's sshd resolves it,
+	// so a name is matched as a name (policy tunnels.to).
+	dest := net.JoinHostPort(p.DestAddr, strconv.FormatUint(uint64(p.DestPort), 10))
+	g := &grant{action: resource.ActionTunnel, dest: dest}
 	if !c.addGrant(g) {
 		_ = nch.Reject(ssh.ConnectionFailed, "portcullis: the connection is ending")
 		return
 	}
 	defer c.removeGrant(g)
-	d, targetUser := c.decide(resource.ActionTunnel, "")
+	d, targetUser := c.decideTo(resource.ActionTunnel, "", dest)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, resource.ActionTunnel, dest, d.Reason)
 		_ = nch.Reject(ssh.Prohibited, "portcullis: "+d.Reason)

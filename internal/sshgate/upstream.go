@@ -6,11 +6,13 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/upstream"
+	"github.com/portcullis/portcullis/internal/vault"
 )
 
 // Algorithms offered on both legs. Only curve25519 / ML-KEM key exchange,
@@ -100,7 +102,11 @@ func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) 
 		if c.srv.cfg.CA == nil {
 			return nil, errors.New("no user CA is configured")
 		}
-		s, err := c.srv.cfg.CA.NewEphemeralCertSigner(targetUser, fmt.Sprintf("portcullis:%s:%s", c.ident.Name, c.id), c.srv.cfg.CertTTL)
+		permits, err := c.certPermits(snap, targetUser)
+		if err != nil {
+			return nil, err
+		}
+		s, err := c.srv.cfg.CA.NewEphemeralCertSigner(targetUser, fmt.Sprintf("portcullis:%s:%s", c.ident.Name, c.id), c.srv.cfg.CertTTL, permits)
 		if err != nil {
 			return nil, fmt.Errorf("sign certificate: %w", err)
 		}
@@ -134,6 +140,30 @@ func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) 
 	// opens or asks, instead of ssh.NewClient's two goroutines.
 	c.upInbox <- upstreamInbox{chans: chans, reqs: reqs}
 	return sc, nil
+}
+
+// certPermits returns the extensions of the certificate for targetUser:
+// those of every action some policy grants the subject on this target as
+// that user, not only the request that dials. The connection is dialed
+// once and shared, so a later channel (a tunnel after an exec) runs under
+// the same certificate; each request is still decided by the gateway, and
+// the target's sshd refuses what the certificate does not permit even if
+// that check were bypassed. An action granted after the dial needs a new
+// connection.
+func (c *conn) certPermits(snap *inventory.Snapshot, targetUser string) (vault.UserCertPermits, error) {
+	groups, err := c.directoryGroups()
+	if err != nil {
+		return vault.UserCertPermits{}, fmt.Errorf("directory groups: %w", err)
+	}
+	grants := func(action string) bool {
+		return snap.Engine.Grants(policy.Request{Kind: c.ident.Kind, Subject: c.ident.Name, Action: action,
+			Target: c.login.Target, TargetUser: targetUser, Source: c.source, Groups: groups})
+	}
+	return vault.UserCertPermits{
+		// A command run with ssh -t needs a pty as much as a shell does.
+		PTY:            grants(resource.ActionShell) || grants(resource.ActionExec),
+		PortForwarding: grants(resource.ActionTunnel),
+	}, nil
 }
 
 // upstreamInbox carries what a target may send unasked: channel opens and

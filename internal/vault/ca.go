@@ -82,14 +82,35 @@ func (c *CA) PublicKey() ssh.PublicKey {
 	return c.signer.PublicKey()
 }
 
+// UserCertPermits says which permit-* extensions a user certificate
+// carries: only what the actions granted on the target need, so that the
+// target's sshd refuses the rest even if the gateway's own check were
+// bypassed. Agent and X11 forwarding (a path back to the client) and user
+// rc files are never permitted.
+type UserCertPermits struct {
+	// PTY is permit-pty: a shell, or a command run with ssh -t.
+	PTY bool
+	// PortForwarding is permit-port-forwarding: the tunnel action.
+	PortForwarding bool
+}
+
+func (p UserCertPermits) extensions() map[string]string {
+	ext := map[string]string{}
+	if p.PTY {
+		ext["permit-pty"] = ""
+	}
+	if p.PortForwarding {
+		ext["permit-port-forwarding"] = ""
+	}
+	return ext
+}
+
 // SignUserCert certifies pub as a user key valid for exactly one principal,
 // the target user, from one minute ago (clock skew) until ttl from now.
 // keyID is what the target's sshd logs for the login, so it should name the
 // gateway user and session ("portcullis:alice:SESSION"). The certificate
-// permits a pty and port forwarding, which the gateway authorizes per
-// request itself, and leaves out agent and X11 forwarding, which would hand
-// the target a path back to the client, and user rc files.
-func (c *CA) SignUserCert(pub ssh.PublicKey, principal, keyID string, ttl time.Duration) (*ssh.Certificate, error) {
+// carries the extensions permits names and no others.
+func (c *CA) SignUserCert(pub ssh.PublicKey, principal, keyID string, ttl time.Duration, permits UserCertPermits) (*ssh.Certificate, error) {
 	switch {
 	case pub == nil:
 		return nil, errors.New("vault: sign user certificate: no public key")
@@ -118,10 +139,7 @@ func (c *CA) SignUserCert(pub ssh.PublicKey, principal, keyID string, ttl time.D
 		ValidAfter:      unixSeconds(now.Add(-clockSkew)),
 		ValidBefore:     unixSeconds(now.Add(ttl)),
 		Permissions: ssh.Permissions{
-			Extensions: map[string]string{
-				"permit-pty":             "",
-				"permit-port-forwarding": "",
-			},
+			Extensions: permits.extensions(),
 		},
 	}
 	if err := cert.SignCert(rand.Reader, c.signer); err != nil {
@@ -134,7 +152,7 @@ func (c *CA) SignUserCert(pub ssh.PublicKey, principal, keyID string, ttl time.D
 // with a certificate for principal, ready for ssh.PublicKeys on an upstream
 // connection. The key exists only as long as the signer, so nothing outlives
 // the connection but a certificate that expires after ttl.
-func (c *CA) NewEphemeralCertSigner(principal, keyID string, ttl time.Duration) (ssh.Signer, error) {
+func (c *CA) NewEphemeralCertSigner(principal, keyID string, ttl time.Duration, permits UserCertPermits) (ssh.Signer, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("vault: generate ephemeral key: %w", err)
@@ -143,7 +161,7 @@ func (c *CA) NewEphemeralCertSigner(principal, keyID string, ttl time.Duration) 
 	if err != nil {
 		return nil, fmt.Errorf("vault: ephemeral key signer: %w", err)
 	}
-	cert, err := c.SignUserCert(signer.PublicKey(), principal, keyID, ttl)
+	cert, err := c.SignUserCert(signer.PublicKey(), principal, keyID, ttl, permits)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -716,7 +717,7 @@ func TestSignUserCert(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ttl = 5 * time.Minute
-	cert, err := ca.SignUserCert(userPub, "deploy", "portcullis:alice:s-123", ttl)
+	cert, err := ca.SignUserCert(userPub, "deploy", "portcullis:alice:s-123", ttl, UserCertPermits{PTY: true, PortForwarding: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -759,7 +760,7 @@ func TestSignUserCert(t *testing.T) {
 	if !bytes.Equal(cert.SignatureKey.Marshal(), ca.PublicKey().Marshal()) {
 		t.Error("certificate is signed by another key")
 	}
-	other, err := ca.SignUserCert(userPub, "deploy", "k", ttl)
+	other, err := ca.SignUserCert(userPub, "deploy", "k", ttl, UserCertPermits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -803,13 +804,42 @@ func TestSignUserCert(t *testing.T) {
 
 }
 
+// TestUserCertPermits: a certificate carries the permit-* extensions of the
+// granted actions and nothing else; agent, X11 and user rc never.
+func TestUserCertPermits(t *testing.T) {
+	ca := newTestCA(t, time.Date(2026, 11, 3, 12, 0, 0, 0, time.UTC))
+	pub, err := ssh.NewPublicKey(mustEd25519(t).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		permits UserCertPermits
+		want    []string
+	}{
+		{UserCertPermits{}, nil},
+		{UserCertPermits{PTY: true}, []string{"permit-pty"}},
+		{UserCertPermits{PortForwarding: true}, []string{"permit-port-forwarding"}},
+		{UserCertPermits{PTY: true, PortForwarding: true}, []string{"permit-port-forwarding", "permit-pty"}},
+	}
+	for _, tt := range tests {
+		cert, err := ca.SignUserCert(pub, "u", "k", time.Minute, tt.permits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Sorted(maps.Keys(cert.Extensions))
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%+v: extensions %v, want %v", tt.permits, got, tt.want)
+		}
+	}
+}
+
 func TestSignUserCertRejects(t *testing.T) {
 	ca := newTestCA(t, time.Now())
 	pub, err := ssh.NewPublicKey(mustEd25519(t).Public())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.SignUserCert(pub, "u", "k", time.Minute)
+	cert, err := ca.SignUserCert(pub, "u", "k", time.Minute, UserCertPermits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -830,7 +860,7 @@ func TestSignUserCertRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := ca.SignUserCert(tt.pub, tt.principal, tt.keyID, tt.ttl)
+			_, err := ca.SignUserCert(tt.pub, tt.principal, tt.keyID, tt.ttl, UserCertPermits{})
 			wantErrContains(t, err, tt.wantErr)
 		})
 	}
@@ -844,7 +874,7 @@ func TestEphemeralCertSignerLogsIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signer, err := ca.NewEphemeralCertSigner("deploy", "portcullis:alice:s-1", time.Minute)
+	signer, err := ca.NewEphemeralCertSigner("deploy", "portcullis:alice:s-1", time.Minute, UserCertPermits{PTY: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -855,7 +885,7 @@ func TestEphemeralCertSignerLogsIn(t *testing.T) {
 	if !slices.Equal(cert.ValidPrincipals, []string{"deploy"}) || cert.KeyId != "portcullis:alice:s-1" {
 		t.Fatalf("certificate principals %v key ID %q", cert.ValidPrincipals, cert.KeyId)
 	}
-	again, err := ca.NewEphemeralCertSigner("deploy", "k", time.Minute)
+	again, err := ca.NewEphemeralCertSigner("deploy", "k", time.Minute, UserCertPermits{PTY: true})
 	if err != nil {
 		t.Fatal(err)
 	}

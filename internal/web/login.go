@@ -117,12 +117,27 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		tooManyRequests(w, wait)
 		return
 	}
-	refundUser, wait := c.byUser.attempt(req.User, now)
-	if refundUser == nil {
+	pair := userSourceKey(req.User, source)
+	refundPair, wait := c.byUserSource.attempt(pair, now)
+	if refundPair == nil {
 		refundSource()
 		c.log.Debug("console login rate limited", "source", r.RemoteAddr, "user", req.User)
 		tooManyRequests(w, wait)
 		return
+	}
+	// The user's own budget, spent from every source, only slows: a
+	// stranger's failures must not keep the user out.
+	refundUser, wait := c.byUser.attempt(req.User, now)
+	userCharged := refundUser != nil
+	if !userCharged {
+		refundUser = func() {}
+		c.log.Debug("console login slowed", "source", r.RemoteAddr, "user", req.User, "delay", min(wait, loginSlowMax))
+		c.sleep(ctx, min(wait, loginSlowMax))
+		if ctx.Err() != nil {
+			refundSource()
+			refundPair()
+			return
+		}
 	}
 
 	ok, err = c.checkPassword(ctx, req.User, req.Password)
@@ -130,6 +145,7 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		ok, err = c.cfg.DirectoryPassword(ctx, req.User, req.Password)
 		if errors.Is(err, directory.ErrUnavailable) {
 			refundSource()
+			refundPair()
 			refundUser()
 			c.log.Warn("console login: directory unavailable", "user", req.User, "err", err)
 			writeError(w, http.StatusServiceUnavailable, "the directory service is unavailable; try again later")
@@ -138,16 +154,18 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		refundSource()
+		refundPair()
 		refundUser()
 		c.internalError(w, r, err)
 		return
 	}
 	if !ok {
-		c.loginFailed(ctx, r, req.User, source, now)
+		c.loginFailed(ctx, r, req.User, source, now, userCharged)
 		writeError(w, http.StatusUnauthorized, badCredentials)
 		return
 	}
 	refundSource()
+	refundPair()
 	refundUser()
 
 	// A user who must present a code gets no session yet.
@@ -233,11 +251,13 @@ func (c *Console) checkPassword(ctx context.Context, user, pw string) (bool, err
 }
 
 // loginFailed audits a failed login, and a lockout when this failure used
-// the last attempt of its source or user name.
+// the last attempt of its source or (user name, source), or a slowdown when
+// it used the last of the user name's (userCharged: it took one; slowed
+// attempts take none and are not announced again).
 //
 // The typed name is recorded only when such a user exists: people type
 // their password into the name box, and the trail must not keep it.
-func (c *Console) loginFailed(ctx context.Context, r *http.Request, user, source string, now time.Time) {
+func (c *Console) loginFailed(ctx context.Context, r *http.Request, user, source string, now time.Time, userCharged bool) {
 	typed := user
 	if exists, err := c.cfg.Users(ctx, user); err != nil || !exists {
 		typed = ""
@@ -252,14 +272,25 @@ func (c *Console) loginFailed(ctx context.Context, r *http.Request, user, source
 		lim   *limiter
 		key   string
 		which string
-	}{{c.bySource, source, "source"}, {c.byUser, user, "user"}} {
+		what  string
+	}{
+		{c.bySource, source, "source", "locked out: too many failures from this source"},
+		{c.byUserSource, userSourceKey(user, source), "user_source", "locked out: too many failures for this user from this source"},
+		{c.byUser, user, "user", "slowed: too many failures for this user (other sources wait, they are not refused)"},
+	} {
+		if l.which == "user" && !userCharged {
+			continue
+		}
 		if l.lim.exhausted(l.key, now) {
 			key := l.key
-			if l.which == "user" {
+			switch l.which {
+			case "user":
 				key = typed
+			case "user_source":
+				key = typed + " from " + source
 			}
 			c.audit(ctx, store.AuditEvent{Type: EventLoginFailure, Outcome: audit.Deny, User: typed, Source: r.RemoteAddr,
-				Message: fmt.Sprintf("console sign-in locked out: too many failures for this %s", l.which),
+				Message: "console sign-in " + l.what,
 				Detail: map[string]any{"reason": "rate_limited", "limit": l.which, "key": key,
 					"retry_every_seconds": int(loginEvery / time.Second)}})
 		}

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -9,12 +10,16 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// Login attempts allowed per source network and per user name: loginBurst
-// at once, then one every loginEvery. A successful login gives its attempt
-// back, so only failures use the budget.
+// Login attempts allowed per source network, per user name and per (user
+// name, source network): loginBurst at once, then one every loginEvery. A
+// successful login gives its attempt back, so only failures use the
+// budget. A source or a (user, source) pair out of attempts is refused; a
+// user name out of attempts is only slowed, by up to loginSlowMax per
+// attempt, so that a stranger cannot lock its owner out.
 const (
-	loginBurst = 5
-	loginEvery = 10 * time.Second
+	loginBurst   = 5
+	loginEvery   = 10 * time.Second
+	loginSlowMax = 3 * time.Second
 	// maxLimiterKeys bounds each table of limiters. An entry with a full
 	// budget is the same as no entry, so a full table first drops those.
 	maxLimiterKeys = 10000
@@ -95,6 +100,19 @@ func (l *limiter) sweepLocked(now time.Time) {
 		if lim.TokensAt(now) >= float64(l.burst) {
 			delete(l.keys, k)
 		}
+	}
+}
+
+// userSourceKey is the key of a (user name, source network) pair.
+func userSourceKey(user, source string) string { return user + "\x00" + source }
+
+// sleepCtx waits d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 

@@ -80,6 +80,10 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Tests move it to expire
 	// sessions and refill rate limits without sleeping.
 	Now func() time.Time
+	// Sleep waits d or until ctx ends (the delay of a sign-in for a user
+	// under attack); nil means a timer. Tests pass one that moves their
+	// clock.
+	Sleep func(ctx context.Context, d time.Duration)
 	// MFA verifies second-factor codes at sign-in. A user is asked one
 	// when RequireMFA says so or when they have an active enrollment. If
 	// nil, a user who must present a code is refused (fail closed).
@@ -123,7 +127,11 @@ type Console struct {
 	verifySlots chan struct{}
 
 	bySource *limiter
-	byUser   *limiter
+	byUser   *limiter // slows a user's sign-ins from every source
+	// byUserSource refuses a user's sign-ins from one source: a stranger
+	// locks out only the pair (user, stranger's source).
+	byUserSource *limiter
+	sleep        func(ctx context.Context, d time.Duration)
 }
 
 // New checks cfg and reads the console's index page.
@@ -151,6 +159,12 @@ func New(cfg Config) (*Console, error) {
 		verifySlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 		bySource:    newLimiter(loginEvery, loginBurst, maxLimiterKeys),
 		byUser:      newLimiter(loginEvery, loginBurst, maxLimiterKeys),
+
+		byUserSource: newLimiter(loginEvery, loginBurst, maxLimiterKeys),
+		sleep:        cfg.Sleep,
+	}
+	if c.sleep == nil {
+		c.sleep = sleepCtx
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -273,6 +287,7 @@ func (c *Console) sweep(ctx context.Context) {
 	now := c.now()
 	c.bySource.sweep(now)
 	c.byUser.sweep(now)
+	c.byUserSource.sweep(now)
 	n, err := c.cfg.Store.DeleteExpiredWebSessions(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {

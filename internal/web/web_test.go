@@ -75,6 +75,17 @@ type env struct {
 	users map[string]bool
 	// dirPassword stands for the directory; nil: nobody is in it.
 	dirPassword func(ctx context.Context, user, pw string) (bool, error)
+	// slept records the console's sign-in delays, which take no time here.
+	slept []time.Duration
+}
+
+// sleeps returns the sign-in delays so far and forgets them.
+func (e *env) sleeps() []time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.slept
+	e.slept = nil
+	return s
 }
 
 // setDirectory makes f answer the console's directory sign-ins.
@@ -131,6 +142,11 @@ func newEnv(t *testing.T, assets *fstest.MapFS) *env {
 		Audit: audit.New(st, log),
 		Log:   log,
 		Now:   e.clock.Now,
+		Sleep: func(_ context.Context, d time.Duration) {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			e.slept = append(e.slept, d)
+		},
 	}
 	if assets != nil {
 		cfg.Assets = *assets
@@ -827,30 +843,56 @@ func TestRateLimit(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, &testAssets)
 
-	t.Run("per user", func(t *testing.T) {
-		// Five failures from one address lock the name out from every
-		// address, the right password included.
-		first := e.newBrowser(t, "127.0.0.2")
+	t.Run("per user and source", func(t *testing.T) {
+		// Five failures from one address lock the name out from that
+		// address, the right password included...
+		stranger := e.newBrowser(t, "127.0.0.2")
 		for i := range 5 {
-			if resp, body := first.login("alice", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+			if resp, body := stranger.login("alice", "wrong"); resp.StatusCode != http.StatusUnauthorized {
 				t.Fatalf("failure %d: %s %s", i+1, resp.Status, body)
 			}
 		}
-		other := e.newBrowser(t, "127.0.0.3")
-		resp, body := other.login("alice", alicePassword)
+		if len(e.sleeps()) != 0 {
+			t.Fatal("sign-ins slowed before the user's budget was spent")
+		}
+		resp, body := stranger.login("alice", alicePassword)
 		if resp.StatusCode != http.StatusTooManyRequests || errorCode(t, body) != "too_many_requests" {
-			t.Fatalf("sixth try: %s %s", resp.Status, body)
+			t.Fatalf("sixth try from the same address: %s %s", resp.Status, body)
 		}
 		if got := resp.Header.Get("Retry-After"); got != "10" {
 			t.Errorf("Retry-After %q, want 10", got)
 		}
-		// Another name from the same addresses is not affected.
-		if resp, body := other.login("mallory", "x"); resp.StatusCode != http.StatusUnauthorized {
+		// ... but not from the user's own: a stranger cannot lock alice
+		// out. Her sign-in is slowed instead, since her name is under
+		// attack.
+		own := e.newBrowser(t, "127.0.0.3")
+		if resp, body := own.login("alice", alicePassword); resp.StatusCode != http.StatusOK {
+			t.Fatalf("alice from her own address after a stranger's failures: %s %s", resp.Status, body)
+		}
+		if s := e.sleeps(); len(s) != 1 || s[0] <= 0 || s[0] > 3*time.Second {
+			t.Fatalf("sign-in delays %v, want one of at most 3s", s)
+		}
+		// The stranger moving to more addresses is slowed on each, and
+		// locked out of each after five.
+		for i := range 5 {
+			if resp, body := e.newBrowser(t, "127.0.0.7").login("alice", "wrong"); resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("failure %d from a second address: %s %s", i+1, resp.Status, body)
+			}
+		}
+		if s := e.sleeps(); len(s) != 5 {
+			t.Fatalf("sign-in delays %v, want one per attempt", s)
+		}
+		if resp, _ := e.newBrowser(t, "127.0.0.7").login("alice", alicePassword); resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("sixth try from the second address: %s", resp.Status)
+		}
+		// Another name is not affected.
+		if resp, body := own.login("mallory", "x"); resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("other name: %s %s", resp.Status, body)
 		}
+		e.sleeps()
 		// One more attempt every 10 s.
 		e.clock.Advance(10 * time.Second)
-		if resp, body := other.login("alice", alicePassword); resp.StatusCode != http.StatusOK {
+		if resp, body := stranger.login("alice", alicePassword); resp.StatusCode != http.StatusOK {
 			t.Fatalf("after 10 s: %s %s", resp.Status, body)
 		}
 	})
@@ -890,8 +932,8 @@ func TestRateLimit(t *testing.T) {
 				limits[ev.Detail["limit"].(string)] = true
 			}
 		}
-		if !limits["user"] || !limits["source"] {
-			t.Errorf("lockouts audited for %v, want user and source", limits)
+		if !limits["user"] || !limits["source"] || !limits["user_source"] {
+			t.Errorf("lockouts audited for %v, want user (slowed), user_source and source", limits)
 		}
 	})
 }
