@@ -38,8 +38,8 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 	var setup []*ssh.Request
 	setupBytes := 0
 	for req := range reqs {
-		switch req.Type {
-		case "pty-req", "env":
+		switch sessionSteps[req.Type] {
+		case stepSetup:
 			setupBytes += len(req.Payload)
 			if len(setup) >= maxSetupRequests || setupBytes > maxSetupBytes {
 				if req.WantReply {
@@ -51,15 +51,14 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if req.WantReply {
 				_ = req.Reply(true, nil)
 			}
-		case "auth-agent-req@openssh.com":
-			_ = req.Reply(false, nil)
-			c.deny(metrics.DenyForward, "agent-forwarding", "", "agent forwarding is refused")
-			tell(ch, "agent forwarding is refused: the gateway never forwards an agent")
-		case "x11-req":
-			_ = req.Reply(false, nil)
-			c.deny(metrics.DenyForward, "x11-forwarding", "", "X11 forwarding is refused")
-			tell(ch, "X11 forwarding is refused through the gateway")
-		case "shell", "exec", "subsystem":
+		case stepRefuse:
+			r := refusedForwarding[req.Type]
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+			c.deny(metrics.DenyForward, r.action, "", r.audit)
+			tell(ch, r.tell)
+		case stepStart:
 			timer.Stop()
 			c.runSession(ch, reqs, req, setup)
 			return
@@ -345,8 +344,8 @@ func (c *conn) targetErrorMessage(err error) string {
 // forwardClientRequest passes the requests a live session may make to the
 // target; anything else (a second exec, say) is refused.
 func forwardClientRequest(up ssh.Channel, r *ssh.Request) {
-	switch r.Type {
-	case "window-change", "signal", "break", "eow@openssh.com":
+	switch {
+	case bridgedRequests[r.Type]:
 		// Forwarded without asking for a reply, so that a target that never
 		// answers cannot stall this loop (and with it kill and limits).
 		_, _ = up.SendRequest(r.Type, false, r.Payload)
