@@ -232,6 +232,27 @@ func matrixRows(m *matrix) []mxRow {
 			},
 		},
 		{
+			// The second leg: a running session asks for another command
+			// (or a shell, or a subsystem). Only the requests in
+			// bridgedRequests reach the target; this one is answered "no"
+			// and the first command goes on.
+			name:    "exec on a running session",
+			allowed: mxOutcome{line: "reply false"},
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				var reply bool
+				c := rawSession(t, cl, false, "read x", func(s *ssh.Session, stdin io.Writer) bool {
+					reply, _ = s.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{"touch " + m.file(tok)}))
+					_, _ = stdin.Write([]byte("\n"))
+					_ = s.Wait()
+					return reply || m.exists(tok)
+				})
+				if c.out == "" {
+					c.out = fmt.Sprintf("reply %v", reply)
+				}
+				return c
+			},
+		},
+		{
 			// A keepalive on a session is answered "no" by the gateway,
 			// for anyone; the session goes on.
 			name:    "keepalive@openssh.com on a session",

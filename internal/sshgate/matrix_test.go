@@ -446,6 +446,8 @@ func (m *matrix) cell(t *testing.T, r mxRow, c *mxCaller, tok string) {
 	before := len(m.events(t, c, audit.RequestDeny))
 	logins := len(m.events(t, c, audit.LoginSuccess))
 	got := r.run(t, m, cl, tok)
+	t.Logf("%s x %s: want reached=%v line=%q event=%q; got reached=%v, client saw %q",
+		c.name, r.name, want.reached, want.line, want.event, got.reached, got.out)
 
 	if got.reached != want.reached {
 		t.Errorf("reached the target: %v, want %v; client saw %q", got.reached, want.reached, got.out)
