@@ -62,7 +62,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			timer.Stop()
 			c.runSession(ch, reqs, req, setup)
 			return
-		default:
+		case stepIgnore:
 			if req.WantReply {
 				_ = req.Reply(false, nil)
 			}
