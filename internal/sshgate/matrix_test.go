@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -213,6 +214,7 @@ func (m *matrix) listen(t *testing.T) {
 	// An empty agent: ssh -A forwards only an agent it can reach.
 	m.agentPath = filepath.Join(m.fx, "agent")
 	agent := exec.Command("ssh-agent", "-D", "-a", m.agentPath)
+	agent.Stdout, agent.Stderr = io.Discard, io.Discard
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
