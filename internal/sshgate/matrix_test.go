@@ -502,11 +502,20 @@ func TestAuthorizationMatrixCoversHandlers(t *testing.T) {
 			covered[c] = true
 		}
 	}
+	handled := map[string]bool{}
 	for kind, types := range sshgate.HandledTypes() {
 		for _, typ := range types {
+			handled[kind+":"+typ] = true
 			if !covered[kind+":"+typ] {
 				t.Errorf("%s %q is handled by the gateway but has no row in the authorization matrix", kind, typ)
 			}
+		}
+	}
+	// A row claiming a type the gateway does not serve is a typo that
+	// would hide a missing row.
+	for c := range covered {
+		if !handled[c] {
+			t.Errorf("a matrix row covers %q, which the gateway does not serve", c)
 		}
 	}
 }
