@@ -67,6 +67,9 @@ type conn struct {
 	// denials counts audited refusals; past maxAuditedDenials a connection
 	// writes no more, so a client cannot flood the audit trail.
 	denials atomic.Int32
+	// noMoreSessionsSet is set once the client sent
+	// no-more-sessions@openssh.com: later session channels are refused.
+	noMoreSessionsSet atomic.Bool
 
 	// upInbox hands the upstream's unasked traffic to the connection's loop;
 	// buffered for the one dial a connection makes.
@@ -401,28 +404,28 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 			_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("portcullis: too many open channels on this connection (sessions %d, channels %d)", maxSessions, maxChannels))
 			continue
 		}
-		switch nch.ChannelType() {
-		case "session":
-			chWG.Add(1)
-			c.openChannels.Add(1)
-			c.openSessions.Add(1)
-			go func() {
-				defer chWG.Done()
-				defer c.openChannels.Add(-1)
-				defer c.openSessions.Add(-1)
-				c.handleSession(nch)
-			}()
-		case "direct-tcpip":
-			chWG.Add(1)
-			c.openChannels.Add(1)
-			go func() {
-				defer chWG.Done()
-				defer c.openChannels.Add(-1)
-				c.handleDirectTCPIP(nch)
-			}()
-		default:
+		h, ok := channelHandlers[nch.ChannelType()]
+		switch {
+		case !ok:
 			c.deny(metrics.DenyUnsupported, nch.ChannelType(), "", fmt.Sprintf("channel type %s is not supported by the gateway", nch.ChannelType()))
 			_ = nch.Reject(ssh.Prohibited, "portcullis: "+nch.ChannelType()+" is not allowed through the gateway")
+		case h.session && c.noMoreSessionsSet.Load():
+			c.deny(metrics.DenyUnsupported, nch.ChannelType(), "", "session opened after the client sent no-more-sessions")
+			_ = nch.Reject(ssh.Prohibited, "portcullis: no more sessions on this connection")
+		default:
+			chWG.Add(1)
+			c.openChannels.Add(1)
+			if h.session {
+				c.openSessions.Add(1)
+			}
+			go func() {
+				defer chWG.Done()
+				defer c.openChannels.Add(-1)
+				if h.session {
+					defer c.openSessions.Add(-1)
+				}
+				h.serve(c, nch)
+			}()
 		}
 	}
 	// The client is gone: end every session's upstream side so their
@@ -508,13 +511,12 @@ func (c *conn) deny(class, action, command, reason string) {
 	_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: reason, Detail: detail})
 }
 
+// handleGlobalRequest answers a global request by globalHandlers; any
+// other is refused without an audit event (keepalives are among them).
 func (c *conn) handleGlobalRequest(req *ssh.Request) {
-	switch req.Type {
-	case "tcpip-forward", "streamlocal-forward@openssh.com":
-		// There is no way to put a reason in a global request failure;
-		// OpenSSH prints "remote port forwarding failed". The audit event
-		// and the server log carry the reason.
-		c.deny(metrics.DenyForward, "remote-forward", "", "remote forwarding (-R) is not allowed through the gateway")
+	if h, ok := globalHandlers[req.Type]; ok {
+		h(c, req)
+		return
 	}
 	if req.WantReply {
 		_ = req.Reply(false, nil)

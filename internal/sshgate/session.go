@@ -39,8 +39,8 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 	var setup []*ssh.Request
 	setupBytes := 0
 	for req := range reqs {
-		switch req.Type {
-		case "pty-req", "env":
+		switch sessionSteps[req.Type] {
+		case stepSetup:
 			if req.Type == "env" {
 				// Only AcceptEnv passes; the rest is dropped and logged
 				// at debug, not audited: a client may send dozens.
@@ -63,19 +63,18 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			if req.WantReply {
 				_ = req.Reply(true, nil)
 			}
-		case "auth-agent-req@openssh.com":
-			_ = req.Reply(false, nil)
-			c.deny(metrics.DenyForward, "agent-forwarding", "", "agent forwarding is refused")
-			tell(ch, "agent forwarding is refused: the gateway never forwards an agent")
-		case "x11-req":
-			_ = req.Reply(false, nil)
-			c.deny(metrics.DenyForward, "x11-forwarding", "", "X11 forwarding is refused")
-			tell(ch, "X11 forwarding is refused through the gateway")
-		case "shell", "exec", "subsystem":
+		case stepRefuse:
+			r := refusedForwarding[req.Type]
+			if req.WantReply {
+				_ = req.Reply(false, nil)
+			}
+			c.deny(metrics.DenyForward, r.action, "", r.audit)
+			tell(ch, r.tell)
+		case stepStart:
 			timer.Stop()
 			c.runSession(ch, reqs, req, setup)
 			return
-		default:
+		case stepIgnore:
 			if req.WantReply {
 				_ = req.Reply(false, nil)
 			}
@@ -194,13 +193,18 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	// Several goroutines write to the client's stderr (the target's stderr,
 	// the line gate, notices); x/crypto needs them serialized.
 	stderr := &lockedWriter{w: ch.Stderr()}
+	// Once the grant is registered a Recheck may write a notice through
+	// stderr while a refusal below writes and half-closes the channel;
+	// x/crypto reads a channel's EOF flag unlocked in Write, so refusals
+	// go under stderr's lock too.
+	refuseLocked := func(msg string) { stderr.do(func() { refuse(ch, req, msg) }) }
 	// The grant is registered before the decision, so that a policy change
 	// landing in between is re-checked against it (Recheck).
 	g := &grant{action: action, command: command, notify: func(msg string) {
 		_, _ = stderr.Write([]byte(msg + "\r\n"))
 	}}
 	if !c.addGrant(g) {
-		refuse(ch, req, "the connection is ending")
+		refuseLocked("the connection is ending")
 		drain(reqs)
 		return
 	}
@@ -208,7 +212,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
-		refuse(ch, req, d.Reason)
+		refuseLocked(d.Reason)
 		drain(reqs)
 		return
 	}
@@ -218,7 +222,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		msg := c.targetErrorMessage(err)
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, Account: targetUser,
 			SessionID: g.id, Message: err.Error(), Detail: map[string]any{"action": action}})
-		refuse(ch, req, msg)
+		refuseLocked(msg)
 		drain(reqs)
 		return
 	}
@@ -226,7 +230,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if err != nil {
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
 			Message: "open session on target: " + err.Error()})
-		refuse(ch, req, fmt.Sprintf("target %s refused a session", c.login.Target))
+		refuseLocked(fmt.Sprintf("target %s refused a session", c.login.Target))
 		drain(reqs)
 		return
 	}
@@ -255,7 +259,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s as %s", action, c.login.Target, targetUser),
 		Detail: detail}); err != nil {
 		// Fail closed: a session whose start cannot be recorded does not run.
-		refuse(ch, req, "the audit trail cannot be written; session refused")
+		refuseLocked("the audit trail cannot be written; session refused")
 		drain(reqs)
 		return
 	}
@@ -288,7 +292,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if err != nil {
 		stop()
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": err.Error()})
-		refuse(ch, req, "the session recording cannot be written; session refused")
+		refuseLocked("the session recording cannot be written; session refused")
 		drain(reqs)
 		return
 	}
@@ -305,7 +309,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
 			Message: fmt.Sprintf("target refused %s request", req.Type)})
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": "by the target"})
-		refuse(ch, req, fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
+		refuseLocked(fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
 		drain(reqs)
 		return
 	}
@@ -368,8 +372,8 @@ func (c *conn) targetErrorMessage(err error) string {
 // forwardClientRequest passes the requests a live session may make to the
 // target; anything else (a second exec, say) is refused.
 func forwardClientRequest(up ssh.Channel, r *ssh.Request) {
-	switch r.Type {
-	case "window-change", "signal", "break", "eow@openssh.com":
+	switch {
+	case bridgedRequests[r.Type]:
 		// Forwarded without asking for a reply, so that a target that never
 		// answers cannot stall this loop (and with it kill and limits).
 		_, _ = up.SendRequest(r.Type, false, r.Payload)
@@ -461,7 +465,7 @@ type bridgeOpts struct {
 	gate   *lineGate       // checks shell lines; nil when commands are not restricted
 	pty    bool            // the session has a terminal
 	obs    *observer       // records and logs; nil when nothing is observed
-	stderr io.Writer       // the client's stderr, shared with notices
+	stderr *lockedWriter   // the client's stderr, shared with notices
 	guard  streamGuard     // judges a file transfer's stream; nil when none
 }
 
@@ -611,7 +615,11 @@ loop:
 		client.Close()
 		return counts()
 	}
-	_ = client.CloseWrite()
+	if o.stderr != nil {
+		o.stderr.do(func() { _ = client.CloseWrite() })
+	} else {
+		_ = client.CloseWrite()
+	}
 	for _, r := range held {
 		_, _ = client.SendRequest(r.Type, false, r.Payload)
 	}
@@ -652,6 +660,14 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// do runs f under the writer's lock, for what must not overlap a write
+// (a channel's CloseWrite).
+func (l *lockedWriter) do(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f()
 }
 
 // writeWithin writes p but waits at most d: a write to a client that

@@ -1,0 +1,17 @@
+package sshgate
+
+import (
+	"maps"
+	"slices"
+)
+
+// HandledTypes returns, by where they arrive, every channel and request
+// type the gateway serves (requests.go), for the authorization matrix test.
+func HandledTypes() map[string][]string {
+	return map[string][]string{
+		"channel": slices.Sorted(maps.Keys(channelHandlers)),
+		"global":  slices.Sorted(maps.Keys(globalHandlers)),
+		"session": slices.Sorted(maps.Keys(sessionSteps)),
+		"bridged": slices.Sorted(maps.Keys(bridgedRequests)),
+	}
+}
