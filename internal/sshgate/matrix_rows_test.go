@@ -2,6 +2,7 @@ package sshgate_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -232,27 +233,6 @@ func matrixRows(m *matrix) []mxRow {
 			},
 		},
 		{
-			// The second leg: a running session asks for another command
-			// (or a shell, or a subsystem). Only the requests in
-			// bridgedRequests reach the target; this one is answered "no"
-			// and the first command goes on.
-			name:    "exec on a running session",
-			allowed: mxOutcome{line: "reply false"},
-			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
-				var reply bool
-				c := rawSession(t, cl, false, "read x", func(s *ssh.Session, stdin io.Writer) bool {
-					reply, _ = s.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{"touch " + m.file(tok)}))
-					_, _ = stdin.Write([]byte("\n"))
-					_ = s.Wait()
-					return reply || m.exists(tok)
-				})
-				if c.out == "" {
-					c.out = fmt.Sprintf("reply %v", reply)
-				}
-				return c
-			},
-		},
-		{
 			// A keepalive on a session is answered "no" by the gateway,
 			// for anyone; the session goes on.
 			name:    "keepalive@openssh.com on a session",
@@ -315,6 +295,53 @@ func matrixRows(m *matrix) []mxRow {
 				return mxCell{reached: m.exists(tok), out: fmt.Sprint(err)}
 			},
 		},
+	}
+	// The second leg: a running session asks for another command, a
+	// shell, a subsystem, a terminal, a variable or a forwarding. Only the
+	// requests in bridgedRequests reach the target; these are answered
+	// "no" and the first command goes on.
+	for _, second := range []struct {
+		typ     string
+		payload []byte
+	}{
+		{"exec", ssh.Marshal(struct{ Command string }{"touch FILE"})},
+		{"shell", nil},
+		{"subsystem", ssh.Marshal(struct{ Name string }{"sftp"})},
+		{"pty-req", ssh.Marshal(struct {
+			Term             string
+			Cols, Rows, W, H uint32
+			Modes            string
+		}{"xterm", 80, 24, 0, 0, ""})},
+		{"env", ssh.Marshal(struct{ Name, Value string }{"LC_MATRIX", "late"})},
+		{"x11-req", ssh.Marshal(struct {
+			Single        bool
+			Proto, Cookie string
+			Screen        uint32
+		}{false, "MIT-MAGIC-COOKIE-1", "00", 0})},
+		{"auth-agent-req@openssh.com", nil},
+	} {
+		rows = append(rows, mxRow{
+			name:    second.typ + " on a running session",
+			allowed: mxOutcome{line: "reply false"},
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				payload := bytes.ReplaceAll(second.payload, []byte("FILE"), []byte(m.file(tok)))
+				if second.typ == "exec" {
+					// The length prefix changed with the path.
+					payload = ssh.Marshal(struct{ Command string }{"touch " + m.file(tok)})
+				}
+				var reply bool
+				c := rawSession(t, cl, false, "read x", func(s *ssh.Session, stdin io.Writer) bool {
+					reply, _ = s.SendRequest(second.typ, true, payload)
+					_, _ = stdin.Write([]byte("\n"))
+					_ = s.Wait()
+					return reply || m.exists(tok)
+				})
+				if c.out == "" {
+					c.out = fmt.Sprintf("reply %v", reply)
+				}
+				return c
+			},
+		})
 	}
 	// Channel types only a server opens, and one nobody knows: refused
 	// for anyone, audited.
