@@ -16,9 +16,10 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 )
 
-// matrixRows lists the rows of the authorization matrix; m may be nil
-// when only the rows' coverage is read.
-func matrixRows(m *matrix) []mxRow {
+// matrixRows lists the rows of the authorization matrix. Each row is run
+// for every caller; a row says what the allowed caller gets, and, when it
+// is not the caller's own denial, what every other caller gets.
+func matrixRows() []mxRow {
 	// allowedRun is what an allowed request does.
 	allowedRun := mxOutcome{reached: true}
 	// Refused for every caller, the allowed one included.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -159,13 +160,7 @@ func newMatrix(t *testing.T) *matrix {
 		fmt.Fprintf(&b, "---\nkind: User\nname: %s\nssh_keys: [%q]\n", u, keys[u])
 	}
 	fmt.Fprintf(&b, "---\nkind: ServiceAccount\nname: bot\nowner: ok\nssh_keys: [%q]\n", keys["bot"])
-	for _, n := range slices.Sorted(func(yield func(string) bool) {
-		for k := range acct {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(acct)) {
 		fmt.Fprintf(&b, "---\nkind: Account\nname: %s\ntarget: web1\n", acct[n])
 	}
 	policy := func(name, subjects, user, extra string) string {
@@ -329,10 +324,14 @@ func (cl *mxClient) run(t *testing.T, stdin, name string, args ...string) (stdou
 		t.Errorf("%s %q timed out; stderr %q", name, args, e.String())
 	}
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
+	switch {
+	case err == nil:
+		return o.String(), e.String(), 0
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		return o.String(), e.String(), ee.ExitCode()
 	}
-	return o.String(), e.String(), 0
+	t.Errorf("%s %q: %v; stderr %q", name, args, err, e.String())
+	return o.String(), e.String(), -1
 }
 
 // ssh runs ssh with flags, then the host, then the command, if any.
@@ -393,7 +392,7 @@ func (m *matrix) startMaster(t *testing.T, c *mxCaller, tok string) string {
 	}
 }
 
-// denials counts the caller's request.deny events.
+// events lists the audit events of type typ left by the caller.
 func (m *matrix) events(t *testing.T, c *mxCaller, typ string) []store.AuditEvent {
 	t.Helper()
 	evs, err := m.gw.store.ListAudit(context.Background(), store.AuditFilter{Type: typ})
@@ -481,7 +480,7 @@ func (m *matrix) cell(t *testing.T, r mxRow, c *mxCaller, tok string) {
 
 func TestAuthorizationMatrix(t *testing.T) {
 	m := newMatrix(t)
-	rows := matrixRows(m)
+	rows := matrixRows()
 	for ci, c := range m.callers {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -497,7 +496,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 // A handler added without a row fails here.
 func TestAuthorizationMatrixCoversHandlers(t *testing.T) {
 	covered := map[string]bool{}
-	for _, r := range matrixRows(nil) {
+	for _, r := range matrixRows() {
 		for _, c := range r.covers {
 			covered[c] = true
 		}
