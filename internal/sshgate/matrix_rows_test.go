@@ -63,6 +63,18 @@ func matrixRows() []mxRow {
 			},
 		},
 		{
+			// Today any variable the target accepts passes. The env
+			// allow-list (issue 11, point 4: LANG, LC_*, TERM, TZ,
+			// COLORTERM by default) changes this cell for the allowed
+			// caller to reached=false.
+			name: "env outside the default allow-list", covers: []string{"session:env"}, openssh: true,
+			allowed: allowedRun,
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				_, errOut, _ := cl.ssh(t, "", []string{"-T", "-o", "SendEnv=MATRIX_VAR"}, `printf %s "$MATRIX_VAR" > `+m.file(tok))
+				return mxCell{reached: m.read(tok) == "from-client", out: errOut}
+			},
+		},
+		{
 			name: "subsystem sftp", covers: []string{"session:subsystem"}, openssh: true,
 			allowed: allowedRun,
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
@@ -105,6 +117,19 @@ func matrixRows() []mxRow {
 			muxLine: "Stdio forwarding request failed: Session open refused by peer",
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
 				out, errOut, _ := cl.ssh(t, tok+"\n", []string{"-W", m.tcpAddr})
+				return mxCell{reached: m.listenerSaw(tok), out: errOut + out}
+			},
+		},
+		{
+			// Today a tunnel reaches whatever the target can. The tunnel
+			// destination rules (issue 11, point 4: without tunnels.to,
+			// only the target host itself) change this cell for the
+			// allowed caller to refused, audited.
+			name: "direct-tcpip to another host", covers: []string{"channel:direct-tcpip"}, openssh: true,
+			allowed: allowedRun,
+			muxLine: "Stdio forwarding request failed: Session open refused by peer",
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				out, errOut, _ := cl.ssh(t, tok+"\n", []string{"-W", m.elsewhere})
 				return mxCell{reached: m.listenerSaw(tok), out: errOut + out}
 			},
 		},

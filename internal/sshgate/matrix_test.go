@@ -105,8 +105,11 @@ type matrix struct {
 	yaml      map[string]string
 	callers   []*mxCaller
 
-	tcpAddr  string // a listener on the target host, for tunnels
-	sockPath string // a unix socket listener on the target host
+	tcpAddr string // a listener on the target host, for tunnels
+	// elsewhere is a listener on another loopback address: another
+	// host, as far as tunnel destinations go.
+	elsewhere string
+	sockPath  string // a unix socket listener on the target host
 	// agentPath is the socket of an empty ssh-agent, the client's.
 	agentPath string
 	mu        sync.Mutex
@@ -206,6 +209,11 @@ func (m *matrix) listen(t *testing.T) {
 	}
 	_ = os.Chmod(m.sockPath, 0o777)
 	m.tcpAddr = tl.Addr().String()
+	el, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.elsewhere = el.Addr().String()
 	// An empty agent: ssh -A forwards only an agent it can reach.
 	m.agentPath = filepath.Join(m.fx, "agent")
 	agent := exec.Command("ssh-agent", "-D", "-a", m.agentPath)
@@ -227,7 +235,7 @@ func (m *matrix) listen(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var wg sync.WaitGroup
-	for _, l := range []net.Listener{tl, ul} {
+	for _, l := range []net.Listener{tl, el, ul} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -252,6 +260,7 @@ func (m *matrix) listen(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		tl.Close()
+		el.Close()
 		ul.Close()
 		wg.Wait()
 	})
@@ -287,7 +296,7 @@ type mxClient struct {
 // env is the ssh client's environment: a display and an agent socket,
 // so that -Y and -A send their requests.
 func (cl *mxClient) env() []string {
-	return append(os.Environ(), "DISPLAY=:97", "SSH_AUTH_SOCK="+cl.m.agentPath, "LC_MATRIX=from-client")
+	return append(os.Environ(), "DISPLAY=:97", "SSH_AUTH_SOCK="+cl.m.agentPath, "LC_MATRIX=from-client", "MATRIX_VAR=from-client")
 }
 
 func (cl *mxClient) opts() []string {
