@@ -2,6 +2,7 @@ package sshgate_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +16,10 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 )
 
-// matrixRows lists the rows of the authorization matrix; m may be nil
-// when only the rows' coverage is read.
-func matrixRows(m *matrix) []mxRow {
+// matrixRows lists the rows of the authorization matrix. Each row is run
+// for every caller; a row says what the allowed caller gets, and, when it
+// is not the caller's own denial, what every other caller gets.
+func matrixRows() []mxRow {
 	// allowedRun is what an allowed request does.
 	allowedRun := mxOutcome{reached: true}
 	// Refused for every caller, the allowed one included.
@@ -57,6 +59,18 @@ func matrixRows(m *matrix) []mxRow {
 			allowed: allowedRun,
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
 				_, errOut, _ := cl.ssh(t, "", []string{"-T", "-o", "SendEnv=LC_MATRIX"}, `printf %s "$LC_MATRIX" > `+m.file(tok))
+				return mxCell{reached: m.read(tok) == "from-client", out: errOut}
+			},
+		},
+		{
+			// Today any variable the target accepts passes. The env
+			// allow-list (issue 11, point 4: LANG, LC_*, TERM, TZ,
+			// COLORTERM by default) changes this cell for the allowed
+			// caller to reached=false.
+			name: "env outside the default allow-list", covers: []string{"session:env"}, openssh: true,
+			allowed: allowedRun,
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				_, errOut, _ := cl.ssh(t, "", []string{"-T", "-o", "SendEnv=MATRIX_VAR"}, `printf %s "$MATRIX_VAR" > `+m.file(tok))
 				return mxCell{reached: m.read(tok) == "from-client", out: errOut}
 			},
 		},
@@ -103,6 +117,19 @@ func matrixRows(m *matrix) []mxRow {
 			muxLine: "Stdio forwarding request failed: Session open refused by peer",
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
 				out, errOut, _ := cl.ssh(t, tok+"\n", []string{"-W", m.tcpAddr})
+				return mxCell{reached: m.listenerSaw(tok), out: errOut + out}
+			},
+		},
+		{
+			// Today a tunnel reaches whatever the target can. The tunnel
+			// destination rules (issue 11, point 4: without tunnels.to,
+			// only the target host itself) change this cell for the
+			// allowed caller to refused, audited.
+			name: "direct-tcpip to another host", covers: []string{"channel:direct-tcpip"}, openssh: true,
+			allowed: allowedRun,
+			muxLine: "Stdio forwarding request failed: Session open refused by peer",
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				out, errOut, _ := cl.ssh(t, tok+"\n", []string{"-W", m.elsewhere})
 				return mxCell{reached: m.listenerSaw(tok), out: errOut + out}
 			},
 		},
@@ -232,27 +259,6 @@ func matrixRows(m *matrix) []mxRow {
 			},
 		},
 		{
-			// The second leg: a running session asks for another command
-			// (or a shell, or a subsystem). Only the requests in
-			// bridgedRequests reach the target; this one is answered "no"
-			// and the first command goes on.
-			name:    "exec on a running session",
-			allowed: mxOutcome{line: "reply false"},
-			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
-				var reply bool
-				c := rawSession(t, cl, false, "read x", func(s *ssh.Session, stdin io.Writer) bool {
-					reply, _ = s.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{"touch " + m.file(tok)}))
-					_, _ = stdin.Write([]byte("\n"))
-					_ = s.Wait()
-					return reply || m.exists(tok)
-				})
-				if c.out == "" {
-					c.out = fmt.Sprintf("reply %v", reply)
-				}
-				return c
-			},
-		},
-		{
 			// A keepalive on a session is answered "no" by the gateway,
 			// for anyone; the session goes on.
 			name:    "keepalive@openssh.com on a session",
@@ -315,6 +321,53 @@ func matrixRows(m *matrix) []mxRow {
 				return mxCell{reached: m.exists(tok), out: fmt.Sprint(err)}
 			},
 		},
+	}
+	// The second leg: a running session asks for another command, a
+	// shell, a subsystem, a terminal, a variable or a forwarding. Only the
+	// requests in bridgedRequests reach the target; these are answered
+	// "no" and the first command goes on.
+	for _, second := range []struct {
+		typ     string
+		payload []byte
+	}{
+		{"exec", ssh.Marshal(struct{ Command string }{"touch FILE"})},
+		{"shell", nil},
+		{"subsystem", ssh.Marshal(struct{ Name string }{"sftp"})},
+		{"pty-req", ssh.Marshal(struct {
+			Term             string
+			Cols, Rows, W, H uint32
+			Modes            string
+		}{"xterm", 80, 24, 0, 0, ""})},
+		{"env", ssh.Marshal(struct{ Name, Value string }{"LC_MATRIX", "late"})},
+		{"x11-req", ssh.Marshal(struct {
+			Single        bool
+			Proto, Cookie string
+			Screen        uint32
+		}{false, "MIT-MAGIC-COOKIE-1", "00", 0})},
+		{"auth-agent-req@openssh.com", nil},
+	} {
+		rows = append(rows, mxRow{
+			name:    second.typ + " on a running session",
+			allowed: mxOutcome{line: "reply false"},
+			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
+				payload := bytes.ReplaceAll(second.payload, []byte("FILE"), []byte(m.file(tok)))
+				if second.typ == "exec" {
+					// The length prefix changed with the path.
+					payload = ssh.Marshal(struct{ Command string }{"touch " + m.file(tok)})
+				}
+				var reply bool
+				c := rawSession(t, cl, false, "read x", func(s *ssh.Session, stdin io.Writer) bool {
+					reply, _ = s.SendRequest(second.typ, true, payload)
+					_, _ = stdin.Write([]byte("\n"))
+					_ = s.Wait()
+					return reply || m.exists(tok)
+				})
+				if c.out == "" {
+					c.out = fmt.Sprintf("reply %v", reply)
+				}
+				return c
+			},
+		})
 	}
 	// Channel types only a server opens, and one nobody knows: refused
 	// for anyone, audited.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -104,8 +105,11 @@ type matrix struct {
 	yaml      map[string]string
 	callers   []*mxCaller
 
-	tcpAddr  string // a listener on the target host, for tunnels
-	sockPath string // a unix socket listener on the target host
+	tcpAddr string // a listener on the target host, for tunnels
+	// elsewhere is a listener on another loopback address: another
+	// host, as far as tunnel destinations go.
+	elsewhere string
+	sockPath  string // a unix socket listener on the target host
 	// agentPath is the socket of an empty ssh-agent, the client's.
 	agentPath string
 	mu        sync.Mutex
@@ -159,13 +163,7 @@ func newMatrix(t *testing.T) *matrix {
 		fmt.Fprintf(&b, "---\nkind: User\nname: %s\nssh_keys: [%q]\n", u, keys[u])
 	}
 	fmt.Fprintf(&b, "---\nkind: ServiceAccount\nname: bot\nowner: ok\nssh_keys: [%q]\n", keys["bot"])
-	for _, n := range slices.Sorted(func(yield func(string) bool) {
-		for k := range acct {
-			if !yield(k) {
-				return
-			}
-		}
-	}) {
+	for _, n := range slices.Sorted(maps.Keys(acct)) {
 		fmt.Fprintf(&b, "---\nkind: Account\nname: %s\ntarget: web1\n", acct[n])
 	}
 	policy := func(name, subjects, user, extra string) string {
@@ -211,6 +209,11 @@ func (m *matrix) listen(t *testing.T) {
 	}
 	_ = os.Chmod(m.sockPath, 0o777)
 	m.tcpAddr = tl.Addr().String()
+	el, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.elsewhere = el.Addr().String()
 	// An empty agent: ssh -A forwards only an agent it can reach.
 	m.agentPath = filepath.Join(m.fx, "agent")
 	agent := exec.Command("ssh-agent", "-D", "-a", m.agentPath)
@@ -232,7 +235,7 @@ func (m *matrix) listen(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	var wg sync.WaitGroup
-	for _, l := range []net.Listener{tl, ul} {
+	for _, l := range []net.Listener{tl, el, ul} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -257,6 +260,7 @@ func (m *matrix) listen(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		tl.Close()
+		el.Close()
 		ul.Close()
 		wg.Wait()
 	})
@@ -292,7 +296,7 @@ type mxClient struct {
 // env is the ssh client's environment: a display and an agent socket,
 // so that -Y and -A send their requests.
 func (cl *mxClient) env() []string {
-	return append(os.Environ(), "DISPLAY=:97", "SSH_AUTH_SOCK="+cl.m.agentPath, "LC_MATRIX=from-client")
+	return append(os.Environ(), "DISPLAY=:97", "SSH_AUTH_SOCK="+cl.m.agentPath, "LC_MATRIX=from-client", "MATRIX_VAR=from-client")
 }
 
 func (cl *mxClient) opts() []string {
@@ -329,10 +333,14 @@ func (cl *mxClient) run(t *testing.T, stdin, name string, args ...string) (stdou
 		t.Errorf("%s %q timed out; stderr %q", name, args, e.String())
 	}
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
+	switch {
+	case err == nil:
+		return o.String(), e.String(), 0
+	case errors.As(err, &ee) && ee.ExitCode() >= 0:
 		return o.String(), e.String(), ee.ExitCode()
 	}
-	return o.String(), e.String(), 0
+	t.Errorf("%s %q: %v; stderr %q", name, args, err, e.String())
+	return o.String(), e.String(), -1
 }
 
 // ssh runs ssh with flags, then the host, then the command, if any.
@@ -393,7 +401,7 @@ func (m *matrix) startMaster(t *testing.T, c *mxCaller, tok string) string {
 	}
 }
 
-// denials counts the caller's request.deny events.
+// events lists the audit events of type typ left by the caller.
 func (m *matrix) events(t *testing.T, c *mxCaller, typ string) []store.AuditEvent {
 	t.Helper()
 	evs, err := m.gw.store.ListAudit(context.Background(), store.AuditFilter{Type: typ})
@@ -481,7 +489,7 @@ func (m *matrix) cell(t *testing.T, r mxRow, c *mxCaller, tok string) {
 
 func TestAuthorizationMatrix(t *testing.T) {
 	m := newMatrix(t)
-	rows := matrixRows(m)
+	rows := matrixRows()
 	for ci, c := range m.callers {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -497,7 +505,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 // A handler added without a row fails here.
 func TestAuthorizationMatrixCoversHandlers(t *testing.T) {
 	covered := map[string]bool{}
-	for _, r := range matrixRows(nil) {
+	for _, r := range matrixRows() {
 		for _, c := range r.covers {
 			covered[c] = true
 		}
