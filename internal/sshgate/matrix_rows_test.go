@@ -63,12 +63,12 @@ func matrixRows() []mxRow {
 			},
 		},
 		{
-			// Today any variable the target accepts passes. The env
-			// allow-list (issue 11, point 4: LANG, LC_*, TERM, TZ,
-			// COLORTERM by default) changes this cell for the allowed
-			// caller to reached=false.
+			// The target accepts MATRIX_*, but the gateway passes only
+			// ssh_accept_env (LANG, LC_*, TERM, TZ, COLORTERM by
+			// default): dropped without a word (debug log, no event), as
+			// sshd drops what its AcceptEnv does not list.
 			name: "env outside the default allow-list", covers: []string{"session:env"}, openssh: true,
-			allowed: allowedRun,
+			allowed: mxOutcome{},
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
 				_, errOut, _ := cl.ssh(t, "", []string{"-T", "-o", "SendEnv=MATRIX_VAR"}, `printf %s "$MATRIX_VAR" > `+m.file(tok))
 				return mxCell{reached: m.read(tok) == "from-client", out: errOut}
@@ -121,12 +121,10 @@ func matrixRows() []mxRow {
 			},
 		},
 		{
-			// Today a tunnel reaches whatever the target can. The tunnel
-			// destination rules (issue 11, point 4: without tunnels.to,
-			// only the target host itself) change this cell for the
-			// allowed caller to refused, audited.
+			// Without tunnels.to a tunnel reaches only the target host
+			// itself: another address is refused and audited.
 			name: "direct-tcpip to another host", covers: []string{"channel:direct-tcpip"}, openssh: true,
-			allowed: allowedRun,
+			allowed: mxOutcome{line: "reaches only web1 itself", event: audit.RequestDeny},
 			muxLine: "Stdio forwarding request failed: Session open refused by peer",
 			run: func(t *testing.T, m *matrix, cl *mxClient, tok string) mxCell {
 				out, errOut, _ := cl.ssh(t, tok+"\n", []string{"-W", m.elsewhere})
