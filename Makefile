@@ -6,11 +6,17 @@ DATA_DIR    ?= data
 SSH_ADDR    ?= 127.0.0.1:2222
 API_ADDR    ?= 127.0.0.1:8443
 BIN         := bin/portcullis
+# The version and commit `portcullis version` prints; a plain `go build`
+# still reports the commit (from the go command's VCS stamp) as "devel".
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS     := -X github.com/portcullis/portcullis/internal/buildinfo.Version=$(VERSION) \
+               -X github.com/portcullis/portcullis/internal/buildinfo.Commit=$(COMMIT)
 
 .PHONY: run build assets test test-deps lint bench fuzz clean
 
 build: assets
-	$(GO) build -o $(BIN) ./cmd/portcullis
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
 
 ## assets: the web console (web/) built into internal/web/dist, which the binary embeds.
 ## npm ci runs only when package-lock.json is newer than the last install; the

@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/portcullis/portcullis/internal/buildinfo"
 )
 
 // Exit codes.
@@ -90,6 +92,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	top := flag.NewFlagSet("portcullis", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	e.globalFlags(top)
+	showVersion := top.Bool("version", false, "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, root.usage)
@@ -99,6 +102,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	args = top.Args()
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return exitOK
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, root.usage)
 		return exitUsage
@@ -253,6 +260,7 @@ func commands() *command {
 	root := &command{name: "portcullis", usage: rootUsage}
 	root.subs = []*command{
 		{name: "help", usage: rootUsage, run: func(e *env, args []string) error { return runHelp(e, root, args) }},
+		{name: "version", usage: versionUsage, run: runVersion},
 		{name: "apply", usage: applyUsage, run: runApply},
 		{name: "get", usage: getUsage, run: runGet},
 		{name: "delete", usage: deleteUsage, run: runDelete},
@@ -402,6 +410,7 @@ Backup:
   backup --out FILE           copy the database (SQLite or PostgreSQL) while the gateway runs
   restore --in FILE           put a copy back (gateway stopped); --store for PostgreSQL
 
+  version                     print the build's version and commit (also --version; --json)
   help [COMMAND]              show help for a command
 
 Kinds: User, ServiceAccount, Group, Target, Environment, Account, Operation,
@@ -410,3 +419,27 @@ Policy (any case, singular or plural).
 policy test case failed, the audit chain is broken); 2 usage or input error;
 3 the gateway could not be reached or failed.
 `)
+
+const versionUsage = `Usage: portcullis version [--json]
+
+Prints this binary's version and the commit it was built from. It does not
+contact the gateway: a running gateway logs its own version at start.
+`
+
+// runVersion prints the build information of this binary.
+func runVersion(e *env, args []string) error {
+	fs := e.flags()
+	asJSON := fs.Bool("json", false, "")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	if *asJSON {
+		return printJSON(e, buildinfo.Read())
+	}
+	fmt.Fprintln(e.stdout, buildinfo.Read())
+	return nil
+}

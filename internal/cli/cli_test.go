@@ -473,6 +473,10 @@ func TestCLIHelp(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"--data-dir", "x", "serve"}, 2, "", "portcullis serve --data-dir DIR"},
 		{[]string{"--nope"}, 2, "", "flag provided but not defined"},
+		{[]string{"version"}, 0, "portcullis devel (commit ", ""},
+		{[]string{"--version"}, 0, "portcullis devel (commit ", ""},
+		{[]string{"version", "--json"}, 0, `"commit":`, ""},
+		{[]string{"help"}, 0, "version ", ""},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/config"
 )
 
@@ -35,6 +36,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)
 		return 2
 	}
+	bi := buildinfo.Read()
+	log.Info("starting portcullis", "version", bi.Version, "commit", bi.Commit)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := New(ctx, cfg, log)
