@@ -21,8 +21,8 @@ var Commit = ""
 // Info is what `portcullis version` prints.
 type Info struct {
 	Version   string `json:"version"`
-	Commit    string `json:"commit"`              // "unknown" when neither source knows it
-	Modified  bool   `json:"modified,omitempty"`  // built from a work tree with uncommitted changes
+	Commit    string `json:"commit"`             // "unknown" when neither source knows it
+	Modified  bool   `json:"modified,omitempty"` // built from a work tree with uncommitted changes
 	GoVersion string `json:"go_version"`
 }
 
