@@ -247,7 +247,7 @@ func TestAPI(t *testing.T) {
 			want: []string{"out of range"}},
 		{name: "audit until before since", method: "GET", path: "/api/v1/audit?since=2020-01-02T00:00:00Z&until=2020-01-01T00:00:00Z", wantStatus: 400,
 			want: []string{"must be after"}},
-		{name: "audit limit", method: "GET", path: "/api/v1/audit?limit=1", wantStatus: 200,
+		{name: "audit limit", method: "GET", path: "/api/v1/audit?limit=1&after=0", wantStatus: 200,
 			want: []string{`"id":1`}, notWant: []string{`"id":2`}},
 		{name: "audit bad time", method: "GET", path: "/api/v1/audit?since=yesterday", wantStatus: 400,
 			want: []string{"since", "RFC 3339"}},

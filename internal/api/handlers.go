@@ -370,7 +370,7 @@ func (a *api) caPublicKey(w http.ResponseWriter, r *http.Request) error {
 // auditParams are the query parameters GET /api/v1/audit understands.
 // Anything else is refused: a misspelt filter silently ignored would show
 // an auditor events they did not ask for.
-var auditParams = []string{"since", "until", "type", "user", "target", "session", "after", "limit"}
+var auditParams = []string{"since", "until", "type", "user", "target", "session", "after", "before", "limit"}
 
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseAuditFilter(r)
@@ -380,10 +380,13 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if f.User, err = scopeUser(caller(r), f.User); err != nil {
 		return err
 	}
+	pg := newPage(f.Limit, r.URL.Query().Has("after"))
+	f.Limit, f.Newest = pg.ask, pg.newest
 	evs, err := a.store.ListAudit(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list audit events: %w", err)
 	}
+	evs = cutPage(pg, w, evs, func(ev store.AuditEvent) int64 { return ev.ID })
 	out := make([]Event, len(evs))
 	for i, ev := range evs {
 		out[i] = eventFromStore(ev)
@@ -438,6 +441,9 @@ func parseAuditFilter(r *http.Request) (store.AuditFilter, error) {
 		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterID < 0 {
 			return f, clientError(http.StatusBadRequest, "after: %q is not an event id (a number of 0 or more)", v)
 		}
+	}
+	if f.BeforeID, err = queryID(q, "before", "an event id"); err != nil {
+		return f, err
 	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxAuditLimit {

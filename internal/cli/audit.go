@@ -13,7 +13,7 @@ import (
 
 const auditUsage = `Usage: portcullis audit ls [FLAGS]
 
-Lists audit events, oldest first: logins, sessions, refusals, changes to
+Lists audit events, newest first: logins, sessions, refusals, changes to
 resources. Times are printed in UTC.
 
 TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
@@ -26,19 +26,21 @@ Flags:
   --user NAME      events of one gateway user or service account
   --target NAME    events on one target
   --session ID     events of one session
-  --after ID       events after the one with this id (to page on)
+  --before ID      events older than the one with this id: the next page
+  --after ID       events after the one with this id, oldest first (to tail)
   --limit N        at most N events (default 1000, at most 10000)
   --json           a JSON array of events, each with its id
-` + "\n" + globalFlagsUsage
 
-// defaultAuditLimit is the page size the gateway uses when none is given.
-const defaultAuditLimit = 1000
+When more events exist than one page shows, a last line on stderr says so
+and names the --before (or --after) that shows the next page; --json output
+stays a plain JSON array.
+` + "\n" + globalFlagsUsage
 
 func runAuditLs(e *env, args []string) error {
 	fs := e.flags()
 	var (
 		since, until, typ, user, target, session string
-		after                                    int64
+		after, before                            int64
 		limit                                    int
 		asJSON                                   bool
 	)
@@ -49,6 +51,7 @@ func runAuditLs(e *env, args []string) error {
 	fs.StringVar(&target, "target", "", "")
 	fs.StringVar(&session, "session", "", "")
 	fs.Int64Var(&after, "after", 0, "")
+	fs.Int64Var(&before, "before", 0, "")
 	fs.IntVar(&limit, "limit", 0, "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
@@ -75,29 +78,17 @@ func runAuditLs(e *env, args []string) error {
 			q.Set(k, v)
 		}
 	}
-	if after < 0 {
-		return usageErr("--after: want an event id, 0 or more")
+	if err := setCursor(fs, q, after, before, "an event id"); err != nil {
+		return err
 	}
-	if after > 0 {
-		q.Set("after", strconv.FormatInt(after, 10))
+	if err := setLimit(q, limit); err != nil {
+		return err
 	}
-	if limit < 0 {
-		return usageErr("--limit: want a positive number")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	evs, err := fetchList[api.Event](e, "/api/v1/audit", q)
+	evs, more, err := fetchPage[api.Event](e, "/api/v1/audit", q)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultAuditLimit
-	}
-	if len(evs) == limit {
-		fmt.Fprintf(e.stderr, "warning: showing the first %d events; see more with --after %d, or narrow with --since/--until\n",
-			limit, evs[len(evs)-1].ID)
-	}
+	defer sayMore(e, more)
 	return printList(e, evs, asJSON, "No events found.",
 		[]string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"},
 		func(ev api.Event) []string {

@@ -371,15 +371,29 @@ func TestCLI(t *testing.T) {
 		if len(evs) < 3 {
 			t.Fatalf("want at least 2 applies and a delete, got %s", r.stdout)
 		}
-		if evs[0]["id"] != float64(1) || evs[0]["type"] != "resource.apply" || evs[0]["user"] != api.LocalAdmin {
-			t.Errorf("first event: %v", evs[0])
+		// Newest first: the delete comes before the first apply.
+		if first := evs[len(evs)-1]; first["id"] != float64(1) || first["type"] != "resource.apply" || first["user"] != api.LocalAdmin {
+			t.Errorf("oldest event: %v", first)
+		}
+		if evs[0]["type"] != "resource.delete" {
+			t.Errorf("newest event: %v", evs[0])
 		}
 		g.run(t, "", "audit", "ls", "--since", "1h", "--type", "resource.").want(t, 0,
 			[]string{"TIME", "OUTCOME", "MESSAGE", "resource.apply", "local-admin", "5 created", "resource.delete", "deleted Account/web1/deploy"}, nil)
 		g.run(t, "", "audit", "ls", "--type", "resource.delete", "--json").want(t, 0, []string{`"type": "resource.delete"`}, nil)
 		g.run(t, "", "audit", "ls", "--since", "2200-01-01").want(t, 0, nil, []string{"No events found."})
 		g.run(t, "", "audit", "ls", "--since", "2999-01-01").want(t, 2, nil, []string{"out of range"})
-		g.run(t, "", "audit", "ls", "--limit", "1").want(t, 0, nil, []string{"warning: showing the first 1 events; see more with --after 1"})
+		n := len(evs)
+		g.run(t, "", "audit", "ls", "--limit", "1").want(t, 0, []string{"resource.delete"}, []string{fmt.Sprintf("more exist: see older ones with --before %d", n)})
+		g.run(t, "", "audit", "ls", "--limit", "1", "--before", "2").want(t, 0, []string{"5 created"}, nil)
+		if r := g.run(t, "", "audit", "ls", "--limit", "1", "--before", "2"); strings.Contains(r.stderr, "more exist") {
+			t.Errorf("the oldest page says more exist: %s", r.stderr)
+		}
+		g.run(t, "", "audit", "ls", "--limit", "1", "--after", "0").want(t, 0, []string{"5 created"}, []string{"more exist: see newer ones with --after 1"})
+		if r := g.run(t, "", "audit", "ls", "--limit", "1", "--json"); !strings.HasPrefix(r.stdout, "[") || !strings.Contains(r.stderr, "--before") {
+			t.Errorf("--json page: stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+		g.run(t, "", "audit", "ls", "--before", "0").want(t, 2, nil, []string{"--before"})
 		g.run(t, "", "audit", "ls", "--since", "yesterday").want(t, 2, nil, []string{"--since", "duration back from now"})
 		g.run(t, "", "audit", "ls", "--limit", "100000").want(t, 2, nil, []string{"limit"})
 	})

@@ -424,7 +424,7 @@ func TestCLICommands(t *testing.T) {
 	r := g.run(t, "", "commands", "ls")
 	r.want(t, 0, []string{"TIME", "TYPE", "EXIT", "COMMAND", "2026-03-01T10:00:00Z", "uptime", "exec", "ls -l", "shell ", "rm -rf /tmp/x", "shell?"}, nil)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[1], " 0 ") {
+	if len(lines) != 4 || !strings.Contains(lines[3], " 0 ") || !strings.Contains(lines[1], "rm -rf") {
 		t.Errorf("table:\n%s", r.stdout)
 	}
 	g.run(t, "", "commands", "ls", "--user", "bob").want(t, 0, []string{"rm -rf /tmp/x"}, nil)
@@ -435,7 +435,9 @@ func TestCLICommands(t *testing.T) {
 		t.Errorf("--target --since:\n%s", r.stdout)
 	}
 	g.run(t, "", "commands", "ls", "--since", "2200-01-01").want(t, 0, nil, []string{"No commands found."})
-	g.run(t, "", "commands", "ls", "--limit", "1").want(t, 0, []string{"uptime"}, []string{"warning: showing the first 1 commands; see more with --after 1"})
+	g.run(t, "", "commands", "ls", "--limit", "1").want(t, 0, []string{"rm -rf /tmp/x"}, []string{"more exist: see older ones with --before 3"})
+	g.run(t, "", "commands", "ls", "--limit", "2", "--before", "3").want(t, 0, []string{"uptime", "ls -l"}, nil)
+	g.run(t, "", "commands", "ls", "--limit", "1", "--after", "0").want(t, 0, []string{"uptime"}, []string{"more exist: see newer ones with --after 1"})
 	g.run(t, "", "commands", "ls", "--since", "later").want(t, 2, nil, []string{"--since"})
 
 	r = g.run(t, "", "commands", "ls", "--json")
@@ -443,7 +445,7 @@ func TestCLICommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &cmds); err != nil || len(cmds) != 3 {
 		t.Fatalf("--json: %v %s", err, r.stdout)
 	}
-	if cmds[0]["id"] == nil || cmds[0]["exit_status"] != float64(0) || cmds[1]["exit_status"] != nil || cmds[2]["certain"] != false {
+	if cmds[2]["id"] == nil || cmds[2]["exit_status"] != float64(0) || cmds[1]["exit_status"] != nil || cmds[0]["certain"] != false {
 		t.Errorf("--json: %v", cmds)
 	}
 }

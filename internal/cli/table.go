@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/resource"
 )
 
@@ -206,6 +207,31 @@ func fetchList[T any](e *env, path string, q url.Values) ([]T, error) {
 		items = []T{}
 	}
 	return items, nil
+}
+
+// fetchPage is fetchList for a paged listing (audit events, commands): it
+// also returns a line saying how to see the next page, or "" when the
+// gateway said no more exist.
+func fetchPage[T any](e *env, path string, q url.Values) ([]T, string, error) {
+	c, err := e.api()
+	if err != nil {
+		return nil, "", err
+	}
+	var items []T
+	h, err := c.send(e.ctx, http.MethodGet, path, q, "", nil, &items)
+	if err != nil {
+		return nil, "", err
+	}
+	if items == nil {
+		items = []T{}
+	}
+	more := ""
+	if id := h.Get(api.HeaderNextBefore); id != "" {
+		more = "more exist: see older ones with --before " + id
+	} else if id := h.Get(api.HeaderNextAfter); id != "" {
+		more = "more exist: see newer ones with --after " + id
+	}
+	return items, more, nil
 }
 
 // printList prints a listing: a JSON array with --json; otherwise a table

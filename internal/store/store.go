@@ -150,7 +150,13 @@ type CommandFilter struct {
 	SessionID string
 	Since     time.Time
 	AfterID   int64
-	Limit     int // 0 means 1000
+	// BeforeID keeps only commands with a smaller ID: the cursor of a
+	// newest-first listing's next page.
+	BeforeID int64
+	// Newest lists newest first (descending ID) rather than in the order
+	// appended, so that a page without Since shows what happened last.
+	Newest bool
+	Limit  int // 0 means 1000
 }
 
 // Hash and PrevHash of an AuditEvent chain the trail: Hash is
@@ -167,7 +173,11 @@ type AuditFilter struct {
 	Target    string
 	SessionID string
 	AfterID   int64 // only events with a larger ID, for paging and tailing
-	Limit     int   // 0 means 1000
+	BeforeID  int64 // only events with a smaller ID: the cursor of a newest-first page
+	// Newest lists newest first (descending ID) rather than in the order
+	// appended, so that a page without Since shows what happened last.
+	Newest bool
+	Limit  int // 0 means 1000
 }
 
 // Kinds of AuditCheckpoint.
