@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -107,8 +108,14 @@ type result struct {
 // leaks into its output.
 func (g *gateway) run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return g.runIn(t, strings.NewReader(stdin), args...)
+}
+
+// runIn is run with any stdin: a terminal, a pipe, /dev/null.
+func (g *gateway) runIn(t *testing.T, stdin io.Reader, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cli.Run(context.Background(), append([]string{"--data-dir", g.dataDir}, args...), strings.NewReader(stdin), &out, &errOut)
+	code := cli.Run(context.Background(), append([]string{"--data-dir", g.dataDir}, args...), stdin, &out, &errOut)
 	r := result{code: code, stdout: out.String(), stderr: errOut.String()}
 	for _, s := range append(g.secrets, "PRIVATE KEY") {
 		if strings.Contains(r.stdout, s) || strings.Contains(r.stderr, s) {
@@ -307,7 +314,7 @@ func TestCLI(t *testing.T) {
 		g.run(t, "", "account", "pubkey", "web1/nobody").want(t, 1, nil, []string{"not found"})
 		g.run(t, "", "account", "pubkey", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
 		// Rotation against a real target is tested in package rotate.
-		g.run(t, "", "account", "rotate", "web1/nobody").want(t, 1, nil, []string{"does not exist"})
+		g.run(t, "", "account", "rotate", "--yes", "web1/nobody").want(t, 1, nil, []string{"does not exist"})
 		g.run(t, "", "account", "rotate", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
 	})
 
@@ -353,11 +360,13 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		g.run(t, "", "delete", "target", "web1").want(t, 1, nil, []string{"still referred to by", "Account/web1/deploy"})
-		g.run(t, "", "delete", "user", "nobody").want(t, 1, nil, []string{`User "nobody" not found`})
+		g.run(t, "", "delete", "-y", "target", "web1").want(t, 1, nil, []string{"still referred to by", "Account/web1/deploy"})
+		g.run(t, "", "delete", "user", "nobody", "--yes").want(t, 1, nil, []string{`User "nobody" not found`})
 		g.run(t, "", "delete", "widget", "x").want(t, 2, nil, []string{"unknown kind"})
 		g.run(t, "", "delete", "user").want(t, 2, nil, []string{"want KIND NAME"})
-		g.run(t, "", "delete", "account", "web1/deploy").want(t, 0, []string{"Account/web1/deploy deleted\n"}, nil)
+		g.run(t, "", "delete", "account", "web1").want(t, 2, nil, []string{"an Account is named TARGET/NAME (for example web1/web1)"})
+		g.run(t, "", "delete", "account", "deploy", "--yes").want(t, 2, nil, []string{"TARGET/NAME", `not "deploy"`})
+		g.run(t, "", "delete", "account", "web1/deploy", "--yes").want(t, 0, []string{"Account/web1/deploy deleted\n"}, nil)
 		g.run(t, "", "get", "account", "web1/deploy").want(t, 1, nil, []string{"not found"})
 	})
 

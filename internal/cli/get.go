@@ -29,14 +29,19 @@ Flags:
   --json                the same as -o json
 ` + "\n" + globalFlagsUsage
 
-const deleteUsage = `Usage: portcullis delete KIND NAME
+const deleteUsage = `Usage: portcullis delete KIND NAME [--yes]
 
 Deletes one resource; an Account's NAME is TARGET/NAME
 (portcullis delete account web1/svc-stats). A resource that others still
 refer to (a Target with Accounts, an Operation a Policy uses) is not deleted:
 the message names them, and the exit code is 1, as it is for a NAME that
 does not exist.
-` + "\n" + globalFlagsUsage
+
+On a terminal it asks first. When stdin is not a terminal (a script, a
+pipe) it refuses unless --yes is given, rather than delete unasked.
+
+Flags:
+` + yesUsage + "\n" + globalFlagsUsage
 
 const accountUsage = `Usage: portcullis account pubkey TARGET/NAME
 
@@ -191,7 +196,9 @@ func plural(kind resource.Kind) string {
 }
 
 func runDelete(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args)
+	fs := e.flags()
+	yes := yesFlag(fs)
+	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -201,6 +208,14 @@ func runDelete(e *env, args []string) error {
 	kind, err := resource.ParseKind(pos[0])
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if kind == resource.KindAccount {
+		if t, n, ok := strings.Cut(pos[1], "/"); !ok || t == "" || n == "" || strings.Contains(n, "/") {
+			return usageErr("an Account is named TARGET/NAME (for example web1/%s), not %q", strings.Trim(pos[1], "/"), pos[1])
+		}
+	}
+	if err := e.confirm(*yes, fmt.Sprintf("Delete %s/%s? It cannot be undone", kind, pos[1])); err != nil {
+		return err
 	}
 	c, err := e.api()
 	if err != nil {

@@ -25,7 +25,7 @@ import (
 const recordingsUsage = `Usage: portcullis recordings ls [FLAGS]
        portcullis recordings play ID [--speed N] [--idle-limit S] [--at SECONDS]
        portcullis recordings download ID [-o FILE] [--force]
-       portcullis recordings rm ID
+       portcullis recordings rm ID [--yes]
        portcullis recordings search QUERY [--limit N] [--json]
 
 Session recordings are asciicast v2 files (asciinema 2 plays them too), one
@@ -51,7 +51,9 @@ and download exits 1 (keeping the file, for inspection). Audited
 
 rm deletes a recording, its file and its search index, even while the
 session runs (the session goes on, unrecorded from then on). The deletion
-is audited (recording.delete) with the recording's metadata.
+is audited (recording.delete) with the recording's metadata. On a terminal
+it asks first; when stdin is not a terminal it refuses unless --yes is
+given.
 
 search finds recordings where all the words of QUERY appeared on screen or
 were typed, as the user saw them (escape sequences interpreted, not just
@@ -72,6 +74,7 @@ Flags:
   --speed N          (play) play N times faster (default 1; 0.5 is half speed)
   --idle-limit S     (play) shorten every pause longer than S seconds to S
   --at SECONDS       (play) start SECONDS into the recording (what search shows as OFFSET)
+  -y, --yes          (rm) do not ask; needed when stdin is not a terminal
   -o, --output FILE  (download) where to save; - for standard output
   --force            (download) overwrite FILE if it exists
 ` + "\n" + globalFlagsUsage
@@ -322,12 +325,17 @@ func copyError(id string, err error) error {
 }
 
 func runRecordingsRm(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args)
+	fs := e.flags()
+	yes := yesFlag(fs)
+	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID(pos, "recording")
 	if err != nil {
+		return err
+	}
+	if err := e.confirm(*yes, fmt.Sprintf("Delete recording %s? It is evidence and cannot be recovered", id)); err != nil {
 		return err
 	}
 	c, err := e.api()

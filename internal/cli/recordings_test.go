@@ -306,8 +306,8 @@ func TestCLIRecordings(t *testing.T) {
 	})
 
 	t.Run("rm", func(t *testing.T) {
-		g.run(t, "", "recordings", "rm", "rec1").want(t, 0, []string{"recording rec1 deleted"}, nil)
-		g.run(t, "", "recordings", "rm", "rec1").want(t, 1, nil, []string{`recording "rec1" not found`})
+		g.run(t, "", "recordings", "rm", "--yes", "rec1").want(t, 0, []string{"recording rec1 deleted"}, nil)
+		g.run(t, "", "recordings", "rm", "rec1", "-y").want(t, 1, nil, []string{`recording "rec1" not found`})
 		g.run(t, "", "recordings", "rm").want(t, 2, nil, []string{"recording ID is required"})
 		g.run(t, "", "recordings", "rm", "a", "b").want(t, 2, nil, []string{"unexpected argument"})
 		g.run(t, "", "recordings", "search", "nginx").want(t, 0, nil, []string{"No recordings match."})
