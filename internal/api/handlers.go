@@ -36,6 +36,18 @@ var (
 // the CLI sends, because only JSON carries an imported account key; YAML
 // is accepted for curl and scripts.
 func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := checkQuery(q, []string{"dry_run"}); err != nil {
+		return err
+	}
+	var dryRun bool
+	switch v := q.Get("dry_run"); v {
+	case "", "false":
+	case "true":
+		dryRun = true
+	default:
+		return clientError(http.StatusBadRequest, "dry_run: %q is neither true nor false", v)
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil && ct != "" {
@@ -69,6 +81,15 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(objs) == 0 {
 		return clientError(http.StatusBadRequest, "no resources in the request")
+	}
+	if dryRun {
+		// Nothing changes, so nothing is audited.
+		res, err := a.inv.Plan(r.Context(), objs)
+		if err != nil {
+			return fmt.Errorf("apply (dry run): %w", err)
+		}
+		writeJSON(w, http.StatusOK, res)
+		return nil
 	}
 	res, err := a.inv.Apply(r.Context(), objs)
 	if err != nil {

@@ -34,6 +34,7 @@ import (
 // (a socket path must stay under 108 bytes; t.TempDir is too long).
 type gateway struct {
 	dataDir string
+	st      *sqlite.Store
 	ca      *vault.CA
 	// secrets collects what must never appear in any output.
 	secrets []string
@@ -95,7 +96,7 @@ func startGateway(t *testing.T) *gateway {
 		<-done
 		st.Close()
 	})
-	return &gateway{dataDir: dir, ca: ca}
+	return &gateway{dataDir: dir, st: st, ca: ca}
 }
 
 // result is one CLI run.

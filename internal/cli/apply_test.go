@@ -1,0 +1,108 @@
+package cli_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestCLIApplyDryRun checks that apply --dry-run reports created, updated
+// (with the field diff) and unchanged resources and changes nothing, and
+// that apply warns when an update removes a field that had a value.
+func TestCLIApplyDryRun(t *testing.T) {
+	g := startGateway(t)
+	key := userKey(t)
+	base := fmt.Sprintf("kind: User\nname: carol\nemail: carol@example.com\nssh_keys: [%q]\n---\nkind: Target\nname: web1\naddress: 127.0.0.1:22\n---\nkind: Account\ntarget: web1\nname: deploy\n", key)
+	g.run(t, base, "apply", "-f", "-").want(t, 0, []string{"User/carol created"}, nil)
+	revision := func(t *testing.T) int64 {
+		t.Helper()
+		rev, err := g.st.Revision(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev
+	}
+	pub := g.run(t, "", "account", "pubkey", "web1/deploy").stdout
+
+	tests := []struct {
+		name       string
+		stream     string
+		stdout     []string
+		notStdout  []string
+		stderr     []string
+		notStderr  []string
+		dryRunOnly bool
+	}{
+		{
+			name:   "unchanged",
+			stream: base,
+			stdout: []string{"User/carol unchanged", "Target/web1 unchanged", "Account/web1/deploy unchanged"},
+		},
+		{
+			name:   "created and updated with a field diff",
+			stream: fmt.Sprintf("kind: User\nname: carol\nemail: c@example.org\nssh_keys: [%q]\n---\nkind: User\nname: dave\n", key),
+			stdout: []string{"User/carol would be updated\n  email: \"carol@example.com\" -> \"c@example.org\"\n", "User/dave would be created"},
+			// ssh_keys did not change, so it is not in the diff.
+			notStdout:  []string{"ssh_keys"},
+			notStderr:  []string{"removes"},
+			dryRunOnly: true,
+		},
+		{
+			name:      "a dropped field is a warning",
+			stream:    "kind: User\nname: carol\nemail: carol@example.com\n",
+			stdout:    []string{"User/carol would be updated\n  ssh_keys: [\"ssh-ed25519 ", "] -> (none)"},
+			stderr:    []string{"document 1 (User carol): field ssh_keys had a value and this apply removes it"},
+			notStderr: []string{"email"},
+		},
+		{
+			// An Account applied without its key keeps it: not a removal.
+			name:      "a kept secret is not dropped",
+			stream:    "kind: Account\ntarget: web1\nname: deploy\n",
+			stdout:    []string{"Account/web1/deploy unchanged"},
+			notStderr: []string{"removes"},
+		},
+		{
+			name:      "control characters in a value are shown escaped",
+			stream:    "kind: User\nname: carol\nemail: \"x\\e[2Jy@example.com\"\nssh_keys: [" + fmt.Sprintf("%q", key) + "]\n",
+			notStdout: []string{"\x1b"},
+			stdout:    []string{`email: "carol@example.com" -> "x\u001b[2Jy@example.com"`},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := revision(t)
+			r := g.run(t, tc.stream, "apply", "--dry-run", "-f", "-")
+			r.want(t, 0, tc.stdout, append([]string{"dry run: nothing was changed"}, tc.stderr...))
+			for _, s := range tc.notStdout {
+				if strings.Contains(r.stdout, s) {
+					t.Errorf("stdout holds %q:\n%s", s, r.stdout)
+				}
+			}
+			for _, s := range tc.notStderr {
+				if strings.Contains(r.stderr, s) {
+					t.Errorf("stderr holds %q:\n%s", s, r.stderr)
+				}
+			}
+			if after := revision(t); after != before {
+				t.Errorf("dry run changed the store: revision %d -> %d", before, after)
+			}
+			g.run(t, "", "get", "user", "dave").want(t, 1, nil, nil)
+			if got := g.run(t, "", "account", "pubkey", "web1/deploy").stdout; got != pub {
+				t.Errorf("dry run changed the account key: %q -> %q", pub, got)
+			}
+			if tc.dryRunOnly {
+				return
+			}
+			// The real apply warns the same way.
+			g.run(t, tc.stream, "apply", "-f", "-").want(t, 0, nil, tc.stderr)
+			g.run(t, base, "apply", "-f", "-").want(t, 0, nil, nil)
+		})
+	}
+	// Nothing of the dry runs reached the audit trail: one apply event per
+	// real apply only.
+	r := g.run(t, "", "audit", "ls", "--type", "resource.apply", "--json")
+	if n := strings.Count(r.stdout, `"type": "resource.apply"`); n != 9 {
+		t.Errorf("%d resource.apply events, want 9 (the first apply and two per case that also applies):\n%s", n, r.stdout)
+	}
+}
