@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/portcullis/portcullis/internal/store"
 )
 
 // TestCLIApplyDryRun checks that apply --dry-run reports created, updated
@@ -104,5 +106,40 @@ func TestCLIApplyDryRun(t *testing.T) {
 	r := g.run(t, "", "audit", "ls", "--type", "resource.apply", "--json")
 	if n := strings.Count(r.stdout, `"type": "resource.apply"`); n != 9 {
 		t.Errorf("%d resource.apply events, want 9 (the first apply and two per case that also applies):\n%s", n, r.stdout)
+	}
+}
+
+// TestCLIAuditWide checks that audit ls -o wide shows the session of each
+// event and the whole message, which the default table cuts.
+func TestCLIAuditWide(t *testing.T) {
+	g := startGateway(t)
+	long := strings.Repeat("word ", 40) + "END"
+	id, err := g.st.AppendAudit(context.Background(), store.AuditEvent{Type: "session.start", Outcome: "success",
+		User: "alice", Target: "web1", SessionID: "sess-42", Policy: "p1", Message: long + "\x1b[2J"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args      []string
+		code      int
+		stdout    []string
+		notStdout []string
+		stderr    []string
+	}{
+		{[]string{"audit", "ls"}, 0, []string{"MESSAGE", "..."}, []string{"sess-42", "END"}, nil},
+		{[]string{"audit", "ls", "-o", "wide"}, 0, []string{"ID", "SESSION", "POLICY", "sess-42", "p1", long + `\x1b[2J`, fmt.Sprint(id)}, []string{"\x1b"}, nil},
+		{[]string{"audit", "ls", "--output", "json"}, 0, []string{`"session_id": "sess-42"`}, nil, nil},
+		{[]string{"audit", "ls", "-o", "yaml"}, 2, nil, nil, []string{"want table, wide or json"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			r := g.run(t, "", tc.args...)
+			r.want(t, tc.code, tc.stdout, tc.stderr)
+			for _, s := range tc.notStdout {
+				if strings.Contains(r.stdout, s) {
+					t.Errorf("stdout holds %q:\n%s", s, r.stdout)
+				}
+			}
+		})
 	}
 }

@@ -29,7 +29,12 @@ Flags:
   --before ID      events older than the one with this id: the next page
   --after ID       events after the one with this id, oldest first (to tail)
   --limit N        at most N events (default 1000, at most 10000)
-  --json           a JSON array of events, each with its id
+  -o, --output FMT table (default), wide (adds ID, SESSION and POLICY, and
+                   cuts no MESSAGE), or json
+  --json           a JSON array of events, each with its id (-o json)
+
+SESSION is the session's id: 'portcullis audit ls --session ID' lists its
+events, and 'portcullis recordings play ID' plays its recording.
 
 When more events exist than one page shows, a last line on stderr says so
 and names the --before (or --after) that shows the next page; --json output
@@ -43,7 +48,10 @@ func runAuditLs(e *env, args []string) error {
 		after, before                            int64
 		limit                                    int
 		asJSON                                   bool
+		output                                   string
 	)
+	fs.StringVar(&output, "o", "", "")
+	fs.StringVar(&output, "output", "", "")
 	fs.StringVar(&since, "since", "", "")
 	fs.StringVar(&until, "until", "", "")
 	fs.StringVar(&typ, "type", "", "")
@@ -60,6 +68,16 @@ func runAuditLs(e *env, args []string) error {
 	}
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q", pos[0])
+	}
+	wide := false
+	switch output {
+	case "", "table":
+	case "wide":
+		wide = true
+	case "json":
+		asJSON = true
+	default:
+		return usageErr("-o %s: want table, wide or json", output)
 	}
 	now := time.Now()
 	q := url.Values{}
@@ -89,6 +107,14 @@ func runAuditLs(e *env, args []string) error {
 		return err
 	}
 	defer sayMore(e, more)
+	if wide {
+		return printListMax(e, evs, asJSON, "No events found.",
+			[]string{"ID", "TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SESSION", "POLICY", "SOURCE", "MESSAGE"},
+			func(ev api.Event) []string {
+				return []string{strconv.FormatInt(ev.ID, 10), ev.Time.UTC().Format(time.RFC3339), ev.Type, ev.Outcome, dash(ev.User),
+					dash(ev.Target), dash(ev.Account), dash(ev.SessionID), dash(ev.Policy), dash(ev.Source), ev.Message}
+			}, 0)
+	}
 	return printList(e, evs, asJSON, "No events found.",
 		[]string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"},
 		func(ev api.Event) []string {

@@ -388,7 +388,8 @@ Command history:
                               --since, --json)
 
 Audit:
-  audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
+  audit ls                    list audit events, newest first (--since 24h, --type, --user,
+                              --limit, --before ID, -o wide, --json, ...)
   audit verify                check the audit trail's hash chain; exit 1 if it is broken
   audit export                stream audit events as JSON lines with their hashes (--since)
 

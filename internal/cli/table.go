@@ -110,7 +110,11 @@ func printTables(w io.Writer, objs []resource.Object) error {
 // newline from a field may break the layout, and no control character (a
 // command a user typed, a forwarding address a client sent) reaches the
 // admin's terminal, where an escape sequence could rewrite what is shown.
-func writeRow(w io.Writer, cells []string) {
+func writeRow(w io.Writer, cells []string) { writeRowMax(w, cells, maxCell) }
+
+// writeRowMax is writeRow with cells cut at limit runes; 0 cuts nothing
+// (-o wide).
+func writeRowMax(w io.Writer, cells []string, limit int) {
 	out := make([]string, len(cells))
 	for i, c := range cells {
 		c = strings.Join(strings.Fields(c), " ")
@@ -118,8 +122,8 @@ func writeRow(w io.Writer, cells []string) {
 		if c == "" {
 			c = none
 		}
-		if r := []rune(c); len(r) > maxCell {
-			c = string(r[:maxCell-3]) + "..."
+		if r := []rune(c); limit > 0 && len(r) > limit {
+			c = string(r[:limit-3]) + "..."
 		}
 		out[i] = c
 	}
@@ -237,6 +241,11 @@ func fetchPage[T any](e *env, path string, q url.Values) ([]T, string, error) {
 // printList prints a listing: a JSON array with --json; otherwise a table
 // with header and one row per item, or the empty message on stderr.
 func printList[T any](e *env, items []T, asJSON bool, empty string, header []string, row func(T) []string) error {
+	return printListMax(e, items, asJSON, empty, header, row, maxCell)
+}
+
+// printListMax is printList with cells cut at limit runes (0: not cut).
+func printListMax[T any](e *env, items []T, asJSON bool, empty string, header []string, row func(T) []string, limit int) error {
 	if asJSON {
 		return printJSON(e, items)
 	}
@@ -245,9 +254,9 @@ func printList[T any](e *env, items []T, asJSON bool, empty string, header []str
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, header)
+	writeRowMax(tw, header, limit)
 	for _, it := range items {
-		writeRow(tw, row(it))
+		writeRowMax(tw, row(it), limit)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
