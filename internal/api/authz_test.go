@@ -260,6 +260,8 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/targets/register", body: func(c string) string {
 		return fmt.Sprintf(`{"name":"reg-%s","address":"127.0.0.1:22","host_key":%q,"labels":{"env":"test"}}`, c, testHostKey)
 	}, want: row(403, 403, 201, 201)},
+	// web1 has no learned host key here: admins hear so.
+	{pattern: "POST /api/v1/targets/{name}/pin", path: "/api/v1/targets/web1/pin", want: row(403, 403, 409, 403)},
 }
 
 // testHostKey is a valid ed25519 public key for registrations.

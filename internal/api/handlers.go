@@ -294,6 +294,9 @@ func (a *api) writeList(w http.ResponseWriter, r *http.Request, kind resource.Ki
 	for _, o := range objs {
 		scrub(o)
 	}
+	if err := a.fillLearnedHostKeys(r.Context(), objs); err != nil {
+		return err
+	}
 	if objs == nil {
 		objs = []resource.Object{}
 	}
@@ -327,6 +330,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	scrub(o)
+	if err := a.fillLearnedHostKeys(r.Context(), []resource.Object{o}); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, o)
 	return nil
 }

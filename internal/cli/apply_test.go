@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -143,3 +144,54 @@ func TestCLIAuditWide(t *testing.T) {
 		})
 	}
 }
+
+// TestCLITargetHostKey checks that get shows the host key the gateway
+// learned for an unpinned target, that applying get's output back changes
+// nothing, and that target pin makes it the pinned key.
+func TestCLITargetHostKey(t *testing.T) {
+	g := startGateway(t)
+	g.run(t, "kind: Target\nname: web1\naddress: 127.0.0.1:22\n---\nkind: Target\nname: new1\naddress: 127.0.0.1:23\n---\nkind: Target\nname: other\naddress: 127.0.0.1:24\nhost_key: "+testHostKeyB+"\n",
+		"apply", "-f", "-").want(t, 0, nil, nil)
+	for target, key := range map[string]string{"web1": testHostKeyA, "other": testHostKeyA} {
+		if err := g.st.RecordHostKey(context.Background(), store.HostKey{Target: target, Key: key, FirstSeen: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := g.run(t, "", "get", "target", "web1", "-o", "yaml")
+	yaml.want(t, 0, []string{"learned_host_key: " + testHostKeyA}, nil)
+	g.run(t, "", "get", "target", "web1", "--json").want(t, 0, []string{`"learned_host_key": "` + testHostKeyA}, nil)
+	// A file made from get -o yaml applies back unchanged: the learned
+	// key is status, not spec.
+	g.run(t, yaml.stdout, "apply", "-f", "-").want(t, 0, []string{"Target/web1 unchanged"}, nil)
+
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"target", "pin", "web1"}, 0, "Target/web1 pinned to SHA256:", ""},
+		{[]string{"target", "pin", "web1"}, 0, "Target/web1 already pinned to SHA256:", ""},
+		{[]string{"target", "pin", "new1"}, 1, "", "has not learned a host key for Target \"new1\" yet"},
+		{[]string{"target", "pin", "other"}, 1, "", "another host_key pinned"},
+		{[]string{"target", "pin", "nowhere"}, 1, "", `Target "nowhere" not found`},
+		{[]string{"target", "pin"}, 2, "", "want one target NAME"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			g.run(t, "", tc.args...).want(t, tc.code, []string{tc.stdout}, []string{tc.stderr})
+		})
+	}
+	r := g.run(t, "", "get", "target", "web1", "-o", "yaml")
+	r.want(t, 0, []string{"host_key: " + testHostKeyA}, nil)
+	if strings.Contains(r.stdout, "learned_host_key") {
+		t.Errorf("a pinned target still shows a learned key:\n%s", r.stdout)
+	}
+	g.run(t, "", "audit", "ls", "--type", "resource.apply", "-o", "wide").want(t, 0, []string{"1 updated"}, nil)
+}
+
+// Two valid ed25519 host keys.
+const (
+	testHostKeyA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	testHostKeyB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEqJQ0tY0fbfUMdLh/eSU7L6293OYwDkLwl7lGirAzww"
+)

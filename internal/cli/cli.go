@@ -268,6 +268,9 @@ func commands() *command {
 			{name: "account pubkey", usage: accountUsage, run: runAccountPubkey},
 			{name: "account rotate", usage: accountRotateUsage, run: runAccountRotate},
 		}},
+		{name: "target", usage: targetUsage, subs: []*command{
+			{name: "target pin", usage: targetUsage, run: runTargetPin},
+		}},
 		{name: "ca", usage: caUsage, subs: []*command{
 			{name: "ca pubkey", usage: caUsage, run: runCAPubkey},
 		}},
@@ -363,6 +366,7 @@ Credentials:
   account pubkey TARGET/NAME  print an account's public key, for the target's authorized_keys
   account rotate TARGET/NAME  take the account over: only a new gateway key logs in afterwards
   ca pubkey                   print the user CA's public key, for targets' TrustedUserCAKeys
+  target pin NAME             pin the host key the gateway learned for a target on first use
 
 Policies:
   policy explain --user NAME --target NAME --action ACTION --source IP
