@@ -210,6 +210,8 @@ func TestAPI(t *testing.T) {
 			want: []string{"document 1 (User dave)", "field groups"}},
 		{name: "JSON kind must be canonical", method: "POST", path: "/api/v1/apply", contentType: "application/json",
 			body: `[{"kind":"users","name":"dave"}]`, wantStatus: 400, want: []string{`write \"User\"`}},
+		{name: "apply json kind in lower case", method: "POST", path: "/api/v1/apply", contentType: "application/json",
+			body: `[{"kind":"operation","name":"op-lower","patterns":["^x$"]}]`, wantStatus: 200, want: []string{`"created":["Operation/op-lower"]`}},
 		{name: "JSON not an array", method: "POST", path: "/api/v1/apply", contentType: "application/json",
 			body: `{"kind":"User","name":"dave"}`, wantStatus: 400, want: []string{"not a JSON array"}},
 		{name: "JSON duplicate", method: "POST", path: "/api/v1/apply", contentType: "application/json",

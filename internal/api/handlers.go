@@ -208,8 +208,22 @@ func decodeJSONDoc(raw json.RawMessage) (resource.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("field kind: %w", err)
 	}
-	if string(kind) != head.Kind {
+	if !strings.EqualFold(string(kind), head.Kind) {
+		// ParseKind also takes plurals, for listings; a document is one
+		// resource.
 		return nil, fmt.Errorf("field kind: write %q, not %q", kind, head.Kind)
+	}
+	if string(kind) != head.Kind {
+		// Kinds are case-insensitive, as in a YAML stream and in get:
+		// store the canonical name.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, errors.New("a document must be an object with kind and name")
+		}
+		fields["kind"], _ = json.Marshal(string(kind))
+		if raw, err = json.Marshal(fields); err != nil {
+			return nil, fmt.Errorf("re-encode document: %w", err)
+		}
 	}
 	o, err := resource.DecodeJSON(kind, raw)
 	if err != nil {

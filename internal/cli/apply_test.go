@@ -195,3 +195,14 @@ const (
 	testHostKeyA = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 	testHostKeyB = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEqJQ0tY0fbfUMdLh/eSU7L6293OYwDkLwl7lGirAzww"
 )
+
+// TestCLIKindCase checks that apply takes kinds in any case, as get does,
+// and stores the canonical name.
+func TestCLIKindCase(t *testing.T) {
+	g := startGateway(t)
+	g.run(t, "kind: target\nname: web1\naddress: 127.0.0.1:22\n---\nkind: USER\nname: bob\n", "apply", "-f", "-").want(t, 0,
+		[]string{"Target/web1 created", "User/bob created"}, nil)
+	g.run(t, "", "get", "TARGET", "web1", "-o", "yaml").want(t, 0, []string{"kind: Target\n"}, nil)
+	g.run(t, "kind: targets\nname: web2\naddress: 127.0.0.1:22\n", "apply", "-f", "-").want(t, 2, nil, []string{`field kind: write "Target", not "targets"`})
+	g.run(t, "kind: User\nname: carol\nemail: [x\n", "apply", "-f", "-").want(t, 2, nil, []string{"stdin: document 1: invalid YAML near line 3: did not find expected ',' or ']'"})
+}
