@@ -369,7 +369,7 @@ Credentials:
   target pin NAME             pin the host key the gateway learned for a target on first use
 
 Policies:
-  policy explain --user NAME --target NAME --action ACTION --source IP
+  policy explain --user NAME --target NAME --action ACTION [--source IP]
                               decide one access question; show which policies matched and why
   policy test CASES.yaml      run policy test cases (--policies FILE, --offline for CI
                               without a gateway); exit 1 on any mismatch
