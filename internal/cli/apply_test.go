@@ -206,3 +206,23 @@ func TestCLIKindCase(t *testing.T) {
 	g.run(t, "kind: targets\nname: web2\naddress: 127.0.0.1:22\n", "apply", "-f", "-").want(t, 2, nil, []string{`field kind: write "Target", not "targets"`})
 	g.run(t, "kind: User\nname: carol\nemail: [x\n", "apply", "-f", "-").want(t, 2, nil, []string{"stdin: document 1: invalid YAML near line 3: did not find expected ',' or ']'"})
 }
+
+// TestCLIGroupMembers checks that get groups shows the members a group has
+// through users' own groups lists, not only its members list.
+func TestCLIGroupMembers(t *testing.T) {
+	g := startGateway(t)
+	g.run(t, "kind: Group\nname: ops\nmembers: [bob]\n---\nkind: Group\nname: dev\n---\nkind: User\nname: alice\ngroups: [ops, dev]\n---\nkind: User\nname: bob\n---\nkind: User\nname: carol\ngroups: [ops]\n",
+		"apply", "-f", "-").want(t, 0, nil, nil)
+	for _, args := range [][]string{{"get", "groups"}, {"get", "group", "ops"}, {"get", "all"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			r := g.run(t, "", args...)
+			r.want(t, 0, []string{"ops", "alice,bob,carol"}, nil)
+		})
+	}
+	// The stored resource is unchanged: yaml shows the Group as applied.
+	r := g.run(t, "", "get", "group", "ops", "-o", "yaml")
+	r.want(t, 0, []string{"members:\n  - bob\n"}, nil)
+	if strings.Contains(r.stdout, "carol") {
+		t.Errorf("-o yaml shows computed members:\n%s", r.stdout)
+	}
+}

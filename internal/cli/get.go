@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -113,7 +114,63 @@ func runGet(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "No %s found.\n", plural(kind))
 		return nil
 	}
+	if objs, err = withUserMembers(e, objs); err != nil {
+		return err
+	}
 	return printTables(e.stdout, objs)
+}
+
+// withUserMembers returns objs with each Group's members completed by the
+// users whose own groups list names it: a user joins a group either way,
+// and a table that showed only the Group's list would hide half of them.
+// -o yaml and -o json show the resources as stored.
+func withUserMembers(e *env, objs []resource.Object) ([]resource.Object, error) {
+	var users []resource.Object
+	hasGroups, hasUsers := false, false
+	for _, o := range objs {
+		switch o.GetKind() {
+		case resource.KindGroup:
+			hasGroups = true
+		case resource.KindUser:
+			hasUsers = true
+			users = append(users, o)
+		}
+	}
+	if !hasGroups {
+		return objs, nil
+	}
+	if !hasUsers {
+		var err error
+		if users, err = fetch(e, resource.KindUser, nil); err != nil {
+			return nil, err
+		}
+	}
+	byGroup := map[string][]string{}
+	for _, o := range users {
+		if u, ok := o.(*resource.User); ok {
+			for _, g := range u.Groups {
+				byGroup[g] = append(byGroup[g], u.Name)
+			}
+		}
+	}
+	out := make([]resource.Object, len(objs))
+	for i, o := range objs {
+		out[i] = o
+		g, ok := o.(*resource.Group)
+		if !ok || len(byGroup[g.Name]) == 0 {
+			continue
+		}
+		cp := *g
+		cp.Members = slices.Clone(g.Members)
+		for _, name := range byGroup[g.Name] {
+			if !slices.Contains(cp.Members, name) {
+				cp.Members = append(cp.Members, name)
+			}
+		}
+		slices.Sort(cp.Members)
+		out[i] = &cp
+	}
+	return out, nil
 }
 
 // fetch returns the named resource, or every resource of kind ("" for all
