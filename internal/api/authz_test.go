@@ -440,6 +440,10 @@ func TestAPIKeyRules(t *testing.T) {
 		{"bad kind", "ada", `{"name":"k","kind":"root"}`, 400},
 		{"bad cidr", "ada", `{"name":"k","kind":"access","source_cidrs":["10.0.0.0/33"]}`, 400},
 		{"bad duration", "ada", `{"name":"k","kind":"access","expires_in":"-1h"}`, 400},
+		// The same duration forms as the CLI: the console sends what was typed.
+		{"expiry in days", "ada", `{"name":"k","kind":"access","expires_in":"30d"}`, 201},
+		{"expiry in days and hours", "ada", `{"name":"k","kind":"access","expires_in":"1d12h"}`, 201},
+		{"expiry in weeks", "ada", `{"name":"k","kind":"access","expires_in":"2w"}`, 400},
 		{"unknown field", "ada", `{"name":"k","kind":"access","admin":true}`, 400},
 		{"no name", "ada", `{"kind":"access"}`, 400},
 		{"owner on a global registration key", "ada", `{"name":"k","kind":"registration","owner":"ada"}`, 400},

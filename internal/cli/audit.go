@@ -1,14 +1,13 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/duration"
 )
 
 const auditUsage = `Usage: portcullis audit ls [FLAGS]
@@ -131,9 +130,6 @@ func dash(s string) string {
 	return s
 }
 
-// daysPrefix splits "7d" or "1d12h" into days and the Go duration after.
-var daysPrefix = regexp.MustCompile(`^(\d+)d(.*)$`)
-
 // parseWhen reads a time flag: RFC 3339, a date (midnight UTC), or a
 // duration back from now with an optional leading days part.
 func parseWhen(s string, now time.Time) (time.Time, error) {
@@ -150,25 +146,6 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// parseAgo parses a non-negative duration, allowing a leading "Nd".
-func parseAgo(s string) (time.Duration, error) {
-	var days time.Duration
-	if m := daysPrefix.FindStringSubmatch(s); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err != nil || n > 100000 {
-			return 0, fmt.Errorf("bad number of days in %q", s)
-		}
-		days, s = time.Duration(n)*24*time.Hour, m[2]
-		if s == "" {
-			return days, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, err
-	}
-	if d < 0 {
-		return 0, errors.New("negative duration")
-	}
-	return days + d, nil
-}
+// parseAgo parses a non-negative duration in the forms every part of
+// Portcullis takes (package duration: 90m, 24h, 7d, 1d12h).
+func parseAgo(s string) (time.Duration, error) { return duration.Parse(s) }

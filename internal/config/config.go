@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis/portcullis/internal/duration"
 )
 
 // EnvDataDir names the environment variable that sets the data directory
@@ -142,9 +144,15 @@ func (d *Duration) String() string { return time.Duration(*d).String() }
 
 // Set implements flag.Value.
 func (d *Duration) Set(s string) error {
-	v, err := time.ParseDuration(s)
+	// A negative value is read here and refused by Resolve, which names
+	// the key it belongs to.
+	neg := strings.HasPrefix(s, "-")
+	v, err := duration.Parse(strings.TrimPrefix(s, "-"))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration like 30s or 5m", s)
+		return err
+	}
+	if neg {
+		v = -v
 	}
 	*d = Duration(v)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // goodStream is a realistic apply stream holding every kind, with every
@@ -468,4 +469,18 @@ func FuzzDecodeYAML(f *testing.F) {
 			t.Fatalf("round trip changed objects:\n got %s\nwant %s\nyaml:\n%s", dump(again), dump(objs), buf.String())
 		}
 	})
+}
+
+// TestDecodeDurationsInDays checks that resource durations take days, as
+// the CLI and the console do.
+func TestDecodeDurationsInDays(t *testing.T) {
+	objs, err := DecodeYAML([]byte("kind: Policy\nname: p\ntype: target-access\nsubjects: {users: [alice]}\ntargets: {names: [web1]}\n" +
+		"target_users: [root]\nactions: [shell]\nmax_session: 1d12h\nidle_timeout: 30m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := objs[0].(*Policy)
+	if p.MaxSession.Std() != 36*time.Hour || p.IdleTimeout.Std() != 30*time.Minute {
+		t.Errorf("max_session %v, idle_timeout %v", p.MaxSession, p.IdleTimeout)
+	}
 }
