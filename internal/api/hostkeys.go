@@ -63,7 +63,7 @@ func (a *api) pinTarget(w http.ResponseWriter, r *http.Request) error {
 	}
 	t, ok := o.(*resource.Target)
 	if !ok {
-		return fmt.Errorf("Target %q decoded as %T", name, o)
+		return fmt.Errorf("target %q decoded as %T", name, o)
 	}
 	hk, err := a.store.HostKey(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
