@@ -36,8 +36,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)
 		return 2
 	}
-	bi := buildinfo.Read()
-	log.Info("starting portcullis", "version", bi.Version, "commit", bi.Commit)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := New(ctx, cfg, log)
@@ -45,6 +43,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)
 		return 1
 	}
+	// Once the data directory is ours: a refused second serve says only
+	// why it was refused.
+	bi := buildinfo.Read()
+	log.Info("portcullis started", "version", bi.Version, "commit", bi.Commit)
 	printWelcome(stdout, cfg, srv)
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)
