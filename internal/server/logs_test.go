@@ -43,11 +43,72 @@ func (l *lockedBuffer) Bytes() []byte {
 func TestLogIsStructured(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.Require(t, "ssh", testenv.SSHDPath)
+	log := dayOfWork(t, func(w *lockedBuffer) slog.Handler {
+		return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug})
+	})
+	lines := testenv.CheckJSONLog(t, log)
+	seen := map[string]bool{}
+	for _, l := range lines {
+		msg, _ := l["msg"].(string)
+		level, _ := l["level"].(string)
+		if strings.Contains(msg, "TLS handshake error") {
+			seen["handshake"] = true
+			if level != "DEBUG" {
+				t.Errorf("TLS handshake noise at %s: %v", level, l)
+			}
+		}
+		if typ, _ := l["type"].(string); typ != "" {
+			seen[typ] = true
+		}
+	}
+	for _, want := range []string{"handshake", "resource.apply", "resource.delete", "session.start", "session.end", "login.failure"} {
+		if !seen[want] {
+			t.Errorf("no %s line in the log: the test did not exercise what it checks", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("log:\n%s", log)
+	}
+}
+
+// TestTextLogIsReadable is TestLogIsStructured's day in text mode, the
+// default: no byte arrays, struct dumps or Go maps, and the line's own
+// user key once.
+func TestTextLogIsReadable(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ssh", testenv.SSHDPath)
+	log := dayOfWork(t, func(w *lockedBuffer) slog.Handler { return slog.NewTextHandler(w, nil) })
+	applies := 0
+	for i, line := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		for _, leak := range testenv.LogLeaks {
+			if strings.Contains(line, leak) {
+				t.Errorf("log line %d holds %q: %s", i+1, leak, line)
+			}
+		}
+		if n := strings.Count(line, " user="); n > 1 {
+			t.Errorf("log line %d has user= %d times: %s", i+1, n, line)
+		}
+		if strings.Contains(line, "type=resource.apply") {
+			applies++
+			if !strings.Contains(line, `detail.changes="[{`) {
+				t.Errorf("apply line without its changes as JSON: %s", line)
+			}
+		}
+	}
+	if applies == 0 {
+		t.Errorf("no resource.apply line: the test did not exercise what it checks\n%s", log)
+	}
+}
+
+// dayOfWork runs a gateway logging through the handler newHandler makes,
+// does a day's work with it, stops it, and returns the log.
+func dayOfWork(t *testing.T, newHandler func(*lockedBuffer) slog.Handler) []byte {
+	t.Helper()
 	sshd := testenv.StartSSHD(t)
 	unixUser := sshd.AddUser(t)
 	cfg := testConfig(t)
 	var logBuf lockedBuffer
-	log := slog.New(slog.NewJSONHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(newHandler(&logBuf))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, log)
 	if err != nil {
@@ -138,28 +199,5 @@ actions: [exec, shell]
 		t.Fatal("TLS with a verifying client succeeded on a self-signed certificate")
 	}
 	stop()
-
-	lines := testenv.CheckJSONLog(t, logBuf.Bytes())
-	seen := map[string]bool{}
-	for _, l := range lines {
-		msg, _ := l["msg"].(string)
-		level, _ := l["level"].(string)
-		if strings.Contains(msg, "TLS handshake error") {
-			seen["handshake"] = true
-			if level != "DEBUG" {
-				t.Errorf("TLS handshake noise at %s: %v", level, l)
-			}
-		}
-		if typ, _ := l["type"].(string); typ != "" {
-			seen[typ] = true
-		}
-	}
-	for _, want := range []string{"handshake", "resource.apply", "resource.delete", "session.start", "session.end", "login.failure"} {
-		if !seen[want] {
-			t.Errorf("no %s line in the log: the test did not exercise what it checks", want)
-		}
-	}
-	if t.Failed() {
-		t.Logf("log:\n%s", logBuf.Bytes())
-	}
+	return logBuf.Bytes()
 }
