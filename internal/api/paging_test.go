@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/store"
@@ -91,5 +92,66 @@ func TestAPIListingPages(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAPIRecordingPages checks the recordings listing's cursor: newest
+// first, before= a recording id, the next page named in X-Next-Before, and
+// a cursor the caller may not read answered like a missing one.
+func TestAPIRecordingPages(t *testing.T) {
+	e := newRecEnv(t)
+	ctx := context.Background()
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	for i, id := range []string{"a", "b", "d", "c", "e"} {
+		// c and d start at the same time: the id decides, as in the listing.
+		at := base.Add(time.Duration(min(i, 2)) * time.Minute)
+		if i == 4 {
+			at = base.Add(10 * time.Minute)
+		}
+		if err := e.st.CreateRecording(ctx, store.Recording{ID: id, User: "alice", Target: "web1", StartedAt: at, State: store.RecordingActive}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		query  string
+		status int
+		want   []string
+		next   string
+	}{
+		{"", 200, []string{"e", "d", "c", "b", "a"}, ""},
+		{"?limit=2", 200, []string{"e", "d"}, "d"},
+		{"?limit=2&before=d", 200, []string{"c", "b"}, "b"},
+		{"?limit=2&before=b", 200, []string{"a"}, ""},
+		{"?before=nosuch", 400, nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.query, func(t *testing.T) {
+			resp, err := e.srv.Client().Get(e.srv.URL + "/api/v1/recordings" + tc.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, b)
+			}
+			if tc.status != 200 {
+				return
+			}
+			var recs []api.Recording
+			if err := json.Unmarshal(b, &recs); err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, r := range recs {
+				ids = append(ids, r.ID)
+			}
+			if !slices.Equal(ids, tc.want) {
+				t.Errorf("ids %v, want %v", ids, tc.want)
+			}
+			if got := resp.Header.Get(api.HeaderNextBefore); got != tc.next {
+				t.Errorf("%s = %q, want %q", api.HeaderNextBefore, got, tc.next)
+			}
+		})
 	}
 }

@@ -40,10 +40,6 @@ so and names the --before (or --after) that shows the next page; --json
 output stays a plain JSON array.
 ` + "\n" + globalFlagsUsage
 
-// defaultListLimit is the page size the gateway uses for recordings
-// when none is given.
-const defaultListLimit = 1000
-
 func runCommandsLs(e *env, args []string) error {
 	fs := e.flags()
 	var (

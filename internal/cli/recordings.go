@@ -69,6 +69,8 @@ Flags:
   --target NAME      (ls) recordings on one target
   --state STATE      (ls) active, ended or interrupted
   --since TIME       (ls) recordings started at or after TIME
+  --before ID        (ls) recordings listed after the one with this id: the next page
+                     (ls says "more exist: see older ones with --before ID" when there is one)
   --limit N          (ls, search) at most N (ls: default 1000; search: default 100; at most 10000)
   --json             (ls, search) a JSON array, each item with the recording's id
   --speed N          (play) play N times faster (default 1; 0.5 is half speed)
@@ -83,6 +85,7 @@ func runRecordingsLs(e *env, args []string) error {
 	fs := e.flags()
 	var (
 		user, target, state, since string
+		before                     string
 		limit                      int
 		asJSON                     bool
 	)
@@ -90,6 +93,7 @@ func runRecordingsLs(e *env, args []string) error {
 	fs.StringVar(&target, "target", "", "")
 	fs.StringVar(&state, "state", "", "")
 	fs.StringVar(&since, "since", "", "")
+	fs.StringVar(&before, "before", "", "")
 	fs.IntVar(&limit, "limit", 0, "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
@@ -111,19 +115,15 @@ func runRecordingsLs(e *env, args []string) error {
 	setIf(q, "user", user)
 	setIf(q, "target", target)
 	setIf(q, "state", state)
+	setIf(q, "before", before)
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	recs, err := fetchList[api.Recording](e, "/api/v1/recordings", q)
+	recs, more, err := fetchPage[api.Recording](e, "/api/v1/recordings", q)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultListLimit
-	}
-	if len(recs) == limit {
-		fmt.Fprintf(e.stderr, "warning: showing the newest %d recordings; narrow with --since, --user or --target\n", limit)
-	}
+	defer sayMore(e, more)
 	return printList(e, recs, asJSON, "No recordings found.",
 		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"},
 		func(r api.Recording) []string {

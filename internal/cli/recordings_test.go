@@ -185,6 +185,13 @@ func TestCLIRecordings(t *testing.T) {
 		g.run(t, "", "recordings", "ls", "--state", "paused").want(t, 2, nil, []string{"--state"})
 		g.run(t, "", "recordings", "ls", "--since", "soon").want(t, 2, nil, []string{"--since"})
 		g.run(t, "", "recordings", "ls", "extra").want(t, 2, nil, []string{"unexpected argument"})
+		// A page at a time, saying how to see the next.
+		g.run(t, "", "recordings", "ls", "--limit", "1").want(t, 0, []string{"rec2"}, []string{"more exist: see older ones with --before rec2"})
+		if r := g.run(t, "", "recordings", "ls", "--limit", "1", "--before", "rec2"); !strings.Contains(r.stdout, "rec1") ||
+			strings.Contains(r.stdout, "rec2") || strings.Contains(r.stderr, "more exist") {
+			t.Errorf("--before rec2:\n%s\n%s", r.stdout, r.stderr)
+		}
+		g.run(t, "", "recordings", "ls", "--before", "nosuch").want(t, 2, nil, []string{`before: no recording "nosuch"`})
 
 		r = g.run(t, "", "recordings", "ls", "--json")
 		r.want(t, 0, nil, nil)

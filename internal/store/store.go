@@ -105,7 +105,12 @@ type RecordingFilter struct {
 	Target string
 	State  string
 	Since  time.Time // started at or after
-	Limit  int       // 0 means 1000
+	// BeforeStarted and BeforeID, when BeforeID is set, keep only the
+	// recordings listed after that one (newest first): started earlier,
+	// or at the same time with a smaller id. The cursor of the next page.
+	BeforeStarted time.Time
+	BeforeID      string
+	Limit         int // 0 means 1000
 }
 
 // TextChunk is text that appeared in (or was typed into) a recording,
