@@ -6,15 +6,23 @@ DATA_DIR    ?= data
 SSH_ADDR    ?= 127.0.0.1:2222
 API_ADDR    ?= 127.0.0.1:8443
 BIN         := bin/portcullis
+# The version and commit `portcullis version` prints; a plain `go build`
+# still reports the commit (from the go command's VCS stamp) as "devel".
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS     := -X github.com/portcullis/portcullis/internal/buildinfo.Version=$(VERSION) \
+               -X github.com/portcullis/portcullis/internal/buildinfo.Commit=$(COMMIT)
 
-.PHONY: run build assets test test-deps lint bench fuzz clean
+.PHONY: run build assets check-assets test test-deps lint bench fuzz clean
 
 build: assets
-	$(GO) build -o $(BIN) ./cmd/portcullis
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/portcullis
 
 ## assets: the web console (web/) built into internal/web/dist, which the binary embeds.
-## npm ci runs only when package-lock.json is newer than the last install; the
-## bundler only when a source is newer than the last build.
+## The built files are committed, so that `go build ./cmd/portcullis` and `go install`
+## alone give a working console; after changing web/, run `make assets` and commit
+## internal/web/dist with the change. npm ci runs only when package-lock.json is newer
+## than the last install; the bundler only when a source is newer than the last build.
 WEB_STAMP := web/node_modules/.portcullis-npm-ci
 WEB_SRC   := $(shell find web/src -type f 2>/dev/null) web/build.mjs
 WEB_INDEX := internal/web/dist/index.html
@@ -28,18 +36,29 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 $(WEB_INDEX): $(WEB_STAMP) $(WEB_SRC)
 	cd web && node build.mjs
 
+## check-assets: fail when the committed internal/web/dist is not what web/ builds to
+## (the bundle is deterministic: rebuilt into a temporary directory, it must be equal)
+check-assets: $(WEB_STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd web && PORTCULLIS_WEB_OUT="$$tmp" node build.mjs >/dev/null) && \
+	cp internal/web/dist/README internal/web/dist/.gitkeep "$$tmp"/ && \
+	if ! diff -r "$$tmp" internal/web/dist >/dev/null; then \
+	  diff -r "$$tmp" internal/web/dist | head -20; \
+	  echo "internal/web/dist is stale: run 'make assets' and commit internal/web/dist"; exit 1; \
+	fi
+
 ## run: build and start the gateway on loopback with embedded defaults
 run: build
 	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR)
 
 ## test: install missing test dependencies, then vet, lint and run every test with -race
-test: test-deps assets lint
+test: test-deps check-assets lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 test-deps:
 	./scripts/install-test-deps.sh
 
-lint: assets
+lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...

@@ -3,7 +3,11 @@
 // ever) and index.html, which names them. No inline script or style: the
 // gateway's Content-Security-Policy allows only files from itself.
 //
-// Run with `node build.mjs` (make assets does, after npm ci).
+// Run with `node build.mjs` (make assets does, after npm ci). The output is
+// committed, so that `go build` alone yields a working console; it must be
+// deterministic (content hashes, no timestamps or absolute paths), because
+// `make check-assets` rebuilds into PORTCULLIS_WEB_OUT (a temporary
+// directory) and fails when the committed files differ.
 
 import * as esbuild from "esbuild";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
@@ -11,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const dist = path.resolve(here, "../internal/web/dist");
+const dist = path.resolve(process.env.PORTCULLIS_WEB_OUT || path.join(here, "../internal/web/dist"));
 const assets = path.join(dist, "assets");
 
 await mkdir(assets, { recursive: true });
@@ -61,5 +65,5 @@ const html = `<!doctype html>
 `;
 await writeFile(path.join(dist, "index.html"), html);
 for (const [p, o] of Object.entries(result.metafile.outputs)) {
-  console.log(`web: internal/web/dist/assets/${path.basename(p)} ${(o.bytes / 1024).toFixed(1)} KiB`);
+  console.log(`web: ${path.relative(process.cwd(), path.join(assets, path.basename(p)))} ${(o.bytes / 1024).toFixed(1)} KiB`);
 }

@@ -216,6 +216,7 @@ func (a *api) routes() []route {
 		{"POST /api/v1/users/{name}/mfa/confirm", accessUser, a.confirmMFA},
 		{"DELETE /api/v1/users/{name}/mfa", accessAdmin, a.resetMFA},
 		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
+		{"POST /api/v1/targets/{name}/pin", accessAdmin, a.pinTarget},
 	}
 }
 

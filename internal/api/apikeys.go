@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/duration"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -140,9 +141,9 @@ func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		return clientError(http.StatusBadRequest, "field kind: %q is not access or registration", req.Kind)
 	}
 	if req.ExpiresIn != "" {
-		d, err := time.ParseDuration(req.ExpiresIn)
+		d, err := duration.Parse(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			return clientError(http.StatusBadRequest, "field expires_in: %q is not a positive duration like 720h", req.ExpiresIn)
+			return clientError(http.StatusBadRequest, "field expires_in: %q is not a positive duration like 720h or 30d", req.ExpiresIn)
 		}
 		k.ExpiresAt = now.Add(d)
 	}

@@ -260,6 +260,8 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/targets/register", body: func(c string) string {
 		return fmt.Sprintf(`{"name":"reg-%s","address":"127.0.0.1:22","host_key":%q,"labels":{"env":"test"}}`, c, testHostKey)
 	}, want: row(403, 403, 201, 201)},
+	// web1 has no learned host key here: admins hear so.
+	{pattern: "POST /api/v1/targets/{name}/pin", path: "/api/v1/targets/web1/pin", want: row(403, 403, 409, 403)},
 }
 
 // testHostKey is a valid ed25519 public key for registrations.
@@ -438,6 +440,10 @@ func TestAPIKeyRules(t *testing.T) {
 		{"bad kind", "ada", `{"name":"k","kind":"root"}`, 400},
 		{"bad cidr", "ada", `{"name":"k","kind":"access","source_cidrs":["10.0.0.0/33"]}`, 400},
 		{"bad duration", "ada", `{"name":"k","kind":"access","expires_in":"-1h"}`, 400},
+		// The same duration forms as the CLI: the console sends what was typed.
+		{"expiry in days", "ada", `{"name":"k","kind":"access","expires_in":"30d"}`, 201},
+		{"expiry in days and hours", "ada", `{"name":"k","kind":"access","expires_in":"1d12h"}`, 201},
+		{"expiry in weeks", "ada", `{"name":"k","kind":"access","expires_in":"2w"}`, 400},
 		{"unknown field", "ada", `{"name":"k","kind":"access","admin":true}`, 400},
 		{"no name", "ada", `{"kind":"access"}`, 400},
 		{"owner on a global registration key", "ada", `{"name":"k","kind":"registration","owner":"ada"}`, 400},

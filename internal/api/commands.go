@@ -39,7 +39,7 @@ type Command struct {
 }
 
 // commandParams are the query parameters GET /api/v1/commands understands.
-var commandParams = []string{"user", "target", "session", "since", "after", "limit"}
+var commandParams = []string{"user", "target", "session", "since", "after", "before", "limit"}
 
 func (a *api) listCommands(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -56,16 +56,22 @@ func (a *api) listCommands(w http.ResponseWriter, r *http.Request) error {
 			return clientError(http.StatusBadRequest, "after: %q is not a command id (a number of 0 or more)", v)
 		}
 	}
+	if f.BeforeID, err = queryID(q, "before", "a command id"); err != nil {
+		return err
+	}
 	if f.Limit, err = queryLimit(q); err != nil {
 		return err
 	}
 	if f.User, err = scopeUser(caller(r), f.User); err != nil {
 		return err
 	}
+	pg := newPage(f.Limit, r.URL.Query().Has("after"))
+	f.Limit, f.Newest = pg.ask, pg.newest
 	cmds, err := a.store.ListCommands(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list commands: %w", err)
 	}
+	cmds = cutPage(pg, w, cmds, func(c store.Command) int64 { return c.ID })
 	out := make([]Command, len(cmds))
 	for i, c := range cmds {
 		out[i] = Command{
@@ -113,6 +119,67 @@ func queryTime(q url.Values, name string) (time.Time, error) {
 		return t, clientError(http.StatusBadRequest, "%s: %q is out of range (%d to %d)", name, v, minTime.Year()+1, maxTime.Year()-1)
 	}
 	return t, nil
+}
+
+// queryID parses an optional id parameter (a cursor); absent is 0.
+func queryID(q url.Values, name, what string) (int64, error) {
+	v := q.Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	id, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || id < 1 {
+		return 0, clientError(http.StatusBadRequest, "%s: %q is not %s (a number of 1 or more)", name, v, what)
+	}
+	return id, nil
+}
+
+// defaultPage is how many rows a listing answers without a limit.
+const defaultPage = 1000
+
+// Headers that say more rows exist beyond a page, and where the next one
+// starts. The body stays a plain JSON array, as every listing is.
+const (
+	// HeaderNextBefore holds the id to pass as before= for the next,
+	// older page of a newest-first listing.
+	HeaderNextBefore = "X-Next-Before"
+	// HeaderNextAfter holds the id to pass as after= for the next, newer
+	// page of a listing read oldest first (one given after=).
+	HeaderNextAfter = "X-Next-After"
+)
+
+// page is one page of an id-ordered listing. Listings are newest first,
+// so that a page without since= shows what happened last; a request with
+// after= reads oldest first from there, which is how a reader tails.
+type page struct {
+	limit  int  // rows to answer
+	ask    int  // rows to ask the store for: one more, to know if more exist
+	newest bool // descending ids
+}
+
+// newPage is a page of at most limit rows (defaultPage when 0), read
+// oldest first when the request gave after= (even after=0: "from the
+// start"), newest first otherwise.
+func newPage(limit int, hasAfter bool) page {
+	if limit <= 0 {
+		limit = defaultPage
+	}
+	return page{limit: limit, ask: limit + 1, newest: !hasAfter}
+}
+
+// cutPage trims rows to the page and, when the store had more, sets the
+// header naming the cursor of the next page.
+func cutPage[T any](p page, w http.ResponseWriter, rows []T, id func(T) int64) []T {
+	if len(rows) <= p.limit {
+		return rows
+	}
+	rows = rows[:p.limit]
+	h := HeaderNextAfter
+	if p.newest {
+		h = HeaderNextBefore
+	}
+	w.Header().Set(h, strconv.FormatInt(id(rows[len(rows)-1]), 10))
+	return rows
 }
 
 // queryLimit parses the limit parameter; absent is 0, the store's default.

@@ -32,7 +32,7 @@ func TestAPICommands(t *testing.T) {
 	}
 
 	var raw []map[string]any
-	e.getJSON(t, "/api/v1/commands", &raw)
+	e.getJSON(t, "/api/v1/commands?after=0", &raw)
 	if len(raw) != 3 {
 		t.Fatalf("commands: %v", raw)
 	}
@@ -58,7 +58,8 @@ func TestAPICommands(t *testing.T) {
 		"session=s2":                            "ls -l",
 		"since=2026-03-01T10:01:30Z":            "psql",
 		"after=" + jsonID(raw[1]):               "psql",
-		"user=alice&limit=1":                    "uptime",
+		"user=alice&limit=1":                    "ls -l",
+		"user=alice&limit=1&after=0":            "uptime",
 		"user=alice&since=2026-03-01T10:00:30Z": "ls -l",
 	} {
 		var cmds []api.Command

@@ -36,6 +36,18 @@ var (
 // the CLI sends, because only JSON carries an imported account key; YAML
 // is accepted for curl and scripts.
 func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if err := checkQuery(q, []string{"dry_run"}); err != nil {
+		return err
+	}
+	var dryRun bool
+	switch v := q.Get("dry_run"); v {
+	case "", "false":
+	case "true":
+		dryRun = true
+	default:
+		return clientError(http.StatusBadRequest, "dry_run: %q is neither true nor false", v)
+	}
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil && ct != "" {
@@ -69,6 +81,15 @@ func (a *api) apply(w http.ResponseWriter, r *http.Request) error {
 	}
 	if len(objs) == 0 {
 		return clientError(http.StatusBadRequest, "no resources in the request")
+	}
+	if dryRun {
+		// Nothing changes, so nothing is audited.
+		res, err := a.inv.Plan(r.Context(), objs)
+		if err != nil {
+			return fmt.Errorf("apply (dry run): %w", err)
+		}
+		writeJSON(w, http.StatusOK, res)
+		return nil
 	}
 	res, err := a.inv.Apply(r.Context(), objs)
 	if err != nil {
@@ -187,8 +208,22 @@ func decodeJSONDoc(raw json.RawMessage) (resource.Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("field kind: %w", err)
 	}
-	if string(kind) != head.Kind {
+	if !strings.EqualFold(string(kind), head.Kind) {
+		// ParseKind also takes plurals, for listings; a document is one
+		// resource.
 		return nil, fmt.Errorf("field kind: write %q, not %q", kind, head.Kind)
+	}
+	if string(kind) != head.Kind {
+		// Kinds are case-insensitive, as in a YAML stream and in get:
+		// store the canonical name.
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, errors.New("a document must be an object with kind and name")
+		}
+		fields["kind"], _ = json.Marshal(string(kind))
+		if raw, err = json.Marshal(fields); err != nil {
+			return nil, fmt.Errorf("re-encode document: %w", err)
+		}
 	}
 	o, err := resource.DecodeJSON(kind, raw)
 	if err != nil {
@@ -273,6 +308,9 @@ func (a *api) writeList(w http.ResponseWriter, r *http.Request, kind resource.Ki
 	for _, o := range objs {
 		scrub(o)
 	}
+	if err := a.fillLearnedHostKeys(r.Context(), objs); err != nil {
+		return err
+	}
 	if objs == nil {
 		objs = []resource.Object{}
 	}
@@ -306,6 +344,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	scrub(o)
+	if err := a.fillLearnedHostKeys(r.Context(), []resource.Object{o}); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, o)
 	return nil
 }
@@ -370,7 +411,7 @@ func (a *api) caPublicKey(w http.ResponseWriter, r *http.Request) error {
 // auditParams are the query parameters GET /api/v1/audit understands.
 // Anything else is refused: a misspelt filter silently ignored would show
 // an auditor events they did not ask for.
-var auditParams = []string{"since", "until", "type", "user", "target", "session", "after", "limit"}
+var auditParams = []string{"since", "until", "type", "user", "target", "session", "after", "before", "limit"}
 
 func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	f, err := parseAuditFilter(r)
@@ -380,10 +421,13 @@ func (a *api) listAudit(w http.ResponseWriter, r *http.Request) error {
 	if f.User, err = scopeUser(caller(r), f.User); err != nil {
 		return err
 	}
+	pg := newPage(f.Limit, r.URL.Query().Has("after"))
+	f.Limit, f.Newest = pg.ask, pg.newest
 	evs, err := a.store.ListAudit(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list audit events: %w", err)
 	}
+	evs = cutPage(pg, w, evs, func(ev store.AuditEvent) int64 { return ev.ID })
 	out := make([]Event, len(evs))
 	for i, ev := range evs {
 		out[i] = eventFromStore(ev)
@@ -438,6 +482,9 @@ func parseAuditFilter(r *http.Request) (store.AuditFilter, error) {
 		if f.AfterID, err = strconv.ParseInt(v, 10, 64); err != nil || f.AfterID < 0 {
 			return f, clientError(http.StatusBadRequest, "after: %q is not an event id (a number of 0 or more)", v)
 		}
+	}
+	if f.BeforeID, err = queryID(q, "before", "an event id"); err != nil {
+		return f, err
 	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxAuditLimit {

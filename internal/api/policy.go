@@ -257,12 +257,17 @@ func (q *ExplainRequest) request(kindOf func(string) (policy.SubjectKind, bool),
 		// answer a question it never asks.
 		return r, errors.New("field command: a tunnel carries no command")
 	}
-	if q.Source == "" {
-		return r, errors.New("field source: is required (the client's IP address, e.g. 10.1.2.3)")
-	}
-	src, err := netip.ParseAddr(q.Source)
-	if err != nil {
-		return r, fmt.Errorf("field source: %q is not an IP address", q.Source)
+	var (
+		src       netip.Addr
+		anySource bool
+	)
+	if q.Source == "" || q.Source == "any" {
+		anySource = true
+	} else {
+		var err error
+		if src, err = netip.ParseAddr(q.Source); err != nil {
+			return r, fmt.Errorf("field source: %q is not an IP address (or any)", q.Source)
+		}
 	}
 	if q.Time != "" {
 		t, err := time.Parse(time.RFC3339Nano, q.Time)
@@ -280,7 +285,7 @@ func (q *ExplainRequest) request(kindOf func(string) (policy.SubjectKind, bool),
 	// As the SSH front does: an exec that starts an interactive shell is
 	// decided as a shell.
 	return policy.Request{Kind: kind, Subject: q.User, Action: policy.SessionAction(q.Action, q.Command), Target: q.Target,
-		TargetUser: account, Source: src, Command: q.Command, Now: now}, nil
+		TargetUser: account, Source: src, AnySource: anySource, Command: q.Command, Now: now}, nil
 }
 
 // decide answers r as the SSH gateway does for a login: without a target
@@ -312,7 +317,7 @@ func explain(eng *policy.Engine, r policy.Request) ExplainResponse {
 	_, steps := eng.Explain(decided)
 	res := ExplainResponse{
 		Allow: d.Allow, Reason: d.Reason, Policy: d.Policy, Operation: d.Operation,
-		Account: decided.TargetUser, TargetUsers: users, Steps: steps,
+		Account: decided.TargetUser, TargetUsers: users, Steps: steps, AnySource: r.AnySource,
 	}
 	if res.TargetUsers == nil {
 		res.TargetUsers = []string{}

@@ -28,9 +28,10 @@ type ExplainRequest struct {
 	// Command is an exec command, a line entered in a shell, or a file
 	// transfer's command (scp ..., sftp); tunnels carry none.
 	Command string `json:"command,omitempty"`
-	// Source is the client's IP address; policies with source_cidrs
-	// depend on it, so it is required.
-	Source string `json:"source"`
+	// Source is the client's IP address, for policies with source_cidrs.
+	// Empty (or "any") asks about any source: source_cidrs are not
+	// checked, and each step that grants says which sources it limits to.
+	Source string `json:"source,omitempty"`
 	// Time is an RFC 3339 time to decide at (validity windows); empty
 	// means now.
 	Time string `json:"time,omitempty"`
@@ -56,6 +57,9 @@ type ExplainResponse struct {
 	Obligations *Obligations `json:"obligations"`
 	// Steps says what each policy naming the subject contributed.
 	Steps []policy.Step `json:"steps"`
+	// AnySource is true when no source was given: the answer holds for
+	// some source, source_cidrs were not checked.
+	AnySource bool `json:"any_source,omitempty"`
 }
 
 // Obligations is policy.Obligations in the API's snake_case. Durations are

@@ -75,7 +75,7 @@ type SearchHit struct {
 }
 
 var (
-	recordingParams = []string{"user", "target", "state", "since", "limit"}
+	recordingParams = []string{"user", "target", "state", "since", "before", "limit"}
 	searchParams    = []string{"q", "limit"}
 	castParams      = []string{"purpose"}
 )
@@ -101,9 +101,30 @@ func (a *api) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	if f.User, err = scopeUser(caller(r), f.User); err != nil {
 		return err
 	}
+	if id := q.Get("before"); id != "" {
+		// The cursor is a recording id; one the caller may not read
+		// answers like one that does not exist.
+		cur, err := a.store.GetRecording(r.Context(), id)
+		if err == nil && !mayRead(caller(r), cur.User) {
+			err = store.ErrNotFound
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return clientError(http.StatusBadRequest, "before: no recording %q (deleted since the last page?)", id)
+		}
+		if err != nil {
+			return fmt.Errorf("read cursor recording %s: %w", id, err)
+		}
+		f.BeforeStarted, f.BeforeID = cur.StartedAt, cur.ID
+	}
+	pg := newPage(f.Limit, false)
+	f.Limit = pg.ask
 	recs, err := a.store.ListRecordings(r.Context(), f)
 	if err != nil {
 		return fmt.Errorf("list recordings: %w", err)
+	}
+	if len(recs) > pg.limit {
+		recs = recs[:pg.limit]
+		w.Header().Set(HeaderNextBefore, recs[len(recs)-1].ID)
 	}
 	out := make([]Recording, len(recs))
 	for i, rec := range recs {

@@ -141,11 +141,12 @@ func (e *recEnv) record(t *testing.T, id, user, target string, output ...string)
 	return r
 }
 
-// auditEvents returns the audit events of one type.
+// auditEvents returns the audit events of one type in the order they
+// happened (after=0 reads oldest first).
 func (e *recEnv) auditEvents(t *testing.T, typ string) []api.Event {
 	t.Helper()
 	var evs []api.Event
-	e.getJSON(t, "/api/v1/audit?type="+url.QueryEscape(typ), &evs)
+	e.getJSON(t, "/api/v1/audit?after=0&type="+url.QueryEscape(typ), &evs)
 	return evs
 }
 

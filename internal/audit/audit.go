@@ -8,8 +8,11 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -151,8 +154,8 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 			attrs = append(attrs, kv[0], kv[1])
 		}
 	}
-	for k, v := range ev.Detail {
-		attrs = append(attrs, k, v)
+	if d, ok := detailAttr(ev.Detail); ok {
+		attrs = append(attrs, d)
 	}
 	level := slog.LevelInfo
 	if ev.Outcome == Deny || ev.Outcome == Failure {
@@ -187,3 +190,43 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	}
 	return nil
 }
+
+// detailAttr turns an event's Detail into one "detail" group for the log
+// line, so that a Detail key can never repeat a key of the line itself
+// (user, target, ...). Values go through the JSON round trip the store
+// uses (store.NormalizeDetail): a json.RawMessage, a struct or a typed map
+// would otherwise print as decimal bytes or a Go struct dump. Nested values
+// log as JSON (an object in JSON mode, compact JSON text in text mode);
+// empty ones are left out, as the line's own empty fields are.
+func detailAttr(d map[string]any) (slog.Attr, bool) {
+	norm, _, err := store.NormalizeDetail(d)
+	if err != nil {
+		return slog.String("detail_error", err.Error()), true
+	}
+	if len(norm) == 0 {
+		return slog.Attr{}, false
+	}
+	var as []any
+	for _, k := range slices.Sorted(maps.Keys(norm)) {
+		switch v := norm[k].(type) {
+		case nil:
+		case map[string]any, []any:
+			as = append(as, slog.Any(k, jsonValue{v}))
+		default:
+			as = append(as, slog.Any(k, v))
+		}
+	}
+	if len(as) == 0 {
+		return slog.Attr{}, false
+	}
+	return slog.Group("detail", as...), true
+}
+
+// jsonValue logs a nested Detail value as JSON: an object or array in a
+// JSON log (json.Marshaler), compact JSON text in a text log
+// (encoding.TextMarshaler, which slog's text handler prefers to %+v).
+type jsonValue struct{ v any }
+
+func (j jsonValue) MarshalJSON() ([]byte, error) { return json.Marshal(j.v) }
+
+func (j jsonValue) MarshalText() ([]byte, error) { return json.Marshal(j.v) }

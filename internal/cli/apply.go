@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -13,7 +14,7 @@ import (
 	"github.com/portcullis/portcullis/internal/resource"
 )
 
-const applyUsage = `Usage: portcullis apply -f FILE
+const applyUsage = `Usage: portcullis apply -f FILE [--dry-run]
 
 Creates or updates every resource in a YAML stream of documents ("---"
 separated, each with kind and name), in one transaction: all or nothing.
@@ -25,11 +26,18 @@ An Account's private_key_file is read here, relative to FILE's directory
 the key is never printed back.
 
 Prints one line per resource: "KIND/NAME created", "configured" or "unchanged".
-Warnings (for example a policy naming a user that does not exist yet) go to
-stderr.
+Warnings go to stderr: a policy naming a user that does not exist yet, or an
+update that removes a field that had a value (a User applied without its
+ssh_keys loses them: a resource is replaced by what the file says). An
+Account applied without a key keeps its key: that is not a removal.
+
+--dry-run checks the stream as apply does and prints what it would do,
+"would be created", "would be updated" with each changed field (before ->
+after), or "unchanged", and changes nothing (nothing is audited either).
 
 Flags:
   -f, --filename FILE   the YAML stream; - reads stdin
+  --dry-run             show what would change; change nothing
 ` + "\n" + globalFlagsUsage
 
 // maxKeyFile bounds a private_key_file: no SSH private key comes close, and
@@ -41,6 +49,7 @@ func runApply(e *env, args []string) error {
 	var file string
 	fs.StringVar(&file, "f", "", "")
 	fs.StringVar(&file, "filename", "", "")
+	dryRun := fs.Bool("dry-run", false, "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -73,8 +82,12 @@ func runApply(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	var q url.Values
+	if *dryRun {
+		q = url.Values{"dry_run": {"true"}}
+	}
 	var res inventory.ApplyResult
-	if err := c.do(e.ctx, http.MethodPost, "/api/v1/apply", nil, "application/json", body, &res); err != nil {
+	if err := c.do(e.ctx, http.MethodPost, "/api/v1/apply", q, "application/json", body, &res); err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) && ee.code == exitUsage {
 			// The gateway's message names the document; say which file.
@@ -85,24 +98,62 @@ func runApply(e *env, args []string) error {
 	for _, w := range res.Warnings {
 		fmt.Fprintf(e.stderr, "warning: %s: %s\n", name, w)
 	}
+	created, updated := "created", "configured"
+	if *dryRun {
+		if !res.DryRun {
+			// An older gateway ignored dry_run and applied: say so.
+			return fmt.Errorf("the gateway does not support --dry-run and APPLIED the stream")
+		}
+		created, updated = "would be created", "would be updated"
+	}
 	state := map[string]string{}
 	for _, k := range res.Created {
-		state[k] = "created"
+		state[k] = created
 	}
 	for _, k := range res.Updated {
-		state[k] = "configured"
+		state[k] = updated
 	}
 	for _, k := range res.Unchanged {
 		state[k] = "unchanged"
 	}
+	diffs := map[string][]inventory.FieldDiff{}
+	for _, d := range res.Diffs {
+		diffs[d.Key] = d.Fields
+	}
 	// In stream order, which is the order the user wrote.
 	for _, o := range objs {
 		key := string(o.GetKind()) + "/" + o.GetName()
-		if s, ok := state[key]; ok {
-			fmt.Fprintf(e.stdout, "%s %s\n", key, s)
+		s, ok := state[key]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(e.stdout, "%s %s\n", key, s)
+		if *dryRun {
+			for _, f := range diffs[key] {
+				fmt.Fprintf(e.stdout, "  %s: %s -> %s\n", f.Field, diffValue(f.Before), diffValue(f.After))
+			}
 		}
 	}
+	if *dryRun {
+		fmt.Fprintln(e.stderr, "dry run: nothing was changed")
+	}
 	return nil
+}
+
+// maxDiffValue bounds a value shown in a diff line: a long key list must
+// not push the rest of the plan off the screen.
+const maxDiffValue = 120
+
+// diffValue shows one side of a field diff: its JSON, or (none).
+func diffValue(v json.RawMessage) string {
+	if v == nil {
+		return "(none)"
+	}
+	s := escapeControls(string(v))
+	if r := []rune(s); len(r) > maxDiffValue {
+		s = string(r[:maxDiffValue]) + "..."
+	}
+	return s
 }
 
 // readStream reads FILE or stdin, refusing input larger than the gateway

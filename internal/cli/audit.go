@@ -1,19 +1,18 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"strconv"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/duration"
 )
 
 const auditUsage = `Usage: portcullis audit ls [FLAGS]
 
-Lists audit events, oldest first: logins, sessions, refusals, changes to
+Lists audit events, newest first: logins, sessions, refusals, changes to
 resources. Times are printed in UTC.
 
 TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
@@ -26,22 +25,32 @@ Flags:
   --user NAME      events of one gateway user or service account
   --target NAME    events on one target
   --session ID     events of one session
-  --after ID       events after the one with this id (to page on)
+  --before ID      events older than the one with this id: the next page
+  --after ID       events after the one with this id, oldest first (to tail)
   --limit N        at most N events (default 1000, at most 10000)
-  --json           a JSON array of events, each with its id
-` + "\n" + globalFlagsUsage
+  -o, --output FMT table (default), wide (adds ID, SESSION and POLICY, and
+                   cuts no MESSAGE), or json
+  --json           a JSON array of events, each with its id (-o json)
 
-// defaultAuditLimit is the page size the gateway uses when none is given.
-const defaultAuditLimit = 1000
+SESSION is the session's id: 'portcullis audit ls --session ID' lists its
+events, and 'portcullis recordings play ID' plays its recording.
+
+When more events exist than one page shows, a last line on stderr says so
+and names the --before (or --after) that shows the next page; --json output
+stays a plain JSON array.
+` + "\n" + globalFlagsUsage
 
 func runAuditLs(e *env, args []string) error {
 	fs := e.flags()
 	var (
 		since, until, typ, user, target, session string
-		after                                    int64
+		after, before                            int64
 		limit                                    int
 		asJSON                                   bool
+		output                                   string
 	)
+	fs.StringVar(&output, "o", "", "")
+	fs.StringVar(&output, "output", "", "")
 	fs.StringVar(&since, "since", "", "")
 	fs.StringVar(&until, "until", "", "")
 	fs.StringVar(&typ, "type", "", "")
@@ -49,6 +58,7 @@ func runAuditLs(e *env, args []string) error {
 	fs.StringVar(&target, "target", "", "")
 	fs.StringVar(&session, "session", "", "")
 	fs.Int64Var(&after, "after", 0, "")
+	fs.Int64Var(&before, "before", 0, "")
 	fs.IntVar(&limit, "limit", 0, "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
@@ -57,6 +67,16 @@ func runAuditLs(e *env, args []string) error {
 	}
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q", pos[0])
+	}
+	wide := false
+	switch output {
+	case "", "table":
+	case "wide":
+		wide = true
+	case "json":
+		asJSON = true
+	default:
+		return usageErr("-o %s: want table, wide or json", output)
 	}
 	now := time.Now()
 	q := url.Values{}
@@ -75,28 +95,24 @@ func runAuditLs(e *env, args []string) error {
 			q.Set(k, v)
 		}
 	}
-	if after < 0 {
-		return usageErr("--after: want an event id, 0 or more")
+	if err := setCursor(fs, q, after, before, "an event id"); err != nil {
+		return err
 	}
-	if after > 0 {
-		q.Set("after", strconv.FormatInt(after, 10))
+	if err := setLimit(q, limit); err != nil {
+		return err
 	}
-	if limit < 0 {
-		return usageErr("--limit: want a positive number")
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	evs, err := fetchList[api.Event](e, "/api/v1/audit", q)
+	evs, more, err := fetchPage[api.Event](e, "/api/v1/audit", q)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultAuditLimit
-	}
-	if len(evs) == limit {
-		fmt.Fprintf(e.stderr, "warning: showing the first %d events; see more with --after %d, or narrow with --since/--until\n",
-			limit, evs[len(evs)-1].ID)
+	defer sayMore(e, more)
+	if wide {
+		return printListMax(e, evs, asJSON, "No events found.",
+			[]string{"ID", "TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SESSION", "POLICY", "SOURCE", "MESSAGE"},
+			func(ev api.Event) []string {
+				return []string{strconv.FormatInt(ev.ID, 10), ev.Time.UTC().Format(time.RFC3339), ev.Type, ev.Outcome, dash(ev.User),
+					dash(ev.Target), dash(ev.Account), dash(ev.SessionID), dash(ev.Policy), dash(ev.Source), ev.Message}
+			}, 0)
 	}
 	return printList(e, evs, asJSON, "No events found.",
 		[]string{"TIME", "TYPE", "OUTCOME", "USER", "TARGET", "ACCOUNT", "SOURCE", "MESSAGE"},
@@ -114,9 +130,6 @@ func dash(s string) string {
 	return s
 }
 
-// daysPrefix splits "7d" or "1d12h" into days and the Go duration after.
-var daysPrefix = regexp.MustCompile(`^(\d+)d(.*)$`)
-
 // parseWhen reads a time flag: RFC 3339, a date (midnight UTC), or a
 // duration back from now with an optional leading days part.
 func parseWhen(s string, now time.Time) (time.Time, error) {
@@ -133,25 +146,6 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return now.Add(-d), nil
 }
 
-// parseAgo parses a non-negative duration, allowing a leading "Nd".
-func parseAgo(s string) (time.Duration, error) {
-	var days time.Duration
-	if m := daysPrefix.FindStringSubmatch(s); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err != nil || n > 100000 {
-			return 0, fmt.Errorf("bad number of days in %q", s)
-		}
-		days, s = time.Duration(n)*24*time.Hour, m[2]
-		if s == "" {
-			return days, nil
-		}
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, err
-	}
-	if d < 0 {
-		return 0, errors.New("negative duration")
-	}
-	return days + d, nil
-}
+// parseAgo parses a non-negative duration in the forms every part of
+// Portcullis takes (package duration: 90m, 24h, 7d, 1d12h).
+func parseAgo(s string) (time.Duration, error) { return duration.Parse(s) }

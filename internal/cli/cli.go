@@ -18,6 +18,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/portcullis/portcullis/internal/buildinfo"
 )
 
 // Exit codes.
@@ -90,6 +92,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	top := flag.NewFlagSet("portcullis", flag.ContinueOnError)
 	top.SetOutput(io.Discard)
 	e.globalFlags(top)
+	showVersion := top.Bool("version", false, "")
 	if err := top.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, root.usage)
@@ -99,6 +102,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	args = top.Args()
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Read())
+		return exitOK
+	}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, root.usage)
 		return exitUsage
@@ -253,12 +260,16 @@ func commands() *command {
 	root := &command{name: "portcullis", usage: rootUsage}
 	root.subs = []*command{
 		{name: "help", usage: rootUsage, run: func(e *env, args []string) error { return runHelp(e, root, args) }},
+		{name: "version", usage: versionUsage, run: runVersion},
 		{name: "apply", usage: applyUsage, run: runApply},
 		{name: "get", usage: getUsage, run: runGet},
 		{name: "delete", usage: deleteUsage, run: runDelete},
 		{name: "account", usage: accountUsage, subs: []*command{
 			{name: "account pubkey", usage: accountUsage, run: runAccountPubkey},
 			{name: "account rotate", usage: accountRotateUsage, run: runAccountRotate},
+		}},
+		{name: "target", usage: targetUsage, subs: []*command{
+			{name: "target pin", usage: targetUsage, run: runTargetPin},
 		}},
 		{name: "ca", usage: caUsage, subs: []*command{
 			{name: "ca pubkey", usage: caUsage, run: runCAPubkey},
@@ -355,9 +366,10 @@ Credentials:
   account pubkey TARGET/NAME  print an account's public key, for the target's authorized_keys
   account rotate TARGET/NAME  take the account over: only a new gateway key logs in afterwards
   ca pubkey                   print the user CA's public key, for targets' TrustedUserCAKeys
+  target pin NAME             pin the host key the gateway learned for a target on first use
 
 Policies:
-  policy explain --user NAME --target NAME --action ACTION --source IP
+  policy explain --user NAME --target NAME --action ACTION [--source IP]
                               decide one access question; show which policies matched and why
   policy test CASES.yaml      run policy test cases (--policies FILE, --offline for CI
                               without a gateway); exit 1 on any mismatch
@@ -380,7 +392,8 @@ Command history:
                               --since, --json)
 
 Audit:
-  audit ls                    list audit events (--since 24h, --type, --user, --json, ...)
+  audit ls                    list audit events, newest first (--since 24h, --type, --user,
+                              --limit, --before ID, -o wide, --json, ...)
   audit verify                check the audit trail's hash chain; exit 1 if it is broken
   audit export                stream audit events as JSON lines with their hashes (--since)
 
@@ -402,6 +415,7 @@ Backup:
   backup --out FILE           copy the database (SQLite or PostgreSQL) while the gateway runs
   restore --in FILE           put a copy back (gateway stopped); --store for PostgreSQL
 
+  version                     print the build's version and commit (also --version; --json)
   help [COMMAND]              show help for a command
 
 Kinds: User, ServiceAccount, Group, Target, Environment, Account, Operation,
@@ -410,3 +424,27 @@ Policy (any case, singular or plural).
 policy test case failed, the audit chain is broken); 2 usage or input error;
 3 the gateway could not be reached or failed.
 `)
+
+const versionUsage = `Usage: portcullis version [--json]
+
+Prints this binary's version and the commit it was built from. It does not
+contact the gateway: a running gateway logs its own version at start.
+`
+
+// runVersion prints the build information of this binary.
+func runVersion(e *env, args []string) error {
+	fs := e.flags()
+	asJSON := fs.Bool("json", false, "")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("unexpected argument %q", pos[0])
+	}
+	if *asJSON {
+		return printJSON(e, buildinfo.Read())
+	}
+	fmt.Fprintln(e.stdout, buildinfo.Read())
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,6 +34,7 @@ import (
 // (a socket path must stay under 108 bytes; t.TempDir is too long).
 type gateway struct {
 	dataDir string
+	st      *sqlite.Store
 	ca      *vault.CA
 	// secrets collects what must never appear in any output.
 	secrets []string
@@ -94,7 +96,7 @@ func startGateway(t *testing.T) *gateway {
 		<-done
 		st.Close()
 	})
-	return &gateway{dataDir: dir, ca: ca}
+	return &gateway{dataDir: dir, st: st, ca: ca}
 }
 
 // result is one CLI run.
@@ -107,8 +109,14 @@ type result struct {
 // leaks into its output.
 func (g *gateway) run(t *testing.T, stdin string, args ...string) result {
 	t.Helper()
+	return g.runIn(t, strings.NewReader(stdin), args...)
+}
+
+// runIn is run with any stdin: a terminal, a pipe, /dev/null.
+func (g *gateway) runIn(t *testing.T, stdin io.Reader, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code := cli.Run(context.Background(), append([]string{"--data-dir", g.dataDir}, args...), strings.NewReader(stdin), &out, &errOut)
+	code := cli.Run(context.Background(), append([]string{"--data-dir", g.dataDir}, args...), stdin, &out, &errOut)
 	r := result{code: code, stdout: out.String(), stderr: errOut.String()}
 	for _, s := range append(g.secrets, "PRIVATE KEY") {
 		if strings.Contains(r.stdout, s) || strings.Contains(r.stderr, s) {
@@ -307,7 +315,7 @@ func TestCLI(t *testing.T) {
 		g.run(t, "", "account", "pubkey", "web1/nobody").want(t, 1, nil, []string{"not found"})
 		g.run(t, "", "account", "pubkey", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
 		// Rotation against a real target is tested in package rotate.
-		g.run(t, "", "account", "rotate", "web1/nobody").want(t, 1, nil, []string{"does not exist"})
+		g.run(t, "", "account", "rotate", "--yes", "web1/nobody").want(t, 1, nil, []string{"does not exist"})
 		g.run(t, "", "account", "rotate", "web1").want(t, 2, nil, []string{"not TARGET/NAME"})
 	})
 
@@ -353,11 +361,13 @@ func TestCLI(t *testing.T) {
 	})
 
 	t.Run("delete", func(t *testing.T) {
-		g.run(t, "", "delete", "target", "web1").want(t, 1, nil, []string{"still referred to by", "Account/web1/deploy"})
-		g.run(t, "", "delete", "user", "nobody").want(t, 1, nil, []string{`User "nobody" not found`})
+		g.run(t, "", "delete", "-y", "target", "web1").want(t, 1, nil, []string{"still referred to by", "Account/web1/deploy"})
+		g.run(t, "", "delete", "user", "nobody", "--yes").want(t, 1, nil, []string{`User "nobody" not found`})
 		g.run(t, "", "delete", "widget", "x").want(t, 2, nil, []string{"unknown kind"})
 		g.run(t, "", "delete", "user").want(t, 2, nil, []string{"want KIND NAME"})
-		g.run(t, "", "delete", "account", "web1/deploy").want(t, 0, []string{"Account/web1/deploy deleted\n"}, nil)
+		g.run(t, "", "delete", "account", "web1").want(t, 2, nil, []string{"an Account is named TARGET/NAME (for example web1/web1)"})
+		g.run(t, "", "delete", "account", "deploy", "--yes").want(t, 2, nil, []string{"TARGET/NAME", `not "deploy"`})
+		g.run(t, "", "delete", "account", "web1/deploy", "--yes").want(t, 0, []string{"Account/web1/deploy deleted\n"}, nil)
 		g.run(t, "", "get", "account", "web1/deploy").want(t, 1, nil, []string{"not found"})
 	})
 
@@ -371,15 +381,29 @@ func TestCLI(t *testing.T) {
 		if len(evs) < 3 {
 			t.Fatalf("want at least 2 applies and a delete, got %s", r.stdout)
 		}
-		if evs[0]["id"] != float64(1) || evs[0]["type"] != "resource.apply" || evs[0]["user"] != api.LocalAdmin {
-			t.Errorf("first event: %v", evs[0])
+		// Newest first: the delete comes before the first apply.
+		if first := evs[len(evs)-1]; first["id"] != float64(1) || first["type"] != "resource.apply" || first["user"] != api.LocalAdmin {
+			t.Errorf("oldest event: %v", first)
+		}
+		if evs[0]["type"] != "resource.delete" {
+			t.Errorf("newest event: %v", evs[0])
 		}
 		g.run(t, "", "audit", "ls", "--since", "1h", "--type", "resource.").want(t, 0,
 			[]string{"TIME", "OUTCOME", "MESSAGE", "resource.apply", "local-admin", "5 created", "resource.delete", "deleted Account/web1/deploy"}, nil)
 		g.run(t, "", "audit", "ls", "--type", "resource.delete", "--json").want(t, 0, []string{`"type": "resource.delete"`}, nil)
 		g.run(t, "", "audit", "ls", "--since", "2200-01-01").want(t, 0, nil, []string{"No events found."})
 		g.run(t, "", "audit", "ls", "--since", "2999-01-01").want(t, 2, nil, []string{"out of range"})
-		g.run(t, "", "audit", "ls", "--limit", "1").want(t, 0, nil, []string{"warning: showing the first 1 events; see more with --after 1"})
+		n := len(evs)
+		g.run(t, "", "audit", "ls", "--limit", "1").want(t, 0, []string{"resource.delete"}, []string{fmt.Sprintf("more exist: see older ones with --before %d", n)})
+		g.run(t, "", "audit", "ls", "--limit", "1", "--before", "2").want(t, 0, []string{"5 created"}, nil)
+		if r := g.run(t, "", "audit", "ls", "--limit", "1", "--before", "2"); strings.Contains(r.stderr, "more exist") {
+			t.Errorf("the oldest page says more exist: %s", r.stderr)
+		}
+		g.run(t, "", "audit", "ls", "--limit", "1", "--after", "0").want(t, 0, []string{"5 created"}, []string{"more exist: see newer ones with --after 1"})
+		if r := g.run(t, "", "audit", "ls", "--limit", "1", "--json"); !strings.HasPrefix(r.stdout, "[") || !strings.Contains(r.stderr, "--before") {
+			t.Errorf("--json page: stdout %q, stderr %q", r.stdout, r.stderr)
+		}
+		g.run(t, "", "audit", "ls", "--before", "0").want(t, 2, nil, []string{"--before"})
 		g.run(t, "", "audit", "ls", "--since", "yesterday").want(t, 2, nil, []string{"--since", "duration back from now"})
 		g.run(t, "", "audit", "ls", "--limit", "100000").want(t, 2, nil, []string{"limit"})
 	})
@@ -473,6 +497,10 @@ func TestCLIHelp(t *testing.T) {
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"--data-dir", "x", "serve"}, 2, "", "portcullis serve --data-dir DIR"},
 		{[]string{"--nope"}, 2, "", "flag provided but not defined"},
+		{[]string{"version"}, 0, "portcullis devel (commit ", ""},
+		{[]string{"--version"}, 0, "portcullis devel (commit ", ""},
+		{[]string{"version", "--json"}, 0, `"commit":`, ""},
+		{[]string{"help"}, 0, "version ", ""},
 	}
 	for _, tc := range tests {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

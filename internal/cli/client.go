@@ -63,6 +63,13 @@ func (e *apiError) exitCode() int {
 // do sends a request and decodes a 2xx JSON answer into out (unless nil).
 // Every error it returns is an *exitError with the right exit code.
 func (c *client) do(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) error {
+	_, err := c.send(ctx, method, path, query, contentType, body, out)
+	return err
+}
+
+// send is do that also returns the answer's headers (nil on error), for
+// the listings that name their next page there.
+func (c *client) send(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) (http.Header, error) {
 	// path is already escaped (resourcePath); the host is a placeholder,
 	// the transport always dials the socket.
 	u := "http://portcullis" + path
@@ -75,7 +82,7 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return &exitError{code: exitFailure, msg: fmt.Sprintf("build request: %v", err)}
+		return nil, &exitError{code: exitFailure, msg: fmt.Sprintf("build request: %v", err)}
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -83,20 +90,20 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return c.transportError(ctx, err)
+		return nil, c.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		ae := readAPIError(resp)
-		return &exitError{code: ae.exitCode(), msg: ae.msg}
+		return nil, &exitError{code: ae.exitCode(), msg: ae.msg}
 	}
 	if out == nil {
-		return nil
+		return resp.Header, nil
 	}
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return &exitError{code: exitFailure, msg: fmt.Sprintf("unreadable answer from the gateway to %s %s: %v", method, path, err)}
+		return nil, &exitError{code: exitFailure, msg: fmt.Sprintf("unreadable answer from the gateway to %s %s: %v", method, path, err)}
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // transportError explains why the request did not get an answer.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 
 const commandsUsage = `Usage: portcullis commands ls [FLAGS]
 
-Lists the commands users ran through the gateway, oldest first: exec
+Lists the commands users ran through the gateway, newest first: exec
 requests (ssh host CMD) exactly as asked, with their exit status once they
 end, and the lines typed in interactive shells as reconstructed from the
 keystrokes. Times are printed in UTC.
@@ -29,20 +30,21 @@ Flags:
   --target NAME    commands on one target
   --session ID     commands of one session
   --since TIME     commands at or after TIME
-  --after ID       commands after the one with this id (to page on)
+  --before ID      older commands than the one with this id: the next page
+  --after ID       commands after the one with this id, oldest first (to tail)
   --limit N        at most N commands (default 1000, at most 10000)
   --json           a JSON array of commands, each with its id
-` + "\n" + globalFlagsUsage
 
-// defaultListLimit is the page size the gateway uses for recordings and
-// commands when none is given.
-const defaultListLimit = 1000
+When more commands exist than one page shows, a last line on stderr says
+so and names the --before (or --after) that shows the next page; --json
+output stays a plain JSON array.
+` + "\n" + globalFlagsUsage
 
 func runCommandsLs(e *env, args []string) error {
 	fs := e.flags()
 	var (
 		user, target, session, since string
-		after                        int64
+		after, before                int64
 		limit                        int
 		asJSON                       bool
 	)
@@ -51,6 +53,7 @@ func runCommandsLs(e *env, args []string) error {
 	fs.StringVar(&session, "session", "", "")
 	fs.StringVar(&since, "since", "", "")
 	fs.Int64Var(&after, "after", 0, "")
+	fs.Int64Var(&before, "before", 0, "")
 	fs.IntVar(&limit, "limit", 0, "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
@@ -67,26 +70,17 @@ func runCommandsLs(e *env, args []string) error {
 	setIf(q, "user", user)
 	setIf(q, "target", target)
 	setIf(q, "session", session)
-	if after < 0 {
-		return usageErr("--after: want a command id, 0 or more")
-	}
-	if after > 0 {
-		q.Set("after", strconv.FormatInt(after, 10))
+	if err := setCursor(fs, q, after, before, "a command id"); err != nil {
+		return err
 	}
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	cmds, err := fetchList[api.Command](e, "/api/v1/commands", q)
+	cmds, more, err := fetchPage[api.Command](e, "/api/v1/commands", q)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultListLimit
-	}
-	if len(cmds) == limit {
-		fmt.Fprintf(e.stderr, "warning: showing the first %d commands; see more with --after %d, or narrow with --since\n",
-			limit, cmds[len(cmds)-1].ID)
-	}
+	defer sayMore(e, more)
 	return printList(e, cmds, asJSON, "No commands found.",
 		[]string{"TIME", "USER", "TARGET", "ACCOUNT", "SESSION", "TYPE", "EXIT", "COMMAND"},
 		func(cmd api.Command) []string {
@@ -124,6 +118,35 @@ func setSince(q url.Values, since string) error {
 	}
 	q.Set("since", when.UTC().Format(time.RFC3339Nano))
 	return nil
+}
+
+// setCursor checks and sets the --after and --before flags of a paged
+// listing. --after given at all (even 0, "from the start") reads oldest
+// first; otherwise the gateway answers newest first.
+func setCursor(fs *flag.FlagSet, q url.Values, after, before int64, what string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if after < 0 {
+		return usageErr("--after: want %s, 0 or more", what)
+	}
+	if given["after"] {
+		q.Set("after", strconv.FormatInt(after, 10))
+	}
+	if before < 0 || (given["before"] && before == 0) {
+		return usageErr("--before: want %s, 1 or more", what)
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	return nil
+}
+
+// sayMore prints the "more exist" line of a paged listing on stderr, so
+// that stdout stays the table or the JSON array.
+func sayMore(e *env, more string) {
+	if more != "" {
+		fmt.Fprintln(e.stderr, more)
+	}
 }
 
 // setLimit checks and sets a --limit flag.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -29,14 +30,19 @@ Flags:
   --json                the same as -o json
 ` + "\n" + globalFlagsUsage
 
-const deleteUsage = `Usage: portcullis delete KIND NAME
+const deleteUsage = `Usage: portcullis delete KIND NAME [--yes]
 
 Deletes one resource; an Account's NAME is TARGET/NAME
 (portcullis delete account web1/svc-stats). A resource that others still
 refer to (a Target with Accounts, an Operation a Policy uses) is not deleted:
 the message names them, and the exit code is 1, as it is for a NAME that
 does not exist.
-` + "\n" + globalFlagsUsage
+
+On a terminal it asks first. When stdin is not a terminal (a script, a
+pipe) it refuses unless --yes is given, rather than delete unasked.
+
+Flags:
+` + yesUsage + "\n" + globalFlagsUsage
 
 const accountUsage = `Usage: portcullis account pubkey TARGET/NAME
 
@@ -108,7 +114,63 @@ func runGet(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "No %s found.\n", plural(kind))
 		return nil
 	}
+	if objs, err = withUserMembers(e, objs); err != nil {
+		return err
+	}
 	return printTables(e.stdout, objs)
+}
+
+// withUserMembers returns objs with each Group's members completed by the
+// users whose own groups list names it: a user joins a group either way,
+// and a table that showed only the Group's list would hide half of them.
+// -o yaml and -o json show the resources as stored.
+func withUserMembers(e *env, objs []resource.Object) ([]resource.Object, error) {
+	var users []resource.Object
+	hasGroups, hasUsers := false, false
+	for _, o := range objs {
+		switch o.GetKind() {
+		case resource.KindGroup:
+			hasGroups = true
+		case resource.KindUser:
+			hasUsers = true
+			users = append(users, o)
+		}
+	}
+	if !hasGroups {
+		return objs, nil
+	}
+	if !hasUsers {
+		var err error
+		if users, err = fetch(e, resource.KindUser, nil); err != nil {
+			return nil, err
+		}
+	}
+	byGroup := map[string][]string{}
+	for _, o := range users {
+		if u, ok := o.(*resource.User); ok {
+			for _, g := range u.Groups {
+				byGroup[g] = append(byGroup[g], u.Name)
+			}
+		}
+	}
+	out := make([]resource.Object, len(objs))
+	for i, o := range objs {
+		out[i] = o
+		g, ok := o.(*resource.Group)
+		if !ok || len(byGroup[g.Name]) == 0 {
+			continue
+		}
+		cp := *g
+		cp.Members = slices.Clone(g.Members)
+		for _, name := range byGroup[g.Name] {
+			if !slices.Contains(cp.Members, name) {
+				cp.Members = append(cp.Members, name)
+			}
+		}
+		slices.Sort(cp.Members)
+		out[i] = &cp
+	}
+	return out, nil
 }
 
 // fetch returns the named resource, or every resource of kind ("" for all
@@ -191,7 +253,9 @@ func plural(kind resource.Kind) string {
 }
 
 func runDelete(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args)
+	fs := e.flags()
+	yes := yesFlag(fs)
+	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
@@ -201,6 +265,14 @@ func runDelete(e *env, args []string) error {
 	kind, err := resource.ParseKind(pos[0])
 	if err != nil {
 		return usageErr("%v", err)
+	}
+	if kind == resource.KindAccount {
+		if t, n, ok := strings.Cut(pos[1], "/"); !ok || t == "" || n == "" || strings.Contains(n, "/") {
+			return usageErr("an Account is named TARGET/NAME (for example web1/%s), not %q", strings.Trim(pos[1], "/"), pos[1])
+		}
+	}
+	if err := e.confirm(*yes, fmt.Sprintf("Delete %s/%s? It cannot be undone", kind, pos[1])); err != nil {
+		return err
 	}
 	c, err := e.api()
 	if err != nil {

@@ -19,7 +19,7 @@ import (
 
 const policyUsage = `Usage: portcullis policy explain|test [ARGUMENTS] [FLAGS]
 
-  policy explain --user NAME --target NAME --action ACTION --source IP
+  policy explain --user NAME --target NAME --action ACTION [--source IP]
                  decide one access question; show the policies that matched and why
   policy test CASES.yaml [--policies FILE.yaml] [--offline]
                  run policy test cases; exit 1 on any mismatch
@@ -27,7 +27,7 @@ const policyUsage = `Usage: portcullis policy explain|test [ARGUMENTS] [FLAGS]
 Run 'portcullis policy explain --help' or 'portcullis policy test --help'.
 ` + "\n" + globalFlagsUsage
 
-const policyExplainUsage = `Usage: portcullis policy explain --user NAME --target NAME --action ACTION --source IP [FLAGS]
+const policyExplainUsage = `Usage: portcullis policy explain --user NAME --target NAME --action ACTION [--source IP] [FLAGS]
 
 Asks the gateway's policy engine one question: may NAME (a user or service
 account) do ACTION on the target, as the account, from IP, at TIME (running
@@ -60,7 +60,10 @@ Flags:
   --action ACTION   shell, exec, file-transfer or tunnel (required)
   --command CMD     an exec command, a line typed in a shell, or a file
                     transfer's command, checked against the command rules
-  --source IP       the client's IP address, for source_cidrs (required)
+  --source IP       the client's IP address, for source_cidrs; without it (or
+                    with any) the answer is for any source: source_cidrs are
+                    not checked, and each policy that grants says which
+                    sources it limits to
   --time TIME       decide at this RFC 3339 time (2026-01-02T15:04:05Z)
                     instead of now, for validity windows
   --json            print the answer as a JSON object (the same exit codes)
@@ -148,7 +151,7 @@ func runPolicyExplain(e *env, args []string) error {
 		return usageErr("unexpected argument %q (everything is given with flags)", pos[0])
 	}
 	for _, f := range []struct{ flag, value string }{
-		{"user", req.User}, {"target", req.Target}, {"action", req.Action}, {"source", req.Source},
+		{"user", req.User}, {"target", req.Target}, {"action", req.Action},
 	} {
 		if f.value == "" {
 			return usageErr("--%s is required", f.flag)
@@ -196,6 +199,9 @@ func printExplain(w io.Writer, req *api.ExplainRequest, res *api.ExplainResponse
 	fmt.Fprintf(&b, "%s %s on %s", verdict, req.Action, req.Target)
 	if res.Account != "" {
 		fmt.Fprintf(&b, " as %s", res.Account)
+	}
+	if res.AnySource {
+		b.WriteString(" from any source")
 	}
 	if res.Allow {
 		if res.Policy != "" {

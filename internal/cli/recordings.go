@@ -25,7 +25,7 @@ import (
 const recordingsUsage = `Usage: portcullis recordings ls [FLAGS]
        portcullis recordings play ID [--speed N] [--idle-limit S] [--at SECONDS]
        portcullis recordings download ID [-o FILE] [--force]
-       portcullis recordings rm ID
+       portcullis recordings rm ID [--yes]
        portcullis recordings search QUERY [--limit N] [--json]
 
 Session recordings are asciicast v2 files (asciinema 2 plays them too), one
@@ -51,7 +51,9 @@ and download exits 1 (keeping the file, for inspection). Audited
 
 rm deletes a recording, its file and its search index, even while the
 session runs (the session goes on, unrecorded from then on). The deletion
-is audited (recording.delete) with the recording's metadata.
+is audited (recording.delete) with the recording's metadata. On a terminal
+it asks first; when stdin is not a terminal it refuses unless --yes is
+given.
 
 search finds recordings where all the words of QUERY appeared on screen or
 were typed, as the user saw them (escape sequences interpreted, not just
@@ -67,11 +69,14 @@ Flags:
   --target NAME      (ls) recordings on one target
   --state STATE      (ls) active, ended or interrupted
   --since TIME       (ls) recordings started at or after TIME
+  --before ID        (ls) recordings listed after the one with this id: the next page
+                     (ls says "more exist: see older ones with --before ID" when there is one)
   --limit N          (ls, search) at most N (ls: default 1000; search: default 100; at most 10000)
   --json             (ls, search) a JSON array, each item with the recording's id
   --speed N          (play) play N times faster (default 1; 0.5 is half speed)
   --idle-limit S     (play) shorten every pause longer than S seconds to S
   --at SECONDS       (play) start SECONDS into the recording (what search shows as OFFSET)
+  -y, --yes          (rm) do not ask; needed when stdin is not a terminal
   -o, --output FILE  (download) where to save; - for standard output
   --force            (download) overwrite FILE if it exists
 ` + "\n" + globalFlagsUsage
@@ -80,6 +85,7 @@ func runRecordingsLs(e *env, args []string) error {
 	fs := e.flags()
 	var (
 		user, target, state, since string
+		before                     string
 		limit                      int
 		asJSON                     bool
 	)
@@ -87,6 +93,7 @@ func runRecordingsLs(e *env, args []string) error {
 	fs.StringVar(&target, "target", "", "")
 	fs.StringVar(&state, "state", "", "")
 	fs.StringVar(&since, "since", "", "")
+	fs.StringVar(&before, "before", "", "")
 	fs.IntVar(&limit, "limit", 0, "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
@@ -108,19 +115,15 @@ func runRecordingsLs(e *env, args []string) error {
 	setIf(q, "user", user)
 	setIf(q, "target", target)
 	setIf(q, "state", state)
+	setIf(q, "before", before)
 	if err := setLimit(q, limit); err != nil {
 		return err
 	}
-	recs, err := fetchList[api.Recording](e, "/api/v1/recordings", q)
+	recs, more, err := fetchPage[api.Recording](e, "/api/v1/recordings", q)
 	if err != nil {
 		return err
 	}
-	if limit == 0 {
-		limit = defaultListLimit
-	}
-	if len(recs) == limit {
-		fmt.Fprintf(e.stderr, "warning: showing the newest %d recordings; narrow with --since, --user or --target\n", limit)
-	}
+	defer sayMore(e, more)
 	return printList(e, recs, asJSON, "No recordings found.",
 		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"},
 		func(r api.Recording) []string {
@@ -342,12 +345,17 @@ func copyError(id string, err error) error {
 }
 
 func runRecordingsRm(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args)
+	fs := e.flags()
+	yes := yesFlag(fs)
+	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
 	id, err := oneID(pos, "recording")
 	if err != nil {
+		return err
+	}
+	if err := e.confirm(*yes, fmt.Sprintf("Delete recording %s? It is evidence and cannot be recovered", id)); err != nil {
 		return err
 	}
 	c, err := e.api()

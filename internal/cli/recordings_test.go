@@ -186,6 +186,13 @@ func TestCLIRecordings(t *testing.T) {
 		g.run(t, "", "recordings", "ls", "--state", "paused").want(t, 2, nil, []string{"--state"})
 		g.run(t, "", "recordings", "ls", "--since", "soon").want(t, 2, nil, []string{"--since"})
 		g.run(t, "", "recordings", "ls", "extra").want(t, 2, nil, []string{"unexpected argument"})
+		// A page at a time, saying how to see the next.
+		g.run(t, "", "recordings", "ls", "--limit", "1").want(t, 0, []string{"rec2"}, []string{"more exist: see older ones with --before rec2"})
+		if r := g.run(t, "", "recordings", "ls", "--limit", "1", "--before", "rec2"); !strings.Contains(r.stdout, "rec1") ||
+			strings.Contains(r.stdout, "rec2") || strings.Contains(r.stderr, "more exist") {
+			t.Errorf("--before rec2:\n%s\n%s", r.stdout, r.stderr)
+		}
+		g.run(t, "", "recordings", "ls", "--before", "nosuch").want(t, 2, nil, []string{`before: no recording "nosuch"`})
 
 		r = g.run(t, "", "recordings", "ls", "--json")
 		r.want(t, 0, nil, nil)
@@ -331,8 +338,8 @@ func TestCLIRecordings(t *testing.T) {
 	})
 
 	t.Run("rm", func(t *testing.T) {
-		g.run(t, "", "recordings", "rm", "rec1").want(t, 0, []string{"recording rec1 deleted"}, nil)
-		g.run(t, "", "recordings", "rm", "rec1").want(t, 1, nil, []string{`recording "rec1" not found`})
+		g.run(t, "", "recordings", "rm", "--yes", "rec1").want(t, 0, []string{"recording rec1 deleted"}, nil)
+		g.run(t, "", "recordings", "rm", "rec1", "-y").want(t, 1, nil, []string{`recording "rec1" not found`})
 		g.run(t, "", "recordings", "rm").want(t, 2, nil, []string{"recording ID is required"})
 		g.run(t, "", "recordings", "rm", "a", "b").want(t, 2, nil, []string{"unexpected argument"})
 		g.run(t, "", "recordings", "search", "nginx").want(t, 0, nil, []string{"No recordings match."})
@@ -449,7 +456,7 @@ func TestCLICommands(t *testing.T) {
 	r := g.run(t, "", "commands", "ls")
 	r.want(t, 0, []string{"TIME", "TYPE", "EXIT", "COMMAND", "2026-03-01T10:00:00Z", "uptime", "exec", "ls -l", "shell ", "rm -rf /tmp/x", "shell?"}, nil)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[1], " 0 ") {
+	if len(lines) != 4 || !strings.Contains(lines[3], " 0 ") || !strings.Contains(lines[1], "rm -rf") {
 		t.Errorf("table:\n%s", r.stdout)
 	}
 	g.run(t, "", "commands", "ls", "--user", "bob").want(t, 0, []string{"rm -rf /tmp/x"}, nil)
@@ -460,7 +467,9 @@ func TestCLICommands(t *testing.T) {
 		t.Errorf("--target --since:\n%s", r.stdout)
 	}
 	g.run(t, "", "commands", "ls", "--since", "2200-01-01").want(t, 0, nil, []string{"No commands found."})
-	g.run(t, "", "commands", "ls", "--limit", "1").want(t, 0, []string{"uptime"}, []string{"warning: showing the first 1 commands; see more with --after 1"})
+	g.run(t, "", "commands", "ls", "--limit", "1").want(t, 0, []string{"rm -rf /tmp/x"}, []string{"more exist: see older ones with --before 3"})
+	g.run(t, "", "commands", "ls", "--limit", "2", "--before", "3").want(t, 0, []string{"uptime", "ls -l"}, nil)
+	g.run(t, "", "commands", "ls", "--limit", "1", "--after", "0").want(t, 0, []string{"uptime"}, []string{"more exist: see newer ones with --after 1"})
 	g.run(t, "", "commands", "ls", "--since", "later").want(t, 2, nil, []string{"--since"})
 
 	r = g.run(t, "", "commands", "ls", "--json")
@@ -468,7 +477,7 @@ func TestCLICommands(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &cmds); err != nil || len(cmds) != 3 {
 		t.Fatalf("--json: %v %s", err, r.stdout)
 	}
-	if cmds[0]["id"] == nil || cmds[0]["exit_status"] != float64(0) || cmds[1]["exit_status"] != nil || cmds[2]["certain"] != false {
+	if cmds[2]["id"] == nil || cmds[2]["exit_status"] != float64(0) || cmds[1]["exit_status"] != nil || cmds[0]["certain"] != false {
 		t.Errorf("--json: %v", cmds)
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/portcullis/portcullis/internal/rotate"
 )
 
-const accountRotateUsage = `Usage: portcullis account rotate TARGET/NAME [--json]
+const accountRotateUsage = `Usage: portcullis account rotate TARGET/NAME [--yes] [--json]
 
 Takes the account over: the gateway logs in with its current key, makes
 ~NAME/.ssh/authorized_keys on TARGET hold only a new gateway key (every
@@ -20,12 +20,21 @@ fails, the old key stays and keeps working; the error says which step.
 Prints the old and new key fingerprints. Accounts with rotate_every are
 rotated on that schedule by the gateway itself.
 
-Exit status: 0 rotated; 1 no such account; 3 the rotation failed.
+On a terminal it asks first, because every other key in that
+authorized_keys stops working, a person's key too. When stdin is not a
+terminal it refuses unless --yes is given.
+
+Flags:
+` + yesUsage + `  --json           the result as JSON
+
+Exit status: 0 rotated; 1 no such account, or not confirmed; 2 usage, or
+not confirmed and stdin is not a terminal; 3 the rotation failed.
 ` + "\n" + globalFlagsUsage
 
 func runAccountRotate(e *env, args []string) error {
 	fs := e.flags()
 	asJSON := fs.Bool("json", false, "")
+	yes := yesFlag(fs)
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -36,6 +45,10 @@ func runAccountRotate(e *env, args []string) error {
 	target, name, ok := strings.Cut(pos[0], "/")
 	if !ok || target == "" || name == "" || strings.Contains(name, "/") {
 		return usageErr("%q is not TARGET/NAME (for example web1/svc-stats)", pos[0])
+	}
+	if err := e.confirm(*yes, fmt.Sprintf("Rotate %s? Every other key in ~%s/.ssh/authorized_keys on %s stops working, a person's too",
+		pos[0], name, target)); err != nil {
+		return err
 	}
 	c, err := e.api()
 	if err != nil {

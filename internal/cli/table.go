@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/resource"
 )
 
@@ -109,7 +110,11 @@ func printTables(w io.Writer, objs []resource.Object) error {
 // newline from a field may break the layout, and no control character (a
 // command a user typed, a forwarding address a client sent) reaches the
 // admin's terminal, where an escape sequence could rewrite what is shown.
-func writeRow(w io.Writer, cells []string) {
+func writeRow(w io.Writer, cells []string) { writeRowMax(w, cells, maxCell) }
+
+// writeRowMax is writeRow with cells cut at limit runes; 0 cuts nothing
+// (-o wide).
+func writeRowMax(w io.Writer, cells []string, limit int) {
 	out := make([]string, len(cells))
 	for i, c := range cells {
 		c = strings.Join(strings.Fields(c), " ")
@@ -117,8 +122,8 @@ func writeRow(w io.Writer, cells []string) {
 		if c == "" {
 			c = none
 		}
-		if r := []rune(c); len(r) > maxCell {
-			c = string(r[:maxCell-3]) + "..."
+		if r := []rune(c); limit > 0 && len(r) > limit {
+			c = string(r[:limit-3]) + "..."
 		}
 		out[i] = c
 	}
@@ -208,9 +213,39 @@ func fetchList[T any](e *env, path string, q url.Values) ([]T, error) {
 	return items, nil
 }
 
+// fetchPage is fetchList for a paged listing (audit events, commands): it
+// also returns a line saying how to see the next page, or "" when the
+// gateway said no more exist.
+func fetchPage[T any](e *env, path string, q url.Values) ([]T, string, error) {
+	c, err := e.api()
+	if err != nil {
+		return nil, "", err
+	}
+	var items []T
+	h, err := c.send(e.ctx, http.MethodGet, path, q, "", nil, &items)
+	if err != nil {
+		return nil, "", err
+	}
+	if items == nil {
+		items = []T{}
+	}
+	more := ""
+	if id := h.Get(api.HeaderNextBefore); id != "" {
+		more = "more exist: see older ones with --before " + id
+	} else if id := h.Get(api.HeaderNextAfter); id != "" {
+		more = "more exist: see newer ones with --after " + id
+	}
+	return items, more, nil
+}
+
 // printList prints a listing: a JSON array with --json; otherwise a table
 // with header and one row per item, or the empty message on stderr.
 func printList[T any](e *env, items []T, asJSON bool, empty string, header []string, row func(T) []string) error {
+	return printListMax(e, items, asJSON, empty, header, row, maxCell)
+}
+
+// printListMax is printList with cells cut at limit runes (0: not cut).
+func printListMax[T any](e *env, items []T, asJSON bool, empty string, header []string, row func(T) []string, limit int) error {
 	if asJSON {
 		return printJSON(e, items)
 	}
@@ -219,9 +254,9 @@ func printList[T any](e *env, items []T, asJSON bool, empty string, header []str
 		return nil
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	writeRow(tw, header)
+	writeRowMax(tw, header, limit)
 	for _, it := range items {
-		writeRow(tw, row(it))
+		writeRowMax(tw, row(it), limit)
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portcullis/portcullis/internal/duration"
 )
 
 // EnvDataDir names the environment variable that sets the data directory
@@ -160,9 +162,15 @@ func (d *Duration) String() string { return time.Duration(*d).String() }
 
 // Set implements flag.Value.
 func (d *Duration) Set(s string) error {
-	v, err := time.ParseDuration(s)
+	// A negative value is read here and refused by Resolve, which names
+	// the key it belongs to.
+	neg := strings.HasPrefix(s, "-")
+	v, err := duration.Parse(strings.TrimPrefix(s, "-"))
 	if err != nil {
-		return fmt.Errorf("%q is not a duration like 30s or 5m", s)
+		return err
+	}
+	if neg {
+		v = -v
 	}
 	*d = Duration(v)
 	return nil
@@ -220,10 +228,7 @@ func Parse(args []string, usage io.Writer) (Config, error) {
 			fs.Func(d.name, d.help, bind)
 		}
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(usage, "Usage: portcullis serve [flags]\n\nRuns the gateway. With no flags it uses ./data (or $%s) and listens for SSH on :2222 and HTTPS (API and web console) on :8443.\n\nFlags:\n", EnvDataDir)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(usage, fs) }
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -263,12 +268,75 @@ func decodeYAML(data []byte, cfg *Config) error {
 	return nil
 }
 
+// printUsage writes `serve --help`: every flag with two dashes, as the
+// README and the CLI write them, its YAML key, and its default.
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `Usage: portcullis serve [--config FILE] [FLAGS]
+
+Runs the gateway. Settings come from the defaults, then $%s (the data
+directory), then the --config YAML file (keys as named below), then flags.
+With no flags it uses ./data and listens for SSH on :2222 and for HTTPS (API
+and web console) on :8443, both on every interface, and on the admin socket
+DATA/admin.sock (0600: whoever can open it is the superuser).
+
+Flags:
+  --config FILE
+        YAML configuration file; flags override it
+`, EnvDataDir)
+	defaults := map[string]any{}
+	if b, err := yaml.Marshal(Default()); err == nil {
+		_ = yaml.Unmarshal(b, &defaults)
+	}
+	for _, d := range flagDefs {
+		f := fs.Lookup(d.name)
+		if f == nil {
+			continue
+		}
+		name, help := flag.UnquoteUsage(f)
+		switch {
+		case boolFlags[d.name]:
+			name = ""
+		case name != "" && name != "value":
+		case strings.Contains(d.key, "timeout") || strings.Contains(d.key, "interval") || strings.Contains(d.key, "max_age"):
+			name = "DURATION"
+		case d.key == "log_level":
+			name = "LEVEL"
+		case d.key == "log_format":
+			name = "FORMAT"
+		case d.key == "store":
+			name = "URL"
+		default:
+			name = "VALUE"
+		}
+		fmt.Fprintf(w, "  %s\n        %s\n", strings.TrimSpace("--"+d.name+" "+strings.ToUpper(name)), help)
+		def := "none"
+		if v, ok := defaults[d.key]; ok && v != nil {
+			switch s := fmt.Sprint(v); s {
+			case "", "[]":
+			case "0s":
+				def = "0"
+			default:
+				def = s
+			}
+		}
+		switch {
+		case boolFlags[d.name]:
+			def = "false"
+		case def == "none" && strings.Contains(help, "default"):
+			// The help says what the default is derived from.
+			fmt.Fprintf(w, "        (config key %s)\n", d.key)
+			continue
+		}
+		fmt.Fprintf(w, "        (config key %s; default %s)\n", d.key, def)
+	}
+}
+
 // flagDefs lists every flag with its YAML key, so file keys and flags
 // cannot drift apart.
 var flagDefs = []struct{ name, key, help string }{
 	{"data-dir", "data_dir", "data `directory` (database, keys, admin socket); also $" + EnvDataDir},
 	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
-	{"api-addr", "api_addr", "HTTPS API and web console listen `address` (empty: off)"},
+	{"api-addr", "api_addr", "HTTPS API and web console listen `address`; the default listens on every interface: use 127.0.0.1:8443 for this machine only, or \"\" to turn HTTPS off (the admin socket stays)"},
 	{"tls-cert-file", "tls_cert_file", "HTTPS certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
 	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},

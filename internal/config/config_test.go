@@ -1,6 +1,9 @@
 package config
 
 import (
+	"bytes"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -127,5 +130,41 @@ func TestParseFileErrors(t *testing.T) {
 				t.Fatalf("err = %v, want one naming %s", err, f)
 			}
 		})
+	}
+}
+
+// TestServeHelp checks serve --help: flags written with two dashes as the
+// README and the CLI write them, each with its config key and default, and
+// the truth about where HTTPS listens by default.
+func TestServeHelp(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := Parse([]string{"--help"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("Parse(--help) = %v, want flag.ErrHelp", err)
+	}
+	help := out.String()
+	for _, d := range flagDefs {
+		if !strings.Contains(help, "\n  --"+d.name) {
+			t.Errorf("help lacks --%s", d.name)
+		}
+		if !strings.Contains(help, "(config key "+d.key) {
+			t.Errorf("help lacks the config key %s", d.key)
+		}
+	}
+	for _, line := range strings.Split(help, "\n") {
+		if strings.HasPrefix(line, "  -") && !strings.HasPrefix(line, "  --") {
+			t.Errorf("single-dash flag in help: %q", line)
+		}
+	}
+	for _, want := range []string{
+		"(config key ssh_addr; default :2222)",
+		"(config key api_addr; default :8443)",
+		"the default listens on every interface",
+		`or "" to turn HTTPS off`,
+		"(config key shutdown_timeout; default 30s)",
+		"(config key log_level; default info)",
+	} {
+		if !strings.Contains(help, want) {
+			t.Errorf("help lacks %q:\n%s", want, help)
+		}
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,9 +137,28 @@ type ApplyResult struct {
 	Updated   []string `json:"updated,omitempty"`   // "Kind/name", changed
 	Unchanged []string `json:"unchanged,omitempty"` // "Kind/name", applied as stored
 	Warnings  []string `json:"warnings,omitempty"`  // e.g. a policy subject that does not exist yet
+	// Diffs holds, for each updated resource, the fields that change.
+	Diffs []Diff `json:"diffs,omitempty"`
+	// DryRun is true when nothing was stored (Plan).
+	DryRun bool `json:"dry_run,omitempty"`
 	// Changes holds each created or updated resource as it was and as it
 	// is now (JSON specs, which never hold secrets), for the audit trail.
 	Changes []Change `json:"-"`
+}
+
+// Diff is the field-level change of one updated resource.
+type Diff struct {
+	Key    string      `json:"key"` // "Kind/name"
+	Fields []FieldDiff `json:"fields"`
+}
+
+// FieldDiff is one top-level field of a resource spec before and after;
+// a missing side is a field that is absent (empty) there. Specs hold no
+// secrets, so neither do these.
+type FieldDiff struct {
+	Field  string          `json:"field"`
+	Before json.RawMessage `json:"before,omitempty"`
+	After  json.RawMessage `json:"after,omitempty"`
 }
 
 // Change is one resource before and after an apply; Before is nil for a
@@ -154,7 +175,17 @@ type Change struct {
 func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	return inv.applyLocked(ctx, objs, false)
+	return inv.applyLocked(ctx, objs, false, false)
+}
+
+// Plan is Apply without storing anything: the same checks, warnings and
+// result (with DryRun set), so that `apply --dry-run` says exactly what
+// Apply would do at this moment. A new Account's key is generated to fill
+// the result and then forgotten.
+func (inv *Inventory) Plan(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.applyLocked(ctx, objs, false, true)
 }
 
 // ErrExists is returned by Create when the resource exists.
@@ -181,7 +212,7 @@ func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.O
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, fmt.Errorf("read %s %q: %w", o.GetKind(), o.GetName(), err)
 	}
-	if _, err := inv.applyLocked(ctx, []resource.Object{o}, true); err != nil {
+	if _, err := inv.applyLocked(ctx, []resource.Object{o}, true, false); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			// Another gateway created it after our read.
 			if rec, gerr := inv.store.Get(ctx, string(o.GetKind()), o.GetName()); gerr == nil {
@@ -198,8 +229,8 @@ func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.O
 // applyLocked is Apply with inv.mu held. With createOnly, an object that
 // exists by the time the resources are read fails with ErrExists (read
 // from the store: another gateway may have created it since Create
-// looked) instead of being updated.
-func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, createOnly bool) (*ApplyResult, error) {
+// looked) instead of being updated. With dryRun, nothing is stored.
+func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, createOnly, dryRun bool) (*ApplyResult, error) {
 	existing, err := inv.store.List(ctx, "")
 	if err != nil {
 		return nil, fmt.Errorf("read current resources: %w", err)
@@ -264,15 +295,29 @@ func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, c
 		changes = append(changes, store.Change{Record: rec})
 		res.Updated = append(res.Updated, key)
 		res.Changes = append(res.Changes, Change{Key: key, Before: before, After: rec.Spec})
+		fields, err := diffSpecs(before, rec.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("compare %s: %w", key, err)
+		}
+		res.Diffs = append(res.Diffs, Diff{Key: key, Fields: fields})
+		for _, f := range fields {
+			if f.After == nil {
+				// A User applied without ssh_keys loses them: say so, since
+				// the file may simply have left the field out.
+				res.Warnings = append(res.Warnings, fmt.Sprintf("document %d (%s %s): field %s had a value and this apply removes it",
+					i+1, o.GetKind(), o.GetName(), f.Field))
+			}
+		}
 	}
 	// Compile before storing: a stream that would leave the gateway unable
 	// to build its engine is refused whole.
 	if _, err := world.compile(); err != nil {
 		return nil, err
 	}
-	if len(changes) == 0 {
-		// Everything was applied as stored: nothing to write, no revision
-		// to bump, no live session to re-check.
+	if len(changes) == 0 || dryRun {
+		// Everything was applied as stored, or this is a plan: nothing to
+		// write, no revision to bump, no live session to re-check.
+		res.DryRun = dryRun
 		return &res, nil
 	}
 	if err := inv.store.Apply(ctx, changes); err != nil {
@@ -289,6 +334,13 @@ func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, c
 // generated key; an existing account without one keeps its key.
 func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.Record, error) {
 	rec := store.Record{Kind: string(o.GetKind()), Name: o.GetName()}
+	if t, ok := o.(*resource.Target); ok && t.LearnedHostKey != "" {
+		// Status shown by get, which a file made from `get -o yaml`
+		// carries back: not part of the Target.
+		cp := *t
+		cp.LearnedHostKey = ""
+		o = &cp
+	}
 	if a, ok := o.(*resource.Account); ok {
 		cp := *a
 		aad := accountAAD(a.GetName())
@@ -471,4 +523,55 @@ func (inv *Inventory) ReplaceAccountKey(ctx context.Context, target, name string
 		return fmt.Errorf("stored, but reload failed: %w", err)
 	}
 	return nil
+}
+
+// diffSpecs compares two JSON specs field by field (top level). A field
+// whose value is empty (absent, null, "", [], {}, false, 0) on one side
+// has no value on that side, since specs leave empty fields out.
+func diffSpecs(before, after []byte) ([]FieldDiff, error) {
+	var b, a map[string]json.RawMessage
+	if err := json.Unmarshal(before, &b); err != nil {
+		return nil, fmt.Errorf("decode stored spec: %w", err)
+	}
+	if err := json.Unmarshal(after, &a); err != nil {
+		return nil, fmt.Errorf("decode new spec: %w", err)
+	}
+	names := map[string]bool{}
+	for k := range b {
+		names[k] = true
+	}
+	for k := range a {
+		names[k] = true
+	}
+	var out []FieldDiff
+	for _, k := range slices.Sorted(maps.Keys(names)) {
+		bv, av := valueOrNil(b[k]), valueOrNil(a[k])
+		if string(compactJSON(bv)) == string(compactJSON(av)) {
+			continue
+		}
+		out = append(out, FieldDiff{Field: k, Before: bv, After: av})
+	}
+	return out, nil
+}
+
+// valueOrNil is v, or nil when v is an empty JSON value.
+func valueOrNil(v json.RawMessage) json.RawMessage {
+	switch string(compactJSON(v)) {
+	case "", "null", `""`, "[]", "{}", "false", "0":
+		return nil
+	}
+	return v
+}
+
+// compactJSON removes insignificant space, so that equal values compare
+// equal whatever their formatting.
+func compactJSON(v json.RawMessage) []byte {
+	if v == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return v
+	}
+	return buf.Bytes()
 }

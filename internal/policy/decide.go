@@ -94,7 +94,7 @@ func (e *Engine) stage(c *compiled, r *Request, loginName string, certAuth bool,
 		return stageTarget
 	case !c.activeAt(now):
 		return stageWindow
-	case len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source):
+	case len(c.cidrs) > 0 && !r.AnySource && !inCIDRs(c.cidrs, r.Source):
 		return stageSource
 	case c.actions&actionBit(r.Action) == 0:
 		return stageAction

@@ -61,6 +61,9 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 				if r.TargetUser == "" {
 					st.Why += fmt.Sprintf(" as %v", e.appendUsers(nil, c, loginName, r.Target, certAuth))
 				}
+				if r.AnySource && len(c.cidrs) > 0 {
+					st.Why += fmt.Sprintf(", only from source_cidrs %v", c.cidrs)
+				}
 				if r.Command != "" && c.hasRules() {
 					op, denied, allowed, why := c.checkCommand(cmd.parse(r.Command))
 					switch {

@@ -53,7 +53,7 @@ func (e *Engine) SecondFactor(r Request) SecondFactor {
 	var requiring *compiled
 	for _, list := range cands {
 		for _, c := range list {
-			if !c.targets[r.Target] || !c.activeAt(now) || (len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source)) {
+			if !c.targets[r.Target] || !c.activeAt(now) || (len(c.cidrs) > 0 && !r.AnySource && !inCIDRs(c.cidrs, r.Source)) {
 				continue
 			}
 			if c.autologin {

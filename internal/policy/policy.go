@@ -62,6 +62,11 @@ type Request struct {
 	// which target users are allowed (Decision.TargetUsers).
 	TargetUser string
 	Source     netip.Addr
+	// AnySource asks about every source address at once: source_cidrs are
+	// not checked. Only `policy explain` without a source sets it, to answer
+	// "may they at all"; fronts never do, and a zero Source without it
+	// matches no source_cidrs.
+	AnySource bool
 	// Command is the exact command of an exec request, or the line entered
 	// in an interactive shell; empty otherwise.
 	Command string

@@ -173,6 +173,12 @@ func TestDecide(t *testing.T) {
 			want: Decision{Reason: "access denied: stats may not reach web1 from 2001:db9::42"}},
 		{name: "source missing", req: from(userReq("bob", "shell", "web2", "root"), netip.Addr{}),
 			want: Decision{Reason: "access denied: bob may not reach web2 from invalid IP"}},
+		// Only policy explain asks about any source; a front never does.
+		{name: "any source, explain only", req: func() Request {
+			r := from(userReq("bob", "shell", "web2", "root"), netip.Addr{})
+			r.AnySource = true
+			return r
+		}(), want: Decision{Allow: true, Policy: "dev-staging"}},
 		{name: "no cidrs means anywhere", req: from(userReq("alice", "shell", "web1", "root"), home), want: Decision{Allow: true, Policy: "alice-web1"}},
 		// A prefix written in IPv4-mapped form matches both spellings.
 		{name: "mapped prefix ipv4 source", req: userReq("dave", "shell", "web1", "root"), want: Decision{Allow: true, Policy: "dave-mapped"}},

@@ -64,7 +64,7 @@ func DecodeYAML(data []byte) ([]Object, error) {
 			break
 		}
 		if err != nil {
-			return nil, &DocError{Index: index, Err: fmt.Errorf("invalid YAML: %w", err)}
+			return nil, &DocError{Index: index, Err: syntaxError(err)}
 		}
 		if isEmptyDoc(&node) {
 			index--
@@ -82,6 +82,46 @@ func DecodeYAML(data []byte) ([]Object, error) {
 		out = append(out, obj)
 	}
 	return out, nil
+}
+
+// yamlSyntaxErr is a yaml.v3 syntax error: "yaml: line N: what".
+var yamlSyntaxErr = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlParserErrors are the messages of yaml.v3's parser (as opposed to its
+// scanner). For these it reports the line counting from 0, one before the
+// line as written, and usually the line where the enclosing mapping or
+// sequence starts rather than the offending one (the only one it exposes);
+// for scanner errors it counts from 1 and names the offending line.
+var yamlParserErrors = []string{
+	"did not find expected <document start>",
+	"did not find expected node content",
+	"did not find expected key",
+	"did not find expected '-' indicator",
+	"did not find expected ',' or ']'",
+	"did not find expected ',' or '}'",
+	"found duplicate %YAML directive",
+	"found incompatible YAML document",
+	"found undefined tag handle",
+	"found duplicate %TAG directive",
+}
+
+// syntaxError rewrites a yaml.v3 syntax error to say "invalid YAML" once,
+// with the line as an editor numbers it (counting from 1, in the stream):
+// "at line N" for the offending line, "near line N" for the start of the
+// mapping or sequence a parser error is in.
+func syntaxError(err error) error {
+	msg := err.Error()
+	m := yamlSyntaxErr.FindStringSubmatch(msg)
+	if m == nil {
+		return fmt.Errorf("invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+	}
+	line, _ := strconv.Atoi(m[1])
+	for _, p := range yamlParserErrors {
+		if strings.HasPrefix(m[2], p) {
+			return fmt.Errorf("invalid YAML near line %d: %s", line+1, m[2])
+		}
+	}
+	return fmt.Errorf("invalid YAML at line %d: %s", line, m[2])
 }
 
 func isEmptyDoc(n *yaml.Node) bool {
@@ -146,8 +186,17 @@ func decodeNode(node *yaml.Node) (Object, error) {
 	if err != nil {
 		return nil, fmt.Errorf("field kind: %w", err)
 	}
-	if string(kind) != head.Kind {
+	if !strings.EqualFold(string(kind), head.Kind) {
+		// ParseKind also takes plurals, for `get policies`; a document
+		// is one resource.
 		return nil, fmt.Errorf("field kind: write %q, not %q", kind, head.Kind)
+	}
+	// Kinds are case-insensitive everywhere, as in `get target`: write the
+	// canonical name into the document before the strict decode.
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "kind" {
+			root.Content[i+1].Value = string(kind)
+		}
 	}
 	obj, err := New(kind)
 	if err != nil {

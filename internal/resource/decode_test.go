@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // goodStream is a realistic apply stream holding every kind, with every
@@ -190,10 +191,10 @@ func TestDecodeYAMLErrors(t *testing.T) {
 		{name: "unknown kind", doc: "kind: Widget\nname: w\n",
 			want: []string{"document 2 (Widget w)", "field kind: unknown kind \"Widget\""}},
 		// kubectl habits: say what to write instead.
-		{name: "kind wrong case", doc: "kind: user\nname: bob\n",
-			want: []string{"document 2 (user bob)", `field kind: write "User", not "user"`}},
 		{name: "kind plural", doc: "kind: Policies\nname: p\n",
-			want: []string{"document 2", `write "Policy"`}},
+			want: []string{"document 2", `write "Policy", not "Policies"`}},
+		{name: "kind wrong case still checked", doc: "kind: user\nname: bob\nemail: [x]\n",
+			want: []string{"document 2 (User bob)", "field email"}},
 		{name: "duplicate in stream", doc: "kind: User\nname: first\n",
 			want: []string{"document 2 (User first)", "same User as document 1"}},
 		{name: "bad cidr", doc: policy("actions: [shell]\nsource_cidrs: [10.0.0.0/8, 10.0.0.300/24]\n"),
@@ -250,12 +251,20 @@ func TestDecodeYAMLErrors(t *testing.T) {
 			want: []string{"document 2 (Account web1/Root Account)", "field name"}},
 		{name: "account unknown field", doc: "kind: Account\ntarget: web1\nname: root\nprivate_key: x\n",
 			want: []string{"document 2 (Account web1/root)", "field private_key: unknown field"}},
+		// Lines count in the stream from 1, as an editor shows them
+		// (document 2 starts at line 4), and "invalid YAML" is said once.
+		// yaml.v3's parser errors name where the broken sequence or
+		// mapping starts ("near"); its scanner errors the line itself.
 		{name: "invalid syntax", doc: "kind: User\nname: [bob\n",
-			want: []string{"document 2", "invalid YAML"}},
+			want: []string{"document 2: invalid YAML near line 5: did not find expected ',' or ']'"}},
+		{name: "unclosed mapping", doc: "kind: User\nname: bob\nlabels: {a: b\n",
+			want: []string{"document 2: invalid YAML near line 6: did not find expected ',' or '}'"}},
+		{name: "block sequence in a mapping", doc: "kind: User\nname: bob\n- a\n",
+			want: []string{"document 2: invalid YAML near line 4: did not find expected key"}},
 		{name: "invalid indentation", doc: "kind: User\nname: bob\n  groups: [a]\n",
-			want: []string{"document 2", "invalid YAML"}},
+			want: []string{"document 2: invalid YAML at line 6: mapping values are not allowed in this context"}},
 		{name: "tab indentation", doc: "kind: User\nname: bob\ngroups:\n\t- a\n",
-			want: []string{"document 2", "invalid YAML"}},
+			want: []string{"document 2: invalid YAML at line 7: found character that cannot start any token"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -272,6 +281,9 @@ func TestDecodeYAMLErrors(t *testing.T) {
 			}
 			// One error, on one line: the CLI prints it after "error: ".
 			msg := err.Error()
+			if strings.Contains(msg, "yaml:") || strings.Count(msg, "invalid YAML") > 1 {
+				t.Errorf("error says where it comes from twice: %q", msg)
+			}
 			if strings.Contains(msg, "\n") {
 				t.Fatalf("error spans lines: %q", msg)
 			}
@@ -457,4 +469,18 @@ func FuzzDecodeYAML(f *testing.F) {
 			t.Fatalf("round trip changed objects:\n got %s\nwant %s\nyaml:\n%s", dump(again), dump(objs), buf.String())
 		}
 	})
+}
+
+// TestDecodeDurationsInDays checks that resource durations take days, as
+// the CLI and the console do.
+func TestDecodeDurationsInDays(t *testing.T) {
+	objs, err := DecodeYAML([]byte("kind: Policy\nname: p\ntype: target-access\nsubjects: {users: [alice]}\ntargets: {names: [web1]}\n" +
+		"target_users: [root]\nactions: [shell]\nmax_session: 1d12h\nidle_timeout: 30m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := objs[0].(*Policy)
+	if p.MaxSession.Std() != 36*time.Hour || p.IdleTimeout.Std() != 30*time.Minute {
+		t.Errorf("max_session %v, idle_timeout %v", p.MaxSession, p.IdleTimeout)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/portcullis/portcullis/internal/duration"
 	"github.com/portcullis/portcullis/internal/pathrule"
 )
 
@@ -108,9 +109,9 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 func (d Duration) IsZero() bool { return d == 0 }
 
 func parseDuration(s string) (Duration, error) {
-	v, err := time.ParseDuration(s)
+	v, err := duration.Parse(s)
 	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration like 30m or 8h", s)
+		return 0, err
 	}
 	if v <= 0 {
 		return 0, fmt.Errorf("%q must be positive", s)

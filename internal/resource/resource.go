@@ -153,6 +153,12 @@ type Target struct {
 	// subject that connects for the first time, when a target-access
 	// policy says provision: true. Empty: the gateway never creates logins.
 	ProvisionAccount string `yaml:"provision_account,omitempty" json:"provision_account,omitempty"`
+	// LearnedHostKey is status, not spec: the key the gateway recorded on
+	// first use while HostKey is empty, filled in by the API when a Target
+	// is read so that `get` and the console show it, and what `portcullis
+	// target pin` copies into HostKey. Apply ignores it and it is never
+	// stored with the Target.
+	LearnedHostKey string `yaml:"learned_host_key,omitempty" json:"learned_host_key,omitempty"`
 }
 
 // AuthMode returns Auth with its default applied.

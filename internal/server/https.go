@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	stdlog "log"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
@@ -132,4 +135,25 @@ func (s *Server) failClosed(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// httpErrorLog is the log.Logger net/http writes its own errors to. A
+// failed TLS handshake is logged at debug: every browser that meets the
+// self-signed certificate for the first time, every port scanner, makes
+// one, and a WARN for each drowns what matters. Anything else net/http
+// reports stays a warning.
+func httpErrorLog(log *slog.Logger) *stdlog.Logger {
+	return stdlog.New(httpErrorWriter{log}, "", 0)
+}
+
+type httpErrorWriter struct{ log *slog.Logger }
+
+func (w httpErrorWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.log.Log(context.Background(), level, msg, "component", "http")
+	return len(p), nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/config"
 )
 
@@ -42,6 +43,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)
 		return 1
 	}
+	// Once the data directory is ours: a refused second serve says only
+	// why it was refused.
+	bi := buildinfo.Read()
+	log.Info("portcullis started", "version", bi.Version, "commit", bi.Commit)
 	printWelcome(stdout, cfg, srv)
 	if err := srv.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "portcullis serve: %v\n", err)

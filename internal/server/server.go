@@ -361,7 +361,7 @@ func (s *Server) Run(ctx context.Context) error {
 	adminSrv := &http.Server{
 		Handler:           api.WithLocalAdmin(s.api),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          httpErrorLog(s.log),
 	}
 	var httpsSrv *http.Server
 	if s.apiLn != nil {
@@ -374,7 +374,7 @@ func (s *Server) Run(ctx context.Context) error {
 			ReadTimeout:    time.Minute,
 			IdleTimeout:    2 * time.Minute,
 			MaxHeaderBytes: 64 << 10,
-			ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			ErrorLog:       httpErrorLog(s.log),
 		}
 		wg.Add(2)
 		go func() {

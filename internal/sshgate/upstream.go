@@ -132,7 +132,7 @@ func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) 
 	})
 	switch {
 	case errors.Is(err, upstream.ErrUnreachable):
-		return nil, fmt.Errorf("%w: %v", errTargetDown, err)
+		return nil, targetDownError{err}
 	case err != nil:
 		return nil, err
 	}
@@ -165,6 +165,15 @@ func (c *conn) certPermits(snap *inventory.Snapshot, targetUser string) (vault.U
 		PortForwarding: grants(resource.ActionTunnel),
 	}, nil
 }
+
+// targetDownError is an unreachable target: errTargetDown for the
+// session's message to the user, the upstream error (which already says
+// "target unreachable") for the log, without saying it twice.
+type targetDownError struct{ err error }
+
+func (e targetDownError) Error() string        { return e.err.Error() }
+func (e targetDownError) Unwrap() error        { return e.err }
+func (e targetDownError) Is(target error) bool { return target == errTargetDown }
 
 // upstreamInbox carries what a target may send unasked: channel opens and
 // global requests. The gateway refuses both.

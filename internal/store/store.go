@@ -105,7 +105,12 @@ type RecordingFilter struct {
 	Target string
 	State  string
 	Since  time.Time // started at or after
-	Limit  int       // 0 means 1000
+	// BeforeStarted and BeforeID, when BeforeID is set, keep only the
+	// recordings listed after that one (newest first): started earlier,
+	// or at the same time with a smaller id. The cursor of the next page.
+	BeforeStarted time.Time
+	BeforeID      string
+	Limit         int // 0 means 1000
 }
 
 // TextChunk is text that appeared in (or was typed into) a recording,
@@ -150,7 +155,13 @@ type CommandFilter struct {
 	SessionID string
 	Since     time.Time
 	AfterID   int64
-	Limit     int // 0 means 1000
+	// BeforeID keeps only commands with a smaller ID: the cursor of a
+	// newest-first listing's next page.
+	BeforeID int64
+	// Newest lists newest first (descending ID) rather than in the order
+	// appended, so that a page without Since shows what happened last.
+	Newest bool
+	Limit  int // 0 means 1000
 }
 
 // Hash and PrevHash of an AuditEvent chain the trail: Hash is
@@ -167,7 +178,11 @@ type AuditFilter struct {
 	Target    string
 	SessionID string
 	AfterID   int64 // only events with a larger ID, for paging and tailing
-	Limit     int   // 0 means 1000
+	BeforeID  int64 // only events with a smaller ID: the cursor of a newest-first page
+	// Newest lists newest first (descending ID) rather than in the order
+	// appended, so that a page without Since shows what happened last.
+	Newest bool
+	Limit  int // 0 means 1000
 }
 
 // Kinds of AuditCheckpoint.

@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// dist is the console as built by `make` (npm ci and the bundler) into
-// internal/web/dist. On a clean clone it holds only README and .gitkeep, so
-// that this directive compiles before anything was built.
+// dist is the console as built by `make assets` (npm ci and the bundler)
+// into internal/web/dist and committed, so that `go build` alone embeds a
+// working console; `make test` fails when it is stale against web/.
 //
 //go:embed all:dist
 var dist embed.FS
@@ -33,8 +33,8 @@ func builtAssets() fs.FS {
 	return sub
 }
 
-// notBuilt is the whole answer for /ui/ when the binary was built without
-// running the front-end build (go build alone).
+// notBuilt is the whole answer for /ui/ when dist holds no index.html (a
+// tree where someone deleted the committed build).
 const notBuilt = "web console assets are not built: run make\n"
 
 // Cache lifetimes. Files under assets/ carry a content hash in their name,

@@ -14,7 +14,9 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -426,13 +428,34 @@ func TestAssetsNotBuilt(t *testing.T) {
 	}
 }
 
-// TestEmbedded checks that the embedded tree loads, built or not.
+// TestEmbedded checks that what `go build` embeds is a working console:
+// the page and every asset it names are served, and they are committed
+// (not a local build a clean clone would lack).
 func TestEmbedded(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	resp, _ := e.newBrowser(t, "").do("GET", "/ui/", nil, nil)
-	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("GET /ui/ with the embedded assets: %s", resp.Status)
+	b := e.newBrowser(t, "")
+	resp, body := b.do("GET", "/ui/", nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /ui/ with the embedded assets: %s %q", resp.Status, body)
+	}
+	refs := regexp.MustCompile(`(?:href|src)="(assets/[^"]+)"`).FindAllStringSubmatch(string(body), -1)
+	if len(refs) < 2 {
+		t.Fatalf("index.html names %d assets, want a script and a stylesheet:\n%s", len(refs), body)
+	}
+	for _, m := range refs {
+		if resp, _ := b.do("GET", "/ui/"+m[1], nil, nil); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET /ui/%s: %s", m[1], resp.Status)
+		}
+	}
+	out, err := exec.Command("git", "ls-files", "--error-unmatch", "dist/index.html").CombinedOutput()
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		t.Log("no git here: cannot check that the build is committed")
+	case err != nil && strings.Contains(string(out), "not a git repository"):
+		t.Log("not a git checkout: cannot check that the build is committed")
+	case err != nil:
+		t.Errorf("internal/web/dist/index.html is not committed, so a clean clone's go build has no console: %s", out)
 	}
 }
 

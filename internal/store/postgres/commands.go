@@ -65,8 +65,15 @@ func (s *Store) ListCommands(ctx context.Context, f store.CommandFilter) ([]stor
 	if f.AfterID > 0 {
 		w.add("id > $%d", f.AfterID)
 	}
+	if f.BeforeID > 0 {
+		w.add("id < $%d", f.BeforeID)
+	}
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	q, args := w.query(`SELECT id, time, user_name, target, account, session_id, source, command, interactive, certain, exit_status
-FROM commands`, "id", f.Limit)
+FROM commands`, order, f.Limit)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list commands: %w", err)

@@ -85,6 +85,10 @@ func (s *Store) ListRecordings(ctx context.Context, f store.RecordingFilter) ([]
 	if !f.Since.IsZero() {
 		w.add("started_at >= $%d", nanos(f.Since))
 	}
+	if f.BeforeID != "" {
+		// The listing's own order, so that pages neither overlap nor skip.
+		w.add(`(started_at < $%d OR (started_at = $%d AND id COLLATE "C" < $%d COLLATE "C"))`, nanos(f.BeforeStarted), nanos(f.BeforeStarted), f.BeforeID)
+	}
 	q, args := w.query(`SELECT `+recordingCols+` FROM recordings`, `started_at DESC, id COLLATE "C" DESC`, f.Limit)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {

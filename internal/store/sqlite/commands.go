@@ -53,7 +53,7 @@ func (s *Store) SetCommandExit(ctx context.Context, id int64, status int) error 
 }
 
 // ListCommands returns commands matching f in the order they were appended
-// (ascending ID, which is oldest first). Since is inclusive. A Limit of zero
+// (ascending ID, which is oldest first), or newest first with f.Newest. Since is inclusive. A Limit of zero
 // or less means 1000.
 func (s *Store) ListCommands(ctx context.Context, f store.CommandFilter) ([]store.Command, error) {
 	var w filter
@@ -72,8 +72,15 @@ func (s *Store) ListCommands(ctx context.Context, f store.CommandFilter) ([]stor
 	if f.AfterID > 0 {
 		w.add("id > $%d", f.AfterID)
 	}
+	if f.BeforeID > 0 {
+		w.add("id < $%d", f.BeforeID)
+	}
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	q, args := w.query(`SELECT id, time, user_name, target, account, session_id, source, command, interactive, certain, exit_status
-FROM commands`, "id", f.Limit)
+FROM commands`, order, f.Limit)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list commands: %w", err)

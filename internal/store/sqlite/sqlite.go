@@ -424,7 +424,7 @@ DELETE FROM audit_events WHERE id < COALESCE(
 }
 
 // ListAudit returns events matching f in the order they were appended
-// (ascending ID, which is oldest first), with their hashes. Since is
+// (ascending ID, which is oldest first), or newest first with f.Newest, with their hashes. Since is
 // inclusive and Until exclusive. A Limit of zero or less means 1000.
 func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
 	var w filter
@@ -456,9 +456,16 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	if f.AfterID > 0 {
 		w.add("id > $%d", f.AfterID)
 	}
+	if f.BeforeID > 0 {
+		w.add("id < $%d", f.BeforeID)
+	}
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	q, args := w.query(`SELECT id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail,
     prev_hash, hash
-FROM audit_events`, "id", f.Limit)
+FROM audit_events`, order, f.Limit)
 
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {

@@ -146,6 +146,9 @@ func testListCommands(t *testing.T, s store.Store) {
 		{"since is inclusive", store.CommandFilter{Since: at(2)}, pick(1, 3, 4)},
 		{"after id", store.CommandFilter{AfterID: id[2]}, pick(3, 4)},
 		{"limit", store.CommandFilter{Limit: 2}, pick(0, 1)},
+		{"newest first", store.CommandFilter{Newest: true, Limit: 2}, pick(4, 3)},
+		{"before id, newest first", store.CommandFilter{Newest: true, BeforeID: id[3]}, pick(2, 1, 0)},
+		{"before id with filter", store.CommandFilter{Newest: true, BeforeID: id[3], Target: "db1"}, pick(1, 0)},
 		{"combined", store.CommandFilter{User: "bob", Target: "db1", Since: at(1)}, pick(3)},
 		{"no match", store.CommandFilter{User: "mallory"}, nil},
 	}

@@ -139,6 +139,12 @@ func testListRecordings(t *testing.T, s store.Store) {
 		{"since is inclusive", store.RecordingFilter{Since: at(3)}, []string{"r5", "r4", "r3"}},
 		{"limit", store.RecordingFilter{Limit: 2}, []string{"r5", "r4"}},
 		{"combined", store.RecordingFilter{User: "alice", Target: "db1", Since: at(1)}, []string{"r3"}},
+		// The cursor of the next page: after r5 comes r4 (same time,
+		// smaller id), after r4 what started earlier.
+		{"before r5", store.RecordingFilter{BeforeStarted: at(4), BeforeID: "r5", Limit: 2}, []string{"r4", "r3"}},
+		{"before r4", store.RecordingFilter{BeforeStarted: at(4), BeforeID: "r4"}, []string{"r3", "r2", "r1", "r0"}},
+		{"before with filter", store.RecordingFilter{BeforeStarted: at(3), BeforeID: "r3", User: "alice"}, []string{"r2", "r0"}},
+		{"before the oldest", store.RecordingFilter{BeforeStarted: at(0), BeforeID: "r0"}, nil},
 		{"no match", store.RecordingFilter{User: "mallory"}, nil},
 	}
 	for _, c := range cases {

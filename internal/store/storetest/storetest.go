@@ -14,7 +14,8 @@
 //     fails the whole Apply.
 //   - List orders kind then name by bytes ("B" before "a"), whatever the
 //     database's collation.
-//   - ListAudit returns events by ascending ID (append order). Since is
+//   - ListAudit returns events by ascending ID (append order), or by
+//     descending ID with Newest; BeforeID and AfterID bound the ID. Since is
 //     inclusive, Until exclusive. A Type ending in "." matches by prefix,
 //     case-sensitively and with no wildcards. A Limit of zero means 1000.
 //     A zero Time on append means now.
@@ -657,6 +658,10 @@ func testAuditFilters(t *testing.T, s store.Store) {
 		{"after id", store.AuditFilter{AfterID: id[6]}, pick(7, 8, 9)},
 		{"limit", store.AuditFilter{Limit: 2}, pick(0, 1)},
 		{"limit with filter", store.AuditFilter{User: "carol", Limit: 3}, pick(6, 7, 8)},
+		{"newest first", store.AuditFilter{Newest: true, Limit: 3}, pick(9, 8, 7)},
+		{"newest first with filter", store.AuditFilter{Newest: true, User: "bob"}, pick(5, 4, 3)},
+		{"before id, newest first", store.AuditFilter{Newest: true, BeforeID: id[3], Limit: 2}, pick(2, 1)},
+		{"before and after", store.AuditFilter{AfterID: id[1], BeforeID: id[4]}, pick(2, 3)},
 		{"combined", store.AuditFilter{Type: "session.", User: "alice", Target: "db1", SessionID: "s1", Since: at(3)}, pick(2)},
 		{"unknown user", store.AuditFilter{User: "mallory"}, nil},
 	}
@@ -697,6 +702,22 @@ func testAuditPaging(t *testing.T, s store.Store) {
 	}
 	if !slices.Equal(got, all) {
 		t.Errorf("paged ids %v, want %v", got, all)
+	}
+	// Newest first with BeforeID visits every event once, newest to oldest.
+	got, sizes = nil, nil
+	before := int64(0)
+	for range 10 {
+		page := listAudit(t, s, store.AuditFilter{Newest: true, BeforeID: before, Limit: 10})
+		sizes = append(sizes, len(page))
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, ids(page)...)
+		before = page[len(page)-1].ID
+	}
+	slices.Reverse(got)
+	if !slices.Equal(sizes, []int{10, 10, 5, 0}) || !slices.Equal(got, all) {
+		t.Errorf("newest-first pages %v of ids %v (reversed), want [10 10 5 0] of %v", sizes, got, all)
 	}
 }
 

@@ -39,7 +39,7 @@ export async function apikeysPage(main, ctx) {
     field("Name", input("name", { required: true, placeholder: "ci" })),
     field("Kind", select("kind", kinds, "access")),
     ctx.roles.admin ? field("Owner", input("owner", { placeholder: ctx.me.name })) : null,
-    field("Expires in", input("expires_in", { placeholder: "720h (empty: never)" })),
+    field("Expires in", input("expires_in", { placeholder: "30d, 720h (empty: never)" })),
     field("Source CIDRs", input("source_cidrs", { placeholder: "10.0.0.0/8, 192.0.2.7/32" })),
     create));
 

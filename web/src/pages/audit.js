@@ -17,7 +17,7 @@ export async function auditPage(main, ctx) {
     { label: "Message", get: (e) => (e.detail && Object.keys(e.detail).length
       ? h("details", {}, h("summary", {}, e.message), pre(e.detail))
       : e.message) },
-  ], (await get("/api/v1/audit", v)).slice().reverse(), "No events."));
+  ], await get("/api/v1/audit", v), "No events."));
   main.append(filterForm("audit", [
     field("Since", input("since", { value: "24h", placeholder: "24h or RFC 3339" })),
     field("Type", input("type", { placeholder: "session.start" })),

@@ -13,7 +13,7 @@ export async function commandsPage(main, ctx) {
     { label: "Account", get: (c) => c.account },
     { label: "Session", get: (c) => h("code", {}, c.session) },
     { label: "Command", get: (c) => h("code", {}, c.command) },
-    { label: "Kind", get: (c) => (c.interactive ? "typed" : "exec") + (c.certain ? "" : " (uncertain)") },
+    { label: "Type", get: (c) => (c.interactive ? (c.certain ? "shell" : "shell?") : "exec") },
     { label: "Exit", get: (c) => (c.exit_status === null || c.exit_status === undefined ? "" : String(c.exit_status)) },
   ], await get("/api/v1/commands", v), "No commands."));
   main.append(filterForm("commands", [

@@ -44,12 +44,16 @@ export function withTimes(v) {
   return out;
 }
 
-const units = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+// The same forms as the gateway's (Go package internal/duration): Go's
+// units plus d for 24 hours, each part a number and a unit.
+const units = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 };
+const part = "(?:\\d+(?:\\.\\d*)?|\\.\\d+)(?:ns|us|µs|ms|s|m|h|d)";
+const form = new RegExp(`^(?:${part})+$`);
 
 function duration(s) {
-  if (!/^(\d+(\.\d+)?[smhd])+$/.test(s)) return 0;
+  if (!form.test(s)) return 0;
   let ms = 0;
-  for (const [, n, , u] of s.matchAll(/(\d+(\.\d+)?)([smhd])/g)) ms += Number(n) * units[u];
+  for (const [, n, u] of s.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)/g)) ms += Number(n) * units[u];
   return ms;
 }
 
