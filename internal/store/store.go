@@ -298,6 +298,10 @@ type Store interface {
 	// Revision is a number that grows with every Apply; gateways sharing a
 	// store poll it to notice changes made elsewhere.
 	Revision(ctx context.Context) (int64, error)
+	// CheckWritable reports whether the store takes writes now, with a
+	// write that changes nothing. A store can answer reads and refuse
+	// writes (a read-only or locked SQLite file, a PostgreSQL standby).
+	CheckWritable(ctx context.Context) error
 
 	// AppendAudit stores an event and returns its ID. IDs grow.
 	AppendAudit(ctx context.Context, ev AuditEvent) (int64, error)
