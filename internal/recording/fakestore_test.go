@@ -26,6 +26,13 @@ type fakeStore struct {
 	recs     map[string]store.Recording
 	chunks   []store.TextChunk
 	indexErr error // returned by IndexText when set
+	writeErr error // returned by every write when set (a locked store)
+}
+
+func (s *fakeStore) setWriteErr(err error) {
+	s.mu.Lock()
+	s.writeErr = err
+	s.mu.Unlock()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{recs: map[string]store.Recording{}} }
@@ -33,6 +40,9 @@ func newFakeStore() *fakeStore { return &fakeStore{recs: map[string]store.Record
 func (s *fakeStore) CreateRecording(_ context.Context, r store.Recording) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
 	if _, ok := s.recs[r.ID]; ok {
 		return fmt.Errorf("create recording %q: %w", r.ID, store.ErrConflict)
 	}
@@ -44,6 +54,9 @@ func (s *fakeStore) CreateRecording(_ context.Context, r store.Recording) error 
 func (s *fakeStore) FinishRecording(_ context.Context, id, state string, endedAt time.Time, size int64, sum string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
 	r, ok := s.recs[id]
 	if !ok {
 		return fmt.Errorf("finish recording %q: %w", id, store.ErrNotFound)
@@ -114,6 +127,9 @@ func (s *fakeStore) IndexText(_ context.Context, chunks []store.TextChunk) error
 	defer s.mu.Unlock()
 	if s.indexErr != nil {
 		return s.indexErr
+	}
+	if s.writeErr != nil {
+		return s.writeErr
 	}
 	for _, c := range chunks {
 		if _, ok := s.recs[c.RecordingID]; !ok {
