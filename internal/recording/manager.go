@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -36,6 +37,10 @@ const (
 	// drainTimeout bounds indexing what is left once Run's context ends.
 	drainTimeout = 5 * time.Second
 )
+
+// errStoreRefusing stands for a store write not tried because the last
+// ones failed.
+var errStoreRefusing = errors.New("the store refuses writes; not tried again until it takes the waiting rows")
 
 // ErrDeleted is returned by Recorder.Close when the recording was deleted
 // while it ran.
@@ -92,6 +97,10 @@ type Manager struct {
 	mu     sync.Mutex
 	active map[string]*Recorder
 	rows   map[string]*rowSync // rows the store has not taken yet (rowsync.go)
+	// refusing is set while the store refuses recording rows: Start then
+	// leaves the row to the retry loop at once rather than wait the
+	// store's lock timeout on every new session.
+	refusing atomic.Bool
 }
 
 // NewManager returns a Manager for recordings in dir, creating it (mode
@@ -240,7 +249,10 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 		Action: meta.Action, Command: meta.Command, StartedAt: start.UTC(), State: store.RecordingActive,
 		Gateway: m.gateway,
 	}
-	err = m.st.CreateRecording(ctx, row)
+	err = errStoreRefusing
+	if !m.refusing.Load() {
+		err = m.st.CreateRecording(ctx, row)
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return fail(err)
 	}

@@ -27,6 +27,7 @@ func (m *Manager) deferCreate(rec store.Recording, err error) {
 	m.mu.Lock()
 	m.rows[rec.ID] = &rowSync{rec: rec}
 	m.mu.Unlock()
+	m.refusing.Store(true)
 	m.log.Warn("recording not listed in the store yet; its file is written and the row follows when the store takes writes",
 		"recording", rec.ID, "err", err)
 }
@@ -50,6 +51,7 @@ func (m *Manager) finishRow(ctx context.Context, id, state string, end time.Time
 		// ErrNotFound: deleted meanwhile, nothing left to finish.
 		return
 	}
+	m.refusing.Store(true)
 	m.mu.Lock()
 	m.rows[id] = &rowSync{created: true, ended: true,
 		rec: store.Recording{ID: id, State: state, EndedAt: end, Size: size, SHA256: sum}}
@@ -149,6 +151,9 @@ func (m *Manager) rowSyncer(ctx context.Context) {
 			continue
 		}
 		err := m.syncRows(ctx)
+		if err == nil {
+			m.refusing.Store(false)
+		}
 		switch {
 		case err != nil && !failing:
 			failing = true

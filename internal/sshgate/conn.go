@@ -336,9 +336,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	if c.mfa != "" {
 		how += " and a " + c.mfa + " code"
 	}
-	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
+	// Fail closed only when the login cannot be kept at all: Write
+	// returns an error when neither the store nor the spool took the
+	// event (a store that refuses writes alone sends it to the spool).
+	unaudited := s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
-		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail})
+		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail}) != nil
 
 	// One loop serves both global requests and channel opens: every
 	// goroutine costs memory on each of possibly thousands of idle
@@ -379,6 +382,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 				continue
 			}
 			nch = ch
+		}
+		if unaudited {
+			// The first channel is where the client can be told why.
+			_ = nch.Reject(ssh.ResourceShortage, "portcullis: the gateway cannot write its audit trail; try again in a moment")
+			sshConn.Close()
+			continue
 		}
 		// Like OpenSSH's MaxSessions: a client cannot open channels (and
 		// goroutines) without bound.
