@@ -342,6 +342,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn) {
 	unaudited := s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
 		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail}) != nil
+	if unaudited {
+		// A client that opens no channel (ssh -N) is not told; it is
+		// dropped all the same, soon.
+		drop := time.AfterFunc(unauditedGrace, func() { sshConn.Close() })
+		defer drop.Stop()
+	}
 
 	// One loop serves both global requests and channel opens: every
 	// goroutine costs memory on each of possibly thousands of idle
@@ -477,6 +483,11 @@ func (c *conn) audit(ev store.AuditEvent) error {
 	}
 	return c.srv.writeAudit(c.ctx, ev)
 }
+
+// unauditedGrace is how long a login whose event could be neither stored
+// nor spooled waits for a channel on which to be told why, before it is
+// dropped.
+const unauditedGrace = 5 * time.Second
 
 // Bounds per connection.
 const (
