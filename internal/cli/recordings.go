@@ -122,7 +122,7 @@ func runRecordingsLs(e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "warning: showing the newest %d recordings; narrow with --since, --user or --target\n", limit)
 	}
 	return printList(e, recs, asJSON, "No recordings found.",
-		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"},
+		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE", "INDEX"},
 		func(r api.Recording) []string {
 			duration, size := "-", "-"
 			if r.EndedAt != nil {
@@ -130,7 +130,7 @@ func runRecordingsLs(e *env, args []string) error {
 				size = humanBytes(r.Size)
 			}
 			return []string{r.ID, r.State, r.User, r.Target, dash(r.Account), r.Action,
-				r.StartedAt.UTC().Format(time.RFC3339), duration, size}
+				r.StartedAt.UTC().Format(time.RFC3339), duration, size, dash(r.Index)}
 		})
 }
 

@@ -46,7 +46,7 @@ func (s *fakeStore) CreateRecording(_ context.Context, r store.Recording) error 
 	if _, ok := s.recs[r.ID]; ok {
 		return fmt.Errorf("create recording %q: %w", r.ID, store.ErrConflict)
 	}
-	r.State = store.RecordingActive
+	r.State, r.IndexState = store.RecordingActive, store.IndexLive
 	s.recs[r.ID] = r
 	return nil
 }
@@ -259,4 +259,43 @@ func outputOf(evs []Event, typ string) string {
 		}
 	}
 	return b.String()
+}
+
+func (s *fakeStore) SetRecordingIndex(_ context.Context, id, state string, offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
+	r, ok := s.recs[id]
+	if !ok {
+		return fmt.Errorf("set index state of recording %q: %w", id, store.ErrNotFound)
+	}
+	r.IndexState, r.IndexOffset = state, offset
+	s.recs[id] = r
+	return nil
+}
+
+func (s *fakeStore) IndexBacklog(_ context.Context, gateway string, limit int) ([]store.Recording, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Recording
+	for _, r := range s.recs {
+		if r.Gateway == gateway && r.State != store.RecordingActive &&
+			(r.IndexState == store.IndexLive || r.IndexState == store.IndexPartial) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Recording) int { return a.StartedAt.Compare(b.StartedAt) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *fakeStore) DeleteRecordingText(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chunks = slices.DeleteFunc(s.chunks, func(c store.TextChunk) bool { return c.RecordingID == id })
+	return nil
 }

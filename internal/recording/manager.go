@@ -93,6 +93,8 @@ type Manager struct {
 	// kick asks Run to flush before the next tick (an Output buffer grew
 	// past flushSoon).
 	kick chan struct{}
+	// catchKick asks the catch-up (catchup.go) to look at the backlog.
+	catchKick chan struct{}
 
 	mu     sync.Mutex
 	active map[string]*Recorder
@@ -126,9 +128,10 @@ func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) 
 	return &Manager{
 		dir: abs, st: st, log: log,
 		now: time.Now, interval: flushInterval, maxPending: maxPending,
-		kick:   make(chan struct{}, 1),
-		active: make(map[string]*Recorder),
-		rows:   make(map[string]*rowSync),
+		kick:      make(chan struct{}, 1),
+		catchKick: make(chan struct{}, 1),
+		active:    make(map[string]*Recorder),
+		rows:      make(map[string]*rowSync),
 	}, nil
 }
 
@@ -267,13 +270,14 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 // Run writes every active recording every 500 ms (sooner for one with a
 // lot of buffered output) and feeds the search index, until ctx ends; then
 // it writes everything buffered one last time and returns. One goroutine
-// writes all recordings; two more, owned by Run too, talk to the store
-// (the index, and rows the store refused and that are retried), so a slow
+// writes all recordings; three more, owned by Run too, talk to the store
+// (the live index, rows the store refused and that are retried, and the
+// catch-up that indexes ended recordings from their files), so a slow
 // store never delays the files. Call it once.
 func (m *Manager) Run(ctx context.Context) {
 	queue := make(chan indexBatch, indexQueue)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		m.indexer(ctx, queue)
@@ -281,6 +285,10 @@ func (m *Manager) Run(ctx context.Context) {
 	go func() {
 		defer wg.Done()
 		m.rowSyncer(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		m.catchUp(ctx)
 	}()
 	defer func() {
 		close(queue)

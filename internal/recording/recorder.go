@@ -499,15 +499,30 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	}
 	chunks, ferr := r.flushLocked(true)
 	size, sum, cerr := r.finishFile()
+	skipped := r.w.text.skipped
 	r.fmu.Unlock()
 	r.m.remove(r)
 	r.endDone()
 	if err := r.index(ctx, chunks); err != nil {
 		r.indexFailed(err)
 	}
+	// The index state goes before the end: the catch-up takes only ended
+	// recordings, and one whose state could not be stored stays live,
+	// which the catch-up takes too (indexing it again is only work).
+	idx := store.IndexComplete
+	if skipped || r.indexGap.Load() {
+		idx = store.IndexPartial
+	}
+	if err := r.m.st.SetRecordingIndex(ctx, r.meta.ID, idx, 0); err != nil {
+		r.m.log.Debug("index state not stored; the catch-up indexes the recording from its file", "recording", r.meta.ID, "err", err)
+		idx = store.IndexPartial
+	}
 	// The end is stored now or, while the store refuses writes, later:
 	// the session never ends up listed as active for ever.
 	r.m.finishRow(ctx, r.meta.ID, store.RecordingEnded, r.m.now(), size, sum)
+	if idx == store.IndexPartial {
+		r.m.kickCatchUp()
+	}
 	r.size, r.sum, r.err = size, sum, errors.Join(ferr, cerr)
 	return r.size, r.sum, r.err
 }

@@ -57,6 +57,7 @@ type Store struct {
 	// Checkpoints is the audit trail's signed checkpoints, its key and
 	// retention, shared with the PostgreSQL store.
 	sqlstore.Checkpoints
+	sqlstore.RecordingIndex
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,7 +100,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w}}, nil
+	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w},
+		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}}, nil
 }
 
 // openPool opens the write pool (one connection) or the read pool.
