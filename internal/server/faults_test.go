@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -266,4 +267,37 @@ func TestPostgresDownWhileASessionEnds(t *testing.T) {
 	}
 	pg.Start(t)
 	w.checkTrail(t, 1)
+}
+
+// TestFloodFullySearchableAfterTheSession: `seq 1 400000` (2.7 MB, ten
+// times the live indexing budget) through a real recorded session: once
+// the session has ended, numbers from the middle are found (the old code
+// indexed only the start and the end of a flood, for ever) and the
+// recording's index is complete.
+func TestFloodFullySearchableAfterTheSession(t *testing.T) {
+	w := startFaultWorld(t, func(dir string) string { return "sqlite:" + filepath.Join(dir, "gw.db") })
+	out, err := exec.Command("ssh", append(w.args, "-l", "alice~web1", "127.0.0.1", "seq 1 400000")...).Output()
+	if err != nil || !strings.HasSuffix(string(out), "\n399999\n400000\n") {
+		t.Fatalf("seq through the gateway: %v (%d bytes)", err, len(out))
+	}
+	ctx := context.Background()
+	st := w.g.srv.store
+	var rec store.Recording
+	waitFor(t, "the recording's index to be complete", func() bool {
+		recs, err := st.ListRecordings(ctx, store.RecordingFilter{})
+		if err != nil || len(recs) != 1 {
+			return false
+		}
+		rec = recs[0]
+		return rec.IndexState == store.IndexComplete
+	})
+	for _, n := range []string{"1", "123457", "234567", "399999", "400000"} {
+		start := time.Now()
+		hits, err := st.SearchText(ctx, n, 10)
+		took := time.Since(start)
+		if err != nil || len(hits) != 1 || hits[0].RecordingID != rec.ID {
+			t.Errorf("search %s: %+v %v", n, hits, err)
+		}
+		t.Logf("search %s: %s", n, took)
+	}
 }
