@@ -107,21 +107,76 @@ func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
 	} else if err := m.st.DeleteRecordingText(ctx, rec.ID); err != nil {
 		return err
 	}
-	var x textIndexer
-	x.init(rec.ID, h.Width, h.Height, h.Env["TERM"] != "")
-	x.unlimited = true
-	var (
-		batch     []store.TextChunk
-		batchSize int
-	)
-	commit := func(state string, off int64) error {
-		if len(batch) > 0 {
-			if err := m.st.IndexText(ctx, batch); err != nil {
-				return err
+	// One goroutine reads the file and extracts text while this one
+	// commits the batch before: on two cores the terminal and the JSON
+	// decoding then cost no wall time beside the store.
+	pctx, cancel := context.WithCancel(ctx)
+	batches := make(chan catchBatch, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		extractBatches(pctx, m, rec.ID, rd, h, batches)
+	}()
+	defer func() {
+		cancel()
+		for range batches { // let the reader see the cancel and end
+		}
+		<-done
+	}()
+	for b := range batches {
+		if b.damaged != nil {
+			m.log.Warn("search index catch-up: the recording's file is damaged", "recording", rec.ID, "err", b.damaged)
+		}
+		if len(b.chunks) > 0 {
+			if err := m.st.IndexText(ctx, b.chunks); err != nil {
+				return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
 			}
 		}
-		batch, batchSize = batch[:0], 0
-		return m.st.SetRecordingIndex(ctx, rec.ID, state, off)
+		if err := m.st.SetRecordingIndex(ctx, rec.ID, b.state, b.off); err != nil {
+			return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
+		}
+		if b.state != store.IndexPartial {
+			m.log.Info("recording indexed from its file", "recording", rec.ID, "state", b.state, "bytes", b.off)
+			return nil
+		}
+		if len(m.Active()) > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(catchUpPause):
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// catchBatch is text of a recording for one transaction, and the index
+// state and file offset to store with it.
+type catchBatch struct {
+	chunks  []store.TextChunk
+	state   string // IndexPartial while more follows
+	off     int64
+	damaged error // the file ended in a damaged line
+}
+
+// extractBatches reads rd's events and sends their text in batches of
+// about catchUpBatch, the last one with its final state, until the file
+// ends or ctx does.
+func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h Header, out chan<- catchBatch) {
+	var x textIndexer
+	x.init(id, h.Width, h.Height, h.Env["TERM"] != "")
+	x.unlimited = true
+	var b catchBatch
+	size := 0
+	send := func() bool {
+		select {
+		case out <- b:
+			b, size = catchBatch{}, 0
+			return true
+		case <-ctx.Done():
+			return false
+		}
 	}
 	for {
 		ev, err := rd.Next()
@@ -131,54 +186,36 @@ func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
 		if err != nil {
 			// A torn or damaged line: what came before is indexed; the
 			// rest cannot be read.
-			m.log.Warn("search index catch-up: the recording's file is damaged", "recording", rec.ID, "err", err)
-			if cerr := commit(store.IndexFailed, rd.off); cerr != nil {
-				return cerr
-			}
-			return nil
+			b.chunks = append(b.chunks, x.take(time.Time{}, true)...)
+			b.state, b.off, b.damaged = store.IndexFailed, rd.off, err
+			send()
+			return
 		}
-		us := int64(ev.Time * 1e6)
 		switch ev.Type {
 		case "o":
 			if data := []byte(ev.Data); !classify(data).binary(len(data)) {
 				x.now = time.Now()
-				x.feed(us, data)
+				x.feed(int64(ev.Time*1e6), data)
 			}
 		case "r":
 			x.resize([]byte(ev.Data))
 		}
 		for _, c := range x.take(time.Time{}, false) {
-			batch = append(batch, c)
-			batchSize += len(c.Text)
+			b.chunks = append(b.chunks, c)
+			size += len(c.Text)
 		}
-		if batchSize >= catchUpBatch {
+		if size >= catchUpBatch {
 			// Whole lines only in what is committed: the chunk being
 			// filled goes with this batch.
 			x.push()
-			for _, c := range x.take(time.Time{}, false) {
-				batch = append(batch, c)
-			}
-			if err := commit(store.IndexPartial, rd.off); err != nil {
-				return err
-			}
-			if len(m.Active()) > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(catchUpPause):
-				}
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
+			b.chunks = append(b.chunks, x.take(time.Time{}, false)...)
+			b.state, b.off = store.IndexPartial, rd.off
+			if !send() {
+				return
 			}
 		}
 	}
-	for _, c := range x.take(time.Time{}, true) {
-		batch = append(batch, c)
-	}
-	if err := commit(store.IndexComplete, rd.off); err != nil {
-		return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
-	}
-	m.log.Info("recording indexed from its file", "recording", rec.ID, "bytes", rd.off)
-	return nil
+	b.chunks = append(b.chunks, x.take(time.Time{}, true)...)
+	b.state, b.off = store.IndexComplete, rd.off
+	send()
 }

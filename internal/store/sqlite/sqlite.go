@@ -113,6 +113,12 @@ func openPool(ctx context.Context, path string, readOnly bool) (*sql.DB, error) 
 	if readOnly {
 		q.Set("_query_only", "on")
 	} else {
+		// 16 KiB pages for a new file (an existing one keeps its own
+		// until VACUUM): index chunks of one to two KiB fill them far
+		// better than 4 KiB pages, which made the search index a tenth
+		// smaller (1.65x -> 1.47x the terminal output, BenchmarkCatchUp).
+		// Set before WAL: the page size of a WAL database is fixed.
+		q.Set("_pragma", "page_size(16384)")
 		q.Set("_journal_mode", "WAL")
 		// BEGIN IMMEDIATE takes the write lock at the start of the
 		// transaction, so a transaction that reads before it writes waits
