@@ -39,6 +39,10 @@ type Spool struct {
 	queue   []spooled
 	nextSeq int64
 	wake    chan struct{}
+	// refusals counts the drain rounds in a row in which a store that
+	// takes writes refused the event refusedSeq (the head).
+	refusedSeq int64
+	refusals   int
 }
 
 type spooled struct {
@@ -176,9 +180,28 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 		id, err := l.store.AppendAudit(actx, head.Event)
 		cancel()
 		if err != nil {
-			if cerr := checkEvent(head.Event); cerr == nil && l.writable(ctx) != nil {
-				// The store refuses writes (down, read-only, locked):
-				// the event waits, and so does every event behind it.
+			writable := checkEvent(head.Event) != nil || l.writable(ctx) == nil
+			s.mu.Lock()
+			if s.refusedSeq != head.Seq {
+				s.refusedSeq, s.refusals = head.Seq, 0
+			}
+			if writable {
+				s.refusals++
+			}
+			refused := s.refusals >= refusedRounds
+			s.mu.Unlock()
+			if writable && !refused {
+				// Try again soon rather than at the next tick.
+				select {
+				case <-ctx.Done():
+					return n, ctx.Err()
+				case <-time.After(refusedPause):
+				}
+				continue
+			}
+			if !refused {
+				// The store refuses writes (down, read-only, locked): the
+				// event waits, and so does every event behind it.
 				l.noteFailure(err)
 				return n, fmt.Errorf("append spooled audit event %d: %w", head.Seq, err)
 			}
@@ -212,6 +235,15 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 		}
 	}
 }
+
+// refusedRounds is how many drain rounds in a row a store that takes
+// writes must refuse the same event before it is set aside: a lock taken
+// and released around an append, or a checkpoint of the file, must not
+// pass for a refusal that loses the event from the trail.
+const refusedRounds = 3
+
+// refusedPause is the time between two such rounds.
+const refusedPause = 200 * time.Millisecond
 
 // reject appends e to the rejected-events file (0600), synced.
 func (s *Spool) reject(e spooled) error {

@@ -174,3 +174,46 @@ func TestInvalidEventSetAside(t *testing.T) {
 		t.Errorf("store: %v", got)
 	}
 }
+
+// releasedStore refuses the next appends (a lock held), and takes writes
+// again by the time anyone checks: the lock was released in between.
+type releasedStore struct {
+	store.Store
+	failNext atomic.Int32
+}
+
+func (f *releasedStore) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, error) {
+	if f.failNext.Add(-1) >= 0 {
+		return 0, errors.New("database is locked (SQLITE_BUSY)")
+	}
+	return f.Store.AppendAudit(ctx, ev)
+}
+
+// TestLockReleasedMidDrainIsNoRefusal: an append that failed on a lock
+// released just before the writability check is tried again, not set
+// aside as an event the store refuses (which lost it from the trail).
+func TestLockReleasedMidDrainIsNoRefusal(t *testing.T) {
+	flaky, path := newSpoolEnv(t)
+	st := &releasedStore{Store: flaky.Store}
+	log := slog.New(slog.DiscardHandler)
+	sp, err := OpenSpool(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	l := New(st, log)
+	l.SetSpool(sp)
+	ctx := context.Background()
+	st.failNext.Store(2) // Write's append, then the drain's first try
+	if err := l.Write(ctx, store.AuditEvent{Type: LoginSuccess, Outcome: Success, Message: "login"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sp.drain(ctx, l); err != nil || n != 1 {
+		t.Fatalf("drain = %d, %v", n, err)
+	}
+	if got := messages(t, st); fmt.Sprint(got) != "[login]" {
+		t.Errorf("store: %v (the event was set aside: %v)", got, fileExists(path+".rejected"))
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -30,8 +30,8 @@ func found(t *testing.T, st store.Store, word, id string) bool {
 	return false
 }
 
-// TestCatchUpIndexesWhatTheBudgetSkipped: a flood of output (like `seq`)
-// past the live budget is searchable only at its start while the session
+// TestCatchUpIndexesWhatTheBudgetSkipped: a flood of output past the live
+// budget is searchable only at its start while the session
 // runs; once it ends, the catch-up indexes the rest from the file, the
 // recording's index state goes partial -> complete, and a number from the
 // middle is found. (The old code left it unsearchable for ever.) Then a
@@ -61,18 +61,25 @@ func TestCatchUpIndexesWhatTheBudgetSkipped(t *testing.T) {
 		wg.Wait()
 	}()
 
-	const id, n = "sess-seq", 400000
+	// 700 KB of output, 2.7 times the live budget, with marks at its
+	// start, a quarter, the middle, three quarters and the end. The
+	// filler repeats its words: a flood of unique words (seq) costs the
+	// index far more, and the race detector another tenfold.
+	const id = "sess-flood"
 	r, err := m.Start(ctx, recording.Meta{ID: id, User: "alice", Target: "web1", Account: "root",
-		Action: "exec", Command: "seq 1 400000", Width: 80, Height: 24})
+		Action: "exec", Command: "flood", Width: 80, Height: 24})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&out, "%d\n", i)
-		if out.Len() > 32<<10 {
-			r.Output(out.Bytes())
-			out.Reset()
+	for _, mark := range []string{"firstword", "early 111111", "middle 1234567", "late 999999", "lastword"} {
+		fmt.Fprintf(&out, "%s\n", mark)
+		for i := 0; i < 4000 && mark != "lastword"; i++ {
+			out.WriteString("the quick brown fox jumps over the lazy dog\n")
+			if out.Len() > 32<<10 {
+				r.Output(out.Bytes())
+				out.Reset()
+			}
 		}
 	}
 	r.Output(out.Bytes())
@@ -81,10 +88,14 @@ func TestCatchUpIndexesWhatTheBudgetSkipped(t *testing.T) {
 	}
 	// The start is indexed live; wait for it, then the middle must not be
 	// (the budget), which is what the catch-up is for.
-	for !found(t, st, "1000", id) {
+	deadline := time.Now().Add(5 * time.Minute) // generous: -race on a loaded machine
+	for !found(t, st, "firstword", id) {
+		if time.Now().After(deadline) {
+			t.Fatal("the start of the flood never became searchable")
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if found(t, st, "234567", id) {
+	if found(t, st, "1234567", id) {
 		t.Fatal("the middle of a flood was indexed live: the test does not exceed the budget")
 	}
 	closed := time.Now()
@@ -102,10 +113,13 @@ func TestCatchUpIndexesWhatTheBudgetSkipped(t *testing.T) {
 		if rec.IndexState != store.IndexPartial && rec.IndexState != store.IndexLive {
 			t.Fatalf("index state %q", rec.IndexState)
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the catch-up did not finish: %q at %d", rec.IndexState, rec.IndexOffset)
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("catch-up of %d lines took %s after the session ended", n, time.Since(closed))
-	for _, w := range []string{"1", "234567", "399999", "400000"} {
+	t.Logf("catch-up took %s after the session ended", time.Since(closed))
+	for _, w := range []string{"firstword", "111111", "1234567", "999999", "lastword"} {
 		if !found(t, st, w, id) {
 			t.Errorf("%s not found after the catch-up", w)
 		}
@@ -126,9 +140,9 @@ func TestCatchUpIndexesWhatTheBudgetSkipped(t *testing.T) {
 	if err := m.IndexFile(ctx, rec); err != nil {
 		t.Fatal(err)
 	}
-	if found(t, st, "1000", id) || !found(t, st, "399999", id) {
-		t.Errorf("resumed catch-up: 1000 found %v (want false), 399999 found %v (want true)",
-			found(t, st, "1000", id), found(t, st, "399999", id))
+	if found(t, st, "111111", id) || !found(t, st, "999999", id) {
+		t.Errorf("resumed catch-up: 111111 found %v (want false), 999999 found %v (want true)",
+			found(t, st, "111111", id), found(t, st, "999999", id))
 	}
 	if rec, _ := st.GetRecording(ctx, id); rec.IndexState != store.IndexComplete || rec.IndexOffset != int64(len(b)) {
 		t.Errorf("after the resumed catch-up: %q at %d, want complete at %d", rec.IndexState, rec.IndexOffset, len(b))
