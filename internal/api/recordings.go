@@ -46,6 +46,11 @@ type Recording struct {
 	// directory holds the file); empty for recordings made before
 	// gateways had ids.
 	Gateway string `json:"gateway"`
+	// Index is how much of it search sees: live (the session runs; text
+	// is indexed as it comes, within a budget), partial (it ended; the
+	// rest is being indexed from the file), complete, or failed (the file
+	// could not be read).
+	Index string `json:"index"`
 }
 
 // recordingFromStore converts stored metadata to its wire form.
@@ -53,7 +58,7 @@ func recordingFromStore(r store.Recording) Recording {
 	out := Recording{
 		ID: r.ID, State: r.State, User: r.User, Target: r.Target, Account: r.Account, Source: r.Source,
 		Action: r.Action, Command: r.Command, StartedAt: r.StartedAt.UTC(), Size: r.Size, SHA256: r.SHA256,
-		Gateway: r.Gateway,
+		Gateway: r.Gateway, Index: r.IndexState,
 	}
 	if !r.EndedAt.IsZero() {
 		t := r.EndedAt.UTC()

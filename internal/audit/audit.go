@@ -9,10 +9,13 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -89,16 +92,6 @@ const (
 	AccountProvision = "account.provision" // a login created on a target for a subject
 )
 
-// storeDown reports whether the store fails to answer at all, as opposed
-// to refusing one event (which would be refused again from the spool, and
-// hold up every event behind it).
-func (l *Log) storeDown(ctx context.Context) bool {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_, err := l.store.Revision(cctx)
-	return err != nil
-}
-
 // spoolResult is what Write returns for a spooled event: nil when it is
 // safe on disk (it will reach the store), else the error, as for a store
 // failure, so that callers that fail closed still can.
@@ -108,6 +101,41 @@ func (l *Log) spoolResult(ev store.AuditEvent, err error) error {
 		return fmt.Errorf("store audit event %s: %w", ev.Type, err)
 	}
 	return nil
+}
+
+// writable reports whether the store takes writes at all, as opposed to
+// refusing one event. Reads are no test: a locked or read-only SQLite
+// file reads fine.
+func (l *Log) writable(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return l.store.CheckWritable(cctx)
+}
+
+// errInvalidEvent marks an event no store would take (no type, a detail
+// that does not encode): it is set aside, never spooled, because retrying
+// it would hold up every event behind it for ever.
+var errInvalidEvent = errors.New("invalid audit event")
+
+// checkEvent reports whether a store can take ev at all. Everything else
+// that makes AppendAudit fail (a read-only or locked database, a database
+// that is down) passes with time, so that event waits in the spool.
+func checkEvent(ev store.AuditEvent) error {
+	if ev.Type == "" {
+		return fmt.Errorf("%w: no type", errInvalidEvent)
+	}
+	return nil
+}
+
+// encodableDetail returns d, or, if d does not encode as JSON (a NaN, a
+// func: a bug in the caller), what can be said of it as text, so that the
+// event is kept rather than lost with its detail.
+func encodableDetail(d map[string]any) map[string]any {
+	if _, _, err := store.NormalizeDetail(d); err == nil {
+		return d
+	} else {
+		return map[string]any{"detail_error": err.Error(), "detail_text": fmt.Sprintf("%v", d)}
+	}
 }
 
 // Outcomes.
@@ -128,6 +156,23 @@ type Log struct {
 	// checkpoints, optional, counts stored events to sign the head
 	// every so many.
 	checkpoints *Checkpointer
+
+	// order serializes Write's choice between the store and the spool
+	// with the append that follows, so that an event cannot reach the
+	// store ahead of one that failed a moment before it and went to the
+	// spool. (The store serializes appends anyway: one SQLite writer, one
+	// PostgreSQL advisory lock.) Run's drain does not take it: events go
+	// straight to the store only while the spool is empty.
+	order sync.Mutex
+	// failure is the last store write that failed, until the spool is
+	// empty again; Health reports it.
+	failure atomic.Pointer[writeFailure]
+}
+
+// writeFailure is a store write that failed, for Health.
+type writeFailure struct {
+	since time.Time
+	err   error
 }
 
 // SetCheckpointer lets c count the events l stores. Call before use.
@@ -162,25 +207,45 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 		level = slog.LevelWarn
 	}
 	l.log.Log(ctx, level, "audit: "+ev.Message, attrs...)
-	if l.spool != nil {
-		// Events already waiting go first: the trail keeps its order.
-		if spooled, err := l.spool.addIfPending(ev); spooled {
-			return l.spoolResult(ev, err)
+	ev.Detail = encodableDetail(ev.Detail)
+	if err := checkEvent(ev); err != nil {
+		if l.spool != nil {
+			if rerr := l.spool.reject(spooled{Event: ev}); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("set aside: %w", rerr))
+			}
 		}
+		l.log.Error("audit event refused; set aside in the rejected file", "type", ev.Type, "err", err)
+		return fmt.Errorf("store audit event %s: %w", ev.Type, err)
+	}
+	l.order.Lock()
+	defer l.order.Unlock()
+	if l.spool != nil && l.spool.Pending() > 0 {
+		// Events already waiting go first: the trail keeps its order.
+		return l.spoolResult(ev, l.spool.add(ev))
 	}
 	// A cancelled request context must not lose the event that records
 	// why it ended.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	id, err := l.store.AppendAudit(wctx, ev)
-	if err != nil && l.spool != nil && l.storeDown(ctx) {
-		l.log.Warn("audit store unavailable; spooling the event", "type", ev.Type, "err", err)
+	if err != nil {
+		l.noteFailure(err)
+		if l.spool == nil {
+			l.log.Error("audit event not stored", "type", ev.Type, "err", err)
+			return fmt.Errorf("store audit event %s: %w", ev.Type, err)
+		}
+		// Any failure, not only a store that does not answer: a
+		// read-only or locked SQLite reads fine and refuses writes.
+		l.log.Warn("audit store refused a write; spooling the event", "type", ev.Type, "err", err)
 		return l.spoolResult(ev, l.spool.add(ev))
 	}
-	if err != nil {
-		l.log.Error("audit event not stored", "type", ev.Type, "err", err)
-		return fmt.Errorf("store audit event %s: %w", ev.Type, err)
-	}
+	l.failure.Store(nil)
+	l.stored(ev, id)
+	return nil
+}
+
+// stored passes an event the store took to syslog and the checkpointer.
+func (l *Log) stored(ev store.AuditEvent, id int64) {
 	if l.sink != nil {
 		ev.ID = id
 		l.sink.enqueue(ev)
@@ -188,7 +253,37 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	if l.checkpoints != nil {
 		l.checkpoints.noteAppend()
 	}
-	return nil
+}
+
+// noteFailure records a failed store write for Health, keeping the time
+// of the first failure of a run of them.
+func (l *Log) noteFailure(err error) {
+	since := time.Now()
+	if old := l.failure.Load(); old != nil {
+		since = old.since
+	}
+	l.failure.Store(&writeFailure{since: since, err: err})
+}
+
+// Health reports whether the audit trail is whole in the store: an error
+// while events wait in the spool (the store refuses writes, or has just
+// come back and the spool is draining) or the last write failed. The
+// events are safe on disk then, but not in the store: auditors do not see
+// them, and no signed checkpoint covers them.
+func (l *Log) Health() error {
+	pending := 0
+	if l.spool != nil {
+		pending = l.spool.Pending()
+	}
+	f := l.failure.Load()
+	if pending == 0 && f == nil {
+		return nil
+	}
+	msg := fmt.Sprintf("%d audit events wait in the spool", pending)
+	if f != nil {
+		msg += fmt.Sprintf("; the store has refused writes since %s: %v", f.since.UTC().Format(time.RFC3339), f.err)
+	}
+	return errors.New(msg)
 }
 
 // detailAttr turns an event's Detail into one "detail" group for the log

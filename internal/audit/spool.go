@@ -39,6 +39,10 @@ type Spool struct {
 	queue   []spooled
 	nextSeq int64
 	wake    chan struct{}
+	// refusals counts the drain rounds in a row in which a store that
+	// takes writes refused the event refusedSeq (the head).
+	refusedSeq int64
+	refusals   int
 }
 
 type spooled struct {
@@ -136,6 +140,9 @@ func (s *Spool) Pending() int {
 func (s *Spool) add(ev store.AuditEvent) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.f == nil {
+		return fmt.Errorf("spool audit event %s: the spool is closed", ev.Type)
+	}
 	e := spooled{Seq: s.nextSeq, Event: ev}
 	line, err := json.Marshal(e)
 	if err != nil {
@@ -156,18 +163,6 @@ func (s *Spool) add(ev store.AuditEvent) error {
 	return nil
 }
 
-// addIfPending spools ev when events already wait, so that ev does not
-// overtake them; it reports whether it did.
-func (s *Spool) addIfPending(ev store.AuditEvent) (bool, error) {
-	s.mu.Lock()
-	waiting := len(s.queue) > 0
-	s.mu.Unlock()
-	if !waiting {
-		return false, nil
-	}
-	return true, s.add(ev)
-}
-
 // drain appends waiting events to the store in order until none is left
 // or the store fails; it returns how many it appended.
 func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
@@ -184,23 +179,43 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		id, err := l.store.AppendAudit(actx, head.Event)
 		cancel()
-		if err != nil && l.storeDown(ctx) {
-			return n, fmt.Errorf("append spooled audit event %d: %w", head.Seq, err)
-		}
 		if err != nil {
-			// The store answers but refuses this one event: retrying
-			// would hold up every event behind it for ever. It is set
-			// aside, whole, in a file beside the spool, and said loudly.
+			writable := checkEvent(head.Event) != nil || l.writable(ctx) == nil
+			s.mu.Lock()
+			if s.refusedSeq != head.Seq {
+				s.refusedSeq, s.refusals = head.Seq, 0
+			}
+			if writable {
+				s.refusals++
+			}
+			refused := s.refusals >= refusedRounds
+			s.mu.Unlock()
+			if writable && !refused {
+				// Try again soon rather than at the next tick.
+				select {
+				case <-ctx.Done():
+					return n, ctx.Err()
+				case <-time.After(refusedPause):
+				}
+				continue
+			}
+			if !refused {
+				// The store refuses writes (down, read-only, locked): the
+				// event waits, and so does every event behind it.
+				l.noteFailure(err)
+				return n, fmt.Errorf("append spooled audit event %d: %w", head.Seq, err)
+			}
+			// The store takes writes but not this event (a constraint,
+			// a value it cannot hold, a bug): retrying would hold up
+			// every event behind it for ever. It is set aside, whole, in a file beside the
+			// spool, and said loudly.
 			if rerr := s.reject(head); rerr != nil {
 				return n, fmt.Errorf("set aside spooled audit event %d: %w", head.Seq, rerr)
 			}
 			l.log.Error("audit event refused by the store; set aside in the rejected file", "type", head.Event.Type,
 				"seq", head.Seq, "file", s.path+".rejected", "err", err)
-		}
-		if err == nil && l.sink != nil {
-			ev := head.Event
-			ev.ID = id
-			l.sink.enqueue(ev)
+		} else {
+			l.stored(head.Event, id)
 		}
 		n++
 		s.mu.Lock()
@@ -215,8 +230,20 @@ func (s *Spool) drain(ctx context.Context, l *Log) (int, error) {
 		if perr != nil {
 			return n, fmt.Errorf("record audit spool progress: %w", perr)
 		}
+		if s.Pending() == 0 {
+			l.failure.Store(nil)
+		}
 	}
 }
+
+// refusedRounds is how many drain rounds in a row a store that takes
+// writes must refuse the same event before it is set aside: a lock taken
+// and released around an append, or a checkpoint of the file, must not
+// pass for a refusal that loses the event from the trail.
+const refusedRounds = 3
+
+// refusedPause is the time between two such rounds.
+const refusedPause = 200 * time.Millisecond
 
 // reject appends e to the rejected-events file (0600), synced.
 func (s *Spool) reject(e spooled) error {

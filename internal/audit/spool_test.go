@@ -36,6 +36,13 @@ func (f *flakyStore) Revision(ctx context.Context) (int64, error) {
 	return f.Store.Revision(ctx)
 }
 
+func (f *flakyStore) CheckWritable(ctx context.Context) error {
+	if f.down.Load() {
+		return errors.New("connection refused")
+	}
+	return f.Store.CheckWritable(ctx)
+}
+
 func newSpoolEnv(t *testing.T) (*flakyStore, string) {
 	t.Helper()
 	dir := t.TempDir()

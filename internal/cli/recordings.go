@@ -125,7 +125,7 @@ func runRecordingsLs(e *env, args []string) error {
 	}
 	defer sayMore(e, more)
 	return printList(e, recs, asJSON, "No recordings found.",
-		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE"},
+		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE", "INDEX"},
 		func(r api.Recording) []string {
 			duration, size := "-", "-"
 			if r.EndedAt != nil {
@@ -133,7 +133,7 @@ func runRecordingsLs(e *env, args []string) error {
 				size = humanBytes(r.Size)
 			}
 			return []string{r.ID, r.State, r.User, r.Target, dash(r.Account), r.Action,
-				r.StartedAt.UTC().Format(time.RFC3339), duration, size}
+				r.StartedAt.UTC().Format(time.RFC3339), duration, size, dash(r.Index)}
 		})
 }
 

@@ -173,7 +173,7 @@ func TestCLIRecordings(t *testing.T) {
 
 	t.Run("ls", func(t *testing.T) {
 		r := g.run(t, "", "recordings", "ls")
-		r.want(t, 0, []string{"ID", "STATE", "DURATION", "rec1", "ended", "alice", "web1", "rec2", "active", "bob"}, nil)
+		r.want(t, 0, []string{"ID", "STATE", "DURATION", "INDEX", "rec1", "ended", "alice", "web1", "rec2", "active", "bob", "live"}, nil)
 		if strings.Index(r.stdout, "rec2") > strings.Index(r.stdout, "rec1") {
 			t.Errorf("not newest first:\n%s", r.stdout)
 		}
@@ -202,6 +202,11 @@ func TestCLIRecordings(t *testing.T) {
 		}
 		if len(recs) != 2 || recs[0]["id"] != "rec2" || recs[0]["state"] != "active" || recs[1]["state"] != "ended" {
 			t.Errorf("--json: %v", recs)
+		}
+		// rec2 runs: indexed live. rec1 ended with everything indexed
+		// (nothing was over the budget).
+		if recs[0]["index"] != "live" || recs[1]["index"] != "complete" {
+			t.Errorf("--json index states: %v, %v; want live, complete", recs[0]["index"], recs[1]["index"])
 		}
 		r = g.run(t, "", "recordings", "ls", "--json", "--target", "nowhere")
 		if strings.TrimSpace(r.stdout) != "[]" {

@@ -106,6 +106,7 @@ type Reader struct {
 	header Header
 	err    error // sticky: once malformed or failed, always
 	buf    []byte
+	off    int64 // bytes of the file read as whole lines so far
 }
 
 // NewReader reads and checks the header line. It fails on anything but a
@@ -200,6 +201,7 @@ func (r *Reader) readLine() ([]byte, error) {
 		switch err {
 		case nil:
 			r.line++
+			r.off += int64(len(r.buf))
 			return bytes.TrimSuffix(r.buf[:len(r.buf)-1], []byte("\r")), nil
 		case bufio.ErrBufferFull:
 			continue
@@ -208,6 +210,7 @@ func (r *Reader) readLine() ([]byte, error) {
 				return nil, io.EOF
 			}
 			r.line++
+			r.off += int64(len(r.buf))
 			return r.buf, nil
 		default:
 			return nil, fmt.Errorf("asciicast: read line %d: %w", r.line+1, err)

@@ -54,7 +54,9 @@
 // Text output is recorded in full. If the disk cannot keep up and 64 MiB of
 // output waits for it, further output is left out and a marker says how much
 // ("[portcullis: N bytes of output not recorded: ...]"); that, like any error
-// writing the file or the store, is reported through [Meta.OnFailure].
+// writing the file, is reported through [Meta.OnFailure]. A store that
+// refuses writes is not: the recording's row is written when it takes
+// writes again (rowsync.go), and its text is indexed from the file.
 //
 // # Search
 //
@@ -69,5 +71,9 @@
 // 64 KiB per second after that; past that budget output is skipped until the
 // flood ends, and then the last 16 KiB of the flood, which holds the screen
 // the user was left with, is indexed. Binary bursts are not indexed. A
-// recording is always complete; only its search index thins out.
+// recording is always complete; only its live index thins out. Once the
+// session ends, a recording whose live index missed text (the budget, or a
+// store that refused it) is indexed again from its file, without a budget,
+// by the catch-up Run owns (catchup.go), so every ended recording is fully
+// searchable; store.Recording.IndexState says where each one is.
 package recording

@@ -26,6 +26,13 @@ type fakeStore struct {
 	recs     map[string]store.Recording
 	chunks   []store.TextChunk
 	indexErr error // returned by IndexText when set
+	writeErr error // returned by every write when set (a locked store)
+}
+
+func (s *fakeStore) setWriteErr(err error) {
+	s.mu.Lock()
+	s.writeErr = err
+	s.mu.Unlock()
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{recs: map[string]store.Recording{}} }
@@ -33,10 +40,13 @@ func newFakeStore() *fakeStore { return &fakeStore{recs: map[string]store.Record
 func (s *fakeStore) CreateRecording(_ context.Context, r store.Recording) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
 	if _, ok := s.recs[r.ID]; ok {
 		return fmt.Errorf("create recording %q: %w", r.ID, store.ErrConflict)
 	}
-	r.State = store.RecordingActive
+	r.State, r.IndexState = store.RecordingActive, store.IndexLive
 	s.recs[r.ID] = r
 	return nil
 }
@@ -44,6 +54,9 @@ func (s *fakeStore) CreateRecording(_ context.Context, r store.Recording) error 
 func (s *fakeStore) FinishRecording(_ context.Context, id, state string, endedAt time.Time, size int64, sum string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
 	r, ok := s.recs[id]
 	if !ok {
 		return fmt.Errorf("finish recording %q: %w", id, store.ErrNotFound)
@@ -114,6 +127,9 @@ func (s *fakeStore) IndexText(_ context.Context, chunks []store.TextChunk) error
 	defer s.mu.Unlock()
 	if s.indexErr != nil {
 		return s.indexErr
+	}
+	if s.writeErr != nil {
+		return s.writeErr
 	}
 	for _, c := range chunks {
 		if _, ok := s.recs[c.RecordingID]; !ok {
@@ -243,4 +259,43 @@ func outputOf(evs []Event, typ string) string {
 		}
 	}
 	return b.String()
+}
+
+func (s *fakeStore) SetRecordingIndex(_ context.Context, id, state string, offset int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
+	r, ok := s.recs[id]
+	if !ok {
+		return fmt.Errorf("set index state of recording %q: %w", id, store.ErrNotFound)
+	}
+	r.IndexState, r.IndexOffset = state, offset
+	s.recs[id] = r
+	return nil
+}
+
+func (s *fakeStore) IndexBacklog(_ context.Context, gateway string, limit int) ([]store.Recording, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []store.Recording
+	for _, r := range s.recs {
+		if r.Gateway == gateway && r.State != store.RecordingActive &&
+			(r.IndexState == store.IndexLive || r.IndexState == store.IndexPartial) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Recording) int { return a.StartedAt.Compare(b.StartedAt) })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *fakeStore) DeleteRecordingText(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.chunks = slices.DeleteFunc(s.chunks, func(c store.TextChunk) bool { return c.RecordingID == id })
+	return nil
 }

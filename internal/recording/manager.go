@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -36,6 +37,10 @@ const (
 	// drainTimeout bounds indexing what is left once Run's context ends.
 	drainTimeout = 5 * time.Second
 )
+
+// errStoreRefusing stands for a store write not tried because the last
+// ones failed.
+var errStoreRefusing = errors.New("the store refuses writes; not tried again until it takes the waiting rows")
 
 // ErrDeleted is returned by Recorder.Close when the recording was deleted
 // while it ran.
@@ -88,9 +93,16 @@ type Manager struct {
 	// kick asks Run to flush before the next tick (an Output buffer grew
 	// past flushSoon).
 	kick chan struct{}
+	// catchKick asks the catch-up (catchup.go) to look at the backlog.
+	catchKick chan struct{}
 
 	mu     sync.Mutex
 	active map[string]*Recorder
+	rows   map[string]*rowSync // rows the store has not taken yet (rowsync.go)
+	// refusing is set while the store refuses recording rows: Start then
+	// leaves the row to the retry loop at once rather than wait the
+	// store's lock timeout on every new session.
+	refusing atomic.Bool
 }
 
 // NewManager returns a Manager for recordings in dir, creating it (mode
@@ -116,8 +128,10 @@ func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) 
 	return &Manager{
 		dir: abs, st: st, log: log,
 		now: time.Now, interval: flushInterval, maxPending: maxPending,
-		kick:   make(chan struct{}, 1),
-		active: make(map[string]*Recorder),
+		kick:      make(chan struct{}, 1),
+		catchKick: make(chan struct{}, 1),
+		active:    make(map[string]*Recorder),
+		rows:      make(map[string]*rowSync),
 	}, nil
 }
 
@@ -233,13 +247,22 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 		// Only if the other recording's file was removed behind its back.
 		return fail(errors.New("already being recorded"))
 	}
-	err = m.st.CreateRecording(ctx, store.Recording{
+	row := store.Recording{
 		ID: meta.ID, User: meta.User, Target: meta.Target, Account: meta.Account, Source: meta.Source,
 		Action: meta.Action, Command: meta.Command, StartedAt: start.UTC(), State: store.RecordingActive,
 		Gateway: m.gateway,
-	})
-	if err != nil {
+	}
+	err = errStoreRefusing
+	if !m.refusing.Load() {
+		err = m.st.CreateRecording(ctx, row)
+	}
+	if errors.Is(err, store.ErrConflict) {
 		return fail(err)
+	}
+	if err != nil {
+		// The store refuses writes: the recording is its file, already
+		// started; the row follows (rowsync.go).
+		m.deferCreate(row, err)
 	}
 	return r, nil
 }
@@ -247,15 +270,25 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 // Run writes every active recording every 500 ms (sooner for one with a
 // lot of buffered output) and feeds the search index, until ctx ends; then
 // it writes everything buffered one last time and returns. One goroutine
-// writes all recordings; a second one, owned by Run too, talks to the
-// store's index, so a slow store never delays the files. Call it once.
+// writes all recordings; three more, owned by Run too, talk to the store
+// (the live index, rows the store refused and that are retried, and the
+// catch-up that indexes ended recordings from their files), so a slow
+// store never delays the files. Call it once.
 func (m *Manager) Run(ctx context.Context) {
 	queue := make(chan indexBatch, indexQueue)
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		m.indexer(ctx, queue)
+	}()
+	go func() {
+		defer wg.Done()
+		m.rowSyncer(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		m.catchUp(ctx)
 	}()
 	defer func() {
 		close(queue)
@@ -300,7 +333,7 @@ func (m *Manager) flushAll(queue chan<- indexBatch) {
 		select {
 		case queue <- indexBatch{r: r, chunks: chunks}:
 		default:
-			r.report(fmt.Errorf("search index of recording %s: the store is not keeping up, %d text chunks not indexed", r.meta.ID, len(chunks)))
+			r.indexFailed(fmt.Errorf("search index of recording %s: the store is not keeping up, %d text chunks not indexed", r.meta.ID, len(chunks)))
 		}
 	}
 }
@@ -335,7 +368,7 @@ func (m *Manager) indexer(ctx context.Context, queue <-chan indexBatch) {
 			err := r.index(cctx, pending[r])
 			cancel()
 			if err != nil {
-				r.report(err)
+				r.indexFailed(err)
 			}
 		}
 		clear(pending)
@@ -406,6 +439,7 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		r.kill()
 		m.remove(r)
 	}
+	m.forgetRow(id)
 	// The file first: if the store fails, the metadata is left to retry
 	// with, rather than a listing of nothing.
 	ferr := os.Remove(path)

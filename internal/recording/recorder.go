@@ -65,6 +65,11 @@ type Recorder struct {
 	err     error
 
 	failed atomic.Bool // a failure was reported (OnFailure is called once)
+	// indexGap is set when text was left out of the search index (a
+	// store error, a queue that was full): the index is derived data, so
+	// this never ends the session; the recording is indexed again from
+	// its file once it has ended.
+	indexGap atomic.Bool
 }
 
 // writer is the flusher's state of one recording.
@@ -453,11 +458,27 @@ func (r *Recorder) report(err error) {
 	}
 }
 
+// indexFailed notes text that did not reach the search index. It is
+// logged once per recording and never reported as a recording failure:
+// the file is complete, and the index catches up from it later.
+func (r *Recorder) indexFailed(err error) {
+	if r.deleted.Load() {
+		return
+	}
+	if r.indexGap.Swap(true) {
+		r.m.log.Debug("search index failure", "recording", r.meta.ID, "err", err)
+		return
+	}
+	r.m.log.Warn("search index failure; the recording is indexed from its file after it ends", "recording", r.meta.ID, "err", err)
+}
+
 func (r *Recorder) endDone() { r.doneOnce.Do(func() { close(r.done) }) }
 
 // Close ends the recording: it writes what is buffered, syncs and closes the
 // file, indexes the last text, and stores the recording as ended with the
-// file's size and SHA-256 (hex), which it returns. It returns the same
+// file's size and SHA-256 (hex), which it returns. A store that refuses
+// the index or the end is no error of the recording's: the end is stored
+// when the store takes writes again, the text indexed from the file. It returns the same
 // again if called again. If the recording was deleted it returns
 // ErrDeleted. ctx bounds the store calls.
 func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err error) {
@@ -478,15 +499,31 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	}
 	chunks, ferr := r.flushLocked(true)
 	size, sum, cerr := r.finishFile()
+	skipped := r.w.text.skipped
 	r.fmu.Unlock()
 	r.m.remove(r)
 	r.endDone()
-	ierr := r.index(ctx, chunks)
-	serr := r.m.st.FinishRecording(ctx, r.meta.ID, store.RecordingEnded, r.m.now(), size, sum)
-	if serr != nil {
-		serr = fmt.Errorf("close recording %s: %w", r.meta.ID, serr)
+	if err := r.index(ctx, chunks); err != nil {
+		r.indexFailed(err)
 	}
-	r.size, r.sum, r.err = size, sum, errors.Join(ferr, cerr, ierr, serr)
+	// The index state goes before the end: the catch-up takes only ended
+	// recordings, and one whose state could not be stored stays live,
+	// which the catch-up takes too (indexing it again is only work).
+	idx := store.IndexComplete
+	if skipped || r.indexGap.Load() {
+		idx = store.IndexPartial
+	}
+	if err := r.m.st.SetRecordingIndex(ctx, r.meta.ID, idx, 0); err != nil {
+		r.m.log.Debug("index state not stored; the catch-up indexes the recording from its file", "recording", r.meta.ID, "err", err)
+		idx = store.IndexPartial
+	}
+	// The end is stored now or, while the store refuses writes, later:
+	// the session never ends up listed as active for ever.
+	r.m.finishRow(ctx, r.meta.ID, store.RecordingEnded, r.m.now(), size, sum)
+	if idx == store.IndexPartial {
+		r.m.kickCatchUp()
+	}
+	r.size, r.sum, r.err = size, sum, errors.Join(ferr, cerr)
 	return r.size, r.sum, r.err
 }
 

@@ -39,8 +39,12 @@ type textIndexer struct {
 	last     time.Time
 	now      time.Time // of the current flush
 	flooding bool      // over budget: output is skipped, only its tail kept
-	tail     []byte    // the last floodTail bytes skipped
-	tailT    int64
+	skipped  bool      // some output was skipped: the index misses text
+	// unlimited indexes everything (the catch-up from the file, which
+	// has no session to keep up with).
+	unlimited bool
+	tail      []byte // the last floodTail bytes skipped
+	tailT     int64
 
 	evT      int64  // time of the event being fed, µs
 	cur      []byte // lines of the chunk being filled, each ending in '\n'
@@ -70,6 +74,10 @@ func (x *textIndexer) refill(now time.Time) {
 // feed indexes output at time t, within the budget.
 func (x *textIndexer) feed(t int64, data []byte) {
 	n := float64(len(data))
+	if x.unlimited {
+		x.write(t, data)
+		return
+	}
 	if !x.flooding && n <= x.tokens {
 		x.tokens -= n
 		x.write(t, data)
@@ -77,7 +85,7 @@ func (x *textIndexer) feed(t int64, data []byte) {
 	}
 	// Over budget: skip, keeping the end. Skipped output uses the budget
 	// up too, so that indexing resumes only once the flood has calmed.
-	x.flooding = true
+	x.flooding, x.skipped = true, true
 	x.tokens = max(0, x.tokens-n)
 	x.tailT = t
 	if len(data) >= floodTail {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	stdlog "log"
 	"log/slog"
@@ -21,7 +22,7 @@ import (
 // builds the handler of the HTTPS listener:
 //
 //	/api/v1/...  the REST API; callers by X-API-KEY or console cookie
-//	/healthz     200 while the store answers, 503 otherwise (no auth)
+//	/healthz     200 while the store answers and takes writes, 503 otherwise (no auth)
 //	/metrics     Prometheus metrics: counts only, no names (no auth)
 //	/ and /ui/   the web console (package web)
 func (s *Server) listenHTTPS() error {
@@ -107,8 +108,14 @@ func httpsTLSConfig(cert tls.Certificate) *tls.Config {
 	}
 }
 
-// healthz answers whether this gateway can serve: its store answers
-// within two seconds. A load balancer takes it out of rotation otherwise.
+// healthz answers whether this gateway can serve with a whole audit
+// trail: its store answers within two seconds, and takes writes (no audit
+// event waits in the spool, no recording row waits to be stored). A load
+// balancer takes it out of rotation otherwise, so that in HA new sessions
+// go to a gateway whose trail is in the database. Sessions go on here:
+// their events are safe in the spool and reach the store when it takes
+// writes again. (For that reason /healthz is a readiness check; a
+// liveness probe that restarts the gateway on 503 would end them.)
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -120,7 +127,26 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(`{"status":"unavailable","store":"unreachable"}` + "\n"))
 		return
 	}
+	if reason := s.writeHealth(); reason != "" {
+		body, _ := json.Marshal(map[string]string{"status": "degraded", "store": "writes failing", "reason": reason})
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(append(body, '\n'))
+		return
+	}
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// writeHealth says what of the audit trail and the recordings' rows waits
+// for the store, "" when nothing does.
+func (s *Server) writeHealth() string {
+	var parts []string
+	if err := s.audit.Health(); err != nil {
+		parts = append(parts, err.Error())
+	}
+	if n := s.recordings.RowsPending(); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d recordings wait to be stored", n))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // failClosed answers 503 while the store is unreachable: credentials,

@@ -353,9 +353,18 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	if c.mfa != "" {
 		how += " and a " + c.mfa + " code"
 	}
-	s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
+	// Fail closed only when the login cannot be kept at all: Write
+	// returns an error when neither the store nor the spool took the
+	// event (a store that refuses writes alone sends it to the spool).
+	unaudited := s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
-		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail})
+		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail}) != nil
+	if unaudited {
+		// A client that opens no channel (ssh -N) is not told; it is
+		// dropped all the same, soon.
+		drop := time.AfterFunc(unauditedGrace, func() { sshConn.Close() })
+		defer drop.Stop()
+	}
 
 	// One loop serves both global requests and channel opens: every
 	// goroutine costs memory on each of possibly thousands of idle
@@ -396,6 +405,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 				continue
 			}
 			nch = ch
+		}
+		if unaudited {
+			// The first channel is where the client can be told why.
+			_ = nch.Reject(ssh.ResourceShortage, "portcullis: the gateway cannot write its audit trail; try again in a moment")
+			sshConn.Close()
+			continue
 		}
 		// Like OpenSSH's MaxSessions: a client cannot open channels (and
 		// goroutines) without bound.
@@ -485,6 +500,11 @@ func (c *conn) audit(ev store.AuditEvent) error {
 	}
 	return c.srv.writeAudit(c.ctx, ev)
 }
+
+// unauditedGrace is how long a login whose event could be neither stored
+// nor spooled waits for a channel on which to be told why, before it is
+// dropped.
+const unauditedGrace = 5 * time.Second
 
 // Bounds per connection.
 const (

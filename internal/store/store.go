@@ -97,7 +97,27 @@ type Recording struct {
 	// InterruptActive closes it if it is left active. Empty for
 	// recordings stored before gateways had ids.
 	Gateway string
+	// IndexState says how much of the recording search sees: IndexLive,
+	// IndexPartial, IndexComplete or IndexFailed. IndexOffset is how far
+	// into the file the catch-up has indexed (0: not started).
+	IndexState  string
+	IndexOffset int64
 }
+
+// Search index states of a recording.
+const (
+	// IndexLive: the session runs; text is indexed as it comes, within
+	// the live budget.
+	IndexLive = "live"
+	// IndexPartial: the recording ended and its index misses text (the
+	// budget, a store that refused it); its gateway indexes it again from
+	// the file in the background.
+	IndexPartial = "partial"
+	// IndexComplete: everything the file holds is searchable.
+	IndexComplete = "complete"
+	// IndexFailed: the file could not be read to index it.
+	IndexFailed = "failed"
+)
 
 // RecordingFilter narrows a recordings listing. Zero fields do not filter.
 type RecordingFilter struct {
@@ -313,6 +333,10 @@ type Store interface {
 	// Revision is a number that grows with every Apply; gateways sharing a
 	// store poll it to notice changes made elsewhere.
 	Revision(ctx context.Context) (int64, error)
+	// CheckWritable reports whether the store takes writes now, with a
+	// write that changes nothing. A store can answer reads and refuse
+	// writes (a read-only or locked SQLite file, a PostgreSQL standby).
+	CheckWritable(ctx context.Context) error
 
 	// AppendAudit stores an event and returns its ID. IDs grow.
 	AppendAudit(ctx context.Context, ev AuditEvent) (int64, error)
@@ -357,6 +381,17 @@ type Store interface {
 	GetRecording(ctx context.Context, id string) (Recording, error)
 	// ListRecordings returns recordings matching f, newest first.
 	ListRecordings(ctx context.Context, f RecordingFilter) ([]Recording, error)
+	// SetRecordingIndex stores a recording's index state and catch-up
+	// offset; ErrNotFound if the recording does not exist.
+	SetRecordingIndex(ctx context.Context, id, state string, offset int64) error
+	// IndexBacklog returns up to limit recordings of gateway that ended
+	// (or were interrupted) and whose index is not complete or failed
+	// (live or partial), oldest first: what that gateway indexes from
+	// its files.
+	IndexBacklog(ctx context.Context, gateway string, limit int) ([]Recording, error)
+	// DeleteRecordingText removes a recording's indexed text (before it is
+	// indexed again from the file).
+	DeleteRecordingText(ctx context.Context, id string) error
 	// DeleteRecording removes a recording's metadata and its text index;
 	// ErrNotFound if absent.
 	DeleteRecording(ctx context.Context, id string) error

@@ -13,7 +13,7 @@ import (
 )
 
 // recordingCols are the columns scanRecording reads, in order.
-const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256, gateway`
+const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256, gateway, index_state, index_offset`
 
 // CreateRecording stores a new recording's metadata as active: r.State,
 // r.EndedAt, r.Size and r.SHA256 are ignored. r.ID is required; a zero
@@ -28,12 +28,12 @@ func (s *Store) CreateRecording(ctx context.Context, r store.Recording) error {
 		r.StartedAt = time.Now()
 	}
 	res, err := s.w.ExecContext(ctx, `
-INSERT INTO recordings (id, user_name, target, account, source, action, command, started_at, state, gateway)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO recordings (id, user_name, target, account, source, action, command, started_at, state, gateway, index_state)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (id) DO NOTHING`,
 		r.ID, store.CleanText(r.User), store.CleanText(r.Target), store.CleanText(r.Account),
 		store.CleanText(r.Source), store.CleanText(r.Action), store.CleanText(r.Command),
-		nanos(r.StartedAt), store.RecordingActive, store.CleanText(r.Gateway))
+		nanos(r.StartedAt), store.RecordingActive, store.CleanText(r.Gateway), store.IndexLive)
 	if err != nil {
 		return fmt.Errorf("create recording %q: %w", r.ID, err)
 	}
@@ -204,7 +204,7 @@ func scanRecording(sc scanner) (store.Recording, error) {
 		ended   sql.NullInt64
 	)
 	if err := sc.Scan(&r.ID, &r.User, &r.Target, &r.Account, &r.Source, &r.Action, &r.Command,
-		&started, &ended, &r.State, &r.Size, &r.SHA256, &r.Gateway); err != nil {
+		&started, &ended, &r.State, &r.Size, &r.SHA256, &r.Gateway, &r.IndexState, &r.IndexOffset); err != nil {
 		return store.Recording{}, err
 	}
 	r.StartedAt = fromNanos(started)

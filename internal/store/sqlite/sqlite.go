@@ -57,6 +57,7 @@ type Store struct {
 	// Checkpoints is the audit trail's signed checkpoints, its key and
 	// retention, shared with the PostgreSQL store.
 	sqlstore.Checkpoints
+	sqlstore.RecordingIndex
 }
 
 var _ store.Store = (*Store)(nil)
@@ -99,7 +100,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = w.Close()
 		return nil, err
 	}
-	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w}}, nil
+	return &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w},
+		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}}, nil
 }
 
 // openPool opens the write pool (one connection) or the read pool.
@@ -111,6 +113,12 @@ func openPool(ctx context.Context, path string, readOnly bool) (*sql.DB, error) 
 	if readOnly {
 		q.Set("_query_only", "on")
 	} else {
+		// 16 KiB pages for a new file (an existing one keeps its own
+		// until VACUUM): index chunks of one to two KiB fill them far
+		// better than 4 KiB pages, which made the search index a tenth
+		// smaller (1.65x -> 1.47x the terminal output, BenchmarkCatchUp).
+		// Set before WAL: the page size of a WAL database is fixed.
+		q.Set("_pragma", "page_size(16384)")
 		q.Set("_journal_mode", "WAL")
 		// BEGIN IMMEDIATE takes the write lock at the start of the
 		// transaction, so a transaction that reads before it writes waits

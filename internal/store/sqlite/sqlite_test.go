@@ -160,6 +160,10 @@ func TestPragmas(t *testing.T) {
 	if err := db.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil || !strings.EqualFold(mode, "wal") {
 		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
 	}
+	var ps int
+	if err := db.QueryRow("PRAGMA page_size").Scan(&ps); err != nil || ps != 16384 {
+		t.Errorf("page_size = %d, %v; want 16384 (index chunks fill them better)", ps, err)
+	}
 	var v int
 	if err := db.QueryRow("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil || v != migrations.Latest() {
 		t.Errorf("schema version = %d, %v; want %d", v, err, migrations.Latest())

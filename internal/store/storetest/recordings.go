@@ -50,6 +50,7 @@ func testRecordings(t *testing.T, s store.Store) {
 	want := in
 	want.Command = "uptime\uFFFD\uFFFD"
 	want.State, want.EndedAt, want.Size, want.SHA256 = store.RecordingActive, time.Time{}, 0, ""
+	want.IndexState = store.IndexLive
 	if !r.StartedAt.Equal(started) || r.StartedAt.Location() != time.UTC {
 		t.Errorf("StartedAt = %v, want %v in UTC", r.StartedAt, started)
 	}

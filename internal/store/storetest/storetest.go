@@ -104,6 +104,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Recordings", testRecordings},
 		{"ListRecordings", testListRecordings},
 		{"InterruptActive", testInterruptActive},
+		{"RecordingIndex", testRecordingIndex},
+		{"CheckWritable", testCheckWritable},
 		{"DeleteRecording", testDeleteRecording},
 		{"Search", testSearch},
 		{"SearchWordsInPunctuation", testSearchWordsInPunctuation},

@@ -1,0 +1,221 @@
+package recording
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// The catch-up indexes, from their files, the ended recordings whose
+// index misses text: the live budget skipped part of a flood, or the store
+// refused some text. It is one goroutine owned by Run, one recording and
+// one batch at a time, so its cost is bounded whatever the backlog.
+const (
+	// catchUpPoll is how often the backlog is looked at when nothing
+	// asked sooner (a session ending with a gap asks at once).
+	catchUpPoll = 10 * time.Second
+	// catchUpBatch is the text sent to the store per IndexText call (one
+	// transaction), after which the progress is stored.
+	catchUpBatch = 4 << 20
+	// catchUpPause is the rest between two batches while sessions are
+	// being recorded, so the live path gets the store first.
+	catchUpPause = 50 * time.Millisecond
+)
+
+// kickCatchUp asks the catch-up to look at the backlog now.
+func (m *Manager) kickCatchUp() {
+	select {
+	case m.catchKick <- struct{}{}:
+	default:
+	}
+}
+
+// catchUp indexes the backlog until ctx ends.
+func (m *Manager) catchUp(ctx context.Context) {
+	t := time.NewTicker(catchUpPoll)
+	defer t.Stop()
+	for {
+		m.catchUpBacklog(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.catchKick:
+		}
+	}
+}
+
+// catchUpBacklog indexes every recording in the backlog, and returns when
+// it is empty, ctx ends or the store fails (the next round retries).
+func (m *Manager) catchUpBacklog(ctx context.Context) {
+	for ctx.Err() == nil {
+		recs, err := m.st.IndexBacklog(ctx, m.gateway, 16)
+		if err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("search index catch-up: backlog", "err", err)
+			}
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		for _, rec := range recs {
+			if err := m.IndexFile(ctx, rec); err != nil {
+				if ctx.Err() == nil {
+					m.log.Warn("search index catch-up", "recording", rec.ID, "err", err)
+				}
+				return
+			}
+		}
+	}
+}
+
+// IndexFile indexes an ended recording from its file, from rec.IndexOffset
+// (or from the start, after removing what the live path indexed, when it
+// is 0), without a budget, and stores it as complete. Progress is stored
+// after each batch, so that a restart resumes there; a line that a restart
+// cuts in two is indexed in two halves. A file that cannot be read is
+// stored as failed; only store errors are returned.
+func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
+	path, err := m.path(rec.ID)
+	if err != nil {
+		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, 0)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		m.log.Warn("search index catch-up: the recording's file cannot be read", "recording", rec.ID, "err", err)
+		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, rec.IndexOffset)
+	}
+	defer f.Close()
+	rd, err := NewReader(f)
+	if err != nil {
+		m.log.Warn("search index catch-up: the recording's file is not a recording", "recording", rec.ID, "err", err)
+		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, rec.IndexOffset)
+	}
+	h := rd.Header()
+	if rec.IndexOffset > 0 {
+		if _, err := f.Seek(rec.IndexOffset, io.SeekStart); err != nil {
+			return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, rec.IndexOffset)
+		}
+		rd = &Reader{br: bufio.NewReaderSize(f, 64<<10), header: h, off: rec.IndexOffset}
+	} else if err := m.st.DeleteRecordingText(ctx, rec.ID); err != nil {
+		return err
+	}
+	// One goroutine reads the file and extracts text while this one
+	// commits the batch before: on two cores the terminal and the JSON
+	// decoding then cost no wall time beside the store.
+	pctx, cancel := context.WithCancel(ctx)
+	batches := make(chan catchBatch, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		extractBatches(pctx, m, rec.ID, rd, h, batches)
+	}()
+	defer func() {
+		cancel()
+		for range batches { // let the reader see the cancel and end
+		}
+		<-done
+	}()
+	for b := range batches {
+		if b.damaged != nil {
+			m.log.Warn("search index catch-up: the recording's file is damaged", "recording", rec.ID, "err", b.damaged)
+		}
+		if len(b.chunks) > 0 {
+			if err := m.st.IndexText(ctx, b.chunks); err != nil {
+				return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
+			}
+		}
+		if err := m.st.SetRecordingIndex(ctx, rec.ID, b.state, b.off); err != nil {
+			return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
+		}
+		if b.state != store.IndexPartial {
+			m.log.Info("recording indexed from its file", "recording", rec.ID, "state", b.state, "bytes", b.off)
+			return nil
+		}
+		if len(m.Active()) > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(catchUpPause):
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// catchBatch is text of a recording for one transaction, and the index
+// state and file offset to store with it.
+type catchBatch struct {
+	chunks  []store.TextChunk
+	state   string // IndexPartial while more follows
+	off     int64
+	damaged error // the file ended in a damaged line
+}
+
+// extractBatches reads rd's events and sends their text in batches of
+// about catchUpBatch, the last one with its final state, until the file
+// ends or ctx does.
+func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h Header, out chan<- catchBatch) {
+	var x textIndexer
+	x.init(id, h.Width, h.Height, h.Env["TERM"] != "")
+	x.unlimited = true
+	var b catchBatch
+	size := 0
+	send := func() bool {
+		select {
+		case out <- b:
+			b, size = catchBatch{}, 0
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		ev, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// A torn or damaged line: what came before is indexed; the
+			// rest cannot be read.
+			b.chunks = append(b.chunks, x.take(time.Time{}, true)...)
+			b.state, b.off, b.damaged = store.IndexFailed, rd.off, err
+			send()
+			return
+		}
+		switch ev.Type {
+		case "o":
+			if data := []byte(ev.Data); !classify(data).binary(len(data)) {
+				x.now = time.Now()
+				x.feed(int64(ev.Time*1e6), data)
+			}
+		case "r":
+			x.resize([]byte(ev.Data))
+		}
+		for _, c := range x.take(time.Time{}, false) {
+			b.chunks = append(b.chunks, c)
+			size += len(c.Text)
+		}
+		if size >= catchUpBatch {
+			// Whole lines only in what is committed: the chunk being
+			// filled goes with this batch.
+			x.push()
+			b.chunks = append(b.chunks, x.take(time.Time{}, false)...)
+			b.state, b.off = store.IndexPartial, rd.off
+			if !send() {
+				return
+			}
+		}
+	}
+	b.chunks = append(b.chunks, x.take(time.Time{}, true)...)
+	b.state, b.off = store.IndexComplete, rd.off
+	send()
+}

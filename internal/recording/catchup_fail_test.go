@@ -1,0 +1,55 @@
+package recording
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// TestCatchUpFailedStates: a recording whose file is gone, or is not a
+// recording, is stored as failed (not retried for ever); one with a
+// damaged line in the middle has what came before indexed, then failed.
+func TestCatchUpFailedStates(t *testing.T) {
+	ctx := context.Background()
+	m, st, _ := newTestManager(t)
+	for _, id := range []string{"gone", "garbage", "damaged"} {
+		if err := st.CreateRecording(ctx, store.Recording{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.FinishRecording(ctx, id, store.RecordingEnded, m.now(), 0, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(id, content string) {
+		if err := os.WriteFile(filepath.Join(m.Dir(), id+".cast"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("garbage", "not a recording\n")
+	write("damaged", `{"version":2,"width":80,"height":24}`+"\n"+
+		`[0.1,"o","before the damage\r\n"]`+"\n"+`[0.2,"o",`+"\n"+`[0.3,"o","after the damage\r\n"]`+"\n")
+	for _, id := range []string{"gone", "garbage", "damaged"} {
+		rec, _ := st.GetRecording(ctx, id)
+		if err := m.IndexFile(ctx, rec); err != nil {
+			t.Fatalf("IndexFile(%s): %v", id, err)
+		}
+		if rec, _ := st.GetRecording(ctx, id); rec.IndexState != store.IndexFailed {
+			t.Errorf("%s: index state %q, want failed", id, rec.IndexState)
+		}
+	}
+	var text []string
+	for _, c := range st.chunks {
+		text = append(text, c.Text)
+	}
+	all := strings.Join(text, "\n")
+	if !strings.Contains(all, "before the damage") || strings.Contains(all, "after the damage") {
+		t.Errorf("indexed text of the damaged file: %q", all)
+	}
+	if backlog, _ := st.IndexBacklog(ctx, "", 10); len(backlog) != 0 {
+		t.Errorf("failed recordings still in the backlog: %v", backlog)
+	}
+}
