@@ -210,6 +210,7 @@ type Server struct {
 	cfg       Config
 	acceptEnv []envPattern // compiled Config.AcceptEnv
 	preAuth   *preAuthPool // connections not authenticated yet
+	drops     *dropLog     // connections dropped at accept, for log and metrics
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -248,6 +249,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		acceptEnv: acceptEnv,
 		preAuth:   newPreAuthPool(cfg.MaxPreAuthPerSource, cfg.PreAuthStart, cfg.PreAuthRate, cfg.MaxPreAuth),
+		drops:     newDropLog(cfg.Log, cfg.Metrics, dropLogInterval),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		failures:  map[netip.Prefix]*failBudget{},
@@ -319,23 +321,34 @@ func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
 	}
 	s.mu.Unlock()
 	if spent {
-		s.cfg.Log.Warn("connection dropped: too many failed authentications", "source", nc.RemoteAddr().String())
+		s.drops.drop(src, metrics.DropFailures, "too many failed authentications")
 		nc.Close()
 		return nil, false
 	}
 	e, evicted, reason := s.preAuth.admit(nc, src)
 	if evicted != nil {
-		s.cfg.Log.Debug("unauthenticated connection closed to make room", "source", evicted.RemoteAddr().String(),
-			"for", nc.RemoteAddr().String())
+		// Counted, not logged: the newcomer's source is the one to watch,
+		// and a flood would otherwise write a line per connection.
+		s.cfg.Metrics.Dropped(metrics.DropEvicted)
 		evicted.Close()
 	}
 	if e == nil {
-		// Debug, not warn: a flood would otherwise flood the log too.
-		s.cfg.Log.Debug("connection dropped", "source", nc.RemoteAddr().String(), "reason", reason)
+		s.drops.drop(src, dropClass[reason], reason)
 		nc.Close()
 		return nil, false
 	}
 	return e, true
+}
+
+// dropLogInterval is how often dropLog writes one line per source with the
+// count of the connections it dropped since the first.
+const dropLogInterval = time.Minute
+
+// dropClass maps preAuthPool's reasons to their metrics class.
+var dropClass = map[string]string{
+	dropPerSource: metrics.DropPerSource,
+	dropEarly:     metrics.DropEarly,
+	dropFull:      metrics.DropFull,
 }
 
 // noteFailure charges one failed authentication to a source address and
@@ -480,6 +493,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	s.drops.stop()
 
 	done := make(chan struct{})
 	go func() {
