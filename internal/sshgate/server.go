@@ -61,12 +61,14 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -126,6 +128,12 @@ type Config struct {
 	// message, while sessions already running go on. Fail closed: the
 	// gateway cannot check revocations it cannot read.
 	Available func() error
+
+	// Files keeps new connections and sessions within the process's limit
+	// of open files: near it, new sessions are refused with one line and,
+	// nearer still, new connections are closed at accept, while sessions
+	// already running go on. Nil takes a Budget with the default reserve.
+	Files *fdlimit.Budget
 
 	// AuthTimeout closes a connection that has not authenticated in time,
 	// counted from accept. Default 30s.
@@ -203,6 +211,9 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.Files == nil {
+		c.Files = &fdlimit.Budget{}
+	}
 }
 
 // Server is the SSH front. Create it with New.
@@ -211,6 +222,9 @@ type Server struct {
 	acceptEnv []envPattern // compiled Config.AcceptEnv
 	preAuth   *preAuthPool // connections not authenticated yet
 	drops     *dropLog     // connections dropped at accept, for log and metrics
+	// filesAudited is when (unix ns) a session refused near the open-file
+	// limit was last audited; see auditFilesRefusal.
+	filesAudited atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -309,7 +323,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // admit drops a connection before any work when its source is over the
-// failure limit or the pre-authentication pool refuses it (preAuthPool);
+// failure limit, the process is near its limit of open files, or the
+// pre-authentication pool refuses it (preAuthPool);
 // otherwise it returns the connection's place in that pool. It runs in the
 // accept loop and never blocks.
 func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
@@ -322,6 +337,14 @@ func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
 	s.mu.Unlock()
 	if spent {
 		s.drops.drop(src, metrics.DropFailures, "too many failed authentications")
+		nc.Close()
+		return nil, false
+	}
+	// A connection costs one descriptor; it is still accepted while half
+	// the reserve is free, so that its client can be told why its session
+	// is refused (sessionFiles), rather than see the connection reset.
+	if !s.cfg.Files.Admit(1, 50) {
+		s.drops.drop(src, metrics.DropFiles, "open files near the limit")
 		nc.Close()
 		return nil, false
 	}

@@ -209,6 +209,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		return
 	}
 	defer c.removeGrant(g)
+	if !c.srv.cfg.Files.Admit(sessionFiles, 100) {
+		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
+		c.srv.auditFilesRefusal(c, g, action)
+		refuseLocked(errFilesFull)
+		drain(reqs)
+		return
+	}
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
