@@ -506,8 +506,9 @@ func (s *Server) ActiveConns() int {
 	return len(s.conns)
 }
 
-// Shutdown stops accepting, waits for connections to end until ctx is done,
-// then closes the remaining ones with a message and waits for their
+// Shutdown stops accepting, tells every live session how long it has (the
+// time left to ctx's deadline), waits for connections to end until ctx is
+// done, then closes the remaining ones with a message and waits for their
 // goroutines to write their end events.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -517,6 +518,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.drops.stop()
+
+	// Every live session is told at once how long it has. The lines are
+	// written in the background and end with their connections, which
+	// all end before Shutdown returns.
+	var notices sync.WaitGroup
+	defer notices.Wait()
+	msg := "portcullis: the gateway is shutting down; new sessions are refused"
+	if dl, ok := ctx.Deadline(); ok {
+		msg = fmt.Sprintf("portcullis: the gateway is shutting down: this session will be closed in %v", time.Until(dl).Round(time.Second))
+	}
+	for _, c := range s.liveConns() {
+		c.tell(msg, &notices)
+	}
 
 	done := make(chan struct{})
 	go func() {
