@@ -65,7 +65,7 @@ midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.
 Flags:
   --user NAME        (ls) recordings of one gateway user or service account
   --target NAME      (ls) recordings on one target
-  --state STATE      (ls) active, ended or interrupted
+  --state STATE      (ls) active, ended, incomplete or interrupted
   --since TIME       (ls) recordings started at or after TIME
   --limit N          (ls, search) at most N (ls: default 1000; search: default 100; at most 10000)
   --json             (ls, search) a JSON array, each item with the recording's id
@@ -97,9 +97,9 @@ func runRecordingsLs(e *env, args []string) error {
 		return usageErr("unexpected argument %q", pos[0])
 	}
 	switch state {
-	case "", "active", "ended", "interrupted":
+	case "", "active", "ended", "incomplete", "interrupted":
 	default:
-		return usageErr("--state: %q is not active, ended or interrupted", state)
+		return usageErr("--state: %q is not active, ended, incomplete or interrupted", state)
 	}
 	q := url.Values{}
 	if err := setSince(q, since); err != nil {

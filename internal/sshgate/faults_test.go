@@ -3,6 +3,8 @@ package sshgate_test
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -43,8 +45,10 @@ func (w *world) holdSession(t *testing.T, command string) *heldSession {
 	})
 	lines := make(chan string, 1)
 	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
+		br := bufio.NewReader(out)
+		line, _ := br.ReadString('\n')
 		lines <- line
+		_, _ = io.Copy(io.Discard, br) // the rest, so that output never stalls
 		_ = h.cmd.Wait()
 		close(h.done)
 	}()
@@ -172,4 +176,59 @@ func TestShutdownNoticeAndSessionIDs(t *testing.T) {
 	if _, lost := end.Detail["end_reason"]; lost || end.Outcome != audit.Success {
 		t.Errorf("session ended by shutdown recorded as lost: %+v", end)
 	}
+}
+
+// TestRecordingLostToFullDisk: a recording whose disk fills while the
+// session goes on (on_failure: continue) is listed live as incomplete, not
+// recorded; it ends incomplete, and session.end says how much was lost and
+// when. It used to be "recorded" live and plainly "ended".
+func TestRecordingLostToFullDisk(t *testing.T) {
+	w := newWorld(t, "exec")
+	w.gw.apply(`
+kind: Policy
+name: record-alice
+type: session-recording
+subjects: {users: [alice]}
+targets: {names: [web1]}
+on_failure: continue
+`)
+	dir := w.gw.rec.Dir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+	}
+	// Lazy: the gateway may still hold the file open until its cleanup.
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+
+	// 1 MB of text into a 256 KiB file system, then the session idles.
+	h := w.holdSession(t, "echo started; head -c 1000000 /dev/zero | tr '\\0' x; echo; sleep 60")
+	var id string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		list := w.gw.srv.List()
+		if len(list) == 1 && list[0].RecordingIncomplete {
+			if list[0].Recorded {
+				t.Fatalf("live session both recorded and incomplete: %+v", list[0])
+			}
+			id = list[0].ID
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("live listing never said the recording is incomplete: %+v", list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w.gw.waitEvent(audit.RecordingFailure, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+	_ = h.cmd.Process.Kill()
+	h.wait(t)
+	end := w.gw.waitEvent(audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+	lost, _ := end.Detail["recording_lost_bytes"].(float64)
+	from, _ := end.Detail["recording_gap_from_s"].(float64)
+	to, _ := end.Detail["recording_gap_to_s"].(float64)
+	if end.Detail["recording_state"] != store.RecordingIncomplete || lost < 500000 || lost > 1000009 || from > to {
+		t.Errorf("session.end detail %v: want recording_state incomplete, most of the 1 MB lost, a gap from <= to", end.Detail)
+	}
+	rec, err := w.gw.store.GetRecording(context.Background(), id)
+	if err != nil || rec.State != store.RecordingIncomplete {
+		t.Errorf("recording %+v (%v): want state %q", rec, err, store.RecordingIncomplete)
+	}
+	t.Logf("lost %s bytes, from %.1fs to %.1fs", fmt.Sprint(int64(lost)), from, to)
 }

@@ -353,6 +353,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 			endDetail["recording"] = g.id
 			endDetail["recording_sha256"] = sum
 			endDetail["recording_bytes"] = size
+			if gap := obs.rec.Gap(); gap.Bytes > 0 {
+				// What the recording lacks, for whoever reads it later.
+				endDetail["recording_state"] = store.RecordingIncomplete
+				endDetail["recording_lost_bytes"] = gap.Bytes
+				endDetail["recording_gap_from_s"] = gap.From.Seconds()
+				endDetail["recording_gap_to_s"] = gap.To.Seconds()
+			}
 		}
 	}
 	if cmdID != 0 && res.exitStatus != nil && c.srv.cfg.Commands != nil {
