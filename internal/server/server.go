@@ -106,14 +106,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 			s.close()
 		}
 	}()
-	// Every session holds about three descriptors: run out and accept,
-	// dial and recording fail for everyone. Go raises the soft limit at
-	// start already; this says so in the log, once.
-	if soft, hard, err := fdlimit.Raise(); err != nil {
-		log.Warn("open file limit not raised", "soft", soft, "hard", hard, "err", err)
-	} else {
-		log.Info("open file limit", "soft", soft, "hard", hard)
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -124,6 +116,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	// Every session holds about three descriptors: run out and accept,
+	// dial and recording fail for everyone. Go raises the soft limit at
+	// start already; this says so in the log, once, when this gateway
+	// is the one starting on the data directory.
+	if soft, hard, err := fdlimit.Raise(); err != nil {
+		log.Warn("open file limit not raised", "soft", soft, "hard", hard, "err", err)
+	} else {
+		log.Info("open file limit", "soft", soft, "hard", hard)
 	}
 	tlsKey := cfg.TLSKeyFile
 	if tlsKey == "" && cfg.APIAddr != "" {
