@@ -124,8 +124,9 @@ func TestOpenFileLimit(t *testing.T) {
 	}
 	t.Logf("%d sessions running, the next one refused", running)
 	msg, _ := os.ReadFile(refused.stderr)
-	if code := refused.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(string(msg), "portcullis: the gateway is at its limit of open files") {
-		t.Fatalf("refused session: exit %d, stderr %q; want exit 1 and the open-files line", code, msg)
+	if code := refused.cmd.ProcessState.ExitCode(); code != 1 || strings.Count(string(msg), "portcullis:") != 1 ||
+		!strings.Contains(string(msg), "portcullis: the gateway is at its limit of open files") {
+		t.Fatalf("refused session: exit %d, stderr %q; want exit 1 and the one open-files line", code, msg)
 	}
 	// Another refusal in the same minute is not audited again.
 	if h, ok := hold(); ok {
