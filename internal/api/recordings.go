@@ -92,9 +92,9 @@ func (a *api) listRecordings(w http.ResponseWriter, r *http.Request) error {
 	}
 	f := store.RecordingFilter{User: q.Get("user"), Target: q.Get("target"), State: q.Get("state")}
 	switch f.State {
-	case "", store.RecordingActive, store.RecordingEnded, store.RecordingInterrupted:
+	case "", store.RecordingActive, store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted:
 	default:
-		return clientError(http.StatusBadRequest, "state: %q is not a recording state (active, ended, interrupted)", f.State)
+		return clientError(http.StatusBadRequest, "state: %q is not a recording state (active, ended, incomplete, interrupted)", f.State)
 	}
 	var err error
 	if f.Since, err = queryTime(q, "since"); err != nil {

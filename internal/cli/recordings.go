@@ -67,7 +67,7 @@ midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.
 Flags:
   --user NAME        (ls) recordings of one gateway user or service account
   --target NAME      (ls) recordings on one target
-  --state STATE      (ls) active, ended or interrupted
+  --state STATE      (ls) active, ended, incomplete or interrupted
   --since TIME       (ls) recordings started at or after TIME
   --before ID        (ls) recordings listed after the one with this id: the next page
                      (ls says "more exist: see older ones with --before ID" when there is one)
@@ -104,9 +104,9 @@ func runRecordingsLs(e *env, args []string) error {
 		return usageErr("unexpected argument %q", pos[0])
 	}
 	switch state {
-	case "", "active", "ended", "interrupted":
+	case "", "active", "ended", "incomplete", "interrupted":
 	default:
-		return usageErr("--state: %q is not active, ended or interrupted", state)
+		return usageErr("--state: %q is not active, ended, incomplete or interrupted", state)
 	}
 	q := url.Values{}
 	if err := setSince(q, since); err != nil {

@@ -62,7 +62,10 @@ func runSessionsLs(e *env, args []string) error {
 		[]string{"ID", "USER", "TARGET", "ACCOUNT", "ACTION", "SOURCE", "STARTED", "RECORDED"},
 		func(s livesession.Session) []string {
 			recorded := "no"
-			if s.Recorded {
+			switch {
+			case s.RecordingIncomplete:
+				recorded = "incomplete" // output is being lost
+			case s.Recorded:
 				recorded = "yes"
 			}
 			return []string{s.ID, s.User, s.Target, dash(s.Account), s.Action, dash(s.Source),

@@ -10,16 +10,19 @@ import (
 
 // Session describes one running session or tunnel.
 type Session struct {
-	ID         string    `json:"id"`
-	User       string    `json:"user"`
-	Target     string    `json:"target"`
-	Account    string    `json:"account"`
-	Source     string    `json:"source"`
-	Action     string    `json:"action"`
-	Command    string    `json:"command,omitempty"`
-	Started    time.Time `json:"started"`
-	Recorded   bool      `json:"recorded"`
-	Connection string    `json:"connection"`
+	ID       string    `json:"id"`
+	User     string    `json:"user"`
+	Target   string    `json:"target"`
+	Account  string    `json:"account"`
+	Source   string    `json:"source"`
+	Action   string    `json:"action"`
+	Command  string    `json:"command,omitempty"`
+	Started  time.Time `json:"started"`
+	Recorded bool      `json:"recorded"`
+	// RecordingIncomplete: the session's recording lost output (a write
+	// error, a full disk); Recorded is false while so.
+	RecordingIncomplete bool   `json:"recording_incomplete,omitempty"`
+	Connection          string `json:"connection"`
 }
 
 // ErrNotFound is returned by Kill for an id that is not running.

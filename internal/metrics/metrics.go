@@ -1,5 +1,6 @@
 // Package metrics keeps the gateway's Prometheus metrics: sessions, logins,
-// denials, policy decision latency, bytes proxied and API requests.
+// denials, policy decision latency, bytes proxied, API requests, connections
+// dropped before their handshake and the open-file headroom.
 //
 // Labels are a small fixed set of values chosen here (actions, reason
 // classes, status classes), never user, target or key names: /metrics is
@@ -47,6 +48,29 @@ const (
 var denyClasses = []string{DenyPolicy, DenyCommand, DenyLoginString, DenyForward, DenyLimit,
 	DenyUnsupported, DenyAPI, DenyOther}
 
+// Reasons a connection is closed before its handshake, the values of the
+// reason label of portcullis_connections_dropped_total. Any other value is
+// counted as DropOther.
+const (
+	// DropFailures: the source is over its failed-authentication budget.
+	DropFailures = "failures"
+	// DropPerSource: the source holds its cap of unauthenticated
+	// connections.
+	DropPerSource = "per_source"
+	// DropEarly: random early drop over the pre-authentication start.
+	DropEarly = "early"
+	// DropFull: the pre-authentication pool is full.
+	DropFull = "full"
+	// DropEvicted: an unauthenticated connection closed to make room.
+	DropEvicted = "evicted"
+	// DropFiles: the process is close to its limit of open files.
+	DropFiles = "files"
+	// DropOther: any reason not listed here.
+	DropOther = "other"
+)
+
+var dropReasons = []string{DropFailures, DropPerSource, DropEarly, DropFull, DropEvicted, DropFiles, DropOther}
+
 // actionOther is the action label of a session whose action is not one of
 // resource.AllActions.
 const actionOther = "other"
@@ -70,6 +94,7 @@ type Metrics struct {
 	bytesDown      prometheus.Counter
 	apiRequests    [6]prometheus.Counter // index status/100; 0 holds "other"
 	apiKeyFailures prometheus.Counter
+	dropped        map[string]prometheus.Counter // by drop reason
 }
 
 // New returns metrics registered on a new registry together with the Go
@@ -138,7 +163,16 @@ func New() *Metrics {
 		Help: "API requests refused because their X-API-KEY was unknown, wrong, revoked, expired or used from a disallowed address.",
 	})
 
-	reg.MustRegister(m.sessionsActive, sessions, logins, denials, m.decision, bytes, api, m.apiKeyFailures)
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portcullis_connections_dropped_total",
+		Help: "Connections closed before their SSH handshake (failure limit, pre-authentication pool, open-file limit), by reason.",
+	}, []string{"reason"})
+	m.dropped = map[string]prometheus.Counter{}
+	for _, r := range dropReasons {
+		m.dropped[r] = dropped.WithLabelValues(r)
+	}
+
+	reg.MustRegister(m.sessionsActive, sessions, logins, denials, m.decision, bytes, api, m.apiKeyFailures, dropped)
 	return m
 }
 
@@ -247,4 +281,31 @@ func (m *Metrics) APIKeyAuthFailure() {
 		return
 	}
 	m.apiKeyFailures.Inc()
+}
+
+// Dropped counts one connection closed before its handshake; reason is one
+// of the Drop constants. Every drop is counted here, while the log gets one
+// line per source and interval.
+func (m *Metrics) Dropped(reason string) {
+	if m == nil {
+		return
+	}
+	c, ok := m.dropped[reason]
+	if !ok {
+		c = m.dropped[DropOther]
+	}
+	c.Inc()
+}
+
+// FileHeadroom exposes free, called at each scrape, as
+// portcullis_open_files_headroom: how many more files and sockets the
+// process may open before it reaches its limit. Call it once.
+func (m *Metrics) FileHeadroom(free func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_open_files_headroom",
+		Help: "File descriptors the process may still open before RLIMIT_NOFILE (soft limit minus those open).",
+	}, func() float64 { return float64(free()) }))
 }

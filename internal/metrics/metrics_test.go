@@ -44,6 +44,10 @@ func TestMetricsExposition(t *testing.T) {
 		m.APIRequest(code)
 	}
 	m.APIKeyAuthFailure()
+	m.Dropped(DropFailures)
+	m.Dropped(DropFailures)
+	m.Dropped("192.0.2.7") // not a reason: counted as other, never a label
+	m.FileHeadroom(func() int { return 42 })
 
 	out := scrape(t, m)
 	tests := []struct {
@@ -71,6 +75,10 @@ func TestMetricsExposition(t *testing.T) {
 		{"api 5xx", `portcullis_api_requests_total{code_class="5xx"} 1`},
 		{"api other", `portcullis_api_requests_total{code_class="other"} 2`},
 		{"apikey failures", "portcullis_apikey_auth_failures_total 1"},
+		{"dropped failures", `portcullis_connections_dropped_total{reason="failures"} 2`},
+		{"dropped other", `portcullis_connections_dropped_total{reason="other"} 1`},
+		{"dropped zero", `portcullis_connections_dropped_total{reason="files"} 0`},
+		{"file headroom", "portcullis_open_files_headroom 42"},
 		{"go collector", "go_goroutines "},
 		{"process collector", "process_start_time_seconds "},
 	}
@@ -81,7 +89,7 @@ func TestMetricsExposition(t *testing.T) {
 			}
 		})
 	}
-	if strings.Contains(out, "alice") || strings.Contains(out, "db-prod") {
+	if strings.Contains(out, "alice") || strings.Contains(out, "db-prod") || strings.Contains(out, "192.0.2.7") {
 		t.Errorf("a caller's string became a label value:\n%s", out)
 	}
 }
@@ -101,6 +109,8 @@ func TestNilMetrics(t *testing.T) {
 		{"PolicyDecision", func() { m.PolicyDecision(time.Microsecond) }},
 		{"APIRequest", func() { m.APIRequest(200) }},
 		{"APIKeyAuthFailure", func() { m.APIKeyAuthFailure() }},
+		{"Dropped", func() { m.Dropped(DropFull) }},
+		{"FileHeadroom", func() { m.FileHeadroom(func() int { return 1 }) }},
 		{"Registry", func() {
 			if m.Registry() != nil {
 				t.Error("Registry on nil is not nil")

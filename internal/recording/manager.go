@@ -182,6 +182,21 @@ func (m *Manager) Active() []string {
 	return ids
 }
 
+// Incomplete returns the ids, among the recordings being written, of
+// those that lost output so far (a write error, a full disk): a live
+// listing must not call them recorded.
+func (m *Manager) Incomplete() map[string]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := map[string]bool{}
+	for id, r := range m.active {
+		if r.lostBytes.Load() > 0 {
+			out[id] = true
+		}
+	}
+	return out
+}
+
 func (m *Manager) lookup(id string) *Recorder {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -459,13 +474,13 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
-// DeleteOlderThan deletes this gateway's ended and interrupted recordings
+// DeleteOlderThan deletes this gateway's ended, incomplete and interrupted recordings
 // that started before t (retention) and returns their ids. It goes on past a failure and
 // returns all failures joined.
 func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, error) {
 	var ids []string
 	var errs []error
-	for _, state := range []string{store.RecordingEnded, store.RecordingInterrupted} {
+	for _, state := range []string{store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted} {
 		// RecordingFilter has no upper bound on the start time, and lists
 		// newest first: list them all to reach the old ones.
 		recs, err := m.st.ListRecordings(ctx, store.RecordingFilter{State: state, Limit: math.MaxInt32})

@@ -70,6 +70,9 @@ type Recorder struct {
 	// this never ends the session; the recording is indexed again from
 	// its file once it has ended.
 	indexGap atomic.Bool
+	// lostBytes is w.gap.Bytes as of the last flush, for listing live
+	// sessions without waiting on a flush (fmu) stuck on a slow disk.
+	lostBytes atomic.Int64
 }
 
 // writer is the flusher's state of one recording.
@@ -85,6 +88,28 @@ type writer struct {
 	lost    int64       // output not written and not yet marked in the file
 	lostWhy string
 	err     error // first write error
+	gap     Gap   // all output lost so far, marked or not
+}
+
+// Gap is the output a recording lost (a failed write, a full disk, the
+// recorder falling behind): how many bytes, and from when to when in the
+// session. A recording with a gap is stored as store.RecordingIncomplete.
+type Gap struct {
+	Bytes    int64
+	From, To time.Duration // since the recording's start
+}
+
+// add widens g by n bytes lost between from and to (µs since the start).
+func (g *Gap) add(n, from, to int64) {
+	if n <= 0 {
+		return
+	}
+	f, t := time.Duration(from)*time.Microsecond, time.Duration(max(to, from))*time.Microsecond
+	if g.Bytes == 0 || f < g.From {
+		g.From = f
+	}
+	g.To = max(g.To, t)
+	g.Bytes += n
 }
 
 // Raw events in a pending buffer are a 13-byte head (type, time in µs as
@@ -288,6 +313,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 		marked = w.lost
 	}
 	var rawOut int64
+	var pieceFrom int64 = -1 // time of the first output in the piece being encoded
 	failed := false
 	// emit writes what is encoded so far. A large flush is written in
 	// pieces of about encodeChunk, each ending on an event, so the encode
@@ -298,6 +324,10 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 		}
 		if werr := r.write(out); werr != nil {
 			failed = true
+			if pieceFrom < 0 {
+				pieceFrom = nowUs
+			}
+			w.gap.add(rawOut, pieceFrom, nowUs)
 			w.lost += rawOut
 			w.lostWhy = "write error: " + werr.Error()
 			if w.err == nil {
@@ -310,7 +340,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 				w.lostWhy = ""
 			}
 		}
-		out, rawOut, marked = out[:0], 0, 0
+		out, rawOut, marked, pieceFrom = out[:0], 0, 0, -1
 	}
 	for _, bp := range blocks {
 		raw := *bp
@@ -322,6 +352,9 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 			raw = raw[recHead+n:]
 			switch typ {
 			case 'o':
+				if pieceFrom < 0 {
+					pieceFrom = t
+				}
 				rawOut += int64(n)
 				out = r.writeOutput(out, t, data)
 			case 'i':
@@ -330,6 +363,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 				out = r.writeOther(out, t, 'r', data)
 			case 'd':
 				n := int64(binary.LittleEndian.Uint64(data))
+				w.gap.add(n, t, t)
 				out = r.writeLost(out, t, n, overrunWhy)
 				errs = append(errs, r.overrun(n))
 			}
@@ -339,6 +373,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 		}
 	}
 	if dropped > 0 {
+		w.gap.add(dropped, nowUs, nowUs)
 		out = r.writeLost(out, nowUs, dropped, overrunWhy)
 		errs = append(errs, r.overrun(dropped))
 	}
@@ -350,6 +385,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 		out = flushCarry(out, nowUs, 'i', &w.in)
 	}
 	emit()
+	r.lostBytes.Store(w.gap.Bytes)
 	*ob = out // return a grown buffer to the pool, not the small one
 	return w.text.take(now, final), errors.Join(errs...)
 }
@@ -500,6 +536,10 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	chunks, ferr := r.flushLocked(true)
 	size, sum, cerr := r.finishFile()
 	skipped := r.w.text.skipped
+	state := store.RecordingEnded
+	if r.w.gap.Bytes > 0 {
+		state = store.RecordingIncomplete
+	}
 	r.fmu.Unlock()
 	r.m.remove(r)
 	r.endDone()
@@ -519,12 +559,23 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	}
 	// The end is stored now or, while the store refuses writes, later:
 	// the session never ends up listed as active for ever.
-	r.m.finishRow(ctx, r.meta.ID, store.RecordingEnded, r.m.now(), size, sum)
+	r.m.finishRow(ctx, r.meta.ID, state, r.m.now(), size, sum)
 	if idx == store.IndexPartial {
 		r.m.kickCatchUp()
 	}
 	r.size, r.sum, r.err = size, sum, errors.Join(ferr, cerr)
 	return r.size, r.sum, r.err
+}
+
+// Gap returns the output the recording lost so far; Bytes is 0 when it
+// lost none. After Close it is final.
+func (r *Recorder) Gap() Gap {
+	if r == nil {
+		return Gap{}
+	}
+	r.fmu.Lock()
+	defer r.fmu.Unlock()
+	return r.w.gap
 }
 
 // finishFile syncs and closes the file and returns its size and SHA-256.

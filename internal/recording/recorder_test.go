@@ -476,7 +476,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // TestOverrun: when the flusher does not run, output beyond maxPending is
 // left out, marked, and reported.
 func TestOverrun(t *testing.T) {
-	m, _, clk := newTestManager(t)
+	m, st, clk := newTestManager(t)
 	m.maxPending = 8 << 20
 	var failures []error
 	meta := testMeta("s")
@@ -511,12 +511,18 @@ func TestOverrun(t *testing.T) {
 	if !strings.HasSuffix(got, "fell behind]\r\nlater") {
 		t.Errorf("the marker is not where output was lost: ...%q", got[len(got)-80:])
 	}
+	if g := r.Gap(); g.Bytes != int64(lost) {
+		t.Errorf("gap %+v, want %d bytes", g, lost)
+	}
+	if rec, err := st.GetRecording(context.Background(), "s"); err != nil || rec.State != store.RecordingIncomplete {
+		t.Errorf("stored state %q (%v), want %q", rec.State, err, store.RecordingIncomplete)
+	}
 }
 
 // TestWriteFailure: a failed write is reported once, the file stays valid,
 // and recording resumes with a marker when writing works again.
 func TestWriteFailure(t *testing.T) {
-	m, _, clk := newTestManager(t)
+	m, st, clk := newTestManager(t)
 	var mu sync.Mutex
 	var failures []error
 	meta := testMeta("s")
@@ -568,6 +574,13 @@ func TestWriteFailure(t *testing.T) {
 	got := outputOf(evs, "o")
 	if !strings.HasPrefix(got, "one\r\n\r\n[portcullis: 18 bytes of output not recorded: write error:") || !strings.HasSuffix(got, "three\r\n") {
 		t.Errorf("recorded %q", got)
+	}
+	// The recording is incomplete, with its gap, not plainly ended.
+	if g := r.Gap(); g != (Gap{Bytes: 18, From: time.Second, To: time.Second}) {
+		t.Errorf("gap %+v, want 18 bytes at 1s", g)
+	}
+	if rec, err := st.GetRecording(context.Background(), "s"); err != nil || rec.State != store.RecordingIncomplete {
+		t.Errorf("stored state %q (%v), want %q", rec.State, err, store.RecordingIncomplete)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/directory"
+	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -115,6 +116,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	if s.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return nil, err
+	}
+	// Every session holds about three descriptors: run out and accept,
+	// dial and recording fail for everyone. Go raises the soft limit at
+	// start already; this says so in the log, once, when this gateway
+	// is the one starting on the data directory.
+	if soft, hard, err := fdlimit.Raise(); err != nil {
+		log.Warn("open file limit not raised", "soft", soft, "hard", hard, "err", err)
+	} else {
+		log.Info("open file limit", "soft", soft, "hard", hard)
 	}
 	tlsKey := cfg.TLSKeyFile
 	if tlsKey == "" && cfg.APIAddr != "" {
@@ -241,7 +251,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if startups[0], startups[1], startups[2], err = cfg.MaxStartups(); err != nil {
 		return nil, err
 	}
+	files := &fdlimit.Budget{}
+	s.metrics.FileHeadroom(files.Free)
 	s.gate, err = sshgate.New(sshgate.Config{
+		Files:       files,
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),
 		Metrics:     s.metrics,

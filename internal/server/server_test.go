@@ -186,6 +186,11 @@ actions: [exec]
 	if !strings.Contains(stderr.String(), "the gateway is shutting down") {
 		t.Fatalf("client saw %q", stderr.String())
 	}
+	// Told at the start of the grace period how long it had, not only
+	// when it was closed.
+	if want := fmt.Sprintf("this session will be closed in %v", time.Duration(cfg.ShutdownTimeout)); !strings.Contains(stderr.String(), want) {
+		t.Errorf("client saw %q, want %q", stderr.String(), want)
+	}
 	dbPath, _ := cfg.SQLitePath()
 	st, err := sqlite.Open(context.Background(), dbPath)
 	if err != nil {
@@ -196,8 +201,12 @@ actions: [exec]
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("session.end events after shutdown: %d, %v", len(evs), err)
 	}
+	endID := evs[0].SessionID
 	evs, err = st.ListAudit(context.Background(), store.AuditFilter{Type: "session.shutdown"})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("session.shutdown events: %d, %v", len(evs), err)
+	}
+	if evs[0].SessionID != endID {
+		t.Errorf("session.shutdown session id %q, session.end's %q: want the same", evs[0].SessionID, endID)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -689,13 +690,24 @@ func (c *conn) terminate(reason, eventType string) {
 	}
 	c.ended = true
 	var notify []func(string)
+	var ids []string
 	for g := range c.grants {
 		if g.notify != nil {
 			notify = append(notify, g.notify)
 		}
+		ids = append(ids, g.id)
 	}
 	c.mu.Unlock()
-	_ = c.audit(store.AuditEvent{Type: eventType, Outcome: audit.Info, Message: reason})
+	// One event per session, under the id its session.start and
+	// session.end carry, so that a session's trail reads whole; a
+	// connection with no session gets one under its login's id.
+	if len(ids) == 0 {
+		ids = append(ids, c.id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		_ = c.audit(store.AuditEvent{Type: eventType, Outcome: audit.Info, SessionID: id, Message: reason})
+	}
 	c.cancel()
 	go func() {
 		done := make(chan struct{})
@@ -714,6 +726,27 @@ func (c *conn) terminate(reason, eventType string) {
 		c.closeUpstream()
 		c.sshConn.Close()
 	}()
+}
+
+// tell writes msg to every session of the connection, each line in its
+// own goroutine (a client that stopped reading blocks only its own); they
+// end when written or when the connection closes. wg counts them.
+func (c *conn) tell(msg string, wg *sync.WaitGroup) {
+	c.mu.Lock()
+	var notify []func(string)
+	for g := range c.grants {
+		if g.notify != nil {
+			notify = append(notify, g.notify)
+		}
+	}
+	c.mu.Unlock()
+	for _, n := range notify {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n(msg)
+		}()
+	}
 }
 
 func (c *conn) closeUpstream() {

@@ -78,3 +78,29 @@ func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end
 	}()
 	return cancel
 }
+
+// sessionFiles is what a new session may open: the upstream connection
+// and a recording file. Admitted against Config.Files.
+const sessionFiles = 2
+
+// errFilesFull is the line a client sees when its session is refused
+// because the gateway is near its limit of open files.
+const errFilesFull = "the gateway is at its limit of open files; session refused, try again shortly"
+
+// filesAuditEvery bounds the audit events about sessions refused near the
+// open-file limit to one per interval: a gateway at its limit under load
+// must not add an audit write per refusal.
+const filesAuditEvery = time.Minute
+
+// auditFilesRefusal writes the first refusal for lack of open files in each
+// filesAuditEvery; later ones are only counted (portcullis_denials_total).
+func (s *Server) auditFilesRefusal(c *conn, g *grant, action string) {
+	now := time.Now().UnixNano()
+	last := s.filesAudited.Load()
+	if last != 0 && now-last < int64(filesAuditEvery) || !s.filesAudited.CompareAndSwap(last, now) {
+		return
+	}
+	_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, SessionID: g.id,
+		Message: fmt.Sprintf("the gateway is near its limit of open files; new sessions are refused (further refusals in the next %v are not audited)", filesAuditEvery),
+		Detail:  map[string]any{"action": action}})
+}

@@ -18,11 +18,14 @@ func (c *conn) setEnd(g *grant, end func(string), targetUser string) {
 // List lists running sessions and tunnels, oldest first.
 func (s *Server) List() []livesession.Session {
 	var out []livesession.Session
-	recorded := map[string]bool{}
+	recorded, incomplete := map[string]bool{}, map[string]bool{}
 	if s.cfg.Recordings != nil {
 		for _, id := range s.cfg.Recordings.Active() {
 			recorded[id] = true
 		}
+		// A recording losing output (on_failure: continue) is not
+		// "recorded": say so.
+		incomplete = s.cfg.Recordings.Incomplete()
 	}
 	for _, c := range s.liveConns() {
 		c.mu.Lock()
@@ -33,7 +36,7 @@ func (s *Server) List() []livesession.Session {
 			out = append(out, livesession.Session{
 				ID: g.id, User: c.ident.Name, Target: c.login.Target, Account: g.targetUser, Source: c.srcStr,
 				Action: g.action, Command: g.command, Started: g.started,
-				Recorded: recorded[g.id], Connection: c.id,
+				Recorded: recorded[g.id] && !incomplete[g.id], RecordingIncomplete: incomplete[g.id], Connection: c.id,
 			})
 		}
 		c.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/fdlimit"
 )
 
 // fakeConn is a net.Conn that has an address and only remembers being
@@ -146,8 +148,10 @@ func TestPreAuthPoolRelease(t *testing.T) {
 // TestFailureBudget: failures are charged per IPv4 address or IPv6 /64,
 // and a refund (a login after them) gives them back.
 func TestFailureBudget(t *testing.T) {
-	s := &Server{cfg: Config{FailuresPerMinute: 1, FailureBurst: 2, Log: slog.New(slog.DiscardHandler)},
-		failures: map[netip.Prefix]*failBudget{}, preAuth: newPreAuthPool(10, 10, 30, 100)}
+	cfg := Config{FailuresPerMinute: 1, FailureBurst: 2, Log: slog.New(slog.DiscardHandler), Files: &fdlimit.Budget{}}
+	s := &Server{cfg: cfg, failures: map[netip.Prefix]*failBudget{}, preAuth: newPreAuthPool(10, 10, 30, 100),
+		drops: newDropLog(cfg.Log, nil, time.Minute)}
+	defer s.drops.stop()
 	from := func(a string) *fakeConn {
 		return &fakeConn{addr: &net.TCPAddr{IP: net.ParseIP(a), Port: 1}}
 	}

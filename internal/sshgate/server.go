@@ -61,12 +61,14 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -126,6 +128,12 @@ type Config struct {
 	// message, while sessions already running go on. Fail closed: the
 	// gateway cannot check revocations it cannot read.
 	Available func() error
+
+	// Files keeps new connections and sessions within the process's limit
+	// of open files: near it, new sessions are refused with one line and,
+	// nearer still, new connections are closed at accept, while sessions
+	// already running go on. Nil takes a Budget with the default reserve.
+	Files *fdlimit.Budget
 
 	// AuthTimeout closes a connection that has not authenticated in time,
 	// counted from accept. Default 30s.
@@ -203,6 +211,9 @@ func (c *Config) setDefaults() {
 	if c.Log == nil {
 		c.Log = slog.Default()
 	}
+	if c.Files == nil {
+		c.Files = &fdlimit.Budget{}
+	}
 }
 
 // Server is the SSH front. Create it with New.
@@ -210,6 +221,10 @@ type Server struct {
 	cfg       Config
 	acceptEnv []envPattern // compiled Config.AcceptEnv
 	preAuth   *preAuthPool // connections not authenticated yet
+	drops     *dropLog     // connections dropped at accept, for log and metrics
+	// filesAudited is when (unix ns) a session refused near the open-file
+	// limit was last audited; see auditFilesRefusal.
+	filesAudited atomic.Int64
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -248,6 +263,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:       cfg,
 		acceptEnv: acceptEnv,
 		preAuth:   newPreAuthPool(cfg.MaxPreAuthPerSource, cfg.PreAuthStart, cfg.PreAuthRate, cfg.MaxPreAuth),
+		drops:     newDropLog(cfg.Log, cfg.Metrics, dropLogInterval),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		failures:  map[netip.Prefix]*failBudget{},
@@ -307,7 +323,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // admit drops a connection before any work when its source is over the
-// failure limit or the pre-authentication pool refuses it (preAuthPool);
+// failure limit, the process is near its limit of open files, or the
+// pre-authentication pool refuses it (preAuthPool);
 // otherwise it returns the connection's place in that pool. It runs in the
 // accept loop and never blocks.
 func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
@@ -319,23 +336,42 @@ func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
 	}
 	s.mu.Unlock()
 	if spent {
-		s.cfg.Log.Warn("connection dropped: too many failed authentications", "source", nc.RemoteAddr().String())
+		s.drops.drop(src, metrics.DropFailures, "too many failed authentications")
+		nc.Close()
+		return nil, false
+	}
+	// A connection costs one descriptor; it is still accepted while half
+	// the reserve is free, so that its client can be told why its session
+	// is refused (sessionFiles), rather than see the connection reset.
+	if !s.cfg.Files.Admit(1, 50) {
+		s.drops.drop(src, metrics.DropFiles, "open files near the limit")
 		nc.Close()
 		return nil, false
 	}
 	e, evicted, reason := s.preAuth.admit(nc, src)
 	if evicted != nil {
-		s.cfg.Log.Debug("unauthenticated connection closed to make room", "source", evicted.RemoteAddr().String(),
-			"for", nc.RemoteAddr().String())
+		// Counted, not logged: the newcomer's source is the one to watch,
+		// and a flood would otherwise write a line per connection.
+		s.cfg.Metrics.Dropped(metrics.DropEvicted)
 		evicted.Close()
 	}
 	if e == nil {
-		// Debug, not warn: a flood would otherwise flood the log too.
-		s.cfg.Log.Debug("connection dropped", "source", nc.RemoteAddr().String(), "reason", reason)
+		s.drops.drop(src, dropClass[reason], reason)
 		nc.Close()
 		return nil, false
 	}
 	return e, true
+}
+
+// dropLogInterval is how often dropLog writes one line per source with the
+// count of the connections it dropped since the first.
+const dropLogInterval = time.Minute
+
+// dropClass maps preAuthPool's reasons to their metrics class.
+var dropClass = map[string]string{
+	dropPerSource: metrics.DropPerSource,
+	dropEarly:     metrics.DropEarly,
+	dropFull:      metrics.DropFull,
 }
 
 // noteFailure charges one failed authentication to a source address and
@@ -470,8 +506,9 @@ func (s *Server) ActiveConns() int {
 	return len(s.conns)
 }
 
-// Shutdown stops accepting, waits for connections to end until ctx is done,
-// then closes the remaining ones with a message and waits for their
+// Shutdown stops accepting, tells every live session how long it has (the
+// time left to ctx's deadline), waits for connections to end until ctx is
+// done, then closes the remaining ones with a message and waits for their
 // goroutines to write their end events.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
@@ -480,6 +517,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	s.mu.Unlock()
+	s.drops.stop()
+
+	// Every live session is told at once how long it has. The lines are
+	// written in the background and end with their connections, which
+	// all end before Shutdown returns.
+	var notices sync.WaitGroup
+	defer notices.Wait()
+	msg := "portcullis: the gateway is shutting down; new sessions are refused"
+	if dl, ok := ctx.Deadline(); ok {
+		msg = fmt.Sprintf("portcullis: the gateway is shutting down: this session will be closed in %v", time.Until(dl).Round(time.Second))
+	}
+	for _, c := range s.liveConns() {
+		c.tell(msg, &notices)
+	}
 
 	done := make(chan struct{})
 	go func() {

@@ -209,6 +209,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		return
 	}
 	defer c.removeGrant(g)
+	if !c.srv.cfg.Files.Admit(sessionFiles, 100) {
+		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
+		c.srv.auditFilesRefusal(c, g, action)
+		refuseLocked(errFilesFull)
+		drain(reqs)
+		return
+	}
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
@@ -272,8 +279,10 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	act := &activity{}
 	abort := make(chan struct{})
 	var endOnce sync.Once
+	var stopped atomic.Bool // the gateway ended the session (end)
 	end := func(reason string) {
 		endOnce.Do(func() {
+			stopped.Store(true)
 			// A client that stopped reading must not keep the session
 			// alive: the notice gets a second, then the session ends.
 			writeWithin(stderr, []byte("portcullis: session ended: "+reason+"\r\n"), time.Second)
@@ -282,7 +291,16 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	}
 	c.setEnd(g, end, targetUser)
 	stop := c.enforceLimits(g, d.Obligations, act, end)
-	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard}
+	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard,
+		lost: func(signal string) string {
+			if stopped.Load() || c.ctx.Err() != nil {
+				return "" // ended by the gateway, which said why
+			}
+			if signal != "" {
+				return fmt.Sprintf("the session on %s ended: its process was killed by signal %s", c.login.Target, signal)
+			}
+			return fmt.Sprintf("the session on %s ended without an exit status: its process there died or the connection to it was lost", c.login.Target)
+		}}
 	if d.CheckCommands && (action == resource.ActionShell || (action == resource.ActionExec && hasPTY(setup))) {
 		// An exec with a terminal reads keystrokes like a shell does: the
 		// program may be a REPL the parser did not recognise.
@@ -335,6 +353,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 			endDetail["recording"] = g.id
 			endDetail["recording_sha256"] = sum
 			endDetail["recording_bytes"] = size
+			if gap := obs.rec.Gap(); gap.Bytes > 0 {
+				// What the recording lacks, for whoever reads it later.
+				endDetail["recording_state"] = store.RecordingIncomplete
+				endDetail["recording_lost_bytes"] = gap.Bytes
+				endDetail["recording_gap_from_s"] = gap.From.Seconds()
+				endDetail["recording_gap_to_s"] = gap.To.Seconds()
+			}
 		}
 	}
 	if cmdID != 0 && res.exitStatus != nil && c.srv.cfg.Commands != nil {
@@ -346,12 +371,24 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if res.exitSignal != "" {
 		endDetail["exit_signal"] = res.exitSignal
 	}
-	c.auditEnd(g, d, targetUser, endDetail)
+	outcome := audit.Success
+	if res.lost != "" {
+		// Not a success: the command did not finish and say how.
+		outcome = audit.Failure
+		endDetail["end_reason"] = res.lost
+	}
+	c.auditEndAs(g, d, targetUser, outcome, endDetail)
 }
 
 // auditEnd writes a session's end event.
 func (c *conn) auditEnd(g *grant, d policy.Decision, targetUser string, detail map[string]any) {
-	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Success, Account: targetUser,
+	c.auditEndAs(g, d, targetUser, audit.Success, detail)
+}
+
+// auditEndAs is auditEnd with an outcome: audit.Failure for a session the
+// target ended without an exit status.
+func (c *conn) auditEndAs(g *grant, d policy.Decision, targetUser, outcome string, detail map[string]any) {
+	_ = c.audit(store.AuditEvent{Type: audit.SessionEnd, Outcome: outcome, Account: targetUser,
 		SessionID: g.id, Policy: d.Policy, Message: fmt.Sprintf("%s session on %s ended", g.action, c.login.Target),
 		Detail: detail})
 }
@@ -467,12 +504,21 @@ type bridgeOpts struct {
 	obs    *observer       // records and logs; nil when nothing is observed
 	stderr *lockedWriter   // the client's stderr, shared with notices
 	guard  streamGuard     // judges a file transfer's stream; nil when none
+	// lost is asked when the target closed the session without an exit
+	// status and before the client closed its side: it returns the reason
+	// to tell the client and record, or "" when the gateway itself ended
+	// the session (it already told the client why). Nil: nothing is told.
+	lost func(signal string) string
 }
 
 type sessionResult struct {
 	in, out    int64
 	exitStatus *uint32
 	exitSignal string
+	// lost says why the target ended the session without an exit status
+	// (bridgeOpts.lost); "" when it gave one, or the client or the
+	// gateway ended the session.
+	lost string
 }
 
 // bridgeSession copies data and requests between a client session channel
@@ -614,6 +660,13 @@ loop:
 	case <-abort:
 		client.Close()
 		return counts()
+	}
+	if res.exitStatus == nil && creqs != nil && o.lost != nil {
+		// The target's process died (kill -9, OOM) or the connection to
+		// it broke: the client would exit 255 without a word.
+		if res.lost = o.lost(res.exitSignal); res.lost != "" {
+			_, _ = stderr.Write([]byte("portcullis: " + res.lost + "\r\n"))
+		}
 	}
 	if o.stderr != nil {
 		o.stderr.do(func() { _ = client.CloseWrite() })

@@ -76,6 +76,10 @@ const (
 	RecordingActive      = "active"
 	RecordingEnded       = "ended"
 	RecordingInterrupted = "interrupted"
+	// RecordingIncomplete: ended, but output was lost on the way to the
+	// file (a write error, a full disk); the file marks where, and the
+	// session.end event says how much.
+	RecordingIncomplete = "incomplete"
 )
 
 // Recording is the metadata of one session recording; the asciicast file
@@ -90,7 +94,7 @@ type Recording struct {
 	Command   string // for exec
 	StartedAt time.Time
 	EndedAt   time.Time // zero while active
-	State     string    // RecordingActive, RecordingEnded, RecordingInterrupted
+	State     string    // RecordingActive, RecordingEnded, RecordingInterrupted, RecordingIncomplete
 	Size      int64     // bytes of the file when it ended
 	SHA256    string    // hex, of the file when it ended
 	// Gateway is the id of the gateway that records it: the one whose

@@ -47,14 +47,18 @@ ON CONFLICT (id) DO NOTHING`,
 	return nil
 }
 
-// FinishRecording sets a recording's end time, state (store.RecordingEnded
-// or store.RecordingInterrupted; anything else is an error), size and hash.
+// FinishRecording sets a recording's end time, state (store.RecordingEnded,
+// store.RecordingIncomplete or store.RecordingInterrupted; anything else is
+// an error), size and hash.
 // A zero endedAt is taken as now. It may be called again, for example to
 // fill in the size and hash of a recording InterruptActive closed.
 // store.ErrNotFound if the recording does not exist.
 func (s *Store) FinishRecording(ctx context.Context, id, state string, endedAt time.Time, size int64, sha256 string) error {
-	if state != store.RecordingEnded && state != store.RecordingInterrupted {
-		return fmt.Errorf("finish recording %q: state %q: want %q or %q", id, state, store.RecordingEnded, store.RecordingInterrupted)
+	switch state {
+	case store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted:
+	default:
+		return fmt.Errorf("finish recording %q: state %q: want %q, %q or %q", id, state,
+			store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted)
 	}
 	if endedAt.IsZero() {
 		endedAt = time.Now()

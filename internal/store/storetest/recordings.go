@@ -94,6 +94,13 @@ func testRecordings(t *testing.T, s store.Store) {
 	if r := getRecording(t, s, "g-2"); r.State != store.RecordingActive {
 		t.Errorf("a refused FinishRecording changed the state to %q", r.State)
 	}
+	// A recording that lost output ends incomplete.
+	if err := s.FinishRecording(ctx, "g-2", store.RecordingIncomplete, ended, 1, ""); err != nil {
+		t.Fatalf("FinishRecording incomplete: %v", err)
+	}
+	if r := getRecording(t, s, "g-2"); r.State != store.RecordingIncomplete {
+		t.Errorf("state %q after FinishRecording incomplete", r.State)
+	}
 	// Finishing again (interrupted, then the size and hash found) is allowed.
 	if err := s.FinishRecording(ctx, "g-2", store.RecordingInterrupted, time.Time{}, 10, "cd"); err != nil {
 		t.Fatalf("FinishRecording interrupted: %v", err)
