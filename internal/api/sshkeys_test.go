@@ -82,4 +82,3 @@ func TestSelfServiceSSHKeys(t *testing.T) {
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
 }
-
