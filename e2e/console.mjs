@@ -143,6 +143,7 @@ async function main() {
 
   await step("policies: create through the editor", async () => {
     await visit(page, "policies");
+    await page.click("details.expert > summary");
     const name = "e2e-editor-" + WORD.slice(-6);
     await page.fill("form[data-form=policy-editor] textarea", [
       "kind: Policy", `name: ${name}`, "type: target-access",
