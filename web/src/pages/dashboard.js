@@ -47,7 +47,7 @@ export async function dashboardPage(main, ctx) {
       fill(changes, ctx, async () => table([
         { label: "Time", get: (e) => time(e.time), nowrap: true },
         { label: "By", get: (e) => e.user },
-        { label: "Change", get: (e) => e.message },
+        { label: "Change", get: (e) => change(e) },
       ], (await events).filter((e) => /^(resource\.|setting\.|apikey\.(create|revoke)|password\.|mfa\.)/.test(e.type)).slice(0, 8),
       "No changes in the last 24 hours.")),
       fill(status, ctx, async () => targetStatus(await get("/api/v1/resources/target"), await events)),
@@ -120,4 +120,12 @@ function targetStatus(targets, events) {
     } },
     { label: "Host key", get: (t) => (t.host_key ? "pinned" : t.learned_host_key ? "learned, not pinned" : "not yet seen") },
   ], targets, "No targets you may reach.");
+}
+
+// change says what an event changed: an apply names its resources.
+function change(e) {
+  const d = e.detail || {};
+  const names = [...(d.created || []).map((n) => "created " + n), ...(d.updated || []).map((n) => "updated " + n)];
+  if (e.type === "resource.apply" && names.length) return names.join(", ");
+  return e.message;
 }
