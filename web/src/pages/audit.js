@@ -24,7 +24,7 @@ export async function auditPage(main, ctx) {
       ? h("a", { href: recordingHref(e.session_id, e.time), class: "button secondary nowrap", "data-action": "play-at" }, "▶ at this moment")
       : ""), nowrap: true },
   ], rows, "No events match. Widen Since or clear a filter.");
-  const show = pagedList(listSec, ctx, (q) => getPage("/api/v1/audit", q), render, "events");
+  const show = pagedList(listSec, ctx, (q) => getPage("/api/v1/audit", q), render, "events", 5000);
   main.append(filterForm("audit", [
     field("Since", input("since", { placeholder: "24h or RFC 3339 (empty: all)" })),
     field("Type", input("type", { placeholder: "session.start, login." })),

@@ -20,7 +20,7 @@ export async function commandsPage(main, ctx) {
     { label: "Exit", get: (c) => (c.exit_status === null || c.exit_status === undefined ? "" : String(c.exit_status)) },
     { label: "", get: (c) => h("a", { href: recordingHref(c.session, c.time), class: "button secondary nowrap", "data-action": "play-at" }, "▶ at this moment"), nowrap: true },
   ], rows, "No commands match. Commands appear once someone runs one through the gateway.");
-  const show = pagedList(listSec, ctx, (q) => getPage("/api/v1/commands", q), render, "commands");
+  const show = pagedList(listSec, ctx, (q) => getPage("/api/v1/commands", q), render, "commands", 5000);
   main.append(filterForm("commands", [
     field("User", input("user")), field("Target", input("target")), field("Session", input("session")),
     field("Since", input("since", { placeholder: "24h or RFC 3339" })),

@@ -114,20 +114,36 @@ export async function quietLoad(section, ctx, fn) {
  * pagedList shows a newest-first listing a page at a time: render(rows)
  * makes the table; when the API says older rows exist (X-Next-Before), an
  * "Older" button reads the next page with before=, and "Newest" goes back.
+ * While the newest page is shown it refreshes itself every liveMs (0: never),
+ * unless the reader has unfolded a row's detail.
  */
-export function pagedList(section, ctx, fetchPage, render, what) {
-  const show = async (params, before) => {
+export function pagedList(section, ctx, fetchPage, render, what, liveMs = 0) {
+  let current = null; // {params, before}
+  const body = async (params, before) => {
     const q = { ...params };
     if (before) q.before = before;
-    await load(section, ctx, async () => {
-      const { rows, next } = await fetchPage(q);
-      return h("div", {}, render(rows),
-        h("div", { class: "row pager" },
-          before ? h("button", { type: "button", class: "secondary", "data-action": "newest", onclick: () => show(params, "") }, "Newest") : null,
-          next ? h("button", { type: "button", class: "secondary", "data-action": "older", onclick: () => show(params, next) }, "Older " + what)
-            : h("span", { class: "hint", "data-role": "end" }, rows.length ? "No older " + what + "." : "")));
-    });
+    const { rows, next } = await fetchPage(q);
+    return h("div", {}, render(rows),
+      h("div", { class: "row pager" },
+        before ? h("button", { type: "button", class: "secondary", "data-action": "newest", onclick: () => show(params, "") }, "Newest") : null,
+        next ? h("button", { type: "button", class: "secondary", "data-action": "older", onclick: () => show(params, next) }, "Older " + what)
+          : h("span", { class: "hint", "data-role": "end" }, rows.length ? "No older " + what + "." : "")));
   };
+  const show = (params, before) => {
+    current = { params, before };
+    return load(section, ctx, () => body(params, before));
+  };
+  if (liveMs > 0) {
+    let started = false;
+    poll(ctx, liveMs, async () => {
+      // The first turn is the page's own first show.
+      if (!started) { started = true; return; }
+      if (!current || current.before || section.querySelector("details[open]")) return;
+      const { params } = current;
+      const node = await body(params, "").catch(() => null);
+      if (node && ctx.live() && current.params === params && !current.before) clear(section, node);
+    });
+  }
   return show;
 }
 
