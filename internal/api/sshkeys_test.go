@@ -2,9 +2,13 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -81,4 +85,40 @@ func TestSelfServiceSSHKeys(t *testing.T) {
 
 func quote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// TestMeSSHPort: /me tells the SSH front's bound port, read per request
+// (the console writes connection lines with it), and nothing when the
+// address is unknown or unreadable.
+func TestMeSSHPort(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		addr func() string
+		want float64
+	}{
+		{"ipv4", func() string { return "127.0.0.1:2222" }, 2222},
+		{"ipv6", func() string { return "[::1]:22" }, 22},
+		{"not yet bound", func() string { return "" }, 0},
+		{"no port", func() string { return "127.0.0.1" }, 0},
+		{"unknown", nil, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := api.New(api.Config{Log: slog.New(slog.DiscardHandler), SSHAddr: c.addr})
+			srv := httptest.NewServer(api.WithLocalAdmin(h))
+			defer srv.Close()
+			resp, err := srv.Client().Get(srv.URL + "/api/v1/me")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var me map[string]any
+			if err := json.NewDecoder(resp.Body).Decode(&me); err != nil || resp.StatusCode != 200 {
+				t.Fatalf("GET /me: %d %v", resp.StatusCode, err)
+			}
+			got, _ := me["ssh_port"].(float64)
+			if got != c.want {
+				t.Errorf("ssh_port = %v, want %v (answer %v)", me["ssh_port"], c.want, me)
+			}
+		})
+	}
 }
