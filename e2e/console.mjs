@@ -419,6 +419,34 @@ async function formsWalk(page) {
     await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
     await expectText(page.locator("section[data-section=users]"), NEW_USER);
   });
+  await step("forms: a group, then deleted", async () => {
+    await page.click("[data-action=new-group]");
+    const f = page.locator("form[data-form=resource-group]");
+    await f.locator("input[name=name]").fill("e2e-ops");
+    await f.locator("input[name=members]").fill(NEW_USER);
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+    const row = page.locator("section[data-section=groups] tr:has-text('e2e-ops')");
+    await row.waitFor();
+    page.once("dialog", (d) => d.accept());
+    await row.locator("button:has-text('Delete')").click();
+    await expectText(page.locator("#page .msg-ok"), "Group e2e-ops deleted");
+    await row.waitFor({ state: "detached" });
+  });
+  await step("forms: editing keeps the fields the form does not show", async () => {
+    await visit(page, "policies");
+    await page.locator("section[data-section=policies] tr:has-text('kept-fields') button[data-action=edit-form]").click();
+    const f = page.locator("form[data-form=resource-policy]");
+    if (!(await f.locator("input[name=name]").getAttribute("readonly") !== null)) throw new Error("the name of a stored policy is editable");
+    await f.locator("input[name=actions]").fill("exec, shell");
+    await f.locator("input[name=max_session]").fill("2h");
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "updated");
+    const p = await page.evaluate(async () => (await fetch("/api/v1/resources/policy/kept-fields", { credentials: "same-origin" })).json());
+    if (!p.valid_until || !p.valid_until.startsWith("2099-01-01")) throw new Error(`valid_until was lost: ${JSON.stringify(p)}`);
+    if (p.actions.join(",") !== "exec,shell" || !/^2h/.test(p.max_session)) throw new Error(`the edit did not apply: ${JSON.stringify(p)}`);
+    await screenshots(page, "policy-form-edit");
+  });
   await step("forms: an access policy and a recording policy", async () => {
     await visit(page, "policies");
     for (const [name, type, extra] of [["e2e-web2", "target-access", true], ["e2e-web2-rec", "session-recording", false]]) {

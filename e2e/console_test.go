@@ -113,6 +113,17 @@ targets: {names: [%[3]s]}
 kind: User
 name: %[6]s
 roles: [auditor]
+---
+# Edited from a form in console.mjs: valid_until has no form field and
+# must survive the edit.
+kind: Policy
+name: kept-fields
+type: target-access
+subjects: {users: [ghost]}
+targets: {names: [%[3]s]}
+target_users: [%[5]s]
+actions: [exec]
+valid_until: 2099-01-01T00:00:00Z
 `, user, key.AuthorizedKey, target, sshd.Addr, unixUser, auditor))
 	var acct resource.Account
 	admin.do(t, "GET", "/api/v1/resources/account/"+target+"/"+unixUser, "", nil, http.StatusOK, &acct)

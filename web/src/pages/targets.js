@@ -112,7 +112,7 @@ export async function targetsPage(main, ctx) {
   const rotate = async (a) => {
     if (!confirm(`Rotate the key of ${a.target}/${a.name}? The gateway installs a new key on the target and removes the old one.`)) return;
     const res = await request("POST", `/api/v1/accounts/${enc(a.target)}/${enc(a.name)}/rotate`, {});
-    clear(out, message("ok", `Key of ${a.target}/${a.name} rotated` + (res && res.fingerprint ? ": " + res.fingerprint : "") + "."));
+    clear(out, message("ok", `Key of ${a.target}/${a.name} rotated` + (res && res.new_fingerprint ? ` (${res.old_fingerprint || "none"} → ${res.new_fingerprint})` : "") + "."));
     await refreshAll();
   };
 
