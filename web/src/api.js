@@ -96,8 +96,9 @@ export async function getPage(path, params, opts = {}) {
  * "... Target/web1: field address: ..."), or "" when it names none.
  */
 export function fieldOf(message) {
+  // "field subjects.users[1]: ..." names subjects.users.
   const m = /\bfield ([A-Za-z0-9_.]+)/.exec(message || "");
-  return m ? m[1].split(".")[0] : "";
+  return m ? m[1].replace(/\.$/, "") : "";
 }
 
 /** withQuery appends the non-empty params to path. */

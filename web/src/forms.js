@@ -51,9 +51,12 @@ export function resourceForm(kind, fields, initial, onDone) {
     } catch (err) {
       const text = describe(err);
       const name = fieldOf(text);
-      const f = fields.find((x) => x.name === name || x.name.split(".")[0] === name);
+      // The field itself, else the closest one under it ("subjects"
+      // names the first subject field) or above it ("labels.env").
+      const f = fields.find((x) => x.name === name) || fields.find((x) => x.name.startsWith(name + ".")) ||
+        fields.find((x) => name.startsWith(x.name + "."));
       if (f) {
-        slots[f.name].textContent = text.slice(text.indexOf("field " + name));
+        slots[f.name].textContent = text.slice(Math.max(0, text.indexOf("field " + name)));
         inputs[f.name].setAttribute("aria-invalid", "true");
         inputs[f.name].focus();
       }
@@ -163,6 +166,3 @@ export function editorPanel() {
     },
   };
 }
-
-/** errorText is describe, exported for pages that show form errors themselves. */
-export { describe as errorText };
