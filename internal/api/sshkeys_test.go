@@ -81,6 +81,16 @@ func TestSelfServiceSSHKeys(t *testing.T) {
 	if added != 1 || removed != 1 {
 		t.Errorf("%d added and %d removed events for nora's key, want 1 and 1", added, removed)
 	}
+
+	// The route is no way around the password guess limit: after a few
+	// wrong passwords even the right one waits.
+	last := 0
+	for i := 0; i < 8; i++ {
+		last, _ = e.asUser(t, "nora", "POST", "/api/v1/users/nora/ssh-keys", add(testHostKey, "guess "+strings.Repeat("x", i)))
+	}
+	if code, _ := e.asUser(t, "nora", "POST", "/api/v1/users/nora/ssh-keys", add(testHostKey, pw)); last != 429 || code != 429 {
+		t.Errorf("after 8 wrong passwords: %d, then the right one %d; want 429 and 429", last, code)
+	}
 }
 
 func quote(s string) string {
