@@ -14,7 +14,8 @@
 // error, page error or Content-Security-Policy violation.
 
 import { createRequire } from "node:module";
-import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, mkdirSync, appendFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import path from "node:path";
 
@@ -39,6 +40,18 @@ const ACCOUNT = env("ACCOUNT");
 const OUT = env("OUT_DIR");
 const AUDITOR = env("AUDITOR");
 const AUDITOR_PASSWORD = env("AUDITOR_PASSWORD");
+// The forms walk: a second target at TARGET_ADDR, an account on it whose
+// key goes into AUTHORIZED_KEYS_FILE, a user with NEW_USER_KEY, and a
+// connection with the shown ssh line (SSH_CLIENT_OPTS, a JSON array, give
+// the key and known_hosts) in which TYPED_WORD is typed.
+const TARGET_ADDR = env("TARGET_ADDR");
+const AUTHORIZED_KEYS_FILE = env("AUTHORIZED_KEYS_FILE");
+const NEW_USER_KEY = env("NEW_USER_KEY");
+const SSH_CLIENT_OPTS = JSON.parse(env("SSH_CLIENT_OPTS"));
+const TYPED_WORD = env("TYPED_WORD");
+const AUDITOR_SSH_KEY = env("AUDITOR_SSH_KEY");
+const NEW_TARGET = "web2";
+const NEW_USER = "carol";
 
 function fail(msg) {
   console.error("console.mjs: FAIL: " + msg);
@@ -64,7 +77,7 @@ async function main() {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
       "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run"],
     ignoreHTTPSErrors: true,
-    viewport: { width: 1360, height: 900 },
+    viewport: { width: 1280, height: 900 },
   });
   await browser.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
   const page = browser.pages()[0] || (await browser.newPage());
@@ -133,16 +146,32 @@ async function main() {
       await visit(page, id);
       const errs = await page.locator("#page .msg-error").allTextContents();
       if (errs.length) throw new Error(`page shows errors: ${errs.join(" | ")}`);
-      await screenshot(page, id);
+      await screenshots(page, id);
     });
   }
+  await step("under 900 px the sidebar folds into a menu", async () => {
+    await page.setViewportSize({ width: 800, height: 900 });
+    try {
+      if (await page.locator("nav a[data-page=targets]").isVisible()) throw new Error("the page links are shown at 800 px");
+      await page.click("nav .menu-toggle");
+      await page.locator("nav a[data-page=targets]").waitFor({ state: "visible" });
+      await screenshot(page, "menu-open-800");
+      await page.click("nav a[data-page=dashboard]");
+      await page.locator("nav a[data-page=targets]").waitFor({ state: "hidden" });
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
   await step("targets lists the target", async () => {
     await visit(page, "targets");
     await expectText(page.locator("section[data-section=targets]"), TARGET);
   });
 
+  await formsWalk(page);
+
   await step("policies: create through the editor", async () => {
     await visit(page, "policies");
+    await page.click("details.expert > summary");
     const name = "e2e-editor-" + WORD.slice(-6);
     await page.fill("form[data-form=policy-editor] textarea", [
       "kind: Policy", `name: ${name}`, "type: target-access",
@@ -288,6 +317,7 @@ async function main() {
       await visit(page, id);
       const errs = await page.locator("#page .msg-error").allTextContents();
       if (errs.length) throw new Error(`page ${id} shows errors: ${errs.join(" | ")}`);
+      await screenshots(page, "auditor-" + id);
     }
     await visit(page, "policies");
     if (await page.locator("form[data-form=policy-editor]").count()) throw new Error("an auditor sees the policy editor");
@@ -298,9 +328,220 @@ async function main() {
     await expectText(page.locator("section[data-section=search-results]"), WORD);
     await screenshot(page, "auditor-recordings");
   });
+  await step("auditor: an audit row leads to its recording", async () => {
+    await visit(page, "audit");
+    await page.fill("form[data-form=audit] input[name=type]", "session.start");
+    await page.fill("form[data-form=audit] input[name=target]", NEW_TARGET);
+    await page.click("form[data-form=audit] button[type=submit]");
+    const row = page.locator("section[data-section=audit] tbody tr").first();
+    await expectText(row, NEW_TARGET);
+    const sid = (await row.locator("[data-role=session-link]").textContent()).trim();
+    if (!sid) throw new Error("the audit row has no session link");
+    await row.locator("a[data-action=play-at]").click();
+    await page.waitForFunction((sid) => location.hash.startsWith("#/recordings?") && location.hash.includes(sid), sid);
+    await expectText(page.locator("section[data-section=player] h2"), sid);
+    await expectText(page.locator("[data-role=player]"), TYPED_WORD);
+    await screenshots(page, "auditor-audit-to-recording");
+  });
+  await step("auditor: adds and removes their own SSH key", async () => {
+    await visit(page, "account");
+    const f = page.locator("form[data-form=ssh-key]");
+    expectedFailures.push({ status: 403, path: `/api/v1/users/${AUDITOR}/ssh-keys` });
+    await f.locator("textarea[name=key]").fill(AUDITOR_SSH_KEY);
+    await f.locator("input[name=current_password]").fill("not my password");
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator("[data-error-for=current_password]"), "Wrong password");
+    await f.locator("input[name=current_password]").fill(AUDITOR_PASSWORD);
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator(".msg-ok"), "Key added");
+    const keys = page.locator("section[data-section=my-ssh-keys]");
+    await expectText(keys, "SHA256:");
+    await screenshots(page, "auditor-own-ssh-key");
+    page.once("dialog", (d) => d.accept());
+    await keys.locator("button:has-text('Remove')").click();
+    await expectText(keys, "no SSH key");
+  });
   await step("auditor: a forbidden page is a message", async () => {
     await page.goto(BASE + "/ui/#/users");
     await expectText(page.locator("#page .msg-error"), "cannot use this page");
+  });
+}
+
+// formsWalk is the admin's day one, from forms alone: a target, an account
+// on it (its key installed where the target reads it), a user, an access
+// policy and a recording policy; then the ssh line the console shows is
+// run with the real ssh client, the session is seen live on the
+// dashboard, and a word typed in it is found by search and played.
+async function formsWalk(page) {
+  const submitForm = async (kind) => {
+    await page.click(`form[data-form=resource-${kind}] button[type=submit]`);
+  };
+  await step("forms: a target, with a field error next to the field", async () => {
+    await visit(page, "targets");
+    await page.click("[data-action=new-target]");
+    const f = page.locator("form[data-form=resource-target]");
+    await f.locator("input[name=name]").fill(NEW_TARGET);
+    expectedFailures.push({ status: 400, path: "/api/v1/apply" });
+    await f.locator("input[name=address]").fill("no port here");
+    await submitForm("target");
+    await expectText(f.locator("[data-error-for=address]"), "address");
+    if ((await f.locator("input[name=address]").getAttribute("aria-invalid")) !== "true") throw new Error("the address field is not marked invalid");
+    await screenshots(page, "form-field-error");
+    await f.locator("input[name=address]").fill(TARGET_ADDR);
+    await f.locator("input[name=labels]").fill("env=e2e");
+    await submitForm("target");
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+    await expectText(page.locator("section[data-section=targets]"), NEW_TARGET);
+  });
+  await step("forms: an account, its public key installed on the target", async () => {
+    await page.click("[data-action=new-account]");
+    const f = page.locator("form[data-form=resource-account]");
+    await f.locator("input[name=target]").fill(NEW_TARGET);
+    await f.locator("input[name=name]").fill(ACCOUNT);
+    await submitForm("account");
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+    const key = page.locator(`section[data-section=accounts] tr:has-text("${NEW_TARGET}/${ACCOUNT}") [data-role=account-pubkey]`);
+    await key.waitFor();
+    const pub = await key.inputValue();
+    if (!/^ssh-(ed25519|rsa) /.test(pub)) throw new Error(`the account's public key reads ${JSON.stringify(pub)}`);
+    // What an admin does with the shown key: install it on the target.
+    appendFileSync(AUTHORIZED_KEYS_FILE, pub.trim() + "\n");
+    await screenshots(page, "account-created");
+  });
+  await step("forms: a user", async () => {
+    await visit(page, "users");
+    await page.click("[data-action=new-user]");
+    const f = page.locator("form[data-form=resource-user]");
+    await f.locator("input[name=name]").fill(NEW_USER);
+    await f.locator("input[name=email]").fill(NEW_USER + "@example.com");
+    await f.locator("textarea[name=ssh_keys]").fill(NEW_USER_KEY);
+    await submitForm("user");
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+    await expectText(page.locator("section[data-section=users]"), NEW_USER);
+  });
+  await step("forms: a group, then deleted", async () => {
+    await page.click("[data-action=new-group]");
+    const f = page.locator("form[data-form=resource-group]");
+    await f.locator("input[name=name]").fill("e2e-ops");
+    await f.locator("input[name=members]").fill(NEW_USER);
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+    const row = page.locator("section[data-section=groups] tr:has-text('e2e-ops')");
+    await row.waitFor();
+    page.once("dialog", (d) => d.accept());
+    await row.locator("button:has-text('Delete')").click();
+    await expectText(page.locator("#page .msg-ok"), "Group e2e-ops deleted");
+    await row.waitFor({ state: "detached" });
+  });
+  await step("forms: editing keeps the fields the form does not show", async () => {
+    await visit(page, "policies");
+    await page.locator("section[data-section=policies] tr:has-text('kept-fields') button[data-action=edit-form]").click();
+    const f = page.locator("form[data-form=resource-policy]");
+    if (!(await f.locator("input[name=name]").getAttribute("readonly") !== null)) throw new Error("the name of a stored policy is editable");
+    await f.locator("input[name=actions]").fill("exec, shell");
+    await f.locator("input[name=max_session]").fill("2h");
+    await f.locator("button[type=submit]").click();
+    await expectText(f.locator("[data-role=form-result] .msg-ok"), "updated");
+    const p = await page.evaluate(async () => (await fetch("/api/v1/resources/policy/kept-fields", { credentials: "same-origin" })).json());
+    if (!p.valid_until || !p.valid_until.startsWith("2099-01-01")) throw new Error(`valid_until was lost: ${JSON.stringify(p)}`);
+    if (p.actions.join(",") !== "exec,shell" || !/^2h/.test(p.max_session)) throw new Error(`the edit did not apply: ${JSON.stringify(p)}`);
+    await screenshots(page, "policy-form-edit");
+  });
+  await step("forms: an access policy and a recording policy", async () => {
+    await visit(page, "policies");
+    for (const [name, type, extra] of [["e2e-web2", "target-access", true], ["e2e-web2-rec", "session-recording", false]]) {
+      await page.click("[data-action=new-policy]");
+      const f = page.locator("form[data-form=resource-policy]");
+      await f.locator("input[name=name]").fill(name);
+      await f.locator("select[name=type]").selectOption(type);
+      await f.locator("input[name='subjects.users']").fill(`${USER}, ${NEW_USER}`);
+      await f.locator("input[name='targets.names']").fill(NEW_TARGET);
+      if (extra) {
+        await f.locator("input[name=target_users]").fill(ACCOUNT);
+        await f.locator("input[name=actions]").fill("shell, exec");
+      }
+      await submitForm("policy");
+      await expectText(f.locator("[data-role=form-result] .msg-ok"), "created");
+      await expectText(page.locator("section[data-section=policies]"), name);
+    }
+    await screenshots(page, "policies-created");
+  });
+  let line = "";
+  await step("targets: the ssh line for the viewer", async () => {
+    await visit(page, "targets");
+    const el = page.locator(`section[data-section=targets] tr:has-text("${NEW_TARGET}") [data-role=ssh-line]`);
+    await el.first().waitFor();
+    line = (await el.first().textContent()).trim();
+    const want = new RegExp(`^ssh -p \\d+ ${USER}~${ACCOUNT}~${NEW_TARGET}@127\\.0\\.0\\.1$`);
+    if (!want.test(line)) throw new Error(`the ssh line reads ${JSON.stringify(line)}`);
+    await screenshots(page, "targets-ssh-line");
+  });
+  await step("targets: pin the learned host key", async () => {
+    const row = page.locator(`section[data-section=targets] tr:has-text("${TARGET}")`).first();
+    await expectText(row.locator("[data-role=host-key]"), "learned, not pinned");
+    await row.locator("button[data-action=pin]").click();
+    await expectText(page.locator("#page .msg-ok"), "pinned");
+    await expectText(page.locator(`section[data-section=targets] tr:has-text("${TARGET}") [data-role=host-key]`), "pinned");
+    if (await page.locator(`section[data-section=targets] tr:has-text("${TARGET}") button[data-action=pin]`).count()) throw new Error("Pin is still offered");
+  });
+  const ssh = await step("ssh: connect with the shown line and type a word", async () => {
+    const args = line.split(/\s+/).slice(1);
+    const child = spawn("ssh", [...SSH_CLIENT_OPTS, "-tt", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+    let seen = "";
+    child.stdout.on("data", (d) => { seen += d.toString(); });
+    child.stderr.on("data", (d) => { seen += d.toString(); });
+    const exited = new Promise((resolve) => child.on("exit", (code) => resolve(code)));
+    const waitSeen = async (what, ms) => {
+      for (const end = Date.now() + ms; Date.now() < end;) {
+        if (seen.includes(what)) return;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      child.kill();
+      throw new Error(`ssh did not show ${JSON.stringify(what)}; it shows ${JSON.stringify(seen.slice(-400))}`);
+    };
+    // The word is typed in two halves, so that only the shell's output
+    // (not the echo of the line) holds it whole.
+    const half = TYPED_WORD.length >> 1;
+    child.stdin.write(`w=${TYPED_WORD.slice(0, half)}; echo "$w""${TYPED_WORD.slice(half)}"\n`);
+    await waitSeen(TYPED_WORD, 15000);
+    return { child, exited };
+  });
+  await step("dashboard: the session is live", async () => {
+    await visit(page, "dashboard");
+    await expectText(page.locator("section[data-section=live-sessions]"), NEW_TARGET);
+    await screenshots(page, "dashboard-live");
+  });
+  await step("ssh: the session ends", async () => {
+    ssh.child.stdin.write("exit\n");
+    const code = await Promise.race([ssh.exited, new Promise((r) => setTimeout(() => r("timeout"), 10000))]);
+    if (code !== 0) { ssh.child.kill(); throw new Error(`ssh exited with ${code}`); }
+  });
+  await step("recordings: find the typed word and jump to it", async () => {
+    await visit(page, "recordings");
+    const hit = page.locator(`section[data-section=search-results] tbody tr:has-text("${NEW_TARGET}")`).first();
+    // The index is committed in batches: search again until it is there.
+    for (let i = 0; ; i++) {
+      await page.fill("form[data-form=search] input[name=q]", TYPED_WORD);
+      await page.click("form[data-form=search] button[type=submit]");
+      if (await hit.waitFor({ timeout: 2000 }).then(() => true, () => false)) break;
+      if (i >= 15) throw new Error("search never found the typed word");
+    }
+    await hit.locator("button:has-text('Play')").click();
+    await expectText(page.locator("[data-role=player]"), TYPED_WORD);
+    await screenshots(page, "search-jump");
+  });
+  await step("audit: Older pages back through the log", async () => {
+    await visit(page, "audit");
+    await page.fill("form[data-form=audit] input[name=limit]", "3");
+    await page.click("form[data-form=audit] button[type=submit]");
+    const firstID = async () => (await page.locator("section[data-section=audit] tbody tr td").first().textContent()).trim();
+    await page.locator("section[data-section=audit] tbody tr").first().waitFor();
+    const newest = Number(await firstID());
+    await page.click("section[data-section=audit] [data-action=older]");
+    await page.locator("section[data-section=audit] [data-action=newest]").waitFor();
+    const older = Number(await firstID());
+    if (!(older < newest - 2)) throw new Error(`the older page starts at ${older}, the newest at ${newest}`);
+    await expectText(page.locator("section[data-section=audit] thead"), "Session");
   });
 }
 
@@ -308,8 +549,9 @@ async function main() {
 // stops the run (later steps depend on earlier ones).
 async function step(name, fn) {
   try {
-    await fn();
+    const v = await fn();
     console.log("ok   " + name);
+    return v;
   } catch (err) {
     const page = browser && browser.pages()[0];
     if (page) await screenshot(page, "FAILED-" + name.replace(/[^a-z0-9]+/gi, "-")).catch(() => {});
@@ -330,6 +572,15 @@ async function expectText(locator, text) {
     const got = (await locator.first().innerText().catch(() => "?")).slice(0, 400);
     throw new Error(`expected ${JSON.stringify(text)} in ${locator}; it shows: ${JSON.stringify(got)}`);
   });
+}
+
+// screenshots takes the page at 1280 and at 800 px wide.
+async function screenshots(page, name) {
+  for (const width of [1280, 800]) {
+    await page.setViewportSize({ width, height: 900 });
+    await screenshot(page, `${name}-${width}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
 }
 
 async function screenshot(page, name) {

@@ -113,6 +113,17 @@ targets: {names: [%[3]s]}
 kind: User
 name: %[6]s
 roles: [auditor]
+---
+# Edited from a form in console.mjs: valid_until has no form field and
+# must survive the edit.
+kind: Policy
+name: kept-fields
+type: target-access
+subjects: {users: [ghost]}
+targets: {names: [%[3]s]}
+target_users: [%[5]s]
+actions: [exec]
+valid_until: 2099-01-01T00:00:00Z
 `, user, key.AuthorizedKey, target, sshd.Addr, unixUser, auditor))
 	var acct resource.Account
 	admin.do(t, "GET", "/api/v1/resources/account/"+target+"/"+unixUser, "", nil, http.StatusOK, &acct)
@@ -189,7 +200,21 @@ roles: [auditor]
 	nctx, ncancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer ncancel()
 	node := exec.CommandContext(nctx, nodeBin, "console.mjs")
+	// The admin's walk through the forms creates a second target on the
+	// same sshd, an account on it whose key the browser installs (as an
+	// admin would paste it into authorized_keys), and connects with the
+	// ssh line the console shows, through these client options.
+	carolKey, audreyKey := testenv.NewClientKey(t, dir), testenv.NewClientKey(t, dir)
+	clientOpts := testenv.SSHArgs(dir, key, srv.SSHAddr().String(), srv.HostKey())
+	clientOpts = clientOpts[:len(clientOpts)-2] // the shown line has its own -p PORT
+	optsJSON, err := json.Marshal(clientOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	node.Env = append(os.Environ(),
+		"SSH_CLIENT_OPTS="+string(optsJSON), "TARGET_ADDR="+sshd.Addr,
+		"AUTHORIZED_KEYS_FILE="+filepath.Join(sshd.Dir, "authorized_keys", unixUser),
+		"NEW_USER_KEY="+carolKey.AuthorizedKey, "AUDITOR_SSH_KEY="+audreyKey.AuthorizedKey, "TYPED_WORD=ty"+randomHex(t),
 		"BASE_URL=https://"+srv.APIAddr().String(),
 		"USER="+user, "PASSWORD="+password, "AUDITOR="+auditor, "AUDITOR_PASSWORD="+auditorPassword,
 		"WORD="+word, "LIVE_WORD="+liveWord, "TAMPERED=1",

@@ -50,6 +50,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +96,10 @@ type Config struct {
 	// verify checks the trail against; nil checks the hash chain alone
 	// and answers 404 on the audit key route.
 	Checkpoints *audit.Checkpointer
+	// SSHAddr returns the SSH front's bound address (host:port), read
+	// when /me is answered so that a listener bound after New counts;
+	// nil means unknown.
+	SSHAddr func() string
 }
 
 // api is the handler set; its methods are the routes.
@@ -121,6 +126,12 @@ type api struct {
 	// pwGuesses and pwSlots bound checks of current passwords.
 	pwGuesses *guessLimiter
 	pwSlots   chan struct{}
+	// keysMu serialises self-service SSH key changes (read, change,
+	// apply), so that two at once never lose one another.
+	keysMu sync.Mutex
+	// sshAddr reports the SSH front's bound address, for the console's
+	// connection lines; nil or "" leaves the port out of /me.
+	sshAddr func() string
 }
 
 // access is who may call a route, checked before its handler runs.
@@ -215,6 +226,10 @@ func (a *api) routes() []route {
 		{"POST /api/v1/users/{name}/mfa", accessUser, a.enrollMFA},
 		{"POST /api/v1/users/{name}/mfa/confirm", accessUser, a.confirmMFA},
 		{"DELETE /api/v1/users/{name}/mfa", accessAdmin, a.resetMFA},
+		{"GET /api/v1/users/{name}/ssh-keys", accessUser, a.listSSHKeys},
+		{"POST /api/v1/users/{name}/ssh-keys", accessUser, a.addSSHKey},
+		// Fingerprints hold "/": the wildcard takes the rest of the path.
+		{"DELETE /api/v1/users/{name}/ssh-keys/{fingerprint...}", accessUser, a.removeSSHKey},
 		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
 		{"POST /api/v1/targets/{name}/pin", accessAdmin, a.pinTarget},
 	}
@@ -225,7 +240,7 @@ func (a *api) routes() []route {
 // listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, now: time.Now,
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, sshAddr: cfg.SSHAddr, now: time.Now,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

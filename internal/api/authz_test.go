@@ -257,6 +257,15 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/users/{name}/mfa/confirm", path: "/api/v1/users/nora/mfa/confirm",
 		body: constBody(`{"code":"abc"}`), want: row(400, 403, 400, 403)},
 	{pattern: "DELETE /api/v1/users/{name}/mfa", path: "/api/v1/users/nora/mfa", want: row(403, 403, 204, 403)},
+	// Own SSH keys: the user themself or an admin. Adding one's own needs
+	// the current password (nora has none: 403); the admin adds the key
+	// to nora, then nora removes it (no password needed to give up
+	// access), so the admin, last, finds it gone.
+	{pattern: "GET /api/v1/users/{name}/ssh-keys", path: "/api/v1/users/nora/ssh-keys", want: row(200, 403, 200, 403)},
+	{pattern: "POST /api/v1/users/{name}/ssh-keys", path: "/api/v1/users/nora/ssh-keys",
+		body: constBody(`{"key":"` + testHostKey + `","current_password":"not hers"}`), want: row(403, 403, 201, 403)},
+	{pattern: "DELETE /api/v1/users/{name}/ssh-keys/{fingerprint...}", path: "/api/v1/users/nora/ssh-keys/" + testHostKeyFP,
+		want: row(204, 403, 404, 403)},
 	{pattern: "POST /api/v1/targets/register", body: func(c string) string {
 		return fmt.Sprintf(`{"name":"reg-%s","address":"127.0.0.1:22","host_key":%q,"labels":{"env":"test"}}`, c, testHostKey)
 	}, want: row(403, 403, 201, 201)},
@@ -264,8 +273,12 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/targets/{name}/pin", path: "/api/v1/targets/web1/pin", want: row(403, 403, 409, 403)},
 }
 
-// testHostKey is a valid ed25519 public key for registrations.
-const testHostKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+// testHostKey is a valid ed25519 public key for registrations (and, in
+// the matrix, a user key); testHostKeyFP is its fingerprint.
+const (
+	testHostKey   = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	testHostKeyFP = "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU"
+)
 
 // TestAuthorizationMatrix sends every route as every kind of caller and
 // checks the status. A route of api.Routes without a row fails the test,

@@ -3,7 +3,9 @@ package api
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +26,10 @@ type MeResponse struct {
 	// CSRFToken is the console session's token, to send as X-CSRF-Token
 	// on every state change (console sessions only).
 	CSRFToken string `json:"csrf_token,omitempty"`
+	// SSHPort is the port of the gateway's SSH front, for the console's
+	// "how to connect" lines (the host is the one the browser used);
+	// 0 when unknown.
+	SSHPort int `json:"ssh_port,omitempty"`
 }
 
 func (a *api) me(w http.ResponseWriter, r *http.Request) error {
@@ -33,7 +39,7 @@ func (a *api) me(w http.ResponseWriter, r *http.Request) error {
 		roles = []string{resource.RoleAdmin}
 	}
 	writeJSON(w, http.StatusOK, MeResponse{Name: p.Name, Roles: orEmpty(roles), Via: p.Via, KeyID: p.KeyID,
-		CSRFToken: CSRFToken(r.Context())})
+		CSRFToken: CSRFToken(r.Context()), SSHPort: a.sshPort()})
 	return nil
 }
 
@@ -156,4 +162,20 @@ func (g *guessLimiter) forgive(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	delete(g.byKey, key)
+}
+
+// sshPort is the SSH front's bound port, or 0.
+func (a *api) sshPort() int {
+	if a.sshAddr == nil {
+		return 0
+	}
+	_, port, err := net.SplitHostPort(a.sshAddr())
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return 0
+	}
+	return n
 }

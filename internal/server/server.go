@@ -290,7 +290,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
-		Checkpoints: s.checkpoints})
+		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -341,6 +341,15 @@ func listenAdmin(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("chmod admin socket: %w", err)
 	}
 	return ln, nil
+}
+
+// sshAddrString is SSHAddr as a string, "" before the listener exists
+// (the API reads it per request, after New has bound it).
+func (s *Server) sshAddrString() string {
+	if s.sshLn == nil {
+		return ""
+	}
+	return s.sshLn.Addr().String()
 }
 
 // SSHAddr returns the bound SSH address (useful when the config asked for

@@ -56,7 +56,9 @@ export async function request(method, path, body, opts = {}) {
   }
   if (res.status === 204) return null;
   const text = await res.text();
-  return text ? JSON.parse(text) : null;
+  const decoded = text ? JSON.parse(text) : null;
+  if (opts.withHeaders) return { body: decoded, headers: res.headers };
+  return decoded;
 }
 
 /**
@@ -78,6 +80,25 @@ export async function errorFrom(res) {
 /** get is request("GET", ...) with a query built from params (empty ones dropped). */
 export function get(path, params, opts) {
   return request("GET", withQuery(path, params), undefined, opts);
+}
+
+/**
+ * getPage reads one page of a newest-first listing: rows, and next, the
+ * before= cursor of the older page when more exist (X-Next-Before), else "".
+ */
+export async function getPage(path, params, opts = {}) {
+  const { body, headers } = await request("GET", withQuery(path, params), undefined, { ...opts, withHeaders: true });
+  return { rows: body || [], next: headers.get("X-Next-Before") || "" };
+}
+
+/**
+ * fieldOf reads the field an apply or API error names ("field key: ...",
+ * "... Target/web1: field address: ..."), or "" when it names none.
+ */
+export function fieldOf(message) {
+  // "field subjects.users[1]: ..." names subjects.users.
+  const m = /\bfield ([A-Za-z0-9_.]+)/.exec(message || "");
+  return m ? m[1].replace(/\.$/, "") : "";
 }
 
 /** withQuery appends the non-empty params to path. */

@@ -37,15 +37,17 @@ export function clear(el, ...children) {
 }
 
 /**
- * table renders rows under columns [{label, get: row => string|Node}]; an
- * empty list says so rather than showing a bare header.
+ * table renders rows under columns [{label, get: row => string|Node,
+ * nowrap}]; nowrap keeps ids and dates on one line. An empty list says so,
+ * and what to do next (empty: a string, a node or an array), rather than
+ * showing a bare header.
  */
 export function table(columns, rows, empty = "Nothing to show.") {
-  if (!rows || rows.length === 0) return h("p", { class: "empty" }, empty);
+  if (!rows || rows.length === 0) return h("div", { class: "empty", "data-role": "empty" }, empty);
   return h("div", { class: "table-wrap" },
     h("table", {},
       h("thead", {}, h("tr", {}, columns.map((c) => h("th", {}, c.label)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => h("td", {}, cell(c.get(r)))))))));
+      h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => h("td", { class: c.nowrap ? "nowrap" : null }, cell(c.get(r)))))))));
 }
 
 function cell(v) {

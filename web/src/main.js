@@ -16,6 +16,8 @@ import { commandsPage } from "./pages/commands.js";
 import { auditPage } from "./pages/audit.js";
 import { apikeysPage } from "./pages/apikeys.js";
 import { accountPage } from "./pages/account.js";
+import { dashboardPage } from "./pages/dashboard.js";
+import { settingsPage } from "./pages/settings.js";
 
 // Which pages a role sees, as the API decides (internal/api/authz.go):
 // every user may list the targets they can reach, their own sessions,
@@ -24,6 +26,7 @@ import { accountPage } from "./pages/account.js";
 // Pages check finer rights themselves (search needs auditor, the editor
 // admin). The API enforces all of this; hiding only spares a dead end.
 const PAGES = [
+  { id: "dashboard", title: "Dashboard", render: dashboardPage, show: () => true },
   { id: "targets", title: "Targets & environments", render: targetsPage, show: () => true },
   { id: "users", title: "Users & groups", render: identitiesPage, show: (r) => r.admin },
   { id: "policies", title: "Policies", render: policiesPage, show: () => true },
@@ -33,6 +36,7 @@ const PAGES = [
   { id: "audit", title: "Audit log", render: auditPage, show: () => true },
   { id: "apikeys", title: "API keys", render: apikeysPage, show: () => true },
   { id: "account", title: "My account", render: accountPage, show: () => true },
+  { id: "settings", title: "Settings", render: settingsPage, show: (r) => r.admin },
 ];
 
 const root = document.getElementById("app");
@@ -167,9 +171,17 @@ function showCode(token) {
 function showShell() {
   const roles = roleSet(me.roles);
   const pages = PAGES.filter((p) => p.show(roles));
+  // Under 900 px the sidebar folds into a menu button (style.css); a
+  // click on a page closes it again.
+  const toggle = h("button", { type: "button", class: "menu-toggle", "aria-expanded": "false", "aria-controls": "nav-pages",
+    onclick: () => {
+      const open = nav.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", String(open));
+    } }, "☰ Menu");
   const nav = h("nav", { class: "nav" },
-    h("div", { class: "brand" }, "Portcullis"),
-    h("ul", {}, pages.map((p) => h("li", {}, h("a", { href: "#/" + p.id, "data-page": p.id }, p.title)))),
+    h("div", { class: "brand-row" }, h("div", { class: "brand" }, "Portcullis"), toggle),
+    h("ul", { id: "nav-pages" }, pages.map((p) => h("li", {}, h("a", { href: "#/" + p.id, "data-page": p.id,
+      onclick: () => { nav.classList.remove("open"); toggle.setAttribute("aria-expanded", "false"); } }, p.title)))),
     h("div", { class: "who" },
       h("span", { class: "who-name" }, me.name),
       roles.list.length ? h("span", { class: "who-roles" }, roles.list.join(", ")) : null,

@@ -1,15 +1,38 @@
-// My account: the signed-in user's second factor (TOTP). Enrolling shows
-// the QR code (a data: URL, which the CSP's img-src allows), the secret and
+// My account, for every user: their own SSH keys (adding one asks the
+// current password: a key outlives this session), their password, a way
+// to their API keys, and their second factor (TOTP). Enrolling shows the
+// QR code (a data: URL, which the CSP's img-src allows), the secret and
 // the recovery codes once; a first code from the app confirms it.
 
-import { h, clear, message, field, input, time } from "../dom.js";
-import { get, request, enc, describe } from "../api.js";
+import { h, clear, message, field, input, time, table } from "../dom.js";
+import { load, actionButton } from "./common.js";
+import { get, request, enc, describe, fieldOf } from "../api.js";
 
 export async function accountPage(main, ctx) {
   const path = `/api/v1/users/${enc(ctx.me.name)}/mfa`;
   const sec = h("section", { class: "box", "data-section": "mfa" });
   const out = h("div", { class: "status" });
-  main.append(h("h2", {}, "Second factor"), sec, out);
+  const keys = h("section", { "data-section": "my-ssh-keys" });
+  main.append(h("h2", {}, "SSH keys"), keys, sshKeyForm(ctx, () => refreshKeys()),
+    h("h2", {}, "Password"), passwordForm(ctx),
+    h("h2", {}, "API keys"), h("p", {}, "Keys for scripts and the CLI: ", h("a", { href: "#/apikeys" }, "create and revoke them on API keys"), "."),
+    h("h2", {}, "Second factor"), sec, out);
+  const keysPath = `/api/v1/users/${enc(ctx.me.name)}/ssh-keys`;
+  const keysOut = h("div", { class: "status" });
+  keys.after(keysOut);
+  const refreshKeys = () => load(keys, ctx, async () => table([
+    { label: "Type", get: (k) => k.type, nowrap: true },
+    { label: "Fingerprint", get: (k) => h("code", {}, k.fingerprint), nowrap: true },
+    { label: "Comment", get: (k) => k.comment },
+    { label: "", get: (k) => actionButton("Remove", keysOut, async () => {
+      if (!confirm(`Remove the key ${k.fingerprint}? New SSH connections with it are refused at once.`)) return;
+      await request("DELETE", keysPath + "/" + k.fingerprint.split("/").map(enc).join("/"));
+      clear(keysOut, message("ok", "Key " + k.fingerprint + " removed."));
+      await refreshKeys();
+    }, { class: "danger" }) },
+  ], await get(keysPath), [h("p", {}, "You have no SSH key: you cannot connect through the gateway yet."),
+    h("p", { class: "hint" }, "Paste your public key (the line in ~/.ssh/id_ed25519.pub) below. No key yet? Run ssh-keygen -t ed25519.")]));
+  await refreshKeys();
 
   const refresh = async () => {
     const st = await get(path);
@@ -67,4 +90,67 @@ export async function accountPage(main, ctx) {
   };
 
   await refresh();
+}
+
+// sshKeyForm adds a public key to the signed-in user.
+function sshKeyForm(ctx, done) {
+  const out = h("div", { class: "status" });
+  const key = h("textarea", { name: "key", rows: 2, class: "mono wide", required: true, placeholder: "ssh-ed25519 AAAA… you@laptop", "aria-label": "Public key" });
+  const current = h("input", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
+  const keyErr = h("span", { class: "field-error", "data-error-for": "key" });
+  const pwErr = h("span", { class: "field-error", "data-error-for": "current_password" });
+  const submit = h("button", { type: "submit" }, "Add key");
+  const form = h("form", { class: "box", "data-form": "ssh-key", onsubmit: async (ev) => {
+    ev.preventDefault();
+    submit.disabled = true;
+    clear(out);
+    keyErr.textContent = pwErr.textContent = "";
+    try {
+      await request("POST", `/api/v1/users/${enc(ctx.me.name)}/ssh-keys`, { key: key.value.trim(), current_password: current.value });
+      form.reset();
+      clear(out, message("ok", "Key added: you can connect with it now."));
+      await done();
+    } catch (err) {
+      const text = describe(err);
+      const f = fieldOf(text);
+      if (f === "key") keyErr.textContent = text;
+      else if (f === "current_password") pwErr.textContent = "Wrong password.";
+      clear(out, message("error", text));
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  h("label", { class: "field wide" }, h("span", {}, "Public key"), key, keyErr),
+  h("label", { class: "field" }, h("span", {}, "Your current password"), current,
+    h("small", { class: "hint" }, "A key outlives this session, so adding one asks your password. Signed in with single sign-on only? Ask an admin."), pwErr),
+  submit, out);
+  return form;
+}
+
+// passwordForm changes the signed-in user's own console password.
+function passwordForm(ctx) {
+  const out = h("div", { class: "status" });
+  const current = h("input", { name: "current_password", type: "password", autocomplete: "current-password", required: true });
+  const next = h("input", { name: "password", type: "password", autocomplete: "new-password", required: true, minlength: 12 });
+  const again = h("input", { name: "again", type: "password", autocomplete: "new-password", required: true });
+  const submit = h("button", { type: "submit" }, "Change password");
+  const form = h("form", { class: "box filters", "data-form": "my-password", onsubmit: async (ev) => {
+    ev.preventDefault();
+    clear(out);
+    if (next.value !== again.value) return clear(out, message("error", "The two new passwords differ."));
+    submit.disabled = true;
+    try {
+      await request("POST", `/api/v1/users/${enc(ctx.me.name)}/password`, { password: next.value, current_password: current.value });
+      form.reset();
+      // Every console session of the user ends with the old password,
+      // this one too: the next request asks to log in again.
+      clear(out, message("ok", "Password changed. Log in again with the new one."));
+    } catch (err) {
+      clear(out, message("error", describe(err)));
+    } finally {
+      submit.disabled = false;
+    }
+  } },
+  field("Current password", current), field("New password (12 characters or more)", next), field("New password again", again), submit);
+  return h("div", {}, form, out);
 }

@@ -50,17 +50,17 @@ export async function apikeysPage(main, ctx) {
     await refresh();
   };
   const refresh = () => load(listSec, ctx, async () => table([
-    { label: "ID", get: (k) => h("code", {}, k.id) },
+    { label: "ID", get: (k) => h("code", {}, k.id), nowrap: true },
     { label: "Name", get: (k) => k.name },
     { label: "Kind", get: (k) => k.kind },
     { label: "Owner", get: (k) => k.owner },
     { label: "Created by", get: (k) => k.created_by },
-    { label: "Created", get: (k) => time(k.created_at) },
-    { label: "Expires", get: (k) => (k.expires_at ? time(k.expires_at) : "never") },
+    { label: "Created", get: (k) => time(k.created_at), nowrap: true },
+    { label: "Expires", get: (k) => (k.expires_at ? time(k.expires_at) : "never"), nowrap: true },
     { label: "Sources", get: (k) => list(k.source_cidrs) || "any" },
     { label: "State", get: (k) => h("span", { class: "state-" + k.state }, k.state) },
     { label: "", get: (k) => (k.state === "active" ? actionButton("Revoke", out, () => revoke(k), { class: "danger" }) : "") },
-  ], await get("/api/v1/apikeys"), "No API keys."));
+  ], await get("/api/v1/apikeys"), "No API keys. Create one above for a script: it sends the key as the X-API-KEY header."));
 
   main.append(form, secret, out, h("h2", {}, "Keys"), listSec);
   await refresh();

@@ -4,8 +4,30 @@
 
 import { h, clear, table, list, labels, message, field, input, select } from "../dom.js";
 import { get, request, describe } from "../api.js";
-import { load, pre } from "./common.js";
+import { load, pre, actionButton } from "./common.js";
 import { toYAML } from "../yaml.js";
+import { resourceForm, deleteResource, editorPanel } from "../forms.js";
+
+const POLICY_FIELDS = [
+  { name: "name", label: "Name", required: true, key: true, placeholder: "ops-web" },
+  { name: "type", label: "Type", type: "select", options: ["target-access", "session-recording", "proxy", "kubernetes", "jit"] },
+  { name: "subjects.users", label: "Users", type: "list", placeholder: "alice, bob" },
+  { name: "subjects.groups", label: "Groups", type: "list", placeholder: "ops" },
+  { name: "subjects.service_accounts", label: "Service accounts", type: "list" },
+  { name: "targets.names", label: "Targets", type: "list", placeholder: "web1, db1" },
+  { name: "targets.environments", label: "Environments", type: "list", placeholder: "prod" },
+  { name: "targets.labels", label: "Target labels", type: "map", placeholder: "env=prod" },
+  { name: "target_users", label: "Accounts (logins on the targets)", type: "list", placeholder: "deploy, {username}" },
+  { name: "actions", label: "Actions", type: "list", placeholder: "shell, exec, file-transfer, tunnel" },
+  { name: "source_cidrs", label: "From networks", type: "list", placeholder: "10.0.0.0/8 (empty: anywhere)" },
+  { name: "max_session", label: "Longest session", placeholder: "8h" },
+  { name: "idle_timeout", label: "Idle timeout", placeholder: "30m" },
+  { name: "require_mfa", label: "Require a second factor", type: "bool" },
+];
+const OPERATION_FIELDS = [
+  { name: "name", label: "Name", required: true, key: true, placeholder: "restart-web" },
+  { name: "patterns", label: "Command patterns (regular expressions, one a line)", type: "lines", wide: true, required: true, placeholder: "^systemctl restart nginx$" },
+];
 
 const TEMPLATE = `kind: Policy
 name: NAME
@@ -51,6 +73,7 @@ async function adminPart(main, ctx) {
 
   const edit = (p) => {
     editor.value = toYAML(p);
+    form.closest("details")?.setAttribute("open", "");
     editor.focus();
     form.scrollIntoView({ block: "nearest" });
   };
@@ -61,16 +84,50 @@ async function adminPart(main, ctx) {
       h("button", { type: "button", onclick: () => edit(p) }, "Edit"));
   };
   const refresh = () => load(listSec, ctx, async () => table([
-    { label: "Name", get: (p) => h("button", { type: "button", class: "link", onclick: () => show(p) }, p.name) },
+    { label: "Name", get: (p) => h("button", { type: "button", class: "link", onclick: () => show(p) }, p.name), nowrap: true },
     { label: "Type", get: (p) => p.type },
     { label: "Subjects", get: (p) => subjects(p.subjects) },
     { label: "Targets", get: (p) => targets(p.targets) },
     { label: "Target users", get: (p) => list(p.target_users) },
     { label: "Actions", get: (p) => list(p.actions) },
-    { label: "", get: (p) => h("button", { type: "button", class: "secondary", onclick: () => edit(p) }, "Edit") },
-  ], await get("/api/v1/resources/policy"), "No policies."));
-  main.append(listSec, view, form);
-  await refresh();
+    { label: "", get: (p) => rowActions(p) },
+  ], await get("/api/v1/resources/policy"), [h("p", {}, "No policies: nobody can reach any target yet."),
+    h("p", { class: "hint" }, "Create one with New policy: who (users, groups), where (targets), as which account, to do what.")]));
+  let rowActions = () => null;
+  // Forms: the everyday path; the YAML editor below stays the expert one
+  // (commands, paths, tunnels and the other rules have no form fields,
+  // and a form keeps them as they are).
+  const out = h("div", { class: "status" });
+  const panel = editorPanel();
+  const formEdit = (kind, fields, obj) => panel.show(resourceForm(kind, fields, obj, () => Promise.all([refresh(), refreshOps()])));
+  const remove = async (kind, name) => {
+    if (await deleteResource(kind, name)) {
+      clear(out, message("ok", `${kind} ${name} deleted.`));
+      panel.close();
+      await Promise.all([refresh(), refreshOps()]);
+    }
+  };
+  const opsSec = h("section", { "data-section": "operations" });
+  const refreshOps = () => load(opsSec, ctx, async () => table([
+    { label: "Name", get: (o) => h("strong", {}, o.name), nowrap: true },
+    { label: "Patterns", get: (o) => h("code", {}, (o.patterns || []).join("  ")) },
+    { label: "", get: (o) => h("div", { class: "row nowrap" },
+      h("button", { type: "button", class: "secondary", onclick: () => formEdit("Operation", OPERATION_FIELDS, o) }, "Edit"),
+      actionButton("Delete", out, () => remove("Operation", o.name), { class: "danger" })) },
+  ], await get("/api/v1/resources/operation"), "No operations. An operation names commands (by pattern) that a policy may allow or require approval for."));
+  rowActions = (p) => h("div", { class: "row nowrap" },
+    h("button", { type: "button", class: "secondary", "data-action": "edit-form", onclick: () => formEdit("Policy", POLICY_FIELDS, p) }, "Edit"),
+    h("button", { type: "button", class: "secondary", onclick: () => edit(p) }, "YAML"),
+    actionButton("Delete", out, () => remove("Policy", p.name), { class: "danger" }));
+  main.append(
+    h("div", { class: "row" }, h("h2", {}, "Policies"),
+      h("button", { type: "button", "data-action": "new-policy", onclick: () => formEdit("Policy", POLICY_FIELDS, null) }, "New policy")),
+    out, panel.el, listSec, view,
+    h("div", { class: "row" }, h("h2", {}, "Operations"),
+      h("button", { type: "button", "data-action": "new-operation", onclick: () => formEdit("Operation", OPERATION_FIELDS, null) }, "New operation")),
+    opsSec,
+    h("details", { class: "expert" }, h("summary", {}, "YAML editor (expert: any resource, several at once)"), form));
+  await Promise.all([refresh(), refreshOps()]);
 }
 
 function applyResult(res) {

@@ -3,7 +3,7 @@
 
 import { h, clear, table, time, message, field, input, select } from "../dom.js";
 import { get, request, enc, describe } from "../api.js";
-import { load, filterForm, actionButton } from "./common.js";
+import { load, filterForm, actionButton, hashParams } from "./common.js";
 import { playRecording, Slot } from "../player.js";
 
 const SPEEDS = [["1", "1x"], ["2", "2x"], ["4", "4x"]];
@@ -18,7 +18,7 @@ export async function recordingsPage(main, ctx) {
   const stop = () => slot.clear();
   ctx.onCleanup(stop);
 
-  const play = (id, startAt) => {
+  const play = (id, startAt, why) => {
     stop();
     current = { id, speed: current ? current.speed : 1 };
     panel.classList.remove("hidden");
@@ -44,7 +44,7 @@ export async function recordingsPage(main, ctx) {
       h("div", { class: "row" }, h("h2", {}, "Recording " + id),
         field("Speed", speed), download,
         h("button", { type: "button", class: "secondary", onclick: () => { stop(); panel.classList.add("hidden"); } }, "Close")),
-      startAt > 0 ? h("p", { class: "hint" }, `Starting at ${startAt.toFixed(1)} s, where the search matched.`) : null,
+      startAt > 0 ? h("p", { class: "hint", "data-role": "start-at" }, `Starting at ${startAt.toFixed(1)} s, ${why || "where the search matched"}.`) : null,
       warning, screen);
     slot.set(playRecording(screen, id, { startAt, speed: current.speed, onTampered }), failed);
     panel.scrollIntoView({ block: "nearest" });
@@ -61,33 +61,33 @@ export async function recordingsPage(main, ctx) {
   const search = (v) => {
     if (!v.q) return clear(hits);
     return load(hits, ctx, async () => table([
-      { label: "Recording", get: (x) => h("code", {}, x.id) },
+      { label: "Recording", get: (x) => h("code", {}, x.id), nowrap: true },
       { label: "User", get: (x) => x.user },
       { label: "Target", get: (x) => x.target },
       { label: "At", get: (x) => x.offset.toFixed(1) + " s" },
       { label: "Match", get: (x) => h("span", { class: "snippet" }, x.snippet) },
       { label: "", get: (x) => h("button", { type: "button", onclick: () => play(x.id, x.offset) }, "Play") },
-    ], await get("/api/v1/recordings/search", { q: v.q }), "No recording matches."));
+    ], await get("/api/v1/recordings/search", { q: v.q }), "No recording matches. Try a shorter word, or one typed rather than shown."));
   };
 
   let lastFilter = {};
   const showList = (v) => {
     lastFilter = v;
     return load(listSec, ctx, async () => table([
-      { label: "ID", get: (r) => h("code", {}, r.id) },
+      { label: "ID", get: (r) => h("code", {}, r.id), nowrap: true },
       { label: "State", get: (r) => r.state },
       { label: "User", get: (r) => r.user },
       { label: "Target", get: (r) => r.target },
       { label: "Account", get: (r) => r.account },
       { label: "Action", get: (r) => r.action + (r.command ? ": " + r.command : "") },
-      { label: "Started", get: (r) => time(r.started_at) },
-      { label: "Ended", get: (r) => time(r.ended_at) },
+      { label: "Started", get: (r) => time(r.started_at), nowrap: true },
+      { label: "Ended", get: (r) => time(r.ended_at), nowrap: true },
       { label: "Size", get: (r) => (r.state === "active" ? "" : size(r.size)) },
       { label: "", get: (r) => h("div", { class: "row" },
         h("button", { type: "button", onclick: () => play(r.id, 0) }, "Play"),
         h("a", { href: `/api/v1/recordings/${enc(r.id)}/cast?purpose=download`, download: r.id + ".cast", class: "button secondary" }, "Download"),
         ctx.roles.admin ? actionButton("Delete", out, () => remove(r), { class: "danger" }) : null) },
-    ], await get("/api/v1/recordings", v), "No recordings."));
+    ], await get("/api/v1/recordings", v), "No recordings. Sessions are recorded when a session-recording policy names them (Policies)."));
   };
 
   // Searching everyone's screens is an auditor's right (admins have it).
@@ -106,6 +106,22 @@ export async function recordingsPage(main, ctx) {
     ], showList),
     listSec);
   await showList({ limit: "100" });
+
+  // A link from the audit log, the command history or a session id:
+  // #/recordings?id=SESSION&at=RFC3339 opens that recording at that moment.
+  const want = hashParams();
+  if (want.get("id") && ctx.live()) {
+    try {
+      const rec = await get(`/api/v1/recordings/${enc(want.get("id"))}`);
+      const at = Date.parse(want.get("at") || "");
+      const offset = isNaN(at) ? 0 : Math.max(0, (at - Date.parse(rec.started_at)) / 1000);
+      if (ctx.live()) play(rec.id, offset, want.get("at") ? "the moment of the event you followed" : "");
+    } catch (err) {
+      if (ctx.live()) clear(out, message("error", err.status === 404
+        ? `Session ${want.get("id")} has no recording (it was not recorded, or the recording was deleted).`
+        : "Cannot open the recording: " + describe(err)));
+    }
+  }
 }
 
 function size(n) {

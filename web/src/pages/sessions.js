@@ -1,9 +1,9 @@
 // Active sessions: who is connected where, a live view of a recorded one,
-// and a kill button.
+// and a kill button. The list refreshes itself every few seconds.
 
 import { h, clear, table, time, message } from "../dom.js";
 import { get, request, enc, describe } from "../api.js";
-import { load, actionButton } from "./common.js";
+import { load, quietLoad, actionButton, poll, sessionLink } from "./common.js";
 import { watchSession, Slot } from "../player.js";
 
 export async function sessionsPage(main, ctx) {
@@ -47,19 +47,20 @@ export async function sessionsPage(main, ctx) {
     }
     await refresh();
   };
-  const refresh = () => load(listSec, ctx, async () => table([
-    { label: "ID", get: (s) => h("code", {}, s.id) },
+  let first = true;
+  const refresh = () => (first ? load : quietLoad)(listSec, ctx, async () => { first = false; return table([
+    { label: "ID", get: (s) => (s.recorded ? sessionLink(s.id) : h("code", {}, s.id)), nowrap: true },
     { label: "User", get: (s) => s.user },
     { label: "Target", get: (s) => s.target },
     { label: "Account", get: (s) => s.account },
     { label: "Source", get: (s) => s.source },
     { label: "Action", get: (s) => s.action + (s.command ? ": " + s.command : "") },
-    { label: "Started", get: (s) => time(s.started) },
+    { label: "Started", get: (s) => time(s.started), nowrap: true },
     { label: "", get: (s) => h("div", { class: "row" },
       s.recorded ? h("button", { type: "button", onclick: () => watch(s) }, "Watch") : h("span", { class: "hint" }, "not recorded"),
       canKill(s) ? actionButton("Kill", out, () => kill(s), { class: "danger" }) : null) },
-  ], await get("/api/v1/sessions"), "No active sessions."));
-  main.append(h("div", { class: "row" }, h("button", { type: "button", class: "secondary", onclick: () => refresh() }, "Refresh")),
-    out, listSec, live);
-  await refresh();
+  ], await get("/api/v1/sessions"), [h("p", {}, "No active sessions."),
+    h("p", { class: "hint" }, "Sessions appear here as they start; Targets shows the ssh line to connect with.")]); });
+  main.append(h("p", { class: "hint" }, "Refreshes every 3 seconds."), out, listSec, live);
+  await poll(ctx, 3000, refresh);
 }
