@@ -26,6 +26,34 @@ func notJudged(name string, args []arg) string {
 		return name + " (runs a command the gateway does not follow)"
 	}
 	switch name {
+	case "read", "mapfile", "readarray", "getopts", "unset", "wait", "declare", "typeset", "local", "export", "readonly":
+		// Their words are variable names (or options): a computed one may
+		// name PS4 or carry a subscript, and "read $x" with x=PS4 sets it.
+		for _, a := range args {
+			if !a.lit {
+				return name + " with a computed variable name"
+			}
+		}
+	case "printf", "test", "[":
+		// printf -v NAME, test -v NAME and -R NAME take a variable name.
+		for i, a := range args {
+			if i > 0 && !a.lit && (args[i-1].text == "-v" || (name != "printf" && args[i-1].text == "-R")) {
+				return name + " with a computed variable name"
+			}
+			if name == "printf" && !a.lit && strings.HasPrefix(a.text, "-v") {
+				return name + " with a computed variable name"
+			}
+		}
+	}
+	switch name {
+	case "declare", "typeset", "local", "export", "readonly":
+		for _, a := range args {
+			if t := a.text; len(t) > 1 && (t[0] == '-' || t[0] == '+') && strings.ContainsAny(t[1:], "ni") {
+				return name + " " + t + " (a nameref or an integer variable: later assignments run what the text does not show)"
+			}
+		}
+	}
+	switch name {
 	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let",
 		"getopts", "mapfile", "readarray":
 		// These take variable names, and bash evaluates a subscript in a
@@ -86,8 +114,14 @@ func interpreterFor(name string) (interpreter, bool) {
 	if it, ok := interpreters[name]; ok {
 		return it, true
 	}
-	if rest, ok := strings.CutPrefix(name, "python"); ok && strings.Trim(rest, "0123456789.") == "" {
-		return interpreters["python"], true
+	// Distributions install versioned names: python3.11, perl5.36.0,
+	// ruby3.1, php8.2, lua5.4, pypy3.
+	base := strings.TrimRight(name, "0123456789.")
+	if base == "pypy" {
+		base = "python"
+	}
+	if it, ok := interpreters[base]; ok && base != "" {
+		return it, true
 	}
 	return interpreter{}, false
 }
@@ -115,10 +149,20 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		rest, seen, bad := skipOptions(args, opts{flags: "i0v", withArg: "uCPS", longs: map[string]bool{
 			"ignore-environment": false, "null": false, "unset": true, "chdir": true, "split-string": true,
 			"debug": false, "ignore-signal": false, "default-signal": false, "block-signal": false,
-			"list-signal-handling": false}, assigns: true, dash: true})
+			"list-signal-handling": false}, assigns: true, assignsAfterDashDash: true, dash: true})
 		if strings.ContainsRune(seen, 'S') {
 			bad = "env -S"
 		}
+		return w.wrapped(rest, bad)
+	case "jobs":
+		// jobs -x CMD ARGS runs CMD.
+		if len(args) > 0 && args[0].text == "-x" {
+			return args[1:], len(args) > 1
+		}
+		return nil, false
+	case "pkexec":
+		rest, _, bad := skipOptions(args, opts{longs: map[string]bool{"user": true, "disable-internal-agent": false,
+			"keep-cwd": false}})
 		return w.wrapped(rest, bad)
 	case "-", "noglob", "nocorrect":
 		// zsh's precommand modifiers run the next word.
@@ -499,7 +543,10 @@ type opts struct {
 	assigns  bool            // NAME=VALUE words may follow the options
 	numeric  bool            // "-10" is an option (nice)
 	operands int             // words between the options and the command (timeout's duration)
-	dash     bool            // a lone "-" is an option (env's -i)
+	// assignsAfterDashDash: NAME=VALUE words are still assignments after
+	// "--" (env -- A=b rm runs rm; sudo -- A=b runs a program "A=b").
+	assignsAfterDashDash bool
+	dash                 bool // a lone "-" is an option (env's -i)
 }
 
 // skipOptions returns the words after a wrapper's options and operands,
@@ -521,6 +568,16 @@ loop:
 		switch {
 		case t == "--":
 			i++
+			if o.assignsAfterDashDash {
+				for ; i < len(args) && args[i].lit && isAssign(args[i].text); i++ {
+					if v, _, _ := strings.Cut(args[i].text, "="); dangerousVar(v) {
+						return nil, "", "setting " + v
+					}
+				}
+				if i < len(args) && !args[i].lit && strings.Contains(args[i].text, "=") {
+					return nil, "", "a wrapper with a computed option"
+				}
+			}
 			break loop
 		case t == "-" && o.dash:
 		case strings.HasPrefix(t, "--"):

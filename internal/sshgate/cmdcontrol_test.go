@@ -180,6 +180,51 @@ func TestExecCommandsJudgedOnParsedShell(t *testing.T) {
 	}
 }
 
+// TestExecReviewBypasses: ways found in the review of issue 11 to run rm
+// past deny ["^rm "] through a real sshd and bash: a carriage return the
+// parser read as a blank ("\r#" is a comment to it, a word to bash),
+// jobs -x, env -- NAME=VALUE, a nameref or an integer variable through
+// which a plain assignment runs code, variables whose assignment bash
+// evaluates as arithmetic, ${!x}, and variable names computed for read,
+// export, declare, printf -v and [ -v ]. Each is refused and its file
+// stays.
+func TestExecReviewBypasses(t *testing.T) {
+	w := newCmdWorld(t)
+	w.policy("exec", `{deny: ["^rm "]}`)
+	bypasses := []struct{ file, cmd string }{
+		{"g1", "ls \r#; rm g1"},
+		{"g2", "jobs -x rm g2"},
+		{"g3", "env -- A=b rm g3"},
+		{"g4", "declare -n r=PS4; r='$(rm g4)'; set -x; :"},
+		{"g5", "declare -n r; r=PS4; r='$(rm g5)'; set -x; :"},
+		{"g6", "declare -i x; x='a[$(rm g6)]'"},
+		{"g7", "RANDOM='a[$(rm g7)]'"},
+		{"g8", "x='a[$(rm g8)]'; echo ${!x}"},
+		{"g9", "x=PS4; read $x <<< '$(rm g9)'; set -x; :"},
+		{"g10", `x='PS4=$(rm g10)'; export "$x"; set -x; :`},
+		{"g11", "x='-n r=PS4'; declare $x; r='$(rm g11)'; set -x; :"},
+		{"g12", `x=PS4; printf -v "$x" %s '$(rm g12)'; set -x; :`},
+		{"g13", `x='a[$(rm g13)]'; [ -v "$x" ]`},
+		{"g14", "BASH_COMPAT='a[$(rm g14)]'"},
+		{"g15", "builtin declare -n r=PS4; r='$(rm g15)'; set -x; :"},
+		{"g16", `perl5.36.0 -e 'unlink "g16"'`},
+	}
+	for _, b := range bypasses {
+		w.plant(t, b.file, "x", 0o644)
+	}
+	for _, b := range bypasses {
+		t.Run(b.cmd, func(t *testing.T) {
+			_, errOut, code := w.ssh("", "alice~web1", nil, b.cmd)
+			if code == 0 || !strings.Contains(errOut, "portcullis: access denied: command denied by policy alice-web1") {
+				t.Errorf("%q: exit %d, stderr %q: want a denial", b.cmd, code, errOut)
+			}
+			if !w.exists(b.file) {
+				t.Errorf("%q deleted %s", b.cmd, b.file)
+			}
+		})
+	}
+}
+
 // TestExecInteractiveShellNeedsShell: an exec that starts a shell or an
 // interpreter reading the session is a shell session: refused without the
 // shell action, and line-checked with it.
