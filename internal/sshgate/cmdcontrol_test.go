@@ -457,3 +457,31 @@ func TestHistoryJoinsContinuedLines(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestInteractiveRecalledLineEdited: a comment line is allowed and goes
+// into bash's history; recalled (Up) and stripped of its "#" (Home,
+// Delete) it runs rm, and the gate sees keys it cannot follow, not the
+// line. README says interactive checking is best-effort and names history
+// recall; this test keeps the hole visible until uncertain lines are
+// refused under command rules.
+func TestInteractiveRecalledLineEdited(t *testing.T) {
+	if os.Getenv("PORTCULLIS_KNOWN_HOLES") == "" {
+		t.Skip("known hole (documented best-effort): an uncertain line (history recall, then editing) is allowed; set PORTCULLIS_KNOWN_HOLES=1 to run")
+	}
+	w := newCmdWorld(t)
+	w.policy("shell", `{deny: ["^rm "]}`)
+	w.plant(t, "h1", "x", 0o644)
+	sh := w.interactive(t)
+	sh.send("#rm h1\r")
+	sh.send("echo mark-$((1+1))\r")
+	sh.wait("mark-2")
+	// Up twice (past the echo), Home, Delete, Enter.
+	sh.send("\x1b[A\x1b[A\x1b[H\x1b[3~\r")
+	sh.send("echo mark-$((2+2))\r")
+	sh.wait("mark-4")
+	sh.send("exit 0\r")
+	sh.close()
+	if !w.exists("h1") {
+		t.Errorf("a recalled, edited line ran rm: stdout %q stderr %q", sh.out.String(), sh.stderr.String())
+	}
+}
