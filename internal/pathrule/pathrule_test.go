@@ -114,6 +114,13 @@ func TestProtected(t *testing.T) {
 		{"/home/u/.local/share/x", false},
 		{"/srv/app/bin/x", false},
 		{"/home/u/binary", false},
+		{"/proc/self/cwd/bin/ls", true}, // the home of whoever opens it
+		{"/proc/thread-self/cwd", true},
+		{"/proc/1/root/home/u/bin", true},
+		{"/dev/fd/3/bin", true},
+		{"/dev/stdout", true},
+		{"/process/x", false},
+		{"/dev/null", false},
 	} {
 		if got := Protected(tc.p, "/home/u"); got != tc.want {
 			t.Errorf("Protected(%q) = %v, want %v", tc.p, got, tc.want)
