@@ -76,6 +76,9 @@ func TestDecideParsedCommands(t *testing.T) {
 		{"dan", "echo rm x | sh", false, "reading its program from input"},
 		// Found in the review of issue 11.
 		{"dan", "ls \r#; rm x", false, "a carriage return cannot be judged"},
+		{"dan", "true # x \\\nrm x", false, "a comment ending in a backslash"},
+		{"dan", "bash -c 'true #\\\nrm x'", false, "a comment ending in a backslash"},
+		{"dan", "true # a comment\nls", true, ""},
 		{"dan", "jobs -x rm x", false, "denied by policy dan-deny"},
 		{"dan", "env -- A=b rm x", false, "denied by policy dan-deny"},
 		{"dan", "env -- BASH_ENV=x ls", false, "setting BASH_ENV"},
@@ -112,6 +115,7 @@ func TestDecideParsedCommands(t *testing.T) {
 		// allow ["^ls( |$)", ...]: every command must be allowed.
 		{"al", "ls ; id -un", false, "not in the allowed list of policy al-allow"},
 		{"al", "ls -d / && whoami", false, "not in the allowed list"},
+		{"al", "ls # \\\nid -un", false, "a comment ending in a backslash"},
 		{"al", "ls $(id)", false, "not in the allowed list"},
 		{"al", "ls | sh", false, "reading its program from input"},
 		{"al", "", false, "not in the allowed list"},

@@ -224,15 +224,34 @@ func (w *walker) parse(src string, depth int) {
 		w.fail("shell command strings nested too deeply")
 		return
 	}
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), "")
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(true)).Parse(strings.NewReader(src), "")
 	if err != nil {
 		w.fail("a command that does not parse (" + err.Error() + ")")
+		return
+	}
+	if strings.IndexByte(src, '#') >= 0 && continuedComment(f) {
+		w.fail("a comment ending in a backslash")
 		return
 	}
 	oldSrc, oldDepth := w.src, w.depth
 	w.src, w.depth = src, depth
 	w.stmts(f.Stmts, false)
 	w.src, w.depth = oldSrc, oldDepth
+}
+
+// continuedComment reports whether a comment of f ends in a backslash
+// before its newline. The parser joins the next line to the comment's
+// line, and so reads "ls # x \<newline>rm y" as "ls rm y"; bash and dash
+// end the comment at the newline and run rm.
+func continuedComment(f *syntax.File) bool {
+	found := false
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if c, ok := n.(*syntax.Comment); ok && strings.IndexByte(c.Text, '\n') >= 0 {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
 
 // stmts walks a statement list. stdin is set when the list's input is not

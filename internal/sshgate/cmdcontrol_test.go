@@ -208,6 +208,7 @@ func TestExecReviewBypasses(t *testing.T) {
 		{"g14", "BASH_COMPAT='a[$(rm g14)]'"},
 		{"g15", "builtin declare -n r=PS4; r='$(rm g15)'; set -x; :"},
 		{"g16", `perl5.36.0 -e 'unlink "g16"'`},
+		{"g17", "true # x \\\nrm g17"},
 	}
 	for _, b := range bypasses {
 		w.plant(t, b.file, "x", 0o644)
@@ -222,6 +223,30 @@ func TestExecReviewBypasses(t *testing.T) {
 				t.Errorf("%q deleted %s", b.cmd, b.file)
 			}
 		})
+	}
+}
+
+// TestInteractiveCommentContinuation: a comment ending in a backslash
+// ends at the newline for bash, but the parser joined the next line to it
+// ("true # x \<newline>rm f" read as "true rm f"): the joined line is
+// refused with and without a pty, and the file stays.
+func TestInteractiveCommentContinuation(t *testing.T) {
+	w := newCmdWorld(t)
+	w.policy("shell", `{deny: ["^rm "]}`)
+	w.plant(t, "k1", "x", 0o644)
+	w.plant(t, "k2", "x", 0o644)
+	out, errOut, code := w.ssh("true # x \\\nrm k1\necho after-$((1+2))\n", "alice~web1", []string{"-T"})
+	if code != 0 || !strings.Contains(out, "after-3") || !strings.Contains(errOut, "the line was not run") {
+		t.Errorf("no pty: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	out, errOut, code = w.ssh("true # x \\\rrm k2\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
+	if code != 6 || !strings.Contains(out, "after-5") || !strings.Contains(errOut, "the line was not run") {
+		t.Errorf("pty: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	for _, f := range []string{"k1", "k2"} {
+		if !w.exists(f) {
+			t.Errorf("%s deleted", f)
+		}
 	}
 }
 
