@@ -371,7 +371,17 @@ func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
 		w.simple(argv, stdin, nil)
 	case *syntax.TimeClause:
 		if x.Stmt != nil {
-			w.stmt(x.Stmt, stdin)
+			inner := x.Stmt
+			if call, ok := inner.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 0 && call.Args[0].Lit() == "--" {
+				// bash's time ends its options at "--" ("time -- rm x"
+				// runs rm); the parser keeps it as the command name.
+				c := *call
+				c.Args = c.Args[1:]
+				s := *inner
+				s.Cmd = &c
+				inner = &s
+			}
+			w.stmt(inner, stdin)
 		}
 	case *syntax.CoprocClause:
 		if x.Stmt != nil {

@@ -203,8 +203,14 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		}
 		return w.wrapped(rest, bad)
 	case "time":
-		rest, _, bad := skipOptions(args, opts{flags: "apqv", withArg: "fo", longs: map[string]bool{
+		rest, seen, bad := skipOptions(args, opts{flags: "apqv", withArg: "fo", longs: map[string]bool{
 			"format": true, "output": true, "append": false, "verbose": false, "portability": false, "quiet": false}})
+		if bad == "" && (strings.ContainsRune(seen, 'o') || hasLong(args[:len(args)-len(rest)], "--output")) {
+			// time -o FILE -f FORMAT writes FORMAT to any file: with an
+			// allow list that sees only the command, "time -o ~/.bashrc
+			// -f CMD ls" would plant CMD.
+			bad = "time -o (writes a file the rules do not see)"
+		}
 		return w.wrapped(rest, bad)
 	case "chroot":
 		rest, _, bad := skipOptions(args, opts{operands: 1, longs: map[string]bool{"userspec": true, "groups": true, "skip-chdir": false}})
@@ -230,11 +236,16 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 			"null": false, "arg-file": true, "delimiter": true, "eof": true, "replace": true, "max-lines": true,
 			"max-args": true, "max-procs": true, "max-chars": true, "interactive": false, "no-run-if-empty": false,
 			"verbose": false, "exit": false, "open-tty": false, "process-slot-var": true, "show-limits": false}})
+		options := args[:len(args)-len(rest)]
+		if bad == "" && (strings.ContainsRune(seen, 'a') || hasLong(options, "--arg-file")) {
+			// xargs -a FILE passes a file's contents to a command an allow
+			// list admits: "xargs -a /etc/shadow ls" prints them.
+			bad = "xargs -a (reads its input from a file the rules do not see)"
+		}
 		if bad != "" {
 			w.fail(bad)
 			return nil, false
 		}
-		options := args[:len(args)-len(rest)]
 		if len(rest) == 0 {
 			rest = []arg{{text: "echo", lit: true}}
 		}
@@ -253,6 +264,17 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		return nil, false
 	}
 	return nil, false
+}
+
+// hasLong reports whether options hold the long option name, with or
+// without "=VALUE".
+func hasLong(options []arg, name string) bool {
+	for _, a := range options {
+		if a.text == name || strings.HasPrefix(a.text, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // xargsReplace returns the replace string of xargs options (-I R, -iR,

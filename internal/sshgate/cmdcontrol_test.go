@@ -209,6 +209,7 @@ func TestExecReviewBypasses(t *testing.T) {
 		{"g15", "builtin declare -n r=PS4; r='$(rm g15)'; set -x; :"},
 		{"g16", `perl5.36.0 -e 'unlink "g16"'`},
 		{"g17", "true # x \\\nrm g17"},
+		{"g18", "time -- rm g18"},
 	}
 	for _, b := range bypasses {
 		w.plant(t, b.file, "x", 0o644)
@@ -223,6 +224,20 @@ func TestExecReviewBypasses(t *testing.T) {
 				t.Errorf("%q deleted %s", b.cmd, b.file)
 			}
 		})
+	}
+
+	// Under allow ["^ls( |$)"], a transparent wrapper's own options must
+	// not write or read files (time -o, xargs -a), nor a comment hide a
+	// second command.
+	w.policy("exec", `{allow: ["^ls( |$)"]}`)
+	for _, cmd := range []string{"/usr/bin/time -o tplant -f 'id > pwned' ls", "xargs -a /etc/passwd ls", "ls # \\\nid -un"} {
+		out, errOut, code := w.ssh("", "alice~web1", nil, cmd)
+		if code == 0 || strings.Contains(out, w.unixUser) || strings.Contains(errOut, "root:") || !strings.Contains(errOut, "access denied") {
+			t.Errorf("%q: exit %d, out %q, stderr %q: want a denial", cmd, code, out, errOut)
+		}
+	}
+	if w.exists("tplant") {
+		t.Error("time -o wrote its file")
 	}
 }
 
