@@ -124,6 +124,7 @@ func TestDecideParsedCommands(t *testing.T) {
 		{"al", "/usr/bin/time -p ls", true, ""},
 		{"al", "echo x | xargs ls", false, "not in the allowed list"},
 		{"dan", "time -- rm x", false, "denied by policy dan-deny"},
+		{"dan", "repeat 1 rm x", false, "denied by policy dan-deny"}, // zsh
 		{"dan", "time -p -- rm x", false, "denied by policy dan-deny"},
 		{"al", "ls $(id)", false, "not in the allowed list"},
 		{"al", "ls | sh", false, "reading its program from input"},

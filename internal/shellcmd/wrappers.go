@@ -167,6 +167,10 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 	case "-", "noglob", "nocorrect":
 		// zsh's precommand modifiers run the next word.
 		return args, len(args) > 0
+	case "repeat":
+		// zsh's "repeat N CMD" (a short loop) runs CMD N times.
+		rest, _, bad := skipOptions(args, opts{operands: 1})
+		return w.wrapped(rest, bad)
 	case "command", "builtin":
 		rest, _, bad := skipOptions(args, opts{flags: "pvV"})
 		return w.wrapped(rest, bad)
