@@ -244,21 +244,25 @@ func TestExecReviewBypasses(t *testing.T) {
 // TestInteractiveCommentContinuation: a comment ending in a backslash
 // ends at the newline for bash, but the parser joined the next line to it
 // ("true # x \<newline>rm f" read as "true rm f"): the joined line is
-// refused with and without a pty, and the file stays.
+// refused with and without a pty, and the file stays. So is a line with a
+// carriage return typed with Ctrl-V.
 func TestInteractiveCommentContinuation(t *testing.T) {
 	w := newCmdWorld(t)
 	w.policy("shell", `{deny: ["^rm "]}`)
 	w.plant(t, "k1", "x", 0o644)
 	w.plant(t, "k2", "x", 0o644)
+	w.plant(t, "k3", "x", 0o644)
 	out, errOut, code := w.ssh("true # x \\\nrm k1\necho after-$((1+2))\n", "alice~web1", []string{"-T"})
 	if code != 0 || !strings.Contains(out, "after-3") || !strings.Contains(errOut, "the line was not run") {
 		t.Errorf("no pty: exit %d, out %q, stderr %q", code, out, errOut)
 	}
-	out, errOut, code = w.ssh("true # x \\\rrm k2\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
-	if code != 6 || !strings.Contains(out, "after-5") || !strings.Contains(errOut, "the line was not run") {
+	// With a pty, Ctrl-V Ctrl-M puts a carriage return in the line: bash
+	// reads "\r#" as a word, so the "#" starts no comment.
+	out, errOut, code = w.ssh("true # x \\\rrm k2\rtrue \x16\r#; rm k3\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
+	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 2 {
 		t.Errorf("pty: exit %d, out %q, stderr %q", code, out, errOut)
 	}
-	for _, f := range []string{"k1", "k2"} {
+	for _, f := range []string{"k1", "k2", "k3"} {
 		if !w.exists(f) {
 			t.Errorf("%s deleted", f)
 		}
