@@ -244,7 +244,8 @@ var homeBinDirs = []string{"bin", ".local/bin"}
 // Protected reports whether writing the cleaned absolute path p could make
 // the target run code: a shell or login start-up file in any directory,
 // anything in or named ".ssh", an authorized_keys* file, ".config" and
-// the start-up directories under it, anything under /proc or /dev/fd, and (when home is known) ~/bin,
+// the start-up directories under it, .local/share and .local/share/systemd,
+// anything under /proc or /dev/fd, and (when home is known) ~/bin,
 // ~/.local/bin, ~/.local itself, and the home and its parents. The directories that hold start-up
 // files are protected themselves because renaming a directory onto one,
 // or making one a symbolic link, brings a start-up file along.
@@ -274,6 +275,13 @@ func Protected(p, home string) bool {
 	segs := splitPath(p)
 	for i, s := range segs {
 		if strings.EqualFold(s, ".ssh") {
+			return true
+		}
+		if strings.EqualFold(s, ".local") && i+1 < len(segs) && strings.EqualFold(segs[i+1], "share") &&
+			(i+2 == len(segs) || strings.EqualFold(segs[i+2], "systemd")) {
+			// systemd --user loads units (and their .wants) from
+			// ~/.local/share/systemd/user as from ~/.config/systemd/user;
+			// ".local/share" itself for the same reason as ".config".
 			return true
 		}
 		if strings.EqualFold(s, ".config") {

@@ -112,6 +112,10 @@ func TestProtected(t *testing.T) {
 		{"/home/u/bin/ls", true},
 		{"/home/u/.local/bin/scp", true},
 		{"/home/u/.local/share/x", false},
+		{"/home/u/.local/share", true},
+		{"/home/u/.local/share/systemd/user/default.target.wants/x.service", true},
+		{"/srv/x/.LOCAL/Share/systemd", true},
+		{"/home/u/.local/share/systemdx", false},
 		{"/srv/app/bin/x", false},
 		{"/home/u/binary", false},
 		{"/proc/self/cwd/bin/ls", true}, // the home of whoever opens it

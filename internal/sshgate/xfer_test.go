@@ -485,6 +485,28 @@ func TestTransferProcAliasesHome(t *testing.T) {
 	}
 }
 
+// TestTransferSystemdUserUnits: systemd --user loads units, and starts
+// what default.target wants, from ~/.local/share/systemd/user as from
+// ~/.config/systemd/user: neither a directory renamed to ~/.local/share
+// nor one made there may bring units along.
+func TestTransferSystemdUserUnits(t *testing.T) {
+	x := newXferWorld(t, "")
+	x.put(t, ".local/keep", "x")
+	x.put(t, "lsh/systemd/user/default.target.wants/x.service", "[Service]\nExecStart=/bin/sh -c 'id > pwned'\n")
+	unit := x.local(t, "x.service", "[Service]\nExecStart=/bin/sh -c 'id > pwned'\n")
+	batch := "-rename lsh .local/share\n-mkdir .local/share\n-mkdir .local/share/systemd\n" +
+		"-put " + unit + " .local/share/systemd/x.service\n"
+	if out, errOut, code := x.sftp(t, batch); code != 0 {
+		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
+	}
+	if x.exists(".local/share") {
+		t.Error(".local/share was created")
+	}
+	if !x.deniedPath(t, "", ".local/share") {
+		t.Error("no request.deny event names .local/share")
+	}
+}
+
 // TestTransferPathsFollowPolicyChange: path rules are authorization, so a
 // policy change applies to the next request of a running sftp session,
 // not only to new sessions.
