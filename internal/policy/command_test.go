@@ -104,6 +104,12 @@ func TestDecideParsedCommands(t *testing.T) {
 		{"dan", "echo ${!a[@]} ${!pre*}", true, ""},
 		{"dan", `printf '%s\n' "$x"`, true, ""},
 		{"dan", `[ -n "$x" ]`, true, ""},
+		{"dan", `sleep 1 & wait $!`, true, ""},
+		{"dan", `read -r -p "$p" -t "$t" x`, true, ""},
+		{"dan", `read -a "$x"`, false, "read with a computed variable name"},
+		{"dan", `wait -n -p "$x" 1`, false, "wait with a computed variable name"},
+		{"dan", `getopts ab "$x"`, false, "getopts with a computed variable name"},
+		{"dan", `getopts ab o "$@"`, true, ""},
 		{"dan", "export X=1 Y=2", true, ""},
 		{"dan", "declare -r X=1", true, ""},
 		// What dan may still do.

@@ -26,13 +26,23 @@ func notJudged(name string, args []arg) string {
 		return name + " (runs a command the gateway does not follow)"
 	}
 	switch name {
-	case "read", "mapfile", "readarray", "getopts", "unset", "wait", "declare", "typeset", "local", "export", "readonly":
+	case "mapfile", "readarray", "unset", "declare", "typeset", "local", "export", "readonly":
 		// Their words are variable names (or options): a computed one may
 		// name PS4 or carry a subscript, and "read $x" with x=PS4 sets it.
 		for _, a := range args {
 			if !a.lit {
 				return name + " with a computed variable name"
 			}
+		}
+	case "read", "wait", "getopts":
+		// The same for the words that are names: read's operands and
+		// -a NAME, wait -p NAME, getopts' second word. Values (read -p
+		// "$prompt", wait "$pid", getopts' "$@") may be computed.
+		for i, a := range args {
+			if a.lit || !isNameWord(name, args, i) {
+				continue
+			}
+			return name + " with a computed variable name"
 		}
 	case "printf", "test", "[":
 		// printf -v NAME, test -v NAME and -R NAME take a variable name.
@@ -69,6 +79,31 @@ func notJudged(name string, args []arg) string {
 		}
 	}
 	return ""
+}
+
+// isNameWord reports whether args[i] of read, wait or getopts is a
+// variable name.
+func isNameWord(name string, args []arg, i int) bool {
+	prev := ""
+	if i > 0 && args[i-1].lit && strings.HasPrefix(args[i-1].text, "-") {
+		prev = args[i-1].text
+	}
+	switch name {
+	case "wait":
+		return strings.HasSuffix(prev, "p") && !strings.HasPrefix(prev, "--")
+	case "getopts":
+		return i == 1
+	}
+	// read: an option's value follows -d -i -n -N -p -t -u; -a's is a name.
+	if prev != "" && len(prev) > 1 {
+		switch prev[len(prev)-1] {
+		case 'a':
+			return true
+		case 'd', 'i', 'n', 'N', 'p', 't', 'u':
+			return false
+		}
+	}
+	return true
 }
 
 // shells read POSIX or bash syntax; "-c STRING" is parsed recursively.
