@@ -232,6 +232,10 @@ var startupFiles = []string{
 // log-in (fish's config, systemd user units and environment, autostart).
 var startupDirs = []string{"fish", "systemd", "environment.d", "autostart"}
 
+// procAliases are trees whose names lead, through the process that opens
+// them, to its working directory (the home), its root or its open files.
+var procAliases = []string{"/proc", "/dev/fd", "/dev/stdin", "/dev/stdout", "/dev/stderr"}
+
 // homeBinDirs are directories under the home that Debian's and Ubuntu's
 // default .profile puts first on PATH: a program uploaded there runs in
 // place of the system's at the account's next log-in.
@@ -240,11 +244,21 @@ var homeBinDirs = []string{"bin", ".local/bin"}
 // Protected reports whether writing the cleaned absolute path p could make
 // the target run code: a shell or login start-up file in any directory,
 // anything in or named ".ssh", an authorized_keys* file, ".config" and
-// the start-up directories under it, and (when home is known) ~/bin,
+// the start-up directories under it, .local/share and .local/share/systemd,
+// anything under /proc or /dev/fd, and (when home is known) ~/bin,
 // ~/.local/bin, ~/.local itself, and the home and its parents. The directories that hold start-up
 // files are protected themselves because renaming a directory onto one,
 // or making one a symbolic link, brings a start-up file along.
 func Protected(p, home string) bool {
+	for _, d := range procAliases {
+		if Within(p, d) {
+			// /proc/self/cwd is the home of the sftp-server or scp that
+			// opens it, /proc/self/fd/N any directory it holds open, and
+			// /dev/fd is /proc/self/fd: names that reach ~/bin or the
+			// home itself without being in it.
+			return true
+		}
+	}
 	if home != "" {
 		for _, d := range homeBinDirs {
 			if Within(p, path.Join(home, d)) {
@@ -261,6 +275,13 @@ func Protected(p, home string) bool {
 	segs := splitPath(p)
 	for i, s := range segs {
 		if strings.EqualFold(s, ".ssh") {
+			return true
+		}
+		if strings.EqualFold(s, ".local") && i+1 < len(segs) && strings.EqualFold(segs[i+1], "share") &&
+			(i+2 == len(segs) || strings.EqualFold(segs[i+2], "systemd")) {
+			// systemd --user loads units (and their .wants) from
+			// ~/.local/share/systemd/user as from ~/.config/systemd/user;
+			// ".local/share" itself for the same reason as ".config".
 			return true
 		}
 		if strings.EqualFold(s, ".config") {

@@ -112,8 +112,19 @@ func TestProtected(t *testing.T) {
 		{"/home/u/bin/ls", true},
 		{"/home/u/.local/bin/scp", true},
 		{"/home/u/.local/share/x", false},
+		{"/home/u/.local/share", true},
+		{"/home/u/.local/share/systemd/user/default.target.wants/x.service", true},
+		{"/srv/x/.LOCAL/Share/systemd", true},
+		{"/home/u/.local/share/systemdx", false},
 		{"/srv/app/bin/x", false},
 		{"/home/u/binary", false},
+		{"/proc/self/cwd/bin/ls", true}, // the home of whoever opens it
+		{"/proc/thread-self/cwd", true},
+		{"/proc/1/root/home/u/bin", true},
+		{"/dev/fd/3/bin", true},
+		{"/dev/stdout", true},
+		{"/process/x", false},
+		{"/dev/null", false},
 	} {
 		if got := Protected(tc.p, "/home/u"); got != tc.want {
 			t.Errorf("Protected(%q) = %v, want %v", tc.p, got, tc.want)

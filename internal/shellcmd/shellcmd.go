@@ -106,6 +106,13 @@ func Parse(cmd string) Result {
 		w.fail("a command with too many brackets")
 		return w.res
 	}
+	if strings.IndexByte(cmd, '\r') >= 0 {
+		// The parser reads a carriage return as a blank, bash as part of
+		// a word: in "ls \r#; rm x" the parser sees a comment after ls,
+		// bash a word "\r#" and then rm.
+		w.fail("a carriage return")
+		return w.res
+	}
 	if argv, ok := plainWords(cmd); ok {
 		// Most exec commands are a program and plain arguments: no parser
 		// needed, which keeps a policy decision in microseconds.
@@ -217,15 +224,34 @@ func (w *walker) parse(src string, depth int) {
 		w.fail("shell command strings nested too deeply")
 		return
 	}
-	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash)).Parse(strings.NewReader(src), "")
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangBash), syntax.KeepComments(true)).Parse(strings.NewReader(src), "")
 	if err != nil {
 		w.fail("a command that does not parse (" + err.Error() + ")")
+		return
+	}
+	if strings.IndexByte(src, '#') >= 0 && continuedComment(f) {
+		w.fail("a comment ending in a backslash")
 		return
 	}
 	oldSrc, oldDepth := w.src, w.depth
 	w.src, w.depth = src, depth
 	w.stmts(f.Stmts, false)
 	w.src, w.depth = oldSrc, oldDepth
+}
+
+// continuedComment reports whether a comment of f ends in a backslash
+// before its newline. The parser joins the next line to the comment's
+// line, and so reads "ls # x \<newline>rm y" as "ls rm y"; bash and dash
+// end the comment at the newline and run rm.
+func continuedComment(f *syntax.File) bool {
+	found := false
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if c, ok := n.(*syntax.Comment); ok && strings.IndexByte(c.Text, '\n') >= 0 {
+			found = true
+		}
+		return !found
+	})
+	return found
 }
 
 // stmts walks a statement list. stdin is set when the list's input is not
@@ -328,14 +354,34 @@ func (w *walker) stmt(s *syntax.Stmt, stdin bool) {
 		// declare, local, export, readonly, typeset, nameref: builtins
 		// that set variables. They are commands too, so rules see them.
 		argv := []arg{{text: x.Variant.Value, lit: true}}
+		if x.Variant.Value == "nameref" {
+			w.fail("a nameref (assignments through it set a variable the text does not name)")
+			return
+		}
 		for _, a := range x.Args {
+			if why := declNotJudged(a); why != "" {
+				w.fail(why)
+				return
+			}
 			w.assign(a)
-			argv = append(argv, arg{text: w.source(a), lit: false})
+			// Computed arguments failed above; the rest are names and
+			// assignments whose values were walked.
+			argv = append(argv, arg{text: w.source(a), lit: true})
 		}
 		w.simple(argv, stdin, nil)
 	case *syntax.TimeClause:
 		if x.Stmt != nil {
-			w.stmt(x.Stmt, stdin)
+			inner := x.Stmt
+			if call, ok := inner.Cmd.(*syntax.CallExpr); ok && len(call.Args) > 0 && call.Args[0].Lit() == "--" {
+				// bash's time ends its options at "--" ("time -- rm x"
+				// runs rm); the parser keeps it as the command name.
+				c := *call
+				c.Args = c.Args[1:]
+				s := *inner
+				s.Cmd = &c
+				inner = &s
+			}
+			w.stmt(inner, stdin)
 		}
 	case *syntax.CoprocClause:
 		if x.Stmt != nil {
@@ -359,14 +405,39 @@ func redirectsStdin(redirs []*syntax.Redirect) bool {
 	return false
 }
 
+// declNotJudged says why an argument of declare and the like cannot be
+// judged, or "". A computed argument may expand to options or to
+// NAME=VALUE ("declare $x" with x="-n r=PS4"); -n makes a nameref, through
+// which a later plain assignment sets PS4 or BASH_ENV; -i makes bash
+// evaluate every value assigned to the variable as arithmetic, where
+// "a[$(cmd)]" runs cmd.
+func declNotJudged(a *syntax.Assign) string {
+	if !a.Naked || a.Name != nil || a.Value == nil {
+		return ""
+	}
+	lit := a.Value.Lit()
+	switch {
+	case lit == "":
+		return "declare with a computed argument"
+	case (lit[0] == '-' || lit[0] == '+') && strings.ContainsRune(lit[1:], 'n'):
+		return "a nameref (assignments through it set a variable the text does not name)"
+	case (lit[0] == '-' || lit[0] == '+') && strings.ContainsRune(lit[1:], 'i'):
+		return "an integer variable (bash evaluates what is assigned to it as code)"
+	}
+	return ""
+}
+
 // dangerousVar reports whether setting a variable of this name makes a
 // shell or the loader run code the command does not show: BASH_ENV and
 // ENV name start-up files, PS0-PS4 and PROMPT_COMMAND are expanded (and
 // their $(...) run), BASH_FUNC_* imports functions, SHELLOPTS and BASHOPTS
-// switch on xtrace, LD_* loads libraries.
+// switch on xtrace, LD_* loads libraries. Bash evaluates a value assigned
+// to RANDOM, SRANDOM, OPTIND, HISTCMD, BASH_COMPAT or BASH_XTRACEFD as
+// arithmetic, where "a[$(cmd)]" runs cmd.
 func dangerousVar(name string) bool {
 	switch name {
-	case "BASH_ENV", "ENV", "PS0", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS":
+	case "BASH_ENV", "ENV", "PS0", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND", "SHELLOPTS", "BASHOPTS",
+		"RANDOM", "SRANDOM", "OPTIND", "HISTCMD", "BASH_COMPAT", "BASH_XTRACEFD":
 		return true
 	}
 	return strings.HasPrefix(name, "BASH_FUNC_") || strings.HasPrefix(name, "LD_")
@@ -432,6 +503,12 @@ func (w *walker) part(p syntax.WordPart) {
 }
 
 func (w *walker) param(x *syntax.ParamExp) {
+	if x.Excl && x.Names == 0 && (x.Index == nil || !isAllIndex(x.Index)) {
+		// ${!x} expands the variable x names, and a name with a
+		// subscript ("a[$(cmd)]") has it evaluated.
+		w.fail("an indirect expansion ${!...}")
+		return
+	}
 	if x.Exp != nil {
 		if x.Exp.Op == syntax.OtherParamOps {
 			// ${v@P} expands the value as a prompt, running any $(...)
@@ -443,7 +520,7 @@ func (w *walker) param(x *syntax.ParamExp) {
 			w.word(x.Exp.Word)
 		}
 	}
-	if x.Index != nil {
+	if x.Index != nil && !isAllIndex(x.Index) {
 		w.arithm(x.Index)
 	}
 	if x.Slice != nil {
@@ -461,6 +538,12 @@ func (w *walker) param(x *syntax.ParamExp) {
 	if x.NestedParam != nil {
 		w.part(x.NestedParam)
 	}
+}
+
+// isAllIndex reports whether an index is [@] or [*]: ${!a[@]} lists keys.
+func isAllIndex(e syntax.ArithmExpr) bool {
+	wd, ok := e.(*syntax.Word)
+	return ok && (wd.Lit() == "@" || wd.Lit() == "*")
 }
 
 // arithm accepts arithmetic on numbers only: bash evaluates the value of a

@@ -26,6 +26,44 @@ func notJudged(name string, args []arg) string {
 		return name + " (runs a command the gateway does not follow)"
 	}
 	switch name {
+	case "mapfile", "readarray", "unset", "declare", "typeset", "local", "export", "readonly":
+		// Their words are variable names (or options): a computed one may
+		// name PS4 or carry a subscript, and "read $x" with x=PS4 sets it.
+		for _, a := range args {
+			if !a.lit {
+				return name + " with a computed variable name"
+			}
+		}
+	case "read", "wait", "getopts":
+		// The same for the words that are names: read's operands and
+		// -a NAME, wait -p NAME, getopts' second word. Values (read -p
+		// "$prompt", wait "$pid", getopts' "$@") may be computed.
+		for i, a := range args {
+			if a.lit || !isNameWord(name, args, i) {
+				continue
+			}
+			return name + " with a computed variable name"
+		}
+	case "printf", "test", "[":
+		// printf -v NAME, test -v NAME and -R NAME take a variable name.
+		for i, a := range args {
+			if i > 0 && !a.lit && (args[i-1].text == "-v" || (name != "printf" && args[i-1].text == "-R")) {
+				return name + " with a computed variable name"
+			}
+			if name == "printf" && !a.lit && strings.HasPrefix(a.text, "-v") {
+				return name + " with a computed variable name"
+			}
+		}
+	}
+	switch name {
+	case "declare", "typeset", "local", "export", "readonly":
+		for _, a := range args {
+			if t := a.text; len(t) > 1 && (t[0] == '-' || t[0] == '+') && strings.ContainsAny(t[1:], "ni") {
+				return name + " " + t + " (a nameref or an integer variable: later assignments run what the text does not show)"
+			}
+		}
+	}
+	switch name {
 	case "printf", "read", "declare", "typeset", "local", "export", "readonly", "unset", "test", "[", "wait", "let",
 		"getopts", "mapfile", "readarray":
 		// These take variable names, and bash evaluates a subscript in a
@@ -41,6 +79,31 @@ func notJudged(name string, args []arg) string {
 		}
 	}
 	return ""
+}
+
+// isNameWord reports whether args[i] of read, wait or getopts is a
+// variable name.
+func isNameWord(name string, args []arg, i int) bool {
+	prev := ""
+	if i > 0 && args[i-1].lit && strings.HasPrefix(args[i-1].text, "-") {
+		prev = args[i-1].text
+	}
+	switch name {
+	case "wait":
+		return strings.HasSuffix(prev, "p") && !strings.HasPrefix(prev, "--")
+	case "getopts":
+		return i == 1
+	}
+	// read: an option's value follows -d -i -n -N -p -t -u; -a's is a name.
+	if prev != "" && len(prev) > 1 {
+		switch prev[len(prev)-1] {
+		case 'a':
+			return true
+		case 'd', 'i', 'n', 'N', 'p', 't', 'u':
+			return false
+		}
+	}
+	return true
 }
 
 // shells read POSIX or bash syntax; "-c STRING" is parsed recursively.
@@ -86,8 +149,14 @@ func interpreterFor(name string) (interpreter, bool) {
 	if it, ok := interpreters[name]; ok {
 		return it, true
 	}
-	if rest, ok := strings.CutPrefix(name, "python"); ok && strings.Trim(rest, "0123456789.") == "" {
-		return interpreters["python"], true
+	// Distributions install versioned names: python3.11, perl5.36.0,
+	// ruby3.1, php8.2, lua5.4, pypy3.
+	base := strings.TrimRight(name, "0123456789.")
+	if base == "pypy" {
+		base = "python"
+	}
+	if it, ok := interpreters[base]; ok && base != "" {
+		return it, true
 	}
 	return interpreter{}, false
 }
@@ -115,14 +184,28 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		rest, seen, bad := skipOptions(args, opts{flags: "i0v", withArg: "uCPS", longs: map[string]bool{
 			"ignore-environment": false, "null": false, "unset": true, "chdir": true, "split-string": true,
 			"debug": false, "ignore-signal": false, "default-signal": false, "block-signal": false,
-			"list-signal-handling": false}, assigns: true, dash: true})
+			"list-signal-handling": false}, assigns: true, assignsAfterDashDash: true, dash: true})
 		if strings.ContainsRune(seen, 'S') {
 			bad = "env -S"
 		}
 		return w.wrapped(rest, bad)
+	case "jobs":
+		// jobs -x CMD ARGS runs CMD.
+		if len(args) > 0 && args[0].text == "-x" {
+			return args[1:], len(args) > 1
+		}
+		return nil, false
+	case "pkexec":
+		rest, _, bad := skipOptions(args, opts{longs: map[string]bool{"user": true, "disable-internal-agent": false,
+			"keep-cwd": false}})
+		return w.wrapped(rest, bad)
 	case "-", "noglob", "nocorrect":
 		// zsh's precommand modifiers run the next word.
 		return args, len(args) > 0
+	case "repeat":
+		// zsh's "repeat N CMD" (a short loop) runs CMD N times.
+		rest, _, bad := skipOptions(args, opts{operands: 1})
+		return w.wrapped(rest, bad)
 	case "command", "builtin":
 		rest, _, bad := skipOptions(args, opts{flags: "pvV"})
 		return w.wrapped(rest, bad)
@@ -159,8 +242,14 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		}
 		return w.wrapped(rest, bad)
 	case "time":
-		rest, _, bad := skipOptions(args, opts{flags: "apqv", withArg: "fo", longs: map[string]bool{
+		rest, seen, bad := skipOptions(args, opts{flags: "apqv", withArg: "fo", longs: map[string]bool{
 			"format": true, "output": true, "append": false, "verbose": false, "portability": false, "quiet": false}})
+		if bad == "" && (strings.ContainsRune(seen, 'o') || hasLong(args[:len(args)-len(rest)], "--output")) {
+			// time -o FILE -f FORMAT writes FORMAT to any file: with an
+			// allow list that sees only the command, "time -o ~/.bashrc
+			// -f CMD ls" would plant CMD.
+			bad = "time -o (writes a file the rules do not see)"
+		}
 		return w.wrapped(rest, bad)
 	case "chroot":
 		rest, _, bad := skipOptions(args, opts{operands: 1, longs: map[string]bool{"userspec": true, "groups": true, "skip-chdir": false}})
@@ -186,11 +275,16 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 			"null": false, "arg-file": true, "delimiter": true, "eof": true, "replace": true, "max-lines": true,
 			"max-args": true, "max-procs": true, "max-chars": true, "interactive": false, "no-run-if-empty": false,
 			"verbose": false, "exit": false, "open-tty": false, "process-slot-var": true, "show-limits": false}})
+		options := args[:len(args)-len(rest)]
+		if bad == "" && (strings.ContainsRune(seen, 'a') || hasLong(options, "--arg-file")) {
+			// xargs -a FILE passes a file's contents to a command an allow
+			// list admits: "xargs -a /etc/shadow ls" prints them.
+			bad = "xargs -a (reads its input from a file the rules do not see)"
+		}
 		if bad != "" {
 			w.fail(bad)
 			return nil, false
 		}
-		options := args[:len(args)-len(rest)]
 		if len(rest) == 0 {
 			rest = []arg{{text: "echo", lit: true}}
 		}
@@ -209,6 +303,17 @@ func (w *walker) follow(name string, args []arg, stdin bool, outer []string) (ne
 		return nil, false
 	}
 	return nil, false
+}
+
+// hasLong reports whether options hold the long option name, with or
+// without "=VALUE".
+func hasLong(options []arg, name string) bool {
+	for _, a := range options {
+		if a.text == name || strings.HasPrefix(a.text, name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 // xargsReplace returns the replace string of xargs options (-I R, -iR,
@@ -499,7 +604,10 @@ type opts struct {
 	assigns  bool            // NAME=VALUE words may follow the options
 	numeric  bool            // "-10" is an option (nice)
 	operands int             // words between the options and the command (timeout's duration)
-	dash     bool            // a lone "-" is an option (env's -i)
+	// assignsAfterDashDash: NAME=VALUE words are still assignments after
+	// "--" (env -- A=b rm runs rm; sudo -- A=b runs a program "A=b").
+	assignsAfterDashDash bool
+	dash                 bool // a lone "-" is an option (env's -i)
 }
 
 // skipOptions returns the words after a wrapper's options and operands,
@@ -521,6 +629,16 @@ loop:
 		switch {
 		case t == "--":
 			i++
+			if o.assignsAfterDashDash {
+				for ; i < len(args) && args[i].lit && isAssign(args[i].text); i++ {
+					if v, _, _ := strings.Cut(args[i].text, "="); dangerousVar(v) {
+						return nil, "", "setting " + v
+					}
+				}
+				if i < len(args) && !args[i].lit && strings.Contains(args[i].text, "=") {
+					return nil, "", "a wrapper with a computed option"
+				}
+			}
 			break loop
 		case t == "-" && o.dash:
 		case strings.HasPrefix(t, "--"):

@@ -180,6 +180,95 @@ func TestExecCommandsJudgedOnParsedShell(t *testing.T) {
 	}
 }
 
+// TestExecReviewBypasses: ways found in the review of issue 11 to run rm
+// past deny ["^rm "] through a real sshd and bash: a carriage return the
+// parser read as a blank ("\r#" is a comment to it, a word to bash),
+// jobs -x, env -- NAME=VALUE, a nameref or an integer variable through
+// which a plain assignment runs code, variables whose assignment bash
+// evaluates as arithmetic, ${!x}, and variable names computed for read,
+// export, declare, printf -v and [ -v ]. Each is refused and its file
+// stays.
+func TestExecReviewBypasses(t *testing.T) {
+	w := newCmdWorld(t)
+	w.policy("exec", `{deny: ["^rm "]}`)
+	bypasses := []struct{ file, cmd string }{
+		{"g1", "ls \r#; rm g1"},
+		{"g2", "jobs -x rm g2"},
+		{"g3", "env -- A=b rm g3"},
+		{"g4", "declare -n r=PS4; r='$(rm g4)'; set -x; :"},
+		{"g5", "declare -n r; r=PS4; r='$(rm g5)'; set -x; :"},
+		{"g6", "declare -i x; x='a[$(rm g6)]'"},
+		{"g7", "RANDOM='a[$(rm g7)]'"},
+		{"g8", "x='a[$(rm g8)]'; echo ${!x}"},
+		{"g9", "x=PS4; read $x <<< '$(rm g9)'; set -x; :"},
+		{"g10", `x='PS4=$(rm g10)'; export "$x"; set -x; :`},
+		{"g11", "x='-n r=PS4'; declare $x; r='$(rm g11)'; set -x; :"},
+		{"g12", `x=PS4; printf -v "$x" %s '$(rm g12)'; set -x; :`},
+		{"g13", `x='a[$(rm g13)]'; [ -v "$x" ]`},
+		{"g14", "BASH_COMPAT='a[$(rm g14)]'"},
+		{"g15", "builtin declare -n r=PS4; r='$(rm g15)'; set -x; :"},
+		{"g16", `perl5.36.0 -e 'unlink "g16"'`},
+		{"g17", "true # x \\\nrm g17"},
+		{"g18", "time -- rm g18"},
+	}
+	for _, b := range bypasses {
+		w.plant(t, b.file, "x", 0o644)
+	}
+	for _, b := range bypasses {
+		t.Run(b.cmd, func(t *testing.T) {
+			_, errOut, code := w.ssh("", "alice~web1", nil, b.cmd)
+			if code == 0 || !strings.Contains(errOut, "portcullis: access denied: command denied by policy alice-web1") {
+				t.Errorf("%q: exit %d, stderr %q: want a denial", b.cmd, code, errOut)
+			}
+			if !w.exists(b.file) {
+				t.Errorf("%q deleted %s", b.cmd, b.file)
+			}
+		})
+	}
+
+	// Under allow ["^ls( |$)"], a transparent wrapper's own options must
+	// not write or read files (time -o, xargs -a), nor a comment hide a
+	// second command.
+	w.policy("exec", `{allow: ["^ls( |$)"]}`)
+	for _, cmd := range []string{"/usr/bin/time -o tplant -f 'id > pwned' ls", "xargs -a /etc/passwd ls", "ls # \\\nid -un"} {
+		out, errOut, code := w.ssh("", "alice~web1", nil, cmd)
+		if code == 0 || strings.Contains(out, w.unixUser) || strings.Contains(errOut, "root:") || !strings.Contains(errOut, "access denied") {
+			t.Errorf("%q: exit %d, out %q, stderr %q: want a denial", cmd, code, out, errOut)
+		}
+	}
+	if w.exists("tplant") {
+		t.Error("time -o wrote its file")
+	}
+}
+
+// TestInteractiveCommentContinuation: a comment ending in a backslash
+// ends at the newline for bash, but the parser joined the next line to it
+// ("true # x \<newline>rm f" read as "true rm f"): the joined line is
+// refused with and without a pty, and the file stays. So is a line with a
+// carriage return typed with Ctrl-V.
+func TestInteractiveCommentContinuation(t *testing.T) {
+	w := newCmdWorld(t)
+	w.policy("shell", `{deny: ["^rm "]}`)
+	w.plant(t, "k1", "x", 0o644)
+	w.plant(t, "k2", "x", 0o644)
+	w.plant(t, "k3", "x", 0o644)
+	out, errOut, code := w.ssh("true # x \\\nrm k1\necho after-$((1+2))\n", "alice~web1", []string{"-T"})
+	if code != 0 || !strings.Contains(out, "after-3") || !strings.Contains(errOut, "the line was not run") {
+		t.Errorf("no pty: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	// With a pty, Ctrl-V Ctrl-M puts a carriage return in the line: bash
+	// reads "\r#" as a word, so the "#" starts no comment.
+	out, errOut, code = w.ssh("true # x \\\rrm k2\rtrue \x16\r#; rm k3\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
+	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 2 {
+		t.Errorf("pty: exit %d, out %q, stderr %q", code, out, errOut)
+	}
+	for _, f := range []string{"k1", "k2", "k3"} {
+		if !w.exists(f) {
+			t.Errorf("%s deleted", f)
+		}
+	}
+}
+
 // TestExecInteractiveShellNeedsShell: an exec that starts a shell or an
 // interpreter reading the session is a shell session: refused without the
 // shell action, and line-checked with it.
@@ -410,5 +499,33 @@ func TestHistoryJoinsContinuedLines(t *testing.T) {
 			t.Fatalf("history %q: no joined line", lines)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestInteractiveRecalledLineEdited: a comment line is allowed and goes
+// into bash's history; recalled (Up) and stripped of its "#" (Home,
+// Delete) it runs rm, and the gate sees keys it cannot follow, not the
+// line. README says interactive checking is best-effort and names history
+// recall; this test keeps the hole visible until uncertain lines are
+// refused under command rules.
+func TestInteractiveRecalledLineEdited(t *testing.T) {
+	if os.Getenv("PORTCULLIS_KNOWN_HOLES") == "" {
+		t.Skip("known hole (documented best-effort): an uncertain line (history recall, then editing) is allowed; set PORTCULLIS_KNOWN_HOLES=1 to run")
+	}
+	w := newCmdWorld(t)
+	w.policy("shell", `{deny: ["^rm "]}`)
+	w.plant(t, "h1", "x", 0o644)
+	sh := w.interactive(t)
+	sh.send("#rm h1\r")
+	sh.send("echo mark-$((1+1))\r")
+	sh.wait("mark-2")
+	// Up twice (past the echo), Home, Delete, Enter.
+	sh.send("\x1b[A\x1b[A\x1b[H\x1b[3~\r")
+	sh.send("echo mark-$((2+2))\r")
+	sh.wait("mark-4")
+	sh.send("exit 0\r")
+	sh.close()
+	if !w.exists("h1") {
+		t.Errorf("a recalled, edited line ran rm: stdout %q stderr %q", sh.out.String(), sh.stderr.String())
 	}
 }

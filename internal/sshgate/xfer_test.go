@@ -445,6 +445,68 @@ func TestTransferCannotRunCode(t *testing.T) {
 	}
 }
 
+// TestTransferProcAliasesHome: /proc/self/cwd is the home of the
+// sftp-server or scp that opens it, and /proc/self/fd/N any directory it
+// has open, so "/proc/self/cwd/bin/ls" writes ~/bin/ls under a name that
+// is not in the home. Writes through /proc (and /dev/fd), and links to it,
+// are refused like ~/bin itself.
+func TestTransferProcAliasesHome(t *testing.T) {
+	x := newXferWorld(t, "")
+	evil := x.local(t, "evil", "id > ~/pwned\n")
+	st, err := os.Stat(x.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := strings.Join([]string{
+		"-mkdir /proc/self/cwd/bin",
+		"-put " + evil + " /proc/self/cwd/bin",
+		"-mkdir /proc/thread-self/cwd/.local",
+		"-put " + evil + " /proc/self/cwd/.local",
+		"-ln -s /proc/self/cwd homealias",
+		"-mkdir homealias/bin",
+		"-chmod 777 /proc/self/cwd",
+		"-put " + evil + " /dev/fd/3",
+	}, "\n") + "\n"
+	if out, errOut, code := x.sftp(t, batch); code != 0 {
+		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
+	}
+	x.scp(t, nil, evil, "R:/proc/self/cwd/bin")
+	x.scp(t, []string{"-O"}, evil, "R:/proc/self/cwd/bin")
+	for _, f := range []string{"bin", ".local", "homealias"} {
+		if x.exists(f) {
+			t.Errorf("%s was created", f)
+		}
+	}
+	if st2, err := os.Stat(x.home); err != nil || st2.Mode() != st.Mode() {
+		t.Errorf("home mode changed from %v to %v (%v)", st.Mode(), st2.Mode(), err)
+	}
+	if !x.deniedPath(t, "", "/proc/self/cwd") {
+		t.Error("no request.deny event names /proc/self/cwd")
+	}
+}
+
+// TestTransferSystemdUserUnits: systemd --user loads units, and starts
+// what default.target wants, from ~/.local/share/systemd/user as from
+// ~/.config/systemd/user: neither a directory renamed to ~/.local/share
+// nor one made there may bring units along.
+func TestTransferSystemdUserUnits(t *testing.T) {
+	x := newXferWorld(t, "")
+	x.put(t, ".local/keep", "x")
+	x.put(t, "lsh/systemd/user/default.target.wants/x.service", "[Service]\nExecStart=/bin/sh -c 'id > pwned'\n")
+	unit := x.local(t, "x.service", "[Service]\nExecStart=/bin/sh -c 'id > pwned'\n")
+	batch := "-rename lsh .local/share\n-mkdir .local/share\n-mkdir .local/share/systemd\n" +
+		"-put " + unit + " .local/share/systemd/x.service\n"
+	if out, errOut, code := x.sftp(t, batch); code != 0 {
+		t.Fatalf("sftp batch failed as a whole: %d\n%s\n%s", code, out, errOut)
+	}
+	if x.exists(".local/share") {
+		t.Error(".local/share was created")
+	}
+	if !x.deniedPath(t, "", ".local/share") {
+		t.Error("no request.deny event names .local/share")
+	}
+}
+
 // TestTransferPathsFollowPolicyChange: path rules are authorization, so a
 // policy change applies to the next request of a running sftp session,
 // not only to new sessions.
