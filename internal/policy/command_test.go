@@ -233,3 +233,33 @@ func TestSessionAction(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowUncertain: lines the gateway could not reconstruct are refused
+// unless every granting policy with command rules says uncertain: allow.
+func TestAllowUncertain(t *testing.T) {
+	pol := func(name, user, uncertain string) *resource.Policy {
+		return &resource.Policy{Name: name, Type: resource.PolicyTargetAccess,
+			Subjects: resource.Subjects{Users: []string{user}}, Targets: resource.TargetSelector{Names: []string{"web1"}},
+			TargetUsers: []string{"root"}, Actions: []string{"shell"},
+			Commands: &resource.CommandRules{Deny: []string{"^rm "}, Uncertain: uncertain}}
+	}
+	e := mustCompile(t, Input{
+		Users:   []*resource.User{{Name: "d"}, {Name: "a"}, {Name: "m"}},
+		Targets: []*resource.Target{{Name: "web1", Auth: resource.AuthCertificate}},
+		Policies: []*resource.Policy{
+			pol("d-default", "d", ""),
+			pol("a-allow", "a", resource.UncertainAllow),
+			pol("m-allow", "m", resource.UncertainAllow), pol("m-deny", "m", resource.UncertainDeny),
+		},
+	})
+	for _, tc := range []struct {
+		user string
+		want bool
+	}{{"d", false}, {"a", true}, {"m", false}} {
+		d := e.Decide(Request{Kind: SubjectUser, Subject: tc.user, Action: resource.ActionShell, Target: "web1",
+			TargetUser: "root", Command: "ls"})
+		if !d.Allow || !d.CheckCommands || d.AllowUncertain != tc.want {
+			t.Errorf("%s: allow %v check %v AllowUncertain %v, want true true %v", tc.user, d.Allow, d.CheckCommands, d.AllowUncertain, tc.want)
+		}
+	}
+}

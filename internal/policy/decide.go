@@ -149,7 +149,14 @@ func (e *Engine) Decide(r Request) Decision {
 	// limits of all granting policies apply.
 	unbounded := false  // some granting policy has no valid_until
 	provisionedBy := "" // the policy ob.Sudoers comes from
+	// uncertainRefused: some granting policy with command rules refuses
+	// lines the gateway could not reconstruct (commands.uncertain).
+	rulesGranted, uncertainRefused := false, false
 	grant := func(c *compiled, op string) {
+		if c.hasRules() {
+			rulesGranted = true
+			uncertainRefused = uncertainRefused || !c.allowUncertain
+		}
 		switch {
 		case c.until.IsZero():
 			unbounded, ob.NotAfter = true, time.Time{}
@@ -228,6 +235,7 @@ func (e *Engine) Decide(r Request) Decision {
 		}
 	}
 	if granted != nil {
+		ob.AllowUncertain = rulesGranted && !uncertainRefused
 		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Fullscreen: fullscreen, Obligations: ob}
 		e.recordingFor(&d.Obligations, &r, target.Name, now)
 		return d

@@ -120,6 +120,11 @@ type Obligations struct {
 	// checked (Decide with Command set) before they are sent: a policy
 	// granting the shell has command rules.
 	CheckCommands bool
+	// AllowUncertain is set when every granting policy with command rules
+	// says commands.uncertain: allow: an interactive line the gateway could
+	// not reconstruct exactly is judged as reconstructed instead of
+	// refused.
+	AllowUncertain bool
 	// Autologin is set when a granting policy marks script access.
 	Autologin bool
 	// RequireMFA is set when a granting policy has require_mfa: the
@@ -191,16 +196,18 @@ type compiled struct {
 	allow       []pattern
 	deny        []pattern
 	hasAllow    bool
-	fullscreen  []string  // programs during which line checking may pause
-	from, until time.Time // zero: unbounded
-	maxSession  time.Duration
-	idleTimeout time.Duration
-	autologin   bool
-	requireMFA  bool
-	provision   bool   // target-access: may create the {username} login
-	sudoers     string // with provision: the sudoers rule for it
-	recordInput bool   // session-recording policies
-	failOpen    bool   // session-recording: on_failure: continue
+	fullscreen  []string // programs during which line checking may pause
+	// allowUncertain: commands.uncertain: allow.
+	allowUncertain bool
+	from, until    time.Time // zero: unbounded
+	maxSession     time.Duration
+	idleTimeout    time.Duration
+	autologin      bool
+	requireMFA     bool
+	provision      bool   // target-access: may create the {username} login
+	sudoers        string // with provision: the sudoers rule for it
+	recordInput    bool   // session-recording policies
+	failOpen       bool   // session-recording: on_failure: continue
 
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
@@ -432,6 +439,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 		}
 		c.hasAllow = len(p.Commands.Allow) > 0
 		c.fullscreen = p.Commands.Fullscreen
+		c.allowUncertain = p.Commands.Uncertain == resource.UncertainAllow
 	}
 	return c, nil
 }

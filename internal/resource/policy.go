@@ -84,7 +84,20 @@ type CommandRules struct {
 	// terminal to its alternate screen. Default none: checking never
 	// pauses.
 	Fullscreen []string `yaml:"fullscreen,omitempty" json:"fullscreen,omitempty"`
+	// Uncertain says what becomes of a line typed in an interactive
+	// session that the gateway could not reconstruct exactly from the
+	// keystrokes (history recall, tab completion, editing keys it does
+	// not follow): "deny" (default) refuses it with a message asking to
+	// type it out; "allow" judges the reconstruction, which may differ
+	// from what the shell runs (best-effort).
+	Uncertain string `yaml:"uncertain,omitempty" json:"uncertain,omitempty"`
 }
+
+// Values of CommandRules.Uncertain.
+const (
+	UncertainDeny  = "deny"
+	UncertainAllow = "allow"
+)
 
 // PathRules limits the files a file-transfer grant may touch on the target:
 // globs of internal/pathrule (absolute or under "~/", "**" for any depth).
@@ -423,6 +436,11 @@ func (p *Policy) validateTargetAccess() error {
 	if p.Commands != nil {
 		if len(p.Commands.Allow)+len(p.Commands.Deny) == 0 {
 			return fieldErr("commands", "has neither allow nor deny")
+		}
+		switch p.Commands.Uncertain {
+		case "", UncertainDeny, UncertainAllow:
+		default:
+			return fieldErr("commands.uncertain", "must be deny or allow")
 		}
 		for i, name := range p.Commands.Fullscreen {
 			// A program name, matched against the base name of what a line

@@ -252,6 +252,7 @@ func TestValidate(t *testing.T) {
 		{name: "policy bad allow regexp", obj: func() Object { p := validPolicy(); p.Commands.Allow = []string{"(?P<"}; return p }(), wantErr: "field commands.allow[0]: bad regular expression"},
 		{name: "policy bad deny regexp", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"ok", "[z-a]"}; return p }(), wantErr: "field commands.deny[1]"},
 		{name: "policy bad operation name", obj: func() Object { p := validPolicy(); p.Commands.Deny = []string{"@"}; return p }(), wantErr: "field commands.deny[0]: is required"},
+		{name: "policy uncertain value", obj: func() Object { p := validPolicy(); p.Commands.Uncertain = "maybe"; return p }(), wantErr: "field commands.uncertain: must be deny or allow"},
 		{name: "policy fullscreen path", obj: func() Object { p := validPolicy(); p.Commands.Fullscreen = []string{"vim", "/usr/bin/less"}; return p }(), wantErr: "field commands.fullscreen[1]: must be a program name"},
 		{name: "policy empty commands", obj: func() Object { p := validPolicy(); p.Commands = &CommandRules{}; return p }(), wantErr: "field commands: has neither allow nor deny"},
 		{name: "proxy policy", obj: &Policy{Name: "db", Type: PolicyProxy, Subjects: Subjects{Users: []string{"a"}}, Targets: TargetSelector{Names: []string{"pg"}}, TargetUsers: []string{"postgres"}}},

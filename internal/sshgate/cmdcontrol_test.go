@@ -505,13 +505,9 @@ func TestHistoryJoinsContinuedLines(t *testing.T) {
 // TestInteractiveRecalledLineEdited: a comment line is allowed and goes
 // into bash's history; recalled (Up) and stripped of its "#" (Home,
 // Delete) it runs rm, and the gate sees keys it cannot follow, not the
-// line. README says interactive checking is best-effort and names history
-// recall; this test keeps the hole visible until uncertain lines are
-// refused under command rules.
+// line: under command rules such an uncertain line is refused (unless
+// the policy says commands.uncertain: allow, the best-effort mode).
 func TestInteractiveRecalledLineEdited(t *testing.T) {
-	if os.Getenv("PORTCULLIS_KNOWN_HOLES") == "" {
-		t.Skip("known hole (documented best-effort): an uncertain line (history recall, then editing) is allowed; set PORTCULLIS_KNOWN_HOLES=1 to run")
-	}
 	w := newCmdWorld(t)
 	w.policy("shell", `{deny: ["^rm "]}`)
 	w.plant(t, "h1", "x", 0o644)
@@ -527,5 +523,41 @@ func TestInteractiveRecalledLineEdited(t *testing.T) {
 	sh.close()
 	if !w.exists("h1") {
 		t.Errorf("a recalled, edited line ran rm: stdout %q stderr %q", sh.out.String(), sh.stderr.String())
+	}
+	if !strings.Contains(sh.stderr.String()+sh.out.String(), "could not read this line exactly") {
+		t.Errorf("no refusal shown: stdout %q stderr %q", sh.out.String(), sh.stderr.String())
+	}
+}
+
+// TestInteractiveUncertainLines: a Tab-completed line is refused under
+// command rules by default, and judged as reconstructed with
+// commands.uncertain: allow (the best-effort mode).
+func TestInteractiveUncertainLines(t *testing.T) {
+	for _, tc := range []struct {
+		rules   string
+		allowed bool
+	}{
+		{`{deny: ["^rm "]}`, false},
+		{`{deny: ["^rm "], uncertain: allow}`, true},
+	} {
+		t.Run(tc.rules, func(t *testing.T) {
+			w := newCmdWorld(t)
+			w.policy("shell", tc.rules)
+			sh := w.interactive(t)
+			// "ech" + Tab completes to "echo " in bash: the gateway sees
+			// a Tab it cannot follow.
+			sh.send("ech\t tab-$((3+4))\r")
+			sh.send("echo mark-$((4+4))\r")
+			sh.wait("mark-8")
+			sh.send("exit 0\r")
+			sh.close()
+			out := sh.out.String() + sh.stderr.String()
+			if ran := strings.Contains(out, "tab-7"); ran != tc.allowed {
+				t.Errorf("completed line ran: %v, want %v; output %q", ran, tc.allowed, out)
+			}
+			if refused := strings.Contains(out, "could not read this line exactly"); refused == tc.allowed {
+				t.Errorf("refusal shown: %v, want %v; output %q", refused, !tc.allowed, out)
+			}
+		})
 	}
 }

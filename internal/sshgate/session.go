@@ -304,7 +304,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if d.CheckCommands && (action == resource.ActionShell || (action == resource.ActionExec && hasPTY(setup))) {
 		// An exec with a terminal reads keystrokes like a shell does: the
 		// program may be a REPL the parser did not recognise.
-		opts.gate = c.newLineGate(stderr, g, hasPTY(setup), d.Fullscreen)
+		opts.gate = c.newLineGate(stderr, g, hasPTY(setup), d.Fullscreen, d.AllowUncertain)
 	}
 	obs, err := c.newObserver(g, d.Obligations, targetUser, setup, end, opts.gate)
 	if err != nil {
@@ -440,7 +440,10 @@ func hasPTY(setup []*ssh.Request) bool {
 // fullscreen says that the session's own command is a program the policy
 // lists as full-screen: checking may pause once it enters the alternate
 // screen. Later, each allowed line says the same for itself.
-func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen bool) *lineGate {
+//
+// allowUncertain is the session's commands.uncertain: allow; without it a
+// line the gateway could not reconstruct exactly is refused, blank or not.
+func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen, allowUncertain bool) *lineGate {
 	lg := &lineGate{pty: pty}
 	if pty {
 		lg.alt = &altScreen{onEnter: func() {
@@ -454,6 +457,20 @@ func (c *conn) newLineGate(stderr io.Writer, g *grant, pty, fullscreen bool) *li
 		lg.alt.arm(fullscreen)
 	}
 	lg.check = func(line string, certain bool) (bool, string) {
+		if !certain && !allowUncertain {
+			// Recalled from history, completed with Tab or edited with
+			// keys the gateway does not follow: what the shell holds may
+			// not be what the gateway reconstructed ("#rm x", Up, Home,
+			// Delete runs rm, and may look blank here). Judging a guess
+			// would be no control.
+			const reason = "access denied: the gateway could not read this line exactly " +
+				"(history recall, tab completion or line editing); type the command out in full"
+			lg.alt.arm(false)
+			c.srv.cfg.Metrics.Denied(metrics.DenyCommand)
+			_ = c.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, SessionID: g.id, Message: reason,
+				Detail: map[string]any{"action": g.action, "command": line, "certain": false, "interactive": true}})
+			return false, reason
+		}
 		if strings.TrimSpace(line) == "" {
 			lg.alt.arm(false)
 			return true, ""
