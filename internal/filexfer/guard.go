@@ -405,28 +405,35 @@ func (g *SFTPGuard) request(b []byte, total int64) (int, bool, error) {
 	return 0, true, nil
 }
 
+// text reads a string field; a packet too short for it is errMalformed.
+func (r *reader) text() (string, error) {
+	s := r.str()
+	if r.bad {
+		return "", errMalformed
+	}
+	return string(s), nil
+}
+
+// handleArg reads a handle field and returns the handle it names; an
+// unknown handle is refused for op.
+func (g *SFTPGuard) handleArg(r *reader, op string) (*guardHandle, error) {
+	h, err := r.text()
+	if err != nil {
+		return nil, err
+	}
+	gh, ok := g.handles.get(h)
+	if !ok {
+		return nil, g.judge.refuse(op, "", "unknown handle")
+	}
+	return gh, nil
+}
+
 // decideRequest returns nil to forward the request, errMalformed for a
 // packet that does not parse, or the reason to refuse it.
 func (g *SFTPGuard) decideRequest(typ byte, id uint32, r *reader) error {
 	j := &g.judge
-	str := func() (string, error) {
-		s := r.str()
-		if r.bad {
-			return "", errMalformed
-		}
-		return string(s), nil
-	}
-	handle := func(op string) (*guardHandle, error) {
-		h, err := str()
-		if err != nil {
-			return nil, err
-		}
-		gh, ok := g.handles.get(h)
-		if !ok {
-			return nil, j.refuse(op, "", "unknown handle")
-		}
-		return gh, nil
-	}
+	str := r.text
+	handle := func(op string) (*guardHandle, error) { return g.handleArg(r, op) }
 	onePath := func(op string, a pathrule.Access) error {
 		p, err := str()
 		if err != nil {
@@ -592,24 +599,8 @@ func (g *SFTPGuard) decideExtended(_ uint32, r *reader) error {
 	if r.bad {
 		return errMalformed
 	}
-	str := func() (string, error) {
-		s := r.str()
-		if r.bad {
-			return "", errMalformed
-		}
-		return string(s), nil
-	}
-	handle := func(op string) (*guardHandle, error) {
-		h, err := str()
-		if err != nil {
-			return nil, err
-		}
-		gh, ok := g.handles.get(h)
-		if !ok {
-			return nil, j.refuse(op, "", "unknown handle")
-		}
-		return gh, nil
-	}
+	str := r.text
+	handle := func(op string) (*guardHandle, error) { return g.handleArg(r, op) }
 	switch string(name) {
 	case "posix-rename@openssh.com", "hardlink@openssh.com":
 		// Both names of a hard link are writes: writing the new one writes
