@@ -27,7 +27,7 @@ const defaultSearchLimit = 100
 // /api/v1/recordings returns it. Every field is always present.
 type Recording struct {
 	ID      string `json:"id"`
-	State   string `json:"state"` // active, ended or interrupted
+	State   string `json:"state"` // active, ended, incomplete or interrupted
 	User    string `json:"user"`
 	Target  string `json:"target"`
 	Account string `json:"account"`
@@ -51,6 +51,17 @@ type Recording struct {
 	// rest is being indexed from the file), complete, or failed (the file
 	// could not be read).
 	Index string `json:"index"`
+	// Gap is what an incomplete recording lost: absent when it lost
+	// nothing.
+	Gap *RecordingGap `json:"gap,omitempty"`
+}
+
+// RecordingGap is the output a recording could not write: how many bytes,
+// and between which offsets (seconds since its start).
+type RecordingGap struct {
+	LostBytes int64   `json:"lost_bytes"`
+	FromS     float64 `json:"from_s"`
+	ToS       float64 `json:"to_s"`
 }
 
 // recordingFromStore converts stored metadata to its wire form.
@@ -63,6 +74,9 @@ func recordingFromStore(r store.Recording) Recording {
 	if !r.EndedAt.IsZero() {
 		t := r.EndedAt.UTC()
 		out.EndedAt = &t
+	}
+	if r.LostBytes > 0 {
+		out.Gap = &RecordingGap{LostBytes: r.LostBytes, FromS: r.GapFrom.Seconds(), ToS: r.GapTo.Seconds()}
 	}
 	return out
 }

@@ -132,7 +132,12 @@ func runRecordingsLs(e *env, args []string) error {
 				duration = r.EndedAt.Sub(r.StartedAt).Round(time.Second).String()
 				size = humanBytes(r.Size)
 			}
-			return []string{r.ID, r.State, r.User, r.Target, dash(r.Account), r.Action,
+			state := r.State
+			if r.Gap != nil {
+				// What an incomplete recording lost, where it is listed.
+				state = fmt.Sprintf("%s (lost %s at %.0fs-%.0fs)", r.State, humanBytes(r.Gap.LostBytes), r.Gap.FromS, r.Gap.ToS)
+			}
+			return []string{r.ID, state, r.User, r.Target, dash(r.Account), r.Action,
 				r.StartedAt.UTC().Format(time.RFC3339), duration, size, dash(r.Index)}
 		})
 }

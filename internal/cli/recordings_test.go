@@ -758,3 +758,25 @@ func TestCLIBrokenStreams(t *testing.T) {
 		t.Errorf("a cut download left files: %v", entries)
 	}
 }
+
+// TestCLIRecordingGap: an incomplete recording says what it lost, in the
+// table and in JSON.
+func TestCLIRecordingGap(t *testing.T) {
+	g := startRecGateway(t)
+	ctx := context.Background()
+	r1 := g.record(t, "rec1", "alice", "web1", "$ yes\r\n")
+	if _, _, err := r1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.FinishRecording(ctx, "rec1", store.RecordingIncomplete, time.Now(), 10, "ab"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.st.SetRecordingGap(ctx, "rec1", 3<<20, 4*time.Second, 9*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	g.run(t, "", "recordings", "ls", "--user", "alice").want(t, 0, []string{"incomplete (lost 3.0MiB at 4s-9s)"}, nil)
+	r := g.run(t, "", "recordings", "ls", "--json", "--user", "alice")
+	if !strings.Contains(r.stdout, `"lost_bytes": 3145728`) {
+		t.Errorf("--json has no gap: %s", r.stdout)
+	}
+}

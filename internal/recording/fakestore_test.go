@@ -261,6 +261,21 @@ func outputOf(evs []Event, typ string) string {
 	return b.String()
 }
 
+func (s *fakeStore) SetRecordingGap(_ context.Context, id string, lost int64, from, to time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.writeErr != nil {
+		return s.writeErr
+	}
+	r, ok := s.recs[id]
+	if !ok {
+		return fmt.Errorf("set gap of recording %q: %w", id, store.ErrNotFound)
+	}
+	r.LostBytes, r.GapFrom, r.GapTo = lost, from, to
+	s.recs[id] = r
+	return nil
+}
+
 func (s *fakeStore) SetRecordingIndex(_ context.Context, id, state string, offset int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -536,8 +536,8 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	chunks, ferr := r.flushLocked(true)
 	size, sum, cerr := r.finishFile()
 	skipped := r.w.text.skipped
-	state := store.RecordingEnded
-	if r.w.gap.Bytes > 0 {
+	state, gap := store.RecordingEnded, r.w.gap
+	if gap.Bytes > 0 {
 		state = store.RecordingIncomplete
 	}
 	r.fmu.Unlock()
@@ -560,6 +560,13 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	// The end is stored now or, while the store refuses writes, later:
 	// the session never ends up listed as active for ever.
 	r.m.finishRow(ctx, r.meta.ID, state, r.m.now(), size, sum)
+	if g := gap; g.Bytes > 0 {
+		// For the listing; session.end carries the same in the audit
+		// trail, which is what counts if the store refuses this.
+		if err := r.m.st.SetRecordingGap(ctx, r.meta.ID, g.Bytes, g.From, g.To); err != nil {
+			r.m.log.Warn("recording gap not stored; the session.end event has it", "recording", r.meta.ID, "err", err)
+		}
+	}
 	if idx == store.IndexPartial {
 		r.m.kickCatchUp()
 	}

@@ -230,5 +230,10 @@ on_failure: continue
 	if err != nil || rec.State != store.RecordingIncomplete {
 		t.Errorf("recording %+v (%v): want state %q", rec, err, store.RecordingIncomplete)
 	}
+	// The listing says what was lost, as session.end does.
+	if rec.LostBytes != int64(lost) || rec.GapTo < rec.GapFrom || rec.GapTo.Seconds() < to-0.001 || rec.GapFrom.Seconds() > from+0.001 {
+		t.Errorf("recording row lost %d bytes from %s to %s; session.end says %v bytes from %.3fs to %.3fs",
+			rec.LostBytes, rec.GapFrom, rec.GapTo, lost, from, to)
+	}
 	t.Logf("lost %s bytes, from %.1fs to %.1fs", fmt.Sprint(int64(lost)), from, to)
 }

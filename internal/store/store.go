@@ -106,6 +106,10 @@ type Recording struct {
 	// into the file the catch-up has indexed (0: not started).
 	IndexState  string
 	IndexOffset int64
+	// LostBytes is the output a recording could not write (state
+	// RecordingIncomplete); GapFrom and GapTo bound when, since its start.
+	LostBytes      int64
+	GapFrom, GapTo time.Duration
 }
 
 // Search index states of a recording.
@@ -388,6 +392,9 @@ type Store interface {
 	// SetRecordingIndex stores a recording's index state and catch-up
 	// offset; ErrNotFound if the recording does not exist.
 	SetRecordingIndex(ctx context.Context, id, state string, offset int64) error
+	// SetRecordingGap stores what a recording lost: bytes, and when
+	// (since its start); ErrNotFound if the recording does not exist.
+	SetRecordingGap(ctx context.Context, id string, lostBytes int64, from, to time.Duration) error
 	// IndexBacklog returns up to limit recordings of gateway that ended
 	// (or were interrupted) and whose index is not complete or failed
 	// (live or partial), oldest first: what that gateway indexes from

@@ -13,7 +13,7 @@ import (
 )
 
 // recordingCols are the columns scanRecording reads, in order.
-const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256, gateway, index_state, index_offset`
+const recordingCols = `id, user_name, target, account, source, action, command, started_at, ended_at, state, size, sha256, gateway, index_state, index_offset, lost_bytes, gap_from_ms, gap_to_ms`
 
 // CreateRecording stores a new recording's metadata as active: r.State,
 // r.EndedAt, r.Size and r.SHA256 are ignored. r.ID is required; a zero
@@ -203,14 +203,17 @@ RETURNING `+recordingCols, store.RecordingInterrupted, nanos(endedAt), store.Cle
 
 func scanRecording(sc scanner) (store.Recording, error) {
 	var (
-		r       store.Recording
-		started int64
-		ended   sql.NullInt64
+		gapFrom, gapTo int64
+		r              store.Recording
+		started        int64
+		ended          sql.NullInt64
 	)
 	if err := sc.Scan(&r.ID, &r.User, &r.Target, &r.Account, &r.Source, &r.Action, &r.Command,
-		&started, &ended, &r.State, &r.Size, &r.SHA256, &r.Gateway, &r.IndexState, &r.IndexOffset); err != nil {
+		&started, &ended, &r.State, &r.Size, &r.SHA256, &r.Gateway, &r.IndexState, &r.IndexOffset,
+		&r.LostBytes, &gapFrom, &gapTo); err != nil {
 		return store.Recording{}, err
 	}
+	r.GapFrom, r.GapTo = time.Duration(gapFrom)*time.Millisecond, time.Duration(gapTo)*time.Millisecond
 	r.StartedAt = fromNanos(started)
 	if ended.Valid {
 		r.EndedAt = fromNanos(ended.Int64)

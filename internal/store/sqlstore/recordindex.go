@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
 )
 
 // RecordingIndex implements the store.Store methods that track how far
-// each recording's search index is (migration 0007).
+// each recording's search index is (migration 0007) and what it lost
+// (migration 0008).
 type RecordingIndex struct {
 	R, W *sql.DB
 }
@@ -24,6 +26,13 @@ func (x RecordingIndex) SetRecordingIndex(ctx context.Context, id, state string,
 	res, err := x.W.ExecContext(ctx, `UPDATE recordings SET index_state = $1, index_offset = $2 WHERE id = $3`,
 		state, offset, id)
 	return mustAffect(res, err, fmt.Sprintf("set index state of recording %q", id))
+}
+
+// SetRecordingGap stores what a recording lost (migration 0008).
+func (x RecordingIndex) SetRecordingGap(ctx context.Context, id string, lostBytes int64, from, to time.Duration) error {
+	res, err := x.W.ExecContext(ctx, `UPDATE recordings SET lost_bytes = $1, gap_from_ms = $2, gap_to_ms = $3 WHERE id = $4`,
+		lostBytes, from.Milliseconds(), to.Milliseconds(), id)
+	return mustAffect(res, err, fmt.Sprintf("set gap of recording %q", id))
 }
 
 // IndexBacklog returns a gateway's ended recordings whose index is live or

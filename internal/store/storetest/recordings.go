@@ -101,6 +101,16 @@ func testRecordings(t *testing.T, s store.Store) {
 	if r := getRecording(t, s, "g-2"); r.State != store.RecordingIncomplete {
 		t.Errorf("state %q after FinishRecording incomplete", r.State)
 	}
+	// What it lost, for the listing (milliseconds are kept).
+	if err := s.SetRecordingGap(ctx, "g-2", 123456, 1500*time.Millisecond, 2*time.Minute+1*time.Millisecond); err != nil {
+		t.Fatalf("SetRecordingGap: %v", err)
+	}
+	if r := getRecording(t, s, "g-2"); r.LostBytes != 123456 || r.GapFrom != 1500*time.Millisecond || r.GapTo != 2*time.Minute+time.Millisecond {
+		t.Errorf("after SetRecordingGap: lost %d from %s to %s", r.LostBytes, r.GapFrom, r.GapTo)
+	}
+	if err := s.SetRecordingGap(ctx, "nope", 1, 0, 0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetRecordingGap of an unknown id: err = %v, want ErrNotFound", err)
+	}
 	// Finishing again (interrupted, then the size and hash found) is allowed.
 	if err := s.FinishRecording(ctx, "g-2", store.RecordingInterrupted, time.Time{}, 10, "cd"); err != nil {
 		t.Fatalf("FinishRecording interrupted: %v", err)
