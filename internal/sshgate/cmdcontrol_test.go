@@ -257,11 +257,21 @@ func TestInteractiveCommentContinuation(t *testing.T) {
 		t.Errorf("no pty: exit %d, out %q, stderr %q", code, out, errOut)
 	}
 	// With a pty, Ctrl-V Ctrl-M puts a carriage return in the line: bash
-	// reads "\r#" as a word, so the "#" starts no comment.
-	out, errOut, code = w.ssh("true # x \\\rrm k2\rtrue \x16\r#; rm k3\recho after-$((2+3))\rexit 6\r", "alice~web1", []string{"-tt"})
-	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 2 {
-		t.Errorf("pty: exit %d, out %q, stderr %q", code, out, errOut)
-	}
+	// reads "\r#" as a word, so the "#" starts no comment. The lines are
+	// typed once the shell answers: the Ctrl-C that drops a refused
+	// continued line would end a shell that has not yet set up its
+	// signal handlers (typed ahead of the prompt on a loaded machine).
+	sh := w.interactive(t)
+	sh.send("echo ready-$((3+4))\r")
+	sh.wait("ready-7")
+	sh.send("true # x \\\rrm k2\r")
+	sh.waitCount("the line was not run", 1)
+	sh.send("true \x16\r#; rm k3\r")
+	sh.waitCount("the line was not run", 2)
+	sh.send("echo after-$((2+3))\r")
+	sh.wait("after-5")
+	sh.send("exit 0\r")
+	sh.close()
 	for _, f := range []string{"k1", "k2", "k3"} {
 		if !w.exists(f) {
 			t.Errorf("%s deleted", f)
@@ -340,12 +350,22 @@ func TestInteractiveContinuationsJoined(t *testing.T) {
 	// With a pty; history expansion ("!!:s/echo //" makes "rm c5" of the
 	// line before) is denied too.
 	w.plant(t, "c5", "x", 0o644)
-	out, errOut, code = w.ssh("r\\\rm c3\recho 'open\rquote'; rm c4\recho rm c5\r!!:s/echo //\recho after-$((2+3))\rexit 6\r",
-		"alice~web1", []string{"-tt"})
-	if code != 6 || !strings.Contains(out, "after-5") || strings.Count(errOut, "the line was not run") != 3 ||
-		!strings.Contains(errOut, "history expansion") {
-		t.Fatalf("pty: exit %d, out %q, stderr %q", code, out, errOut)
+	// Typed once the shell answers: the Ctrl-C that drops a refused
+	// continued line would end a shell still starting up.
+	sh := w.interactive(t)
+	sh.send("echo ready-$((3+4))\r")
+	sh.wait("ready-7")
+	for i, line := range []string{"r\\\rm c3\r", "echo 'open\rquote'; rm c4\r", "echo rm c5\r!!:s/echo //\r"} {
+		sh.send(line)
+		sh.waitCount("the line was not run", i+1)
 	}
+	sh.send("echo after-$((2+3))\r")
+	sh.wait("after-5")
+	if !strings.Contains(sh.stderr.String()+sh.out.String(), "history expansion") {
+		t.Errorf("pty: no history expansion refusal: out %q, stderr %q", sh.out.String(), sh.stderr.String())
+	}
+	sh.send("exit 0\r")
+	sh.close()
 	for _, f := range []string{"c1", "c2", "c3", "c4", "c5"} {
 		if !w.exists(f) {
 			t.Errorf("%s deleted", f)
