@@ -282,3 +282,28 @@ func TestFileTransferRecordedAsOperations(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchHitAtItsTime: a word that appears two seconds into a session
+// (after a sleep) is reported at or after those two seconds, not at the
+// start of the chunk that holds it (the session's first line, at 0 s).
+func TestSearchHitAtItsTime(t *testing.T) {
+	w := recordingWorld(t, "shell", false)
+	script := "sleep 2\r" + "printf 'zebra%s\\n' corn\r" + "exit\r"
+	if out, errOut, code := w.ssh(script, "alice~web1", []string{"-tt"}); code != 0 || !strings.Contains(out, "zebracorn") {
+		t.Fatalf("shell: code %d out %q err %q", code, out, errOut)
+	}
+	rec := w.gw.endedRecording(t, func(r store.Recording) bool { return r.Action == "shell" })
+	var hits []store.SearchHit
+	deadline := time.Now().Add(10 * time.Second)
+	for len(hits) == 0 && time.Now().Before(deadline) {
+		var err error
+		if hits, err = w.gw.store.SearchText(context.Background(), "zebracorn", 10); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The output line came after the sleep, and before the end.
+	if len(hits) != 1 || hits[0].RecordingID != rec.ID || hits[0].Offset < 2 || hits[0].Offset > rec.EndedAt.Sub(rec.StartedAt).Seconds() {
+		t.Fatalf("hits %+v, want one at 2 s or later in a recording of %v", hits, rec.EndedAt.Sub(rec.StartedAt))
+	}
+}
