@@ -7,6 +7,7 @@
 //   AUDITOR     an auditor, AUDITOR_PASSWORD its console password
 //   WORD        a word printed in a recorded session (search and play it)
 //   LIVE_WORD   a word printed by a session still running (watch, then kill it)
+//   XFER_FILE   a file uploaded by a recorded sftp session (its table of operations)
 //   TARGET, ACCOUNT  a target and a login on it the user may use
 //   OUT_DIR     where screenshots go
 //
@@ -49,6 +50,7 @@ const AUTHORIZED_KEYS_FILE = env("AUTHORIZED_KEYS_FILE");
 const NEW_USER_KEY = env("NEW_USER_KEY");
 const SSH_CLIENT_OPTS = JSON.parse(env("SSH_CLIENT_OPTS"));
 const TYPED_WORD = env("TYPED_WORD");
+const XFER_FILE = env("XFER_FILE");
 const AUDITOR_SSH_KEY = env("AUDITOR_SSH_KEY");
 const NEW_TARGET = "web2";
 const NEW_USER = "carol";
@@ -263,6 +265,18 @@ async function main() {
     await expectText(screen, WORD);
     const href = await page.locator("section[data-section=player] a:has-text('Download')").getAttribute("href");
     if (!/\/cast\?purpose=download$/.test(href || "")) throw new Error(`download link ${href}`);
+  });
+
+  await step("recordings: a file transfer is a table of operations", async () => {
+    await visit(page, "recordings");
+    const row = page.locator("section[data-section=recordings] tbody tr:has-text('file-transfer')").first();
+    await row.waitFor();
+    await row.locator("button:has-text('Play')").click();
+    const ops = page.locator("[data-role=file-operations]");
+    await expectText(ops, XFER_FILE);
+    await expectText(ops.locator("tbody tr").first(), "upload");
+    if (await page.locator("[data-role=player] .ap-player, [data-role=player] .ap-wrapper").count() !== 0) throw new Error("a file transfer was played as a terminal");
+    await screenshot(page, "recording-file-transfer");
   });
 
   await step("commands: the session's command is listed", async () => {
@@ -528,6 +542,9 @@ async function formsWalk(page) {
     }
     await hit.locator("button:has-text('Play')").click();
     await expectText(page.locator("[data-role=player]"), TYPED_WORD);
+    // The match is shown with the word marked, and the player starts at it.
+    await expectText(page.locator("section[data-section=player] [data-role=hit] mark"), TYPED_WORD);
+    await page.locator("section[data-section=player] [data-role=start-at]").waitFor();
     await screenshots(page, "search-jump");
   });
   await step("audit: Older pages back through the log", async () => {

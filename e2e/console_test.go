@@ -102,7 +102,7 @@ type: target-access
 subjects: {users: [%[1]s]}
 targets: {names: [%[3]s]}
 target_users: [%[5]s]
-actions: [shell, exec]
+actions: [shell, exec, file-transfer]
 ---
 kind: Policy
 name: record-all
@@ -139,6 +139,18 @@ valid_until: 2099-01-01T00:00:00Z
 	sshArgs := append(testenv.SSHArgs(dir, key, srv.SSHAddr().String(), srv.HostKey()), "-l", user+"~"+target, "127.0.0.1")
 	if out, errOut, code := testenv.Run(t, 30*time.Second, "ssh", append(sshArgs, "echo "+word)...); code != 0 || !strings.Contains(out, word) {
 		t.Fatalf("recorded session: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// A file transfer, recorded as its operations: the console shows a
+	// table of them, not a terminal.
+	xferFile := "xf" + randomHex(t) + ".txt"
+	if err := os.WriteFile(filepath.Join(dir, xferFile), []byte("file contents\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sftpArgs := append(testenv.SSHOptions(dir, key, srv.SSHAddr().String(), srv.HostKey()), "-b", "-", user+"~"+target+"@127.0.0.1")
+	sftp := exec.Command("sftp", sftpArgs...)
+	sftp.Stdin = strings.NewReader("put " + filepath.Join(dir, xferFile) + " /tmp/" + xferFile + "\nrm /tmp/" + xferFile + "\n")
+	if out, err := sftp.CombinedOutput(); err != nil {
+		t.Fatalf("recorded sftp: %v\n%s", err, out)
 	}
 	live := exec.Command("ssh", append(sshArgs, "echo "+liveWord+"; exec sleep 600")...)
 	liveOut, err := live.StdoutPipe()
@@ -217,7 +229,7 @@ valid_until: 2099-01-01T00:00:00Z
 		"NEW_USER_KEY="+carolKey.AuthorizedKey, "AUDITOR_SSH_KEY="+audreyKey.AuthorizedKey, "TYPED_WORD=ty"+randomHex(t),
 		"BASE_URL=https://"+srv.APIAddr().String(),
 		"USER="+user, "PASSWORD="+password, "AUDITOR="+auditor, "AUDITOR_PASSWORD="+auditorPassword,
-		"WORD="+word, "LIVE_WORD="+liveWord, "TAMPERED=1",
+		"WORD="+word, "LIVE_WORD="+liveWord, "TAMPERED=1", "XFER_FILE="+xferFile,
 		"TARGET="+target, "ACCOUNT="+unixUser, "OUT_DIR="+outDir)
 	out, err := node.CombinedOutput()
 	t.Logf("node console.mjs:\n%s", out)

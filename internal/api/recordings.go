@@ -32,8 +32,11 @@ type Recording struct {
 	Target  string `json:"target"`
 	Account string `json:"account"`
 	Source  string `json:"source"`
-	Action  string `json:"action"`  // shell or exec
-	Command string `json:"command"` // for exec
+	Action  string `json:"action"`  // shell, exec or file-transfer
+	Command string `json:"command"` // for exec and file-transfer
+	// Kind is terminal (played as what the user saw) or file-transfer
+	// (a list of file operations: see recording.FileOp).
+	Kind string `json:"kind"`
 	// StartedAt and EndedAt are UTC; EndedAt is null while active.
 	StartedAt time.Time  `json:"started_at"`
 	EndedAt   *time.Time `json:"ended_at"`
@@ -69,7 +72,7 @@ func recordingFromStore(r store.Recording) Recording {
 	out := Recording{
 		ID: r.ID, State: r.State, User: r.User, Target: r.Target, Account: r.Account, Source: r.Source,
 		Action: r.Action, Command: r.Command, StartedAt: r.StartedAt.UTC(), Size: r.Size, SHA256: r.SHA256,
-		Gateway: r.Gateway, Index: r.IndexState,
+		Gateway: r.Gateway, Index: r.IndexState, Kind: recording.Kind(r.Action),
 	}
 	if !r.EndedAt.IsZero() {
 		t := r.EndedAt.UTC()

@@ -150,6 +150,28 @@ func (e *recEnv) auditEvents(t *testing.T, typ string) []api.Event {
 	return evs
 }
 
+// TestAPIRecordingKind: a file-transfer session's recording is listed as
+// kind file-transfer, and its cast holds the operations, not its bytes.
+func TestAPIRecordingKind(t *testing.T) {
+	e := newRecEnv(t)
+	ctx := context.Background()
+	r, err := e.mgr.Start(ctx, recording.Meta{ID: "xfer1", User: "alice", Target: "web1", Account: "svc",
+		Action: "file-transfer", Command: "sftp", Width: 80, Height: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte("RAW-SFTP-PACKET"))
+	r.FileOp(recording.FileOp{Op: "upload", Path: "/tmp/a", Bytes: 3})
+	if _, _, err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	e.getJSON(t, "/api/v1/recordings/xfer1", &rec)
+	if rec["kind"] != "file-transfer" {
+		t.Fatalf("kind %v, want file-transfer: %v", rec["kind"], rec)
+	}
+}
+
 func TestAPIRecordings(t *testing.T) {
 	e := newRecEnv(t)
 	ctx := context.Background()
@@ -167,10 +189,13 @@ func TestAPIRecordings(t *testing.T) {
 			t.Fatalf("want rec2 then rec1 (newest first), got %v", recs)
 		}
 		for _, k := range []string{"id", "state", "user", "target", "account", "source", "action", "command",
-			"started_at", "ended_at", "size", "sha256"} {
+			"started_at", "ended_at", "size", "sha256", "kind"} {
 			if _, ok := recs[0][k]; !ok {
 				t.Errorf("recording lacks %q: %v", k, recs[0])
 			}
+		}
+		if recs[0]["kind"] != "terminal" {
+			t.Errorf("a shell recording's kind is %v, want terminal", recs[0]["kind"])
 		}
 		if recs[0]["state"] != "active" || recs[0]["ended_at"] != nil {
 			t.Errorf("rec2: %v", recs[0])

@@ -29,7 +29,9 @@ const recordingsUsage = `Usage: portcullis recordings ls [FLAGS]
        portcullis recordings search QUERY [--limit N] [--json]
 
 Session recordings are asciicast v2 files (asciinema 2 plays them too), one
-per recorded shell or exec session, written as the session runs.
+per recorded session, written as the session runs. KIND is terminal (a
+shell or exec: what the user saw) or file-transfer (sftp, scp, rsync: the
+file operations, one event each, and never the files' contents).
 
 ls lists recordings, newest first. STATE is active (the session is
 running), ended, or interrupted (the gateway stopped without ending the
@@ -38,7 +40,9 @@ UTC; SIZE and DURATION are known once a recording is no longer active.
 
 play plays a recording in this terminal, downloading it from the gateway as
 it plays. An active recording plays up to now (follow it live with
-'portcullis sessions watch ID'). Ctrl-C stops. Playing is audited as a
+'portcullis sessions watch ID'). A file-transfer recording is not
+replayed: its operations are printed at once, one line each (time, operation,
+path, bytes, error). Ctrl-C stops. Playing is audited as a
 download (recording.download, purpose play).
 
 download saves the asciicast file, by default as ID.cast in the current
@@ -125,7 +129,7 @@ func runRecordingsLs(e *env, args []string) error {
 	}
 	defer sayMore(e, more)
 	return printList(e, recs, asJSON, "No recordings found.",
-		[]string{"ID", "STATE", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE", "INDEX"},
+		[]string{"ID", "STATE", "KIND", "USER", "TARGET", "ACCOUNT", "ACTION", "STARTED", "DURATION", "SIZE", "INDEX"},
 		func(r api.Recording) []string {
 			duration, size := "-", "-"
 			if r.EndedAt != nil {
@@ -137,7 +141,7 @@ func runRecordingsLs(e *env, args []string) error {
 				// What an incomplete recording lost, where it is listed.
 				state = fmt.Sprintf("%s (lost %s at %.0fs-%.0fs)", r.State, humanBytes(r.Gap.LostBytes), r.Gap.FromS, r.Gap.ToS)
 			}
-			return []string{r.ID, state, r.User, r.Target, dash(r.Account), r.Action,
+			return []string{r.ID, state, dash(r.Kind), r.User, r.Target, dash(r.Account), r.Action,
 				r.StartedAt.UTC().Format(time.RFC3339), duration, size, dash(r.Index)}
 		})
 }

@@ -225,6 +225,31 @@ func TestCLIRecordings(t *testing.T) {
 		g.run(t, "", "recordings", "play").want(t, 2, nil, []string{"recording ID is required"})
 	})
 
+	// A file transfer is listed as such and played as its operations, one
+	// line each, never as the channel's bytes.
+	t.Run("file-transfer", func(t *testing.T) {
+		x, err := g.mgr.Start(ctx, recording.Meta{ID: "xfer1", User: "alice", Target: "web1", Account: "svc",
+			Action: "file-transfer", Command: "sftp", Width: 80, Height: 24})
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.Output([]byte("\x00\x00\x00\x05RAW-PACKET"))
+		x.FileOp(recording.FileOp{Op: "upload", Path: "/srv/in/report.csv", Bytes: 1234})
+		x.FileOp(recording.FileOp{Op: "remove", Path: "/srv/in/\x1b[2Jold", Error: "Permission denied"})
+		if _, _, err := x.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		g.run(t, "", "recordings", "ls", "--user", "alice").want(t, 0, []string{"KIND", "file-transfer", "terminal"}, nil)
+		r := g.run(t, "", "recordings", "play", "xfer1")
+		r.want(t, 0, []string{"upload  /srv/in/report.csv  1234 bytes\n", `remove  "/srv/in/\x1b[2Jold"  error: "Permission denied"`}, nil)
+		if strings.Contains(r.stdout, "RAW-PACKET") || strings.Contains(r.stdout, "\x1b") {
+			t.Errorf("play printed channel bytes or a raw escape:\n%q", r.stdout)
+		}
+		if err := g.mgr.Delete(ctx, "xfer1"); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("download", func(t *testing.T) {
 		dir := t.TempDir()
 		t.Chdir(dir)

@@ -64,6 +64,9 @@ type metaJSON struct {
 	Source  string `json:"source,omitempty"`
 	Action  string `json:"action,omitempty"`
 	Command string `json:"command,omitempty"`
+	// Kind is KindFileTransfer for a recording of file operations; absent
+	// for a terminal.
+	Kind string `json:"kind,omitempty"`
 }
 
 // encodeHeader returns the header line (with its newline) of a recording.
@@ -78,6 +81,9 @@ func encodeHeader(meta Meta, timestamp int64) ([]byte, error) {
 			Session: meta.ID, User: meta.User, Target: meta.Target, Account: meta.Account,
 			Source: meta.Source, Action: meta.Action, Command: meta.Command,
 		},
+	}
+	if Kind(meta.Action) == KindFileTransfer {
+		h.Portcullis.Kind = KindFileTransfer
 	}
 	if meta.Term != "" {
 		h.Env = map[string]string{"TERM": meta.Term}

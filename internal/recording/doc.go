@@ -64,7 +64,10 @@
 // (internal/termtext), so the index holds the lines the user saw, with
 // cursor movement and line editing applied, not raw escape sequences. Lines
 // are indexed in chunks of up to 20 lines or 2 KiB with the time offset of
-// their first line. Typed input is not indexed here (commands go to the
+// their first line and, where later lines appeared later, their times
+// (store.TextChunk.Times): a line's time is that of the event that
+// finished it (for a typed command, its Enter), and a search hit is
+// reported at the line that holds the match. Typed input is not indexed here (commands go to the
 // command history). Indexing costs far more than recording (the SQLite
 // full-text index takes a few MB/s), so text scrolling faster than anyone
 // reads is indexed in part: each recording may index 256 KiB at once and

@@ -56,8 +56,8 @@ type Meta struct {
 	Target  string
 	Account string // target user
 	Source  string // client address
-	Action  string // shell or exec
-	Command string // for exec
+	Action  string // shell, exec or file-transfer (recorded as file operations: see FileOp)
+	Command string // for exec and file-transfer
 	// Width and Height are the terminal size (80x24 if zero). Term is
 	// $TERM if the client asked for a pty; empty means no pty (an exec
 	// without -t), whose lines end in a bare LF.
@@ -232,7 +232,8 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start recording %s: %w", meta.ID, err)
 	}
-	r := &Recorder{m: m, meta: meta, path: path, start: start, done: make(chan struct{})}
+	r := &Recorder{m: m, meta: meta, path: path, start: start, done: make(chan struct{}),
+		fileOps: Kind(meta.Action) == KindFileTransfer}
 	r.w.f = f
 	r.w.hash = sha256.New()
 	r.w.text.init(meta.ID, meta.Width, meta.Height, meta.Term != "")

@@ -29,7 +29,8 @@ type PlayOptions struct {
 // Play writes the output ("o" events) of an asciicast v2 recording read
 // from r to w, with the recording's timing, until the end or until ctx
 // ends. Other events are skipped: the player cannot resize the viewer's
-// terminal.
+// terminal. A file-transfer recording is not replayed: its operations are
+// written at once, one line each (FormatFileOp), whatever the options.
 func Play(ctx context.Context, r io.Reader, w io.Writer, o PlayOptions) error {
 	return play(ctx, r, w, o, realClock{})
 }
@@ -71,6 +72,9 @@ func play(ctx context.Context, r io.Reader, w io.Writer, o PlayOptions, c clock)
 	rd, err := NewReader(r)
 	if err != nil {
 		return fmt.Errorf("play: %w", err)
+	}
+	if rd.Header().IsFileTransfer() {
+		return playOps(ctx, rd, w)
 	}
 	// Output between pauses is buffered, so that the part before At and
 	// fast bursts go out in few writes; it is flushed before every pause.

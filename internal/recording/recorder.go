@@ -31,6 +31,9 @@ type Recorder struct {
 	meta  Meta
 	path  string
 	start time.Time
+	// fileOps: a file-transfer recording, which holds the operations
+	// FileOp records and nothing of what crosses the channel.
+	fileOps bool
 	// done is closed when the recording has ended (after its last write)
 	// or was deleted; Follow waits on it.
 	done     chan struct{}
@@ -179,24 +182,26 @@ func (r *Recorder) block(n int) *[]byte {
 }
 
 // Output records output to the user's terminal (an "o" event). It copies p
-// into a buffer and returns; it never does I/O.
+// into a buffer and returns; it never does I/O. A file-transfer recording
+// ignores it: the bytes of a transfer are file contents, which the
+// recording must not hold (FileOp records what they did).
 func (r *Recorder) Output(p []byte) {
-	if r != nil {
+	if r != nil && !r.fileOps {
 		r.add('o', p)
 	}
 }
 
 // Input records what the user typed (an "i" event) if Meta.RecordInput is
-// set, and otherwise does nothing.
+// set, and otherwise does nothing; a file-transfer recording ignores it too.
 func (r *Recorder) Input(p []byte) {
-	if r != nil && r.meta.RecordInput {
+	if r != nil && r.meta.RecordInput && !r.fileOps {
 		r.add('i', p)
 	}
 }
 
 // Resize records a window change (an "r" event).
 func (r *Recorder) Resize(cols, rows int) {
-	if r == nil || cols <= 0 || rows <= 0 || cols > 1<<16 || rows > 1<<16 {
+	if r == nil || r.fileOps || cols <= 0 || rows <= 0 || cols > 1<<16 || rows > 1<<16 {
 		return
 	}
 	var b [24]byte

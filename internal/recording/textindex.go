@@ -50,6 +50,10 @@ type textIndexer struct {
 	cur      []byte // lines of the chunk being filled, each ending in '\n'
 	curLines int
 	curT     int64 // time of its first line, µs
+	// curTimes: when the chunk's later lines appeared, where not at the
+	// time of the line before (store.TextChunk.Times).
+	curTimes []store.LineTime
+	lastT    int64 // time of the chunk's last line, µs
 	curSince time.Time
 	chunks   []store.TextChunk
 }
@@ -147,6 +151,12 @@ func (x *textIndexer) emit(line string) {
 	}
 	if len(x.cur) == 0 {
 		x.curT, x.curSince = x.evT, x.now
+		x.lastT = x.evT
+	} else if x.evT != x.lastT {
+		// A line appears when the terminal finishes it: for a typed
+		// command, at its Enter, within the event's time.
+		x.curTimes = append(x.curTimes, store.LineTime{Line: x.curLines, Offset: float64(x.evT) / 1e6})
+		x.lastT = x.evT
 	}
 	x.cur = append(x.cur, line...)
 	x.cur = append(x.cur, '\n')
@@ -164,8 +174,10 @@ func (x *textIndexer) push() {
 		RecordingID: x.id,
 		Offset:      float64(x.curT) / 1e6,
 		Text:        string(x.cur[:len(x.cur)-1]),
+		Times:       store.EncodeLineTimes(float64(x.curT)/1e6, x.curTimes),
 	})
 	x.cur = x.cur[:0]
+	x.curTimes = x.curTimes[:0]
 	x.curLines = 0
 }
 

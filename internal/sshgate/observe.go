@@ -170,7 +170,12 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 			}
 		}
 	case resource.ActionFileTransfer:
-		report := func(op filexfer.Op) { c.logFileOp(g, targetUser, op) }
+		// The recording of a transfer (recording.KindFileTransfer) is
+		// these operations: the recorder drops the channel's bytes.
+		report := func(op filexfer.Op) {
+			c.logFileOp(g, targetUser, op)
+			o.rec.FileOp(recording.FileOp{Op: op.Kind, Path: op.Path, Path2: op.Path2, Bytes: op.Bytes, Error: op.Error})
+		}
 		if g.command == "sftp" || isSFTPServer(g.command) {
 			o.sftp = filexfer.NewSFTP(report)
 		} else {

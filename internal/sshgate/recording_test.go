@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -184,5 +186,124 @@ func TestLiveSessionsAndKill(t *testing.T) {
 	}
 	if err := w.gw.srv.Kill("nope", "admin", ""); err == nil {
 		t.Fatal("kill of an unknown session succeeded")
+	}
+}
+
+// TestFileTransferRecordedAsOperations: an sftp session, an scp in SFTP
+// mode and a legacy scp (-O) are each recorded as their file operations,
+// marked as file-transfer recordings, and none of them holds the bytes of
+// the files they moved (not as text, not escaped, not in input events),
+// while the integrity check still holds.
+func TestFileTransferRecordedAsOperations(t *testing.T) {
+	w := recordingWorld(t, "file-transfer", true)
+	// Content that would show in a recording as is, or JSON-escaped.
+	secret := "SECRET-CONTENT-4f1d\n"
+	local := filepath.Join(w.clientDir, "up.txt")
+	if err := os.WriteFile(local, []byte(strings.Repeat(secret, 300)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	batch := filepath.Join(w.clientDir, "batch")
+	os.WriteFile(batch, []byte("put "+local+" remote.txt\nget remote.txt "+local+".back\nrename remote.txt moved.txt\nrm moved.txt\n"), 0o644)
+	remote := "alice~web1@127.0.0.1:"
+	runs := []struct {
+		name string
+		tool string
+		args []string
+		ops  []string // operations that must be in the recording, in order
+		path string   // the upload's path ends so
+	}{
+		{"sftp", "sftp", []string{"-b", batch, "alice~web1@127.0.0.1"}, []string{"upload", "download", "rename", "remove"}, "/remote.txt"},
+		{"scp", "scp", []string{local, remote + "viascp.txt"}, []string{"setstat", "upload"}, "viascp.txt"},
+		{"scp -O", "scp", []string{"-O", local, remote + "legacy.txt"}, []string{"upload"}, "legacy.txt"},
+	}
+	seen := map[string]bool{}
+	for _, run := range runs {
+		_, errOut, code := runTool(t, run.tool, append(w.opts(false), run.args...)...)
+		if code != 0 {
+			t.Fatalf("%s: %d %s", run.name, code, errOut)
+		}
+		rec := w.gw.endedRecording(t, func(r store.Recording) bool { return r.Action == "file-transfer" && !seen[r.ID] })
+		seen[rec.ID] = true
+		file := filepath.Join(w.gw.rec.Dir(), rec.ID+".cast")
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(raw), "SECRET-CONTENT") || strings.Contains(string(raw), "SECRET") {
+			t.Fatalf("%s: the recording holds the file's bytes:\n%.2000s", run.name, raw)
+		}
+		rd, err := recording.NewReader(strings.NewReader(string(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rd.Header().IsFileTransfer() || recording.Kind(rec.Action) != recording.KindFileTransfer {
+			t.Fatalf("%s: not marked as a file transfer: %+v", run.name, rd.Header())
+		}
+		var ops []recording.FileOp
+		for {
+			ev, err := rd.Next()
+			if err != nil {
+				break
+			}
+			if ev.Type != "o" {
+				t.Fatalf("%s: event %+v in a file-transfer recording", run.name, ev)
+			}
+			op, err := recording.ParseFileOp(ev.Data)
+			if err != nil {
+				t.Fatalf("%s: event %q: %v", run.name, ev.Data, err)
+			}
+			ops = append(ops, op)
+		}
+		var kinds []string
+		for _, op := range ops {
+			kinds = append(kinds, op.Op)
+		}
+		if strings.Join(kinds, ",") != strings.Join(run.ops, ",") {
+			t.Fatalf("%s: operations %+v, want %v", run.name, ops, run.ops)
+		}
+		up := ops[slices.Index(kinds, "upload")]
+		if up.Bytes != int64(len(secret)*300) || !strings.HasSuffix(up.Path, run.path) {
+			t.Fatalf("%s: upload %+v", run.name, up)
+		}
+		// The integrity check reads it like any recording.
+		w.gw.waitEvent(audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["recording_sha256"] == rec.SHA256 })
+		f, _, in, err := w.gw.rec.OpenChecked(context.Background(), rec.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		err = recording.Play(context.Background(), f, &out, recording.PlayOptions{})
+		f.Close()
+		if err != nil || in.State != recording.IntegrityOK {
+			t.Fatalf("%s: play %v, integrity %+v", run.name, err, in)
+		}
+		if lines := strings.Split(strings.TrimSpace(out.String()), "\n"); len(lines) != len(run.ops) || !strings.Contains(out.String(), "upload  "+up.Path+fmt.Sprintf("  %d bytes", len(secret)*300)) {
+			t.Fatalf("%s: play printed %q", run.name, out.String())
+		}
+	}
+}
+
+// TestSearchHitAtItsTime: a word that appears two seconds into a session
+// (after a sleep) is reported at or after those two seconds, not at the
+// start of the chunk that holds it (the session's first line, at 0 s).
+func TestSearchHitAtItsTime(t *testing.T) {
+	w := recordingWorld(t, "shell", false)
+	script := "sleep 2\r" + "printf 'zebra%s\\n' corn\r" + "exit\r"
+	if out, errOut, code := w.ssh(script, "alice~web1", []string{"-tt"}); code != 0 || !strings.Contains(out, "zebracorn") {
+		t.Fatalf("shell: code %d out %q err %q", code, out, errOut)
+	}
+	rec := w.gw.endedRecording(t, func(r store.Recording) bool { return r.Action == "shell" })
+	var hits []store.SearchHit
+	deadline := time.Now().Add(10 * time.Second)
+	for len(hits) == 0 && time.Now().Before(deadline) {
+		var err error
+		if hits, err = w.gw.store.SearchText(context.Background(), "zebracorn", 10); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The output line came after the sleep, and before the end.
+	if len(hits) != 1 || hits[0].RecordingID != rec.ID || hits[0].Offset < 2 || hits[0].Offset > rec.EndedAt.Sub(rec.StartedAt).Seconds() {
+		t.Fatalf("hits %+v, want one at 2 s or later in a recording of %v", hits, rec.EndedAt.Sub(rec.StartedAt))
 	}
 }

@@ -147,6 +147,10 @@ type TextChunk struct {
 	RecordingID string
 	Offset      float64
 	Text        string
+	// Times says when the chunk's later lines appeared, where that is not
+	// at Offset (EncodeLineTimes); empty when every line appeared then.
+	// A search hit is reported at the time of the line that holds it.
+	Times string
 }
 
 // SearchHit is one recording where a search matched.
@@ -154,7 +158,7 @@ type SearchHit struct {
 	RecordingID string
 	User        string
 	Target      string
-	Offset      float64 // seconds from the recording's start of the best chunk
+	Offset      float64 // seconds from the recording's start to the line of the best chunk that holds the match
 	Snippet     string  // the matching text with some context
 }
 

@@ -21,18 +21,78 @@ const common = { fit: "width", terminalFontSize: "small", idleTimeLimit: 2 };
  * the answer's X-Recording-Integrity header whether the file is the one
  * recorded: onTampered(words) is called before playing one that is not.
  */
-export async function playRecording(el, id, { startAt = 0, speed = 1, onTampered } = {}) {
+export async function playRecording(el, id, { startAt = 0, speed = 1, onTampered, hit } = {}) {
   const res = await fetch(`/api/v1/recordings/${encodeURIComponent(id)}/cast?purpose=play`, { credentials: "same-origin" });
   if (!res.ok) throw await errorFrom(res);
   const data = await res.text();
   if (res.headers.get("X-Recording-Integrity") === "tampered" && onTampered) {
     onTampered(res.headers.get("X-Recording-Warning") || "its file is not what was recorded");
   }
-  return (await player()).create(
-    { data },
-    el,
-    { ...common, autoPlay: true, startAt: Math.max(0, startAt), speed },
-  );
+  const ops = fileOperations(data);
+  if (ops) return showOperations(el, ops, startAt);
+  const opts = { ...common, autoPlay: true, startAt: Math.max(0, startAt), speed };
+  // A search hit is a marker on the timeline, labelled with what matched.
+  if (hit) opts.markers = [[Math.max(0, startAt), hit]];
+  return (await player()).create({ data }, el, opts);
+}
+
+/**
+ * fileOperations returns the operations of a file-transfer recording (its
+ * header says kind "file-transfer"; each "o" event is one JSON operation),
+ * or null for a terminal recording, which the player plays.
+ */
+export function fileOperations(cast) {
+  const lines = cast.split("\n");
+  let header;
+  try { header = JSON.parse(lines[0]); } catch { return null; }
+  if (!header || !header.portcullis || header.portcullis.kind !== "file-transfer") return null;
+  const ops = [];
+  for (const line of lines.slice(1)) {
+    if (!line.trim()) continue;
+    let ev;
+    try { ev = JSON.parse(line); } catch { continue; }
+    if (!Array.isArray(ev) || ev[1] !== "o") continue;
+    let op;
+    try { op = JSON.parse(String(ev[2])); } catch { op = null; }
+    if (!op || typeof op !== "object" || Array.isArray(op)) op = { op: "note", path: String(ev[2]).trim() };
+    ops.push({ op: String(op.op ?? ""), path: String(op.path ?? ""), path2: String(op.path2 ?? ""),
+      bytes: Number(op.bytes) || 0, error: String(op.error ?? ""), time: Number(ev[0]) || 0 });
+  }
+  return ops;
+}
+
+/**
+ * showOperations renders a file-transfer recording as a table, one row per
+ * operation, the row at (or first after) startAt marked as the hit. Text
+ * goes in as text nodes, never markup. It returns what a player's caller
+ * expects of a player.
+ */
+function showOperations(el, ops, startAt) {
+  const cell = (text, cls) => { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; };
+  const wrap = document.createElement("div");
+  wrap.className = "table-wrap";
+  wrap.setAttribute("data-role", "file-operations");
+  const tbl = document.createElement("table");
+  const head = document.createElement("tr");
+  for (const l of ["At", "Operation", "Path", "To", "Bytes", "Error"]) { const th = document.createElement("th"); th.textContent = l; head.append(th); }
+  const thead = document.createElement("thead");
+  thead.append(head);
+  const body = document.createElement("tbody");
+  let marked = false;
+  for (const op of ops) {
+    const tr = document.createElement("tr");
+    tr.append(cell(op.time.toFixed(1) + " s", "nowrap"), cell(op.op || ""), cell(op.path || "", "snippet"), cell(op.path2 || "", "snippet"),
+      cell(op.op === "upload" || op.op === "download" ? String(op.bytes || 0) : ""), cell(op.error || ""));
+    if (!marked && startAt > 0 && op.time >= startAt - 0.001) { tr.className = "hit"; tr.setAttribute("data-role", "hit"); marked = true; }
+    body.append(tr);
+  }
+  tbl.append(thead, body);
+  wrap.append(tbl);
+  if (ops.length === 0) wrap.textContent = "No file operations were seen in this transfer (rsync is not followed; see the audit log).";
+  el.replaceChildren(wrap);
+  const hitRow = body.querySelector("tr.hit");
+  if (hitRow) hitRow.scrollIntoView({ block: "nearest" });
+  return { dispose() { wrap.remove(); }, async getCurrentTime() { return startAt; } };
 }
 
 /**

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"strings"
@@ -21,9 +22,9 @@ const defaultSearchLimit = 100
 // which is the order "newest first" in SearchText refers to.
 func (s *Store) IndexText(ctx context.Context, chunks []store.TextChunk) error {
 	var (
-		recs, texts []string
-		offsets     []float64
-		want        = map[string]bool{}
+		recs, texts, times []string
+		offsets            []float64
+		want               = map[string]bool{}
 	)
 	for _, c := range chunks {
 		if math.IsNaN(c.Offset) || math.IsInf(c.Offset, 0) {
@@ -35,6 +36,7 @@ func (s *Store) IndexText(ctx context.Context, chunks []store.TextChunk) error {
 		recs = append(recs, c.RecordingID)
 		offsets = append(offsets, c.Offset)
 		texts = append(texts, store.CleanText(c.Text))
+		times = append(times, c.Times)
 		want[c.RecordingID] = true
 	}
 	if len(recs) == 0 {
@@ -75,9 +77,9 @@ func (s *Store) IndexText(ctx context.Context, chunks []store.TextChunk) error {
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `
-INSERT INTO recording_text (recording_id, offset_seconds, text)
-SELECT r, o, t FROM unnest($1::text[], $2::float8[], $3::text[]) WITH ORDINALITY AS u (r, o, t, n)
-ORDER BY n`, recs, offsets, texts); err != nil {
+INSERT INTO recording_text (recording_id, offset_seconds, text, times)
+SELECT r, o, t, l FROM unnest($1::text[], $2::float8[], $3::text[], $4::text[]) WITH ORDINALITY AS u (r, o, t, l, n)
+ORDER BY n`, recs, offsets, texts, times); err != nil {
 		return fmt.Errorf("index text: insert %d chunks: %w", len(recs), err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -104,6 +106,10 @@ const termQuery = "phraseto_tsquery('simple', regexp_replace($%d, '[^[:alnum:]]+
 // once it removes the marks.
 const headlineText = `regexp_replace(t.text, '[^[:alnum:][:space:]]+', chr(1) || '\&' || chr(1), 'g')`
 
+// hitMark is chr(2), which searchQuery's second headline puts before every
+// match.
+const hitMark = "\x02"
+
 // headlineMark is chr(1), a control character terminal text hardly
 // holds; snippet drops it, and so any the text held, from snippets.
 const headlineMark = "\x01"
@@ -114,7 +120,15 @@ const headlineMark = "\x01"
 // re-parses the chunk's text). %s is the tsquery expression.
 //
 // Snippet options: up to 16 words around the match like the SQLite store's
-// snippet(), matches between « and ».
+// snippet(), matches between « and ». For a chunk whose lines appeared at
+// different times, it also returns those times, the first line that
+// matches the whole query by itself (split and parsed as the tsv column
+// is), and, for a match no line holds alone (words on different lines),
+// the whole text with hitMark before each matched word, to take the line
+// of the first (store.MatchLine). ts_headline marks every word of a
+// phrase wherever it is, so the marks alone could point at a line that
+// has the phrase's first word but not the phrase. A chunk whose lines
+// appeared at once (most output) pays nothing for either.
 const searchQuery = `
 WITH q AS (SELECT %s AS query),
 best AS (
@@ -126,7 +140,12 @@ best AS (
 top AS (SELECT id, recording_id, offset_seconds FROM best ORDER BY id DESC LIMIT $1)
 SELECT top.recording_id, top.offset_seconds, r.user_name, r.target,
     ts_headline('simple', ` + headlineText + `, q.query, 'StartSel=«, StopSel=», MaxWords=16, MinWords=6'),
-    t.text
+    t.text, t.times,
+    CASE WHEN t.times = '' THEN '' ELSE ts_headline('simple', ` + headlineText + `, q.query,
+        'HighlightAll=true, StopSel="", StartSel=' || chr(2)) END,
+    CASE WHEN t.times = '' THEN NULL ELSE (
+        SELECT min(l.n) - 1 FROM regexp_split_to_table(t.text, E'\n') WITH ORDINALITY AS l (line, n)
+        WHERE to_tsvector('simple', regexp_replace(l.line, '[^[:alnum:]]+', ' ', 'g')) @@ q.query) END
 FROM top
 JOIN recording_text t ON t.id = top.id
 JOIN recordings r ON r.id = top.recording_id
@@ -167,12 +186,19 @@ func (s *Store) SearchText(ctx context.Context, query string, limit int) ([]stor
 	var hits []store.SearchHit
 	for rows.Next() {
 		var (
-			h          store.SearchHit
-			head, text string
+			h             store.SearchHit
+			head, text    string
+			times, marked string
+			line          sql.NullInt64
 		)
-		if err := rows.Scan(&h.RecordingID, &h.Offset, &h.User, &h.Target, &head, &text); err != nil {
+		if err := rows.Scan(&h.RecordingID, &h.Offset, &h.User, &h.Target, &head, &text, &times, &marked, &line); err != nil {
 			return nil, fmt.Errorf("search %q: %w", query, err)
 		}
+		at := store.MatchLine(marked, hitMark)
+		if line.Valid {
+			at = int(line.Int64)
+		}
+		h.Offset = store.HitOffset(h.Offset, times, at)
 		h.Snippet = snippet(head, text)
 		hits = append(hits, h)
 	}

@@ -34,7 +34,7 @@ func (s *Store) IndexText(ctx context.Context, chunks []store.TextChunk) error {
 	// Check each recording once, and insert through one prepared
 	// statement.
 	stmt, err := tx.PrepareContext(ctx, `
-INSERT INTO recording_text (recording_id, offset_seconds, text) VALUES ($1, $2, $3)`)
+INSERT INTO recording_text (recording_id, offset_seconds, text, times) VALUES ($1, $2, $3, $4)`)
 	if err != nil {
 		return fmt.Errorf("index text: prepare insert: %w", err)
 	}
@@ -56,7 +56,7 @@ INSERT INTO recording_text (recording_id, offset_seconds, text) VALUES ($1, $2, 
 			}
 			checked[c.RecordingID] = true
 		}
-		if _, err := stmt.ExecContext(ctx, c.RecordingID, c.Offset, store.CleanText(c.Text)); err != nil {
+		if _, err := stmt.ExecContext(ctx, c.RecordingID, c.Offset, store.CleanText(c.Text), c.Times); err != nil {
 			return fmt.Errorf("index text of recording %q at %gs: %w", c.RecordingID, c.Offset, err)
 		}
 		n++
@@ -89,13 +89,21 @@ ORDER BY f.rowid DESC`
 // snippetQuery cuts the snippets of the chunks listed (as a JSON array) in
 // $2, for the FTS5 expression $1, with their recordings' user and target:
 // up to 16 tokens (FTS5 allows 64), the match and some context either
-// side.
+// side. For a chunk whose lines appeared at different times it also
+// returns those times and the whole text with hitMark before each match,
+// to find the line of the first (store.MatchLine); a chunk whose lines
+// appeared at once (most output) pays nothing for that.
 const snippetQuery = `
-SELECT f.rowid, r.user_name, r.target, snippet(recording_text_fts, 0, '«', '»', '…', 16)
+SELECT f.rowid, r.user_name, r.target, snippet(recording_text_fts, 0, '«', '»', '…', 16),
+    t.offset_seconds, t.times, CASE WHEN t.times = '' THEN '' ELSE highlight(recording_text_fts, 0, char(2), '') END
 FROM recording_text_fts f
 JOIN recording_text t INDEXED BY recording_text_chunk ON t.id = f.rowid
 JOIN recordings r ON r.id = t.recording_id
 WHERE recording_text_fts MATCH $1 AND f.rowid IN (SELECT value FROM json_each($2))`
+
+// hitMark is what highlight() puts before each match in snippetQuery: a
+// control character terminal text does not hold (termtext drops them).
+const hitMark = "\x02"
 
 // SearchText finds recordings with a chunk of text matching query (see
 // store.ParseSearch: every word, and every "quoted phrase" as a phrase, in
@@ -149,13 +157,16 @@ func (s *Store) SearchText(ctx context.Context, query string, limit int) ([]stor
 		var (
 			chunk                 int64
 			user, target, snippet string
+			base                  float64
+			times, marked         string
 		)
-		if err := rows.Scan(&chunk, &user, &target, &snippet); err != nil {
+		if err := rows.Scan(&chunk, &user, &target, &snippet, &base, &times, &marked); err != nil {
 			return nil, fmt.Errorf("search %q: snippets: %w", query, err)
 		}
 		if i, ok := byChunk[chunk]; ok {
 			hits[i].User, hits[i].Target = user, target
 			hits[i].Snippet = strings.Join(strings.Fields(snippet), " ")
+			hits[i].Offset = store.HitOffset(base, times, store.MatchLine(marked, hitMark))
 		}
 	}
 	if err := rows.Err(); err != nil {

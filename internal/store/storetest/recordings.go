@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -368,6 +369,48 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// testSearchHitAtItsLine: a hit is reported at the time of the line that
+// holds the match, not at its chunk's start (a word on the chunk's sixth
+// line, typed at 11 s, in a chunk that starts at 6.3 s); a word that is
+// also on an earlier line is reported at the first line that holds it; a
+// phrase whose words are also apart elsewhere is reported where the whole
+// phrase is; text that is not valid UTF-8 (which CleanText changes) keeps
+// its lines.
+func testSearchHitAtItsLine(t *testing.T, s store.Store) {
+	createRecording(t, s, store.Recording{ID: "lt"})
+	createRecording(t, s, store.Recording{ID: "lt2"})
+	times := store.EncodeLineTimes(6.3, []store.LineTime{{Line: 2, Offset: 8}, {Line: 5, Offset: 11}, {Line: 6, Offset: 12.5}})
+	indexText(t, s,
+		store.TextChunk{RecordingID: "lt", Offset: 6.3, Times: times,
+			Text: "$ ls\nbin etc\n$ echo \\xff\xff green\n\xff\xfe x\n$ cd /tmp\n$ echo zebracorn\nzebracorn blue green\n$ "},
+		store.TextChunk{RecordingID: "lt2", Offset: 2, Text: "zebracorn alone"},
+	)
+	for _, c := range []struct {
+		q    string
+		want float64
+	}{
+		{"zebracorn", 11},          // lt: line 5
+		{"blue", 12.5},             // line 6
+		{"green", 8},               // first on line 2, again on line 6
+		{`"zebracorn blue"`, 12.5}, // the phrase is on line 6 only
+		{"ls", 6.3},                // the chunk's first line
+		{"tmp", 8},                 // line 4, between entries
+	} {
+		var got *store.SearchHit
+		for _, h := range search(t, s, c.q, 0) {
+			if h.RecordingID == "lt" {
+				got = &h
+			}
+		}
+		if got == nil || math.Abs(got.Offset-c.want) > 1e-6 {
+			t.Errorf("%s: hit %+v, want offset %v", c.q, got, c.want)
+		}
+	}
+	if hits := search(t, s, "alone", 0); len(hits) != 1 || hits[0].Offset != 2 {
+		t.Errorf("a chunk without times: %+v, want offset 2", hits)
+	}
 }
 
 // testSearchWordsInPunctuation: text is split into words at every

@@ -109,6 +109,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteRecording", testDeleteRecording},
 		{"Search", testSearch},
 		{"SearchWordsInPunctuation", testSearchWordsInPunctuation},
+		{"SearchHitAtItsLine", testSearchHitAtItsLine},
 		{"SearchQuoting", testSearchQuoting},
 		{"SearchRanking", testSearchRanking},
 		{"IndexText", testIndexText},

@@ -18,7 +18,9 @@ export async function recordingsPage(main, ctx) {
   const stop = () => slot.clear();
   ctx.onCleanup(stop);
 
-  const play = (id, startAt, why) => {
+  // hit, from a search, is the matched text: shown above the player with
+  // the matched words marked, and as a marker on its timeline.
+  const play = (id, startAt, why, hit) => {
     stop();
     current = { id, speed: current ? current.speed : 1 };
     panel.classList.remove("hidden");
@@ -37,7 +39,7 @@ export async function recordingsPage(main, ctx) {
       current.speed = Number(speed.value);
       stop();
       screen.replaceChildren();
-      slot.set(playRecording(screen, id, { startAt: at, speed: current.speed, onTampered }), failed);
+      slot.set(playRecording(screen, id, { startAt: at, speed: current.speed, onTampered, hit: hit && plain(hit) }), failed);
     });
     const download = h("a", { href: `/api/v1/recordings/${enc(id)}/cast?purpose=download`, download: id + ".cast", class: "button secondary" }, "Download");
     clear(panel,
@@ -45,8 +47,9 @@ export async function recordingsPage(main, ctx) {
         field("Speed", speed), download,
         h("button", { type: "button", class: "secondary", onclick: () => { stop(); panel.classList.add("hidden"); } }, "Close")),
       startAt > 0 ? h("p", { class: "hint", "data-role": "start-at" }, `Starting at ${startAt.toFixed(1)} s, ${why || "where the search matched"}.`) : null,
+      hit ? h("p", { class: "snippet", "data-role": "hit" }, "Match: ", marks(hit)) : null,
       warning, screen);
-    slot.set(playRecording(screen, id, { startAt, speed: current.speed, onTampered }), failed);
+    slot.set(playRecording(screen, id, { startAt, speed: current.speed, onTampered, hit: hit && plain(hit) }), failed);
     panel.scrollIntoView({ block: "nearest" });
   };
 
@@ -65,8 +68,10 @@ export async function recordingsPage(main, ctx) {
       { label: "User", get: (x) => x.user },
       { label: "Target", get: (x) => x.target },
       { label: "At", get: (x) => x.offset.toFixed(1) + " s" },
-      { label: "Match", get: (x) => h("span", { class: "snippet" }, x.snippet) },
-      { label: "", get: (x) => h("button", { type: "button", onclick: () => play(x.id, x.offset) }, "Play") },
+      { label: "Match", get: (x) => h("span", { class: "snippet" }, marks(x.snippet)) },
+      // The offset is the time of the line that holds the match, to the
+      // millisecond: start just after it, so that the line is on screen.
+      { label: "", get: (x) => h("button", { type: "button", onclick: () => play(x.id, x.offset + 0.001, "", x.snippet) }, "Play") },
     ], await get("/api/v1/recordings/search", { q: v.q }), "No recording matches. Try a shorter word, or one typed rather than shown."));
   };
 
@@ -76,6 +81,7 @@ export async function recordingsPage(main, ctx) {
     return load(listSec, ctx, async () => table([
       { label: "ID", get: (r) => h("code", {}, r.id), nowrap: true },
       { label: "State", get: (r) => r.state },
+      { label: "Kind", get: (r) => r.kind, nowrap: true },
       { label: "User", get: (r) => r.user },
       { label: "Target", get: (r) => r.target },
       { label: "Account", get: (r) => r.account },
@@ -122,6 +128,18 @@ export async function recordingsPage(main, ctx) {
         : "Cannot open the recording: " + describe(err)));
     }
   }
+}
+
+// marks turns a snippet's «matched» words into <mark> elements (as text
+// nodes: a snippet is what a session printed, never markup).
+function marks(snippet) {
+  return snippet.split(/(«[^»]*»)/).filter((p) => p !== "").map((p) =>
+    p.startsWith("«") && p.endsWith("»") ? h("mark", {}, p.slice(1, -1)) : p);
+}
+
+// plain is a snippet without its marks, for the player's marker label.
+function plain(snippet) {
+  return snippet.replace(/[«»]/g, "");
 }
 
 function size(n) {
