@@ -135,7 +135,7 @@ func (e *Engine) Decide(r Request) Decision {
 	best := stageTarget
 	// The command is parsed at most once, and only when a granting policy
 	// has command rules.
-	var cmd lazyCommand
+	cmd := lazyCommand{cache: e.parsed}
 	fullscreen := false
 	var (
 		granted     *compiled // the granting policy named first, for a stable answer
@@ -348,17 +348,18 @@ func SessionAction(action, command string) string {
 	return action
 }
 
-// lazyCommand parses a request's command on first use.
+// lazyCommand parses a request's command on first use, through the
+// engine's cache.
 type lazyCommand struct {
-	done bool
-	res  shellcmd.Result
+	cache *parseCache
+	res   *shellcmd.Result
 }
 
 func (l *lazyCommand) parse(command string) *shellcmd.Result {
-	if !l.done {
-		l.res, l.done = shellcmd.Parse(command), true
+	if l.res == nil {
+		l.res = l.cache.parse(command)
 	}
-	return &l.res
+	return l.res
 }
 
 // launchesFullscreen reports whether the command is one program named in

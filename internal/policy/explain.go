@@ -36,7 +36,7 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 		now = time.Now()
 	}
 	certAuth := target.AuthMode() == resource.AuthCertificate
-	var cmd lazyCommand
+	cmd := lazyCommand{cache: e.parsed}
 	seen := map[*compiled]bool{}
 	for _, list := range cands {
 		for _, c := range list {

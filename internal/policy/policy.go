@@ -284,6 +284,8 @@ type Engine struct {
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
 	anyRequireMFA bool
+	// parsed caches parsed commands for Decide (parsecache.go).
+	parsed *parseCache
 }
 
 // Compile builds an engine. It fails only on input that validation should
@@ -296,6 +298,7 @@ func Compile(in Input) (*Engine, error) {
 		accounts:  map[string]bool{},
 		access:    newIndex(),
 		recording: newIndex(),
+		parsed:    newParseCache(),
 		count:     len(in.Policies),
 	}
 	for _, u := range in.Users {
