@@ -167,23 +167,7 @@ func runAuditVerify(e *env, args []string) error {
 }
 
 func runAuditPubkey(e *env, args []string) error {
-	pos, err := e.parse(e.flags(), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 0 {
-		return usageErr("unexpected argument %q", pos[0])
-	}
-	c, err := e.api()
-	if err != nil {
-		return err
-	}
-	var res api.AuditKeyResponse
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/audit/pubkey", nil, "", nil, &res); err != nil {
-		return err
-	}
-	fmt.Fprintln(e.stdout, res.PublicKey)
-	return nil
+	return printPublicKey(e, args, "/api/v1/audit/pubkey", func(r api.AuditKeyResponse) string { return r.PublicKey })
 }
 
 func runAuditExport(e *env, args []string) error {

@@ -311,6 +311,12 @@ func runAccountPubkey(e *env, args []string) error {
 }
 
 func runCAPubkey(e *env, args []string) error {
+	return printPublicKey(e, args, "/api/v1/ca", func(r api.CAResponse) string { return r.PublicKey })
+}
+
+// printPublicKey serves the commands that take no argument and print one
+// public key the API returns at path (ca pubkey, audit pubkey).
+func printPublicKey[T any](e *env, args []string, path string, key func(T) string) error {
 	pos, err := e.parse(e.flags(), args)
 	if err != nil {
 		return err
@@ -322,10 +328,10 @@ func runCAPubkey(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var res api.CAResponse
-	if err := c.do(e.ctx, http.MethodGet, "/api/v1/ca", nil, "", nil, &res); err != nil {
+	var res T
+	if err := c.do(e.ctx, http.MethodGet, path, nil, "", nil, &res); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, res.PublicKey)
+	fmt.Fprintln(e.stdout, key(res))
 	return nil
 }

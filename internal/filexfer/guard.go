@@ -428,6 +428,23 @@ func (g *SFTPGuard) handleArg(r *reader, op string) (*guardHandle, error) {
 	return gh, nil
 }
 
+// twoWrites reads two path fields (rename, link) and allows the request
+// only if both are writable for op.
+func (g *SFTPGuard) twoWrites(r *reader, op string) error {
+	p1, err := r.text()
+	if err != nil {
+		return err
+	}
+	p2, err := r.text()
+	if err != nil {
+		return err
+	}
+	if err := g.judge.allow(op, pathrule.Write, p1); err != nil {
+		return err
+	}
+	return g.judge.allow(op, pathrule.Write, p2)
+}
+
 // decideRequest returns nil to forward the request, errMalformed for a
 // packet that does not parse, or the reason to refuse it.
 func (g *SFTPGuard) decideRequest(typ byte, id uint32, r *reader) error {
@@ -441,20 +458,7 @@ func (g *SFTPGuard) decideRequest(typ byte, id uint32, r *reader) error {
 		}
 		return j.allow(op, a, p)
 	}
-	twoPaths := func(op string) error {
-		p1, err := str()
-		if err != nil {
-			return err
-		}
-		p2, err := str()
-		if err != nil {
-			return err
-		}
-		if err := j.allow(op, pathrule.Write, p1); err != nil {
-			return err
-		}
-		return j.allow(op, pathrule.Write, p2)
-	}
+	twoPaths := func(op string) error { return g.twoWrites(r, op) }
 	if typ == fxpOpen || typ == fxpOpendir {
 		// The handle is matched to its open by id: a second open with
 		// the id of one still pending could give one open's handle the
@@ -609,18 +613,7 @@ func (g *SFTPGuard) decideExtended(_ uint32, r *reader) error {
 		if string(name) == "hardlink@openssh.com" {
 			op = "hardlink"
 		}
-		p1, err := str()
-		if err != nil {
-			return err
-		}
-		p2, err := str()
-		if err != nil {
-			return err
-		}
-		if err := j.allow(op, pathrule.Write, p1); err != nil {
-			return err
-		}
-		return j.allow(op, pathrule.Write, p2)
+		return g.twoWrites(r, op)
 	case "lsetstat@openssh.com":
 		p, err := str()
 		if err != nil {
