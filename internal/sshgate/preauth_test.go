@@ -116,6 +116,7 @@ func TestPreAuthFlood(t *testing.T) {
 		duration = 15 * time.Second
 	}
 	var latencies []time.Duration
+	var held []int64 // flood connections open at each login
 	var failed []string
 	for start := time.Now(); time.Since(start) < duration; {
 		next := time.Now().Add(every)
@@ -123,6 +124,7 @@ func TestPreAuthFlood(t *testing.T) {
 		out, errOut, code := w.ssh("", "alice~web1", []string{"-o", "BindAddress=127.0.0.2"}, "echo in")
 		d := time.Since(t0)
 		latencies = append(latencies, d)
+		held = append(held, open.Load())
 		t.Logf("login %2d: %v (exit %d; flood connections open: %d)", len(latencies), d.Round(time.Millisecond), code, open.Load())
 		if code != 0 || out != "in\n" {
 			failed = append(failed, fmt.Sprintf("login %d: exit %d out %q stderr %q", len(latencies), code, out, errOut))
@@ -134,8 +136,11 @@ func TestPreAuthFlood(t *testing.T) {
 	slices.Sort(latencies)
 	t.Logf("%d logins under the flood: min %v, median %v, max %v", len(latencies),
 		latencies[0].Round(time.Millisecond), latencies[len(latencies)/2].Round(time.Millisecond), latencies[len(latencies)-1].Round(time.Millisecond))
-	if open.Load() < 100 {
-		t.Errorf("only %d flood connections open at the end: the flood did not hold the pool", open.Load())
+	// The pool holds 100 (MaxPreAuth); a connection being reopened leaves
+	// a moment's gap, so a sample of 99 is no failure, but a flood that
+	// did not keep the pool full at every login proves nothing.
+	if low := slices.Min(held); low < 90 {
+		t.Errorf("only %d flood connections open at one login (samples %v): the flood did not hold the pool", low, held)
 	}
 	for _, f := range failed {
 		t.Error(f)
