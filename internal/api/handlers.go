@@ -148,9 +148,9 @@ func decodeYAMLBody(body []byte) ([]resource.Object, error) {
 		return nil, clientError(http.StatusBadRequest, "%v", err)
 	}
 	for i, o := range objs {
-		if acc, ok := o.(*resource.Account); ok && acc.PrivateKeyFile != "" {
+		if acc, ok := o.(*resource.Account); ok && (acc.PrivateKeyFile != "" || acc.PasswordFile != "") {
 			return nil, &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(),
-				Err: errors.New("field private_key_file: the gateway does not read files on the client; send the key itself as private_key in a JSON request (portcullis apply -f does this)")}
+				Err: errors.New("fields private_key_file and password_file: the gateway does not read files on the client; send the secret itself in a JSON request (portcullis apply -f does this)")}
 		}
 	}
 	return objs, nil
@@ -178,6 +178,9 @@ func decodeJSONBody(body []byte) ([]resource.Object, error) {
 		}
 		if acc, ok := o.(*resource.Account); ok && acc.PrivateKeyFile != "" {
 			return nil, docErr(i+1, raw, o, errors.New("field private_key_file: the gateway does not read files on the client; send the key itself as private_key"))
+		}
+		if acc, ok := o.(*resource.Account); ok && acc.PasswordFile != "" {
+			return nil, docErr(i+1, raw, o, errors.New("field password_file: the gateway does not read files on the client; send the password itself as password"))
 		}
 		key := string(o.GetKind()) + "/" + o.GetName()
 		if prev, dup := seen[key]; dup {
@@ -498,7 +501,7 @@ func parseAuditFilter(r *http.Request) (store.AuditFilter, error) {
 // already returns none; this keeps that true if it ever changes.
 func scrub(o resource.Object) {
 	if acc, ok := o.(*resource.Account); ok {
-		acc.PrivateKey, acc.PrivateKeyFile = "", ""
+		acc.PrivateKey, acc.PrivateKeyFile, acc.Password, acc.PasswordFile = "", "", "", ""
 	}
 }
 

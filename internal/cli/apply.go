@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/resource"
@@ -186,17 +187,46 @@ func readStream(e *env, file string) ([]byte, string, string, error) {
 	return data, name, dir, nil
 }
 
+// loadPasswordFile replaces a database Account's password_file with the
+// password it holds (its first line), the same way as a key file.
+func loadPasswordFile(acc *resource.Account, dir string) error {
+	path := acc.PasswordFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	data, err := readKeyFile(path)
+	if err != nil {
+		return fmt.Errorf("field password_file: %w", err)
+	}
+	pw, _, _ := strings.Cut(string(data), "\n")
+	pw = strings.TrimSuffix(pw, "\r")
+	if pw == "" {
+		return fmt.Errorf("field password_file: %s holds no password on its first line", path)
+	}
+	acc.Password, acc.PasswordFile = pw, ""
+	if err := acc.Validate(); err != nil {
+		return fmt.Errorf("%w (in %s)", err, path)
+	}
+	return nil
+}
+
 // loadKeyFiles replaces each Account's private_key_file with the key it
 // names: the gateway cannot read the admin's files, so the key travels in
 // the request (over the 0600 socket) and is sealed there.
 func loadKeyFiles(objs []resource.Object, dir string) error {
 	for i, o := range objs {
 		acc, ok := o.(*resource.Account)
-		if !ok || acc.PrivateKeyFile == "" {
+		if !ok || acc.PrivateKeyFile == "" && acc.PasswordFile == "" {
 			continue
 		}
 		docErr := func(err error) error {
 			return &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(), Err: err}
+		}
+		if acc.PasswordFile != "" {
+			if err := loadPasswordFile(acc, dir); err != nil {
+				return docErr(err)
+			}
+			continue
 		}
 		path := acc.PrivateKeyFile
 		if !filepath.IsAbs(path) {

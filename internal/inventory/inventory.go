@@ -345,6 +345,15 @@ func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.R
 		cp := *a
 		aad := accountAAD(a.GetName())
 		switch {
+		case a.Password != "":
+			// A database account's password, sealed under its own
+			// associated data so that it never opens as an SSH key and a
+			// key never opens as a password.
+			sealed, err := inv.vault.Seal([]byte(a.Password), accountPasswordAAD(a.GetName()))
+			if err != nil {
+				return rec, fmt.Errorf("seal password: %w", err)
+			}
+			rec.Secret, cp.PublicKey, cp.KeyCreated = sealed, "", now()
 		case a.PrivateKey != "":
 			sealed, pub, err := inv.vault.ImportAccountKey([]byte(a.PrivateKey), aad)
 			if err != nil {
@@ -363,7 +372,7 @@ func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.R
 				cp.PublicKey, cp.KeyCreated = pa.PublicKey, pa.KeyCreated
 			}
 		}
-		cp.PrivateKey, cp.PrivateKeyFile = "", ""
+		cp.PrivateKey, cp.PrivateKeyFile, cp.Password, cp.PasswordFile = "", "", "", ""
 		o = &cp
 	}
 	spec, err := json.Marshal(o)
@@ -448,6 +457,9 @@ func now() *time.Time {
 func objKey(o resource.Object) string { return string(o.GetKind()) + "/" + o.GetName() }
 
 func accountAAD(name string) string { return "account:" + name }
+
+// accountPasswordAAD binds a sealed database password to its account.
+func accountPasswordAAD(name string) string { return "account-password:" + name }
 
 func decodeRecord(r store.Record) (resource.Object, error) {
 	kind, err := resource.ParseKind(r.Kind)

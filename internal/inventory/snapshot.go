@@ -142,6 +142,15 @@ func (s *Snapshot) AccountKey(target, name string) (sealed []byte, aad string, o
 	return sealed, accountAAD(key), ok && len(sealed) > 0
 }
 
+// AccountPassword returns the sealed password of a database account and
+// the associated data to open it with; ok is false when the account holds
+// none (an SSH account's key never opens as a password: see toRecord).
+func (s *Snapshot) AccountPassword(target, name string) (sealed []byte, aad string, ok bool) {
+	key := target + "/" + name
+	sealed, ok = s.secrets[key]
+	return sealed, accountPasswordAAD(key), ok && len(sealed) > 0
+}
+
 // Account returns account target/name, or nil.
 func (s *Snapshot) Account(target, name string) *resource.Account {
 	return s.accounts[target+"/"+name]

@@ -82,6 +82,9 @@ type Request struct {
 	// the directory), looked up in addition to those compiled from the
 	// resources. Ignored for service accounts.
 	Groups []string
+	// Database is the database a proxy request opens on a database
+	// target (DecideProxy); ignored by Decide.
+	Database string
 }
 
 // Decision is the engine's answer.
@@ -147,6 +150,9 @@ type Obligations struct {
 	// RecordFailOpen is set when every covering recording policy says
 	// on_failure: continue; otherwise a session whose recording fails ends.
 	RecordFailOpen bool
+	// Statements are the SQL statement rules of a proxy grant (DecideProxy):
+	// nil allows every statement. Shared between decisions, so read-only.
+	Statements *StatementRules
 	// Paths says which files a file-transfer session may read and write:
 	// the union of the granting policies' paths (a policy without paths
 	// allows all but protected files). Set only for file-transfer; shared
@@ -208,6 +214,9 @@ type compiled struct {
 	sudoers        string // with provision: the sudoers rule for it
 	recordInput    bool   // session-recording policies
 	failOpen       bool   // session-recording: on_failure: continue
+
+	// databases a proxy policy lets its subjects open; nil: any.
+	databases []string
 
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
@@ -280,7 +289,9 @@ type Engine struct {
 	// ones, by the subjects they name.
 	access    index
 	recording index
-	count     int
+	// proxy indexes proxy policies (database targets: DecideProxy).
+	proxy index
+	count int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
 	anyRequireMFA bool
@@ -298,6 +309,7 @@ func Compile(in Input) (*Engine, error) {
 		accounts:  map[string]bool{},
 		access:    newIndex(),
 		recording: newIndex(),
+		proxy:     newIndex(),
 		parsed:    newParseCache(),
 		count:     len(in.Policies),
 	}
@@ -339,8 +351,10 @@ func Compile(in Input) (*Engine, error) {
 			ix = e.access
 		case resource.PolicySessionRecording:
 			ix = e.recording
+		case resource.PolicyProxy:
+			ix = e.proxy
 		default:
-			// proxy, kubernetes and jit policies are validated and stored;
+			// kubernetes and jit policies are validated and stored;
 			// their fronts (later) decide with them.
 			continue
 		}
@@ -361,6 +375,9 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 		maxSession: p.MaxSession.Std(), idleTimeout: p.IdleTimeout.Std(), autologin: p.Autologin, recordInput: p.RecordInput,
 		failOpen: p.OnFailure == resource.OnFailureContinue, requireMFA: p.RequireMFA,
 		provision: p.Provision, sudoers: p.Sudoers}
+	if p.Type == resource.PolicyProxy && len(p.Databases) > 0 && !slices.Contains(p.Databases, "*") {
+		c.databases = p.Databases
+	}
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}

@@ -209,6 +209,13 @@ type Policy struct {
 	// accepts it.
 	Sudoers string `yaml:"sudoers,omitempty" json:"sudoers,omitempty"`
 
+	// proxy: the databases of a postgres target the subjects may open
+	// ("*": any). Left out: any database, as PostgreSQL's own CONNECT
+	// privilege of the target user allows (policies written before this
+	// field keep meaning what they meant). commands.deny and commands.allow apply to each SQL
+	// statement (best-effort: see package pgproxy).
+	Databases []string `yaml:"databases,omitempty" json:"databases,omitempty"`
+
 	// kubernetes
 	ClusterUsers  []string `yaml:"cluster_users,omitempty" json:"cluster_users,omitempty"`
 	ClusterGroups []string `yaml:"cluster_groups,omitempty" json:"cluster_groups,omitempty"`
@@ -236,7 +243,7 @@ func (p *Policy) GetName() string { return p.Name }
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
 	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels"},
-	PolicyProxy:            {"targets", "target_users", "source_cidrs"},
+	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
 	PolicyJIT:              {"child_policies", "duration", "auto_approve"},
@@ -265,6 +272,7 @@ func (p *Policy) setFields() []string {
 	add("idle_timeout", p.IdleTimeout != 0)
 	add("provision", p.Provision)
 	add("sudoers", p.Sudoers != "")
+	add("databases", len(p.Databases) > 0)
 	add("cluster_users", len(p.ClusterUsers) > 0)
 	add("cluster_groups", len(p.ClusterGroups) > 0)
 	add("record_input", p.RecordInput)
@@ -313,10 +321,7 @@ func (p *Policy) Validate() error {
 	case PolicyTargetAccess:
 		return p.validateTargetAccess()
 	case PolicyProxy:
-		if err := p.validateTargetUsers(); err != nil {
-			return err
-		}
-		return p.validateCIDRs()
+		return p.validateProxy()
 	case PolicyKubernetes:
 		if len(p.ClusterUsers)+len(p.ClusterGroups) == 0 {
 			return fieldErr("cluster_users", "a kubernetes policy needs cluster_users or cluster_groups to impersonate")
@@ -391,6 +396,60 @@ func (p *Policy) validateCIDRs() error {
 	return nil
 }
 
+// databasePattern is what PostgreSQL takes as a database name without
+// quoting, plus "*" for any.
+var databasePattern = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_$-]{0,62}|\*)$`)
+
+func (p *Policy) validateProxy() error {
+	if err := p.validateTargetUsers(); err != nil {
+		return err
+	}
+	if err := p.validateCIDRs(); err != nil {
+		return err
+	}
+	for i, d := range p.Databases {
+		if !databasePattern.MatchString(d) {
+			return fieldErr(fmt.Sprintf("databases[%d]", i), "%q is not a database name or *", d)
+		}
+	}
+	if p.ValidFrom != nil && p.ValidUntil != nil && !p.ValidUntil.After(*p.ValidFrom) {
+		return fieldErr("valid_until", "%s is not after valid_from %s", p.ValidUntil.Format(time.RFC3339), p.ValidFrom.Format(time.RFC3339))
+	}
+	if p.Commands == nil {
+		return nil
+	}
+	if len(p.Commands.Fullscreen) > 0 || p.Commands.Uncertain != "" {
+		return fieldErr("commands", "fullscreen and uncertain are for shell sessions; a proxy policy has allow and deny")
+	}
+	if len(p.Commands.Allow)+len(p.Commands.Deny) == 0 {
+		return fieldErr("commands", "has neither allow nor deny")
+	}
+	return p.validatePatterns()
+}
+
+// validatePatterns checks commands.allow and commands.deny: RE2 patterns or
+// "@operation".
+func (p *Policy) validatePatterns() error {
+	for _, rules := range []struct {
+		field string
+		list  []string
+	}{{"commands.allow", p.Commands.Allow}, {"commands.deny", p.Commands.Deny}} {
+		for i, pat := range rules.list {
+			f := fmt.Sprintf("%s[%d]", rules.field, i)
+			if op, ok := strings.CutPrefix(pat, "@"); ok {
+				if err := checkName(f, op); err != nil {
+					return err
+				}
+				continue
+			}
+			if _, err := regexp.Compile(pat); err != nil {
+				return fieldErr(f, "bad regular expression: %v", err)
+			}
+		}
+	}
+	return nil
+}
+
 func (p *Policy) validateTargetAccess() error {
 	if err := p.validateTargetUsers(); err != nil {
 		return err
@@ -449,23 +508,7 @@ func (p *Policy) validateTargetAccess() error {
 				return fieldErr(fmt.Sprintf("commands.fullscreen[%d]", i), "must be a program name such as vim (no path, space or pattern)")
 			}
 		}
-		for _, rules := range []struct {
-			field string
-			list  []string
-		}{{"commands.allow", p.Commands.Allow}, {"commands.deny", p.Commands.Deny}} {
-			for i, pat := range rules.list {
-				f := fmt.Sprintf("%s[%d]", rules.field, i)
-				if op, ok := strings.CutPrefix(pat, "@"); ok {
-					if err := checkName(f, op); err != nil {
-						return err
-					}
-					continue
-				}
-				if _, err := regexp.Compile(pat); err != nil {
-					return fieldErr(f, "bad regular expression: %v", err)
-				}
-			}
-		}
+		return p.validatePatterns()
 	}
 	return nil
 }

@@ -159,6 +159,48 @@ type Target struct {
 	// target pin` copies into HostKey. Apply ignores it and it is never
 	// stored with the Target.
 	LearnedHostKey string `yaml:"learned_host_key,omitempty" json:"learned_host_key,omitempty"`
+	// Protocol is what the gateway speaks to the target: "ssh" (the
+	// default) or "postgres" (a database reached through the PostgreSQL
+	// front, package pgproxy). host_key, auth and provision_account are
+	// for ssh targets only; tls_mode and tls_ca for postgres ones.
+	Protocol string `yaml:"protocol,omitempty" json:"protocol,omitempty"`
+	// TLSMode says how the gateway checks a postgres target's TLS:
+	// "verify-full" (default: the certificate chains to TLSCA, or to the
+	// system roots without it, and names the address's host),
+	// "verify-ca" (chains, any name), "require" (encrypted, the
+	// certificate not checked) or "disable" (no TLS: only for a database
+	// on the gateway's own host or a trusted network).
+	TLSMode string `yaml:"tls_mode,omitempty" json:"tls_mode,omitempty"`
+	// TLSCA is the PEM of the certificate authority the database's server
+	// certificate must chain to; empty: the system roots.
+	TLSCA string `yaml:"tls_ca,omitempty" json:"tls_ca,omitempty"`
+}
+
+// Target protocols.
+const (
+	ProtocolSSH      = "ssh"
+	ProtocolPostgres = "postgres"
+)
+
+// TLS modes of a postgres target (Target.TLSMode), named as libpq's
+// sslmode values that mean the same.
+const (
+	TLSVerifyFull = "verify-full"
+	TLSVerifyCA   = "verify-ca"
+	TLSRequire    = "require"
+	TLSDisable    = "disable"
+)
+
+// IsDatabase reports whether the target is reached through a database
+// front rather than SSH.
+func (t *Target) IsDatabase() bool { return t.Protocol == ProtocolPostgres }
+
+// TLSModeOrDefault returns TLSMode with its default applied.
+func (t *Target) TLSModeOrDefault() string {
+	if t.TLSMode == "" {
+		return TLSVerifyFull
+	}
+	return t.TLSMode
 }
 
 // AuthMode returns Auth with its default applied.
@@ -203,6 +245,14 @@ type Account struct {
 	// password, so that only the gateway's key logs in. It needs root or
 	// `sudo -n usermod` on the target.
 	LockPassword bool `yaml:"lock_password,omitempty" json:"lock_password,omitempty"`
+	// PasswordFile, for an account on a postgres target, names a file
+	// holding the database role's password (one line), read by the CLI at
+	// apply time and never stored or printed. The gateway seals it like
+	// an account key and logs in with it by SCRAM-SHA-256.
+	PasswordFile string `yaml:"password_file,omitempty" json:"password_file,omitempty"`
+	// Password carries PasswordFile's content from the CLI to the server;
+	// it is never returned.
+	Password string `yaml:"-" json:"password,omitempty"`
 }
 
 // Operation is a named class of commands, referred to as "@NAME" in a

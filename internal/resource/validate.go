@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"regexp"
@@ -223,6 +224,39 @@ func (t *Target) Validate() error {
 	if t.ProvisionAccount != "" && !ValidTargetUser(t.ProvisionAccount) {
 		return fieldErr("provision_account", "%q is not a valid login name on a target", t.ProvisionAccount)
 	}
+	switch t.Protocol {
+	case "", ProtocolSSH:
+		if t.TLSMode != "" || t.TLSCA != "" {
+			return fieldErr("tls_mode", "is for protocol: postgres targets only")
+		}
+		return nil
+	case ProtocolPostgres:
+	default:
+		return fieldErr("protocol", "%q is not valid (want ssh or postgres)", t.Protocol)
+	}
+	// A misplaced SSH field would silently do nothing on a database.
+	switch {
+	case t.HostKey != "":
+		return fieldErr("host_key", "is for ssh targets; a postgres target is checked by tls_mode and tls_ca")
+	case t.Auth != "":
+		return fieldErr("auth", "is for ssh targets; a postgres target's accounts hold a password")
+	case t.ProvisionAccount != "":
+		return fieldErr("provision_account", "is for ssh targets")
+	}
+	switch t.TLSMode {
+	case "", TLSVerifyFull, TLSVerifyCA, TLSRequire, TLSDisable:
+	default:
+		return fieldErr("tls_mode", "%q is not valid (want verify-full, verify-ca, require or disable)", t.TLSMode)
+	}
+	if t.TLSCA != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(t.TLSCA)) {
+			return fieldErr("tls_ca", "holds no PEM certificate")
+		}
+		if t.TLSMode == TLSRequire || t.TLSMode == TLSDisable {
+			return fieldErr("tls_ca", "is not used with tls_mode %s (use verify-full or verify-ca)", t.TLSMode)
+		}
+	}
 	return nil
 }
 
@@ -270,6 +304,17 @@ func (a *Account) Validate() error {
 	}
 	if err := checkName("target", a.Target); err != nil {
 		return err
+	}
+	if a.Password != "" || a.PasswordFile != "" {
+		if a.PrivateKey != "" || a.PrivateKeyFile != "" {
+			return fieldErr("password_file", "an account holds a key or a password, not both")
+		}
+		if a.RotateEvery != 0 || a.LockPassword {
+			return fieldErr("password_file", "a database password is not rotated by the gateway (rotate_every and lock_password are for SSH keys)")
+		}
+	}
+	if len(a.Password) > 1024 || strings.ContainsAny(a.Password, "\x00\r\n") {
+		return fieldErr("password_file", "the password must be one line of at most 1024 bytes")
 	}
 	if a.PrivateKey != "" {
 		if _, err := ssh.ParseRawPrivateKey([]byte(a.PrivateKey)); err != nil {
