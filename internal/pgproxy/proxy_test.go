@@ -1,0 +1,140 @@
+package pgproxy_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/pgproxy"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// TestPsqlThroughGateway: stock psql reaches the database as the injected
+// target user, and each statement is audited with its result.
+func TestPsqlThroughGateway(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	out, errOut, code := g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select current_user, current_database()")
+	if code != 0 || strings.TrimSpace(out) != "app|app" {
+		t.Fatalf("psql: code %d, out %q, err %q", code, out, errOut)
+	}
+	ev := g.waitEvent(pgproxy.EventStatement, func(ev store.AuditEvent) bool {
+		return strings.Contains(ev.Message, "current_user")
+	})
+	if ev.User != "alice" || ev.Account != "app" || ev.Target != "db1" || ev.Detail["database"] != "app" || ev.Detail["tag"] != "SELECT 1" {
+		t.Errorf("statement event = %+v", ev)
+	}
+	// USER~TARGET: the one allowed target user is taken.
+	out, errOut, code = g.psql(g.conninfo("alice~db1", "app", alicePassword), "-c", "select current_user")
+	if code != 0 || strings.TrimSpace(out) != "app" {
+		t.Fatalf("psql alice~db1: code %d, out %q, err %q", code, out, errOut)
+	}
+	// pgx, extended protocol: rows from CommandComplete, tied to the SQL.
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tag, err := conn.Exec(ctx, "update t set id = id + $1 where id > $2", 10, 1)
+	if err != nil || tag.RowsAffected() != 2 {
+		t.Fatalf("update: %v %v", tag, err)
+	}
+	ev = g.waitEvent(pgproxy.EventStatement, func(ev store.AuditEvent) bool {
+		return strings.HasPrefix(ev.Message, "update t set")
+	})
+	if ev.Detail["rows"] != float64(2) || ev.Detail["kind"] != "execute" || ev.Detail["parameters"] != float64(2) {
+		t.Errorf("execute event detail = %v", ev.Detail)
+	}
+}
+
+// TestRefusals: what the gateway must refuse, each as a client would try.
+func TestRefusals(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	tests := []struct {
+		name    string
+		user    string
+		db      string
+		pw      string
+		extra   []string
+		sql     string
+		wantErr string
+	}{
+		{name: "another database", user: "alice~app~db1", db: "other", pw: alicePassword, sql: "select 1", wantErr: `may not open database "other"`},
+		{name: "wrong password", user: "alice~app~db1", db: "app", pw: "nope", sql: "select 1", wantErr: "password authentication failed"},
+		{name: "unknown user", user: "mallory~app~db1", db: "app", pw: "nope", sql: "select 1", wantErr: "password authentication failed"},
+		{name: "bob has no policy", user: "bob~app~db1", db: "app", pw: "x", sql: "select 1", wantErr: "password authentication failed"},
+		{name: "malformed login", user: "alice", db: "app", pw: alicePassword, sql: "select 1", wantErr: "USER~TARGET"},
+		{name: "unknown target user", user: "alice~postgres~db1", db: "app", pw: alicePassword, sql: "select 1", wantErr: "may not log in to db1 as postgres"},
+		{name: "drop denied", user: "alice~app~db1", db: "app", pw: alicePassword, sql: "drop table t", wantErr: "statement denied by policy alice-db"},
+		{name: "drop after a comment", user: "alice~app~db1", db: "app", pw: alicePassword, sql: "/* harmless */ -- really\n  DrOp table t", wantErr: "statement denied by policy alice-db"},
+		{name: "drop in a multi-statement query", user: "alice~app~db1", db: "app", pw: alicePassword, sql: "select 1; select ';'; drop table t", wantErr: "statement denied by policy alice-db"},
+		{name: "drop in prepare", user: "alice~app~db1", db: "app", pw: alicePassword, sql: "prepare x as drop table t", wantErr: "statement denied"},
+		{name: "set role refused by postgres", user: "alice~app~db1", db: "app", pw: alicePassword, sql: "set role boss", wantErr: `permission denied to set role "boss"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, errOut, code := g.psql(g.conninfo(tt.user, tt.db, tt.pw, tt.extra...), "-c", tt.sql)
+			if code == 0 || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("psql %q: code %d, out %q, stderr %q; want a refusal containing %q", tt.sql, code, out, errOut, tt.wantErr)
+			}
+		})
+	}
+	// Nothing was dropped.
+	if n, err := s.pg.Query(t, "app", "select count(*) from t"); err != nil || n != "3" {
+		t.Fatalf("table t: %q %v", n, err)
+	}
+	// The refusal is audited.
+	g.waitEvent("request.deny", func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "DrOp table t") })
+}
+
+// TestOptionsRoleDropped: startup options that would change the role are
+// not passed to the database.
+func TestOptionsRoleDropped(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	s.pg.Exec(t, "", "GRANT boss TO app")
+	out, errOut, code := g.psql(g.conninfo("alice~app~db1", "app", alicePassword, "options='-c role=boss -c session_authorization=postgres'"),
+		"-c", "select current_user, session_user")
+	if code != 0 || strings.TrimSpace(out) != "app|app" {
+		t.Fatalf("psql with options: code %d, out %q, err %q", code, out, errOut)
+	}
+	ev := g.waitEvent("session.start", nil)
+	if d, _ := ev.Detail["dropped_parameters"].([]any); len(d) == 0 || d[0] != "options" {
+		t.Errorf("session.start dropped_parameters = %v", ev.Detail["dropped_parameters"])
+	}
+}
+
+// TestNoTLSRefused: a startup in clear is refused with 08P01.
+func TestNoTLSRefused(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	_, errOut, code := g.psql(strings.Replace(g.conninfo("alice~app~db1", "app", alicePassword), "sslmode=require", "sslmode=disable", 1), "-c", "select 1")
+	if code == 0 || !strings.Contains(errOut, "requires TLS") {
+		t.Fatalf("psql sslmode=disable: code %d, stderr %q", code, errOut)
+	}
+}
+
+// TestRevocationEndsSession: removing the policy ends a live session.
+func TestRevocationEndsSession(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	g.apply(strings.Replace(s.resources(g), "databases: [app]", "databases: [other]", 1))
+	g.waitEvent("session.revoke", nil)
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(qctx, "select 1"); err == nil {
+		t.Fatal("the session still runs after revocation")
+	}
+}

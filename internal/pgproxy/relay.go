@@ -1,0 +1,600 @@
+package pgproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// Event types of the PostgreSQL front, beside the common ones of package
+// audit.
+const (
+	// EventStatement records one statement and its outcome.
+	EventStatement = "db.statement"
+	// EventCancel records a cancel request, forwarded or dropped.
+	EventCancel = "db.cancel"
+)
+
+// Bounds on what a session keeps of its prepared statements and portals:
+// a client cannot grow the gateway's memory without end by preparing.
+const (
+	maxPrepared      = 10000
+	maxPreparedBytes = 32 << 20
+	maxAuditSQL      = 8192 // statement text kept in an audit event
+)
+
+// group is one simple Query, FunctionCall or extended-protocol batch (up
+// to its Sync): the server answers each with exactly one ReadyForQuery.
+// Its statements wait there for their results, in order.
+type group struct {
+	stmts  []*stmt
+	next   int  // index of the next statement awaiting a result
+	closed bool // its Sync (or Query) went out: a ReadyForQuery ends it
+	failed bool // the server answered an error: the rest did not run
+	// inject is the gateway's own refusal in this group, sent to the
+	// client just before the group's ReadyForQuery so that it arrives
+	// in order.
+	inject *pgproto3.ErrorResponse
+	// synthetic groups never reach the server: the gateway answers them
+	// (a refused simple query) once the groups before them are done.
+	synthetic bool
+}
+
+// stmt is one statement waiting for its result.
+type stmt struct {
+	kind   string // query, execute, function
+	sql    string
+	name   string // prepared statement, for execute
+	portal string
+	params int
+}
+
+// prepared is what the statement and portal maps keep.
+type prepared struct {
+	sql    string
+	name   string
+	params int
+}
+
+// run relays the session until either side ends, then writes its end.
+func (sess *session) run(ctx context.Context) {
+	s := sess.srv
+	defer s.unregister(sess)
+	var timers []*time.Timer
+	if d := sess.limit(); d > 0 {
+		timers = append(timers, time.AfterFunc(d, func() {
+			sess.terminate("the session reached its time limit", audit.SessionLimit)
+		}))
+	}
+	defer func() {
+		for _, t := range timers {
+			t.Stop()
+		}
+	}()
+	// The first side to end closes both, which ends the other.
+	var first sync.Once
+	var reason string
+	end := func(r string) {
+		first.Do(func() {
+			reason = r
+			sess.client.Close()
+			sess.upstream.Close()
+		})
+	}
+	fromServer := make(chan struct{})
+	go func() {
+		defer close(fromServer)
+		if err := sess.fromServer(); err != nil && !errors.Is(err, net.ErrClosed) {
+			end("the database closed the connection")
+		}
+	}()
+	err := sess.fromClient()
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		end("client closed the connection")
+	case errors.Is(err, net.ErrClosed):
+		end("") // the other side or terminate closed it
+	default:
+		end("ended: " + err.Error())
+	}
+	<-fromServer
+	sess.closeRecording()
+	if m := sess.endMsg.Load(); m != nil {
+		reason = *m
+	}
+	sess.sendAudit(store.AuditEvent{Type: audit.SessionEnd, Outcome: audit.Info, Message: reason,
+		Detail: map[string]any{"database": sess.database, "statements": sess.stmtCount.Load(),
+			"denied": sess.denied.Load(), "duration_ms": time.Since(sess.started).Milliseconds()}})
+	_ = ctx
+}
+
+// limit is how long the session may run, from the grant's max_session
+// and validity window; zero for no limit.
+func (sess *session) limit() time.Duration {
+	d, _ := sess.decide(sess.srv.cfg.Snapshot())
+	var out time.Duration
+	if d.MaxSession > 0 {
+		out = d.MaxSession
+	}
+	if !d.NotAfter.IsZero() {
+		if until := time.Until(d.NotAfter); out == 0 || until < out {
+			out = max(until, time.Millisecond)
+		}
+	}
+	return out
+}
+
+// sendAudit queues an event of this session for the audit writer.
+func (sess *session) sendAudit(ev store.AuditEvent) {
+	ev.User, ev.Source, ev.Target, ev.Account, ev.SessionID = sess.ident.Name, sess.src, sess.login.Target, sess.targetUser, sess.id
+	if ev.Detail == nil {
+		ev.Detail = map[string]any{}
+	}
+	ev.Detail["front"] = "postgres"
+	sess.srv.stmts <- ev
+}
+
+// fromClient reads the client's messages, judges and queues statements,
+// and forwards what may go.
+func (sess *session) fromClient() error {
+	s := sess.srv
+	in := &msgReader{r: sess.in, max: s.cfg.MaxMessage}
+	up := bufio.NewWriterSize(sess.upstream, 32<<10)
+	statements := map[string]prepared{}
+	portals := map[string]prepared{}
+	preparedBytes := 0
+	skipping := false // a refused extended message: drop until Sync
+	for {
+		typ, raw, body, err := in.next()
+		if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
+			sess.fatal(stateProgramLimit, fmt.Sprintf("message too large: the gateway accepts messages of at most %d bytes", s.cfg.MaxMessage))
+			sess.sendAudit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny,
+				Message: fmt.Sprintf("message %q over %d bytes refused; connection closed", typ, s.cfg.MaxMessage),
+				Detail:  map[string]any{"database": sess.database, "limit": s.cfg.MaxMessage, "bytes": tl.n}})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		forward := true
+		switch typ {
+		case 'Q':
+			q := cstring(body)
+			if refused, why, which := sess.judge(q); refused {
+				sess.refuse(q, which, why, true)
+				forward = false
+				break
+			}
+			g := &group{closed: true}
+			for _, st := range Split(q, false) {
+				g.stmts = append(g.stmts, &stmt{kind: "query", sql: st.Text})
+			}
+			sess.enqueue(g)
+		case 'P':
+			if skipping {
+				forward = false
+				break
+			}
+			var m pgproto3.Parse
+			if err := m.Decode(body); err != nil {
+				return sess.violation(err)
+			}
+			if refused, why, which := sess.judge(m.Query); refused {
+				sess.refuse(m.Query, which, why, false)
+				skipping, forward = true, false
+				break
+			}
+			if old, ok := statements[m.Name]; ok {
+				preparedBytes -= len(old.sql)
+			}
+			if len(statements) >= maxPrepared || preparedBytes+len(m.Query) > maxPreparedBytes {
+				sess.fatal(stateProgramLimit, "too many prepared statements for the gateway")
+				return errors.New("prepared statement bound")
+			}
+			statements[m.Name] = prepared{sql: m.Query, name: m.Name}
+			preparedBytes += len(m.Query)
+			sess.openGroup()
+		case 'B':
+			if skipping {
+				forward = false
+				break
+			}
+			var m pgproto3.Bind
+			if err := m.Decode(body); err != nil {
+				return sess.violation(err)
+			}
+			p := statements[m.PreparedStatement]
+			p.params = len(m.Parameters)
+			if len(portals) >= maxPrepared {
+				sess.fatal(stateProgramLimit, "too many portals for the gateway")
+				return errors.New("portal bound")
+			}
+			portals[m.DestinationPortal] = p
+			sess.openGroup()
+		case 'E':
+			if skipping {
+				forward = false
+				break
+			}
+			var m pgproto3.Execute
+			if err := m.Decode(body); err != nil {
+				return sess.violation(err)
+			}
+			p := portals[m.Portal]
+			g := sess.openGroup()
+			sess.mu.Lock()
+			g.stmts = append(g.stmts, &stmt{kind: "execute", sql: p.sql, name: p.name, portal: m.Portal, params: p.params})
+			sess.mu.Unlock()
+		case 'C':
+			if skipping {
+				forward = false
+				break
+			}
+			var m pgproto3.Close
+			if err := m.Decode(body); err != nil {
+				return sess.violation(err)
+			}
+			if m.ObjectType == 'S' {
+				preparedBytes -= len(statements[m.Name].sql)
+				delete(statements, m.Name)
+			} else {
+				delete(portals, m.Name)
+			}
+			sess.openGroup()
+		case 'D', 'H':
+			if skipping {
+				forward = false
+				break
+			}
+			sess.openGroup()
+		case 'S':
+			skipping = false
+			sess.closeGroup()
+		case 'F':
+			var m pgproto3.FunctionCall
+			if err := m.Decode(body); err != nil {
+				return sess.violation(err)
+			}
+			desc := fmt.Sprintf("function call oid %d with %d arguments", m.Function, len(m.Arguments))
+			if rules := sess.rules.Load(); rules != nil {
+				// A function call has no SQL to match: where statements
+				// are restricted, it cannot be judged and is refused.
+				sess.refuse(desc, desc, "a function call cannot be judged by the gateway where statements are restricted", true)
+				forward = false
+				break
+			}
+			sess.enqueue(&group{closed: true, stmts: []*stmt{{kind: "function", sql: desc}}})
+		case 'X':
+			_, _ = up.Write(raw)
+			_ = up.Flush()
+			return nil
+		}
+		if forward {
+			if _, err := up.Write(raw); err != nil {
+				return err
+			}
+		}
+		if sess.in.Buffered() == 0 {
+			if err := up.Flush(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// judge checks every statement of sql against the grant's rules, under
+// both readings of backslashes (see Statements). which is the statement
+// refused.
+func (sess *session) judge(sql string) (refused bool, why, which string) {
+	rules := sess.rules.Load()
+	if rules == nil {
+		return false, "", ""
+	}
+	for _, esc := range []bool{false, true} {
+		for _, st := range Statements(sql, esc) {
+			for _, form := range statementForms(st) {
+				if refused, why := rules.Check(form); refused {
+					return true, why, st
+				}
+			}
+		}
+	}
+	return false, "", ""
+}
+
+// statementForms returns a normalized statement and the statement it
+// wraps, if any: PREPARE name AS <statement>, EXPLAIN [ANALYZE ...]
+// <statement>, so that a deny pattern also sees what those run.
+func statementForms(st string) []string {
+	forms := []string{st}
+	if rest, ok := strings.CutPrefix(st, "PREPARE "); ok {
+		if i := strings.Index(rest, " AS "); i >= 0 {
+			forms = append(forms, strings.TrimSpace(rest[i+4:]))
+		}
+	}
+	if rest, ok := strings.CutPrefix(st, "EXPLAIN "); ok {
+		if strings.HasPrefix(rest, "(") {
+			if i := strings.IndexByte(rest, ')'); i >= 0 {
+				rest = strings.TrimSpace(rest[i+1:])
+			}
+		}
+		for _, w := range []string{"ANALYZE ", "ANALYSE ", "VERBOSE "} {
+			rest = strings.TrimPrefix(rest, w)
+		}
+		forms = append(forms, rest)
+	}
+	return forms
+}
+
+// refuse answers a refused statement: for a simple query or function call
+// (simple), an error and ReadyForQuery of its own, in order after what the
+// server still owes; in an extended batch, an error injected before the
+// batch's ReadyForQuery. The refusal is audited and recorded.
+func (sess *session) refuse(sql, which, why string, simple bool) {
+	sess.denied.Add(1)
+	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
+	e.Detail = "statement: " + truncate(which, 200)
+	sess.sendAudit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: truncate(sql, maxAuditSQL),
+		Detail: map[string]any{"database": sess.database, "action": actionDatabase, "reason": why}})
+	sess.record(sql, "refused by the gateway: "+why)
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if !simple {
+		g := sess.openGroupLocked()
+		if g.inject == nil {
+			g.inject = e
+		}
+		return
+	}
+	if len(sess.pending) == 0 {
+		sess.writeLocked(e)
+		sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
+		_ = sess.out.Flush()
+		return
+	}
+	sess.pending = append(sess.pending, &group{closed: true, synthetic: true, inject: e})
+}
+
+func (sess *session) writeLocked(m pgproto3.BackendMessage) {
+	buf := encode(nil, m)
+	_, _ = sess.out.Write(buf)
+}
+
+// fatal sends a FATAL error to the client; the caller then closes.
+func (sess *session) fatal(code, msg string) {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.writeLocked(errorResponse(code, "portcullis: "+msg))
+	_ = sess.out.Flush()
+}
+
+func (sess *session) violation(err error) error {
+	sess.fatal(stateProtocolViolation, "invalid message")
+	return fmt.Errorf("protocol violation: %w", err)
+}
+
+func (sess *session) enqueue(g *group) {
+	sess.mu.Lock()
+	sess.pending = append(sess.pending, g)
+	sess.mu.Unlock()
+}
+
+// openGroup returns the extended batch being built, starting one.
+func (sess *session) openGroup() *group {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.openGroupLocked()
+}
+
+func (sess *session) openGroupLocked() *group {
+	if n := len(sess.pending); n > 0 && !sess.pending[n-1].closed {
+		return sess.pending[n-1]
+	}
+	g := &group{}
+	sess.pending = append(sess.pending, g)
+	return g
+}
+
+// closeGroup marks the batch's Sync as sent.
+func (sess *session) closeGroup() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	sess.openGroupLocked().closed = true
+}
+
+// fromServer relays the database's messages to the client, matching
+// results to the queued statements. Large messages (rows) are streamed
+// without being held whole.
+func (sess *session) fromServer() error {
+	r := bufio.NewReaderSize(sess.upstream, 32<<10)
+	var hdr [5]byte
+	var body []byte
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return err
+		}
+		typ := hdr[0]
+		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
+		if n < 0 {
+			return errors.New("database sent a bad message length")
+		}
+		switch typ {
+		case 'C', 'Z', 'E', 'I', 's':
+			if cap(body) < n {
+				body = make([]byte, n)
+			}
+			body = body[:n]
+			if _, err := io.ReadFull(r, body); err != nil {
+				return err
+			}
+		default:
+			sess.mu.Lock()
+			_, err := sess.out.Write(hdr[:])
+			if err == nil {
+				_, err = io.CopyN(sess.out, r, int64(n))
+			}
+			if err == nil && r.Buffered() == 0 {
+				err = sess.out.Flush()
+			}
+			sess.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		sess.mu.Lock()
+		switch typ {
+		case 'C':
+			sess.resultLocked(cstring(body), nil)
+		case 'I':
+			sess.resultLocked("EMPTY", nil)
+		case 's':
+			sess.resultLocked("SUSPENDED", nil)
+		case 'E':
+			var e pgproto3.ErrorResponse
+			if err := e.Decode(body); err == nil {
+				sess.resultLocked("", &e)
+			}
+		case 'Z':
+			if len(body) > 0 {
+				sess.txState = body[0]
+			}
+			if len(sess.pending) > 0 {
+				g := sess.pending[0]
+				sess.pending = sess.pending[1:]
+				sess.finishLocked(g)
+				if g.inject != nil {
+					sess.writeLocked(g.inject)
+				}
+			}
+		}
+		_, err := sess.out.Write(hdr[:])
+		if err == nil {
+			_, err = sess.out.Write(body)
+		}
+		if typ == 'Z' {
+			// Refused simple queries queued behind this group are
+			// answered now, in order.
+			for len(sess.pending) > 0 && sess.pending[0].synthetic {
+				g := sess.pending[0]
+				sess.pending = sess.pending[1:]
+				sess.writeLocked(g.inject)
+				sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
+			}
+		}
+		if err == nil && r.Buffered() == 0 {
+			err = sess.out.Flush()
+		}
+		sess.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// resultLocked matches one result (a CommandComplete tag, or an error) to
+// the next statement waiting in the oldest group.
+func (sess *session) resultLocked(tag string, e *pgproto3.ErrorResponse) {
+	var g *group
+	if len(sess.pending) > 0 {
+		g = sess.pending[0]
+	}
+	var st *stmt
+	if g != nil && g.next < len(g.stmts) {
+		st = g.stmts[g.next]
+		g.next++
+	}
+	if e != nil && g != nil {
+		g.failed = true
+	}
+	if st == nil {
+		if e != nil {
+			return // an error of a Parse or Bind: nothing was run
+		}
+		st = &stmt{kind: "untracked"}
+	}
+	sess.stmtCount.Add(1)
+	ev := store.AuditEvent{Type: EventStatement, Outcome: audit.Success, Message: truncate(st.sql, maxAuditSQL),
+		Detail: map[string]any{"database": sess.database, "kind": st.kind}}
+	if st.kind == "execute" {
+		ev.Detail["statement"], ev.Detail["portal"], ev.Detail["parameters"] = st.name, st.portal, st.params
+	}
+	if e != nil {
+		ev.Outcome = audit.Failure
+		ev.Detail["sqlstate"], ev.Detail["error"] = e.Code, truncate(e.Message, 500)
+		sess.record(st.sql, "ERROR "+e.Code+": "+e.Message)
+	} else {
+		ev.Detail["tag"] = tag
+		if rows, ok := tagRows(tag); ok {
+			ev.Detail["rows"] = rows
+		}
+		sess.record(st.sql, tag)
+	}
+	sess.sendAudit(ev)
+}
+
+// finishLocked audits the statements of a finished group that got no
+// result: after an error, the server skipped them.
+func (sess *session) finishLocked(g *group) {
+	for ; g.next < len(g.stmts); g.next++ {
+		st := g.stmts[g.next]
+		if !g.failed && g.inject == nil {
+			continue // the server's splitting differed: nothing to say
+		}
+		sess.sendAudit(store.AuditEvent{Type: EventStatement, Outcome: audit.Failure, Message: truncate(st.sql, maxAuditSQL),
+			Detail: map[string]any{"database": sess.database, "kind": st.kind, "error": "not run: an earlier statement failed"}})
+	}
+}
+
+// record writes a statement and its result to the session's recording.
+func (sess *session) record(sql, result string) {
+	if sess.rec == nil {
+		return
+	}
+	var b bytes.Buffer
+	b.WriteString(strings.TrimRight(sql, "; \n\t"))
+	b.WriteString(";\n-- ")
+	b.WriteString(strings.ReplaceAll(result, "\n", " "))
+	b.WriteString("\n")
+	sess.rec.Output(b.Bytes())
+}
+
+// tagRows reads the row count of a CommandComplete tag ("INSERT 0 5",
+// "SELECT 3", "UPDATE 2").
+func tagRows(tag string) (int64, bool) {
+	i := strings.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(tag[i+1:], 10, 64)
+	return n, err == nil
+}
+
+// cstring returns b up to its first NUL.
+func cstring(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

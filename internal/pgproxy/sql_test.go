@@ -1,0 +1,58 @@
+package pgproxy
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestStatements(t *testing.T) {
+	tests := []struct {
+		name string
+		sql  string
+		esc  bool
+		want []string
+	}{
+		{name: "one", sql: "select 1", want: []string{"SELECT 1"}},
+		{name: "two with spaces", sql: "  select 1 ;\n\n drop   table t;", want: []string{"SELECT 1", "DROP TABLE T"}},
+		{name: "comment before", sql: "/* hi */ drop table t", want: []string{"DROP TABLE T"}},
+		{name: "nested comment", sql: "/* a /* b */ select 1; */ drop table t", want: []string{"DROP TABLE T"}},
+		{name: "line comment", sql: "-- select 1;\ndrop table t", want: []string{"DROP TABLE T"}},
+		{name: "comment in keyword", sql: "dr/**/op table t", want: []string{"DR OP TABLE T"}},
+		{name: "semicolon in string", sql: "select ';drop table t'", want: []string{"SELECT ';drop table t'"}},
+		{name: "doubled quote", sql: "select 'a'';'; drop table t", want: []string{"SELECT 'a'';'", "DROP TABLE T"}},
+		{name: "quoted identifier", sql: `select ";" from "T;"; drop table t`, want: []string{`SELECT ";" FROM "T;"`, "DROP TABLE T"}},
+		{name: "dollar quote", sql: "select $x$;drop$x$; drop table t", want: []string{"SELECT $x$;drop$x$", "DROP TABLE T"}},
+		{name: "parameter is no dollar quote", sql: "select $1; drop table t", want: []string{"SELECT $1", "DROP TABLE T"}},
+		{name: "E string escapes", sql: `select E'\'; drop table t; --'`, want: []string{`SELECT E'\'; drop table t; --'`}},
+		{name: "backslash, standard strings", sql: `select 'a\'; drop table t; --'`, want: []string{`SELECT 'a\'`, "DROP TABLE T"}},
+		{name: "backslash, escapes on", sql: `select 'a\''; drop table t; --'`, esc: true, want: []string{`SELECT 'a\''`, "DROP TABLE T"}},
+		{name: "empty statements", sql: ";;  ; select 1;;", want: []string{"SELECT 1"}},
+		{name: "unterminated string", sql: "select 'abc", want: []string{"SELECT 'abc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Statements(tt.sql, tt.esc)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("Statements(%q) = %q, want %q", tt.sql, got, tt.want)
+			}
+		})
+	}
+}
+
+// FuzzStatements checks that any text splits without panicking into
+// non-empty, trimmed statements, and that a statement in normal form
+// keeps its form.
+func FuzzStatements(f *testing.F) {
+	for _, s := range []string{"select 1; drop table t", "/* /* */ */ x", "$a$ $a$; 'x''y'", `E'\'' ; "a""b"`, "-- c\n;", "$1$", "$$"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, sql string, esc bool) {
+		for _, s := range Statements(sql, esc) {
+			if s == "" || strings.TrimSpace(s) != s {
+				t.Fatalf("statement %q of %q is empty or untrimmed", s, sql)
+			}
+		}
+	})
+}
