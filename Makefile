@@ -5,6 +5,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DATA_DIR    ?= data
 SSH_ADDR    ?= 127.0.0.1:2222
 API_ADDR    ?= 127.0.0.1:8443
+PG_ADDR     ?= 127.0.0.1:5433
 BIN         := bin/portcullis
 # The version and commit `portcullis version` prints; a plain `go build`
 # still reports the commit (from the go command's VCS stamp) as "devel".
@@ -49,7 +50,7 @@ check-assets: $(WEB_STAMP)
 
 ## run: build and start the gateway on loopback with embedded defaults
 run: build
-	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR)
+	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR) --pg-addr $(PG_ADDR)
 
 ## test: install missing test dependencies, then vet, lint and run every test with -race
 test: test-deps check-assets lint

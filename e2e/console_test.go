@@ -58,7 +58,7 @@ func TestConsole(t *testing.T) {
 	sshd := testenv.StartSSHD(t)
 	unixUser := sshd.AddUser(t)
 	dir := testenv.ShortTempDir(t)
-	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0",
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0",
 		"--shutdown-timeout", "2s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)

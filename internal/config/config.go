@@ -41,6 +41,9 @@ type Config struct {
 	// APIAddr is where the HTTPS API and web console listen; empty turns
 	// them off (the admin socket stays).
 	APIAddr string `yaml:"api_addr"`
+	// PGAddr is where the PostgreSQL front (package pgproxy) listens, with
+	// the same TLS certificate as the HTTPS API; empty turns it off.
+	PGAddr string `yaml:"pg_addr"`
 	// TLSCertFile and TLSKeyFile are the HTTPS certificate chain and key
 	// (PEM). Both empty: a self-signed certificate is generated on first
 	// start in DATA/api_tls.crt and DATA/api_tls.key and reused after.
@@ -182,6 +185,7 @@ func Default() Config {
 		DataDir:            "data",
 		SSHAddr:            ":2222",
 		APIAddr:            ":8443",
+		PGAddr:             ":5433",
 		ConsoleIdleTimeout: Duration(30 * time.Minute),
 		ConsoleMaxAge:      Duration(12 * time.Hour),
 		LogLevel:           "info",
@@ -337,7 +341,8 @@ var flagDefs = []struct{ name, key, help string }{
 	{"data-dir", "data_dir", "data `directory` (database, keys, admin socket); also $" + EnvDataDir},
 	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
 	{"api-addr", "api_addr", "HTTPS API and web console listen `address`; the default listens on every interface: use 127.0.0.1:8443 for this machine only, or \"\" to turn HTTPS off (the admin socket stays)"},
-	{"tls-cert-file", "tls_cert_file", "HTTPS certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
+	{"pg-addr", "pg_addr", "PostgreSQL front listen `address` (psql \"host=GW port=5433 user=USER~TARGET sslmode=require\"); \"\" turns it off"},
+	{"tls-cert-file", "tls_cert_file", "HTTPS and PostgreSQL certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
 	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},
 	{"console-max-age", "console_max_age", "end web console sessions this long after sign-in"},
@@ -406,6 +411,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return set(&cfg.SSHAddr)
 	case "api-addr":
 		return set(&cfg.APIAddr)
+	case "pg-addr":
+		return set(&cfg.PGAddr)
 	case "tls-cert-file":
 		return set(&cfg.TLSCertFile)
 	case "tls-key-file":
@@ -516,6 +523,11 @@ func (c *Config) Resolve() error {
 	if c.APIAddr != "" {
 		if _, _, err := net.SplitHostPort(c.APIAddr); err != nil {
 			return fmt.Errorf("api_addr: %q is not host:port: %v", c.APIAddr, err)
+		}
+	}
+	if c.PGAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PGAddr); err != nil {
+			return fmt.Errorf("pg_addr: %q is not host:port: %v", c.PGAddr, err)
 		}
 	}
 	if c.GatewayID != "" && !gatewayIDPattern.MatchString(c.GatewayID) {

@@ -40,7 +40,7 @@ func TestSecondServeChangesNothing(t *testing.T) {
 	defer rec.Close(context.Background())
 
 	var stdout, stderr bytes.Buffer
-	code := Main([]string{"--data-dir", cfg.DataDir, "--ssh-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"}, &stdout, &stderr)
+	code := Main([]string{"--data-dir", cfg.DataDir, "--ssh-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0"}, &stdout, &stderr)
 	if code != 1 {
 		t.Errorf("second serve exit code = %d, want 1", code)
 	}

@@ -30,7 +30,7 @@ type haGateway struct {
 
 func startHAGateway(t *testing.T, dir, name, storeURL, masterKey string) *haGateway {
 	t.Helper()
-	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, name), "--ssh-addr", "127.0.0.1:0",
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, name), "--ssh-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0",
 		"--api-addr", "127.0.0.1:0", "--store", storeURL, "--master-key-file", masterKey,
 		"--gateway-id", name, "--shutdown-timeout", "1s"}, io.Discard)
 	if err != nil {

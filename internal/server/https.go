@@ -26,17 +26,9 @@ import (
 //	/metrics     Prometheus metrics: counts only, no names (no auth)
 //	/ and /ui/   the web console (package web)
 func (s *Server) listenHTTPS() error {
-	certFile, keyFile, generate := s.cfg.TLSCertFile, s.cfg.TLSKeyFile, false
-	if certFile == "" {
-		certFile, keyFile, generate = filepath.Join(s.cfg.DataDir, "api_tls.crt"), filepath.Join(s.cfg.DataDir, "api_tls.key"), true
-	}
-	cert, created, err := loadOrCreateTLS(certFile, keyFile, generate, time.Now())
+	cert, err := s.loadTLS()
 	if err != nil {
 		return err
-	}
-	s.apiTLS = cert
-	if created {
-		s.log.Info("generated self-signed HTTPS certificate", "file", certFile, "sha256", certFingerprint(cert))
 	}
 	ln, err := net.Listen("tcp", s.cfg.APIAddr)
 	if err != nil {
@@ -85,6 +77,27 @@ func (s *Server) listenHTTPS() error {
 	mux.Handle("/", s.failClosed(console.Handler()))
 	s.https = mux
 	return nil
+}
+
+// loadTLS loads (or generates, once) the certificate the HTTPS API and the
+// PostgreSQL front share.
+func (s *Server) loadTLS() (tls.Certificate, error) {
+	if s.apiTLS.Certificate != nil {
+		return s.apiTLS, nil
+	}
+	certFile, keyFile, generate := s.cfg.TLSCertFile, s.cfg.TLSKeyFile, false
+	if certFile == "" {
+		certFile, keyFile, generate = filepath.Join(s.cfg.DataDir, "api_tls.crt"), filepath.Join(s.cfg.DataDir, "api_tls.key"), true
+	}
+	cert, created, err := loadOrCreateTLS(certFile, keyFile, generate, time.Now())
+	if err != nil {
+		return cert, err
+	}
+	s.apiTLS = cert
+	if created {
+		s.log.Info("generated self-signed TLS certificate", "file", certFile, "sha256", certFingerprint(cert))
+	}
+	return cert, nil
 }
 
 // httpsTLSConfig is the HTTPS listener's TLS: 1.2 or 1.3, and in 1.2 only

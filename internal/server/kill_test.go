@@ -36,7 +36,7 @@ func buildBinary(t *testing.T, dir string) string {
 // admin socket.
 func startProcess(t *testing.T, bin, dataDir, sshAddr string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--ssh-addr", sshAddr, "--api-addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(bin, "serve", "--data-dir", dataDir, "--ssh-addr", sshAddr, "--api-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/proxyproto"
 	"github.com/portcullis/portcullis/internal/recording"
@@ -70,6 +71,10 @@ type Server struct {
 
 	sshLn   net.Listener
 	adminLn net.Listener
+	// pg is the PostgreSQL front and pgLn its listener; nil when pg_addr
+	// is empty.
+	pg   *pgproxy.Server
+	pgLn net.Listener
 	// apiLn is the HTTPS listener (TLS already wrapped); nil when
 	// api_addr is empty.
 	apiLn   net.Listener
@@ -127,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		log.Info("open file limit", "soft", soft, "hard", hard)
 	}
 	tlsKey := cfg.TLSKeyFile
-	if tlsKey == "" && cfg.APIAddr != "" {
+	if tlsKey == "" && (cfg.APIAddr != "" || cfg.PGAddr != "") {
 		tlsKey = filepath.Join(cfg.DataDir, "api_tls.key")
 	}
 	if err := checkKeyFiles(map[string]string{"master key": cfg.MasterKeyFile,
@@ -288,8 +293,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Log: log.With("part", "rotate"), DialTimeout: time.Duration(cfg.DialTimeout)}); err != nil {
 		return nil, err
 	}
+	if err := s.buildPG(v); err != nil {
+		return nil, err
+	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
-		Sessions: s.gate, Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
+		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
 		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
@@ -304,6 +312,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if cfg.APIAddr != "" {
 		if err := s.listenHTTPS(); err != nil {
 			return nil, err
+		}
+	}
+	if s.pg != nil {
+		if s.pgLn, err = net.Listen("tcp", cfg.PGAddr); err != nil {
+			return nil, fmt.Errorf("listen postgres on %s: %w", cfg.PGAddr, err)
 		}
 	}
 	return s, nil
@@ -378,7 +391,7 @@ func (s *Server) Run(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 
 	adminSrv := &http.Server{
 		Handler:           api.WithLocalAdmin(s.api),
@@ -465,6 +478,15 @@ func (s *Server) Run(ctx context.Context) error {
 			errc <- err
 		}
 	}()
+	if s.pg != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.pg.Serve(runCtx, s.pgLn); err != nil {
+				errc <- fmt.Errorf("postgres front: %w", err)
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
@@ -488,6 +510,11 @@ func (s *Server) Run(ctx context.Context) error {
 	defer shutCancel()
 	if err := s.gate.Shutdown(shutCtx); err != nil {
 		s.log.Warn("sessions closed at the end of the grace period")
+	}
+	if s.pg != nil {
+		if err := s.pg.Shutdown(shutCtx); err != nil {
+			s.log.Warn("database sessions closed at the end of the grace period")
+		}
 	}
 	if httpsSrv != nil {
 		if err := httpsSrv.Shutdown(shutCtx); err != nil {
@@ -545,6 +572,9 @@ func (s *Server) close() {
 	}
 	if s.adminLn != nil {
 		s.adminLn.Close()
+	}
+	if s.pgLn != nil {
+		s.pgLn.Close()
 	}
 	if s.apiLn != nil {
 		s.apiLn.Close()

@@ -23,7 +23,7 @@ import (
 func testConfig(t *testing.T) config.Config {
 	t.Helper()
 	dir := testenv.ShortTempDir(t)
-	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--shutdown-timeout", "1s"}, io.Discard)
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0", "--shutdown-timeout", "1s"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
