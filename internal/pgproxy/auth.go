@@ -53,15 +53,15 @@ func (s *Server) authenticate(ctx context.Context, sess *session, snap *inventor
 		res.knownUser = name
 	}
 	wantCode := exists && id.Kind == policy.SubjectUser && s.codeRequired(snap, sess, id)
-	code := ""
+	code, missingCode := "", false
 	if wantCode {
-		if len(pw) <= codeLen {
-			_, _ = password.Verify(password.Dummy(), pw)
-			res.why = "no verification code after the password"
-			res.tell = "a verification code is required: append the 6-digit code to your password"
-			return res
+		// Without six digits at its end the whole is checked as the
+		// password: only who knows it learns that a code is missing.
+		if len(pw) > codeLen && allDigits(pw[len(pw)-codeLen:]) {
+			pw, code = pw[:len(pw)-codeLen], pw[len(pw)-codeLen:]
+		} else {
+			missingCode = true
 		}
-		pw, code = pw[:len(pw)-codeLen], pw[len(pw)-codeLen:]
 	}
 	encoded, err := s.cfg.Credentials.PasswordHash(ctx, name)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -108,6 +108,11 @@ func (s *Server) authenticate(ctx context.Context, sess *session, snap *inventor
 		return res
 	}
 	res.ident = id
+	if missingCode {
+		res.why = "no verification code after the password"
+		res.tell = "a verification code is required: append the 6-digit code to your password"
+		return res
+	}
 	if wantCode {
 		if err := s.verifyCode(ctx, sess, name, code); err != nil {
 			res.why = err.Error()
@@ -198,4 +203,13 @@ func inCIDRs(a netip.Addr, cidrs []string) bool {
 		}
 	}
 	return false
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -41,17 +41,18 @@ func TestStatements(t *testing.T) {
 }
 
 // FuzzStatements checks that any text splits without panicking into
-// non-empty, trimmed statements, and that a statement in normal form
-// keeps its form.
+// non-empty statements that start with what is not white space (an
+// unterminated literal may end in some), and that each statement's text
+// as sent holds its first character.
 func FuzzStatements(f *testing.F) {
 	for _, s := range []string{"select 1; drop table t", "/* /* */ */ x", "$a$ $a$; 'x''y'", `E'\'' ; "a""b"`, "-- c\n;", "$1$", "$$"} {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
 	f.Fuzz(func(t *testing.T, sql string, esc bool) {
-		for _, s := range Statements(sql, esc) {
-			if s == "" || strings.TrimSpace(s) != s {
-				t.Fatalf("statement %q of %q is empty or untrimmed", s, sql)
+		for _, st := range Split(sql, esc) {
+			if st.Norm == "" || strings.TrimLeft(st.Norm, " ") != st.Norm || st.Text == "" {
+				t.Fatalf("statement %+v of %q is empty or starts with a space", st, sql)
 			}
 		}
 	})
