@@ -49,10 +49,15 @@ func (s *Server) cancelRequest(p startupPacket, src string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		msg := strconv.FormatUint(uint64(pid), 10) + " " + hex.EncodeToString(sum[:]) + " " + src
-		if err := s.cfg.Peers.PublishCancel(ctx, msg); err != nil {
-			s.cfg.Log.Warn("publish cancel request", "err", err)
+		err := s.cfg.Peers.PublishCancel(ctx, msg)
+		ev := store.AuditEvent{Type: EventCancel, Outcome: audit.Info, Source: src,
+			Message: "cancel request for a session not held here passed to the gateways sharing the store",
+			Detail:  map[string]any{"pid": pid}}
+		if err != nil {
+			ev.Outcome, ev.Message = audit.Failure, "cancel request could not be passed to the other gateways: "+err.Error()
 		}
-		return // the peer holding the session audits it; others drop it
+		s.audit(ev)
+		return // the gateway holding the session audits the cancel itself
 	}
 	s.audit(store.AuditEvent{Type: EventCancel, Outcome: audit.Deny, Source: src,
 		Message: "cancel request with an unknown key dropped", Detail: map[string]any{"pid": pid}})

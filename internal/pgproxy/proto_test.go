@@ -2,6 +2,7 @@ package pgproxy_test
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -24,7 +25,9 @@ import (
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/store/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
+	"github.com/portcullis/portcullis/internal/vault"
 )
 
 // dialRaw opens a TCP connection to the gateway with a generous deadline:
@@ -493,4 +496,106 @@ func wrongCode(secret string, opts totp.ValidateOpts) string {
 			return c
 		}
 	}
+}
+
+// TestCancelAcrossGateways: two gateways share a PostgreSQL store behind a
+// balancer that sends each new connection to the next gateway; psql's
+// Ctrl-C lands on the gateway that does not hold the session and still
+// cancels the statement, through LISTEN/NOTIFY. A guessed key sent there
+// cancels nothing.
+func TestCancelAcrossGateways(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, s.pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	v, err := vault.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peers := func(c *pgproxy.Config) { c.Peers = st }
+	g1 := startGateway(t, st, v, peers)
+	g2 := startGateway(t, st, v, peers)
+	g1.apply(s.resources(g1))
+	g1.setPassword("alice", alicePassword)
+	if err := g2.inv.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lb := balancer(t, g1.addr, g2.addr)
+
+	cmd := exec.Command("psql", "-X", strings.Replace(g1.conninfo("alice~app~db1", "app", alicePassword), fmt.Sprintf("port=%d", g1.port), "port="+lb, 1),
+		"-c", "select pg_sleep(30)")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitActive(t, s, "select pg_sleep(30)")
+
+	// A guessed key on the other gateway: nothing happens.
+	live := g1.srv.List()
+	if len(live) != 1 {
+		t.Fatalf("gateway 1 holds %d sessions", len(live))
+	}
+	c := dialRaw(t, g2.addr)
+	writePacket(t, c, 80877102, []byte{0, 0, 0, 1, 9, 9, 9, 9})
+	_, _ = io.ReadAll(c)
+
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatal("the cancel sent to the second gateway did not end the statement")
+	}
+	if !strings.Contains(stderr.String(), "canceling statement due to user request") {
+		t.Fatalf("psql stderr %q", stderr.String())
+	}
+	ev := g1.waitEvent(pgproxy.EventCancel, func(ev store.AuditEvent) bool { return ev.Outcome == "success" })
+	if ev.Detail["via_peer"] != true || ev.User != "alice" {
+		t.Errorf("cancel event %+v", ev)
+	}
+}
+
+// balancer listens on loopback and sends its first connection to first
+// and every later one to second, as a load balancer may; it returns its
+// port.
+func balancer(t *testing.T, first, second string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			to := second
+			if n == 0 {
+				to = first
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", to)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { _, _ = io.Copy(u, c); u.(*net.TCPConn).CloseWrite() }()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
 }
