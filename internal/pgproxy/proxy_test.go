@@ -2,6 +2,8 @@ package pgproxy_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,82 @@ func TestRevocationEndsSession(t *testing.T) {
 	defer cancel()
 	if _, err := conn.Exec(qctx, "select 1"); err == nil {
 		t.Fatal("the session still runs after revocation")
+	}
+}
+
+// TestRecordedSession: a session-recording policy records the statements
+// and their result tags as text.
+func TestRecordedSession(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	g.apply("kind: Policy\nname: rec\ntype: session-recording\nsubjects: {users: [alice]}\ntargets: {names: [db1]}\n")
+	if out, errOut, code := g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select count(*) from t; drop table t"); code == 0 {
+		t.Fatalf("psql: out %q, stderr %q", out, errOut)
+	}
+	if out, errOut, code := g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select id from t where id = 2"); code != 0 {
+		t.Fatalf("psql: out %q, stderr %q", out, errOut)
+	}
+	start := g.waitEvent("session.start", func(ev store.AuditEvent) bool { return ev.Detail["recorded"] == true })
+	g.waitEvent("session.end", func(ev store.AuditEvent) bool { return ev.SessionID == start.SessionID })
+	var text string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rc, _, err := g.rec.Open(context.Background(), start.SessionID)
+		if err == nil {
+			b, _ := io.ReadAll(rc)
+			rc.Close()
+			text = string(b)
+		}
+		if strings.Contains(text, "refused by the gateway") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, want := range []string{"drop table t;", "refused by the gateway: statement denied by policy alice-db"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("recording lacks %q:\n%s", want, text)
+		}
+	}
+	// The second session's statement and its tag.
+	var second string
+	for _, ev := range g.events("session.start") {
+		if ev.SessionID != start.SessionID {
+			second = ev.SessionID
+		}
+	}
+	g.waitEvent("session.end", func(ev store.AuditEvent) bool { return ev.SessionID == second })
+	rc, _, err := g.rec.Open(context.Background(), second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if !strings.Contains(string(b), "select id from t where id = 2;") || !strings.Contains(string(b), "-- SELECT 1") {
+		t.Errorf("recording:\n%s", b)
+	}
+}
+
+// TestUpstreamTLS: a target with tls_mode verify-full and its CA is
+// reached over TLS; one whose CA does not match is refused before the
+// password is sent.
+func TestUpstreamTLS(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	caPEM, certPEM, keyPEM := testCA(t, "127.0.0.1")
+	otherCA, _, _ := testCA(t, "127.0.0.1")
+	s.pg.EnableTLS(t, certPEM, keyPEM)
+	target := func(ca []byte) string {
+		return fmt.Sprintf("kind: Target\nname: db1\naddress: 127.0.0.1:%d\nprotocol: postgres\ntls_mode: verify-full\ntls_ca: |\n  %s\n",
+			s.pg.Port, strings.ReplaceAll(strings.TrimSpace(string(ca)), "\n", "\n  "))
+	}
+	g.apply(target(caPEM))
+	out, errOut, code := g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+	if code != 0 || strings.TrimSpace(out) != "t" {
+		t.Fatalf("verify-full: code %d, out %q, stderr %q", code, out, errOut)
+	}
+	g.apply(target(otherCA))
+	_, errOut, code = g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select 1")
+	if code == 0 || !strings.Contains(errOut, "TLS certificate was not accepted") {
+		t.Fatalf("wrong CA: code %d, stderr %q", code, errOut)
 	}
 }

@@ -91,3 +91,33 @@ func (p *Postgres) Query(t testing.TB, db, query string) (string, error) {
 	}
 	return out.String, err
 }
+
+// EnableTLS has the server offer TLS with the given certificate chain and
+// key (PEM), for tests of clients that verify it; it returns once new
+// connections may use it.
+func (p *Postgres) EnableTLS(t testing.TB, certPEM, keyPEM []byte) {
+	t.Helper()
+	for name, data := range map[string][]byte{"server.crt": certPEM, "server.key": keyPEM} {
+		path := filepath.Join(p.dataDir(), name)
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatalf("EnableTLS: %v", err)
+		}
+		if p.cred != nil {
+			if err := os.Chown(path, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+				t.Fatalf("EnableTLS: %v", err)
+			}
+		}
+	}
+	p.Exec(t, "", "ALTER SYSTEM SET ssl = on")
+	p.Exec(t, "", "SELECT pg_reload_conf()")
+	deadline := time.Now().Add(postgresReadyTimeout)
+	for {
+		if on, err := p.Query(t, "", "SHOW ssl"); err == nil && on == "on" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("EnableTLS: ssl not on after reload\n%s", p.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
