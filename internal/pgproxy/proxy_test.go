@@ -24,7 +24,8 @@ func TestPsqlThroughGateway(t *testing.T) {
 	ev := g.waitEvent(pgproxy.EventStatement, func(ev store.AuditEvent) bool {
 		return strings.Contains(ev.Message, "current_user")
 	})
-	if ev.User != "alice" || ev.Account != "app" || ev.Target != "db1" || ev.Detail["database"] != "app" || ev.Detail["tag"] != "SELECT 1" {
+	st := statement(t, ev, "current_user")
+	if ev.User != "alice" || ev.Account != "app" || ev.Target != "db1" || ev.Detail["database"] != "app" || st["tag"] != "SELECT 1" || st["rows"] != float64(1) {
 		t.Errorf("statement event = %+v", ev)
 	}
 	// USER~TARGET: the one allowed target user is taken.
@@ -44,11 +45,25 @@ func TestPsqlThroughGateway(t *testing.T) {
 		t.Fatalf("update: %v %v", tag, err)
 	}
 	ev = g.waitEvent(pgproxy.EventStatement, func(ev store.AuditEvent) bool {
-		return strings.HasPrefix(ev.Message, "update t set")
+		return strings.Contains(ev.Message, "update t set")
 	})
-	if ev.Detail["rows"] != float64(2) || ev.Detail["kind"] != "execute" || ev.Detail["parameters"] != float64(2) {
+	if st := statement(t, ev, "update t set"); st["rows"] != float64(2) || st["kind"] != "execute" || st["parameters"] != float64(2) {
 		t.Errorf("execute event detail = %v", ev.Detail)
 	}
+}
+
+// statement returns the entry of a db.statement event whose SQL holds
+// part.
+func statement(t *testing.T, ev store.AuditEvent, part string) map[string]any {
+	t.Helper()
+	list, _ := ev.Detail["statements"].([]any)
+	for _, s := range list {
+		if m, ok := s.(map[string]any); ok && strings.Contains(fmt.Sprint(m["sql"]), part) {
+			return m
+		}
+	}
+	t.Fatalf("event %+v lists no statement with %q", ev, part)
+	return nil
 }
 
 // TestRefusals: what the gateway must refuse, each as a client would try.
@@ -215,5 +230,62 @@ func TestUpstreamTLS(t *testing.T) {
 	_, errOut, code = g.psql(g.conninfo("alice~app~db1", "app", alicePassword), "-c", "select 1")
 	if code == 0 || !strings.Contains(errOut, "TLS certificate was not accepted") {
 		t.Fatalf("wrong CA: code %d, stderr %q", code, errOut)
+	}
+}
+
+// TestEveryStatementAudited: a burst of statements from several
+// connections is audited whole, each statement once, however the audit
+// writer batches them.
+func TestEveryStatementAudited(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	const conns, each = 3, 200
+	errs := make(chan error, conns)
+	for c := range conns {
+		go func() {
+			conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close(ctx)
+			for i := range each {
+				if _, err := conn.Exec(ctx, fmt.Sprintf("select %d /* burst %d */", i, c)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		seen := map[string]int{}
+		for _, ev := range g.events(pgproxy.EventStatement) {
+			list, _ := ev.Detail["statements"].([]any)
+			for _, it := range list {
+				if m, ok := it.(map[string]any); ok && strings.Contains(fmt.Sprint(m["sql"]), "burst") {
+					seen[fmt.Sprint(m["sql"])]++
+				}
+			}
+		}
+		if len(seen) == conns*each {
+			for sql, n := range seen {
+				if n != 1 {
+					t.Fatalf("%q audited %d times", sql, n)
+				}
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d statements audited", len(seen), conns*each)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -528,23 +528,44 @@ func (sess *session) resultLocked(tag string, e *pgproto3.ErrorResponse) {
 		st = &stmt{kind: "untracked"}
 	}
 	sess.stmtCount.Add(1)
-	ev := store.AuditEvent{Type: EventStatement, Outcome: audit.Success, Message: truncate(st.sql, maxAuditSQL),
-		Detail: map[string]any{"database": sess.database, "kind": st.kind}}
+	item := stmtRecord{SQL: truncate(st.sql, maxAuditSQL), Kind: st.kind, Outcome: audit.Success}
 	if st.kind == "execute" {
-		ev.Detail["statement"], ev.Detail["portal"], ev.Detail["parameters"] = st.name, st.portal, st.params
+		item.Statement, item.Portal, item.Parameters = &st.name, &st.portal, &st.params
 	}
 	if e != nil {
-		ev.Outcome = audit.Failure
-		ev.Detail["sqlstate"], ev.Detail["error"] = e.Code, truncate(e.Message, 500)
+		item.Outcome, item.SQLState, item.Error = audit.Failure, e.Code, truncate(e.Message, 500)
 		sess.record(st.sql, "ERROR "+e.Code+": "+e.Message)
 	} else {
-		ev.Detail["tag"] = tag
+		item.Tag = tag
 		if rows, ok := tagRows(tag); ok {
-			ev.Detail["rows"] = rows
+			item.Rows = &rows
 		}
 		sess.record(st.sql, tag)
 	}
-	sess.sendAudit(ev)
+	sess.statementEvent(item)
+}
+
+// stmtRecord is one statement in a db.statement event: a struct, not a
+// map, because the audit writer encodes thousands of them a second.
+type stmtRecord struct {
+	SQL        string  `json:"sql"`
+	Kind       string  `json:"kind"` // query, execute, function
+	Outcome    string  `json:"outcome"`
+	Tag        string  `json:"tag,omitempty"`
+	Rows       *int64  `json:"rows,omitempty"`
+	SQLState   string  `json:"sqlstate,omitempty"`
+	Error      string  `json:"error,omitempty"`
+	Statement  *string `json:"statement,omitempty"` // prepared statement name, for execute
+	Portal     *string `json:"portal,omitempty"`
+	Parameters *int    `json:"parameters,omitempty"`
+}
+
+// statementEvent queues the audit event of one statement. Its shape is
+// that of a batch (auditWriter): the statements are in
+// Detail["statements"], their text in the message.
+func (sess *session) statementEvent(item stmtRecord) {
+	sess.sendAudit(store.AuditEvent{Type: EventStatement, Outcome: item.Outcome, Message: item.SQL,
+		Detail: map[string]any{"database": sess.database, "statements": []stmtRecord{item}}})
 }
 
 // finishLocked audits the statements of a finished group that got no
@@ -555,8 +576,8 @@ func (sess *session) finishLocked(g *group) {
 		if !g.failed && g.inject == nil {
 			continue // the server's splitting differed: nothing to say
 		}
-		sess.sendAudit(store.AuditEvent{Type: EventStatement, Outcome: audit.Failure, Message: truncate(st.sql, maxAuditSQL),
-			Detail: map[string]any{"database": sess.database, "kind": st.kind, "error": "not run: an earlier statement failed"}})
+		sess.statementEvent(stmtRecord{SQL: truncate(st.sql, maxAuditSQL), Kind: st.kind, Outcome: audit.Failure,
+			Error: "not run: an earlier statement failed"})
 	}
 }
 

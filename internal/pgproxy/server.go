@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -417,12 +418,89 @@ func (s *Server) unregister(sess *session) {
 	}
 }
 
-// auditWriter writes statement events in order until s.stmts is closed.
+// auditWriter writes the sessions' events until s.stmts is closed. What
+// waits in the queue is written together: the statements of one session
+// that queued up become one db.statement event listing them all, so that
+// under load the trail grows by one event per session per batch instead
+// of one per statement (a store append per statement capped throughput at
+// the store's append rate). Each session's events keep their order.
+//
+// A batch is what arrives within batchWindow of its first event: a
+// statement's event reaches the store that much later, and a gateway
+// killed with SIGKILL may lose that last window of statement events (the
+// session's start is written before it runs, as for SSH).
 func (s *Server) auditWriter() {
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for ev := range s.stmts {
-		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
-			s.cfg.Log.Error("audit statement", "session", ev.SessionID, "err", err)
+		batch := []store.AuditEvent{ev}
+		timer.Reset(batchWindow)
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case e, ok := <-s.stmts:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, e)
+			case <-timer.C:
+				break collect
+			}
 		}
+		timer.Stop()
+		s.writeBatch(batch)
+	}
+}
+
+// Bounds of one batched statement event.
+const (
+	batchWindow      = 100 * time.Millisecond
+	maxBatch         = 4096     // events taken from the queue at once
+	maxBatchSQLBytes = 64 << 10 // statement text in one event
+)
+
+// writeBatch writes a batch of events, merging each session's statement
+// events (see auditWriter).
+func (s *Server) writeBatch(batch []store.AuditEvent) {
+	pending := map[string]*store.AuditEvent{}
+	var order []string
+	write := func(ev store.AuditEvent) {
+		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
+			s.cfg.Log.Error("audit", "type", ev.Type, "session", ev.SessionID, "err", err)
+		}
+	}
+	flush := func(sid string) {
+		if ev := pending[sid]; ev != nil {
+			delete(pending, sid)
+			write(*ev)
+		}
+	}
+	for _, ev := range batch {
+		if ev.Type != EventStatement {
+			flush(ev.SessionID)
+			write(ev)
+			continue
+		}
+		p := pending[ev.SessionID]
+		if p != nil && len(p.Message)+len(ev.Message) > maxBatchSQLBytes {
+			flush(ev.SessionID)
+			p = nil
+		}
+		if p == nil {
+			cp := ev
+			cp.Detail = maps.Clone(ev.Detail)
+			pending[ev.SessionID] = &cp
+			order = append(order, ev.SessionID)
+			continue
+		}
+		p.Message += "\n" + ev.Message
+		p.Detail["statements"] = append(p.Detail["statements"].([]stmtRecord), ev.Detail["statements"].([]stmtRecord)...)
+		if ev.Outcome != audit.Success {
+			p.Outcome = ev.Outcome
+		}
+	}
+	for _, sid := range order {
+		flush(sid)
 	}
 }
 
