@@ -140,7 +140,13 @@ func (s *Server) sendCancel(sess *session) error {
 		}
 		c = tc
 	}
-	buf, err := (&pgproto3.CancelRequest{ProcessID: sess.upPID, SecretKey: sess.upSecret}).Encode(nil)
+	sess.mu.Lock()
+	upPID, upSecret := sess.upPID, sess.upSecret
+	sess.mu.Unlock()
+	if upSecret == nil {
+		return fmt.Errorf("the session is not connected to the database yet")
+	}
+	buf, err := (&pgproto3.CancelRequest{ProcessID: upPID, SecretKey: upSecret}).Encode(nil)
 	if err != nil {
 		return err
 	}

@@ -352,7 +352,9 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		sess.closeRecording()
 		return fail(upstreamState(err), "portcullis: cannot open database "+fmt.Sprintf("%q", sess.database)+" on "+l.Target+": "+upstreamMessage(err))
 	}
+	sess.mu.Lock()
 	sess.upstream, sess.upPID, sess.upSecret = hc.Conn, hc.PID, hc.SecretKey
+	sess.mu.Unlock()
 	if err := s.writeAudit(store.AuditEvent{Type: audit.SessionStart, Outcome: audit.Success, Source: sess.src, SessionID: sess.id,
 		User: sess.ident.Name, Target: l.Target, Account: sess.targetUser, Policy: d.Policy,
 		Message: fmt.Sprintf("database session to %s as %s, database %s", l.Target, sess.targetUser, sess.database),
@@ -369,13 +371,17 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	}
 	_, _ = w.Write(encode(nil, &pgproto3.BackendKeyData{ProcessID: sess.pid, SecretKey: sess.secret}))
 	_, _ = w.Write(encode(nil, &pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}))
+	sess.mu.Lock()
 	sess.txState = hc.TxStatus
+	sess.mu.Unlock()
 	if err := w.Flush(); err != nil {
 		hc.Conn.Close()
 		sess.closeRecording()
 		return false
 	}
+	sess.mu.Lock()
 	sess.out = w
+	sess.mu.Unlock()
 	// The reader goes on with the relay: whatever the client sent
 	// after its password is kept.
 	sess.in = mr.r
@@ -425,9 +431,11 @@ func decideLogin(snap *inventory.Snapshot, id inventory.Identity, l loginstr.Log
 	return d, d.Reason, req.TargetUser, req.Database
 }
 
-// recheck ends the session when the new resources no longer grant it.
+// recheck ends the session when the new resources no longer grant it. The
+// target user and database were fixed at login: they are asked again as
+// they are.
 func (sess *session) recheck(snap *inventory.Snapshot) {
-	d, msg := sess.decide(snap)
+	d, msg, _, _ := decideLogin(snap, sess.ident, sess.login, sess.srcAddr, sess.database, sess.targetUser)
 	if d.Allow && (!d.RequireMFA || sess.mfa) {
 		sess.rules.Store(d.Statements)
 		return
@@ -451,10 +459,11 @@ func (sess *session) terminate(reason, eventType string) {
 			_, _ = sess.out.Write(encode(nil, errorResponse(stateAdminShutdown, "portcullis: "+reason)))
 			_ = sess.out.Flush()
 		}
+		up := sess.upstream
 		sess.mu.Unlock()
 		sess.client.Close()
-		if sess.upstream != nil {
-			sess.upstream.Close()
+		if up != nil {
+			up.Close()
 		}
 	})
 }

@@ -35,6 +35,10 @@ const (
 	maxPrepared      = 10000
 	maxPreparedBytes = 32 << 20
 	maxAuditSQL      = 8192 // statement text kept in an audit event
+	// maxDrain and drainTimeout bound what is read of a refused
+	// oversized message before the connection closes.
+	maxDrain     = 16 << 20
+	drainTimeout = 5 * time.Second
 )
 
 // group is one simple Query, FunctionCall or extended-protocol batch (up
@@ -125,7 +129,7 @@ func (sess *session) run(ctx context.Context) {
 // limit is how long the session may run, from the grant's max_session
 // and validity window; zero for no limit.
 func (sess *session) limit() time.Duration {
-	d, _ := sess.decide(sess.srv.cfg.Snapshot())
+	d, _, _, _ := decideLogin(sess.srv.cfg.Snapshot(), sess.ident, sess.login, sess.srcAddr, sess.database, sess.targetUser)
 	var out time.Duration
 	if d.MaxSession > 0 {
 		out = d.MaxSession
@@ -162,6 +166,11 @@ func (sess *session) fromClient() error {
 		typ, raw, body, err := in.next()
 		if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
 			sess.fatal(stateProgramLimit, fmt.Sprintf("message too large: the gateway accepts messages of at most %d bytes", s.cfg.MaxMessage))
+			// What the client is still sending is read and dropped, a
+			// bounded amount for a bounded time, so that closing does
+			// not reset the connection before the client reads why.
+			_ = sess.client.SetReadDeadline(time.Now().Add(drainTimeout))
+			_, _ = io.CopyN(io.Discard, sess.in, min(tl.n, maxDrain))
 			sess.sendAudit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny,
 				Message: fmt.Sprintf("message %q over %d bytes refused; connection closed", typ, s.cfg.MaxMessage),
 				Detail:  map[string]any{"database": sess.database, "limit": s.cfg.MaxMessage, "bytes": tl.n}})
