@@ -206,6 +206,18 @@ func TestRecordedSession(t *testing.T) {
 	if !strings.Contains(string(b), "select id from t where id = 2;") || !strings.Contains(string(b), "-- SELECT 1") {
 		t.Errorf("recording:\n%s", b)
 	}
+	// Searchable as terminal recordings are.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		hits, err := g.store.SearchText(context.Background(), `"where id = 2"`, 10)
+		if err == nil && len(hits) > 0 && hits[0].RecordingID == second {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search found %+v, %v; want recording %s", hits, err, second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestUpstreamTLS: a target with tls_mode verify-full and its CA is
