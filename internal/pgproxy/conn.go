@@ -82,6 +82,10 @@ type session struct {
 	txState byte
 
 	stmtCount, denied atomic.Int64
+	// active is when data last went either way (unix nanoseconds), for
+	// idle_timeout; over is set when the relay ended.
+	active atomic.Int64
+	over   atomic.Bool
 }
 
 // newID returns a random session id.
@@ -286,9 +290,16 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		return false
 	}
 	pw, _, _ := strings.Cut(string(body), "\x00")
+	if s.failures.blocked(sess.srcAddr, time.Now()) {
+		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
+			Target: l.Target, Message: "postgres sign-in refused: too many failed sign-ins from this source",
+			Detail: map[string]any{"reason": "rate_limited"}})
+		return fail(stateInvalidPassword, "portcullis: too many failed sign-ins from your address; try again later")
+	}
 	snap := s.cfg.Snapshot()
 	auth := s.authenticate(ctx, sess, snap, pw)
 	if !auth.ok {
+		s.failures.failed(sess.srcAddr, time.Now())
 		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
 			User: auth.knownUser, Target: l.Target, Message: "postgres sign-in refused: " + auth.why,
 			Detail: map[string]any{"method": auth.method}})

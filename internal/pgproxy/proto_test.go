@@ -599,3 +599,49 @@ func balancer(t *testing.T, first, second string) string {
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
 	return port
 }
+
+// TestFailedSignInLimit: a source that keeps failing is refused before its
+// password is checked, even with the right one.
+func TestFailedSignInLimit(t *testing.T) {
+	g := startGateway(t, nil, nil, func(c *pgproxy.Config) {
+		c.FailureBurst, c.FailuresPerMinute = 2, 0.001
+	})
+	g.apply("kind: User\nname: alice\n")
+	g.setPassword("alice", alicePassword)
+	try := func(pw string) string {
+		c := sslRequest(t, dialRaw(t, g.addr))
+		_, msgs := login(t, c, pgproto3.ProtocolVersion30, map[string]string{"user": "alice~db1", "database": "app"}, pw)
+		if e, ok := msgs[len(msgs)-1].(*pgproto3.ErrorResponse); ok {
+			return e.Message
+		}
+		return ""
+	}
+	for i := range 2 {
+		if msg := try("wrong"); !strings.Contains(msg, "password authentication failed") {
+			t.Fatalf("attempt %d: %q", i, msg)
+		}
+	}
+	if msg := try(alicePassword); !strings.Contains(msg, "too many failed sign-ins") {
+		t.Fatalf("after the burst: %q", msg)
+	}
+	g.waitEvent("login.failure", func(ev store.AuditEvent) bool { return ev.Detail["reason"] == "rate_limited" })
+}
+
+// TestIdleTimeout: a proxy policy's idle_timeout ends a quiet session.
+func TestIdleTimeout(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	g.apply(strings.Replace(s.resources(g), "databases: [app]", "databases: [app]\nidle_timeout: 1s", 1))
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	g.waitEvent("session.limit", func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "idle") })
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(qctx, "select 1"); err == nil {
+		t.Fatal("the idle session still runs")
+	}
+}

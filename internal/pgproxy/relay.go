@@ -78,13 +78,33 @@ type prepared struct {
 func (sess *session) run(ctx context.Context) {
 	s := sess.srv
 	defer s.unregister(sess)
+	limit, idle := sess.limits()
 	var timers []*time.Timer
-	if d := sess.limit(); d > 0 {
-		timers = append(timers, time.AfterFunc(d, func() {
+	if limit > 0 {
+		timers = append(timers, time.AfterFunc(limit, func() {
 			sess.terminate("the session reached its time limit", audit.SessionLimit)
 		}))
 	}
+	sess.touch()
+	if idle > 0 {
+		// Re-armed for the idle time left; it stops re-arming once the
+		// session is over.
+		var t *time.Timer
+		t = time.AfterFunc(idle, func() {
+			if sess.over.Load() {
+				return
+			}
+			quiet := time.Since(time.Unix(0, sess.active.Load()))
+			if quiet >= idle {
+				sess.terminate(fmt.Sprintf("the session was idle for %s", idle), audit.SessionLimit)
+				return
+			}
+			t.Reset(idle - quiet)
+		})
+		timers = append(timers, t)
+	}
 	defer func() {
+		sess.over.Store(true)
 		for _, t := range timers {
 			t.Stop()
 		}
@@ -126,11 +146,15 @@ func (sess *session) run(ctx context.Context) {
 	_ = ctx
 }
 
-// limit is how long the session may run, from the grant's max_session
-// and validity window; zero for no limit.
-func (sess *session) limit() time.Duration {
+// touch records activity, for idle_timeout.
+func (sess *session) touch() { sess.active.Store(time.Now().UnixNano()) }
+
+// limits are how long the session may run, from the grant's max_session
+// and validity window, and how long it may be idle (idle_timeout); zero
+// for no limit.
+func (sess *session) limits() (out, idle time.Duration) {
 	d, _, _, _ := decideLogin(sess.srv.cfg.Snapshot(), sess.ident, sess.login, sess.srcAddr, sess.database, sess.targetUser)
-	var out time.Duration
+	idle = d.IdleTimeout
 	if d.MaxSession > 0 {
 		out = d.MaxSession
 	}
@@ -139,7 +163,7 @@ func (sess *session) limit() time.Duration {
 			out = max(until, time.Millisecond)
 		}
 	}
-	return out
+	return out, idle
 }
 
 // sendAudit queues an event of this session for the audit writer.
@@ -179,6 +203,7 @@ func (sess *session) fromClient() error {
 		if err != nil {
 			return err
 		}
+		sess.touch()
 		forward := true
 		switch typ {
 		case 'Q':
@@ -436,6 +461,7 @@ func (sess *session) fromServer() error {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return err
 		}
+		sess.touch()
 		typ := hdr[0]
 		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
 		if n < 0 {

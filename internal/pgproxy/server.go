@@ -120,6 +120,11 @@ type Config struct {
 	// MaxSessions bounds live sessions, and with them the map of cancel
 	// keys (the unbounded map of GHSA-qw79-rh95-853p). Default 10000.
 	MaxSessions int
+	// FailuresPerMinute and FailureBurst rate limit failed sign-ins per
+	// source address; a source past them is refused before its password
+	// is checked. Defaults 10 and 20, as the SSH front.
+	FailuresPerMinute float64
+	FailureBurst      int
 }
 
 func (c *Config) setDefaults() {
@@ -140,6 +145,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxSessions == 0 {
 		c.MaxSessions = 10000
+	}
+	if c.FailuresPerMinute == 0 {
+		c.FailuresPerMinute = 10
+	}
+	if c.FailureBurst == 0 {
+		c.FailureBurst = 20
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -168,6 +179,8 @@ type Server struct {
 	// (auditWriter), so that a session waits for the store only when the
 	// queue is full, and no event is dropped.
 	stmts chan store.AuditEvent
+
+	failures *failureLimiter
 }
 
 // New checks the config and returns a Server.
@@ -183,7 +196,8 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, preAuth: map[netip.Addr]int{}, stmts: make(chan store.AuditEvent, 4096)}, nil
+		byPID: map[uint32]*session{}, preAuth: map[netip.Addr]int{}, stmts: make(chan store.AuditEvent, 4096),
+		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst)}, nil
 }
 
 // alpnPostgres is the ALPN protocol of PostgreSQL over TLS.
