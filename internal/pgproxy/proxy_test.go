@@ -301,3 +301,26 @@ func TestEveryStatementAudited(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPreparedBeforeDeny: a statement prepared while it was allowed is
+// refused at Execute once a rule denies it.
+func TestPreparedBeforeDeny(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Prepare(ctx, "del", "delete from t"); err != nil {
+		t.Fatal(err)
+	}
+	g.apply(strings.Replace(s.resources(g), `"^TRUNCATE "`, `"^TRUNCATE ", "^DELETE "`, 1))
+	if _, err := conn.Exec(ctx, "del"); err == nil || !strings.Contains(err.Error(), "statement denied by policy alice-db") {
+		t.Fatalf("executing the prepared delete: %v", err)
+	}
+	if n, err := s.pg.Query(t, "app", "select count(*) from t"); err != nil || n != "3" {
+		t.Fatalf("table t: %q %v", n, err)
+	}
+}

@@ -269,6 +269,13 @@ func (sess *session) fromClient() error {
 				return sess.violation(err)
 			}
 			p := portals[m.Portal]
+			// Judged again: the statement may have been prepared before
+			// the rules that deny it were applied.
+			if refused, why, which := sess.judge(p.sql); refused {
+				sess.refuse(p.sql, which, why, false)
+				skipping, forward = true, false
+				break
+			}
 			g := sess.openGroup()
 			sess.mu.Lock()
 			g.stmts = append(g.stmts, &stmt{kind: "execute", sql: p.sql, name: p.name, portal: m.Portal, params: p.params})
