@@ -18,14 +18,18 @@ type failureLimiter struct {
 
 	mu      sync.Mutex
 	sources map[netip.Addr]*rate.Limiter
+	// shared is the budget of every source past maxFailureSources, so
+	// that a flood of addresses (an IPv6 /48 holds 65,536 /64s) buys no
+	// fresh attempts and forgets no one's failures.
+	shared *rate.Limiter
 }
 
-// maxFailureSources bounds the map: at the bound it starts over, which
-// forgets old failures rather than growing without end.
+// maxFailureSources bounds the map of per-source budgets.
 const maxFailureSources = 10000
 
 func newFailureLimiter(perMinute float64, burst int) *failureLimiter {
-	return &failureLimiter{perMinute: perMinute, burst: burst, sources: map[netip.Addr]*rate.Limiter{}}
+	return &failureLimiter{perMinute: perMinute, burst: burst, sources: map[netip.Addr]*rate.Limiter{},
+		shared: rate.NewLimiter(rate.Limit(perMinute/60), burst)}
 }
 
 func (f *failureLimiter) limiter(src netip.Addr) *rate.Limiter {
@@ -33,7 +37,7 @@ func (f *failureLimiter) limiter(src netip.Addr) *rate.Limiter {
 	l := f.sources[key]
 	if l == nil {
 		if len(f.sources) >= maxFailureSources {
-			clear(f.sources)
+			return f.shared
 		}
 		l = rate.NewLimiter(rate.Limit(f.perMinute/60), f.burst)
 		f.sources[key] = l
