@@ -122,7 +122,9 @@ func (sess *session) run(ctx context.Context) {
 	fromServer := make(chan struct{})
 	go func() {
 		defer close(fromServer)
-		if err := sess.fromServer(); err != nil && !errors.Is(err, net.ErrClosed) {
+		// fromServer only ends on an error: closed by us (the client
+		// side ended first) or by the database.
+		if err := sess.fromServer(); !errors.Is(err, net.ErrClosed) {
 			end("the database closed the connection")
 		}
 	}()

@@ -46,7 +46,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -521,10 +520,3 @@ func (s *Server) writeBatch(batch []store.AuditEvent) {
 // actionDatabase is the action name of a database session in live
 // listings, recordings and audit events.
 const actionDatabase = "database"
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return fmt.Sprint(err)
-}
