@@ -67,7 +67,8 @@ lint:
 
 ## bench: Go benchmarks plus the gateway-vs-direct OpenSSH comparison
 ## (the comparison, bench/compare_test.go behind the `bench` build tag, runs sshd and
-## creates a unix user, so it needs root; without root it is skipped with a note)
+## creates a unix user, so it needs root; without root it is skipped with a note),
+## then pgbench and psql through the PostgreSQL front vs direct (bench/pg_test.go)
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ "$$(id -u)" -ne 0 ]; then \
@@ -75,6 +76,8 @@ bench: build test-deps
 	else \
 	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/"; \
 	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/; \
+	  echo "$(GO) test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/"; \
+	  $(GO) test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/; \
 	fi
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s per target)
