@@ -49,10 +49,16 @@ type group struct {
 	next   int  // index of the next statement awaiting a result
 	closed bool // its Sync (or Query) went out: a ReadyForQuery ends it
 	failed bool // the server answered an error: the rest did not run
-	// inject is the gateway's own refusal in this group, sent to the
-	// client just before the group's ReadyForQuery so that it arrives
-	// in order.
+	// inject is the gateway's own refusal of a simple query, answered
+	// in place of the server's (synthetic groups).
 	inject *pgproto3.ErrorResponse
+	// replace is the gateway's refusal in an extended batch: the server
+	// is sent markerParse in place of the refused message, fails it
+	// with a syntax error at once (and skips to Sync, as for any error),
+	// and that error is replaced by this one on the way back, so that
+	// the refusal reaches the client where the statement's own error
+	// would have, also for clients that pipeline with Flush.
+	replace *pgproto3.ErrorResponse
 	// synthetic groups never reach the server: the gateway answers them
 	// (a refused simple query) once the groups before them are done.
 	synthetic bool
@@ -231,7 +237,8 @@ func (sess *session) fromClient() error {
 			}
 			if refused, why, which := sess.judge(m.Query); refused {
 				sess.refuse(m.Query, which, why, false)
-				skipping, forward = true, false
+				skipping = true
+				raw = markerMessages
 				break
 			}
 			if old, ok := statements[m.Name]; ok {
@@ -275,7 +282,8 @@ func (sess *session) fromClient() error {
 			// the rules that deny it were applied.
 			if refused, why, which := sess.judge(p.sql); refused {
 				sess.refuse(p.sql, which, why, false)
-				skipping, forward = true, false
+				skipping = true
+				raw = markerMessages
 				break
 			}
 			g := sess.openGroup()
@@ -339,6 +347,25 @@ func (sess *session) fromClient() error {
 	}
 }
 
+// markerQuery is what the server is asked to parse in place of a refused
+// extended-protocol message: a syntax error at its first character, which
+// fromServer recognizes and replaces with the refusal (group.replace).
+const markerQuery = "PORTCULLIS_REFUSED"
+
+// markerMessages are a Parse of markerQuery into a statement name no
+// client uses (a failed Parse creates nothing) and a Flush, so that the
+// error comes back at once.
+var markerMessages = func() []byte {
+	b, _ := (&pgproto3.Parse{Name: "portcullis_refused", Query: markerQuery}).Encode(nil)
+	b, _ = (&pgproto3.Flush{}).Encode(b)
+	return b
+}()
+
+// isMarkerError reports whether e is the server's error for markerQuery.
+func isMarkerError(e *pgproto3.ErrorResponse) bool {
+	return e.Code == "42601" && e.Position == 1
+}
+
 // judge checks every statement of sql against the grant's rules, under
 // both readings of backslashes (see Statements). which is the statement
 // refused.
@@ -385,8 +412,9 @@ func statementForms(st string) []string {
 
 // refuse answers a refused statement: for a simple query or function call
 // (simple), an error and ReadyForQuery of its own, in order after what the
-// server still owes; in an extended batch, an error injected before the
-// batch's ReadyForQuery. The refusal is audited and recorded.
+// server still owes; in an extended batch, through the marker (see
+// group.replace), where the statement's own error would have come. The
+// refusal is audited and recorded.
 func (sess *session) refuse(sql, which, why string, simple bool) {
 	sess.denied.Add(1)
 	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
@@ -397,10 +425,7 @@ func (sess *session) refuse(sql, which, why string, simple bool) {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if !simple {
-		g := sess.openGroupLocked()
-		if g.inject == nil {
-			g.inject = e
-		}
+		sess.openGroupLocked().replace = e
 		return
 	}
 	if len(sess.pending) == 0 {
@@ -511,6 +536,19 @@ func (sess *session) fromServer() error {
 		case 'E':
 			var e pgproto3.ErrorResponse
 			if err := e.Decode(body); err == nil {
+				if g := sess.headLocked(); g != nil && g.replace != nil {
+					// The server's first error in a batch with a
+					// refusal: its answer to the marker, or an error
+					// of an earlier message (then the marker was
+					// skipped and the client learns that error).
+					if isMarkerError(&e) {
+						raw := encode(nil, g.replace)
+						copy(hdr[:], raw[:5])
+						body = append(body[:0], raw[5:]...)
+					}
+					g.replace, g.failed = nil, true
+					break
+				}
 				sess.resultLocked("", &e)
 			}
 		case 'Z':
@@ -521,9 +559,6 @@ func (sess *session) fromServer() error {
 				g := sess.pending[0]
 				sess.pending = sess.pending[1:]
 				sess.finishLocked(g)
-				if g.inject != nil {
-					sess.writeLocked(g.inject)
-				}
 			}
 		}
 		_, err := sess.out.Write(hdr[:])
@@ -548,6 +583,14 @@ func (sess *session) fromServer() error {
 			return err
 		}
 	}
+}
+
+// headLocked is the oldest group waiting for results, or nil.
+func (sess *session) headLocked() *group {
+	if len(sess.pending) == 0 {
+		return nil
+	}
+	return sess.pending[0]
 }
 
 // resultLocked matches one result (a CommandComplete tag, or an error) to
@@ -617,7 +660,7 @@ func (sess *session) statementEvent(item stmtRecord) {
 func (sess *session) finishLocked(g *group) {
 	for ; g.next < len(g.stmts); g.next++ {
 		st := g.stmts[g.next]
-		if !g.failed && g.inject == nil {
+		if !g.failed {
 			continue // the server's splitting differed: nothing to say
 		}
 		sess.statementEvent(stmtRecord{SQL: truncate(st.sql, maxAuditSQL), Kind: st.kind, Outcome: audit.Failure,
