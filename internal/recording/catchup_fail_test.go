@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -51,5 +52,27 @@ func TestCatchUpFailedStates(t *testing.T) {
 	}
 	if backlog, _ := st.IndexBacklog(ctx, "", 10); len(backlog) != 0 {
 		t.Errorf("failed recordings still in the backlog: %v", backlog)
+	}
+}
+
+// TestCatchUpRest: while sessions are recorded the catch-up works about
+// catchUpShare of the time, never without a pause between batches; with
+// none recorded it does not rest.
+func TestCatchUpRest(t *testing.T) {
+	for _, c := range []struct {
+		took time.Duration
+		live bool
+		want time.Duration
+	}{
+		{200 * time.Millisecond, false, 0},
+		{0, false, 0},
+		{0, true, catchUpPause},
+		{time.Millisecond, true, catchUpPause},
+		{200 * time.Millisecond, true, 1800 * time.Millisecond},
+		{2 * time.Second, true, 18 * time.Second},
+	} {
+		if got := catchUpRest(c.took, c.live); got != c.want {
+			t.Errorf("catchUpRest(%v, %v) = %v, want %v", c.took, c.live, got, c.want)
+		}
 	}
 }
