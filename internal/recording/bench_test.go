@@ -12,7 +12,9 @@ import (
 //   - pipeline: Output and the flusher's work (UTF-8 and JSON encoding,
 //     the write, SHA-256, the index feed), all on one goroutine: the total
 //     CPU recording costs per byte;
-//   - pipeline-prose: the same for log-like output with long lines.
+//   - pipeline-prose: the same for log-like output with long lines;
+//   - pipeline-binary: the same for `head -c N /dev/zero` (a binary
+//     burst: its ends recorded, its middle only classified and held).
 //
 // The pipelines report cpu-s/GB, the process's CPU per GB of output,
 // the figure to compare on a shared machine.
@@ -46,7 +48,7 @@ func BenchmarkOutputText(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		data []byte
-	}{{"pipeline", seq}, {"pipeline-prose", prose}} {
+	}{{"pipeline", seq}, {"pipeline-prose", prose}, {"pipeline-binary", make([]byte, 32<<10)}} {
 		b.Run(bc.name, func(b *testing.B) {
 			m, _, _ := newTestManager(b)
 			r, err := m.Start(context.Background(), testMeta("bench"))

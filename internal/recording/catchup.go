@@ -215,7 +215,7 @@ func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h He
 		}
 		switch ev.Type {
 		case "o":
-			if data := []byte(ev.Data); !classify(data).binary(len(data)) {
+			if data := []byte(ev.Data); !isBinary(data) {
 				x.now = time.Now()
 				x.feed(int64(ev.Time*1e6), data)
 			}
