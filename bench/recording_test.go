@@ -49,7 +49,16 @@ type recResult struct {
 	rssBase          int64 // gateway VmRSS before the runs, KiB
 	rssUnrec         int64 // highest VmRSS during the unrecorded warm-up, before any recorded run, KiB
 	rssRec           int64 // highest VmRSS during the recorded runs, KiB
+	// The search index a recording's catch-up builds after it ended,
+	// with no session running: gateway CPU, wall time, and whether it
+	// finished within indexWait.
+	indexCPU  cpuUse
+	indexWall time.Duration
+	indexDone bool
 }
+
+// indexWait bounds the wait for one recording's catch-up index.
+const indexWait = 5 * time.Minute
 
 // measureRecording alternates recorded and unrecorded `seq 1 N` runs after
 // one untimed warm-up each, then profiles the gateway during recorded runs.
@@ -86,7 +95,9 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 		e.removeRecordings(seen, "")
 	}
 
-	var lastID string
+	// Each timed recording is deleted as soon as it has ended (the first
+	// after it was checked), so that its catch-up index, measured on its
+	// own below, does not run during the next runs.
 	for i := range cfg.recPairs {
 		order := []leg{viaGatewayRec, viaGateway}
 		if i%2 == 1 {
@@ -115,17 +126,25 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			res.cpuRec.add(before, after, r.bytes)
 			res.sizes = append(res.sizes, info.Size)
 			res.closeWait = append(res.closeWait, wait)
-			if lastID != "" {
-				e.removeRecordings(seen, lastID)
+			if res.verify == "" {
+				res.verify = e.verifyRecording(info.ID, cfg.seq)
 			}
-			lastID = info.ID
+			e.removeRecordings(seen, info.ID)
 		}
 	}
-	if lastID != "" {
-		res.verify = e.verifyRecording(lastID, cfg.seq)
-		e.removeRecordings(seen, "")
-	}
 	fmt.Fprintf(out, "%d recorded and %d unrecorded runs done; recording checked: %s\n", len(res.rec), len(res.unrec), res.verify)
+
+	// The deferred cost: one more recorded run, then its catch-up index
+	// with nothing else running, until the recording is fully searchable.
+	if r, info, _, ok := recorded(); ok {
+		before, start := procCPU(e.gwPID), time.Now()
+		res.indexDone = e.waitIndexed(info.ID, indexWait)
+		res.indexWall = time.Since(start)
+		res.indexCPU.add(before, procCPU(e.gwPID), r.bytes)
+		e.removeRecordings(seen, info.ID)
+		fmt.Fprintf(out, "catch-up index of one recording: %.1f CPU-s in %s, complete: %v\n",
+			res.indexCPU.user+res.indexCPU.sys, res.indexWall.Round(time.Second), res.indexDone)
+	}
 
 	// The profile: recorded runs back to back, each until its recording
 	// has ended.
@@ -182,6 +201,14 @@ func (res recResult) print(out io.Writer) {
 	if res.cpuRec.bytes > 0 && res.cpuUnrec.bytes > 0 {
 		fmt.Fprintf(out, "  recording's CPU: +%.2f CPU-s per GB of output (%.2fx the unrecorded gateway's)\n",
 			res.cpuRec.perGB()-res.cpuUnrec.perGB(), ratio(res.cpuRec.perGB(), res.cpuUnrec.perGB()))
+	}
+	if res.indexCPU.bytes > 0 {
+		state := "complete"
+		if !res.indexDone {
+			state = fmt.Sprintf("NOT complete after %v", indexWait)
+		}
+		fmt.Fprintf(out, "  deferred search index (catch-up of one recording, no session running): %.2f CPU-s per GB of output, %s wall, %s\n",
+			res.indexCPU.perGB(), res.indexWall.Round(time.Second), state)
 	}
 	if len(res.sizes) > 0 {
 		parts := make([]string, len(res.sizes))
@@ -251,6 +278,34 @@ type recInfo struct {
 	State string `json:"state"`
 	User  string `json:"user"`
 	Size  int64  `json:"size"`
+	Index string `json:"index"`
+}
+
+// waitIndexed waits until recording id's search index is complete (or
+// failed), at most limit, and reports whether it is complete.
+func (e *env) waitIndexed(id string, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		recs, err := e.listRecordings()
+		if err != nil {
+			e.t.Errorf("%v", err)
+			return false
+		}
+		for _, r := range recs {
+			if r.ID != id {
+				continue
+			}
+			switch r.Index {
+			case "complete":
+				return true
+			case "failed":
+				e.t.Errorf("recording %s: search index failed", id)
+				return false
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
 }
 
 // waitRecordingEnded waits for a recording of recordedUser not in seen to
@@ -309,7 +364,7 @@ func (e *env) removeRecordings(seen map[string]bool, id string) {
 			continue
 		}
 		seen[r.ID] = true
-		e.cli("", "recordings", "rm", r.ID)
+		e.cli("", "recordings", "rm", "--yes", r.ID)
 	}
 }
 
