@@ -77,8 +77,9 @@ INSERT INTO recording_text (recording_id, offset_seconds, text, times) VALUES ($
 	// The chunks reach FTS5 in one statement (migration 0010): FTS5
 	// writes a new index segment at every statement that touches it, so
 	// one statement per chunk (a trigger) made thousands of tiny
-	// segments, and merging them cost most of the index's CPU. The ids
-	// of one transaction on the single writer connection are consecutive.
+	// segments, and merging them cost most of the index's CPU. Every row
+	// between first and last is this transaction's: it holds SQLite's
+	// write lock, and ids only grow.
 	if _, err := tx.ExecContext(ctx, `
 INSERT INTO recording_text_fts (rowid, text) SELECT id, text FROM recording_text WHERE id BETWEEN $1 AND $2`, first, last); err != nil {
 		return fmt.Errorf("index text: full-text index: %w", err)
