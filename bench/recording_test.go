@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -170,6 +171,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 
 	// The deferred cost: one more recorded run, then its catch-up index
 	// with nothing else running, until the recording is fully searchable.
+	var indexed string
 	if r, info, _, ok := recorded(); ok {
 		before, start := procCPU(e.gwPID), time.Now()
 		res.indexDone = e.waitIndexed(info.ID, indexWait)
@@ -177,11 +179,13 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 		res.indexCPU.add(before, procCPU(e.gwPID), r.bytes)
 		fmt.Fprintf(out, "catch-up index of one recording: %.1f CPU-s in %s, complete: %v\n",
 			res.indexCPU.user+res.indexCPU.sys, res.indexWall.Round(time.Second), res.indexDone)
-		if res.indexDone {
-			// An unfinished catch-up may hold the database's writer
-			// for longer than the CLI waits: leave that recording.
-			e.removeRecordings(seen, info.ID)
-		}
+		// The recording stays: deleting a fully indexed one takes FTS5
+		// as long as tokenizing its text again (tens of seconds for
+		// seq's), longer than the CLI is given, and an unfinished
+		// catch-up holds the writer too. The data directory goes at the
+		// end.
+		seen[info.ID] = true
+		indexed = info.ID
 	}
 
 	// The profile: recorded runs back to back, each until its recording
@@ -196,7 +200,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 		return r, ok
 	}, []string{"-top", "-cum", "-nodecount=25", "-focus=internal/recording"}, "recorded")
 	res.profCPU.add(cpuBefore, procCPU(e.gwPID), moved)
-	e.removeRecordings(seen, "")
+	e.removeRecordings(seen, "", indexed)
 
 	res.medRec, res.medUnrec = median(mbps(res.rec)), median(mbps(res.unrec))
 	res.wallRec, res.wallUnrec = median(wallMbps(res.rec)), median(wallMbps(res.unrec))
@@ -397,14 +401,14 @@ func (e *env) listRecordings() ([]recInfo, error) {
 
 // removeRecordings deletes recordedUser's ended recordings (all of them, or
 // only id), so that the disk does not fill up with seq output.
-func (e *env) removeRecordings(seen map[string]bool, id string) {
+func (e *env) removeRecordings(seen map[string]bool, id string, keep ...string) {
 	recs, err := e.listRecordings()
 	if err != nil {
 		e.t.Errorf("%v", err)
 		return
 	}
 	for _, r := range recs {
-		if r.State == "active" || (id != "" && r.ID != id) {
+		if r.State == "active" || (id != "" && r.ID != id) || slices.Contains(keep, r.ID) {
 			continue
 		}
 		seen[r.ID] = true
