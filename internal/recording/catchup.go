@@ -34,8 +34,12 @@ const (
 	// time (its batch time, then catchUpRest). Indexing costs some fifty
 	// times what recording does per byte, so at full speed it took a core
 	// from the live sessions of a two-core gateway; it runs at full speed
-	// when no session is recorded.
+	// when no session has been recorded for catchUpQuiet.
 	catchUpShare = 0.1
+	// catchUpQuiet: the catch-up keeps to catchUpShare until no session
+	// has been recorded for this long, so that sessions in quick
+	// succession (a script's) do not each leave it a window at full speed.
+	catchUpQuiet = 5 * time.Second
 )
 
 // catchUpRest returns how long the catch-up rests after a batch that took
@@ -160,7 +164,7 @@ func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
 			m.log.Info("recording indexed from its file", "recording", rec.ID, "state", b.state, "bytes", b.off)
 			return nil
 		}
-		if rest := catchUpRest(time.Since(start), len(m.Active()) > 0); rest > 0 {
+		if rest := catchUpRest(time.Since(start), m.recordingLately()); rest > 0 {
 			t := time.NewTimer(rest)
 			select {
 			case <-ctx.Done():

@@ -76,3 +76,38 @@ func TestCatchUpRest(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingLately: the catch-up counts the gateway as busy while a
+// session is recorded and for catchUpQuiet after the last one ended, so
+// that back-to-back sessions never leave it at full speed between them.
+func TestRecordingLately(t *testing.T) {
+	m, _, clk := newTestManager(t)
+	if m.recordingLately() {
+		t.Fatal("busy before any recording")
+	}
+	r, err := m.Start(context.Background(), testMeta("lately"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if !m.recordingLately() {
+		t.Error("not busy while a recording is written")
+	}
+	if _, _, err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		want    bool
+	}{
+		{0, true},
+		{catchUpQuiet - time.Millisecond, true},
+		{time.Millisecond, false},
+		{time.Hour, false},
+	} {
+		clk.Advance(step.advance)
+		if got := m.recordingLately(); got != step.want {
+			t.Errorf("%v after the end: busy = %v, want %v", m.now().Sub(time.Unix(0, m.lastEnd.Load())), got, step.want)
+		}
+	}
+}

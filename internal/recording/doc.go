@@ -81,6 +81,6 @@
 // searchable; store.Recording.IndexState says where each one is. While
 // sessions are being recorded the catch-up works about a tenth of the
 // time, so that indexing (some fifty times recording's CPU per byte of
-// `seq`-like output) does not take a core from them; with none recorded it
-// runs at full speed.
+// `seq`-like output) does not take a core from them; once no session has
+// been recorded for five seconds it runs at full speed.
 package recording
