@@ -6,8 +6,11 @@
 // recording costs: the same text-heavy exec (`seq 1 N`) through the gateway
 // as a user a session-recording policy covers and as one it does not,
 // alternating, with the gateway's CPU per GB in each mode, the recording
-// file sizes, a check that a recording holds exactly seq's output, and a CPU
-// profile of recorded runs. It measures the non-functional contract of
+// file sizes, a check that a recording holds exactly seq's output, the
+// same for bulk binary output (head -c N /dev/zero, recorded and not), the
+// CPU the catch-up spends afterwards to make one such recording fully
+// searchable (alone, with no session running: the index is deferred work
+// that yields to live sessions), and a CPU profile of recorded runs. It measures the non-functional contract of
 // DESIGN section 5 and issue 4 and reports it; it never fails on a timing.
 //
 // The comparison is compare_test.go (with recording_test.go), behind the

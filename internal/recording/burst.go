@@ -155,7 +155,7 @@ func (r *Recorder) writeOutput(out []byte, t int64, data []byte) []byte {
 		}
 		return out
 	}
-	text := !classify(data).binary(len(data))
+	text := !isBinary(data)
 	if text {
 		b.textRun += len(data)
 	} else {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -51,5 +52,62 @@ func TestCatchUpFailedStates(t *testing.T) {
 	}
 	if backlog, _ := st.IndexBacklog(ctx, "", 10); len(backlog) != 0 {
 		t.Errorf("failed recordings still in the backlog: %v", backlog)
+	}
+}
+
+// TestCatchUpRest: while sessions are recorded the catch-up works about
+// catchUpShare of the time, never without a pause between batches; with
+// none recorded it does not rest.
+func TestCatchUpRest(t *testing.T) {
+	for _, c := range []struct {
+		took time.Duration
+		live bool
+		want time.Duration
+	}{
+		{200 * time.Millisecond, false, 0},
+		{0, false, 0},
+		{0, true, catchUpPause},
+		{time.Millisecond, true, catchUpPause},
+		{200 * time.Millisecond, true, 1800 * time.Millisecond},
+		{2 * time.Second, true, 18 * time.Second},
+	} {
+		if got := catchUpRest(c.took, c.live); got != c.want {
+			t.Errorf("catchUpRest(%v, %v) = %v, want %v", c.took, c.live, got, c.want)
+		}
+	}
+}
+
+// TestRecordingLately: the catch-up counts the gateway as busy while a
+// session is recorded and for catchUpQuiet after the last one ended, so
+// that back-to-back sessions never leave it at full speed between them.
+func TestRecordingLately(t *testing.T) {
+	m, _, clk := newTestManager(t)
+	if m.recordingLately() {
+		t.Fatal("busy before any recording")
+	}
+	r, err := m.Start(context.Background(), testMeta("lately"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Minute)
+	if !m.recordingLately() {
+		t.Error("not busy while a recording is written")
+	}
+	if _, _, err := r.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		advance time.Duration
+		want    bool
+	}{
+		{0, true},
+		{catchUpQuiet - time.Millisecond, true},
+		{time.Millisecond, false},
+		{time.Hour, false},
+	} {
+		clk.Advance(step.advance)
+		if got := m.recordingLately(); got != step.want {
+			t.Errorf("%v after the end: busy = %v, want %v", m.now().Sub(time.Unix(0, m.lastEnd.Load())), got, step.want)
+		}
 	}
 }

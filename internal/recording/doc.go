@@ -78,5 +78,9 @@
 // session ends, a recording whose live index missed text (the budget, or a
 // store that refused it) is indexed again from its file, without a budget,
 // by the catch-up Run owns (catchup.go), so every ended recording is fully
-// searchable; store.Recording.IndexState says where each one is.
+// searchable; store.Recording.IndexState says where each one is. While
+// sessions are being recorded the catch-up works about a tenth of the
+// time, so that indexing (some fifty times recording's CPU per byte of
+// `seq`-like output) does not take a core from them; once no session has
+// been recorded for five seconds it runs at full speed.
 package recording

@@ -1,6 +1,7 @@
 package recording
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math/bits"
 	"strconv"
@@ -241,6 +242,18 @@ func classify(s []byte) textStats {
 		}
 	}
 	return st
+}
+
+// isBinary reports whether a chunk is binary output, as
+// classify(s).binary(len(s)) does, but finds a NUL byte (which alone makes
+// a chunk binary) first, at memchr speed: the middle of a binary burst
+// (`cat` of an executable, `head -c N /dev/zero`) is only classified, and
+// a byte-by-byte classify was most of what recording it cost.
+func isBinary(s []byte) bool {
+	if bytes.IndexByte(s, 0) >= 0 {
+		return true
+	}
+	return classify(s).binary(len(s))
 }
 
 // growBytes returns dst with room for at least n more bytes.

@@ -103,6 +103,10 @@ type Manager struct {
 	// leaves the row to the retry loop at once rather than wait the
 	// store's lock timeout on every new session.
 	refusing atomic.Bool
+	// lastEnd is when a recording last stopped being written (UnixNano
+	// of m.now): the catch-up keeps yielding for catchUpQuiet after it,
+	// so that sessions in quick succession count as busy.
+	lastEnd atomic.Int64
 }
 
 // NewManager returns a Manager for recordings in dir, creating it (mode
@@ -208,8 +212,18 @@ func (m *Manager) remove(r *Recorder) {
 	m.mu.Lock()
 	if m.active[r.meta.ID] == r {
 		delete(m.active, r.meta.ID)
+		m.lastEnd.Store(m.now().UnixNano())
 	}
 	m.mu.Unlock()
+}
+
+// recordingLately reports whether a session is being recorded, or one
+// stopped less than catchUpQuiet ago.
+func (m *Manager) recordingLately() bool {
+	m.mu.Lock()
+	n := len(m.active)
+	m.mu.Unlock()
+	return n > 0 || m.now().Sub(time.Unix(0, m.lastEnd.Load())) < catchUpQuiet
 }
 
 // Start begins recording a session: it creates ID.cast (exclusively, mode

@@ -41,6 +41,7 @@ INSERT INTO recording_text (recording_id, offset_seconds, text, times) VALUES ($
 	defer stmt.Close()
 	checked := map[string]bool{}
 	n := 0
+	var first, last int64
 	for _, c := range chunks {
 		if strings.TrimSpace(c.Text) == "" {
 			continue
@@ -56,13 +57,32 @@ INSERT INTO recording_text (recording_id, offset_seconds, text, times) VALUES ($
 			}
 			checked[c.RecordingID] = true
 		}
-		if _, err := stmt.ExecContext(ctx, c.RecordingID, c.Offset, store.CleanText(c.Text), c.Times); err != nil {
+		res, err := stmt.ExecContext(ctx, c.RecordingID, c.Offset, store.CleanText(c.Text), c.Times)
+		if err != nil {
 			return fmt.Errorf("index text of recording %q at %gs: %w", c.RecordingID, c.Offset, err)
 		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return fmt.Errorf("index text of recording %q at %gs: row id: %w", c.RecordingID, c.Offset, err)
+		}
+		if n == 0 {
+			first = id
+		}
+		last = id
 		n++
 	}
 	if n == 0 {
 		return nil
+	}
+	// The chunks reach FTS5 in one statement (migration 0010): FTS5
+	// writes a new index segment at every statement that touches it, so
+	// one statement per chunk (a trigger) made thousands of tiny
+	// segments, and merging them cost most of the index's CPU. Every row
+	// between first and last is this transaction's: it holds SQLite's
+	// write lock, and ids only grow.
+	if _, err := tx.ExecContext(ctx, `
+INSERT INTO recording_text_fts (rowid, text) SELECT id, text FROM recording_text WHERE id BETWEEN $1 AND $2`, first, last); err != nil {
+		return fmt.Errorf("index text: full-text index: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("index text: commit: %w", err)

@@ -1,0 +1,11 @@
+-- 0010: the search index is filled once per transaction, not once per row.
+--
+-- Portable part: nothing changes on PostgreSQL (its GIN index takes rows
+-- as they come, into its pending list). The SQLite file drops the trigger
+-- that copied every inserted chunk into the FTS5 table: each statement
+-- that writes to FTS5 through a trigger opens a savepoint, and FTS5
+-- flushes its in-memory index to a new on-disk segment at every savepoint,
+-- so one chunk made one segment and merging those segments took most of
+-- the index's CPU. The store now inserts a transaction's chunks into FTS5
+-- with one INSERT ... SELECT (sqlite.Store.IndexText).
+SELECT 1;
