@@ -22,6 +22,7 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/quickack"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -123,7 +124,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	defer nc.Close()
 	defer s.preAuth.release(entry)
 	accepted := time.Now()
-	nc = &progressConn{Conn: nc, e: entry}
+	// OpenSSH clients leave Nagle's algorithm on until a session starts,
+	// so a small packet written right after another (the service request
+	// after NEWKEYS) waits for our acknowledgement of the first, which
+	// Linux delays by up to 40 ms: acknowledge the setup's reads at once.
+	nc = &progressConn{Conn: quickack.Wrap(nc, quickack.SetupReads), e: entry}
 
 	src := addrOf(nc.RemoteAddr())
 	srcStr := nc.RemoteAddr().String()
