@@ -24,6 +24,7 @@ import (
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/quickack"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // Permission extension keys carrying the verified identity from the
@@ -86,6 +87,10 @@ type conn struct {
 	mu         sync.Mutex
 	targetUser string   // fixed by the first allowed request
 	upstream   ssh.Conn // dialed once, shared by channels
+	// ahead is the connection to the target made while the client
+	// authenticated, waiting for the first authorized request's
+	// credential; the dial takes it (takeAhead), or the end closes it.
+	ahead *upstream.Pending
 	dialErr    error    // a failed dial is not retried on the same connection
 	grants     map[*grant]struct{}
 	nextChan   int
@@ -140,6 +145,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		loginErr  error
 		announced bool
 		lastErr   error
+		// ahead is the connection made to the target while the client
+		// authenticates (dialAhead), tried once per connection; handed to
+		// the conn at login, closed if the client never logs in.
+		ahead      *upstream.Pending
+		aheadTried bool
 		// refunds give back the failures charged, per SSH user name: at
 		// login, those of the name that logged in (a client may change
 		// the name between attempts, and must not buy guesses against
@@ -263,6 +273,13 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		sf := snap.Engine.SecondFactor(policy.Request{Kind: id.Kind, Subject: id.Name, Target: login.Target,
 			TargetUser: login.Account, Source: src})
 		if !sf.Required {
+			// A registered key of a user who may reach the target: start
+			// the connection to it now, so that its TCP, key exchange and
+			// host-key check overlap the rest of this authentication.
+			if !aheadTried {
+				aheadTried = true
+				ahead = s.dialAhead(ctx, entry, snap, id, login, src)
+			}
 			return &ssh.Permissions{Extensions: ext}, nil
 		}
 		if id.Kind != policy.SubjectUser {
@@ -293,6 +310,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		}
 	}
 
+	// A client that does not log in leaves nothing behind at the target.
+	defer func() {
+		if ahead != nil {
+			ahead.Close()
+		}
+	}()
 	_ = nc.SetDeadline(accepted.Add(s.cfg.AuthStartTimeout))
 	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
@@ -338,7 +361,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
 		viaSSO: viaSSO, grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
+		ahead: ahead,
 	}
+	ahead = nil // the conn closes it from now on
 	defer cancel()
 	if !s.track(c) {
 		sshConn.Close()
@@ -459,6 +484,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	c.mu.Unlock()
 	c.closeUpstream()
 	chWG.Wait()
+	// After the channels: a dial still in flight may have taken it.
+	c.closeAhead()
 }
 
 // identify checks that the identity a connection authenticated as still
@@ -751,6 +778,23 @@ func (c *conn) tell(msg string, wg *sync.WaitGroup) {
 			defer wg.Done()
 			n(msg)
 		}()
+	}
+}
+
+// takeAhead returns the connection made ahead, if any, and forgets it:
+// whoever takes it uses or closes it.
+func (c *conn) takeAhead() *upstream.Pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.ahead
+	c.ahead = nil
+	return p
+}
+
+// closeAhead closes the connection made ahead if no request used it.
+func (c *conn) closeAhead() {
+	if p := c.takeAhead(); p != nil {
+		p.Close()
 	}
 }
 

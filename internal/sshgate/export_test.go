@@ -15,3 +15,10 @@ func HandledTypes() map[string][]string {
 		"bridged": slices.Sorted(maps.Keys(bridgedRequests)),
 	}
 }
+
+// AheadStats returns how many connections were made ahead to targets while
+// clients authenticated, how many of them a request logged in, and how
+// many are counted in the pre-authentication pool now.
+func (s *Server) AheadStats() (made, used int64, pending int) {
+	return s.preAuth.aheadMade.Load(), s.preAuth.aheadUsed.Load(), s.preAuth.aheadCount()
+}

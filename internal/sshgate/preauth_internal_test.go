@@ -256,3 +256,71 @@ func TestTemporaryAcceptError(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeAheadBounds checks the bounds on connections made ahead for
+// clients that have not authenticated: one per connection, maxAhead at
+// once, none past the pool's start threshold, and the place given back
+// when the connection authenticates or ends.
+func TestTakeAheadBounds(t *testing.T) {
+	src := netip.MustParseAddr("10.0.0.1")
+	admit := func(p *preAuthPool, n int) []*preAuthEntry {
+		t.Helper()
+		var out []*preAuthEntry
+		for i := range n {
+			e, _, reason := p.admit(&fakeConn{name: fmt.Sprint(i)}, src)
+			if e == nil {
+				t.Fatalf("admit %d: %s", i, reason)
+			}
+			out = append(out, e)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		start   int
+		conns   int
+		release int // entries released before the last try
+		want    []bool
+	}{
+		{"one per connection", 10, 1, 0, []bool{true}},
+		{"at most maxAhead at once", 100, maxAhead + 2, 0, append(repeat(true, maxAhead), false, false)},
+		{"a place is given back at login or end", 100, maxAhead + 1, 1, append(repeat(true, maxAhead), true)},
+		{"none past the start threshold", 2, 3, 0, []bool{false, false, false}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPreAuthPool(100, tc.start, 30, 100)
+			p.intn = func(int) int { return 99 } // no random early drop
+			entries := admit(p, tc.conns)
+			var got []bool
+			for i, e := range entries {
+				if i == len(entries)-1 {
+					for _, r := range entries[:tc.release] {
+						p.release(r)
+					}
+				}
+				got = append(got, p.takeAhead(e))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("takeAhead = %v, want %v", got, tc.want)
+			}
+			if p.takeAhead(entries[len(entries)-1]) {
+				t.Error("a connection got a second connection made ahead")
+			}
+			for _, e := range entries {
+				p.release(e)
+			}
+			if n := p.aheadCount(); n != 0 {
+				t.Errorf("%d places held after every connection was released", n)
+			}
+		})
+	}
+}
+
+func repeat(v bool, n int) []bool {
+	out := make([]bool, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}

@@ -75,17 +75,40 @@ func Dial(ctx context.Context, cfg Config) (ssh.Conn, <-chan ssh.NewChannel, <-c
 	if cfg.Target == nil || cfg.Signer == nil || cfg.HostKeys == nil || cfg.User == "" {
 		return nil, nil, nil, errors.New("upstream: Target, User, Signer and HostKeys are required")
 	}
-	timeout := cfg.Timeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	target := cfg.Target
+	nc, err := dialTCP(ctx, cfg.Target)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	hk := &hostKeyCheck{ctx: ctx, cfg: &cfg}
+	ccfg := clientConfig(&cfg, hk, ssh.PublicKeys(cfg.Signer))
+	sc, chans, reqs, err := ssh.NewClientConn(nc, cfg.Target.Address, ccfg)
+	if err != nil {
+		nc.Close()
+		if hk.mismatch != nil {
+			return nil, nil, nil, hk.mismatch
+		}
+		return nil, nil, nil, fmt.Errorf("log in to %s as %s: %w", cfg.Target.Name, cfg.User, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return sc, chans, reqs, nil
+}
+
+func (cfg *Config) timeout() time.Duration {
+	if cfg.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return cfg.Timeout
+}
+
+// dialTCP connects to target with the deadline of ctx set on the
+// connection, for the handshake that follows.
+func dialTCP(ctx context.Context, target *resource.Target) (net.Conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", target.Address)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	// The target's sshd writes small packets with Nagle's algorithm on
 	// until a session starts; acknowledging them at once spares the login
@@ -93,13 +116,17 @@ func Dial(ctx context.Context, cfg Config) (ssh.Conn, <-chan ssh.NewChannel, <-c
 	nc = quickack.Wrap(nc, quickack.SetupReads)
 	deadline, _ := ctx.Deadline()
 	_ = nc.SetDeadline(deadline)
-	hk := &hostKeyCheck{ctx: ctx, cfg: &cfg}
+	return nc, nil
+}
+
+// clientConfig is the gateway's client configuration for one login.
+func clientConfig(cfg *Config, hk *hostKeyCheck, auth ssh.AuthMethod) *ssh.ClientConfig {
 	ccfg := &ssh.ClientConfig{
 		User:            cfg.User,
-		Auth:            []ssh.AuthMethod{ssh.PublicKeys(cfg.Signer)},
+		Auth:            []ssh.AuthMethod{auth},
 		HostKeyCallback: hk.check,
 		ClientVersion:   "SSH-2.0-Portcullis",
-		Timeout:         timeout,
+		Timeout:         cfg.timeout(),
 	}
 	ccfg.KeyExchanges = KeyExchanges
 	ccfg.Ciphers = Ciphers
@@ -111,16 +138,7 @@ func Dial(ctx context.Context, cfg Config) (ssh.Conn, <-chan ssh.NewChannel, <-c
 	if want, err := hk.expected(); err == nil && want != nil {
 		ccfg.HostKeyAlgorithms = hostKeyAlgosFor(want.Type())
 	}
-	sc, chans, reqs, err := ssh.NewClientConn(nc, target.Address, ccfg)
-	if err != nil {
-		nc.Close()
-		if hk.mismatch != nil {
-			return nil, nil, nil, hk.mismatch
-		}
-		return nil, nil, nil, fmt.Errorf("log in to %s as %s: %w", target.Name, cfg.User, err)
-	}
-	_ = nc.SetDeadline(time.Time{})
-	return sc, chans, reqs, nil
+	return ccfg
 }
 
 // Client dials like Dial and returns an ssh.Client for running commands.
@@ -148,8 +166,12 @@ func hostKeyAlgosFor(keyType string) []string {
 // the key learned on first use, before any credential is offered: x/crypto
 // calls HostKeyCallback during key exchange, before user authentication.
 type hostKeyCheck struct {
-	ctx      context.Context
-	cfg      *Config
+	ctx context.Context
+	cfg *Config
+	// ahead marks a connection made ahead of need (Prepare): it learns no
+	// key on first use and writes no audit event, since no authorized
+	// request asked for it yet; Dial does both if it comes to that.
+	ahead    bool
 	mismatch error
 }
 
@@ -193,6 +215,9 @@ func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 			}
 			return nil
 		}
+		if h.ahead {
+			return errUnknownHostKey
+		}
 		// Trust on first use: record it and say so in the audit trail. A
 		// concurrent first use by another connection wins the race once;
 		// then this one compares against the winner's key.
@@ -219,7 +244,7 @@ func (h *hostKeyCheck) fail(got ssh.PublicKey, why string) error {
 }
 
 func (h *hostKeyCheck) audit(ev store.AuditEvent) {
-	if h.cfg.Audit != nil {
+	if h.cfg.Audit != nil && !h.ahead {
 		h.cfg.Audit(ev)
 	}
 }
