@@ -87,14 +87,14 @@ type conn struct {
 	mu         sync.Mutex
 	targetUser string   // fixed by the first allowed request
 	upstream   ssh.Conn // dialed once, shared by channels
-	// ahead is the connection to the target made while the client
-	// authenticated, waiting for the first authorized request's
-	// credential; the dial takes it (takeAhead), or the end closes it.
-	ahead *upstream.Pending
 	dialErr    error    // a failed dial is not retried on the same connection
 	grants     map[*grant]struct{}
 	nextChan   int
 	ended      bool
+	// ahead is the connection to the target made while the client
+	// authenticated, waiting for the first authorized request's
+	// credential; the dial takes it (takeAhead), or the end closes it.
+	ahead *upstream.Pending
 }
 
 // grant is one live authorized request: a session or a tunnel. Recheck
