@@ -43,10 +43,13 @@ func Wrap(nc net.Conn, n int) net.Conn {
 }
 
 // Read reads from the connection, then acknowledges what it read at once
-// while reads are left.
+// while reads are left. A read into a one-byte buffer neither
+// acknowledges nor counts: that is x/crypto reading the peer's version
+// line byte by byte, from bytes that arrived together, and a system call
+// per byte would cost more than the rest of the setup.
 func (c *Conn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
-	if n > 0 && c.left.Load() > 0 && c.left.Add(-1) >= 0 {
+	if n > 0 && len(b) > 1 && c.left.Load() > 0 && c.left.Add(-1) >= 0 {
 		c.ack()
 	}
 	return n, err
