@@ -105,6 +105,8 @@ func (c *conn) loginAhead(target *resource.Target, targetUser string, ob policy.
 	case errors.Is(err, upstream.ErrNotUsed):
 		c.srv.cfg.Log.Debug("connection made ahead not used", "session", c.id, "target", target.Name, "err", err)
 		return nil, nil, nil, false, nil
+	case errors.Is(err, upstream.ErrUnreachable):
+		return nil, nil, nil, true, targetDownError{err}
 	case err != nil:
 		return nil, nil, nil, true, err
 	}

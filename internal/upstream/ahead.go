@@ -36,6 +36,7 @@ var errUnknownHostKey = errors.New("host key not known yet")
 type Pending struct {
 	// What the connection was made to, for Matches.
 	target, address, hostKey, user string
+	timeout                        time.Duration // Config.Timeout, for Login
 
 	signer chan ssh.Signer // buffered: Login hands over at most one
 	cancel context.CancelFunc
@@ -70,12 +71,13 @@ func Prepare(ctx context.Context, cfg Config, wait time.Duration) (*Pending, err
 		return nil, errors.New("upstream: Target, User and HostKeys are required")
 	}
 	cfg.Signer, cfg.Audit = nil, nil
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.timeout()+wait)
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout()+wait)
 	p := &Pending{
 		target: cfg.Target.Name, address: cfg.Target.Address, hostKey: cfg.Target.HostKey, user: cfg.User,
-		signer: make(chan ssh.Signer, 1),
-		cancel: cancel,
-		done:   make(chan struct{}),
+		timeout: cfg.timeout(),
+		signer:  make(chan ssh.Signer, 1),
+		cancel:  cancel,
+		done:    make(chan struct{}),
 	}
 	// Owned by p: it ends when the login is over, or when Close or the
 	// wait's deadline cancels ctx.
@@ -128,8 +130,9 @@ func (p *Pending) run(ctx context.Context, cfg Config) {
 // as Dial would. ErrNotUsed means the connection failed or ended before the
 // credential was offered (the target dropped it, its host key did not
 // match or is not known yet, the wait ran out): dial anew. Any other error
-// is the target's answer to the credential. Login may be called once; it
-// waits at most for the rest of the handshake.
+// is the target's answer to the credential, or ErrUnreachable when the
+// target did not finish within Config.Timeout of the call, as Dial's
+// bound. Login may be called once.
 func (p *Pending) Login(signer ssh.Signer) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
 	p.mu.Lock()
 	if p.used {
@@ -138,9 +141,19 @@ func (p *Pending) Login(signer ssh.Signer) (ssh.Conn, <-chan ssh.NewChannel, <-c
 	}
 	p.used = true
 	p.mu.Unlock()
-	p.signer <- signer
-	<-p.done
 	defer p.cancel()
+	p.signer <- signer
+	timer := time.NewTimer(p.timeout)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+	case <-timer.C:
+		p.cancel()
+		<-p.done
+		if p.err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: %s did not finish logging in within %v", ErrUnreachable, p.target, p.timeout)
+		}
+	}
 	switch {
 	case p.err == nil:
 		return p.sc, p.chans, p.reqs, nil
