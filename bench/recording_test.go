@@ -309,7 +309,7 @@ func (e *env) removeRecordings(seen map[string]bool, id string) {
 			continue
 		}
 		seen[r.ID] = true
-		e.cli("", "recordings", "rm", r.ID)
+		e.cli("", "recordings", "rm", "--yes", r.ID)
 	}
 }
 
