@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -15,45 +18,123 @@ import (
 )
 
 // A connection made ahead: the target a client names is known from its
-// login string at its first authentication request, so the gateway can
-// connect to it (TCP, key exchange, host-key check) while the client
-// finishes authenticating, instead of after its first request. The
-// connection waits before any credential (upstream.Pending); the first
-// authorized request that means the same target and target user logs it
-// in with the credential it would have dialed with (loginAhead).
+// login string, so once the client has proved it holds a registered key,
+// the gateway connects to the target (TCP, key exchange, host-key check)
+// while the client opens its channel and sends its first request, instead
+// of after. The connection waits before any credential
+// (upstream.Pending); the first authorized request that means the same
+// target and target user logs it in with the credential it would have
+// dialed with (loginAhead). Anything else closes it and dials as before.
 //
-// Bounds, since the client is not authenticated yet when it starts: only
-// for a key registered to a user whom some policy lets reach the target
-// as one known target user; only for a target whose host key is pinned or
-// already learned (nothing is learned or audited ahead); one per client
-// connection and maxAhead at once, none while the pre-authentication pool
-// is past its start threshold (preAuthPool.takeAhead). A client that does
-// not log in, or never makes a request, has it closed.
+// Why not earlier, at the client's first key offer: a public key is no
+// secret, so anyone could then make the gateway open connections it
+// throws away, and OpenSSH 9.8+ counts each such connection against the
+// gateway's address (PerSourcePenalties noauth), until the target refuses
+// the gateway for everyone. For the same reason connections thrown away
+// are budgeted per target (aheadBudget), so an authenticated user looping
+// on logins without requests cannot do it either.
+//
+// Only for a local user or service account whom some policy lets reach the
+// target as one known target user, and a target whose host key is pinned
+// or already learned (nothing is learned or audited ahead).
 
 // aheadActions are the actions whose target users a connection made ahead
 // may be for.
 var aheadActions = []string{resource.ActionShell, resource.ActionExec, resource.ActionFileTransfer, resource.ActionTunnel}
 
-// dialAhead starts a connection to login's target for id, or returns nil
-// when the bounds above do not allow one.
-func (s *Server) dialAhead(ctx context.Context, entry *preAuthEntry, snap *inventory.Snapshot, id inventory.Identity,
-	login loginstr.Login, src netip.Addr) *upstream.Pending {
+// Budget of connections made ahead per target: aheadBurst at once, then
+// one per aheadRefill. A connection a request logs in gives its place
+// back; one thrown away keeps it. OpenSSH's default penalty is 1 s per
+// connection that ends unauthenticated, and it refuses a source from 15 s
+// of penalty on: this stays far below.
+const (
+	aheadBurst  = 8
+	aheadRefill = 10 * time.Second
+)
+
+// aheadBudget holds the per-target budgets of connections made ahead, and
+// counts them for the diagnostics and tests. The zero value is ready.
+type aheadBudget struct {
+	made, used atomic.Int64
+
+	mu      sync.Mutex
+	targets map[string]*aheadTokens
+	now     func() time.Time // time.Now unless a test sets it
+}
+
+type aheadTokens struct {
+	tokens float64
+	at     time.Time
+}
+
+// take takes a place for a connection made ahead to target, if its
+// budget has one.
+func (b *aheadBudget) take(target string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.now != nil {
+		now = b.now()
+	}
+	if b.targets == nil {
+		b.targets = map[string]*aheadTokens{}
+	}
+	t := b.targets[target]
+	if t == nil {
+		t = &aheadTokens{tokens: aheadBurst, at: now}
+		b.targets[target] = t
+	}
+	if d := now.Sub(t.at); d > 0 {
+		t.tokens = min(aheadBurst, t.tokens+float64(d)/float64(aheadRefill))
+		t.at = now
+	}
+	if t.tokens < 1 {
+		return false
+	}
+	t.tokens--
+	b.made.Add(1)
+	return true
+}
+
+// giveBack returns the place of a connection made ahead that a request
+// logged in.
+func (b *aheadBudget) giveBack(target string) {
+	b.used.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.targets[target]; t != nil {
+		t.tokens = min(aheadBurst, t.tokens+1)
+	}
+}
+
+// dialAhead starts a connection to login's target for its user, or returns
+// nil when the bounds above do not allow one.
+func (s *Server) dialAhead(ctx context.Context, snap *inventory.Snapshot, login loginstr.Login, src netip.Addr) *upstream.Pending {
 	target := snap.Engine.Target(login.Target)
 	if target == nil || s.cfg.HostKeys == nil {
 		return nil
 	}
+	id, ok := snap.Identity(login.User)
+	if !ok {
+		return nil
+	}
 	tu := aheadTargetUser(snap, id, login, src)
-	if tu == "" || !s.preAuth.takeAhead(entry) {
+	if tu == "" || !s.ahead.take(target.Name) {
 		return nil
 	}
 	p, err := upstream.Prepare(ctx, upstream.Config{Target: target, User: tu, HostKeys: s.cfg.HostKeys,
-		Timeout: s.cfg.DialTimeout}, s.cfg.AuthTimeout)
+		Timeout: s.cfg.DialTimeout}, aheadWait)
 	if err != nil {
 		s.cfg.Log.Debug("no connection made ahead", "target", target.Name, "err", err)
 		return nil
 	}
 	return p
 }
+
+// aheadWait bounds how long a connection made ahead waits for its first
+// request after its handshake: about what a client takes from login to
+// its first request, and far below sshd's LoginGraceTime (120 s).
+const aheadWait = 30 * time.Second
 
 // aheadTargetUser returns the target user a connection made ahead logs in
 // as: the account the login string names, if some policy grants it, or
@@ -110,6 +191,6 @@ func (c *conn) loginAhead(target *resource.Target, targetUser string, ob policy.
 	case err != nil:
 		return nil, nil, nil, true, err
 	}
-	c.srv.preAuth.aheadUsed.Add(1)
+	c.srv.ahead.giveBack(target.Name)
 	return sc, chans, reqs, true, nil
 }

@@ -145,11 +145,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		loginErr  error
 		announced bool
 		lastErr   error
-		// ahead is the connection made to the target while the client
-		// authenticates (dialAhead), tried once per connection; handed to
-		// the conn at login, closed if the client never logs in.
-		ahead      *upstream.Pending
-		aheadTried bool
+		// ahead is the connection made to the target as the client
+		// authenticates (dialAhead); handed to the conn at login, closed
+		// if the login does not go through.
+		ahead *upstream.Pending
 		// refunds give back the failures charged, per SSH user name: at
 		// login, those of the name that logged in (a client may change
 		// the name between attempts, and must not buy guesses against
@@ -273,13 +272,6 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		sf := snap.Engine.SecondFactor(policy.Request{Kind: id.Kind, Subject: id.Name, Target: login.Target,
 			TargetUser: login.Account, Source: src})
 		if !sf.Required {
-			// A registered key of a user who may reach the target: start
-			// the connection to it now, so that its TCP, key exchange and
-			// host-key check overlap the rest of this authentication.
-			if !aheadTried {
-				aheadTried = true
-				ahead = s.dialAhead(ctx, entry, snap, id, login, src)
-			}
 			return &ssh.Permissions{Extensions: ext}, nil
 		}
 		if id.Kind != policy.SubjectUser {
@@ -302,6 +294,18 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		authStarted()
 		// A key that needs a code next is not a failure.
 		var partial *ssh.PartialSuccessError
+		if err == nil && method == "publickey" && ahead == nil {
+			// The client proved it holds a key registered to the user
+			// (a second factor would be a partial success, not nil):
+			// start the connection to the target now, so that its TCP,
+			// key exchange and host-key check overlap the client's
+			// channel open and first request. x/crypto may answer a
+			// signature from an earlier query's result, so the login
+			// string is this request's, not the last one parsed.
+			if l, perr := loginstr.Parse(meta.User()); perr == nil {
+				ahead = s.dialAhead(ctx, s.cfg.Snapshot(), l, src)
+			}
+		}
 		if err != nil && method != "none" && !errors.As(err, &partial) {
 			lastErr = err
 			if r := s.noteFailure(src); r != nil {

@@ -16,9 +16,8 @@ func HandledTypes() map[string][]string {
 	}
 }
 
-// AheadStats returns how many connections were made ahead to targets while
-// clients authenticated, how many of them a request logged in, and how
-// many are counted in the pre-authentication pool now.
-func (s *Server) AheadStats() (made, used int64, pending int) {
-	return s.preAuth.aheadMade.Load(), s.preAuth.aheadUsed.Load(), s.preAuth.aheadCount()
+// AheadStats returns how many connections were made ahead to targets and
+// how many of them a request logged in.
+func (s *Server) AheadStats() (made, used int64) {
+	return s.ahead.made.Load(), s.ahead.used.Load()
 }

@@ -54,14 +54,8 @@ type preAuthPool struct {
 	mu      sync.Mutex
 	sources map[netip.Prefix]*sourceState
 	entries map[*preAuthEntry]struct{}
-	ahead   int       // entries holding a connection made ahead (takeAhead)
 	seq     uint64    // admission order, for "oldest"
 	swept   time.Time // last sweep of a full sources table
-
-	// aheadMade counts the connections made ahead (takeAhead), aheadUsed
-	// those a request then logged in (conn.loginAhead): what the
-	// diagnostics and tests read to see the pipelining at work.
-	aheadMade, aheadUsed atomic.Int64
 }
 
 // sourceState is what the pool knows of one source.
@@ -86,7 +80,6 @@ type preAuthEntry struct {
 	nc       net.Conn
 	progress atomic.Int32
 	gone     bool // released or evicted; guarded by preAuthPool.mu
-	ahead    bool // holds a connection made ahead; guarded by preAuthPool.mu
 }
 
 func newPreAuthPool(perSource, start, rate, full int) *preAuthPool {
@@ -215,10 +208,6 @@ func (p *preAuthPool) removeLocked(e *preAuthEntry) {
 	if e.gone {
 		return
 	}
-	if e.ahead {
-		e.ahead = false
-		p.ahead--
-	}
 	e.gone = true
 	delete(p.entries, e)
 	e.src.pending--
@@ -230,37 +219,6 @@ func (p *preAuthPool) release(e *preAuthEntry) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.removeLocked(e)
-}
-
-// maxAhead bounds the connections made ahead to targets for clients that
-// have not authenticated yet. Each is one more unauthenticated connection
-// at a target's sshd, whose MaxStartups (10 by default) starts dropping
-// them: a few, never a flood.
-const maxAhead = 4
-
-// takeAhead lets e's client have a connection made ahead to its target
-// (Server.dialAhead) while it authenticates. Counted in the pool, so that
-// no client can make the gateway dial in bulk: one per connection, at most
-// maxAhead at once, and none while the pool is past its start threshold
-// (under a flood the gateway only dials for authenticated clients). The
-// place is given back when e authenticates or ends.
-func (p *preAuthPool) takeAhead(e *preAuthEntry) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if e.gone || e.ahead || p.ahead >= maxAhead || len(p.entries) > p.start {
-		return false
-	}
-	e.ahead = true
-	p.ahead++
-	p.aheadMade.Add(1)
-	return true
-}
-
-// aheadCount returns how many connections made ahead the pool counts.
-func (p *preAuthPool) aheadCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.ahead
 }
 
 // pending returns how many connections hold a place.
