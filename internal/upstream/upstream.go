@@ -173,6 +173,12 @@ type hostKeyCheck struct {
 	// request asked for it yet; Dial does both if it comes to that.
 	ahead    bool
 	mismatch error
+	// looked is the first answer of expected, which the host key
+	// algorithms were chosen from: the check during key exchange uses it
+	// instead of reading the store a second time per dial.
+	looked    bool
+	lookedKey ssh.PublicKey
+	lookedErr error
 }
 
 // expected returns the key the target must present: the pinned one, or
@@ -180,6 +186,15 @@ type hostKeyCheck struct {
 // key that does not parse, or a store that cannot be read, is an error:
 // fail closed rather than learn again.
 func (h *hostKeyCheck) expected() (ssh.PublicKey, error) {
+	if !h.looked {
+		h.looked = true
+		h.lookedKey, h.lookedErr = h.lookup()
+	}
+	return h.lookedKey, h.lookedErr
+}
+
+// lookup reads the key expected returns, from the target or the store.
+func (h *hostKeyCheck) lookup() (ssh.PublicKey, error) {
 	t := h.cfg.Target
 	if t.HostKey != "" {
 		k, err := resource.ParseAuthorizedKey(t.HostKey)
@@ -206,6 +221,10 @@ func (h *hostKeyCheck) check(_ string, _ net.Addr, key ssh.PublicKey) error {
 	t := h.cfg.Target
 	for attempt := 0; ; attempt++ {
 		want, err := h.expected()
+		if attempt > 0 {
+			// Another connection learned a key meanwhile: read it.
+			want, err = h.lookup()
+		}
 		if err != nil {
 			return h.fail(key, err.Error())
 		}
