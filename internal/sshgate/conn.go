@@ -22,7 +22,9 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/pathrule"
 	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/quickack"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/upstream"
 )
 
 // Permission extension keys carrying the verified identity from the
@@ -89,6 +91,10 @@ type conn struct {
 	grants     map[*grant]struct{}
 	nextChan   int
 	ended      bool
+	// ahead is the connection to the target made while the client
+	// authenticated, waiting for the first authorized request's
+	// credential; the dial takes it (takeAhead), or the end closes it.
+	ahead *upstream.Pending
 }
 
 // grant is one live authorized request: a session or a tunnel. Recheck
@@ -123,7 +129,11 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	defer nc.Close()
 	defer s.preAuth.release(entry)
 	accepted := time.Now()
-	nc = &progressConn{Conn: nc, e: entry}
+	// OpenSSH clients leave Nagle's algorithm on until a session starts,
+	// so a small packet written right after another (the service request
+	// after NEWKEYS) waits for our acknowledgement of the first, which
+	// Linux delays by up to 40 ms: acknowledge the setup's reads at once.
+	nc = &progressConn{Conn: quickack.Wrap(nc, quickack.SetupReads), e: entry}
 
 	src := addrOf(nc.RemoteAddr())
 	srcStr := nc.RemoteAddr().String()
@@ -135,6 +145,10 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		loginErr  error
 		announced bool
 		lastErr   error
+		// ahead is the connection made to the target as the client
+		// authenticates (dialAhead); handed to the conn at login, closed
+		// if the login does not go through.
+		ahead *upstream.Pending
 		// refunds give back the failures charged, per SSH user name: at
 		// login, those of the name that logged in (a client may change
 		// the name between attempts, and must not buy guesses against
@@ -280,6 +294,18 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		authStarted()
 		// A key that needs a code next is not a failure.
 		var partial *ssh.PartialSuccessError
+		if err == nil && method == "publickey" && ahead == nil {
+			// The client proved it holds a key registered to the user
+			// (a second factor would be a partial success, not nil):
+			// start the connection to the target now, so that its TCP,
+			// key exchange and host-key check overlap the client's
+			// channel open and first request. x/crypto may answer a
+			// signature from an earlier query's result, so the login
+			// string is this request's, not the last one parsed.
+			if l, perr := loginstr.Parse(meta.User()); perr == nil {
+				ahead = s.dialAhead(ctx, s.cfg.Snapshot(), l, src)
+			}
+		}
 		if err != nil && method != "none" && !errors.As(err, &partial) {
 			lastErr = err
 			if r := s.noteFailure(src); r != nil {
@@ -288,6 +314,12 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		}
 	}
 
+	// A client that does not log in leaves nothing behind at the target.
+	defer func() {
+		if ahead != nil {
+			ahead.Close()
+		}
+	}()
 	_ = nc.SetDeadline(accepted.Add(s.cfg.AuthStartTimeout))
 	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
@@ -333,7 +365,9 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
 		viaSSO: viaSSO, grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
+		ahead: ahead,
 	}
+	ahead = nil // the conn closes it from now on
 	defer cancel()
 	if !s.track(c) {
 		sshConn.Close()
@@ -454,6 +488,8 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	c.mu.Unlock()
 	c.closeUpstream()
 	chWG.Wait()
+	// After the channels: a dial still in flight may have taken it.
+	c.closeAhead()
 }
 
 // identify checks that the identity a connection authenticated as still
@@ -746,6 +782,23 @@ func (c *conn) tell(msg string, wg *sync.WaitGroup) {
 			defer wg.Done()
 			n(msg)
 		}()
+	}
+}
+
+// takeAhead returns the connection made ahead, if any, and forgets it:
+// whoever takes it uses or closes it.
+func (c *conn) takeAhead() *upstream.Pending {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.ahead
+	c.ahead = nil
+	return p
+}
+
+// closeAhead closes the connection made ahead if no request used it.
+func (c *conn) closeAhead() {
+	if p := c.takeAhead(); p != nil {
+		p.Close()
 	}
 }
 

@@ -15,3 +15,9 @@ func HandledTypes() map[string][]string {
 		"bridged": slices.Sorted(maps.Keys(bridgedRequests)),
 	}
 }
+
+// AheadStats returns how many connections were made ahead to targets and
+// how many of them a request logged in.
+func (s *Server) AheadStats() (made, used int64) {
+	return s.ahead.made.Load(), s.ahead.used.Load()
+}

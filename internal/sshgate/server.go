@@ -222,6 +222,7 @@ type Server struct {
 	acceptEnv []envPattern // compiled Config.AcceptEnv
 	preAuth   *preAuthPool // connections not authenticated yet
 	drops     *dropLog     // connections dropped at accept, for log and metrics
+	ahead     aheadBudget  // connections made to targets ahead of a request
 	// filesAudited is when (unix ns) a session refused near the open-file
 	// limit was last audited; see auditFilesRefusal.
 	filesAudited atomic.Int64

@@ -122,6 +122,13 @@ func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) 
 		}
 		signer = s
 	}
+	if sc, chans, reqs, ok, err := c.loginAhead(target, targetUser, ob, signer); ok || err != nil {
+		if err != nil {
+			return nil, err
+		}
+		c.upInbox <- upstreamInbox{chans: chans, reqs: reqs}
+		return sc, nil
+	}
 	sc, chans, reqs, err := upstream.Dial(c.ctx, upstream.Config{
 		Target:   target,
 		User:     targetUser,
