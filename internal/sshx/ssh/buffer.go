@@ -26,6 +26,9 @@ type buffer struct {
 type element struct {
 	buf  []byte
 	next *element
+	// sshx: packet is the received packet buf was cut from; it goes back
+	// to largePackets once buf has been read.
+	packet []byte
 }
 
 // newBuffer returns an empty buffer that is not closed.
@@ -44,6 +47,18 @@ func newBuffer() *buffer {
 func (b *buffer) write(buf []byte) {
 	b.Cond.L.Lock()
 	e := &element{buf: buf}
+	b.tail.next = e
+	b.tail = e
+	b.Cond.Signal()
+	b.Cond.L.Unlock()
+}
+
+// writePacket is write for data cut from a received packet that nothing
+// else refers to: once the data has been read, packet is reused for a later
+// packet (sshx).
+func (b *buffer) writePacket(buf, packet []byte) {
+	b.Cond.L.Lock()
+	e := &element{buf: buf, packet: packet}
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
@@ -71,6 +86,10 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			r := copy(buf, b.head.buf)
 			buf, b.head.buf = buf[r:], b.head.buf[r:]
 			n += r
+			if len(b.head.buf) == 0 && b.head.packet != nil {
+				putPacketBuf(b.head.packet)
+				b.head.packet = nil
+			}
 			continue
 		}
 		// if there is a next buffer, make it the head

@@ -279,7 +279,7 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 			return n, err
 		}
 		if want := headerLength + space; uint32(cap(packet)) < want {
-			packet = make([]byte, want)
+			packet = getPacketBuf(int(want)) // sshx: large ones pooled
 		} else {
 			packet = packet[:want]
 		}
@@ -302,6 +302,13 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	}
 
 	ch.writeMu.Lock()
+	if cap(packet) >= pooledPacketMin {
+		// sshx: written (writePacket copies what it must queue), so a
+		// large buffer goes back to the shared pool instead of staying
+		// with a channel that may now idle for hours.
+		putPacketBuf(packet)
+		packet = nil
+	}
 	ch.packetPool[extendedCode] = packet
 	ch.writeMu.Unlock()
 
@@ -348,7 +355,7 @@ func (ch *channel) handleData(packet []byte) error {
 	ch.windowMu.Unlock()
 
 	if extended == 1 {
-		ch.extPending.write(data)
+		ch.extPending.writePacket(data, packet)
 	} else if extended > 0 {
 		// RFC 4254, Section 5.2 defines no extended data types other
 		// than stderr (type 1, handled above) and this package provides
@@ -363,7 +370,7 @@ func (ch *channel) handleData(packet []byte) error {
 			return err
 		}
 	} else {
-		ch.pending.write(data)
+		ch.pending.writePacket(data, packet)
 	}
 	return nil
 }

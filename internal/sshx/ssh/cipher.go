@@ -17,6 +17,7 @@ import (
 	"hash"
 	"io"
 	"slices"
+	"sync"
 
 	"golang.org/x/crypto/chacha20"
 	"golang.org/x/crypto/internal/poly1305"
@@ -338,24 +339,33 @@ func (c *gcmCipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader
 
 	length := uint32(len(packet) + int(padding) + 1)
 	binary.BigEndian.PutUint32(c.prefix[:], length)
-	if _, err := w.Write(c.prefix[:]); err != nil {
-		return err
-	}
 
-	if cap(c.buf) < int(length) {
-		c.buf = make([]byte, length)
+	// sshx: the length prefix, the sealed packet and its tag go out in one
+	// Write. Upstream writes the 4-byte prefix first, so for a packet larger
+	// than the transport's 4 KiB bufio.Writer the writer flushes 4 KiB and
+	// then writes the rest: two write syscalls per data packet.
+	need := len(c.prefix) + int(length) + gcmTagSize
+	if cap(c.buf) < need {
+		c.buf = getPacketBuf(need)
 	} else {
-		c.buf = c.buf[:length]
+		c.buf = c.buf[:need]
 	}
-
-	c.buf[0] = padding
-	copy(c.buf[1:], packet)
-	if _, err := io.ReadFull(rand, c.buf[1+len(packet):]); err != nil {
+	copy(c.buf, c.prefix[:])
+	body := c.buf[len(c.prefix) : len(c.prefix)+int(length)]
+	body[0] = padding
+	copy(body[1:], packet)
+	if _, err := io.ReadFull(rand, body[1+len(packet):]); err != nil {
 		return err
 	}
-	c.buf = c.aead.Seal(c.buf[:0], c.iv, c.buf, c.prefix[:])
+	c.aead.Seal(body[:0], c.iv, body, c.prefix[:])
 	if _, err := w.Write(c.buf); err != nil {
 		return err
+	}
+	if cap(c.buf) >= pooledPacketMin {
+		// Written (or copied into the bufio.Writer): a large buffer is
+		// not kept for an idle connection.
+		putPacketBuf(c.buf)
+		c.buf = nil
 	}
 	c.incIV()
 
@@ -380,17 +390,15 @@ func (c *gcmCipher) readCipherPacket(seqNum uint32, r io.Reader) ([]byte, error)
 		return nil, errors.New("ssh: max packet length exceeded")
 	}
 
-	if cap(c.buf) < int(length+gcmTagSize) {
-		c.buf = make([]byte, length+gcmTagSize)
-	} else {
-		c.buf = c.buf[:length+gcmTagSize]
-	}
-
-	if _, err := io.ReadFull(r, c.buf); err != nil {
+	// sshx: each packet is read into a buffer of its own that is handed
+	// to the caller (connectionState.readPacket then skips its copy), so
+	// an idle connection keeps no read buffer of its largest packet.
+	buf := getPacketBuf(int(length + gcmTagSize))
+	if _, err := io.ReadFull(r, buf); err != nil {
 		return nil, err
 	}
 
-	plain, err := c.aead.Open(c.buf[:0], c.iv, c.buf, c.prefix[:])
+	plain, err := c.aead.Open(buf[:0], c.iv, buf, c.prefix[:])
 	if err != nil {
 		return nil, err
 	}
@@ -860,4 +868,38 @@ func (c *chacha20Poly1305Cipher) writeCipherPacket(seqNum uint32, w io.Writer, r
 		return err
 	}
 	return nil
+}
+
+// sshx: largePackets holds buffers for large packets. A received packet's
+// buffer comes back once its channel data has been read out (buffer.Read),
+// a sent packet's as soon as it is written, so a bulk transfer does not
+// allocate and collect a buffer per packet, and an idle connection or
+// channel keeps none. Only packets of at least pooledPacketMin bytes take
+// one, so that many small packets waiting in a channel's window cannot
+// each pin a large buffer.
+var largePackets sync.Pool
+
+const (
+	pooledPacketMin  = 16 << 10
+	pooledPacketSize = 40 << 10 // a full 32 KiB data packet with its framing
+)
+
+// getPacketBuf returns a buffer of n bytes for one received packet.
+func getPacketBuf(n int) []byte {
+	if n < pooledPacketMin || n > pooledPacketSize {
+		return make([]byte, n)
+	}
+	if p, _ := largePackets.Get().(*[]byte); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]byte, n, pooledPacketSize)
+}
+
+// putPacketBuf takes back a packet that nothing refers to any more.
+func putPacketBuf(b []byte) {
+	if cap(b) < pooledPacketMin || cap(b) > pooledPacketSize {
+		return
+	}
+	b = b[:0]
+	largePackets.Put(&b)
 }

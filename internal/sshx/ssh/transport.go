@@ -138,7 +138,8 @@ func (t *transport) readPacket() (p []byte, err error) {
 }
 
 func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, error) {
-	packet, err := s.packetCipher.readCipherPacket(s.seqNum, r)
+	cipher := s.packetCipher
+	packet, err := cipher.readCipherPacket(s.seqNum, r)
 	s.seqNum++
 	if err == nil && len(packet) == 0 {
 		err = errors.New("ssh: zero length packet")
@@ -169,6 +170,11 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 			}
 			return nil, &msg
 		}
+	}
+
+	// sshx: the GCM cipher returns a buffer of the packet's own.
+	if _, owned := cipher.(*gcmCipher); owned {
+		return packet, err
 	}
 
 	// The packet may point to an internal buffer, so copy the
@@ -211,10 +217,18 @@ func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []
 	return err
 }
 
+// transportBufSize is the size of the transport's bufio buffers (sshx;
+// upstream: 4096 each): enough for an interactive packet in one read.
+const transportBufSize = 512
+
 func newTransport(rwc io.ReadWriteCloser, rand io.Reader, isClient bool) *transport {
 	t := &transport{
-		bufReader: bufio.NewReader(rwc),
-		bufWriter: bufio.NewWriter(rwc),
+		// sshx: small buffers, for the memory of idle connections. Large
+		// packets bypass them anyway: a GCM packet is one Write, and
+		// readCipherPacket reads a packet's body straight into its own
+		// buffer.
+		bufReader: bufio.NewReaderSize(rwc, transportBufSize),
+		bufWriter: bufio.NewWriterSize(rwc, transportBufSize),
 		rand:      rand,
 		reader: connectionState{
 			packetCipher:     &streamPacketCipher{cipher: noneCipher{}},
