@@ -88,7 +88,9 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			n += r
 			if len(b.head.buf) == 0 && b.head.packet != nil {
 				putPacketBuf(b.head.packet)
-				b.head.packet = nil
+				// The empty buf still points into the packet: drop it
+				// too, or the head pins a buffer the pool reuses.
+				b.head.packet, b.head.buf = nil, nil
 			}
 			continue
 		}
