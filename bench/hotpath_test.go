@@ -5,10 +5,14 @@ package bench
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -40,6 +44,14 @@ func TestHotPath(t *testing.T) {
 	m.print(out)
 	fmt.Fprintln(out, m.goroutineGroups)
 	fmt.Fprintln(out, m.heapTop)
+	for _, ph := range []struct{ name, command string }{
+		{"idle", "true"},
+		{"idle after 1 MB of output", "head -c 1000000 /dev/zero | tr '\\0' x"},
+	} {
+		heap, stack, g, up := e.idleCost(cfg.sessions, ph.command)
+		fmt.Fprintf(out, "per session, %s (%d up; after a GC): live heap %.1f KiB, goroutine stack %.1f KiB, goroutines %.1f\n",
+			ph.name, up, heap, stack, g)
+	}
 	fmt.Fprintf(out, "\n-- bulk\n")
 	for _, l := range []leg{viaGateway, viaGatewayRec} {
 		if runs == 0 {
@@ -89,4 +101,82 @@ func procIO(pid int) map[string]int64 {
 		}
 	}
 	return m
+}
+
+// idleCost opens n interactive sessions whose shell first runs command,
+// leaves them idle, and returns what each holds in the gateway after a
+// collection: live heap and goroutine stack in KiB, and goroutines. Unlike
+// resident memory these do not depend on when the collector last ran.
+func (e *env) idleCost(n int, command string) (heapKiB, stackKiB, goroutines float64, up int) {
+	e.memStats(true)
+	before := e.memStats(true)
+	g0 := e.goroutines()
+	var (
+		mu       sync.Mutex
+		sessions []*session
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, openConcurrency)
+	)
+	defer func() { closeSessions(sessions) }()
+	for range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s, err := e.openSessionRunning(command)
+			mu.Lock()
+			defer mu.Unlock()
+			if s != nil {
+				sessions = append(sessions, s)
+			}
+			if err != nil {
+				e.t.Log(err)
+			} else {
+				up++
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(settle)
+	e.memStats(true) // a sync.Pool empties over two collections
+	after := e.memStats(true)
+	g1 := e.goroutines()
+	if up == 0 {
+		return 0, 0, 0, 0
+	}
+	per := func(k string) float64 { return float64(after[k]-before[k]) / 1024 / float64(up) }
+	return per("HeapAlloc"), per("Stack"), float64(g1-g0) / float64(up), up
+}
+
+// openSessionRunning is openSession with command typed before the marker.
+func (e *env) openSessionRunning(command string) (*session, error) {
+	cmd := exec.Command("ssh", e.sshArgs(viaGateway, []string{"-tt"})...)
+	s := &session{cmd: cmd, out: newMarkerWriter(readyMarker), stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout = s.out
+	cmd.Stderr = s.stderr
+	cmd.WaitDelay = 3 * time.Second
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	s.stdin = stdin
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		_ = cmd.Wait()
+		close(s.done)
+	}()
+	if _, err := io.WriteString(stdin, command+"; "+readyCommand); err != nil {
+		return s, fmt.Errorf("write to ssh: %v", err)
+	}
+	select {
+	case <-s.out.found:
+		return s, nil
+	case <-s.done:
+		return s, fmt.Errorf("ssh exited before the shell answered: %v: %s", cmd.ProcessState, strings.TrimSpace(s.stderr.String()))
+	case <-time.After(sessionOpenWait):
+		return s, fmt.Errorf("no shell answer within %v: %s", sessionOpenWait, strings.TrimSpace(s.stderr.String()))
+	}
 }
