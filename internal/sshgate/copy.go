@@ -5,12 +5,19 @@ import (
 	"sync"
 )
 
-// Copy buffers. An idle session has three copy loops blocked in Read (stdin,
-// stdout, stderr), and the memory target is 128 KiB per idle session, so
-// each loop starts with a small buffer and borrows a large pooled one only
-// while data is flowing in bulk, returning it as soon as reads come back
-// short. x/crypto delivers at most 32 KiB per packet, so a large buffer
-// mostly saves Read/Write calls and lets one Write span several packets.
+// Copy buffers. An idle session has copy loops blocked in Read for its
+// whole life (stdin, stdout, and stderr without a pty), and the memory
+// target is 64 KiB per idle session, so a loop always blocks on a small
+// buffer. When a small read comes back full, data is flowing: the loop
+// borrows a large pooled buffer, reads what else is buffered behind it
+// (x/crypto's channel Read returns everything buffered, up to the size
+// asked), writes it all at once and gives the buffer back. x/crypto
+// delivers at most 32 KiB per packet; a large buffer mostly saves Write
+// calls and lets one Write span several packets.
+//
+// The one Read that can block on the large buffer is the one behind a
+// small read that took exactly what was buffered; it returns with the next
+// data and the buffer goes back.
 const (
 	smallBuf = 512
 	largeBuf = 128 << 10
@@ -26,41 +33,39 @@ var largePool = sync.Pool{New: func() any {
 // other than io.EOF.
 func copyAdaptive(dst io.Writer, src io.Reader, act *activity) (int64, error) {
 	var small [smallBuf]byte
-	buf := small[:]
-	var large *[]byte
-	defer func() {
+	var total int64
+	for {
+		buf := small[:]
+		n, rerr := src.Read(buf)
+		var large *[]byte
+		if n == len(small) && rerr == nil {
+			large = largePool.Get().(*[]byte)
+			buf = *large
+			copy(buf, small[:n])
+			var m int
+			m, rerr = src.Read(buf[n:])
+			n += m
+		}
+		var werr error
+		if n > 0 {
+			act.touch()
+			var w int
+			w, werr = dst.Write(buf[:n])
+			total += int64(w)
+			if werr == nil && w != n {
+				werr = io.ErrShortWrite
+			}
+		}
 		if large != nil {
 			largePool.Put(large)
 		}
-	}()
-	var total int64
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			act.touch()
-			w, werr := dst.Write(buf[:n])
-			total += int64(w)
-			if werr != nil {
-				return total, werr
-			}
-			if w != n {
-				return total, io.ErrShortWrite
-			}
-		}
-		if rerr != nil {
-			if rerr == io.EOF {
-				return total, nil
-			}
-			return total, rerr
-		}
 		switch {
-		case large == nil && n == len(buf):
-			large = largePool.Get().(*[]byte)
-			buf = *large
-		case large != nil && n < len(buf)/4:
-			largePool.Put(large)
-			large = nil
-			buf = small[:]
+		case werr != nil:
+			return total, werr
+		case rerr == io.EOF:
+			return total, nil
+		case rerr != nil:
+			return total, rerr
 		}
 	}
 }

@@ -1,8 +1,8 @@
 package sshgate
 
 import (
-	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,57 +26,74 @@ func (a *activity) idleFor(now time.Time) time.Duration {
 }
 
 // enforceLimits ends a session that outlives max_session, sits idle for
-// idle_timeout, or outlasts its policies' valid_until: end is called once with the reason, and an audit event is
-// written. The returned stop must be called when the session ends; it
-// stops the watcher goroutine.
+// idle_timeout, or outlasts its policies' valid_until: end is called once
+// with the reason, and an audit event is written. The returned stop must be
+// called when the session ends.
+//
+// The limits are runtime timers, not a goroutine: an idle session of
+// thousands costs no stack while it waits. The idle timer re-arms itself
+// for the rest of the timeout whenever data moved meanwhile.
 func (c *conn) enforceLimits(g *grant, ob policy.Obligations, act *activity, end func(reason string)) (stop func()) {
 	if ob.MaxSession <= 0 && ob.IdleTimeout <= 0 && ob.NotAfter.IsZero() {
 		return func() {}
 	}
-	ctx, cancel := context.WithCancel(c.ctx)
 	act.touch()
-	go func() {
-		var maxC, idleC <-chan time.Time
-		if ob.MaxSession > 0 {
-			t := time.NewTimer(ob.MaxSession)
-			defer t.Stop()
-			maxC = t.C
+	var (
+		mu     sync.Mutex // guards done and timers; held while they are set up
+		done   bool       // stopped, or a limit fired
+		timers []*time.Timer
+		idle   *time.Timer
+	)
+	// finish marks the limits done and stops their timers; it reports
+	// whether they were still running.
+	finish := func() bool {
+		mu.Lock()
+		was := done
+		done = true
+		ts := timers
+		mu.Unlock()
+		for _, t := range ts {
+			t.Stop()
 		}
-		var windowC <-chan time.Time
-		if !ob.NotAfter.IsZero() {
-			t := time.NewTimer(time.Until(ob.NotAfter))
-			defer t.Stop()
-			windowC = t.C
-		}
-		var idle *time.Timer
-		if ob.IdleTimeout > 0 {
-			idle = time.NewTimer(ob.IdleTimeout)
-			defer idle.Stop()
-			idleC = idle.C
-		}
-		for {
-			var reason string
-			select {
-			case <-ctx.Done():
-				return
-			case <-maxC:
-				reason = fmt.Sprintf("max_session of %s reached", ob.MaxSession)
-			case <-windowC:
-				reason = "the policy's validity window ended (valid_until)"
-			case now := <-idleC:
-				if d := act.idleFor(now); d < ob.IdleTimeout {
-					idle.Reset(ob.IdleTimeout - d)
-					continue
-				}
-				reason = fmt.Sprintf("idle for %s (idle_timeout)", ob.IdleTimeout)
-			}
-			_ = c.audit(store.AuditEvent{Type: audit.SessionLimit, Outcome: audit.Info, SessionID: g.id, Message: reason,
-				Detail: map[string]any{"action": g.action}})
-			end(reason)
+		return !was
+	}
+	fire := func(reason string) {
+		if c.ctx.Err() != nil || !finish() {
+			// The connection is ending (its sessions end anyway, and not
+			// for this limit), or stopped, or another limit fired first.
 			return
 		}
-	}()
-	return cancel
+		_ = c.audit(store.AuditEvent{Type: audit.SessionLimit, Outcome: audit.Info, SessionID: g.id, Message: reason,
+			Detail: map[string]any{"action": g.action}})
+		end(reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if ob.MaxSession > 0 {
+		timers = append(timers, time.AfterFunc(ob.MaxSession, func() {
+			fire(fmt.Sprintf("max_session of %s reached", ob.MaxSession))
+		}))
+	}
+	if !ob.NotAfter.IsZero() {
+		timers = append(timers, time.AfterFunc(time.Until(ob.NotAfter), func() {
+			fire("the policy's validity window ended (valid_until)")
+		}))
+	}
+	if ob.IdleTimeout > 0 {
+		idle = time.AfterFunc(ob.IdleTimeout, func() {
+			if d := act.idleFor(time.Now()); d < ob.IdleTimeout {
+				mu.Lock()
+				if !done {
+					idle.Reset(ob.IdleTimeout - d)
+				}
+				mu.Unlock()
+				return
+			}
+			fire(fmt.Sprintf("idle for %s (idle_timeout)", ob.IdleTimeout))
+		})
+		timers = append(timers, idle)
+	}
+	return func() { finish() }
 }
 
 // sessionFiles is what a new session may open: the upstream connection

@@ -168,9 +168,10 @@ func (g *lineGate) filterRaw(out, in []byte) []byte {
 
 // copyChecked copies the client's input to the target through g.
 func copyChecked(dst io.Writer, src io.Reader, g *lineGate, act *activity) (int64, error) {
-	// Interactive input arrives a few bytes at a time: small buffers.
-	buf := make([]byte, 4<<10)
-	out := make([]byte, 0, 4<<10)
+	// Interactive input arrives a few bytes at a time: small buffers, as
+	// they stay with an idle session (a paste takes a few more reads).
+	buf := make([]byte, smallBuf)
+	out := make([]byte, 0, smallBuf)
 	var total int64
 	for {
 		n, rerr := src.Read(buf)
