@@ -22,7 +22,7 @@ import (
 
 // targetRecRatio is the target for recording's cost on text-heavy
 // output: recorded throughput over unrecorded, at least.
-const targetRecRatio = 0.90
+const targetRecRatio = 0.95
 
 // recordingEndWait bounds the wait, after the client exited, for the
 // gateway to close a recording (final flush, fsync, store update).
@@ -309,7 +309,7 @@ func (e *env) removeRecordings(seen map[string]bool, id string) {
 			continue
 		}
 		seen[r.ID] = true
-		e.cli("", "recordings", "rm", r.ID)
+		e.cli("", "recordings", "rm", "--yes", r.ID)
 	}
 }
 
