@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -67,7 +68,7 @@ const (
 	readyMarker       = "PCREADY-42"     // printed by `echo PCREADY-$((40+2))`
 	readyCommand      = "echo PCREADY-$((40+2))\n"
 	maxProfileRuns    = 200 // bulk runs while the CPU profile is taken
-	maxLogLines       = 60  // gateway log lines in the report
+	maxLogLines       = 20  // gateway log lines in the report, after the grouped view
 	userHZ            = 100 // /proc/PID/stat tick rate on Linux
 	mb                = 1e6 // MB/s are 10^6 bytes per second
 )
@@ -173,7 +174,7 @@ func TestCompare(t *testing.T) {
 		times.start("short sessions", time.Now())
 		fmt.Fprintf(out, "\n-- short sessions: %d x `true` per leg (in-process x/crypto clients, same KEX and cipher), %d at a time, %d alternating blocks per leg\n",
 			cfg.short, cfg.shortConc, shortBlocks)
-		short = e.measureShort(out, cfg.short, cfg.shortConc)
+		short = e.measureShort(cfg.short, cfg.shortConc, cfg.profileSeconds)
 		times.done()
 	}
 
@@ -188,7 +189,7 @@ func TestCompare(t *testing.T) {
 		if err != nil {
 			fmt.Fprintf(out, "ptys: %v (sessions past the limit will fail)\n", err)
 		}
-		held = append(held, e.measureHeld(out, n, cfg.heldConc))
+		held = append(held, e.measureHeld(out, n, cfg.heldConc, cfg.profileSeconds))
 		restore()
 		times.done()
 	}
@@ -235,6 +236,12 @@ func TestCompare(t *testing.T) {
 	fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU during bulk)\n%s\n", profTop)
 	fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU during recorded seq runs)\n%s\n", rec.profTop)
 	fmt.Fprintf(out, "\n== go tool pprof -top -cum -nodecount=25 -focus=internal/recording (the same profile, recording's share, cumulative)\n%s\n", rec.profRecording)
+	if cfg.short > 0 {
+		fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU, %d s of short gateway sessions back to back, %d at a time)\n%s\n", cfg.profileSeconds, cfg.shortConc, short.profTop)
+	}
+	for _, h := range held {
+		fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU, the first %d s of opening %d held sessions)\n%s\n", cfg.profileSeconds, h.n, h.profTop)
+	}
 
 	if mem.established > 0 {
 		fmt.Fprintf(out, "\n== gateway goroutines with %d idle sessions up, by where they wait (count, first non-runtime frame, entry)\n%s\n", mem.established, mem.goroutineGroups)
@@ -1299,7 +1306,10 @@ func (e *env) printSSHDErrors(out io.Writer) {
 	}
 }
 
-// printGatewayLog shows what the gateway logged at warn and above.
+// printGatewayLog shows what the gateway logged at warn and above: each
+// distinct level and message with its count, most frequent first (a run
+// with thousands of sessions logs a line per session when something
+// breaks for all of them), then the first lines as they came.
 func (e *env) printGatewayLog(out io.Writer) {
 	log := strings.TrimSpace(e.gwLog.String())
 	if log == "" {
@@ -1307,15 +1317,38 @@ func (e *env) printGatewayLog(out io.Writer) {
 		return
 	}
 	lines := strings.Split(log, "\n")
-	fmt.Fprintf(out, "\n== gateway log (stderr, --log-level warn): %d lines\n", len(lines))
+	fmt.Fprintf(out, "\n== gateway log (stderr, --log-level warn): %d lines; distinct level and message (count):\n", len(lines))
+	count := map[string]int{}
+	var keys []string
+	for _, l := range lines {
+		k := l
+		if m := slogKey.FindStringSubmatch(l); m != nil {
+			k = m[1] + " " + m[2]
+		}
+		if count[k] == 0 {
+			keys = append(keys, k)
+		}
+		count[k]++
+	}
+	slices.SortStableFunc(keys, func(a, b string) int { return count[b] - count[a] })
+	for i, k := range keys {
+		if i == 20 {
+			fmt.Fprintf(out, "  ... %d more distinct\n", len(keys)-20)
+			break
+		}
+		fmt.Fprintf(out, "  (%d) %s\n", count[k], k)
+	}
 	if len(lines) > maxLogLines {
-		fmt.Fprintf(out, "(first %d shown)\n", maxLogLines)
+		fmt.Fprintf(out, "first %d lines:\n", maxLogLines)
 		lines = lines[:maxLogLines]
 	}
 	for _, l := range lines {
 		fmt.Fprintf(out, "  %s\n", l)
 	}
 }
+
+// slogKey finds the level and message of a slog text line.
+var slogKey = regexp.MustCompile(`level=(\S+) msg=("(?:[^"\\]|\\.)*"|\S+)`)
 
 func printMachine(out io.Writer) {
 	model := "unknown"

@@ -5,11 +5,14 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -47,6 +50,7 @@ type heldResult struct {
 	live0, live1, liveEnd int   // sessions the gateway lists (sessions ls)
 	polite, dropped       int   // closed with exit and EOF / by dropping the TCP connection
 	failures              []string
+	profTop               string // the gateway's CPU while the sessions were being opened
 }
 
 func (h heldResult) perSession(a, b int64) float64 { return perSession(b-a, h.up) }
@@ -70,6 +74,7 @@ type shortResult struct {
 	gwOK, dirOK       int
 	gwCPU             cpuUse // gateway CPU over its blocks (bytes unused)
 	failures          []string
+	profTop           string // the gateway's CPU during gateway blocks run back to back
 }
 
 func (s shortResult) medians() (gw, dir float64) { return median(s.gwRates), median(s.dirRates) }
@@ -170,7 +175,7 @@ func (e *env) openHeld() (*heldSession, error) {
 // measureHeld opens n sessions with conc handshakes at a time, measures
 // the gateway with all of them up, closes them (half with exit and EOF,
 // half by dropping the connection) and measures again.
-func (e *env) measureHeld(out io.Writer, n, conc int) heldResult {
+func (e *env) measureHeld(out io.Writer, n, conc, profileSeconds int) heldResult {
 	h := heldResult{n: n}
 	time.Sleep(settle)
 	h.heap0 = e.liveHeap()
@@ -182,6 +187,7 @@ func (e *env) measureHeld(out io.Writer, n, conc int) heldResult {
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, conc)
 	)
+	prof := e.profileDuring(profileSeconds, fmt.Sprintf("held-%d", n))
 	start := time.Now()
 	deadline := start.Add(heldOpenTotal)
 	for i := range n {
@@ -207,6 +213,7 @@ func (e *env) measureHeld(out io.Writer, n, conc int) heldResult {
 	wg.Wait()
 	h.open = time.Since(start)
 	h.up = len(sessions)
+	h.profTop = prof()
 	fmt.Fprintf(out, "%d of %d sessions up in %v (%.0f/s); settling %v\n", h.up, n, h.open.Round(time.Millisecond), float64(h.up)/h.open.Seconds(), settle)
 
 	time.Sleep(settle)
@@ -270,7 +277,7 @@ func closeHeld(sessions []*heldSession) (polite, dropped int) {
 // measureShort runs n short sessions (`true`, like `ssh host true`) on
 // each leg with conc at a time, in shortBlocks blocks per leg alternating
 // ABBA, and returns the rate of each block.
-func (e *env) measureShort(out io.Writer, n, conc int) shortResult {
+func (e *env) measureShort(n, conc, profileSeconds int) shortResult {
 	r := shortResult{n: n, conc: conc}
 	block := max(1, n/shortBlocks)
 	deadline := time.Now().Add(shortTotal)
@@ -310,6 +317,10 @@ func (e *env) measureShort(out io.Writer, n, conc int) shortResult {
 			}
 		}
 	}
+	r.profTop, _, _ = e.profileViews(profileSeconds, func() (bulkRun, bool) {
+		ok, _ := e.shortBlock(viaGateway, conc, conc, time.Now().Add(shortTimeout))
+		return bulkRun{}, ok > 0
+	}, nil, "short")
 	return r
 }
 
@@ -503,4 +514,45 @@ func (e *env) cliRun(stdout, stderr io.Writer, args ...string) error {
 	cmd.Env = append(os.Environ(), "PORTCULLIS_DATA_DIR="+e.dataDir)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	return cmd.Run()
+}
+
+// profileDuring starts a CPU profile of the gateway for seconds and
+// returns a function that waits for it and returns `go tool pprof -top`
+// of it, for work that is one long call rather than repeatable runs. With
+// BENCH_PROFILE_DIR set the profile is kept there as NAME.pprof.
+func (e *env) profileDuring(seconds int, name string) (top func() string) {
+	file := filepath.Join(e.clientDir, name+".pprof")
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			e.t.Fatal(err)
+		}
+		file = filepath.Join(dir, name+".pprof")
+	}
+	done := make(chan error, 1)
+	go func() {
+		c := &http.Client{Timeout: time.Duration(seconds)*time.Second + time.Minute}
+		resp, err := c.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.diagAddr, seconds))
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			done <- fmt.Errorf("CPU profile: %s", resp.Status)
+			return
+		}
+		f, err := os.Create(file)
+		if err != nil {
+			done <- err
+			return
+		}
+		_, err = io.Copy(f, resp.Body)
+		done <- errors.Join(err, f.Close())
+	}()
+	return func() string {
+		if err := <-done; err != nil {
+			return "(no profile: " + err.Error() + ")"
+		}
+		return e.pprof(file, "-top", "-nodecount=25")
+	}
 }
