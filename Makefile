@@ -72,8 +72,8 @@ bench: build test-deps
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "bench: skipping the gateway-vs-direct OpenSSH comparison: it runs sshd and creates a unix user, so it needs root (sudo make bench)"; \
 	else \
-	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/"; \
-	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/; \
+	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 25m ./bench/"; \
+	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 25m ./bench/; \
 	fi
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s per target)

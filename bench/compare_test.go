@@ -130,11 +130,18 @@ func TestCompare(t *testing.T) {
 	testenv.Require(t, "ssh", testenv.SSHDPath, "go")
 	cfg := loadConfig(t)
 	runStart := time.Now()
+	// Each held session is two descriptors in the gateway and one here;
+	// the gateway and sshd inherit the limit set now.
+	files, err := raiseFiles(2*max(cfg.heldSmall, cfg.heldLarge, cfg.sessions) + 4096)
+	if err != nil {
+		t.Logf("open files: %v", err)
+	}
 	e := setup(t)
 
 	out := os.Stdout
 	fmt.Fprintf(out, "\n== Portcullis gateway vs direct OpenSSH on loopback\n")
 	printMachine(out)
+	fmt.Fprintf(out, "limit of open files (soft, inherited by the gateway and sshd): %d\n", files)
 	fmt.Fprintf(out, "client legs forced to: KexAlgorithms=%s, cipher %s\n", benchKex, benchCipher)
 	fmt.Fprintf(out, "gateway: %s serve (pid %d, separate process, GOGC/GOMEMLIMIT from its own defaults unless set in this environment)\n", e.bin, e.gwPID)
 	e.checkAlgorithms(out)

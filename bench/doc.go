@@ -21,7 +21,7 @@
 // "bench" build tag so that `go test ./...` and `make test` never run it.
 // It needs root (it runs sshd and creates a throwaway unix user):
 //
-//	go test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/
+//	go test -tags bench -run TestCompare -v -count=1 -timeout 25m ./bench/
 //
 // Environment: PORTCULLIS_BIN (a built gateway, relative to the module
 // root; default: build bin/portcullis), BENCH_BYTES (bulk transfer size,

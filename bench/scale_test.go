@@ -16,9 +16,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/portcullis/portcullis/internal/fdlimit"
 )
 
 // Bounds of the scale section, so that a gateway that stops answering
@@ -555,4 +558,23 @@ func (e *env) profileDuring(seconds int, name string) (top func() string) {
 		}
 		return e.pprof(file, "-top", "-nodecount=25")
 	}
+}
+
+// raiseFiles lifts this process's limit of open files so that it and what
+// it starts (the gateway, sshd) can hold need descriptors: the soft limit
+// to the hard one (fdlimit.Raise), and as root the hard limit too when it
+// is lower than need. It returns the soft limit afterwards.
+func raiseFiles(need int) (uint64, error) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
+	}
+	if lim.Max < uint64(need) && os.Geteuid() == 0 {
+		raised := syscall.Rlimit{Cur: uint64(need), Max: uint64(need)}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &raised); err != nil {
+			return lim.Cur, fmt.Errorf("raise RLIMIT_NOFILE to %d: %w", need, err)
+		}
+	}
+	soft, _, err := fdlimit.Raise()
+	return soft, err
 }
