@@ -414,7 +414,7 @@ func (e *env) liveSessions() int {
 // what broke rather than stopping the run.
 func (e *env) cliOutput(args ...string) ([]byte, error) {
 	var out, errb strings.Builder
-	err := e.cliRun(&out, &errb, args...)
+	err := e.cliRun(cliTimeout, &out, &errb, args...)
 	if err != nil {
 		return nil, fmt.Errorf("portcullis %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
 	}
@@ -509,9 +509,9 @@ func printFailures(out io.Writer, failures []string) {
 }
 
 // cliRun runs the portcullis CLI against the gateway with
-// PORTCULLIS_DATA_DIR, bounded by cliTimeout.
-func (e *env) cliRun(stdout, stderr io.Writer, args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+// PORTCULLIS_DATA_DIR, bounded by timeout.
+func (e *env) cliRun(timeout time.Duration, stdout, stderr io.Writer, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.bin, args...)
 	cmd.Env = append(os.Environ(), "PORTCULLIS_DATA_DIR="+e.dataDir)
