@@ -75,8 +75,8 @@ bench: build test-deps
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "bench: skipping the gateway-vs-direct OpenSSH comparison: it runs sshd and creates a unix user, so it needs root (sudo make bench)"; \
 	else \
-	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/"; \
-	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 20m ./bench/; \
+	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 25m ./bench/"; \
+	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestCompare -v -count=1 -timeout 25m ./bench/; \
 	  echo "$(GO) test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/"; \
 	  $(GO) test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/; \
 	fi

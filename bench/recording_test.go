@@ -412,7 +412,14 @@ func (e *env) removeRecordings(seen map[string]bool, id string, keep ...string) 
 			continue
 		}
 		seen[r.ID] = true
-		e.cli("", "recordings", "rm", "--yes", r.ID)
+		// Deleting a recording deletes its search index too, which
+		// waits for the store's write connection behind the indexer:
+		// a minute or more under load. A failure is reported, and the
+		// run goes on (the data directory is removed at the end).
+		var stderr strings.Builder
+		if err := e.cliRun(recordingEndWait, io.Discard, &stderr, "recordings", "rm", "--yes", r.ID); err != nil {
+			e.t.Errorf("portcullis recordings rm %s: %v: %s", r.ID, err, strings.TrimSpace(stderr.String()))
+		}
 	}
 }
 

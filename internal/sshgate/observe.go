@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -36,6 +37,11 @@ type observer struct {
 	onLine      func(line string, certain bool)
 	sftp        *filexfer.SFTP
 	scp         *filexfer.SCP
+	// cmds and lastCmd are the command history queue and this session's
+	// last ticket in it: close waits for it, so that the history is
+	// complete when the session's end event is written.
+	cmds    *commandQueue
+	lastCmd atomic.Uint64
 }
 
 // fromClient observes input on its way to the target.
@@ -74,6 +80,9 @@ func (o *observer) resize(cols, rows int) {
 }
 
 func (o *observer) close() {
+	if t := o.lastCmd.Load(); t != 0 {
+		o.cmds.wait(t)
+	}
 	if o.sftp != nil {
 		o.sftp.Close()
 	}
@@ -140,7 +149,14 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 	}
 	switch g.action {
 	case resource.ActionShell:
-		onLine := func(line string, certain bool) { c.logCommand(g, targetUser, line, true, certain) }
+		// Lines are queued, not written here: this runs on the session's
+		// data path (commandQueue says why).
+		o.cmds = c.srv.commands
+		onLine := func(line string, certain bool) {
+			if o.cmds != nil {
+				o.lastCmd.Store(o.cmds.add(c.commandFor(g, targetUser, line, true, certain)))
+			}
+		}
 		if gate != nil {
 			// The gate reconstructs lines already; log the ones it lets through.
 			check := gate.check
@@ -182,7 +198,7 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 			o.scp = filexfer.NewSCP(g.command, report)
 		}
 	}
-	if o.rec == nil && o.hist == nil && o.sftp == nil && o.scp == nil {
+	if o.rec == nil && o.hist == nil && o.sftp == nil && o.scp == nil && o.cmds == nil {
 		return nil, nil
 	}
 	return o, nil
@@ -232,22 +248,28 @@ func (c *conn) recordingFailed(g *grant, ob policy.Obligations, err error, endSe
 	return fmt.Errorf("recording failed: %w", err)
 }
 
-// logCommand adds a command to the history. Interactive lines come from the
-// line reconstructor; certain says whether it could be sure.
+// logCommand adds an exec command to the history now and returns its ID,
+// for its exit status. Interactive lines go through Server.commands
+// instead; certain says whether the line reconstructor could be sure.
 func (c *conn) logCommand(g *grant, targetUser, command string, interactive, certain bool) int64 {
 	if c.srv.cfg.Commands == nil {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
 	defer cancel()
-	id, err := c.srv.cfg.Commands.AppendCommand(ctx, store.Command{
-		Time: time.Now().UTC(), User: c.ident.Name, Target: c.login.Target, Account: targetUser,
-		SessionID: g.id, Source: c.srcStr, Command: command, Interactive: interactive, Certain: certain,
-	})
+	id, err := c.srv.cfg.Commands.AppendCommand(ctx, c.commandFor(g, targetUser, command, interactive, certain))
 	if err != nil {
 		c.srv.cfg.Log.Error("command history not stored", "session", g.id, "err", err)
 	}
 	return id
+}
+
+// commandFor is the history entry of a command run or typed now.
+func (c *conn) commandFor(g *grant, targetUser, command string, interactive, certain bool) store.Command {
+	return store.Command{
+		Time: time.Now().UTC(), User: c.ident.Name, Target: c.login.Target, Account: targetUser,
+		SessionID: g.id, Source: c.srcStr, Command: command, Interactive: interactive, Certain: certain,
+	}
 }
 
 // logFileOp writes one file operation of a transfer to the audit trail.

@@ -237,6 +237,10 @@ type Server struct {
 	failuresSwept time.Time // when failures was last swept; guarded by mu
 
 	sso ssoCache // finished single sign-ons, for SSOLogin.Cache
+
+	// commands writes interactive lines to Config.Commands off the data
+	// path; nil when Config.Commands is nil.
+	commands *commandQueue
 }
 
 // New checks the config and returns a server.
@@ -260,7 +264,12 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgate: %w", err)
 	}
+	var commands *commandQueue
+	if cfg.Commands != nil {
+		commands = newCommandQueue(cfg.Commands, cfg.Log)
+	}
 	return &Server{
+		commands:  commands,
 		cfg:       cfg,
 		acceptEnv: acceptEnv,
 		preAuth:   newPreAuthPool(cfg.MaxPreAuthPerSource, cfg.PreAuthStart, cfg.PreAuthRate, cfg.MaxPreAuth),

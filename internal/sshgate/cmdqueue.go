@@ -1,0 +1,111 @@
+package sshgate
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// commandWait is how long a typed line may wait, from when it was typed, to
+// be stored in the command history before it is given up (and logged as
+// not stored). A burst of sessions ending at once (5,000 users typing exit,
+// a revocation) queues thousands of writes behind the audit trail's; the
+// store clears them in tens of seconds on this machine kind. A var so that
+// tests can make a store that never answers give up at once.
+var commandWait = time.Minute
+
+// commandQueue writes the interactive lines of every session to the command
+// history, in the order they were typed, off the sessions' data path: a
+// line is queued when the shell's input passes through, and one goroutine
+// writes the queue. Before, each line was written where it was read, so a
+// slow store stalled the user's typing, and a burst of lines (thousands of
+// sessions typing exit at once) put one goroutine per line in the queue for
+// the store's one write connection, where they ran out of time and the
+// lines were lost.
+//
+// The writer goroutine is started by add when the queue was empty and ends
+// when it has emptied it, so it lives no longer than the lines it owes
+// the store. A session waits for its own lines (wait) before its end event
+// is written, so that the history of an ended session is complete; since
+// every queued line belongs to a live session, the queue is empty once
+// Server.Shutdown has seen every session end.
+//
+// Safe for concurrent use.
+type commandQueue struct {
+	store CommandLog
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	cond    *sync.Cond // broadcast when done advances; uses mu
+	pending []store.Command
+	running bool   // a writer goroutine owns pending
+	added   uint64 // lines ever queued
+	done    uint64 // lines written or given up, in order
+}
+
+func newCommandQueue(st CommandLog, log *slog.Logger) *commandQueue {
+	q := &commandQueue{store: st, log: log}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// add queues a line and returns its ticket for wait. It never blocks on
+// the store.
+func (q *commandQueue) add(c store.Command) uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, c)
+	q.added++
+	if !q.running {
+		q.running = true
+		go q.write()
+	}
+	return q.added
+}
+
+// wait returns once the line with ticket (and every line before it) has
+// been written or given up. Lines are given up commandWait after they
+// were typed, so wait is bounded.
+func (q *commandQueue) wait(ticket uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.done < ticket {
+		q.cond.Wait()
+	}
+}
+
+// write empties the queue, a batch at a time, and ends.
+func (q *commandQueue) write() {
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		for _, c := range batch {
+			q.writeOne(c)
+			q.mu.Lock()
+			q.done++
+			q.cond.Broadcast()
+			q.mu.Unlock()
+		}
+	}
+}
+
+// writeOne stores one line, bounded by commandWait from when it was typed:
+// behind a store that does not answer, the lines queued meanwhile fail at
+// once rather than each waiting its own commandWait.
+func (q *commandQueue) writeOne(c store.Command) {
+	ctx, cancel := context.WithDeadline(context.Background(), c.Time.Add(commandWait))
+	defer cancel()
+	if _, err := q.store.AppendCommand(ctx, c); err != nil {
+		q.log.Error("command history not stored", "session", c.SessionID, "err", err)
+	}
+}

@@ -1,0 +1,128 @@
+package sshgate
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/store"
+)
+
+// queueStore is a CommandLog that records what it stored; while held, it
+// waits for release or, when honorCtx, for the line's deadline.
+type queueStore struct {
+	mu       sync.Mutex
+	stored   []string
+	held     bool
+	honorCtx bool
+	release  chan struct{}
+}
+
+func (s *queueStore) AppendCommand(ctx context.Context, c store.Command) (int64, error) {
+	if s.held {
+		if s.honorCtx {
+			<-ctx.Done()
+			return 0, ctx.Err()
+		}
+		<-s.release
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stored = append(s.stored, c.SessionID+":"+c.Command)
+	return int64(len(s.stored)), nil
+}
+
+func (s *queueStore) SetCommandExit(context.Context, int64, int) error { return nil }
+
+// TestCommandQueue: lines are stored in the order they were queued, add
+// never waits for the store, wait returns once a session's lines are
+// stored, and a store that never answers costs each line at most
+// commandWait from when it was typed, after which it is logged as lost.
+func TestCommandQueue(t *testing.T) {
+	lines := []store.Command{
+		{SessionID: "a", Command: "ls"},
+		{SessionID: "b", Command: "id"},
+		{SessionID: "a", Command: "exit"},
+		{SessionID: "b", Command: "exit"},
+	}
+	for _, tc := range []struct {
+		name      string
+		held      bool // the store takes nothing until the lines are queued
+		neverSays bool // the store never answers; lines expire
+		want      string
+		wantLog   string
+	}{
+		{name: "store answers", want: "a:ls b:id a:exit b:exit"},
+		{name: "store busy while the lines are typed", held: true, want: "a:ls b:id a:exit b:exit"},
+		{name: "store never answers", held: true, neverSays: true, want: "", wantLog: "command history not stored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.neverSays {
+				old := commandWait
+				commandWait = 0 // every line has already waited long enough
+				t.Cleanup(func() { commandWait = old })
+			}
+			st := &queueStore{held: tc.held, honorCtx: tc.neverSays, release: make(chan struct{})}
+			var logBuf syncBuf
+			q := newCommandQueue(st, slog.New(slog.NewTextHandler(&logBuf, nil)))
+			var last uint64
+			for _, c := range lines {
+				c.Time = time.Now()
+				last = q.add(c) // returns at once even while the store is held
+			}
+			if tc.held && !tc.neverSays {
+				close(st.release)
+			}
+			q.wait(last)
+			st.mu.Lock()
+			got := strings.Join(st.stored, " ")
+			st.mu.Unlock()
+			if got != tc.want {
+				t.Fatalf("stored %q, want %q", got, tc.want)
+			}
+			if n := strings.Count(logBuf.String(), tc.wantLog); tc.wantLog != "" && n != len(lines) {
+				t.Fatalf("log has %q %d times, want %d:\n%s", tc.wantLog, n, len(lines), logBuf.String())
+			}
+			// The writer goroutine ends with the queue: a later line
+			// starts a new one and is stored as well.
+			q.mu.Lock()
+			running := q.running
+			q.mu.Unlock()
+			for running {
+				time.Sleep(time.Millisecond)
+				q.mu.Lock()
+				running = q.running
+				q.mu.Unlock()
+			}
+			st.held = false
+			q.wait(q.add(store.Command{SessionID: "c", Command: "true", Time: time.Now()}))
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if st.stored[len(st.stored)-1] != "c:true" {
+				t.Fatalf("after the queue emptied, stored %q", st.stored)
+			}
+		})
+	}
+}
+
+// syncBuf is a bytes.Buffer for a logger written from the writer goroutine.
+type syncBuf struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuf) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuf) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
