@@ -196,7 +196,7 @@ func TestCompare(t *testing.T) {
 		if err != nil {
 			fmt.Fprintf(out, "ptys: %v (sessions past the limit will fail)\n", err)
 		}
-		held = append(held, e.measureHeld(out, n, cfg.heldConc, cfg.profileSeconds))
+		held = append(held, e.measureHeld(out, n, cfg.heldConc, cfg.profileSeconds, runStart.Add(runBudget)))
 		restore()
 		times.done()
 	}

@@ -27,8 +27,12 @@ import (
 // Bounds of the scale section, so that a gateway that stops answering
 // cannot make the run unbounded.
 const (
-	heldOpenWait     = 60 * time.Second // one held session until its shell answered
-	heldOpenTotal    = 8 * time.Minute  // all held sessions of one level
+	heldOpenWait  = 60 * time.Second // one held session until its shell answered
+	heldOpenTotal = 8 * time.Minute  // all held sessions of one level
+	// runBudget is how long the whole comparison may run before the scale
+	// section stops opening sessions, so that it ends with its report
+	// within go test's -timeout (25m in the Makefile), closing included.
+	runBudget        = 20 * time.Minute
 	heldCloseWait    = 2 * time.Minute  // until the gateway lists no session after closing
 	shortTimeout     = 30 * time.Second // one short session
 	shortTotal       = 6 * time.Minute  // all short sessions of both legs
@@ -45,13 +49,14 @@ const (
 type heldResult struct {
 	n, up                 int
 	open, close           time.Duration
-	rss0, rss1, rssGC     int64 // KiB: before, all up, all up after a forced GC
-	rssClosed, rssClosedG int64 // KiB: after closing, and after a forced GC
-	heap0, heap1, heapEnd int64 // bytes of live heap (HeapAlloc) after a forced GC: before, all up, closed
-	g0, g1, gClosed       int   // gateway goroutines
-	fd0, fd1, fdClosed    int   // gateway open descriptors
-	live0, live1, liveEnd int   // sessions the gateway lists (sessions ls)
-	polite, dropped       int   // closed with exit and EOF / by dropping the TCP connection
+	rss0, rss1, rssGC     int64  // KiB: before, all up, all up after a forced GC
+	rssClosed, rssClosedG int64  // KiB: after closing, and after a forced GC
+	heap0, heap1, heapEnd int64  // bytes of live heap (HeapAlloc) after a forced GC: before, all up, closed
+	g0, g1, gClosed       int    // gateway goroutines
+	fd0, fd1, fdClosed    int    // gateway open descriptors
+	live0, live1, liveEnd int    // sessions the gateway lists (sessions ls)
+	polite, dropped       int    // closed with exit and EOF / by dropping the TCP connection
+	openCPU               cpuUse // the gateway's CPU while the sessions were being opened
 	failures              []string
 	profTop               string // the gateway's CPU while the sessions were being opened
 }
@@ -178,7 +183,7 @@ func (e *env) openHeld() (*heldSession, error) {
 // measureHeld opens n sessions with conc handshakes at a time, measures
 // the gateway with all of them up, closes them (half with exit and EOF,
 // half by dropping the connection) and measures again.
-func (e *env) measureHeld(out io.Writer, n, conc, profileSeconds int) heldResult {
+func (e *env) measureHeld(out io.Writer, n, conc, profileSeconds int, runDeadline time.Time) heldResult {
 	h := heldResult{n: n}
 	time.Sleep(settle)
 	h.heap0 = e.liveHeap()
@@ -191,11 +196,15 @@ func (e *env) measureHeld(out io.Writer, n, conc, profileSeconds int) heldResult
 		sem      = make(chan struct{}, conc)
 	)
 	prof := e.profileDuring(profileSeconds, fmt.Sprintf("held-%d", n))
+	cpu0 := procCPU(e.gwPID)
 	start := time.Now()
 	deadline := start.Add(heldOpenTotal)
+	if deadline.After(runDeadline) {
+		deadline = runDeadline
+	}
 	for i := range n {
 		if time.Now().After(deadline) {
-			h.failures = append(h.failures, fmt.Sprintf("gave up opening after %v at session %d", heldOpenTotal, i))
+			h.failures = append(h.failures, fmt.Sprintf("gave up opening after %v at session %d (the bound of a level, or of the whole run)", time.Since(start).Round(time.Second), i))
 			break
 		}
 		sem <- struct{}{}
@@ -215,6 +224,7 @@ func (e *env) measureHeld(out io.Writer, n, conc, profileSeconds int) heldResult
 	}
 	wg.Wait()
 	h.open = time.Since(start)
+	h.openCPU.add(cpu0, procCPU(e.gwPID), 0)
 	h.up = len(sessions)
 	h.profTop = prof()
 	fmt.Fprintf(out, "%d of %d sessions up in %v (%.0f/s); settling %v\n", h.up, n, h.open.Round(time.Millisecond), float64(h.up)/h.open.Seconds(), settle)
@@ -457,6 +467,8 @@ func ensurePTYs(out io.Writer, want int) (restore func(), err error) {
 func (h heldResult) print(out io.Writer) {
 	fmt.Fprintf(out, "  %d held: %d up in %v (%.0f/s)", h.n, h.up, h.open.Round(time.Millisecond), float64(h.up)/max(h.open.Seconds(), 1e-9))
 	fmt.Fprintf(out, "; closed (%d exit+EOF, %d dropped) and gone from the gateway's list in %v\n", h.polite, h.dropped, h.close.Round(time.Millisecond))
+	fmt.Fprintf(out, "    gateway CPU while opening: %.2f CPU-s = %.2f CPU-ms per session (user %.2f, sys %.2f)\n",
+		h.openCPU.user+h.openCPU.sys, 1000*(h.openCPU.user+h.openCPU.sys)/float64(max(h.up, 1)), h.openCPU.user, h.openCPU.sys)
 	fmt.Fprintf(out, "    VmRSS KiB: before %d, all up %d (%.1f/session), after a GC %d (%.1f/session), closed %d, closed+GC %d\n",
 		h.rss0, h.rss1, h.perSession(h.rss0, h.rss1), h.rssGC, h.perSession(h.rss0, h.rssGC), h.rssClosed, h.rssClosedG)
 	fmt.Fprintf(out, "    goroutines: before %d, all up %d (%.2f/session), closed %d\n",

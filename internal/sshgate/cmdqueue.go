@@ -17,6 +17,14 @@ import (
 // tests can make a store that never answers give up at once.
 var commandWait = time.Minute
 
+// commandQueueBytes bounds the text of the lines queued and not yet
+// written. Past it, add waits for the store, as every line did before the
+// queue: the typing of a session that pastes lines faster than a slow
+// store takes them is held back rather than growing the gateway's memory
+// without limit (a line may be 64 Ki runes). A var so that tests can fill
+// it with a few lines.
+var commandQueueBytes = 16 << 20
+
 // commandQueue writes the interactive lines of every session to the command
 // history, in the order they were typed, off the sessions' data path: a
 // line is queued when the shell's input passes through, and one goroutine
@@ -44,6 +52,8 @@ type commandQueue struct {
 	running bool   // a writer goroutine owns pending
 	added   uint64 // lines ever queued
 	done    uint64 // lines written or given up, in order
+	queued  int    // bytes of the lines added and not done
+	full    int    // adds waiting for room, for tests
 }
 
 func newCommandQueue(st CommandLog, log *slog.Logger) *commandQueue {
@@ -52,12 +62,18 @@ func newCommandQueue(st CommandLog, log *slog.Logger) *commandQueue {
 	return q
 }
 
-// add queues a line and returns its ticket for wait. It never blocks on
-// the store.
+// add queues a line and returns its ticket for wait. It waits for the
+// store only when commandQueueBytes are queued already.
 func (q *commandQueue) add(c store.Command) uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for q.queued > 0 && q.queued+len(c.Command) > commandQueueBytes {
+		q.full++
+		q.cond.Wait()
+		q.full--
+	}
 	q.pending = append(q.pending, c)
+	q.queued += len(c.Command)
 	q.added++
 	if !q.running {
 		q.running = true
@@ -69,6 +85,9 @@ func (q *commandQueue) add(c store.Command) uint64 {
 // wait returns once the line with ticket (and every line before it) has
 // been written or given up. Lines are given up commandWait after they
 // were typed, so wait is bounded.
+//
+// Lock order: a session's data path may wait in add and its end in wait;
+// both only on mu, which the writer never holds across a store call.
 func (q *commandQueue) wait(ticket uint64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -93,6 +112,7 @@ func (q *commandQueue) write() {
 			q.writeOne(c)
 			q.mu.Lock()
 			q.done++
+			q.queued -= len(c.Command)
 			q.cond.Broadcast()
 			q.mu.Unlock()
 		}

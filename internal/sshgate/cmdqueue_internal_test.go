@@ -126,3 +126,41 @@ func (b *syncBuf) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestCommandQueueBounded: past commandQueueBytes, add waits for the store
+// (the session's typing is held, as before the queue) instead of growing
+// memory without limit; once the store takes lines, the waiting line is
+// queued and stored after the others, in order.
+func TestCommandQueueBounded(t *testing.T) {
+	old := commandQueueBytes
+	commandQueueBytes = 10
+	t.Cleanup(func() { commandQueueBytes = old })
+	st := &queueStore{held: true, release: make(chan struct{})}
+	q := newCommandQueue(st, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
+	q.add(store.Command{SessionID: "a", Command: "echo 12345", Time: time.Now()}) // 10 bytes: fills the queue
+	added := make(chan uint64)
+	go func() { added <- q.add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()}) }()
+	bound := time.Now().Add(10 * time.Second) // a failure bound, not a timing
+	for {
+		if time.Now().After(bound) {
+			t.Fatal("a second line was queued past commandQueueBytes: add did not wait for room")
+		}
+		q.mu.Lock()
+		full, queued, pending := q.full, q.queued, len(q.pending)
+		q.mu.Unlock()
+		if full == 1 {
+			if queued != 10 || pending > 1 {
+				t.Fatalf("with an add waiting: %d bytes and %d lines queued, want 10 and at most 1", queued, pending)
+			}
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(st.release)
+	q.wait(<-added)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if got := strings.Join(st.stored, " "); got != "a:echo 12345 a:exit" {
+		t.Fatalf("stored %q", got)
+	}
+}
