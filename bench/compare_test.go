@@ -487,6 +487,7 @@ func (e *env) launchGateway() error {
 		"--data-dir", e.dataDir,
 		"--ssh-addr", e.gwAddr,
 		"--api-addr", "127.0.0.1:0",
+		"--pg-addr", "127.0.0.1:0",
 		"--diag-addr", e.diagAddr,
 		"--log-level", "warn",
 		"--shutdown-timeout", "3s")
