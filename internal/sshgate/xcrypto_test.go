@@ -401,3 +401,49 @@ func TestSSHXIdleChannelsKeepNoLargeBuffers(t *testing.T) {
 	}
 	runtime.KeepAlive(open)
 }
+
+// TestSSHXBulkAllocatesLittle: a bulk transfer reuses packet buffers
+// instead of allocating one per packet (and a collection every few MB).
+// The release allocates about 1,300 KiB per MiB moved through a GCM
+// channel, both ends in this process; patched, about 170 KiB (about 720
+// under the race detector, which drops a quarter of what goes back to a
+// sync.Pool).
+func TestSSHXBulkAllocatesLittle(t *testing.T) {
+	client, nchans, _ := gcmPair(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		nch := <-nchans
+		ch, reqs, err := nch.Accept()
+		if err != nil {
+			return
+		}
+		go ssh.DiscardRequests(reqs)
+		_, _ = io.Copy(io.Discard, ch)
+		ch.Close()
+	}()
+	ch, reqs, err := client.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ssh.DiscardRequests(reqs)
+	const mib = 32
+	data := make([]byte, 1<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range mib {
+		if _, err := ch.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ch.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	runtime.ReadMemStats(&after)
+	perMiB := (after.TotalAlloc - before.TotalAlloc) / mib
+	t.Logf("allocated %d KiB per MiB moved, %d collections", perMiB>>10, after.NumGC-before.NumGC)
+	if perMiB > 1000<<10 {
+		t.Fatalf("allocated %d KiB per MiB moved: packet buffers are not reused", perMiB>>10)
+	}
+}

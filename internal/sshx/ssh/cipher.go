@@ -880,8 +880,8 @@ func (c *chacha20Poly1305Cipher) writeCipherPacket(seqNum uint32, w io.Writer, r
 var largePackets sync.Pool
 
 const (
-	pooledPacketMin  = 16 << 10
-	pooledPacketSize = 40 << 10 // a full 32 KiB data packet with its framing
+	pooledPacketMin  = 24 << 10
+	pooledPacketSize = 33 << 10 // a full 32 KiB data packet with its framing
 )
 
 // getPacketBuf returns a buffer of n bytes for one received packet.
