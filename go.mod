@@ -11,7 +11,7 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
-require mvdan.cc/sh/v3 v3.14.1 // indirect
+require mvdan.cc/sh/v3 v3.14.1
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
