@@ -164,6 +164,11 @@ func TestPragmas(t *testing.T) {
 	if err := db.QueryRow("PRAGMA page_size").Scan(&ps); err != nil || ps != 16384 {
 		t.Errorf("page_size = %d, %v; want 16384 (index chunks fill them better)", ps, err)
 	}
+	// 2 is MEMORY: a statement journal on disk made every audit append
+	// open, write and remove a temporary file (BenchmarkAppendAudit).
+	if ts, err := sqlite.WritePragma(s, "temp_store"); err != nil || ts != 2 {
+		t.Errorf("temp_store on the write connection = %d, %v; want 2 (memory)", ts, err)
+	}
 	var v int
 	if err := db.QueryRow("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&v); err != nil || v != migrations.Latest() {
 		t.Errorf("schema version = %d, %v; want %d", v, err, migrations.Latest())
