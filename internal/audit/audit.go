@@ -129,13 +129,13 @@ func checkEvent(ev store.AuditEvent) error {
 
 // encodableDetail returns d, or, if d does not encode as JSON (a NaN, a
 // func: a bug in the caller), what can be said of it as text, so that the
-// event is kept rather than lost with its detail.
-func encodableDetail(d map[string]any) map[string]any {
-	if _, _, err := store.NormalizeDetail(d); err == nil {
+// event is kept rather than lost with its detail. normErr is what
+// store.NormalizeDetail said of d.
+func encodableDetail(d map[string]any, normErr error) map[string]any {
+	if normErr == nil {
 		return d
-	} else {
-		return map[string]any{"detail_error": err.Error(), "detail_text": fmt.Sprintf("%v", d)}
 	}
+	return map[string]any{"detail_error": normErr.Error(), "detail_text": fmt.Sprintf("%v", d)}
 }
 
 // Outcomes.
@@ -192,22 +192,29 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	if ev.Time.IsZero() {
 		ev.Time = l.now().UTC()
 	}
-	attrs := []any{"type", ev.Type, "outcome", ev.Outcome}
-	for _, kv := range [][2]string{{"user", ev.User}, {"source", ev.Source}, {"target", ev.Target},
-		{"account", ev.Account}, {"session", ev.SessionID}, {"policy", ev.Policy}} {
-		if kv[1] != "" {
-			attrs = append(attrs, kv[0], kv[1])
-		}
-	}
-	if d, ok := detailAttr(ev.Detail); ok {
-		attrs = append(attrs, d)
-	}
 	level := slog.LevelInfo
 	if ev.Outcome == Deny || ev.Outcome == Failure {
 		level = slog.LevelWarn
 	}
-	l.log.Log(ctx, level, "audit: "+ev.Message, attrs...)
-	ev.Detail = encodableDetail(ev.Detail)
+	// The log line's detail costs a JSON round trip: build it only for a
+	// logger that prints it (a gateway at --log-level warn skips every
+	// successful event; the PostgreSQL front writes one per statement batch).
+	// One JSON round trip serves the log line and the check below.
+	norm, _, normErr := store.NormalizeDetail(ev.Detail)
+	if l.log.Enabled(ctx, level) {
+		attrs := []any{"type", ev.Type, "outcome", ev.Outcome}
+		for _, kv := range [][2]string{{"user", ev.User}, {"source", ev.Source}, {"target", ev.Target},
+			{"account", ev.Account}, {"session", ev.SessionID}, {"policy", ev.Policy}} {
+			if kv[1] != "" {
+				attrs = append(attrs, kv[0], kv[1])
+			}
+		}
+		if d, ok := detailAttr(norm, normErr); ok {
+			attrs = append(attrs, d)
+		}
+		l.log.Log(ctx, level, "audit: "+ev.Message, attrs...)
+	}
+	ev.Detail = encodableDetail(ev.Detail, normErr)
 	if err := checkEvent(ev); err != nil {
 		if l.spool != nil {
 			if rerr := l.spool.reject(spooled{Event: ev}); rerr != nil {
@@ -293,8 +300,9 @@ func (l *Log) Health() error {
 // would otherwise print as decimal bytes or a Go struct dump. Nested values
 // log as JSON (an object in JSON mode, compact JSON text in text mode);
 // empty ones are left out, as the line's own empty fields are.
-func detailAttr(d map[string]any) (slog.Attr, bool) {
-	norm, _, err := store.NormalizeDetail(d)
+//
+// norm and err are what store.NormalizeDetail returned for the Detail.
+func detailAttr(norm map[string]any, err error) (slog.Attr, bool) {
 	if err != nil {
 		return slog.String("detail_error", err.Error()), true
 	}

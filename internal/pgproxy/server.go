@@ -51,6 +51,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -476,6 +477,10 @@ const (
 // events (see auditWriter).
 func (s *Server) writeBatch(batch []store.AuditEvent) {
 	pending := map[string]*store.AuditEvent{}
+	// The SQL of a session's statements, joined once at flush: appending
+	// to the event's Message statement by statement copied it each time.
+	lines := map[string][]string{}
+	size := map[string]int{} // len of the joined text
 	var order []string
 	write := func(ev store.AuditEvent) {
 		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
@@ -484,7 +489,10 @@ func (s *Server) writeBatch(batch []store.AuditEvent) {
 	}
 	flush := func(sid string) {
 		if ev := pending[sid]; ev != nil {
+			ev.Message = strings.Join(lines[sid], "\n")
 			delete(pending, sid)
+			delete(lines, sid)
+			delete(size, sid)
 			write(*ev)
 		}
 	}
@@ -495,7 +503,7 @@ func (s *Server) writeBatch(batch []store.AuditEvent) {
 			continue
 		}
 		p := pending[ev.SessionID]
-		if p != nil && len(p.Message)+len(ev.Message) > maxBatchSQLBytes {
+		if p != nil && size[ev.SessionID]+len(ev.Message) > maxBatchSQLBytes {
 			flush(ev.SessionID)
 			p = nil
 		}
@@ -503,10 +511,13 @@ func (s *Server) writeBatch(batch []store.AuditEvent) {
 			cp := ev
 			cp.Detail = maps.Clone(ev.Detail)
 			pending[ev.SessionID] = &cp
+			lines[ev.SessionID] = []string{ev.Message}
+			size[ev.SessionID] = len(ev.Message)
 			order = append(order, ev.SessionID)
 			continue
 		}
-		p.Message += "\n" + ev.Message
+		lines[ev.SessionID] = append(lines[ev.SessionID], ev.Message)
+		size[ev.SessionID] += 1 + len(ev.Message)
 		p.Detail["statements"] = append(p.Detail["statements"].([]stmtRecord), ev.Detail["statements"].([]stmtRecord)...)
 		if ev.Outcome != audit.Success {
 			p.Outcome = ev.Outcome
