@@ -370,6 +370,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	ahead = nil // the conn closes it from now on
 	defer cancel()
 	if !s.track(c) {
+		c.closeAhead()
 		sshConn.Close()
 		return
 	}
