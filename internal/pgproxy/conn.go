@@ -464,9 +464,12 @@ func (sess *session) terminate(reason, eventType string) {
 		sess.srv.audit(store.AuditEvent{Type: eventType, Outcome: audit.Info, Source: sess.src, SessionID: sess.id,
 			User: sess.ident.Name, Target: sess.login.Target, Account: sess.targetUser, Message: reason,
 			Detail: map[string]any{"database": sess.database}})
+		// The deadline before the lock: fromServer holds sess.mu while it
+		// writes to the client, and a client that stopped reading would
+		// otherwise keep the lock, and this session, for good.
+		_ = sess.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 		sess.mu.Lock()
 		if sess.out != nil {
-			_ = sess.client.SetWriteDeadline(time.Now().Add(2 * time.Second))
 			_, _ = sess.out.Write(encode(nil, errorResponse(stateAdminShutdown, "portcullis: "+reason)))
 			_ = sess.out.Flush()
 		}

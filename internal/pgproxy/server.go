@@ -341,10 +341,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			s.mu.Lock()
-			for sess := range s.sessions {
+			// Outside s.mu: terminate may wait on a session, and admit,
+			// unregister and cancels need s.mu meanwhile.
+			for _, sess := range s.live() {
 				sess.terminate("the gateway is shutting down", audit.SessionShutdown)
 			}
+			s.mu.Lock()
 			for nc := range s.conns {
 				nc.Close()
 			}
