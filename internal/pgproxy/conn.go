@@ -324,8 +324,17 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		return fail(stateInvalidPassword, "portcullis: a verification code is required: append the 6-digit code to your password")
 	}
 	sess.rules.Store(d.Statements)
+	// refuse audits a refusal after the decision allowed the session,
+	// so that the trail says why an authorized user got nothing.
+	refuse := func(code, reason, tell string) bool {
+		s.audit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
+			User: sess.ident.Name, Target: l.Target, Account: sess.targetUser, Policy: d.Policy, Message: reason,
+			Detail: map[string]any{"database": sess.database, "action": actionDatabase}})
+		return fail(code, tell)
+	}
 	if !s.register(sess) {
-		return fail(stateTooManyConnections, "portcullis: too many database sessions on this gateway; try again later")
+		return refuse(stateTooManyConnections, "too many database sessions on this gateway",
+			"portcullis: too many database sessions on this gateway; try again later")
 	}
 	ok := false
 	defer func() {
@@ -335,7 +344,8 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	}()
 	if d.Record {
 		if s.cfg.Recordings == nil && !d.RecordFailOpen {
-			return fail(stateCannotConnect, "portcullis: this session must be recorded and recording is unavailable")
+			return refuse(stateCannotConnect, "recording required and unavailable",
+				"portcullis: this session must be recorded and recording is unavailable")
 		}
 		if s.cfg.Recordings != nil {
 			rec, err := s.cfg.Recordings.Start(ctx, recording.Meta{ID: sess.id, User: sess.ident.Name, Target: l.Target,
@@ -347,7 +357,8 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 				}})
 			if err != nil && !d.RecordFailOpen {
 				s.cfg.Log.Error("start recording", "session", sess.id, "err", err)
-				return fail(stateCannotConnect, "portcullis: this session must be recorded and recording failed to start")
+				return refuse(stateCannotConnect, "recording required and failed to start: "+err.Error(),
+					"portcullis: this session must be recorded and recording failed to start")
 			}
 			sess.rec = rec
 		}

@@ -645,3 +645,28 @@ func TestIdleTimeout(t *testing.T) {
 		t.Fatal("the idle session still runs")
 	}
 }
+
+// TestMaxSessionsRefusedAndAudited: past MaxSessions an authorized user is
+// refused with 53300, and the trail says why (a refusal after the policy
+// allowed the session is still a refusal someone must be able to read).
+func TestMaxSessionsRefusedAndAudited(t *testing.T) {
+	s := newSite(t, func(c *pgproxy.Config) { c.MaxSessions = 1 })
+	g := s.gw
+	ctx := context.Background()
+	first, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close(ctx)
+	second, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err == nil {
+		second.Close(ctx)
+		t.Fatal("a second session past MaxSessions 1 was let in")
+	}
+	if !strings.Contains(err.Error(), "53300") && !strings.Contains(err.Error(), "too many database sessions") {
+		t.Fatalf("second session: %v, want 53300 too many database sessions", err)
+	}
+	g.waitEvent("request.deny", func(ev store.AuditEvent) bool {
+		return ev.User == "alice" && strings.Contains(ev.Message, "too many database sessions")
+	})
+}
