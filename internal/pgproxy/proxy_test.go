@@ -324,3 +324,30 @@ func TestPreparedBeforeDeny(t *testing.T) {
 		t.Fatalf("table t: %q %v", n, err)
 	}
 }
+
+// TestSQLPreparedBeforeDeny: a statement made with SQL PREPARE (the
+// gateway never sees its Parse) and bound through the extended protocol
+// after a rule denies it must not run: the gateway cannot judge its text
+// again, so under statement rules it refuses the Bind's Execute.
+func TestSQLPreparedBeforeDeny(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "PREPARE del2 AS delete from t"); err != nil {
+		t.Fatal(err)
+	}
+	g.apply(strings.Replace(s.resources(g), `"^TRUNCATE "`, `"^TRUNCATE ", "^DELETE "`, 1))
+	res := conn.PgConn().ExecPrepared(ctx, "del2", nil, nil, nil).Read()
+	if res.Err == nil || !strings.Contains(res.Err.Error(), "SQL PREPARE") {
+		t.Fatalf("binding the SQL-prepared delete: %v, want a refusal", res.Err)
+	}
+	if n, err := s.pg.Query(t, "app", "select count(*) from t"); err != nil || n != "3" {
+		t.Fatalf("table t: %q %v", n, err)
+	}
+	g.waitEvent("request.deny", func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "EXECUTE del2") })
+}

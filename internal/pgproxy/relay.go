@@ -78,6 +78,10 @@ type prepared struct {
 	sql    string
 	name   string
 	params int
+	// parsed is false for a statement this gateway did not see parsed:
+	// one made with SQL PREPARE, whose text the gateway cannot judge
+	// again at Execute.
+	parsed bool
 }
 
 // run relays the session until either side ends, then writes its end.
@@ -248,7 +252,7 @@ func (sess *session) fromClient() error {
 				sess.fatal(stateProgramLimit, "too many prepared statements for the gateway")
 				return errors.New("prepared statement bound")
 			}
-			statements[m.Name] = prepared{sql: m.Query, name: m.Name}
+			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true}
 			preparedBytes += len(m.Query)
 			sess.openGroup()
 		case 'B':
@@ -260,7 +264,10 @@ func (sess *session) fromClient() error {
 			if err := m.Decode(body); err != nil {
 				return sess.violation(err)
 			}
-			p := statements[m.PreparedStatement]
+			p, ok := statements[m.PreparedStatement]
+			if !ok {
+				p.name = m.PreparedStatement
+			}
 			p.params = len(m.Parameters)
 			if len(portals) >= maxPrepared {
 				sess.fatal(stateProgramLimit, "too many portals for the gateway")
@@ -279,7 +286,17 @@ func (sess *session) fromClient() error {
 			}
 			p := portals[m.Portal]
 			// Judged again: the statement may have been prepared before
-			// the rules that deny it were applied.
+			// the rules that deny it were applied. One prepared with SQL
+			// PREPARE was judged when it was made, but not against rules
+			// that came later, and its text is not here: under statement
+			// rules it is refused (run it with EXECUTE in a query).
+			if !p.parsed && sess.rules.Load() != nil {
+				sess.refuse("EXECUTE "+p.name, "EXECUTE "+p.name,
+					"a statement prepared with SQL PREPARE cannot be bound through the gateway while statement rules apply", false)
+				skipping = true
+				raw = markerMessages
+				break
+			}
 			if refused, why, which := sess.judge(p.sql); refused {
 				sess.refuse(p.sql, which, why, false)
 				skipping = true
