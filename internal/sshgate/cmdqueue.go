@@ -38,8 +38,8 @@ var commandQueueBytes = 16 << 20
 // when it has emptied it, so it lives no longer than the lines it owes
 // the store. A session waits for its own lines (wait) before its end event
 // is written, so that the history of an ended session is complete; since
-// every queued line belongs to a live session, the queue is empty once
-// Server.Shutdown has seen every session end.
+// Server.Shutdown drains the queue last (drain), and logs the lines it
+// could not store in time.
 //
 // Safe for concurrent use.
 type commandQueue struct {
@@ -96,6 +96,23 @@ func (q *commandQueue) wait(ticket uint64) {
 	}
 }
 
+// drain waits, for at most d, until every queued line has been written or
+// given up, and returns how many had not. Server.Shutdown calls it last,
+// so that lines queued by sessions that ended in the shutdown are stored,
+// or counted in the log, before the process exits. It polls: it runs once.
+func (q *commandQueue) drain(d time.Duration) uint64 {
+	deadline := time.Now().Add(d)
+	for {
+		q.mu.Lock()
+		left := q.added - q.done
+		q.mu.Unlock()
+		if left == 0 || !time.Now().Before(deadline) {
+			return left
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // write empties the queue, a batch at a time, and ends.
 func (q *commandQueue) write() {
 	for {
@@ -126,6 +143,7 @@ func (q *commandQueue) writeOne(c store.Command) {
 	ctx, cancel := context.WithDeadline(context.Background(), c.Time.Add(commandWait))
 	defer cancel()
 	if _, err := q.store.AppendCommand(ctx, c); err != nil {
-		q.log.Error("command history not stored", "session", c.SessionID, "err", err)
+		q.log.Error("command history not stored", "session", c.SessionID, "user", c.User, "target", c.Target,
+			"account", c.Account, "err", err)
 	}
 }

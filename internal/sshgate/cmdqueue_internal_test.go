@@ -164,3 +164,24 @@ func TestCommandQueueBounded(t *testing.T) {
 		t.Fatalf("stored %q", got)
 	}
 }
+
+// TestCommandQueueDrain: drain returns once the queue is written, and
+// reports the lines a store that does not answer kept, rather than the
+// process exiting on them without a word.
+func TestCommandQueueDrain(t *testing.T) {
+	st := &queueStore{release: make(chan struct{})}
+	q := newCommandQueue(st, slog.New(slog.DiscardHandler))
+	q.add(store.Command{SessionID: "a", Command: "ls", Time: time.Now()})
+	if left := q.drain(5 * time.Second); left != 0 {
+		t.Fatalf("drain with a store that answers: %d lines left", left)
+	}
+	st.held = true
+	q.add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()})
+	if left := q.drain(50 * time.Millisecond); left != 1 {
+		t.Fatalf("drain with a store that does not answer: %d lines left, want 1", left)
+	}
+	close(st.release)
+	if left := q.drain(5 * time.Second); left != 0 {
+		t.Fatalf("drain after the store answered: %d lines left", left)
+	}
+}

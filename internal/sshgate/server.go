@@ -516,10 +516,26 @@ func (s *Server) ActiveConns() int {
 	return len(s.conns)
 }
 
+// shutdownCommandWait bounds how long Shutdown waits for queued command
+// history lines once every session has ended or been ended.
+const shutdownCommandWait = 5 * time.Second
+
+// drainCommands waits for the command history queue, and logs the lines
+// that could not be stored before the process exits.
+func (s *Server) drainCommands() {
+	if s.commands == nil {
+		return
+	}
+	if n := s.commands.drain(shutdownCommandWait); n > 0 {
+		s.cfg.Log.Error("shutdown: command history lines not stored", "lines", n)
+	}
+}
+
 // Shutdown stops accepting, tells every live session how long it has (the
 // time left to ctx's deadline), waits for connections to end until ctx is
 // done, then closes the remaining ones with a message and waits for their
-// goroutines to write their end events.
+// goroutines to write their end events, and last waits (at most
+// shutdownCommandWait) for the command history lines they queued.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
@@ -528,6 +544,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.drops.stop()
+	defer s.drainCommands()
 
 	// Every live session is told at once how long it has. The lines are
 	// written in the background and end with their connections, which
