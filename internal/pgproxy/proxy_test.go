@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/store"
 )
@@ -350,4 +351,33 @@ func TestSQLPreparedBeforeDeny(t *testing.T) {
 		t.Fatalf("table t: %q %v", n, err)
 	}
 	g.waitEvent("request.deny", func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "EXECUTE del2") })
+}
+
+// TestShutdownWritesQueuedEvents: when Shutdown returns, the statement
+// and session-end events of the sessions it ended are in the store, so
+// that the checkpoint the gateway signs next covers them.
+func TestShutdownWritesQueuedEvents(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "select 42"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// The session is still open: Shutdown's grace runs out and it ends it.
+	shut, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_ = g.srv.Shutdown(shut)
+	var stmt, end bool
+	for _, ev := range g.events("") {
+		stmt = stmt || ev.Type == pgproxy.EventStatement && strings.Contains(ev.Message, "select 42")
+		end = end || ev.Type == audit.SessionEnd
+	}
+	if !stmt || !end {
+		t.Fatalf("after Shutdown: statement event %v, session end %v; want both stored", stmt, end)
+	}
 }

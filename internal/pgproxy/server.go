@@ -181,6 +181,9 @@ type Server struct {
 	stmts chan store.AuditEvent
 
 	failures *failureLimiter
+	// served is closed when Serve has returned and its audit writer has
+	// written everything queued (waitServed).
+	served chan struct{}
 }
 
 // New checks the config and returns a Server.
@@ -197,7 +200,7 @@ func New(cfg Config) (*Server, error) {
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
 		byPID: map[uint32]*session{}, preAuth: map[netip.Addr]int{}, stmts: make(chan store.AuditEvent, 4096),
-		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst)}, nil
+		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
 // alpnPostgres is the ALPN protocol of PostgreSQL over TLS.
@@ -232,6 +235,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.wg.Wait()
 		close(s.stmts)
 		<-writerDone
+		close(s.served)
 	}()
 	for {
 		nc, err := ln.Accept()
@@ -337,6 +341,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		n := len(s.conns)
 		s.mu.Unlock()
 		if n == 0 {
+			s.waitServed()
 			return nil
 		}
 		select {
@@ -351,9 +356,32 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				nc.Close()
 			}
 			s.mu.Unlock()
+			s.waitServed()
 			return ctx.Err()
 		case <-tick.C:
 		}
+	}
+}
+
+// servedWait bounds how long Shutdown waits for Serve to write the events
+// still queued: about one audit write's own bound.
+const servedWait = 10 * time.Second
+
+// waitServed waits until Serve has returned, and with it the audit writer
+// has written every queued event (session ends, the last statement
+// batches), so that what the caller does next (the shutdown checkpoint)
+// covers them. It returns at once if Serve never ran.
+func (s *Server) waitServed() {
+	s.mu.Lock()
+	started := s.ln != nil
+	s.mu.Unlock()
+	if !started {
+		return
+	}
+	select {
+	case <-s.served:
+	case <-time.After(servedWait):
+		s.cfg.Log.Error("pgproxy shutdown: queued audit events not written in time")
 	}
 }
 
