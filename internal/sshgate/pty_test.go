@@ -75,7 +75,17 @@ func TestPTYResizeAndInterrupt(t *testing.T) {
 	if err := sess.WindowChange(40, 100); err != nil {
 		t.Fatal(err)
 	}
-	io.WriteString(stdin, "stty size\r")
+	// The gateway forwards a channel's requests and its data on separate
+	// goroutines, so a line typed right after a resize may reach the
+	// shell before the resize does (a loaded machine showed it): ask
+	// again until the new size shows, within waitFor's bound.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		io.WriteString(stdin, "stty size\r")
+		time.Sleep(200 * time.Millisecond)
+		if strings.Contains(out.String(), "40 100") || time.Now().After(deadline) {
+			break
+		}
+	}
 	waitFor(t, out, "40 100")
 
 	io.WriteString(stdin, "sleep 30; echo slept-$((3+3))\r")
