@@ -115,9 +115,9 @@ func (e *Engine) Decide(r Request) Decision {
 		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
 	}
 	target := e.targets[r.Target]
-	if target == nil || target.IsDatabase() {
-		// A database is reached through its own front (DecideProxy): SSH
-		// to it is no grant of any policy.
+	if target == nil || target.IsDatabase() || target.IsHTTP() {
+		// A database or web API is reached through its own front
+		// (DecideProxy, DecideHTTP): SSH to it is no grant of any policy.
 		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
 	}
 	now := r.Now

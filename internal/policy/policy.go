@@ -85,6 +85,10 @@ type Request struct {
 	// Database is the database a proxy request opens on a database
 	// target (DecideProxy); ignored by Decide.
 	Database string
+	// Operation and Object are what a request to an http target does and
+	// to what (TYPE:ID), for DecideHTTP; ignored by Decide.
+	Operation string
+	Object    string
 }
 
 // Decision is the engine's answer.
@@ -217,6 +221,9 @@ type compiled struct {
 
 	// databases a proxy policy lets its subjects open; nil: any.
 	databases []string
+	// http holds the operations and object patterns a proxy policy
+	// grants on http targets (http.go).
+	http httpGrant
 
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
@@ -378,6 +385,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 	if p.Type == resource.PolicyProxy && len(p.Databases) > 0 && !slices.Contains(p.Databases, "*") {
 		c.databases = p.Databases
 	}
+	c.http = compileHTTPGrant(p)
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}

@@ -215,6 +215,9 @@ type Policy struct {
 	// field keep meaning what they meant). commands.deny and commands.allow apply to each SQL
 	// statement (best-effort: see package pgproxy).
 	Databases []string `yaml:"databases,omitempty" json:"databases,omitempty"`
+	// proxy, for http targets: the operations and objects granted (see
+	// HTTPGrant).
+	HTTPGrant `yaml:",inline"`
 
 	// kubernetes
 	ClusterUsers  []string `yaml:"cluster_users,omitempty" json:"cluster_users,omitempty"`
@@ -243,7 +246,7 @@ func (p *Policy) GetName() string { return p.Name }
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
 	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels"},
-	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout"},
+	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "operations", "objects"},
 	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
 	PolicyJIT:              {"child_policies", "duration", "auto_approve"},
@@ -273,6 +276,8 @@ func (p *Policy) setFields() []string {
 	add("provision", p.Provision)
 	add("sudoers", p.Sudoers != "")
 	add("databases", len(p.Databases) > 0)
+	add("operations", len(p.Operations) > 0)
+	add("objects", len(p.Objects) > 0)
 	add("cluster_users", len(p.ClusterUsers) > 0)
 	add("cluster_groups", len(p.ClusterGroups) > 0)
 	add("record_input", p.RecordInput)
@@ -401,8 +406,15 @@ func (p *Policy) validateCIDRs() error {
 var databasePattern = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_$-]{0,62}|\*)$`)
 
 func (p *Policy) validateProxy() error {
-	if err := p.validateTargetUsers(); err != nil {
+	if err := p.validateHTTPGrant(); err != nil {
 		return err
+	}
+	// A policy granting http operations needs no target users: the
+	// gateway calls a web API as the target's service account.
+	if len(p.Operations) == 0 || len(p.TargetUsers) > 0 {
+		if err := p.validateTargetUsers(); err != nil {
+			return err
+		}
 	}
 	if err := p.validateCIDRs(); err != nil {
 		return err

@@ -174,12 +174,16 @@ type Target struct {
 	// TLSCA is the PEM of the certificate authority the database's server
 	// certificate must chain to; empty: the system roots.
 	TLSCA string `yaml:"tls_ca,omitempty" json:"tls_ca,omitempty"`
+	// HTTP holds the fields of a protocol: http target (a web API reached
+	// through package httpproxy); see HTTPTarget.
+	HTTP `yaml:",inline"`
 }
 
 // Target protocols.
 const (
 	ProtocolSSH      = "ssh"
 	ProtocolPostgres = "postgres"
+	ProtocolHTTP     = "http"
 )
 
 // TLS modes of a postgres target (Target.TLSMode), named as libpq's

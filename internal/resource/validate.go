@@ -205,6 +205,12 @@ func (t *Target) Validate() error {
 	if err := checkName("name", t.Name); err != nil {
 		return err
 	}
+	if t.Protocol == ProtocolHTTP {
+		return t.validateHTTP()
+	}
+	if !t.HTTP.isZero() {
+		return fieldErr("url", "url, tls_pin_sha256, credential, catalog and rules are for protocol: http targets only")
+	}
 	if err := checkAddress("address", t.Address); err != nil {
 		return err
 	}
@@ -232,7 +238,7 @@ func (t *Target) Validate() error {
 		return nil
 	case ProtocolPostgres:
 	default:
-		return fieldErr("protocol", "%q is not valid (want ssh or postgres)", t.Protocol)
+		return fieldErr("protocol", "%q is not valid (want ssh, postgres or http)", t.Protocol)
 	}
 	// A misplaced SSH field would silently do nothing on a database.
 	switch {
