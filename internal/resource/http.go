@@ -116,7 +116,9 @@ type HTTPGrant struct {
 var operationPattern = regexp.MustCompile(`^([a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*|\*)$`)
 
 // ValidOperationName reports whether s is an HTTP operation name.
-func ValidOperationName(s string) bool { return len(s) <= 128 && operationPattern.MatchString(s) && s != "*" }
+func ValidOperationName(s string) bool {
+	return len(s) <= 128 && operationPattern.MatchString(s) && s != "*"
+}
 
 func (p *Policy) validateHTTPGrant() error {
 	for i, op := range p.Operations {
