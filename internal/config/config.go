@@ -44,6 +44,9 @@ type Config struct {
 	// PGAddr is where the PostgreSQL front (package pgproxy) listens, with
 	// the same TLS certificate as the HTTPS API; empty turns it off.
 	PGAddr string `yaml:"pg_addr"`
+	// HTTPHost is the gateway's host name under which http targets are
+	// served by host (vc1.HTTPHost); empty: only by path (/t/vc1/).
+	HTTPHost string `yaml:"http_host"`
 	// TLSCertFile and TLSKeyFile are the HTTPS certificate chain and key
 	// (PEM). Both empty: a self-signed certificate is generated on first
 	// start in DATA/api_tls.crt and DATA/api_tls.key and reused after.
@@ -342,6 +345,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
 	{"api-addr", "api_addr", "HTTPS API and web console listen `address`; the default listens on every interface: use 127.0.0.1:8443 for this machine only, or \"\" to turn HTTPS off (the admin socket stays)"},
 	{"pg-addr", "pg_addr", "PostgreSQL front listen `address` (psql \"host=GW port=5433 user=USER~TARGET sslmode=require\"); \"\" turns it off"},
+	{"http-host", "http_host", "the gateway's host `name` under which web API targets are served as TARGET.NAME (the path form /t/TARGET/ always works)"},
 	{"tls-cert-file", "tls_cert_file", "HTTPS and PostgreSQL certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
 	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},
@@ -413,6 +417,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return set(&cfg.APIAddr)
 	case "pg-addr":
 		return set(&cfg.PGAddr)
+	case "http-host":
+		return set(&cfg.HTTPHost)
 	case "tls-cert-file":
 		return set(&cfg.TLSCertFile)
 	case "tls-key-file":

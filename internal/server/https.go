@@ -25,6 +25,9 @@ import (
 //	/healthz     200 while the store answers and takes writes, 503 otherwise (no auth)
 //	/metrics     Prometheus metrics: counts only, no names (no auth)
 //	/ and /ui/   the web console (package web)
+//
+// and, before all of them, the web API front (package httpproxy): every
+// request for TARGET.<http_host>, and /t/TARGET/... on any host.
 func (s *Server) listenHTTPS() error {
 	cert, err := s.loadTLS()
 	if err != nil {
@@ -75,7 +78,11 @@ func (s *Server) listenHTTPS() error {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("/", s.failClosed(console.Handler()))
-	s.https = mux
+	// Web API targets are routed before the mux (by host, then by the
+	// /t/ prefix), so that no path on a target's host reaches the API.
+	if s.https, err = s.buildHTTPProxy(s.vault, mux, keys); err != nil {
+		return err
+	}
 	return nil
 }
 

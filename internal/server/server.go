@@ -26,6 +26,7 @@ import (
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/fdlimit"
+	"github.com/portcullis/portcullis/internal/httpproxy"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -75,6 +76,11 @@ type Server struct {
 	// is empty.
 	pg   *pgproxy.Server
 	pgLn net.Listener
+	// webAPI is the web API front (http targets) over the HTTPS
+	// listener; nil when api_addr is empty. vault opens its service
+	// accounts' secrets.
+	webAPI *httpproxy.Server
+	vault  *vault.Vault
 	// apiLn is the HTTPS listener (TLS already wrapped); nil when
 	// api_addr is empty.
 	apiLn   net.Listener
@@ -140,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	v, created, err := vault.LoadOrCreateMasterKey(cfg.MasterKeyFile)
+	s.vault = v
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
@@ -521,6 +528,10 @@ func (s *Server) Run(ctx context.Context) error {
 			_ = httpsSrv.Close()
 		}
 	}
+	if s.webAPI != nil {
+		// After the listener: no request is left to audit.
+		s.webAPI.Close()
+	}
 	if err := adminSrv.Shutdown(shutCtx); err != nil {
 		// The grace period is spent: cut off watchers and exports rather
 		// than let them read a store that is about to close.
@@ -567,6 +578,9 @@ func (s *Server) retention(ctx context.Context) {
 }
 
 func (s *Server) close() {
+	if s.webAPI != nil {
+		s.webAPI.Close()
+	}
 	if s.sshLn != nil {
 		s.sshLn.Close()
 	}
