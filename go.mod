@@ -13,6 +13,8 @@ require (
 
 require mvdan.cc/sh/v3 v3.14.1
 
+require github.com/vmware/govmomi v0.46.0 // indirect
+
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-jose/go-jose/v3 v3.0.1 // indirect
