@@ -250,3 +250,88 @@ func TestGovmomiThroughGateway(t *testing.T) {
 		t.Fatalf("after logout: %v", err)
 	}
 }
+
+// TestVSphereRESTSession intercepts the vSphere REST session call: the
+// user's gateway password opens a gateway session whose id the client
+// sends as vmware-api-session-id; the gateway calls vcsim's REST API with
+// a session of the service account; JSON body objects are authorized by
+// pattern; deleting the session ends it.
+func TestVSphereRESTSession(t *testing.T) {
+	testenv.RequireRoot(t)
+	sim := testenv.StartVCSim(t, "svc", svcPassword)
+	g := startGateway(t)
+	g.apply(&resource.User{Kind: resource.KindUser, Name: "alice"},
+		&resource.Target{Kind: resource.KindTarget, Name: "vcr", Protocol: resource.ProtocolHTTP, TLSCA: string(sim.CAPEM),
+			HTTP: resource.HTTP{URL: sim.URL, Catalog: resource.CatalogVSphere,
+				Credential: &resource.HTTPCredential{Type: resource.CredentialVSphereREST, Account: "svc", Username: "svc"},
+				Rules: []resource.HTTPRule{
+					{Method: "GET", Path: "/rest/com/vmware/cis/tagging/category", Operation: "tag.read"},
+					{Method: "POST", Path: "/rest/com/vmware/cis/tagging/category", Operation: "tag.create",
+						Object: &resource.HTTPObject{Type: "Category", From: "json", Name: "/create_spec/name"}},
+				}}},
+		&resource.Account{Kind: resource.KindAccount, Target: "vcr", Name: "svc", Password: svcPassword},
+		&resource.Policy{Kind: resource.KindPolicy, Name: "alice-tags", Type: resource.PolicyProxy,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"vcr"}},
+			HTTPGrant: resource.HTTPGrant{Operations: []string{"tag.create"}, Objects: []string{"Category:team-*"}}},
+		// A request with no object (the listing) is granted only by a
+		// policy without object patterns.
+		&resource.Policy{Kind: resource.KindPolicy, Name: "alice-tags-read", Type: resource.PolicyProxy,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"vcr"}},
+			HTTPGrant: resource.HTTPGrant{Operations: []string{"tag.read"}}})
+	g.setPassword("alice", alicePassword)
+	do := func(method, path, session, body string, basic bool) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, g.url+"/t/vcr"+path, strings.NewReader(body))
+		if basic {
+			req.SetBasicAuth("alice", alicePassword)
+		}
+		if session != "" {
+			req.Header.Set("vmware-api-session-id", session)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := g.client("").Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b), resp.Header
+	}
+	code, body, _ := do("POST", "/rest/com/vmware/cis/session", "", "", true)
+	if code != 200 || !strings.Contains(body, `"value"`) {
+		t.Fatalf("session: %d %s", code, body)
+	}
+	tok := strings.Trim(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(body), `{"value":`), "}")), `"`)
+	code, body, hdr := do("GET", "/rest/com/vmware/cis/tagging/category", tok, "", false)
+	if code != 200 || hdr.Get("Vmware-Api-Session-Id") != "" || hdr.Get("Set-Cookie") != "" {
+		t.Fatalf("list categories: %d %s %v", code, body, hdr)
+	}
+	create := func(name string) string {
+		return `{"create_spec":{"name":"` + name + `","cardinality":"SINGLE","associable_types":[],"description":""}}`
+	}
+	if code, body, _ := do("POST", "/rest/com/vmware/cis/tagging/category", tok, create("team-a"), false); code != 200 {
+		t.Fatalf("create team-a: %d %s", code, body)
+	}
+	if code, body, _ := do("POST", "/rest/com/vmware/cis/tagging/category", tok, create("other"), false); code != 403 || !strings.Contains(body, "Category:other") {
+		t.Fatalf("create other: %d %s", code, body)
+	}
+	// Duplicate keys in the body could be read either way upstream.
+	dup := `{"create_spec":{"name":"team-b","name":"other","cardinality":"SINGLE","associable_types":[],"description":""}}`
+	if code, body, _ := do("POST", "/rest/com/vmware/cis/tagging/category", tok, dup, false); code != 403 || !strings.Contains(body, "no operation") {
+		t.Fatalf("duplicate key: %d %s", code, body)
+	}
+	// The user's basic credentials alone are no session.
+	if code, _, _ := do("GET", "/rest/com/vmware/cis/tagging/category", "", "", true); code != 401 {
+		t.Fatalf("basic without session: %d", code)
+	}
+	if code, _, _ := do("DELETE", "/rest/com/vmware/cis/session", tok, "", false); code != 204 {
+		t.Fatalf("delete session: %d", code)
+	}
+	if code, _, _ := do("GET", "/rest/com/vmware/cis/tagging/category", tok, "", false); code != 401 {
+		t.Fatalf("after delete: %d", code)
+	}
+	ev := g.waitEvent(httpproxy.EventRequest, func(ev store.AuditEvent) bool { return ev.Detail["operation"] == "tag.create" && ev.Outcome == audit.Success })
+	if ev.Detail["object"] != "Category:team-a" || ev.Policy != "alice-tags" {
+		t.Fatalf("create event %+v", ev)
+	}
+}
