@@ -230,6 +230,9 @@ func SubjectKinds(lists ...[]resource.Object) func(string) (policy.SubjectKind, 
 // field. now is used when q has no time (zero: the engine's now).
 func (q *ExplainRequest) request(kindOf func(string) (policy.SubjectKind, bool), now time.Time) (policy.Request, error) {
 	var r policy.Request
+	if q.Operation != "" || q.Object != "" {
+		return q.httpRequest(kindOf, now)
+	}
 	if q.User == "" {
 		return r, errors.New("field user: is required (a user or service account name)")
 	}
@@ -313,6 +316,9 @@ func decide(eng *policy.Engine, r policy.Request) (policy.Decision, policy.Reque
 
 // explain decides r and describes the decision.
 func explain(eng *policy.Engine, r policy.Request) ExplainResponse {
+	if r.Operation != "" {
+		return explainHTTP(eng, r)
+	}
 	d, decided, users := decide(eng, r)
 	_, steps := eng.Explain(decided)
 	res := ExplainResponse{

@@ -35,6 +35,11 @@ type ExplainRequest struct {
 	// Time is an RFC 3339 time to decide at (validity windows); empty
 	// means now.
 	Time string `json:"time,omitempty"`
+	// Operation and Object ask about one request to an http target
+	// (vm.power_on on VirtualMachine:vm-449) instead of an action; see
+	// policy_http.go.
+	Operation string `json:"operation,omitempty"`
+	Object    string `json:"object,omitempty"`
 }
 
 // ExplainResponse is the answer of POST /api/v1/policy/explain. Every field

@@ -28,6 +28,7 @@ Run 'portcullis policy explain --help' or 'portcullis policy test --help'.
 ` + "\n" + globalFlagsUsage
 
 const policyExplainUsage = `Usage: portcullis policy explain --user NAME --target NAME --action ACTION [--source IP] [FLAGS]
+       portcullis policy explain --user NAME --target NAME --operation OP [--object TYPE:ID] [FLAGS]
 
 Asks the gateway's policy engine one question: may NAME (a user or service
 account) do ACTION on the target, as the account, from IP, at TIME (running
@@ -66,6 +67,9 @@ Flags:
                     sources it limits to
   --time TIME       decide at this RFC 3339 time (2026-01-02T15:04:05Z)
                     instead of now, for validity windows
+  --operation OP    for an http target: the operation (vm.power_on) instead
+                    of --action; with --object TYPE:ID (VirtualMachine:vm-449)
+                    the object it acts on
   --json            print the answer as a JSON object (the same exit codes)
 ` + "\n" + globalFlagsUsage + `
 Exit codes: 0 allowed; 1 denied; 2 usage or input error; 3 the gateway could
@@ -142,6 +146,8 @@ func runPolicyExplain(e *env, args []string) error {
 	fs.StringVar(&req.Command, "command", "", "")
 	fs.StringVar(&req.Source, "source", "", "")
 	fs.StringVar(&req.Time, "time", "", "")
+	fs.StringVar(&req.Operation, "operation", "", "")
+	fs.StringVar(&req.Object, "object", "", "")
 	fs.BoolVar(&asJSON, "json", false, "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
@@ -150,9 +156,12 @@ func runPolicyExplain(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q (everything is given with flags)", pos[0])
 	}
-	for _, f := range []struct{ flag, value string }{
-		{"user", req.User}, {"target", req.Target}, {"action", req.Action},
-	} {
+	need := []struct{ flag, value string }{{"user", req.User}, {"target", req.Target}, {"action", req.Action}}
+	if req.Operation != "" {
+		// A request to an http target: the operation replaces the action.
+		need = need[:2]
+	}
+	for _, f := range need {
 		if f.value == "" {
 			return usageErr("--%s is required", f.flag)
 		}
@@ -196,7 +205,14 @@ func printExplain(w io.Writer, req *api.ExplainRequest, res *api.ExplainResponse
 	if res.Allow {
 		verdict = "ALLOW"
 	}
-	fmt.Fprintf(&b, "%s %s on %s", verdict, req.Action, req.Target)
+	what := req.Action
+	if req.Operation != "" {
+		what = req.Operation
+		if req.Object != "" {
+			what += " " + req.Object
+		}
+	}
+	fmt.Fprintf(&b, "%s %s on %s", verdict, what, req.Target)
 	if res.Account != "" {
 		fmt.Fprintf(&b, " as %s", res.Account)
 	}
