@@ -1,11 +1,15 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/httpproxy"
+	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/vault"
 )
 
@@ -45,6 +49,7 @@ func (s *Server) buildHTTPProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		Vault:             v,
 		Credentials:       s.store,
 		DirectoryPassword: s.consoleDirectoryPassword(),
+		Groups:            s.directoryGroups(),
 		MFA:               s.mfa,
 		Audit:             s.audit,
 		Log:               s.log.With("front", "http"),
@@ -58,4 +63,47 @@ func (s *Server) buildHTTPProxy(v *vault.Vault, next http.Handler, keys api.Auth
 	s.webAPI = front
 	s.inv.Subscribe(front.Recheck)
 	return front.Wrap(next), nil
+}
+
+// webSessions is the web API front's sessions as a Controller. The API
+// takes its controllers before the HTTPS listener (and with it the front)
+// is built, so this one looks the front up on each call.
+type webSessions struct{ s *Server }
+
+// List implements livesession.Controller.
+func (w webSessions) List() []livesession.Session {
+	if w.s.webAPI == nil {
+		return nil
+	}
+	return w.s.webAPI.List()
+}
+
+// Kill implements livesession.Controller.
+func (w webSessions) Kill(id, by, message string) error {
+	if w.s.webAPI == nil {
+		return livesession.ErrNotFound
+	}
+	return w.s.webAPI.Kill(id, by, message)
+}
+
+// directoryGroups returns the directory groups of a user who is not local,
+// for the web API front's sign-in; nil without a directory.
+func (s *Server) directoryGroups() func(ctx context.Context, user string) ([]string, error) {
+	if s.directory == nil {
+		return nil
+	}
+	return func(ctx context.Context, user string) ([]string, error) {
+		local, err := s.inv.IsLocalIdentity(ctx, user)
+		if err != nil || local {
+			return nil, err
+		}
+		u, err := s.directory.Lookup(ctx, user)
+		if errors.Is(err, directory.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return u.Groups, nil
+	}
 }

@@ -59,10 +59,11 @@ func (s *Server) PGAddr() net.Addr {
 // sessions is what the API lists and ends: the SSH front's sessions and,
 // when it runs, the PostgreSQL front's.
 func (s *Server) sessions() livesession.Controller {
-	if s.pg == nil {
-		return s.gate
+	f := fronts{s.gate, webSessions{s}}
+	if s.pg != nil {
+		f = append(f, s.pg)
 	}
-	return fronts{s.gate, s.pg}
+	return f
 }
 
 // fronts is several fronts' sessions as one Controller.
