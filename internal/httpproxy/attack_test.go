@@ -330,7 +330,9 @@ func TestVSphereRESTSession(t *testing.T) {
 	if code, _, _ := do("GET", "/rest/com/vmware/cis/tagging/category", tok, "", false); code != 401 {
 		t.Fatalf("after delete: %d", code)
 	}
-	ev := g.waitEvent(httpproxy.EventRequest, func(ev store.AuditEvent) bool { return ev.Detail["operation"] == "tag.create" && ev.Outcome == audit.Success })
+	ev := g.waitEvent(httpproxy.EventRequest, func(ev store.AuditEvent) bool {
+		return ev.Detail["operation"] == "tag.create" && ev.Outcome == audit.Success
+	})
 	if ev.Detail["object"] != "Category:team-a" || ev.Policy != "alice-tags" {
 		t.Fatalf("create event %+v", ev)
 	}

@@ -256,7 +256,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	d := snap.Engine.DecideHTTP(policy.Request{Kind: q.kind, Subject: q.user, Target: t.Name, Source: addrOf(q.src),
 		Groups: q.groups, Operation: m.op, Object: m.object})
-	if d.Allow && d.RequireMFA && (q.session == nil || !q.session.mfa) {
+	// A verification code is presented at sign-in only: an API key or a
+	// session signed in without one cannot carry it.
+	needCode := d.RequireMFA || q.via == "api key" && snap.Engine.UserRequiresMFA(q.user)
+	if d.Allow && needCode && (q.session == nil || !q.session.mfa) {
 		d = policy.Decision{Reason: fmt.Sprintf("access denied: %s on %s needs a verification code at sign-in (log in with password and code)", m.op, t.Name)}
 	}
 	if !d.Allow {
