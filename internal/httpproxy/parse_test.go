@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
 )
 
 func TestCleanPath(t *testing.T) {
@@ -224,5 +226,28 @@ func TestMatchRules(t *testing.T) {
 				t.Fatalf("got %+v %v; want %q %q", m, ok, tt.op, tt.object)
 			}
 		})
+	}
+}
+
+func TestMergeReads(t *testing.T) {
+	read := func(sid, obj string, lat float64) store.AuditEvent {
+		return store.AuditEvent{Type: EventRequest, Outcome: audit.Success, User: "alice", Target: "vc1", SessionID: sid,
+			Detail: map[string]any{"operation": OpReadOnly, "object": obj, "latency_ms": lat}}
+	}
+	power := store.AuditEvent{Type: EventRequest, Outcome: audit.Success, User: "alice", Target: "vc1", SessionID: "s1",
+		Detail: map[string]any{"operation": "vm.power_on", "object": "VirtualMachine:vm-1"}}
+	denied := read("s1", "PropertyCollector:pc", 1)
+	denied.Outcome = audit.Deny
+	out := mergeReads([]store.AuditEvent{read("s1", "PropertyCollector:pc", 1), power, read("s1", "PropertyCollector:pc", 3),
+		denied, read("s2", "SearchIndex:SearchIndex", 2), read("s1", "SearchIndex:SearchIndex", 2)})
+	if len(out) != 4 {
+		t.Fatalf("got %d events: %+v", len(out), out)
+	}
+	m := out[0]
+	if m.Detail["requests"] != 3 || m.Detail["latency_ms"] != 3.0 || len(m.Detail["objects"].([]string)) != 2 || m.SessionID != "s1" {
+		t.Fatalf("merged %+v", m)
+	}
+	if out[1].Detail["operation"] != "vm.power_on" || out[2].Outcome != audit.Deny || out[3].SessionID != "s2" {
+		t.Fatalf("order or pass-through: %+v", out)
 	}
 }

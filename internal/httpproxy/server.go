@@ -39,8 +39,11 @@ package httpproxy
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -214,13 +217,88 @@ func (s *Server) Close() {
 	s.mu.Unlock()
 }
 
+// auditWriter writes the queued events until events is closed. What
+// arrives within auditWindow of a first event is one batch, and in a batch
+// the successful read-only requests (inventory.read: the property
+// collector polling that is most of a vSphere client's traffic) of one
+// session become one event that counts them and lists their objects (see
+// mergeReads): one store append per request capped the front's throughput
+// at the store's append rate. Every other request (a change, a denial, a
+// failure) keeps an event of its own, in order.
 func (s *Server) auditWriter() {
 	defer close(s.writerEnd)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for ev := range s.events {
-		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
-			s.cfg.Log.Error("audit", "type", ev.Type, "user", ev.User, "err", err)
+		batch := []store.AuditEvent{ev}
+		timer.Reset(auditWindow)
+	collect:
+		for len(batch) < maxAuditBatch {
+			select {
+			case e, ok := <-s.events:
+				if !ok {
+					break collect
+				}
+				batch = append(batch, e)
+			case <-timer.C:
+				break collect
+			}
+		}
+		timer.Stop()
+		for _, e := range mergeReads(batch) {
+			if err := s.cfg.Audit.Write(context.Background(), e); err != nil {
+				s.cfg.Log.Error("audit", "type", e.Type, "user", e.User, "err", err)
+			}
 		}
 	}
+}
+
+// Bounds of one audit batch; a gateway killed with SIGKILL may lose the
+// last window of request events.
+const (
+	auditWindow   = 100 * time.Millisecond
+	maxAuditBatch = 4096
+	// maxMergedObjects bounds the objects listed in a merged event.
+	maxMergedObjects = 100
+)
+
+// mergeReads merges the successful inventory.read request events of each
+// session (or API-key caller) in batch into the first of them: its
+// requests counts them, objects lists their distinct objects, and
+// latency_ms is the slowest. Other events pass unchanged, in order.
+func mergeReads(batch []store.AuditEvent) []store.AuditEvent {
+	out := make([]store.AuditEvent, 0, len(batch))
+	merged := map[string]int{}
+	for _, ev := range batch {
+		if ev.Type != EventRequest || ev.Outcome != audit.Success || ev.Detail["operation"] != OpReadOnly {
+			out = append(out, ev)
+			continue
+		}
+		obj, _ := ev.Detail["object"].(string)
+		lat, _ := ev.Detail["latency_ms"].(float64)
+		key := ev.SessionID + "\x00" + ev.User + "\x00" + ev.Target
+		i, ok := merged[key]
+		if !ok {
+			cp := ev
+			cp.Detail = maps.Clone(ev.Detail)
+			cp.Detail["requests"] = 1
+			cp.Detail["objects"] = []string{obj}
+			merged[key] = len(out)
+			out = append(out, cp)
+			continue
+		}
+		p := &out[i]
+		n := p.Detail["requests"].(int) + 1
+		p.Detail["requests"] = n
+		if objs := p.Detail["objects"].([]string); len(objs) < maxMergedObjects && !slices.Contains(objs, obj) {
+			p.Detail["objects"] = append(objs, obj)
+		}
+		if lat > p.Detail["latency_ms"].(float64) {
+			p.Detail["latency_ms"] = lat
+		}
+		p.Message = fmt.Sprintf("%d %s requests on %s", n, OpReadOnly, ev.Target)
+	}
+	return out
 }
 
 // audit queues an event for the writer.
