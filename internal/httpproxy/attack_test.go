@@ -11,6 +11,9 @@ import (
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/find"
+	"github.com/vmware/govmomi/property"
+	"github.com/vmware/govmomi/session"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -335,5 +338,46 @@ func TestVSphereRESTSession(t *testing.T) {
 	})
 	if ev.Detail["object"] != "Category:team-a" || ev.Policy != "alice-tags" {
 		t.Fatalf("create event %+v", ev)
+	}
+}
+
+// TestServiceSessionRefreshed ends the service account's upstream session
+// behind the gateway's back: the next request logs in again and succeeds,
+// and the client never sees the upstream's NotAuthenticated fault.
+func TestServiceSessionRefreshed(t *testing.T) {
+	testenv.RequireRoot(t)
+	s := newVSphereSite(t)
+	g := s.gw
+	tok := g.login("/t/vc1/sdk", "alice", alicePassword)
+	find := envelope(`<FindByInventoryPath xmlns="urn:vim25"><_this type="SearchIndex">SearchIndex</_this><inventoryPath>/DC0/vm/DC0_H0_VM0</inventoryPath></FindByInventoryPath>`)
+	if code, body, _ := g.soapPost("/t/vc1/sdk", tok, find); code != 200 || !strings.Contains(body, "vm-") {
+		t.Fatalf("before: %d %s", code, body)
+	}
+	ctx := context.Background()
+	u, _ := url.Parse("https://" + s.sim.Addr + "/sdk")
+	u.User = url.UserPassword("svc", svcPassword)
+	c, err := govmomi.NewClient(ctx, u, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Logout(ctx) }()
+	var sm mo.SessionManager
+	if err := property.DefaultCollector(c.Client).RetrieveOne(ctx, *c.ServiceContent.SessionManager, []string{"sessionList", "currentSession"}, &sm); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, us := range sm.SessionList {
+		if us.Key != sm.CurrentSession.Key {
+			keys = append(keys, us.Key)
+		}
+	}
+	if len(keys) == 0 {
+		t.Fatal("the gateway's service session is not in the simulator's list")
+	}
+	if err := session.NewManager(c.Client).TerminateSession(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	if code, body, _ := g.soapPost("/t/vc1/sdk", tok, find); code != 200 || !strings.Contains(body, "vm-") {
+		t.Fatalf("after the upstream session ended: %d %s", code, body)
 	}
 }

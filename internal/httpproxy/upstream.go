@@ -161,10 +161,6 @@ func (u *upstream) url(path, rawQuery string) string {
 	return v.String()
 }
 
-// errNotAuthenticated is the upstream telling that the service session is
-// gone (expired, logged out): log in again and retry once.
-var errNotAuthenticated = errors.New("upstream session not authenticated")
-
 // do sends one request with the service credential of slot key, logging
 // in first when the credential is a session, and once more when the
 // upstream answers that the session is gone. The body is buffered, so a
@@ -317,14 +313,14 @@ func (u *upstream) soapLogin(ctx context.Context, secret string) (string, error)
 		return "", err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("Login answered %s: %s", resp.Status, faultString(body))
+		return "", fmt.Errorf("vSphere Login answered %s: %s", resp.Status, faultString(body))
 	}
 	for _, c := range resp.Cookies() {
 		if c.Name == soapCookie && c.Value != "" {
 			return c.Value, nil
 		}
 	}
-	return "", errors.New("Login set no " + soapCookie + " cookie")
+	return "", errors.New("vSphere Login set no " + soapCookie + " cookie")
 }
 
 func (u *upstream) sessionManagerID(ctx context.Context) (string, error) {
