@@ -134,6 +134,8 @@ func TestSOAPAttacks(t *testing.T) {
 		{"empty segment", "/t/vc1//sdk", tok, envelope(destroy), 400, "empty segment"},
 		{"path parameter", "/t/vc1/sdk;x=1", tok, envelope(destroy), 400, "character"},
 		{"escape to the gateway", "/t/../api/v1/me", tok, "", 400, "bad target path"},
+		{"SOAP at another path", "/t/vc1/sdk/", tok, envelope(destroy), 404, "served at /sdk"},
+		{"SOAP at another case", "/t/vc1/SDK", tok, envelope(destroy), 404, "served at /sdk"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -104,6 +105,7 @@ type request struct {
 	r      *http.Request
 	rt     route
 	target *resource.Target
+	engine *policy.Engine
 	start  time.Time
 	src    string
 	method string
@@ -126,8 +128,8 @@ func (q *request) event(outcome, op, object, pol, msg string, status int) store.
 	if status != 0 {
 		d["upstream_status"] = status
 	}
-	if len(q.groups) > 0 {
-		d["groups"] = q.groups
+	if groups := q.allGroups(); len(groups) > 0 {
+		d["groups"] = groups
 	}
 	if q.keyID != "" {
 		d["key_id"] = q.keyID
@@ -141,6 +143,18 @@ func (q *request) event(outcome, op, object, pol, msg string, status int) store.
 	}
 	return store.AuditEvent{Type: EventRequest, Outcome: outcome, User: q.user, Source: q.src, Target: q.target.Name,
 		SessionID: sid, Policy: pol, Message: msg, Detail: d}
+}
+
+// allGroups is the subject's groups for the audit trail: the gateway's
+// and, for a session, the directory's found at sign-in.
+func (q *request) allGroups() []string {
+	out := q.engine.Groups(q.user)
+	for _, g := range q.groups {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // serve runs one request for a target, in the order of the package doc.
@@ -167,7 +181,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		http.Error(w, "no such target", http.StatusNotFound)
 		return
 	}
-	q := &request{r: r, rt: rt, target: t, start: time.Now(), src: r.RemoteAddr, method: r.Method}
+	q := &request{r: r, rt: rt, target: t, engine: snap.Engine, start: time.Now(), src: r.RemoteAddr, method: r.Method}
 	path, err := cleanPath(strings.TrimPrefix(rawPath(r), rt.prefix))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -199,6 +213,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	}
 	q.body = body
 	vsphere := t.Catalog == resource.CatalogVSphere
+	if vsphere && path != "/sdk" && strings.HasPrefix(strings.ToLower(path), "/sdk") {
+		// SOAP is judged at /sdk only: another path the upstream might
+		// also serve SOAP at (/sdk/, /SDK, /sdk/vimService) is no way
+		// around the parser.
+		http.Error(w, "the vSphere API is served at /sdk", http.StatusNotFound)
+		return
+	}
 	if vsphere && path == "/sdk" && r.Method == http.MethodPost {
 		call, err := parseSOAP(body)
 		if err != nil {
@@ -390,6 +411,12 @@ func (s *Server) upstreamFailed(w http.ResponseWriter, q *request, m mapping, po
 // session headers and hop-by-hop headers. It returns the bytes copied.
 func (s *Server) relay(w http.ResponseWriter, q *request, resp *http.Response) int64 {
 	clientHeader(w.Header(), resp.Header)
+	if q.rt.prefix != "" {
+		// The upstream's own policy (copied above) replaced the
+		// gateway's: a second header adds to it, and browsers enforce
+		// both.
+		w.Header().Add("Content-Security-Policy", "sandbox")
+	}
 	if loc := resp.Header.Get("Location"); loc != "" && q.rt.prefix != "" && strings.HasPrefix(loc, "/") {
 		// A redirect to the upstream's own path stays under the prefix.
 		w.Header().Set("Location", q.rt.prefix+loc)

@@ -191,7 +191,7 @@ func newVSphereSite(t *testing.T, opts ...func(*httpproxy.Config)) *vsphereSite 
 	sim := testenv.StartVCSim(t, "svc", svcPassword)
 	gw := startGateway(t, opts...)
 	gw.apply(
-		&resource.User{Kind: resource.KindUser, Name: "alice"},
+		&resource.User{Kind: resource.KindUser, Name: "alice", Groups: []string{"vm-ops"}},
 		&resource.User{Kind: resource.KindUser, Name: "bob"},
 		&resource.Target{Kind: resource.KindTarget, Name: "vc1", Protocol: resource.ProtocolHTTP, TLSCA: string(sim.CAPEM),
 			HTTP: resource.HTTP{URL: sim.URL, Catalog: resource.CatalogVSphere,

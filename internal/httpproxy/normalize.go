@@ -120,7 +120,7 @@ func upstreamHeader(in http.Header) http.Header {
 var droppedResponseHeaders = []string{
 	"Set-Cookie", "Set-Cookie2", "Vmware-Api-Session-Id", "Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Connection", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Www-Authenticate", "Alt-Svc",
-	"Strict-Transport-Security", "Content-Length",
+	"Strict-Transport-Security", "Content-Length", "Clear-Site-Data",
 }
 
 // clientHeader copies the upstream's response header for the client,

@@ -110,7 +110,9 @@ type Config struct {
 	SessionMax  time.Duration
 	// MaxSessions bounds live gateway sessions. Default 10000.
 	MaxSessions int
-	// UpstreamTimeout bounds one upstream exchange (headers). Default 60s.
+	// UpstreamTimeout bounds the wait for an upstream answer's headers.
+	// Default 15 minutes: WaitForUpdatesEx long-polls until something
+	// changes.
 	UpstreamTimeout time.Duration
 	// FailuresPerMinute and FailureBurst rate limit failed sign-ins per
 	// source address. Defaults 10 and 20.
@@ -132,7 +134,7 @@ func (c *Config) setDefaults() {
 		c.MaxSessions = 10000
 	}
 	if c.UpstreamTimeout == 0 {
-		c.UpstreamTimeout = 60 * time.Second
+		c.UpstreamTimeout = 15 * time.Minute
 	}
 	if c.FailuresPerMinute == 0 {
 		c.FailuresPerMinute = 10

@@ -1,6 +1,7 @@
 package httpproxy_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func TestGovcThroughGateway(t *testing.T) {
 		return ev.Detail["operation"] == "vm.power_on" && ev.Outcome == audit.Success
 	})
 	if ev.User != "alice" || ev.Target != "vc1" || ev.Policy != "alice-vm" || !strings.HasPrefix(ev.Detail["object"].(string), "VirtualMachine:vm-") ||
-		ev.Detail["upstream_status"] != float64(200) || ev.SessionID == "" {
+		ev.Detail["upstream_status"] != float64(200) || ev.SessionID == "" || fmt.Sprint(ev.Detail["groups"]) != "[vm-ops]" {
 		t.Fatalf("power on event: %+v", ev)
 	}
 

@@ -199,3 +199,12 @@ func (e *Engine) ExplainHTTP(r Request) (Decision, []Step) {
 	}
 	return d, steps
 }
+
+// Groups returns the groups the resources give a user (its own list and
+// the Groups naming it), for audit trails; nil for an unknown user.
+func (e *Engine) Groups(user string) []string {
+	if u, ok := e.users[user]; ok {
+		return slices.Clone(u.groups)
+	}
+	return nil
+}
