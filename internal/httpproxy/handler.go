@@ -501,23 +501,23 @@ func (s *Server) signIn(q *request, user, pw string) (*newSession, string) {
 		return nil, "too many failed sign-ins; wait a minute"
 	}
 	res := s.checkLogin(q.r.Context(), q.target.Name, user, pw, src)
-	detail["method"] = res.method
-	if !res.ok {
+	detail["method"] = res.Method
+	if !res.OK {
 		s.failures.failed(src)
-		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, User: res.known, Source: q.src,
-			Target: q.target.Name, Message: res.why, Detail: detail})
-		return nil, res.tell
+		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, User: res.Known, Source: q.src,
+			Target: q.target.Name, Message: res.Why, Detail: detail})
+		return nil, res.Tell
 	}
 	tok, h := newToken()
-	ws := &webSession{id: newSessionID(), token: h, user: res.ident.Name, kind: res.ident.Kind, groups: res.groups,
-		target: q.target.Name, src: q.src, mfa: res.mfa, method: res.method, start: time.Now()}
+	ws := &webSession{id: newSessionID(), token: h, user: res.Ident.Name, kind: res.Ident.Kind, groups: res.Groups,
+		target: q.target.Name, src: q.src, mfa: res.MFA, method: res.Method, start: time.Now()}
 	ws.last.Store(ws.start.UnixNano())
 	if !s.addSession(ws) {
 		s.audit(store.AuditEvent{Type: audit.SessionLimit, Outcome: audit.Deny, User: ws.user, Source: q.src,
 			Target: q.target.Name, Message: "too many web API sessions", Detail: detail})
 		return nil, "the gateway has too many sessions"
 	}
-	detail["mfa"] = res.mfa
+	detail["mfa"] = res.MFA
 	s.audit(store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, User: ws.user, Source: q.src,
 		Target: q.target.Name, SessionID: ws.id, Message: "web API sign-in", Detail: detail})
 	return &newSession{ws, tok}, ""

@@ -51,6 +51,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/signin"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -159,6 +160,7 @@ type Server struct {
 	closed    bool
 
 	failures *failureLimiter
+	signin   *signin.Checker
 
 	// events carries audit events to the writer goroutine, so that a
 	// request waits for the store only when the queue is full; no event
@@ -182,7 +184,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, sessions: map[[32]byte]*webSession{}, upstreams: map[string]*upstream{},
 		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst),
-		events:   make(chan store.AuditEvent, 4096), writerEnd: make(chan struct{})}
+		signin: &signin.Checker{Credentials: cfg.Credentials, Snapshot: cfg.Snapshot, DirectoryPassword: cfg.DirectoryPassword,
+			Groups: cfg.Groups, MFA: cfg.MFA},
+		events: make(chan store.AuditEvent, 4096), writerEnd: make(chan struct{})}
 	go s.auditWriter()
 	return s, nil
 }
