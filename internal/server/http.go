@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/httpproxy"
 	"github.com/portcullis/portcullis/internal/livesession"
+	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
 
@@ -30,7 +31,7 @@ func (s *Server) buildHTTPProxy(v *vault.Vault, next http.Handler, keys api.Auth
 			if !ok {
 				continue
 			}
-			if p.Via == api.ViaAPIKey && p.KeyKind != "access" {
+			if p.Via == api.ViaAPIKey && p.KeyKind != store.APIKeyAccess {
 				return httpproxy.Caller{}, false, fmt.Errorf("API key %s is not an access key", p.KeyID)
 			}
 			if p.Name == "" {
