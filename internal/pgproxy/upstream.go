@@ -49,6 +49,15 @@ func (s *Server) dialUpstream(ctx context.Context, snap *inventory.Snapshot, t *
 	if err != nil {
 		return nil, err
 	}
+	// pgconn may still hold bytes it read ahead, or run its background
+	// reader (started when a write during the handshake was slow, as on a
+	// loaded machine); either would take the database's answer to the
+	// client's first query from the relay, and the session would hang.
+	// SyncConn drains and stops both, as pgconn asks before Hijack.
+	if err := conn.SyncConn(ctx); err != nil {
+		conn.Close(context.Background())
+		return nil, fmt.Errorf("sync before hijack: %w", err)
+	}
 	hc, err := conn.Hijack()
 	if err != nil {
 		conn.Close(context.Background())
