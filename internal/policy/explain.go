@@ -143,18 +143,7 @@ func (e *Engine) jitSteps(d Decision, r Request, steps []Step) []Step {
 }
 
 // grantByName finds a compiled target-access or proxy policy by name.
-func (e *Engine) grantByName(name string) *compiled {
-	for _, ix := range []index{e.access, e.proxy} {
-		for _, list := range ix.byUser {
-			for _, c := range list {
-				if c.name == name {
-					return c
-				}
-			}
-		}
-	}
-	return nil
-}
+func (e *Engine) grantByName(name string) *compiled { return e.byName[name] }
 
 func window(c *compiled) string {
 	switch {

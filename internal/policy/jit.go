@@ -152,3 +152,18 @@ func (e *Engine) MayApprove(name, user string, extra []string) bool {
 	}
 	return false
 }
+
+// Covers reports whether the target-access or proxy policy name covers
+// target (names, environments and labels resolved).
+func (e *Engine) Covers(name, target string) bool {
+	c := e.byName[name]
+	return c != nil && c.targets[target]
+}
+
+// LoginName returns the login name ({username}) of a user, "" if unknown.
+func (e *Engine) LoginName(user string) string {
+	if u, ok := e.users[user]; ok {
+		return u.loginName
+	}
+	return ""
+}

@@ -308,6 +308,8 @@ type Engine struct {
 	jit index
 	// jitPolicies holds every jit policy by name.
 	jitPolicies map[string]*resource.Policy
+	// byName holds the compiled target-access and proxy policies.
+	byName map[string]*compiled
 	count       int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
@@ -364,6 +366,7 @@ func Compile(in Input) (*Engine, error) {
 	sorted := slices.Clone(in.Policies)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	byName := map[string]*compiled{}
+	e.byName = byName
 	for _, p := range sorted {
 		var ix index
 		switch p.Type {
@@ -385,7 +388,9 @@ func Compile(in Input) (*Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 		}
-		byName[p.Name] = c
+		if p.Type != resource.PolicySessionRecording {
+			byName[p.Name] = c
+		}
 		ix.add(p, c)
 		if p.Type == resource.PolicyTargetAccess && p.RequireMFA {
 			e.anyRequireMFA = true
