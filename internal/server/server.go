@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/httpproxy"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/jit"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/pgproxy"
@@ -65,6 +66,8 @@ type Server struct {
 	sso       *sso.Provider // nil without an oidc: section
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
+	// jit files, decides and expires just-in-time requests.
+	jit *jit.Service
 	spool   *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
@@ -303,9 +306,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := s.buildPG(v); err != nil {
 		return nil, err
 	}
+	if err := s.buildJIT(auditLog); err != nil {
+		return nil, err
+	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
-		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString})
+		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -497,6 +503,13 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
+	}()
+	// Just-in-time grants end on time to within this check's period;
+	// the grant's own valid_until ends sessions on the second anyway.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.jit.Run(runCtx, 15*time.Second)
 	}()
 	// Scheduled key rotation (Accounts with rotate_every): checked every
 	// minute, which is plenty for periods of an hour or more.
