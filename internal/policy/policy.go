@@ -310,7 +310,7 @@ type Engine struct {
 	jitPolicies map[string]*resource.Policy
 	// byName holds the compiled target-access and proxy policies.
 	byName map[string]*compiled
-	count       int
+	count  int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
 	anyRequireMFA bool

@@ -67,8 +67,8 @@ type Server struct {
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
 	// jit files, decides and expires just-in-time requests.
-	jit *jit.Service
-	spool   *audit.Spool
+	jit   *jit.Service
+	spool *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
