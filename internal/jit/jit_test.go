@@ -35,6 +35,7 @@ groups: [leads]
 ---
 kind: User
 name: hal
+email: hal@example.com
 ---
 kind: Target
 name: web1
