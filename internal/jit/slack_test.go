@@ -77,7 +77,9 @@ func TestSlackApprovalAndAttacks(t *testing.T) {
 		}
 	}
 	now := s.clock.Now()
-	click := func(user, action string) []byte { return s.slack.BlockActions(user, msg.Channel, msg.TS, action, req.ID) }
+	click := func(user, action string) []byte {
+		return s.slack.BlockActions(user, msg.Channel, msg.TS, action, req.ID)
+	}
 	for _, c := range []struct {
 		name   string
 		req    *http.Request
