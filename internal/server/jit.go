@@ -1,6 +1,10 @@
 package server
 
 import (
+	"fmt"
+	"os"
+	"strings"
+
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/jit"
 )
@@ -8,6 +12,36 @@ import (
 // buildJIT makes the just-in-time service with the notifiers the config
 // names.
 func (s *Server) buildJIT(auditLog *audit.Log) error {
-	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit")})
+	var notifiers []jit.Notifier
+	if c := s.cfg.JIT; c != nil && c.Slack != nil {
+		token, err := readSecretFile("jit.slack.bot_token_file", c.Slack.BotTokenFile)
+		if err != nil {
+			return err
+		}
+		secret, err := readSecretFile("jit.slack.signing_secret_file", c.Slack.SigningSecretFile)
+		if err != nil {
+			return err
+		}
+		s.slack = &jit.Slack{Token: token, SigningSecret: []byte(secret), Channel: c.Slack.Channel, APIURL: c.Slack.APIURL,
+			ResponseHosts: c.Slack.ResponseHosts}
+		notifiers = append(notifiers, s.slack)
+	}
+	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers})
+	if s.slack != nil {
+		s.slack.Attach(s.jit)
+	}
 	return nil
+}
+
+// readSecretFile reads a one-line secret, trailing newline ignored.
+func readSecretFile(key, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return v, nil
 }

@@ -66,8 +66,10 @@ type Server struct {
 	sso       *sso.Provider // nil without an oidc: section
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
-	// jit files, decides and expires just-in-time requests.
+	// jit files, decides and expires just-in-time requests; slack, when
+	// configured, announces them and takes decisions from its buttons.
 	jit   *jit.Service
+	slack *jit.Slack
 	spool *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
