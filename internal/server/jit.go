@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/jit"
@@ -26,7 +27,12 @@ func (s *Server) buildJIT(auditLog *audit.Log) error {
 			ResponseHosts: c.Slack.ResponseHosts}
 		notifiers = append(notifiers, s.slack)
 	}
-	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers})
+	s.jitNow = time.Now
+	now := func() time.Time { return s.jitNow() }
+	if s.slack != nil {
+		s.slack.Now = now
+	}
+	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers, Now: now})
 	if s.slack != nil {
 		s.slack.Attach(s.jit)
 	}

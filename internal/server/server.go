@@ -70,6 +70,10 @@ type Server struct {
 	// configured, announces them and takes decisions from its buttons.
 	jit   *jit.Service
 	slack *jit.Slack
+	// jitNow is the just-in-time service's clock, read on every use:
+	// time.Now unless a test in this package moves it (set after New,
+	// before Run).
+	jitNow func() time.Time
 	spool *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
@@ -270,7 +274,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	files := &fdlimit.Budget{}
 	s.metrics.FileHeadroom(files.Free)
+	if err := s.buildJIT(auditLog); err != nil {
+		return nil, err
+	}
 	s.gate, err = sshgate.New(sshgate.Config{
+		JITUsed:     s.jit.Used,
 		Files:       files,
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),
@@ -306,9 +314,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	if err := s.buildPG(v); err != nil {
-		return nil, err
-	}
-	if err := s.buildJIT(auditLog); err != nil {
 		return nil, err
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
