@@ -270,4 +270,3 @@ approvers: {users: [frank]}
 		}
 	}
 }
-

@@ -74,7 +74,7 @@ type Server struct {
 	// time.Now unless a test in this package moves it (set after New,
 	// before Run).
 	jitNow func() time.Time
-	spool *audit.Spool
+	spool  *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
