@@ -68,6 +68,21 @@ require_reason: true
 approvers: {users: [frank], groups: [leads]}
 ---
 kind: Policy
+name: kube-child
+type: kubernetes
+subjects: {groups: [nobody]}
+targets: {names: [web1]}
+cluster_groups: [view]
+---
+kind: Policy
+name: kube-jit
+type: jit
+subjects: {users: [gina]}
+child_policies: [kube-child]
+duration: 10m
+auto_approve: true
+---
+kind: Policy
 name: auto-jit
 type: jit
 subjects: {users: [hal]}
@@ -352,5 +367,29 @@ func TestGrantsCannotBeApplied(t *testing.T) {
 	}
 	if _, err := s.inv.Get(context.Background(), resource.KindPolicy, forged.Name); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("orphan grant kept: %v", err)
+	}
+}
+
+// TestKubernetesChild: a kubernetes child is granted as a kubernetes
+// JIT policy (stored for the Kubernetes front, which main does not have
+// yet), narrowed and ending like any grant.
+func TestKubernetesChild(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	req, err := s.svc.Request(ctx, Input{Requester: "gina", Target: "web1", Policy: "kube-jit", Reason: "debug"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.State != store.JITApproved {
+		t.Fatalf("%+v", req)
+	}
+	obj, err := s.inv.Get(ctx, resource.KindPolicy, req.Grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := obj.(*resource.Policy)
+	if p.Type != resource.PolicyKubernetes || !slices2(p.Subjects.Users, "gina") || !slices2(p.ClusterGroups, "view") ||
+		!p.ValidUntil.Equal(req.ExpiresAt) || p.JITGrant.Approval != resource.ApprovalAuto {
+		t.Fatalf("grant %+v", p)
 	}
 }

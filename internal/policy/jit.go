@@ -20,9 +20,10 @@ import (
 //     target user (Decide) or the database or operation (DecideProxy,
 //     DecideHTTP), JIT grants are not consulted, so its command rules,
 //     limits and window stay what they were;
-//   - otherwise one JIT grant decides: manual approval before automatic,
-//     then the shortest duration (manual 5 min, manual 10 min, auto 5 min,
-//     auto 10 min), then the name.
+//   - otherwise one JIT grant decides, among those that cover the
+//     request: manual approval before automatic, then the shortest
+//     duration (manual 5 min, manual 10 min, auto 5 min, auto 10 min),
+//     then the name.
 
 // compileJIT indexes a jit policy under the targets its compiled children
 // cover, for JITOptions.
@@ -153,8 +154,8 @@ func (e *Engine) MayApprove(name, user string, extra []string) bool {
 	return false
 }
 
-// Covers reports whether the target-access or proxy policy name covers
-// target (names, environments and labels resolved).
+// Covers reports whether the target-access, proxy or kubernetes policy
+// name covers target (names, environments and labels resolved).
 func (e *Engine) Covers(name, target string) bool {
 	c := e.byName[name]
 	return c != nil && c.targets[target]

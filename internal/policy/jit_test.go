@@ -162,3 +162,45 @@ func TestJITExplain(t *testing.T) {
 		t.Errorf("no jit step: %+v", steps)
 	}
 }
+
+// TestJITProxyGrant: a JIT grant of a proxy child is honoured by
+// DecideProxy (the PostgreSQL front's question), with the same precedence.
+func TestJITProxyGrant(t *testing.T) {
+	until := jitNow.Add(time.Hour)
+	pg := func(name, subject, approval string, d time.Duration, dbs ...string) *resource.Policy {
+		u := jitNow.Add(d)
+		return &resource.Policy{Name: name, Type: resource.PolicyProxy, Subjects: resource.Subjects{Users: []string{subject}},
+			Targets: resource.TargetSelector{Names: []string{"pg1"}}, TargetUsers: []string{"app"}, Databases: dbs, ValidUntil: &u,
+			JITGrant: &resource.JITGrant{Request: "req-" + name, JITPolicy: "pg-jit", Approval: approval, Duration: resource.Duration(d)}}
+	}
+	standing := &resource.Policy{Name: "frank-pg", Type: resource.PolicyProxy, Subjects: resource.Subjects{Users: []string{"frank"}},
+		Targets: resource.TargetSelector{Names: []string{"pg1"}}, TargetUsers: []string{"app"}, Databases: []string{"reports"}, ValidUntil: &until}
+	for _, c := range []struct {
+		name     string
+		policies []*resource.Policy
+		subject  string
+		database string
+		want     string
+	}{
+		{"no grant", nil, "erin", "orders", ""},
+		{"grant", []*resource.Policy{pg("JIT-pgauto10", "erin", resource.ApprovalAuto, 10*time.Minute)}, "erin", "orders", "JIT-pgauto10"},
+		{"manual beats auto", []*resource.Policy{pg("JIT-pgauto05", "erin", resource.ApprovalAuto, 5*time.Minute), pg("JIT-pgman010", "erin", resource.ApprovalManual, 10*time.Minute)}, "erin", "orders", "JIT-pgman010"},
+		// Precedence is among the grants that cover the request.
+		{"a grant not covering the database does not compete", []*resource.Policy{pg("JIT-pgman005", "erin", resource.ApprovalManual, 5*time.Minute, "reports"), pg("JIT-pgauto01", "erin", resource.ApprovalAuto, time.Minute)}, "erin", "orders", "JIT-pgauto01"},
+		{"only the manual grant covers", []*resource.Policy{pg("JIT-pgman005", "erin", resource.ApprovalManual, 5*time.Minute, "reports"), pg("JIT-pgauto01", "erin", resource.ApprovalAuto, time.Minute, "reports")}, "erin", "orders", ""},
+		{"standing access wins", []*resource.Policy{standing, pg("JIT-pgfrank1", "frank", resource.ApprovalManual, 5*time.Minute)}, "frank", "reports", "frank-pg"},
+		{"a grant adds a database standing access lacks", []*resource.Policy{standing, pg("JIT-pgfrank1", "frank", resource.ApprovalManual, 5*time.Minute)}, "frank", "orders", "JIT-pgfrank1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := Compile(jitSite(c.policies...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := e.DecideProxy(Request{Subject: c.subject, Target: "pg1", TargetUser: "app", Database: c.database,
+				Source: netip.MustParseAddr("10.1.1.1"), Now: jitNow})
+			if got := map[bool]string{true: d.Policy, false: ""}[d.Allow]; got != c.want {
+				t.Fatalf("decided by %q (%s), want %q", got, d.Reason, c.want)
+			}
+		})
+	}
+}

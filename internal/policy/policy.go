@@ -379,9 +379,17 @@ func Compile(in Input) (*Engine, error) {
 		case resource.PolicyJIT:
 			e.jitPolicies[p.Name] = p
 			continue
+		case resource.PolicyKubernetes:
+			// Validated and stored; their front (later) decides with
+			// them. Compiled only to resolve their targets, so that a
+			// jit policy may grant them (Covers).
+			c, err := e.compilePolicy(p, envs, ops)
+			if err != nil {
+				return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+			}
+			byName[p.Name] = c
+			continue
 		default:
-			// kubernetes policies are validated and stored; their
-			// front (later) decides with them.
 			continue
 		}
 		c, err := e.compilePolicy(p, envs, ops)
