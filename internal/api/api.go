@@ -33,6 +33,12 @@
 //	POST   /api/v1/users/{name}/mfa          enroll a TOTP second factor, pending until confirmed (MFAEnrollResponse)
 //	POST   /api/v1/users/{name}/mfa/confirm  activate it with a first code (MFAConfirmRequest)
 //	DELETE /api/v1/users/{name}/mfa          reset it (admins)
+//	POST   /api/v1/jit/requests              request just-in-time access as the caller (JITRequestBody)
+//	GET    /api/v1/jit/requests              requests the caller may see, newest first (query: state, requester)
+//	GET    /api/v1/jit/requests/{id}         one request with its history
+//	POST   /api/v1/jit/requests/{id}/approve approve (an approver of its jit policy or an admin; never the requester)
+//	POST   /api/v1/jit/requests/{id}/deny    deny, with a reason (JITDecisionBody)
+//	POST   /api/v1/jit/requests/{id}/revoke  end an approved request's access now (admins)
 //
 // Watching, downloading and deleting a recording are audited (recording.view,
 // recording.download, recording.delete); a view or download the trail
@@ -56,6 +62,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/jit"
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -96,6 +103,9 @@ type Config struct {
 	// verify checks the trail against; nil checks the hash chain alone
 	// and answers 404 on the audit key route.
 	Checkpoints *audit.Checkpointer
+	// JIT files and decides just-in-time requests; nil answers 503 on
+	// the /jit routes.
+	JIT *jit.Service
 	// SSHAddr returns the SSH front's bound address (host:port), read
 	// when /me is answered so that a listener bound after New counts;
 	// nil means unknown.
@@ -116,6 +126,7 @@ type api struct {
 	mfa        *mfa.Service
 	rotator    *rotate.Rotator
 	checkpts   *audit.Checkpointer
+	jit        *jit.Service
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -232,6 +243,12 @@ func (a *api) routes() []route {
 		{"DELETE /api/v1/users/{name}/ssh-keys/{fingerprint...}", accessUser, a.removeSSHKey},
 		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
 		{"POST /api/v1/targets/{name}/pin", accessAdmin, a.pinTarget},
+		{"POST /api/v1/jit/requests", accessUser, a.createJITRequest},
+		{"GET /api/v1/jit/requests", accessUser, a.listJITRequests},
+		{"GET /api/v1/jit/requests/{id}", accessUser, a.getJITRequest},
+		{"POST /api/v1/jit/requests/{id}/approve", accessUser, a.approveJITRequest},
+		{"POST /api/v1/jit/requests/{id}/deny", accessUser, a.denyJITRequest},
+		{"POST /api/v1/jit/requests/{id}/revoke", accessAdmin, a.revokeJITRequest},
 	}
 }
 
@@ -240,7 +257,7 @@ func (a *api) routes() []route {
 // listener).
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
-		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, sshAddr: cfg.SSHAddr, now: time.Now,
+		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, jit: cfg.JIT, sshAddr: cfg.SSHAddr, now: time.Now,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

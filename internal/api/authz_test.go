@@ -271,6 +271,14 @@ var matrix = []matrixCase{
 	}, want: row(403, 403, 201, 201)},
 	// web1 has no learned host key here: admins hear so.
 	{pattern: "POST /api/v1/targets/{name}/pin", path: "/api/v1/targets/web1/pin", want: row(403, 403, 409, 403)},
+	// This gateway has no JIT service: users reach the routes and hear
+	// 503; who may decide what is tested in jit_test.go.
+	{pattern: "POST /api/v1/jit/requests", body: constBody(`{"target":"web1","reason":"x"}`), want: row(503, 503, 503, 403)},
+	{pattern: "GET /api/v1/jit/requests", want: row(503, 503, 503, 403)},
+	{pattern: "GET /api/v1/jit/requests/{id}", path: "/api/v1/jit/requests/req-x", want: row(503, 503, 503, 403)},
+	{pattern: "POST /api/v1/jit/requests/{id}/approve", path: "/api/v1/jit/requests/req-x/approve", want: row(503, 503, 503, 403)},
+	{pattern: "POST /api/v1/jit/requests/{id}/deny", path: "/api/v1/jit/requests/req-x/deny", want: row(503, 503, 503, 403)},
+	{pattern: "POST /api/v1/jit/requests/{id}/revoke", path: "/api/v1/jit/requests/req-x/revoke", want: row(403, 403, 503, 403)},
 }
 
 // testHostKey is a valid ed25519 public key for registrations (and, in

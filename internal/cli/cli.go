@@ -57,7 +57,12 @@ type env struct {
 
 	dataDir string
 	socket  string
-	client  *client
+	// gateway, apiKeyFile and caFile select the HTTPS API instead of the
+	// admin socket (remote.go).
+	gateway    string
+	apiKeyFile string
+	caFile     string
+	client     *client
 }
 
 // exitError carries an exit code and a one-line message to Run.
@@ -187,6 +192,9 @@ func (e *env) globalFlags(fs *flag.FlagSet) {
 	fs.StringVar(&e.socket, "socket", e.socket, "")
 	// The server's name for the same path, for whoever copies it over.
 	fs.StringVar(&e.socket, "admin-socket", e.socket, "")
+	fs.StringVar(&e.gateway, "gateway", e.gateway, "")
+	fs.StringVar(&e.apiKeyFile, "api-key-file", e.apiKeyFile, "")
+	fs.StringVar(&e.caFile, "ca-file", e.caFile, "")
 }
 
 // flags returns a FlagSet for the running command with the global flags.
@@ -245,6 +253,13 @@ func (e *env) socketPath() (string, error) {
 
 // api returns the client, connecting on first use.
 func (e *env) api() (*client, error) {
+	if e.client == nil && (e.gateway != "" || os.Getenv(envGateway) != "") {
+		c, err := e.remoteClient()
+		if err != nil {
+			return nil, err
+		}
+		e.client = c
+	}
 	if e.client == nil {
 		path, err := e.socketPath()
 		if err != nil {
@@ -296,6 +311,7 @@ func commands() *command {
 			{name: "commands ls", usage: commandsUsage, run: runCommandsLs},
 		}},
 		policyCommand(),
+		jitCommand(),
 		{name: "apikey", usage: apikeyUsage, subs: []*command{
 			{name: "apikey create", usage: apikeyUsage, run: runAPIKeyCreate},
 			{name: "apikey ls", usage: apikeyUsage, run: runAPIKeyLs},
@@ -345,6 +361,11 @@ const globalFlagsUsage = `Global flags (before or after the command):
   --data-dir DIR   the gateway's data directory (default ./data, or $PORTCULLIS_DATA_DIR);
                    the CLI talks to DIR/admin.sock
   --socket PATH    the admin socket itself (also --admin-socket), overriding --data-dir
+  --gateway URL    talk to the gateway's HTTPS API (https://HOST:PORT, or
+                   $PORTCULLIS_GATEWAY) as the user of an API key, instead of the
+                   admin socket: the key from --api-key-file FILE or
+                   $PORTCULLIS_API_KEY; --ca-file FILE (or $PORTCULLIS_CA_FILE)
+                   trusts the gateway's certificate when no system CA signs it
   -h, --help       show help
 `
 
@@ -373,6 +394,14 @@ Policies:
                               decide one access question; show which policies matched and why
   policy test CASES.yaml      run policy test cases (--policies FILE, --offline for CI
                               without a gateway); exit 1 on any mismatch
+
+Just-in-time access:
+  jit request --target NAME   request temporary access (--account, --duration, --reason, --wait)
+  jit ls                      list requests, ended ones too (--state, --requester, --json)
+  jit show ID                 one request with its history
+  jit approve ID              approve a request (approvers; never your own)
+  jit deny ID --reason TEXT   deny a request
+  jit revoke ID               end an approved request's access now (admins)
 
 Sessions:
   sessions ls                 list running sessions (--json)

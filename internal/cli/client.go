@@ -21,6 +21,11 @@ import (
 type client struct {
 	socket string
 	hc     *http.Client
+	// base is the URL requests go to: a placeholder host for the socket,
+	// the gateway's HTTPS URL for a remote client (remote.go), whose
+	// apiKey goes in every request.
+	base   string
+	apiKey string
 }
 
 func newClient(socket string) *client {
@@ -32,7 +37,7 @@ func newClient(socket string) *client {
 		// Proxies from the environment must not see admin requests.
 		Proxy: nil,
 	}
-	return &client{socket: socket, hc: &http.Client{Transport: tr}}
+	return &client{socket: socket, hc: &http.Client{Transport: tr}, base: "http://portcullis"}
 }
 
 // apiError is an answer with an error status; msg is the gateway's
@@ -70,9 +75,9 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 // send is do that also returns the answer's headers (nil on error), for
 // the listings that name their next page there.
 func (c *client) send(ctx context.Context, method, path string, query url.Values, contentType string, body []byte, out any) (http.Header, error) {
-	// path is already escaped (resourcePath); the host is a placeholder,
-	// the transport always dials the socket.
-	u := "http://portcullis" + path
+	// path is already escaped (resourcePath); for the socket the host is
+	// a placeholder, the transport always dials the socket.
+	u := c.base + path
 	if q := query.Encode(); q != "" {
 		u += "?" + q
 	}
@@ -88,6 +93,7 @@ func (c *client) send(ctx context.Context, method, path string, query url.Values
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, c.transportError(ctx, err)
@@ -110,6 +116,9 @@ func (c *client) send(ctx context.Context, method, path string, query url.Values
 func (c *client) transportError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return &exitError{code: exitFailure, msg: fmt.Sprintf("interrupted: %v", ctx.Err())}
+	}
+	if c.socket == "" {
+		return &exitError{code: exitFailure, msg: fmt.Sprintf("request to the gateway at %s failed: %v", c.base, err)}
 	}
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "dial" {

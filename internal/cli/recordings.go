@@ -445,7 +445,7 @@ func (c *client) stream(ctx context.Context, path string, query url.Values) (io.
 
 // streamHeader is stream, with the answer's header.
 func (c *client) streamHeader(ctx context.Context, path string, query url.Values) (io.ReadCloser, http.Header, error) {
-	u := "http://portcullis" + path
+	u := c.base + path
 	if q := query.Encode(); q != "" {
 		u += "?" + q
 	}
@@ -453,6 +453,7 @@ func (c *client) streamHeader(ctx context.Context, path string, query url.Values
 	if err != nil {
 		return nil, nil, &exitError{code: exitFailure, msg: fmt.Sprintf("build request: %v", err)}
 	}
+	c.authorize(req)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, nil, c.transportError(ctx, err)

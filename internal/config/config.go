@@ -142,6 +142,9 @@ type Config struct {
 	// OIDC, when set, adds single sign-on with an OpenID Connect provider
 	// to the console and to SSH. Config file only, like Directory.
 	OIDC *OIDC `yaml:"oidc"`
+	// JIT, when set, announces just-in-time requests (Slack). Config
+	// file only.
+	JIT *JIT `yaml:"jit"`
 }
 
 // gatewayIDPattern is what a gateway id may be: it is shown in listings
@@ -594,6 +597,11 @@ func (c *Config) Resolve() error {
 	}
 	if c.OIDC != nil {
 		if err := c.OIDC.validate(); err != nil {
+			return err
+		}
+	}
+	if c.JIT != nil {
+		if err := c.JIT.validate(); err != nil {
 			return err
 		}
 	}

@@ -173,9 +173,38 @@ type Change struct {
 // reference against the stream and the store. Objects are validated again
 // here: the API accepts them from any client.
 func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
+	if err := refuseGrants(objs); err != nil {
+		return nil, err
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.applyLocked(ctx, objs, false, false)
+}
+
+// refuseGrants keeps JIT grants out of Apply, Plan and Create: only
+// PutGrant makes them, for a request package jit approved, so that every
+// JIT-xxxxxxxx policy has a request and a history behind it.
+func refuseGrants(objs []resource.Object) error {
+	for i, o := range objs {
+		if p, ok := o.(*resource.Policy); ok && (p.JITGrant != nil || resource.IsJITGrantName(p.Name)) {
+			return &resource.DocError{Index: i + 1, Kind: o.GetKind(), Name: o.GetName(),
+				Err: fmt.Errorf("JIT grants are created by the gateway for approved requests (portcullis jit request / approve), not applied")}
+		}
+	}
+	return nil
+}
+
+// PutGrant stores a JIT grant (a policy with JITGrant set), checked and
+// compiled like any policy; live sessions are re-checked by the
+// subscribers as for any change.
+func (inv *Inventory) PutGrant(ctx context.Context, p *resource.Policy) error {
+	if p.JITGrant == nil {
+		return fmt.Errorf("policy %q is not a JIT grant", p.Name)
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	_, err := inv.applyLocked(ctx, []resource.Object{p}, true, false)
+	return err
 }
 
 // Plan is Apply without storing anything: the same checks, warnings and
@@ -183,6 +212,9 @@ func (inv *Inventory) Apply(ctx context.Context, objs []resource.Object) (*Apply
 // Apply would do at this moment. A new Account's key is generated to fill
 // the result and then forgotten.
 func (inv *Inventory) Plan(ctx context.Context, objs []resource.Object) (*ApplyResult, error) {
+	if err := refuseGrants(objs); err != nil {
+		return nil, err
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.applyLocked(ctx, objs, false, true)
@@ -199,6 +231,9 @@ var ErrExists = errors.New("already exists")
 // When o exists, Create returns the stored object and an error wrapping
 // ErrExists.
 func (inv *Inventory) Create(ctx context.Context, o resource.Object) (resource.Object, error) {
+	if err := refuseGrants([]resource.Object{o}); err != nil {
+		return nil, err
+	}
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	rec, err := inv.store.Get(ctx, string(o.GetKind()), o.GetName())

@@ -190,6 +190,7 @@ func (e *Engine) Decide(r Request) Decision {
 			ob.Provision = true
 		}
 	}
+	cands = preferRegular(cands, func(c *compiled) bool { return e.stage(c, &r, loginName, certAuth, now) == stageGranted })
 	for _, list := range cands {
 		for _, c := range list {
 			st := e.stage(c, &r, loginName, certAuth, now)
@@ -238,7 +239,7 @@ func (e *Engine) Decide(r Request) Decision {
 	}
 	if granted != nil {
 		ob.AllowUncertain = rulesGranted && !uncertainRefused
-		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Fullscreen: fullscreen, Obligations: ob}
+		d := Decision{Allow: true, Policy: granted.name, Operation: grantedOp, Fullscreen: fullscreen, Obligations: ob, JIT: granted.jit}
 		e.recordingFor(&d.Obligations, &r, target.Name, now)
 		return d
 	}

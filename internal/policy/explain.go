@@ -98,12 +98,52 @@ func (e *Engine) Explain(r Request) (Decision, []Step) {
 			steps = append(steps, Step{Policy: c.name, Type: resource.PolicySessionRecording, Outcome: "records", Why: why})
 		}
 	}
+	steps = e.jitSteps(d, r, steps)
 	sort.SliceStable(steps, func(i, j int) bool { return steps[i].Policy < steps[j].Policy })
 	if len(steps) == 0 {
 		steps = append(steps, Step{Outcome: "no match", Why: fmt.Sprintf("no policy names %s or its groups", r.Subject)})
 	}
 	return d, steps
 }
+
+// jitSteps says which steps are just-in-time grants, which of them the
+// precedence set aside, and, when the request is denied, under which jit
+// policies the subject may ask for it.
+func (e *Engine) jitSteps(d Decision, r Request, steps []Step) []Step {
+	for i := range steps {
+		c := e.grantByName(steps[i].Policy)
+		if c == nil || c.jit == nil {
+			continue
+		}
+		g := c.jit
+		note := fmt.Sprintf("just-in-time grant of request %s under jit policy %s (%s approval, %s)", g.Request, g.JITPolicy, g.Approval, g.Duration.Std())
+		switch {
+		case steps[i].Outcome != "grants":
+			steps[i].Why += "; " + note
+		case d.Allow && d.Policy == steps[i].Policy:
+			steps[i].Why = note + ": " + steps[i].Why
+		case d.Allow:
+			steps[i].Outcome = "superseded"
+			steps[i].Why = fmt.Sprintf("%s; not used: %s decides (a JIT grant never overrides other access; manual before automatic, then the shortest)", note, d.Policy)
+		}
+	}
+	if d.Allow {
+		return steps
+	}
+	for _, o := range e.JITOptions(r) {
+		how := "approval by an approver"
+		if o.AutoApprove {
+			how = "automatic approval"
+		}
+		steps = append(steps, Step{Policy: o.Policy, Type: resource.PolicyJIT, Outcome: "may request",
+			Why: fmt.Sprintf("%s may request access to %s through children %v for up to %s (%s): portcullis jit request --target %s --reason \"...\"",
+				r.Subject, r.Target, o.Children, o.MaxDuration, how, r.Target)})
+	}
+	return steps
+}
+
+// grantByName finds a compiled target-access or proxy policy by name.
+func (e *Engine) grantByName(name string) *compiled { return e.byName[name] }
 
 func window(c *compiled) string {
 	switch {

@@ -94,6 +94,7 @@ func (e *Engine) DecideHTTP(r Request) Decision {
 	var granted *compiled
 	var ob Obligations
 	unbounded := false
+	cands = preferRegular(cands, func(c *compiled) bool { return e.httpStage(c, &r, now) == stageGranted+1 })
 	for _, list := range cands {
 		for _, c := range list {
 			st := e.httpStage(c, &r, now)
@@ -116,7 +117,7 @@ func (e *Engine) DecideHTTP(r Request) Decision {
 		}
 	}
 	if granted != nil {
-		return Decision{Allow: true, Policy: granted.name, Operation: r.Operation, Obligations: ob}
+		return Decision{Allow: true, Policy: granted.name, Operation: r.Operation, Obligations: ob, JIT: granted.jit}
 	}
 	if best >= stageOperation {
 		obj := r.Object
@@ -193,6 +194,7 @@ func (e *Engine) ExplainHTTP(r Request) (Decision, []Step) {
 			steps = append(steps, st)
 		}
 	}
+	steps = e.jitSteps(d, r, steps)
 	slices.SortStableFunc(steps, func(a, b Step) int { return strings.Compare(a.Policy, b.Policy) })
 	if len(steps) == 0 {
 		steps = append(steps, Step{Outcome: "no match", Why: fmt.Sprintf("no proxy policy names %s or its groups", r.Subject)})

@@ -109,6 +109,8 @@ type Decision struct {
 	// client: it never reveals whether a target the subject cannot reach
 	// exists.
 	Reason string
+	// JIT is set when the granting policy is a just-in-time grant.
+	JIT *resource.JITGrant
 	// Obligations come with an allow.
 	Obligations
 }
@@ -228,6 +230,9 @@ type compiled struct {
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
 	tunnels []resource.Endpoint // tunnels.to; nil: the target host itself
+
+	// jit is set on a JIT-xxxxxxxx grant (precedence in jit.go).
+	jit *resource.JITGrant
 }
 
 // hasRules reports whether the policy restricts commands.
@@ -298,7 +303,14 @@ type Engine struct {
 	recording index
 	// proxy indexes proxy policies (database targets: DecideProxy).
 	proxy index
-	count int
+	// jit indexes jit policies; their targets are those of their
+	// target-access and proxy children (jit.go).
+	jit index
+	// jitPolicies holds every jit policy by name.
+	jitPolicies map[string]*resource.Policy
+	// byName holds the compiled target-access and proxy policies.
+	byName map[string]*compiled
+	count  int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
 	anyRequireMFA bool
@@ -310,15 +322,17 @@ type Engine struct {
 // have caught (a bad pattern, an unknown operation), naming the policy.
 func Compile(in Input) (*Engine, error) {
 	e := &Engine{
-		users:     map[string]*user{},
-		services:  map[string]bool{},
-		targets:   map[string]*resource.Target{},
-		accounts:  map[string]bool{},
-		access:    newIndex(),
-		recording: newIndex(),
-		proxy:     newIndex(),
-		parsed:    newParseCache(),
-		count:     len(in.Policies),
+		users:       map[string]*user{},
+		services:    map[string]bool{},
+		targets:     map[string]*resource.Target{},
+		accounts:    map[string]bool{},
+		access:      newIndex(),
+		recording:   newIndex(),
+		proxy:       newIndex(),
+		jit:         newIndex(),
+		parsed:      newParseCache(),
+		jitPolicies: map[string]*resource.Policy{},
+		count:       len(in.Policies),
 	}
 	for _, u := range in.Users {
 		e.users[u.Name] = &user{loginName: u.LoginName(), groups: slices.Clone(u.Groups), mfaRequired: u.MFA == "required"}
@@ -351,6 +365,8 @@ func Compile(in Input) (*Engine, error) {
 	// not depend on load order.
 	sorted := slices.Clone(in.Policies)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
+	byName := map[string]*compiled{}
+	e.byName = byName
 	for _, p := range sorted {
 		var ix index
 		switch p.Type {
@@ -360,18 +376,37 @@ func Compile(in Input) (*Engine, error) {
 			ix = e.recording
 		case resource.PolicyProxy:
 			ix = e.proxy
+		case resource.PolicyJIT:
+			e.jitPolicies[p.Name] = p
+			continue
+		case resource.PolicyKubernetes:
+			// Validated and stored; their front (later) decides with
+			// them. Compiled only to resolve their targets, so that a
+			// jit policy may grant them (Covers).
+			c, err := e.compilePolicy(p, envs, ops)
+			if err != nil {
+				return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
+			}
+			byName[p.Name] = c
+			continue
 		default:
-			// kubernetes and jit policies are validated and stored;
-			// their fronts (later) decide with them.
 			continue
 		}
 		c, err := e.compilePolicy(p, envs, ops)
 		if err != nil {
 			return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
 		}
+		if p.Type != resource.PolicySessionRecording {
+			byName[p.Name] = c
+		}
 		ix.add(p, c)
 		if p.Type == resource.PolicyTargetAccess && p.RequireMFA {
 			e.anyRequireMFA = true
+		}
+	}
+	for _, p := range sorted {
+		if p.Type == resource.PolicyJIT {
+			e.jit.add(p, compileJIT(p, byName))
 		}
 	}
 	return e, nil
@@ -381,7 +416,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 	c := &compiled{name: p.Name, targets: map[string]bool{}, targetUsers: p.TargetUsers,
 		maxSession: p.MaxSession.Std(), idleTimeout: p.IdleTimeout.Std(), autologin: p.Autologin, recordInput: p.RecordInput,
 		failOpen: p.OnFailure == resource.OnFailureContinue, requireMFA: p.RequireMFA,
-		provision: p.Provision, sudoers: p.Sudoers}
+		provision: p.Provision, sudoers: p.Sudoers, jit: p.JITGrant}
 	if p.Type == resource.PolicyProxy && len(p.Databases) > 0 && !slices.Contains(p.Databases, "*") {
 		c.databases = p.Databases
 	}

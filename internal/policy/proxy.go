@@ -43,21 +43,25 @@ func (e *Engine) DecideProxy(r Request) Decision {
 		users   []string
 	)
 	unbounded := false
+	stage := func(c *compiled) int {
+		switch {
+		case !c.targets[r.Target]:
+			return stageTarget
+		case !c.activeAt(now):
+			return stageWindow
+		case len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source):
+			return stageSource
+		case r.TargetUser != "" && !e.grantsUser(c, r.TargetUser, loginName, r.Target, false):
+			return stageUser
+		case c.databases != nil && !slices.Contains(c.databases, r.Database):
+			return stageDatabase
+		}
+		return stageProxy
+	}
+	cands = preferRegular(cands, func(c *compiled) bool { return stage(c) == stageProxy })
 	for _, list := range cands {
 		for _, c := range list {
-			st := stageProxy
-			switch {
-			case !c.targets[r.Target]:
-				st = stageTarget
-			case !c.activeAt(now):
-				st = stageWindow
-			case len(c.cidrs) > 0 && !inCIDRs(c.cidrs, r.Source):
-				st = stageSource
-			case r.TargetUser != "" && !e.grantsUser(c, r.TargetUser, loginName, r.Target, false):
-				st = stageUser
-			case c.databases != nil && !slices.Contains(c.databases, r.Database):
-				st = stageDatabase
-			}
+			st := stage(c)
 			best = max(best, st)
 			if st != stageProxy {
 				continue
@@ -89,7 +93,7 @@ func (e *Engine) DecideProxy(r Request) Decision {
 		best = min(best, stageUser)
 	}
 	if granted != nil {
-		d := Decision{Allow: true, Policy: granted.name, Obligations: ob}
+		d := Decision{Allow: true, Policy: granted.name, Obligations: ob, JIT: granted.jit}
 		if rules.restricts() {
 			d.Statements = &rules
 		}

@@ -230,10 +230,57 @@ type Policy struct {
 	// unrecorded. The failure is audited either way.
 	OnFailure string `yaml:"on_failure,omitempty" json:"on_failure,omitempty"`
 
-	// jit
-	ChildPolicies []string `yaml:"child_policies,omitempty" json:"child_policies,omitempty"`
-	Duration      Duration `yaml:"duration,omitempty" json:"duration,omitzero"`
-	AutoApprove   bool     `yaml:"auto_approve,omitempty" json:"auto_approve,omitempty"`
+	// jit: the subjects may request, for a while, what the child
+	// policies (target-access, proxy, kubernetes) grant. Duration is the
+	// default length of a grant and MaxDuration the longest a request may
+	// ask (default: Duration); both in whole minutes, at most 14 days.
+	// Approvers may approve requests (never their own); with AutoApprove
+	// the gateway approves them at once. RequireReason refuses a request
+	// without a reason.
+	ChildPolicies []string   `yaml:"child_policies,omitempty" json:"child_policies,omitempty"`
+	Duration      Duration   `yaml:"duration,omitempty" json:"duration,omitzero"`
+	MaxDuration   Duration   `yaml:"max_duration,omitempty" json:"max_duration,omitzero"`
+	AutoApprove   bool       `yaml:"auto_approve,omitempty" json:"auto_approve,omitempty"`
+	Approvers     *Approvers `yaml:"approvers,omitempty" json:"approvers,omitempty"`
+	RequireReason bool       `yaml:"require_reason,omitempty" json:"require_reason,omitempty"`
+
+	// JITGrant marks a policy the gateway created for an approved
+	// just-in-time request; only such policies are named JIT-xxxxxxxx.
+	JITGrant *JITGrant `yaml:"jit_grant,omitempty" json:"jit_grant,omitempty"`
+}
+
+// Approvers names who may approve a jit policy's requests.
+type Approvers struct {
+	Users  []string `yaml:"users,omitempty" json:"users,omitempty"`
+	Groups []string `yaml:"groups,omitempty" json:"groups,omitempty"`
+}
+
+// JITGrant says which request a JIT-xxxxxxxx policy grants, and how it was
+// approved: the policy engine orders JIT grants by it (manual before
+// automatic, then the shortest duration).
+type JITGrant struct {
+	Request   string   `yaml:"request" json:"request"`
+	JITPolicy string   `yaml:"jit_policy" json:"jit_policy"`
+	Approval  string   `yaml:"approval" json:"approval"` // manual or auto
+	Duration  Duration `yaml:"duration" json:"duration"`
+}
+
+// Values of JITGrant.Approval.
+const (
+	ApprovalManual = "manual"
+	ApprovalAuto   = "auto"
+)
+
+// MaxJITDuration is the longest a jit grant may last.
+const MaxJITDuration = 14 * 24 * time.Hour
+
+// JITGrantPrefix starts the name of every policy the gateway creates for
+// an approved request, and of no other.
+const JITGrantPrefix = "JIT-"
+
+// IsJITGrantName reports whether name is reserved for a JIT grant.
+func IsJITGrantName(name string) bool {
+	return strings.HasPrefix(strings.ToUpper(name), JITGrantPrefix)
 }
 
 // GetKind implements Object.
@@ -245,11 +292,11 @@ func (p *Policy) GetName() string { return p.Name }
 // policyFields lists, per type, the optional fields it uses; every other
 // optional field set on a policy of that type is an error.
 var policyFields = map[string][]string{
-	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels"},
-	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "operations", "objects"},
-	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups"},
+	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels", "jit_grant"},
+	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "operations", "objects", "jit_grant"},
+	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups", "valid_until", "jit_grant"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
-	PolicyJIT:              {"child_policies", "duration", "auto_approve"},
+	PolicyJIT:              {"child_policies", "duration", "max_duration", "auto_approve", "approvers", "require_reason"},
 }
 
 // setFields lists the optional fields p sets, in a fixed order.
@@ -284,7 +331,11 @@ func (p *Policy) setFields() []string {
 	add("on_failure", p.OnFailure != "")
 	add("child_policies", len(p.ChildPolicies) > 0)
 	add("duration", p.Duration != 0)
+	add("max_duration", p.MaxDuration != 0)
 	add("auto_approve", p.AutoApprove)
+	add("approvers", p.Approvers != nil)
+	add("require_reason", p.RequireReason)
+	add("jit_grant", p.JITGrant != nil)
 	return out
 }
 
@@ -306,6 +357,9 @@ func (p *Policy) Validate() error {
 		}
 	}
 	if err := p.validateSubjects(); err != nil {
+		return err
+	}
+	if err := p.validateJITGrant(); err != nil {
 		return err
 	}
 	if p.Type != PolicyJIT {
@@ -360,6 +414,66 @@ func (p *Policy) Validate() error {
 		if p.Duration == 0 {
 			return fieldErr("duration", "is required (how long granted access lasts, e.g. 1h)")
 		}
+		if err := checkJITDuration("duration", p.Duration); err != nil {
+			return err
+		}
+		if p.MaxDuration != 0 {
+			if err := checkJITDuration("max_duration", p.MaxDuration); err != nil {
+				return err
+			}
+			if p.MaxDuration < p.Duration {
+				return fieldErr("max_duration", "%s is shorter than duration %s", p.MaxDuration.Std(), p.Duration.Std())
+			}
+		}
+		if p.Approvers != nil {
+			if err := checkNames("approvers.users", p.Approvers.Users); err != nil {
+				return err
+			}
+			if err := checkNames("approvers.groups", p.Approvers.Groups); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkJITDuration keeps a jit duration in whole minutes (the seed sets it
+// "in increments of hours or minutes") and at most MaxJITDuration.
+func checkJITDuration(field string, d Duration) error {
+	switch {
+	case d.Std()%time.Minute != 0:
+		return fieldErr(field, "%s is not a whole number of minutes", d.Std())
+	case d.Std() > MaxJITDuration:
+		return fieldErr(field, "%s is longer than 14 days", d.Std())
+	}
+	return nil
+}
+
+// MaxGrant returns the longest grant a jit policy allows.
+func (p *Policy) MaxGrant() time.Duration {
+	if p.MaxDuration != 0 {
+		return p.MaxDuration.Std()
+	}
+	return p.Duration.Std()
+}
+
+// validateJITGrant keeps the JIT- names for the gateway's grants: a grant
+// names its request and how it was approved, and ends (valid_until).
+func (p *Policy) validateJITGrant() error {
+	reserved := IsJITGrantName(p.Name)
+	switch {
+	case p.JITGrant == nil && reserved:
+		return fieldErr("name", "names starting with %s are reserved for the policies the gateway creates for approved just-in-time requests", JITGrantPrefix)
+	case p.JITGrant == nil:
+		return nil
+	case !reserved:
+		return fieldErr("jit_grant", "is set only on the gateway's %sxxxxxxxx policies", JITGrantPrefix)
+	case p.ValidUntil == nil:
+		return fieldErr("valid_until", "a JIT grant must end")
+	case p.JITGrant.Approval != ApprovalManual && p.JITGrant.Approval != ApprovalAuto:
+		return fieldErr("jit_grant.approval", "%q is not valid (want manual or auto)", p.JITGrant.Approval)
+	case p.JITGrant.Request == "":
+		return fieldErr("jit_grant.request", "is required")
 	}
 	return nil
 }

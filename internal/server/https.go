@@ -76,6 +76,10 @@ func (s *Server) listenHTTPS() error {
 	mux := http.NewServeMux()
 	mux.Handle("/api/v1/", s.failClosed(api.HTTPS(s.api, keys, console.Authenticator())))
 	mux.HandleFunc("GET /healthz", s.healthz)
+	if s.slack != nil {
+		// Signed by Slack, not by a user: the handler verifies it.
+		mux.Handle("POST /slack/interactions", s.failClosed(s.slack))
+	}
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	mux.Handle("/", s.failClosed(console.Handler()))
 	// Web API targets are routed before the mux (by host, then by the

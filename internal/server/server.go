@@ -28,6 +28,7 @@ import (
 	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/httpproxy"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/jit"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/pgproxy"
@@ -65,7 +66,15 @@ type Server struct {
 	sso       *sso.Provider // nil without an oidc: section
 	// rotator rotates account keys on demand (API) and on schedule (Run).
 	rotator *rotate.Rotator
-	spool   *audit.Spool
+	// jit files, decides and expires just-in-time requests; slack, when
+	// configured, announces them and takes decisions from its buttons.
+	jit   *jit.Service
+	slack *jit.Slack
+	// jitNow is the just-in-time service's clock, read on every use:
+	// time.Now unless a test in this package moves it (set after New,
+	// before Run).
+	jitNow func() time.Time
+	spool  *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
@@ -265,7 +274,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	files := &fdlimit.Budget{}
 	s.metrics.FileHeadroom(files.Free)
+	if err := s.buildJIT(auditLog); err != nil {
+		return nil, err
+	}
 	s.gate, err = sshgate.New(sshgate.Config{
+		JITUsed:     s.jit.Used,
 		Files:       files,
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),
@@ -305,7 +318,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
-		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString})
+		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -497,6 +510,13 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
+	}()
+	// Just-in-time grants end on time to within this check's period;
+	// the grant's own valid_until ends sessions on the second anyway.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.jit.Run(runCtx, 15*time.Second)
 	}()
 	// Scheduled key rotation (Accounts with rotate_every): checked every
 	// minute, which is plenty for periods of an hour or more.

@@ -115,6 +115,10 @@ type Config struct {
 	// says provision: true and the login does not exist there yet. If
 	// nil, nothing is provisioned (the login to the target fails).
 	Provisioner *provision.Provisioner
+	// JITUsed, if set, records that a session relied on the
+	// just-in-time grant of request (front "ssh"); it must not block for
+	// long.
+	JITUsed func(ctx context.Context, request, session, front string)
 	// Directory, when set, lets directory users sign in with their
 	// directory password or a key on their directory entry; their
 	// directory groups join every decision. Nil: keys only.

@@ -219,7 +219,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
-		refuseLocked(d.Reason)
+		refuseLocked(d.Reason + c.jitHint())
 		drain(reqs)
 		return
 	}
@@ -290,7 +290,17 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		})
 	}
 	c.setEnd(g, end, targetUser)
-	stop := c.enforceLimits(g, d.Obligations, act, end)
+	limitEnd := end
+	if d.JIT != nil {
+		c.jitUsed(d, g.id)
+		limitEnd = func(reason string) {
+			if !d.NotAfter.IsZero() && !time.Now().Before(d.NotAfter) {
+				reason = fmt.Sprintf("just-in-time access ended: request %s expired (policy %s)", d.JIT.Request, d.Policy)
+			}
+			end(reason)
+		}
+	}
+	stop := c.enforceLimits(g, d.Obligations, act, limitEnd)
 	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard,
 		lost: func(signal string) string {
 			if stopped.Load() || c.ctx.Err() != nil {

@@ -508,6 +508,29 @@ type Store interface {
 	// Like UseMFAStep, of concurrent uses exactly one succeeds.
 	UseRecoveryCode(ctx context.Context, user, hash string, at time.Time) error
 
+	// CreateJITRequest stores a new request with its first history
+	// event, in one transaction; ErrConflict if the ID exists.
+	CreateJITRequest(ctx context.Context, r JITRequest, ev JITEvent) error
+	// GetJITRequest returns one request, ErrNotFound if absent.
+	GetJITRequest(ctx context.Context, id string) (JITRequest, error)
+	// ListJITRequests returns requests matching f, newest first.
+	ListJITRequests(ctx context.Context, f JITFilter) ([]JITRequest, error)
+	// TransitionJITRequest stores r (its state and decision fields) only
+	// if the stored request is still in state from, and appends ev, in one
+	// transaction; ErrConflict if the state moved (another approver or
+	// gateway won), ErrNotFound if absent.
+	TransitionJITRequest(ctx context.Context, r JITRequest, from string, ev JITEvent) error
+	// AppendJITEvent adds a step to a request's history.
+	AppendJITEvent(ctx context.Context, ev JITEvent) error
+	// ListJITEvents returns a request's history, oldest first.
+	ListJITEvents(ctx context.Context, request string) ([]JITEvent, error)
+	// CreateJITLink stores a webhook link.
+	CreateJITLink(ctx context.Context, l JITLink) error
+	// UseJITLink marks an unused, unexpired link used at t and returns it;
+	// ErrNotFound if there is none (unknown, used or expired). Of
+	// concurrent uses exactly one succeeds.
+	UseJITLink(ctx context.Context, tokenHash string, at time.Time) (JITLink, error)
+
 	// Close releases the database.
 	Close() error
 }

@@ -63,6 +63,7 @@ type Store struct {
 	// retention, shared with the PostgreSQL store.
 	sqlstore.Checkpoints
 	sqlstore.RecordingIndex
+	sqlstore.JIT
 }
 
 var _ store.Store = (*Store)(nil)
@@ -106,7 +107,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	st := &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w},
-		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}}
+		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}, JIT: sqlstore.JIT{R: r, W: w}}
 	if err := st.audit.prepare(ctx, w); err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)

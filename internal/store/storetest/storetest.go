@@ -50,6 +50,10 @@
 //   - IndexText is all or nothing: a chunk of a recording that does not
 //     exist is store.ErrNotFound and nothing of the batch is indexed.
 //   - Commands list by ascending ID; ExitStatus is nil until set.
+//   - A JIT request leaves a state once (TransitionJITRequest names the
+//     state it moves from; the loser gets store.ErrConflict) and its
+//     history is kept in order; a webhook link is used once, never after
+//     it expires.
 //   - A TOTP time step and a recovery code are each accepted once per
 //     user, also under concurrent use; enrolling again forgets the old
 //     codes and used steps.
@@ -123,6 +127,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WebSessions", testWebSessions},
 		{"MFAEnrollment", testMFAEnrollment},
 		{"MFAOneTime", testMFAOneTime},
+		{"JITRequests", testJITRequests},
+		{"JITLinks", testJITLinks},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
