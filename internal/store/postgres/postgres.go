@@ -73,6 +73,7 @@ type Store struct {
 	// retention, shared with the SQLite store.
 	sqlstore.Checkpoints
 	sqlstore.RecordingIndex
+	sqlstore.Reviews
 }
 
 var _ store.Store = (*Store)(nil)
@@ -102,6 +103,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s.Access = sqlstore.Access{R: s.db, W: s.db, ByteOrder: ` COLLATE "C"`}
 	s.Checkpoints = sqlstore.Checkpoints{R: s.db, W: s.db, LockAudit: lockAudit}
 	s.RecordingIndex = sqlstore.RecordingIndex{R: s.db, W: s.db}
+	s.Reviews = sqlstore.Reviews{R: s.db, W: s.db}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.db.SetMaxOpenConns(maxConns)
 	s.db.SetMaxIdleConns(maxConns)
