@@ -123,6 +123,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"WebSessions", testWebSessions},
 		{"MFAEnrollment", testMFAEnrollment},
 		{"MFAOneTime", testMFAOneTime},
+		{"SessionReviews", testSessionReviews},
+		{"ReviewCampaigns", testReviewCampaigns},
+		{"ReportSchedules", testReportSchedules},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
