@@ -112,7 +112,7 @@ actions: [shell]
 kind: Policy
 name: db-root
 type: target-access
-subjects: {users: [frank]}
+subjects: {users: [frank], groups: [dba]}
 targets: {names: [db1]}
 target_users: [root]
 actions: [shell]
