@@ -27,6 +27,9 @@ type ReportRequest struct {
 	Until time.Time `json:"until"`
 	// Formats are csv, json and pdf; empty: all three.
 	Formats []string `json:"formats"`
+	// Name names the files (NAME.csv, NAME.manifest.json); empty:
+	// KIND-UNTIL.
+	Name string `json:"name,omitempty"`
 }
 
 // ReportFile is one file of an export; Data is base64 in JSON.
@@ -134,9 +137,7 @@ const maxReportBody = 64 << 10
 // reportError turns the report package's errors into answers.
 func reportError(err error) error {
 	switch {
-	case errors.Is(err, report.ErrUnknownKind):
-		return clientError(http.StatusNotFound, "%v", err)
-	case errors.Is(err, report.ErrBadRequest):
+	case errors.Is(err, report.ErrUnknownKind), errors.Is(err, report.ErrBadRequest):
 		return clientError(http.StatusBadRequest, "%v", err)
 	case errors.Is(err, report.ErrSelfReview):
 		return clientError(http.StatusForbidden, "%v", err)
@@ -175,7 +176,7 @@ func (a *api) generateReport(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	ex, err := a.reports.Generate(r.Context(), report.Request{Kind: r.PathValue("kind"), Formats: req.Formats,
-		Params: report.Params{Since: req.Since, Until: req.Until}, By: caller(r).actor(), Source: source(r)})
+		Params: report.Params{Since: req.Since, Until: req.Until}, By: caller(r).actor(), Source: source(r), BaseName: req.Name})
 	if err != nil {
 		return reportError(err)
 	}

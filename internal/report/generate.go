@@ -24,6 +24,23 @@ type Request struct {
 	// By names who asked ("alice", "schedule 3"), for the manifest and
 	// the audit trail; Source is their address, if any.
 	By, Source string
+	// BaseName names the files (BaseName.csv, BaseName.manifest.json);
+	// empty: KIND-UNTIL. Letters, digits, '.', '_' and '-' only.
+	BaseName string
+}
+
+// validBaseName keeps file names plain: no path, nothing a shell or
+// spreadsheet reads specially.
+func validBaseName(s string) bool {
+	if s == "" || len(s) > 100 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ExportFile is one file of an Export.
@@ -77,6 +94,9 @@ func CheckRequest(req *Request, now time.Time) error {
 	if !req.Params.Since.Before(req.Params.Until) {
 		return fmt.Errorf("%w: since (%s) must be before until (%s)", ErrBadRequest, ts(req.Params.Since), ts(req.Params.Until))
 	}
+	if req.BaseName != "" && !validBaseName(req.BaseName) {
+		return fmt.Errorf("%w: file name %q: letters, digits, '.', '_' and '-' only, not starting with '.' or '-'", ErrBadRequest, req.BaseName)
+	}
 	if len(req.Formats) == 0 {
 		req.Formats = AllFormats
 	}
@@ -118,7 +138,10 @@ func (g *Generator) Generate(ctx context.Context, req Request) (*Export, error) 
 	}
 	h := header{kind: kind, params: req.Params, generatedAt: at, generatedBy: req.By, version: g.Version,
 		audit: AuditPoint{EventID: headID, Hash: headHash}}
-	base := fmt.Sprintf("%s-%s", kind.Name, req.Params.Until.UTC().Format("20060102T150405Z"))
+	base := req.BaseName
+	if base == "" {
+		base = fmt.Sprintf("%s-%s", kind.Name, req.Params.Until.UTC().Format("20060102T150405Z"))
+	}
 	ex := &Export{ManifestName: base + ".manifest.json"}
 	m := Manifest{Format: ManifestFormat, Report: kind.Name, Title: kind.Title,
 		Filters:     Filters{Since: ts(req.Params.Since), Until: ts(req.Params.Until)},
