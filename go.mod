@@ -13,7 +13,10 @@ require (
 
 require mvdan.cc/sh/v3 v3.14.1
 
-require github.com/vmware/govmomi v0.46.0 // indirect
+require (
+	codeberg.org/go-pdf/fpdf v0.12.0 // indirect
+	github.com/vmware/govmomi v0.46.0 // indirect
+)
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0
@@ -32,7 +35,7 @@ require (
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc
+	github.com/boombuler/barcode v1.1.0
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/google/uuid v1.6.0 // indirect

@@ -22,6 +22,7 @@ have xauth     || need+=(xauth)   # the authorization matrix asks for X11 forwar
 have slapd      || need+=(slapd)      # testenv.StartSLAPD: the directory tests' LDAP servers
 have ldapmodify || need+=(ldap-utils) # changes the directory while a test runs
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql) # testenv.StartPostgres runs initdb and postgres
+have pdftotext  || need+=(poppler-utils) # report tests: pdftotext reads the PDFs back, pdftoppm renders page 1
 
 install_debian_packages() {
 [ ${#need[@]} -eq 0 ] && return 0

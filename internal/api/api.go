@@ -39,6 +39,18 @@
 //	POST   /api/v1/jit/requests/{id}/approve approve (an approver of its jit policy or an admin; never the requester)
 //	POST   /api/v1/jit/requests/{id}/deny    deny, with a reason (JITDecisionBody)
 //	POST   /api/v1/jit/requests/{id}/revoke  end an approved request's access now (admins)
+//	GET    /api/v1/reports                   the report kinds (ReportKind)
+//	POST   /api/v1/reports/{kind}            generate a signed export (ReportRequest -> ReportExport); audited
+//	GET    /api/v1/reports/schedules         report schedules (admins)
+//	POST   /api/v1/reports/schedules         schedule a report to a directory or webhook (ScheduleRequest, admins)
+//	DELETE /api/v1/reports/schedules/{id}    remove a schedule (admins)
+//	GET    /api/v1/recordings/{id}/reviews   a recording's reviews
+//	POST   /api/v1/recordings/{id}/reviews   mark a recording reviewed or flagged (SessionReviewRequest)
+//	GET    /api/v1/reviews                   access review campaigns
+//	POST   /api/v1/reviews                   open a campaign over every entitlement (CampaignRequest)
+//	GET    /api/v1/reviews/{id}              a campaign and its items
+//	POST   /api/v1/reviews/{id}/items/{item} keep or revoke one entitlement (DecisionRequest)
+//	POST   /api/v1/reviews/{id}/close        sign a campaign off (SignOffRequest)
 //
 // Watching, downloading and deleting a recording are audited (recording.view,
 // recording.download, recording.delete); a view or download the trail
@@ -67,6 +79,7 @@ import (
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/report"
 	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -106,6 +119,14 @@ type Config struct {
 	// JIT files and decides just-in-time requests; nil answers 503 on
 	// the /jit routes.
 	JIT *jit.Service
+	// Reports generates signed report exports; nil answers 503 on the
+	// report route.
+	Reports *report.Generator
+	// Reviews runs access review campaigns and session reviews; nil
+	// answers 503 on the routes that change them.
+	Reviews *report.Reviews
+	// Schedules adds and removes report schedules; nil answers 503.
+	Schedules *report.Scheduler
 	// SSHAddr returns the SSH front's bound address (host:port), read
 	// when /me is answered so that a listener bound after New counts;
 	// nil means unknown.
@@ -127,6 +148,9 @@ type api struct {
 	rotator    *rotate.Rotator
 	checkpts   *audit.Checkpointer
 	jit        *jit.Service
+	reports    *report.Generator
+	reviews    *report.Reviews
+	schedules  *report.Scheduler
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -249,6 +273,22 @@ func (a *api) routes() []route {
 		{"POST /api/v1/jit/requests/{id}/approve", accessUser, a.approveJITRequest},
 		{"POST /api/v1/jit/requests/{id}/deny", accessUser, a.denyJITRequest},
 		{"POST /api/v1/jit/requests/{id}/revoke", accessAdmin, a.revokeJITRequest},
+		{"GET /api/v1/reports", accessAuditor, a.listReportKinds},
+		{"POST /api/v1/reports/{kind}", accessAuditor, a.generateReport},
+		// Schedules write files on the gateway's machine or post
+		// evidence elsewhere: admins only.
+		{"GET /api/v1/reports/schedules", accessAdmin, a.listSchedules},
+		{"POST /api/v1/reports/schedules", accessAdmin, a.createSchedule},
+		{"DELETE /api/v1/reports/schedules/{id}", accessAdmin, a.deleteSchedule},
+		{"GET /api/v1/recordings/{id}/reviews", accessAuditor, a.listRecordingReviews},
+		{"POST /api/v1/recordings/{id}/reviews", accessAuditor, a.reviewRecording},
+		// Reviewers are auditors (and admins): deciding "revoke" is the
+		// one change an auditor can make, and it only takes access away.
+		{"GET /api/v1/reviews", accessAuditor, a.listCampaigns},
+		{"POST /api/v1/reviews", accessAuditor, a.startCampaign},
+		{"GET /api/v1/reviews/{id}", accessAuditor, a.getCampaign},
+		{"POST /api/v1/reviews/{id}/items/{item}", accessAuditor, a.decideItem},
+		{"POST /api/v1/reviews/{id}/close", accessAuditor, a.closeCampaign},
 	}
 }
 
@@ -258,6 +298,7 @@ func (a *api) routes() []route {
 func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
 		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, jit: cfg.JIT, sshAddr: cfg.SSHAddr, now: time.Now,
+		reports: cfg.Reports, reviews: cfg.Reviews, schedules: cfg.Schedules,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -9,8 +10,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +24,8 @@ import (
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/report"
+	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
@@ -119,7 +124,16 @@ func newAuthzEnv(t *testing.T) *authzEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr, MFA: mfaSvc, Rotator: rot})
+	_, reportPriv, _ := ed25519.GenerateKey(rand.Reader)
+	reportKey, err := audit.NewKey(reportPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &report.Source{Store: st, Resources: func(ctx context.Context) ([]resource.Object, error) { return inv.List(ctx, "") }}
+	gen := &report.Generator{Source: src, Signer: reportKey, Version: "test", Audit: auditLog.Write}
+	h := api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, Sessions: sessions, Recordings: mgr, MFA: mfaSvc, Rotator: rot,
+		Reports: gen, Reviews: &report.Reviews{Source: src, Inventory: inv, Audit: auditLog.Write},
+		Schedules: &report.Scheduler{Generator: gen, Store: st, Audit: auditLog.Write, Log: log}})
 	admin := httptest.NewServer(api.WithLocalAdmin(h))
 	srv := httptest.NewServer(api.HTTPS(h, api.NewKeyAuthenticator(st, auditLog)))
 	console := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +231,24 @@ var matrix = []matrixCase{
 	// No such account: admins hear so, nobody else learns anything.
 	{pattern: "POST /api/v1/accounts/{target}/{name}/rotate", path: "/api/v1/accounts/web1/nobody/rotate", want: row(403, 403, 404, 403)},
 	{pattern: "GET /api/v1/ca", want: row(200, 200, 200, 403)},
+	{pattern: "GET /api/v1/reports", want: row(403, 200, 200, 403)},
+	{pattern: "POST /api/v1/reports/{kind}", path: "/api/v1/reports/access-log", body: constBody(`{"formats":["csv"]}`), want: row(403, 200, 200, 403)},
+	{pattern: "GET /api/v1/reports/schedules", want: row(403, 403, 200, 403)},
+	{pattern: "POST /api/v1/reports/schedules", body: func(string) string {
+		return `{"kind":"access-log","every":"24h","dest":` + strconv.Quote(os.TempDir()) + `}`
+	}, want: row(403, 403, 201, 403)},
+	{pattern: "DELETE /api/v1/reports/schedules/{id}", path: "/api/v1/reports/schedules/999", want: row(403, 403, 404, 403)},
+	{pattern: "GET /api/v1/recordings/{id}/reviews", path: "/api/v1/recordings/rec-ada/reviews", want: row(403, 200, 200, 403)},
+	// rec-ada is the admin's own session: she may not review it.
+	{pattern: "POST /api/v1/recordings/{id}/reviews", path: "/api/v1/recordings/rec-ada/reviews", body: constBody(`{"decision":"reviewed"}`),
+		want: row(403, 200, 403, 403)},
+	{pattern: "GET /api/v1/reviews", want: row(403, 200, 200, 403)},
+	{pattern: "POST /api/v1/reviews", body: constBody(`{}`), want: row(403, 201, 201, 403)},
+	{pattern: "GET /api/v1/reviews/{id}", path: "/api/v1/reviews/999", want: row(403, 404, 404, 403)},
+	{pattern: "POST /api/v1/reviews/{id}/items/{item}", path: "/api/v1/reviews/999/items/1", body: constBody(`{"decision":"keep"}`),
+		want: row(403, 404, 404, 403)},
+	{pattern: "POST /api/v1/reviews/{id}/close", path: "/api/v1/reviews/999/close", body: constBody(`{"sign_off":"done"}`),
+		want: row(403, 404, 404, 403)},
 	{pattern: "GET /api/v1/audit", want: row(200, 200, 200, 403)},
 	{pattern: "POST /api/v1/policy/explain", body: constBody(`{"user":"nora","target":"web1","action":"shell","source":"10.1.2.3"}`),
 		want: row(200, 403, 200, 403)},

@@ -90,6 +90,14 @@ const (
 	// fingerprints, never keys.
 	AccountRotate    = "account.rotate"    // an account key rotated (or a rotation that failed)
 	AccountProvision = "account.provision" // a login created on a target for a subject
+
+	// Compliance reports and reviews (package report).
+	ReportGenerate  = "report.generate"  // a report exported, by hand or on schedule
+	ReportSchedule  = "report.schedule"  // a schedule added or removed
+	RecordingReview = "recording.review" // an auditor marked a recording reviewed or flagged
+	ReviewStart     = "review.start"     // an access review campaign opened
+	ReviewDecide    = "review.decide"    // an entitlement kept or revoked in a campaign
+	ReviewClose     = "review.close"     // a campaign signed off
 )
 
 // spoolResult is what Write returns for a spooled event: nil when it is

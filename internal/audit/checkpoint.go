@@ -294,3 +294,19 @@ func readCheckpointFile(path string) ([]store.AuditCheckpoint, error) {
 	}
 	return cps, nil
 }
+
+// reportLabel begins every message a report manifest signature covers. No
+// checkpoint message can begin with it (they begin with a length), so the
+// one audit key signs both and neither signature passes for the other.
+const reportLabel = "portcullis report manifest v1\n"
+
+// ReportMessage returns the bytes a report manifest's signature covers:
+// the label, then the manifest as package report encodes it for signing.
+func ReportMessage(manifest []byte) []byte {
+	return append([]byte(reportLabel), manifest...)
+}
+
+// SignReport signs a report manifest's encoding (see ReportMessage).
+func (k *Key) SignReport(manifest []byte) []byte {
+	return ed25519.Sign(k.priv, ReportMessage(manifest))
+}

@@ -168,12 +168,13 @@ func resolve(root *command, args []string) (*command, []string, error) {
 		if c.name != name {
 			continue
 		}
-		if c.run != nil || len(args) < 2 {
-			return c, args[1:], nil
-		}
-		for _, s := range c.subs {
-			if s.name == c.name+" "+args[1] {
-				return s, args[2:], nil
+		// A group may run itself too ("report NAME" beside "report
+		// verify"): its named subcommands come first.
+		if len(args) >= 2 {
+			for _, s := range c.subs {
+				if s.name == c.name+" "+args[1] {
+					return s, args[2:], nil
+				}
 			}
 		}
 		return c, args[1:], nil
@@ -306,6 +307,23 @@ func commands() *command {
 			{name: "recordings download", usage: recordingsUsage, run: runRecordingsDownload},
 			{name: "recordings rm", usage: recordingsUsage, run: runRecordingsRm},
 			{name: "recordings search", usage: recordingsUsage, run: runRecordingsSearch},
+			{name: "recordings review", usage: recordingsReviewUsage, run: runRecordingsReview},
+			{name: "recordings reviews", usage: recordingsReviewUsage, run: runRecordingsReviews},
+		}},
+		{name: "report", usage: reportUsage, run: runReport, subs: []*command{
+			{name: "report ls", usage: reportUsage, run: runReportLs},
+			{name: "report verify", usage: reportUsage, run: runReportVerify},
+			{name: "report pubkey", usage: reportUsage, run: runReportPubkey},
+			{name: "report schedule", usage: reportUsage, run: runReportSchedule},
+			{name: "report schedules", usage: reportUsage, run: runReportSchedules},
+			{name: "report unschedule", usage: reportUsage, run: runReportUnschedule},
+		}},
+		{name: "review", usage: reviewUsage, subs: []*command{
+			{name: "review start", usage: reviewUsage, run: runReviewStart},
+			{name: "review ls", usage: reviewUsage, run: runReviewLs},
+			{name: "review show", usage: reviewUsage, run: runReviewShow},
+			{name: "review decide", usage: reviewUsage, run: runReviewDecide},
+			{name: "review close", usage: reviewUsage, run: runReviewClose},
 		}},
 		{name: "commands", usage: commandsUsage, subs: []*command{
 			{name: "commands ls", usage: commandsUsage, run: runCommandsLs},
@@ -415,6 +433,18 @@ Recordings:
   recordings download ID      save a recording's asciicast file (-o FILE, --force)
   recordings rm ID            delete a recording (audited)
   recordings search QUERY     find recordings by what was on screen or typed (--json)
+  recordings review ID        mark a recording reviewed (--ok) or flagged (--flag --comment TEXT)
+
+Compliance:
+  report NAME -o PATH         export a signed report (--since, --until, --format csv,json,pdf);
+                              report ls lists them
+  report verify MANIFEST --key KEY
+                              check an export offline; exit 1 if a file or the manifest changed
+  report pubkey               the key report manifests are signed with
+  report schedule NAME --every 24h --to DIR|https://URL
+                              export a report on a schedule (report schedules, unschedule ID)
+  review start|ls|show|decide|close
+                              access review campaigns: keep or revoke each entitlement
 
 Command history:
   commands ls                 list the commands users ran (--user, --target, --session,

@@ -25,6 +25,8 @@ import (
 	"github.com/portcullis/portcullis/internal/cli"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/report"
+	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -78,7 +80,17 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc, Rotator: rot}))
+	_, auditPriv, _ := ed25519.GenerateKey(rand.Reader)
+	auditKey, err := audit.NewKey(auditPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &report.Source{Store: st, Resources: func(ctx context.Context) ([]resource.Object, error) { return inv.List(ctx, "") }}
+	gen := &report.Generator{Source: src, Signer: auditKey, Version: "test", Audit: auditLog.Write}
+	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc, Rotator: rot,
+		Checkpoints: audit.NewCheckpointer(audit.CheckpointConfig{Store: st, Key: auditKey, Audit: auditLog, Log: log}),
+		Reports:     gen, Reviews: &report.Reviews{Source: src, Inventory: inv, Audit: auditLog.Write},
+		Schedules: &report.Scheduler{Generator: gen, Store: st, Audit: auditLog.Write, Log: log}}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)

@@ -316,6 +316,27 @@ type Engine struct {
 	anyRequireMFA bool
 	// parsed caches parsed commands for Decide (parsecache.go).
 	parsed *parseCache
+	// policyTargets holds the resolved target set of every target-access
+	// and proxy policy by name, for reports (PolicyTargets).
+	policyTargets map[string]map[string]bool
+}
+
+// PolicyTargets returns the names of the targets a target-access or proxy
+// policy covers, resolved as Decide resolves them (names, environments by
+// name and selector, labels), sorted; nil for an unknown policy or one of
+// another type. Reports list entitlements with it, so that what they say a
+// policy reaches is what the engine enforces.
+func (e *Engine) PolicyTargets(policy string) []string {
+	set, ok := e.policyTargets[policy]
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Compile builds an engine. It fails only on input that validation should
@@ -333,6 +354,8 @@ func Compile(in Input) (*Engine, error) {
 		parsed:      newParseCache(),
 		jitPolicies: map[string]*resource.Policy{},
 		count:       len(in.Policies),
+
+		policyTargets: map[string]map[string]bool{},
 	}
 	for _, u := range in.Users {
 		e.users[u.Name] = &user{loginName: u.LoginName(), groups: slices.Clone(u.Groups), mfaRequired: u.MFA == "required"}
@@ -400,6 +423,9 @@ func Compile(in Input) (*Engine, error) {
 			byName[p.Name] = c
 		}
 		ix.add(p, c)
+		if p.Type != resource.PolicySessionRecording {
+			e.policyTargets[p.Name] = c.targets
+		}
 		if p.Type == resource.PolicyTargetAccess && p.RequireMFA {
 			e.anyRequireMFA = true
 		}

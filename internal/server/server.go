@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/fdlimit"
@@ -35,6 +37,8 @@ import (
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/proxyproto"
 	"github.com/portcullis/portcullis/internal/recording"
+	"github.com/portcullis/portcullis/internal/report"
+	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/rotate"
 	"github.com/portcullis/portcullis/internal/sshgate"
 	"github.com/portcullis/portcullis/internal/sso"
@@ -74,7 +78,9 @@ type Server struct {
 	// time.Now unless a test in this package moves it (set after New,
 	// before Run).
 	jitNow func() time.Time
-	spool  *audit.Spool
+	// reportSchedules runs scheduled compliance reports.
+	reportSchedules *report.Scheduler
+	spool           *audit.Spool
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
@@ -316,9 +322,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := s.buildPG(v); err != nil {
 		return nil, err
 	}
+	reportSrc := &report.Source{Store: s.store,
+		Resources:       func(ctx context.Context) ([]resource.Object, error) { return s.inv.List(ctx, "") },
+		DirectoryGroups: s.directoryGroups(),
+		RecordingURL:    func(id string) string { return "/ui/recordings/" + url.PathEscape(id) }}
+	reports := &report.Generator{Source: reportSrc, Signer: auditKey, Version: buildinfo.Read().Version, Audit: auditLog.Write}
+	s.reportSchedules = &report.Scheduler{Generator: reports, Store: s.store, Audit: auditLog.Write, Log: log.With("part", "report")}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
-		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit})
+		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit,
+		Reports: reports, Reviews: &report.Reviews{Source: reportSrc, Inventory: s.inv, Audit: auditLog.Write},
+		Schedules: s.reportSchedules})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -524,6 +538,11 @@ func (s *Server) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		s.rotator.Run(runCtx, time.Minute)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.reportSchedules.Run(runCtx)
 	}()
 
 	var runErr error

@@ -329,6 +329,78 @@ type MFAEnrollment struct {
 	RecoveryLeft int
 }
 
+// Session review decisions.
+const (
+	// ReviewOK: an auditor watched the recording and found nothing wrong.
+	ReviewOK = "reviewed"
+	// ReviewFlagged: an auditor found something to follow up.
+	ReviewFlagged = "flagged"
+)
+
+// SessionReview is an auditor's verdict on one recording. Reviews are
+// appended; the latest of a recording counts.
+type SessionReview struct {
+	ID          int64
+	RecordingID string
+	Reviewer    string
+	Decision    string // ReviewOK or ReviewFlagged
+	Comment     string
+	Time        time.Time
+}
+
+// SessionReviewFilter narrows a session review listing. Zero fields do not
+// filter.
+type SessionReviewFilter struct {
+	RecordingID string
+}
+
+// Access review decisions on a ReviewItem.
+const (
+	ReviewKeep   = "keep"
+	ReviewRevoke = "revoke"
+)
+
+// ReviewCampaign is an access review: every entitlement as it started,
+// each kept or revoked by a reviewer, closed with a sign-off.
+type ReviewCampaign struct {
+	ID        int64
+	Name      string
+	StartedBy string
+	StartedAt time.Time
+	ClosedBy  string
+	ClosedAt  time.Time // zero while open
+	SignOff   string
+}
+
+// ReviewItem is one entitlement of a campaign and its decision.
+type ReviewItem struct {
+	CampaignID int64
+	Item       int64 // 1, 2, ... within the campaign
+	// Identity, IdentityKind ("user", "service_account"), Via ("direct",
+	// "group:NAME", "directory-group:NAME"), Policy, JITPolicy, Target,
+	// TargetUser, Privileged and GrantedBy describe the entitlement as the
+	// entitlements report does.
+	Identity, IdentityKind, Via, Policy, JITPolicy string
+	Target, TargetUser, Privileged, GrantedBy      string
+	// Decision is "" (pending), ReviewKeep or ReviewRevoke; Effect says
+	// what a revoke changed.
+	Decision, Reviewer, Comment, Effect string
+	DecidedAt                           time.Time
+}
+
+// ReportSchedule is a report generated every so often.
+type ReportSchedule struct {
+	ID    int64
+	Kind  string
+	Every time.Duration
+	// Dest is a directory on the gateway's machine or an https:// webhook.
+	Dest      string
+	Formats   []string
+	CreatedBy string
+	CreatedAt time.Time
+	LastRun   time.Time // zero: never
+}
+
 // Store is the gateway's persistent state. Every method is safe for
 // concurrent use. Methods return errors that name what failed; callers add
 // what they were doing.
@@ -530,6 +602,36 @@ type Store interface {
 	// ErrNotFound if there is none (unknown, used or expired). Of
 	// concurrent uses exactly one succeeds.
 	UseJITLink(ctx context.Context, tokenHash string, at time.Time) (JITLink, error)
+	// AddSessionReview appends a review and returns its ID.
+	AddSessionReview(ctx context.Context, r SessionReview) (int64, error)
+	// ListSessionReviews returns reviews matching f, oldest first.
+	ListSessionReviews(ctx context.Context, f SessionReviewFilter) ([]SessionReview, error)
+	// CreateReviewCampaign stores an open campaign and its items (numbered
+	// from 1 in the order given) in one transaction and returns its ID.
+	CreateReviewCampaign(ctx context.Context, c ReviewCampaign, items []ReviewItem) (int64, error)
+	// ListReviewCampaigns returns every campaign, oldest first.
+	ListReviewCampaigns(ctx context.Context) ([]ReviewCampaign, error)
+	// GetReviewCampaign returns one campaign, ErrNotFound if absent.
+	GetReviewCampaign(ctx context.Context, id int64) (ReviewCampaign, error)
+	// ListReviewItems returns a campaign's items in order.
+	ListReviewItems(ctx context.Context, campaign int64) ([]ReviewItem, error)
+	// DecideReviewItem stores the decision of an item of an open
+	// campaign: ErrNotFound if either is absent, ErrConflict if the
+	// campaign is closed or the item already decided (a decision is final:
+	// a revoke has taken effect).
+	DecideReviewItem(ctx context.Context, it ReviewItem) error
+	// CloseReviewCampaign closes an open campaign with a sign-off;
+	// ErrNotFound if absent, ErrConflict if closed.
+	CloseReviewCampaign(ctx context.Context, id int64, by, signOff string, at time.Time) error
+	// CreateReportSchedule stores a schedule and returns its ID.
+	CreateReportSchedule(ctx context.Context, s ReportSchedule) (int64, error)
+	// ListReportSchedules returns every schedule, oldest first.
+	ListReportSchedules(ctx context.Context) ([]ReportSchedule, error)
+	// DeleteReportSchedule removes a schedule; ErrNotFound if absent.
+	DeleteReportSchedule(ctx context.Context, id int64) error
+	// SetReportScheduleRun records when a schedule last ran; ErrNotFound
+	// if absent.
+	SetReportScheduleRun(ctx context.Context, id int64, at time.Time) error
 
 	// Close releases the database.
 	Close() error

@@ -74,6 +74,7 @@ type Store struct {
 	sqlstore.Checkpoints
 	sqlstore.RecordingIndex
 	sqlstore.JIT
+	sqlstore.Reviews
 }
 
 var _ store.Store = (*Store)(nil)
@@ -104,6 +105,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	s.Checkpoints = sqlstore.Checkpoints{R: s.db, W: s.db, LockAudit: lockAudit}
 	s.RecordingIndex = sqlstore.RecordingIndex{R: s.db, W: s.db}
 	s.JIT = sqlstore.JIT{R: s.db, W: s.db}
+	s.Reviews = sqlstore.Reviews{R: s.db, W: s.db}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.db.SetMaxOpenConns(maxConns)
 	s.db.SetMaxIdleConns(maxConns)

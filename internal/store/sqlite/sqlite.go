@@ -64,6 +64,9 @@ type Store struct {
 	sqlstore.Checkpoints
 	sqlstore.RecordingIndex
 	sqlstore.JIT
+	// Reviews is session reviews, access review campaigns and report
+	// schedules, shared with the PostgreSQL store.
+	sqlstore.Reviews
 }
 
 var _ store.Store = (*Store)(nil)
@@ -107,7 +110,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	st := &Store{w: w, r: r, Access: sqlstore.Access{R: r, W: w}, Checkpoints: sqlstore.Checkpoints{R: r, W: w},
-		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}, JIT: sqlstore.JIT{R: r, W: w}}
+		RecordingIndex: sqlstore.RecordingIndex{R: r, W: w}, JIT: sqlstore.JIT{R: r, W: w},
+		Reviews: sqlstore.Reviews{R: r, W: w}}
 	if err := st.audit.prepare(ctx, w); err != nil {
 		_ = st.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)

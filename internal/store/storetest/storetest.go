@@ -129,6 +129,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MFAOneTime", testMFAOneTime},
 		{"JITRequests", testJITRequests},
 		{"JITLinks", testJITLinks},
+		{"SessionReviews", testSessionReviews},
+		{"ReviewCampaigns", testReviewCampaigns},
+		{"ReportSchedules", testReportSchedules},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
