@@ -291,6 +291,7 @@ func commands() *command {
 			{name: "recordings download", usage: recordingsUsage, run: runRecordingsDownload},
 			{name: "recordings rm", usage: recordingsUsage, run: runRecordingsRm},
 			{name: "recordings search", usage: recordingsUsage, run: runRecordingsSearch},
+			{name: "recordings check", usage: recordingsUsage, run: runRecordingsCheck},
 		}},
 		{name: "commands", usage: commandsUsage, subs: []*command{
 			{name: "commands ls", usage: commandsUsage, run: runCommandsLs},

@@ -30,6 +30,7 @@ import (
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/objstore"
 	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/proxyproto"
@@ -210,6 +211,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	if s.recordings, err = recording.NewManager(cfg.RecordingsDir, s.store, log.With("part", "recording")); err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
+	}
+	oc, err := cfg.ObjectStore()
+	if err != nil {
+		return nil, err
+	}
+	if oc.Bucket != "" {
+		objects, err := objstore.Open(ctx, oc)
+		switch {
+		case errors.Is(err, objstore.ErrUnavailable):
+			// Recording goes on into the local spool, shipped once the
+			// store answers: an outage of the store must not stop
+			// sessions, nor a restart during one.
+			log.Warn("recordings store does not answer; recordings wait in the local spool", "err", err)
+		case err != nil:
+			return nil, err
+		}
+		s.recordings.SetObjectStore(objects)
 	}
 	// Sessions a previous run did not end: close their recordings as
 	// interrupted before anything new starts.
