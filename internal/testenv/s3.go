@@ -102,6 +102,16 @@ func (s *S3) Stop() {
 	s.cmd = nil
 }
 
+// PID returns the server's process id, 0 while it is stopped.
+func (s *S3) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // URL returns the recordings_store URL for bucket and prefix on this
 // server.
 func (s *S3) URL(bucket, prefix string) string {
