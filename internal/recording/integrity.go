@@ -159,8 +159,11 @@ func (m *Manager) Check(ctx context.Context) ([]Finding, error) {
 			}
 			f, err := m.openFile(ctx, rec.ID)
 			if errors.Is(err, os.ErrNotExist) {
-				out = append(out, Finding{ID: rec.ID, State: rec.State, Problem: CheckMissing,
-					Detail: "the recording's file is not in the recordings store"})
+				detail := "the recording's file is not in the recordings store"
+				if m.objects != nil && rec.Gateway != m.gateway {
+					detail += fmt.Sprintf(" (if gateway %q could not reach the store, it may still wait in that gateway's spool)", rec.Gateway)
+				}
+				out = append(out, Finding{ID: rec.ID, State: rec.State, Problem: CheckMissing, Detail: detail})
 				continue
 			}
 			if err != nil {

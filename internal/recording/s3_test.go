@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,8 +64,14 @@ type gateway struct {
 
 func (w *s3World) gateway(t *testing.T, id, dir string) *gateway {
 	t.Helper()
+	return w.gatewayLog(t, id, dir, nil, nil)
+}
+
+// gatewayLog is gateway with a logger, and a setup run before Run.
+func (w *s3World) gatewayLog(t *testing.T, id, dir string, log *slog.Logger, setup func(*recording.Manager)) *gateway {
+	t.Helper()
 	ctx := context.Background()
-	m, err := recording.NewManager(dir, w.st, nil)
+	m, err := recording.NewManager(dir, w.st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +83,9 @@ func (w *s3World) gateway(t *testing.T, id, dir string) *gateway {
 	m.SetObjectStore(o)
 	if _, err := m.Recover(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if setup != nil {
+		setup(m)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -379,5 +389,65 @@ func TestObjectStoreOutage(t *testing.T) {
 	f.Close()
 	if in.State != recording.IntegrityOK || in.Got != sum2 {
 		t.Errorf("spooled recording reads as %+v, want %s", in, sum2)
+	}
+}
+
+// TestObjectStoreComposed ends a recording whose segments are large (a
+// flood of output): the store composes the whole object from them and
+// the tail, byte for byte the file, without a second upload.
+func TestObjectStoreComposed(t *testing.T) {
+	w := newS3World(t)
+	ctx := context.Background()
+	var logs syncBuf
+	// Shipped when the test says, so that each segment is one flood.
+	a := w.gatewayLog(t, "gw-a", filepath.Join(t.TempDir(), "a"), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		func(m *recording.Manager) { recording.SetShipEvery(m, time.Hour) })
+	r, err := a.m.Start(ctx, recording.Meta{ID: "flood", User: "alice", Target: "web1", Account: "root", Action: "exec"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := []byte(strings.Repeat("0123456789", 10) + "\n")
+	flood := func() {
+		for range (6 << 20) / len(line) {
+			r.Output(line)
+		}
+	}
+	segments := func() []os.DirEntry {
+		ents, _ := os.ReadDir(w.objectPath("flood.seg"))
+		return ents
+	}
+	local := filepath.Join(a.m.Dir(), "flood.cast")
+	var size int64
+	for i := 1; i <= 2; i++ {
+		flood()
+		eventually(t, "the flood in the file", func() bool {
+			fi, err := os.Stat(local)
+			if err == nil && fi.Size() > size+6<<20 {
+				size = fi.Size()
+				return true
+			}
+			return false
+		})
+		recording.ShipNow(a.m)
+		if n := len(segments()); n != i {
+			t.Fatalf("%d segments after %d shipments", n, i)
+		}
+	}
+	r.Output([]byte("the tail\n"))
+	_, sum, err := r.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the whole recording", func() bool { return exists(w.objectPath("flood.cast")) && !exists(w.objectPath("flood.seg")) })
+	obj, err := os.ReadFile(w.objectPath("flood.cast"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256(obj)
+	if hex.EncodeToString(h[:]) != sum || !bytes.HasSuffix(obj, []byte("the tail\\n\"]\n")) {
+		t.Fatalf("composed object: %d bytes, sha256 %x, want %s; ends %q", len(obj), h, sum, obj[max(0, len(obj)-40):])
+	}
+	if strings.Contains(logs.String(), "not composed") {
+		t.Errorf("uploaded whole instead of composed:\n%s", logs.String())
 	}
 }

@@ -48,6 +48,8 @@ const (
 	// shipDrain bounds the last round of shipping once Run's context
 	// ends; what is left is shipped at the next start.
 	shipDrain = 5 * time.Second
+	// shipTimeout bounds one recording's shipment in a round.
+	shipTimeout = 2 * time.Minute
 	// segDigits is the width of a segment's offset in its name.
 	segDigits = 16
 )
@@ -56,6 +58,7 @@ const (
 type shipping struct {
 	off   int64 // bytes of the file in the store as segments
 	ended bool  // the file is complete: ship it whole
+	clean bool  // ended by Close: the segments are the file's first bytes
 	fails int
 	next  time.Time // no attempt before
 }
@@ -98,21 +101,34 @@ func (m *Manager) queueSpool() error {
 }
 
 // shipEnded queues a recording that has just ended for shipping whole.
+// It never waits for an upload (shipMu): the session's goroutine calls it.
 func (m *Manager) shipEnded(id string) {
 	if m.objects == nil {
 		return
 	}
-	m.shipMu.Lock()
-	s := m.ships[id]
-	if s == nil {
-		s = &shipping{}
-		m.ships[id] = s
-	}
-	s.ended, s.next, s.fails = true, time.Time{}, 0
-	m.shipMu.Unlock()
+	m.endMu.Lock()
+	m.ended = append(m.ended, id)
+	m.endMu.Unlock()
 	select {
 	case m.shipKick <- struct{}{}:
 	default:
+	}
+}
+
+// takeEnded marks the recordings shipEnded queued as ended. shipMu must
+// be held.
+func (m *Manager) takeEnded() {
+	m.endMu.Lock()
+	ended := m.ended
+	m.ended = nil
+	m.endMu.Unlock()
+	for _, id := range ended {
+		s := m.ships[id]
+		if s == nil {
+			s = &shipping{}
+			m.ships[id] = s
+		}
+		s.ended, s.clean, s.next, s.fails = true, true, time.Time{}, 0
 	}
 }
 
@@ -123,6 +139,7 @@ func (m *Manager) SpoolPending() int {
 	}
 	m.shipMu.Lock()
 	defer m.shipMu.Unlock()
+	m.takeEnded()
 	n := 0
 	for _, s := range m.ships {
 		if s.ended {
@@ -160,6 +177,7 @@ func (m *Manager) shipRound(ctx context.Context, last bool) {
 			m.ships[id] = &shipping{}
 		}
 	}
+	m.takeEnded()
 	ids := make([]string, 0, len(m.ships))
 	for id := range m.ships {
 		ids = append(ids, id)
@@ -179,13 +197,17 @@ func (m *Manager) shipRound(ctx context.Context, last bool) {
 func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bool) {
 	m.shipMu.Lock()
 	defer m.shipMu.Unlock()
+	// A store that accepts connections and never answers must not hold
+	// up every other recording (and Delete) for ever.
+	ctx, cancel := context.WithTimeout(ctx, shipTimeout)
+	defer cancel()
 	s := m.ships[id]
 	if s == nil || (!last && now.Before(s.next)) {
 		return
 	}
 	var err error
 	if s.ended {
-		err = m.shipWhole(ctx, id)
+		err = m.shipWhole(ctx, id, s.clean)
 		if err == nil {
 			delete(m.ships, id)
 			return
@@ -233,8 +255,11 @@ func (m *Manager) shipSegment(ctx context.Context, r *Recorder, s *shipping) err
 }
 
 // shipWhole ships an ended recording's file as ID.cast, then deletes its
-// segments and the file.
-func (m *Manager) shipWhole(ctx context.Context, id string) error {
+// segments and the file. A clean recording (ended by Close, so its
+// segments are exactly its file's first bytes) whose segments are large
+// (a flood of output) is composed from them by the store instead of being
+// uploaded a second time.
+func (m *Manager) shipWhole(ctx context.Context, id string, clean bool) error {
 	path := filepath.Join(m.dir, castName(id))
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -248,8 +273,19 @@ func (m *Manager) shipWhole(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("ship recording %s: %w", id, err)
 	}
-	if err := m.objects.Put(ctx, castName(id), f, fi.Size()); err != nil {
-		return fmt.Errorf("ship recording %s: %w", id, err)
+	composed := false
+	if clean {
+		composed, err = m.composeWhole(ctx, id, f, fi.Size())
+		if !composed {
+			// Small segments (the usual interactive session) or a store
+			// without multipart copy: the upload costs little then.
+			m.log.Debug("recording not composed from its segments; uploading it whole", "recording", id, "err", err)
+		}
+	}
+	if !composed {
+		if err := m.objects.Put(ctx, castName(id), io.NewSectionReader(f, 0, fi.Size()), fi.Size()); err != nil {
+			return fmt.Errorf("ship recording %s: %w", id, err)
+		}
 	}
 	if err := m.deleteSegments(ctx, id); err != nil {
 		return fmt.Errorf("ship recording %s: %w", id, err)
@@ -259,6 +295,45 @@ func (m *Manager) shipWhole(ctx context.Context, id string) error {
 	}
 	m.log.Debug("recording shipped to the object store", "recording", id, "bytes", fi.Size())
 	return nil
+}
+
+// composeWhole makes ID.cast from id's segments and what the file f (size
+// bytes) holds beyond them, if the segments start at 0, follow each other
+// and are all at least objstore.MinComposePart. It reports whether it did.
+func (m *Manager) composeWhole(ctx context.Context, id string, f *os.File, size int64) (bool, error) {
+	segs, err := m.objects.List(ctx, segPrefix(id))
+	if err != nil || len(segs) == 0 {
+		return false, err
+	}
+	var (
+		pos   int64
+		names []string
+	)
+	for i, o := range segs {
+		off, err := strconv.ParseInt(strings.TrimPrefix(o.Name, segPrefix(id)), 10, 64)
+		// Only the last part may be small: the last segment, when the
+		// file has nothing beyond it.
+		lastPart := i == len(segs)-1 && off+o.Size == size
+		if err != nil || off != pos || (o.Size < objstore.MinComposePart && !lastPart) {
+			return false, nil
+		}
+		names = append(names, o.Name)
+		pos += o.Size
+	}
+	if pos > size || len(names) >= 10000 {
+		return false, nil
+	}
+	if pos < size {
+		tail := segName(id, pos)
+		if err := m.objects.Put(ctx, tail, io.NewSectionReader(f, pos, size-pos), size-pos); err != nil {
+			return false, err
+		}
+		names = append(names, tail)
+	}
+	if err := m.objects.Compose(ctx, castName(id), names); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // deleteSegments removes every segment of id.
@@ -381,9 +456,13 @@ type shipDeps struct {
 	shipEvery time.Duration
 	shipKick  chan struct{}
 	// shipMu guards ships and is held across one recording's upload.
-	// Lock order: shipMu, then mu.
+	// Lock order: shipMu, then mu or endMu.
 	shipMu sync.Mutex
 	ships  map[string]*shipping
+	// endMu guards ended: recordings that ended since the last round,
+	// queued without waiting for shipMu.
+	endMu sync.Mutex
+	ended []string
 }
 
 // Live watch of a session another gateway records: its segments are read

@@ -160,12 +160,14 @@ targets: {names: [web1]}
 		return id != ""
 	})
 
-	// Watched live through B.
+	// Watched live through B, with the CLI on B's admin socket.
 	var watched lockedBuf
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- b.srv.recordings.Follow(wctx, id, false, &watched) }()
+	watch := exec.Command(bin, "--data-dir", filepath.Join(dir, "gwb"), "sessions", "watch", id)
+	watch.Stdout, watch.Stderr = &watched, os.Stderr
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = watch.Process.Kill(); _ = watch.Wait() }()
 	from := int(seen.Load())
 	waitFor(t, "the live watch through B to show new output", func() bool { return lastTick(watched.String()) > from+10 })
 
@@ -202,6 +204,4 @@ targets: {names: [web1]}
 	if killedAt-got > 100 {
 		t.Errorf("the bucket lost %d ticks (more than 10 s) of a session whose gateway died with its disk", killedAt-got)
 	}
-	stopWatch()
-	<-watchErr
 }
