@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -203,5 +206,57 @@ targets: {names: [web1]}
 	t.Logf("killed at tick %d (0.1 s each); the bucket holds up to tick %d (%d bytes)", killedAt, got, len(raw))
 	if killedAt-got > 100 {
 		t.Errorf("the bucket lost %d ticks (more than 10 s) of a session whose gateway died with its disk", killedAt-got)
+	}
+
+	// A session through B that ends: the bucket holds one whole object
+	// whose SHA-256 is the one in session.end; recordings check passes,
+	// and fails (exit 1) once the object is changed in the bucket.
+	argsB := testenv.SSHArgs(dir, key, b.srv.SSHAddr().String(), b.srv.HostKey())
+	if out, err := exec.Command("ssh", append(argsB, "-l", "alice~web1", "127.0.0.1", "echo via-b")...).CombinedOutput(); err != nil {
+		t.Fatalf("exec through B: %v %s", err, out)
+	}
+	var idB string
+	waitFor(t, "B's recording to end", func() bool {
+		recs, err := b.srv.store.ListRecordings(ctx, store.RecordingFilter{State: store.RecordingEnded})
+		for _, r := range recs {
+			if err == nil && r.Gateway == "gwb" {
+				idB = r.ID
+			}
+		}
+		return idB != ""
+	})
+	obj := filepath.Join(s3.Dir, "rec", "casts", idB+".cast")
+	waitFor(t, "B's recording in the bucket", func() bool { _, err := os.Stat(obj); return err == nil })
+	raw, err = os.ReadFile(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	var evs []store.AuditEvent
+	waitFor(t, "session.end of B's session", func() bool {
+		evs, err = b.srv.store.ListAudit(ctx, store.AuditFilter{SessionID: idB, Type: audit.SessionEnd})
+		return err != nil || len(evs) > 0
+	})
+	if err != nil || len(evs) != 1 || evs[0].Detail["recording_sha256"] != hex.EncodeToString(sum[:]) {
+		t.Fatalf("session.end of %s: %+v %v; object sha256 %x", idB, evs, err, sum)
+	}
+	check := func() (string, int) {
+		out, err := exec.Command(bin, "--data-dir", filepath.Join(dir, "gwb"), "recordings", "check").CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := check(); code != 0 {
+		t.Fatalf("recordings check on a sound bucket: exit %d\n%s", code, out)
+	}
+	if err := os.WriteFile(obj, bytes.Replace(raw, []byte("via-b"), []byte("VIA-B"), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := check(); code != 1 || !strings.Contains(out, idB) || !strings.Contains(out, "tampered") {
+		t.Fatalf("recordings check of a changed object: exit %d\n%s", code, out)
 	}
 }
