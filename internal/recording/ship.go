@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/objstore"
@@ -95,7 +96,10 @@ func (m *Manager) queueSpool() error {
 		if !ok || !e.Type().IsRegular() || checkID(id) != nil || m.lookup(id) != nil {
 			continue
 		}
-		m.ships[id] = &shipping{ended: true}
+		if m.ships[id] == nil {
+			m.ships[id] = &shipping{ended: true}
+			m.waiting.Add(1)
+		}
 	}
 	return nil
 }
@@ -128,25 +132,22 @@ func (m *Manager) takeEnded() {
 			s = &shipping{}
 			m.ships[id] = s
 		}
+		if !s.ended {
+			m.waiting.Add(1)
+		}
 		s.ended, s.clean, s.next, s.fails = true, true, time.Time{}, 0
 	}
 }
 
-// SpoolPending returns how many recordings wait to be shipped whole.
+// SpoolPending returns how many ended recordings wait in the local spool
+// to be shipped whole. It does not wait for an upload.
 func (m *Manager) SpoolPending() int {
 	if m.objects == nil {
 		return 0
 	}
-	m.shipMu.Lock()
-	defer m.shipMu.Unlock()
-	m.takeEnded()
-	n := 0
-	for _, s := range m.ships {
-		if s.ended {
-			n++
-		}
-	}
-	return n
+	m.endMu.Lock()
+	defer m.endMu.Unlock()
+	return int(m.waiting.Load()) + len(m.ended)
 }
 
 // shipper ships until ctx ends, then once more for at most shipDrain.
@@ -210,6 +211,7 @@ func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bo
 		err = m.shipWhole(ctx, id, s.clean)
 		if err == nil {
 			delete(m.ships, id)
+			m.waiting.Add(-1)
 			return
 		}
 	} else {
@@ -355,6 +357,9 @@ func (m *Manager) deleteSegments(ctx context.Context, id string) error {
 func (m *Manager) deleteObjects(ctx context.Context, id string) error {
 	m.shipMu.Lock()
 	defer m.shipMu.Unlock()
+	if s := m.ships[id]; s != nil && s.ended {
+		m.waiting.Add(-1)
+	}
 	delete(m.ships, id)
 	if err := m.objects.Delete(ctx, castName(id)); err != nil {
 		return err
@@ -463,6 +468,8 @@ type shipDeps struct {
 	// queued without waiting for shipMu.
 	endMu sync.Mutex
 	ended []string
+	// waiting counts the ships that are ended (SpoolPending).
+	waiting atomic.Int64
 }
 
 // Live watch of a session another gateway records: its segments are read

@@ -262,6 +262,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, fmt.Errorf("mfa: %w", err)
 	}
 	s.metrics = metrics.New()
+	s.metrics.RecordingSpool(s.recordings.SpoolPending)
 	s.health = &storeHealth{check: func(ctx context.Context) error {
 		_, err := s.store.Revision(ctx)
 		return err
@@ -616,6 +617,11 @@ func (s *Server) close() {
 			s.log.Warn("audit events still wait in the spool; they are appended at the next start", "events", n)
 		}
 		_ = s.spool.Close()
+	}
+	if s.recordings != nil {
+		if n := s.recordings.SpoolPending(); n > 0 {
+			s.log.Warn("recordings still wait in the local spool; they are shipped to the object store at the next start", "recordings", n)
+		}
 	}
 	if s.directory != nil {
 		s.directory.Close()
