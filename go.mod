@@ -11,11 +11,25 @@ require (
 	modernc.org/sqlite v1.60.1
 )
 
-require mvdan.cc/sh/v3 v3.14.1
+require (
+	codeberg.org/go-pdf/fpdf v0.12.0
+	github.com/minio/minio-go/v7 v7.4.1
+	github.com/vmware/govmomi v0.46.0
+	mvdan.cc/sh/v3 v3.14.1
+)
 
 require (
-	codeberg.org/go-pdf/fpdf v0.12.0 // indirect
-	github.com/vmware/govmomi v0.46.0 // indirect
+	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/klauspost/cpuid/v2 v2.4.0 // indirect
+	github.com/klauspost/crc32 v1.3.0 // indirect
+	github.com/minio/crc64nvme v1.1.1 // indirect
+	github.com/minio/md5-simd v1.1.2 // indirect
+	github.com/philhofer/fwd v1.2.0 // indirect
+	github.com/rs/xid v1.6.0 // indirect
+	github.com/tinylib/msgp v1.6.4 // indirect
+	github.com/zeebo/xxh3 v1.1.0 // indirect
+	golang.org/x/net v0.60.0 // indirect
+	gopkg.in/ini.v1 v1.67.3 // indirect
 )
 
 require (

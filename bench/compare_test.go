@@ -348,6 +348,9 @@ type env struct {
 	key       *testenv.ClientKey // bench's key, also the direct leg's
 	recKey    *testenv.ClientKey // benchrec's key
 	clientDir string
+	// serveArgs are added to `portcullis serve` (s3_test.go sets
+	// --recordings-store).
+	serveArgs []string
 }
 
 func setup(t *testing.T) *env {
@@ -483,14 +486,14 @@ func (e *env) startGateway() {
 func (e *env) launchGateway() error {
 	e.gwLog, e.gwOut = &syncBuffer{}, &syncBuffer{}
 	e.gwExited = make(chan struct{})
-	cmd := exec.Command(e.bin, "serve",
+	cmd := exec.Command(e.bin, append([]string{"serve",
 		"--data-dir", e.dataDir,
 		"--ssh-addr", e.gwAddr,
 		"--api-addr", "127.0.0.1:0",
 		"--pg-addr", "127.0.0.1:0",
 		"--diag-addr", e.diagAddr,
 		"--log-level", "warn",
-		"--shutdown-timeout", "3s")
+		"--shutdown-timeout", "3s"}, e.serveArgs...)...)
 	cmd.Stdout = e.gwOut
 	cmd.Stderr = e.gwLog
 	cmd.WaitDelay = 3 * time.Second

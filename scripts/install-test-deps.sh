@@ -72,3 +72,4 @@ go_tool() {
 
 # One line per test server (keep them sorted by name):
 go_tool govmomi v0.46.0 vcsim github.com/vmware/govmomi/vcsim github.com/vmware/govmomi/govc
+go_tool versitygw v1.8.0 versitygw github.com/versity/versitygw/cmd/versitygw

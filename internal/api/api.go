@@ -25,6 +25,7 @@
 //	GET    /api/v1/sessions/{id}/watch       stream a running session's recording as asciicast (query: from=start|now)
 //	GET    /api/v1/recordings                recordings, newest first (query: user, target, state, since, limit)
 //	GET    /api/v1/recordings/search         keyword search over recordings (query: q, limit)
+//	GET    /api/v1/recordings/check          recordings whose file is missing or changed
 //	GET    /api/v1/recordings/{id}           one recording's metadata
 //	GET    /api/v1/recordings/{id}/cast      the asciicast file (query: purpose=play|download)
 //	DELETE /api/v1/recordings/{id}           delete a recording, active or not
@@ -247,6 +248,7 @@ func (a *api) routes() []route {
 		// sends it here whatever the order; recording ids are session
 		// ids, never "search".
 		{"GET /api/v1/recordings/search", accessAuditor, a.searchRecordings},
+		{"GET /api/v1/recordings/check", accessAuditor, a.checkRecordings},
 		{"GET /api/v1/recordings/{id}", accessUser, a.getRecording},
 		{"GET /api/v1/recordings/{id}/cast", accessUser, a.castRecording},
 		{"DELETE /api/v1/recordings/{id}", accessAdmin, a.deleteRecording},

@@ -266,6 +266,7 @@ var matrix = []matrixCase{
 	{pattern: "GET /api/v1/sessions/{id}/watch", path: "/api/v1/sessions/rec-ada/watch", want: row(404, 404, 404, 403)},
 	{pattern: "GET /api/v1/recordings", want: row(200, 200, 200, 403)},
 	{pattern: "GET /api/v1/recordings/search", path: "/api/v1/recordings/search?q=matrix", want: row(403, 200, 200, 403)},
+	{pattern: "GET /api/v1/recordings/check", path: "/api/v1/recordings/check", want: row(403, 200, 200, 403)},
 	{pattern: "GET /api/v1/recordings/{id}", path: "/api/v1/recordings/rec-ada", want: row(404, 200, 200, 403)},
 	{pattern: "GET /api/v1/recordings/{id}/cast", path: "/api/v1/recordings/rec-ada/cast?purpose=play", want: row(404, 200, 200, 403)},
 	{pattern: "DELETE /api/v1/recordings/{id}", path: "/api/v1/recordings/rec-del", want: row(403, 403, 200, 403)},

@@ -191,6 +191,7 @@ func TestOpenAPIQueryParameters(t *testing.T) {
 		{"GET /api/v1/commands", commandParams},
 		{"GET /api/v1/recordings", recordingParams},
 		{"GET /api/v1/recordings/search", searchParams},
+		{"GET /api/v1/recordings/check", nil},
 		{"GET /api/v1/recordings/{id}/cast", castParams},
 		{"GET /api/v1/sessions", nil},
 		{"GET /api/v1/sessions/{id}/watch", watchParams},

@@ -444,3 +444,31 @@ func (a *api) abortStream(r *http.Request, sw *streamWriter, err error) error {
 		"method", r.Method, "path", r.URL.Path, "err", err)
 	panic(http.ErrAbortHandler)
 }
+
+// RecordingFinding is a recording GET /api/v1/recordings/check found
+// missing or changed (recording.Finding).
+type RecordingFinding struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Problem string `json:"problem"` // missing or tampered
+	Detail  string `json:"detail"`
+}
+
+func (a *api) checkRecordings(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r.URL.Query(), nil); err != nil {
+		return err
+	}
+	if a.recordings == nil {
+		return clientError(http.StatusNotFound, "this gateway keeps no recordings")
+	}
+	found, err := a.recordings.Check(r.Context())
+	if err != nil {
+		return fmt.Errorf("check recordings: %w", err)
+	}
+	out := make([]RecordingFinding, len(found))
+	for i, f := range found {
+		out[i] = RecordingFinding(f)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

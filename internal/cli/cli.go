@@ -309,6 +309,7 @@ func commands() *command {
 			{name: "recordings search", usage: recordingsUsage, run: runRecordingsSearch},
 			{name: "recordings review", usage: recordingsReviewUsage, run: runRecordingsReview},
 			{name: "recordings reviews", usage: recordingsReviewUsage, run: runRecordingsReviews},
+			{name: "recordings check", usage: recordingsUsage, run: runRecordingsCheck},
 		}},
 		{name: "report", usage: reportUsage, run: runReport, subs: []*command{
 			{name: "report ls", usage: reportUsage, run: runReportLs},

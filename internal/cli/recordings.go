@@ -27,6 +27,7 @@ const recordingsUsage = `Usage: portcullis recordings ls [FLAGS]
        portcullis recordings download ID [-o FILE] [--force]
        portcullis recordings rm ID [--yes]
        portcullis recordings search QUERY [--limit N] [--json]
+       portcullis recordings check [--json]
 
 Session recordings are asciicast v2 files (asciinema 2 plays them too), one
 per recorded session, written as the session runs. KIND is terminal (a
@@ -65,6 +66,12 @@ stripped); a "quoted phrase" must appear as is. Several arguments are
 joined by spaces. Each hit shows where the best match starts, in seconds:
 play it from there with 'portcullis recordings play ID --at OFFSET'.
 
+check reads every recording that has ended and lists those whose file is
+missing or whose SHA-256 is not the one stored, and written to the audit
+trail, when it ended; it exits 1 when it lists any. With recordings_store:
+s3://... it checks every gateway's recordings in the bucket; otherwise
+this gateway's own. It reads every byte (an auditor's job, not a quick one).
+
 TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
 midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.
 
@@ -76,7 +83,7 @@ Flags:
   --before ID        (ls) recordings listed after the one with this id: the next page
                      (ls says "more exist: see older ones with --before ID" when there is one)
   --limit N          (ls, search) at most N (ls: default 1000; search: default 100; at most 10000)
-  --json             (ls, search) a JSON array, each item with the recording's id
+  --json             (ls, search, check) a JSON array, each item with the recording's id
   --speed N          (play) play N times faster (default 1; 0.5 is half speed)
   --idle-limit S     (play) shorten every pause longer than S seconds to S
   --at SECONDS       (play) start SECONDS into the recording (what search shows as OFFSET)
@@ -408,6 +415,31 @@ func runRecordingsSearch(e *env, args []string) error {
 		fmt.Fprintln(e.stderr, "play with: portcullis recordings play ID --at OFFSET")
 	}
 	return err
+}
+
+func runRecordingsCheck(e *env, args []string) error {
+	fs := e.flags()
+	asJSON := fs.Bool("json", false, "")
+	pos, err := e.parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageErr("recordings check takes no arguments, got %q", pos[0])
+	}
+	found, err := fetchList[api.RecordingFinding](e, "/api/v1/recordings/check", nil)
+	if err != nil {
+		return err
+	}
+	err = printList(e, found, *asJSON, "Every recording is what was recorded.", []string{"ID", "STATE", "PROBLEM", "DETAIL"},
+		func(f api.RecordingFinding) []string { return []string{f.ID, f.State, f.Problem, f.Detail} })
+	if err != nil {
+		return err
+	}
+	if len(found) > 0 {
+		return &exitError{code: exitNo, msg: fmt.Sprintf("%d recordings are missing or changed", len(found))}
+	}
+	return nil
 }
 
 // offset prints seconds rounded down to a tenth, so that playing --at it

@@ -330,7 +330,28 @@ func TestCLIRecordings(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.run(t, "", "recordings", "download", "rec1", "-o", "edited.cast").want(t, 1, nil, []string{"was tampered with", "it was changed since"})
+		// recordings check finds it too; an active one (rec2) is not judged.
+		r = g.run(t, "", "recordings", "check")
+		r.want(t, 1, []string{"PROBLEM", "rec1", "tampered"}, []string{"1 recordings are missing or changed"})
+		if strings.Contains(r.stdout, "rec2") {
+			t.Errorf("check judged an active recording:\n%s", r.stdout)
+		}
+		r = g.run(t, "", "recordings", "check", "--json")
+		var found []map[string]any
+		if err := json.Unmarshal([]byte(r.stdout), &found); err != nil || len(found) != 1 || found[0]["id"] != "rec1" || found[0]["problem"] != "tampered" ||
+			!strings.Contains(found[0]["detail"].(string), "it was changed since") {
+			t.Errorf("check --json: %v %s", err, r.stdout)
+		}
 		if err := os.WriteFile(path, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g.run(t, "", "recordings", "check").want(t, 0, nil, []string{"Every recording is what was recorded."})
+		g.run(t, "", "recordings", "check", "extra").want(t, 2, nil, []string{"takes no arguments"})
+		if err := os.Rename(path, path+".moved"); err != nil {
+			t.Fatal(err)
+		}
+		g.run(t, "", "recordings", "check").want(t, 1, []string{"rec1", "missing"}, nil)
+		if err := os.Rename(path+".moved", path); err != nil {
 			t.Fatal(err)
 		}
 

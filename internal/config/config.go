@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/portcullis/portcullis/internal/objstore"
 	"io"
 	"log/slog"
 	"net"
@@ -87,6 +88,15 @@ type Config struct {
 	// RecordingsRetention deletes recordings that started longer ago than
 	// this (checked hourly, audited); zero keeps them.
 	RecordingsRetention Duration `yaml:"recordings_retention"`
+	// RecordingsStore is where recordings are kept: "local" (the default:
+	// RecordingsDir only) or s3://BUCKET/PREFIX?endpoint=URL&region=R, an
+	// S3-compatible object store every gateway sharing it reads; the
+	// directory is then the spool of what the store has not taken yet.
+	RecordingsStore string `yaml:"recordings_store"`
+	// RecordingsStoreCredentials is an AWS shared credentials file for
+	// RecordingsStore; without it the AWS_ACCESS_KEY_ID and
+	// AWS_SECRET_ACCESS_KEY environment variables are read.
+	RecordingsStoreCredentials string `yaml:"recordings_store_credentials"`
 	// AuditSyslog, when set, copies every audit event to a syslog collector:
 	// udp://HOST:PORT or tcp://HOST:PORT (RFC 5424).
 	AuditSyslog string `yaml:"audit_syslog"`
@@ -367,6 +377,8 @@ var flagDefs = []struct{ name, key, help string }{
 	{"reload-interval", "reload_interval", "how often to poll the store for changes"},
 	{"recordings-dir", "recordings_dir", "session recordings `directory` (default DATA/recordings)"},
 	{"recordings-retention", "recordings_retention", "delete recordings older than this `duration` (e.g. 2160h; 0 keeps them)"},
+	{"recordings-store", "recordings_store", "where recordings are kept: local, or s3://BUCKET/PREFIX?endpoint=URL&region=REGION shared by every gateway"},
+	{"recordings-store-credentials", "recordings_store_credentials", "AWS shared credentials `file` for an s3:// recordings_store (default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"},
 	{"audit-syslog", "audit_syslog", "copy audit events to syslog: udp://HOST:PORT or tcp://HOST:PORT"},
 	{"audit-retention", "audit_retention", "remove audit events older than this `duration`, with a signed record of the cut (0 keeps them)"},
 	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
@@ -460,6 +472,10 @@ func bindOne(cfg *Config, name, value string) error {
 		return set(&cfg.RecordingsDir)
 	case "recordings-retention":
 		return dur(&cfg.RecordingsRetention)
+	case "recordings-store":
+		return set(&cfg.RecordingsStore)
+	case "recordings-store-credentials":
+		return set(&cfg.RecordingsStoreCredentials)
 	case "audit-syslog":
 		return set(&cfg.AuditSyslog)
 	case "audit-retention":
@@ -547,6 +563,9 @@ func (c *Config) Resolve() error {
 	}
 	if c.RecordingsRetention < 0 {
 		return fmt.Errorf("recordings_retention: must not be negative, got %s", c.RecordingsRetention.String())
+	}
+	if _, err := c.ObjectStore(); err != nil {
+		return err
 	}
 	if c.AuditRetention < 0 {
 		return fmt.Errorf("audit_retention: must not be negative, got %s", c.AuditRetention.String())
@@ -737,4 +756,21 @@ func validEnvPattern(p string) bool {
 		}
 	}
 	return true
+}
+
+// ObjectStore returns the object store RecordingsStore names; its Bucket
+// is empty for local recordings.
+func (c *Config) ObjectStore() (objstore.Config, error) {
+	if c.RecordingsStore == "" || c.RecordingsStore == "local" {
+		if c.RecordingsStoreCredentials != "" {
+			return objstore.Config{}, errors.New("recordings_store_credentials: only for an s3:// recordings_store")
+		}
+		return objstore.Config{}, nil
+	}
+	oc, err := objstore.ParseURL(c.RecordingsStore)
+	if err != nil {
+		return objstore.Config{}, fmt.Errorf("recordings_store: %w", err)
+	}
+	oc.CredentialsFile = c.RecordingsStoreCredentials
+	return oc, nil
 }

@@ -64,6 +64,21 @@ func TestParse(t *testing.T) {
 		{name: "diag not loopback", args: []string{"--diag-addr", "0.0.0.0:6060"}, wantErr: "diag_addr"},
 		{name: "bad syslog", args: []string{"--audit-syslog", "syslog.example:514"}, wantErr: "audit_syslog"},
 		{name: "bad retention", args: []string{"--recordings-retention", "forever"}, wantErr: "recordings-retention"},
+		{name: "recordings store local", args: []string{"--recordings-store", "local"}, check: func(t *testing.T, c Config) {
+			if oc, err := c.ObjectStore(); err != nil || oc.Bucket != "" {
+				t.Fatalf("local: %+v %v", oc, err)
+			}
+		}},
+		{name: "recordings store s3", args: []string{"--recordings-store", "s3://rec/gw1?endpoint=http://127.0.0.1:9000&region=eu-west-1",
+			"--recordings-store-credentials", "/etc/portcullis/aws"}, check: func(t *testing.T, c Config) {
+			oc, err := c.ObjectStore()
+			if err != nil || oc.Bucket != "rec" || oc.Prefix != "gw1" || oc.Endpoint != "127.0.0.1:9000" || oc.Secure || oc.CredentialsFile != "/etc/portcullis/aws" {
+				t.Fatalf("s3: %+v %v", oc, err)
+			}
+		}},
+		{name: "recordings store bad", args: []string{"--recordings-store", "gs://rec"}, wantErr: "recordings_store"},
+		{name: "recordings store secret in url", args: []string{"--recordings-store", "s3://AKIA:hunter2@rec"}, wantErr: "credentials do not go in the URL"},
+		{name: "recordings store credentials without s3", args: []string{"--recordings-store-credentials", "/x"}, wantErr: "only for an s3://"},
 		{name: "proxy protocol off by default", check: func(t *testing.T, c Config) {
 			if c.SSHProxyProtocol || c.APIProxyProtocol || len(c.TrustedProxies()) != 0 {
 				t.Fatalf("proxy protocol: %+v", c)

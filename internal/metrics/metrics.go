@@ -309,3 +309,17 @@ func (m *Metrics) FileHeadroom(free func() int) {
 		Help: "File descriptors the process may still open before RLIMIT_NOFILE (soft limit minus those open).",
 	}, func() float64 { return float64(free()) }))
 }
+
+// RecordingSpool exposes pending, called at each scrape, as
+// portcullis_recordings_spool: ended recordings that wait on this
+// gateway's disk for the object store (recordings_store: s3://...). Call
+// it once.
+func (m *Metrics) RecordingSpool(pending func() int) {
+	if m == nil {
+		return
+	}
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "portcullis_recordings_spool",
+		Help: "Ended recordings waiting on this gateway's disk to be shipped to the shared object store.",
+	}, func() float64 { return float64(pending()) }))
+}

@@ -48,6 +48,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.Dropped(DropFailures)
 	m.Dropped("192.0.2.7") // not a reason: counted as other, never a label
 	m.FileHeadroom(func() int { return 42 })
+	m.RecordingSpool(func() int { return 3 })
 
 	out := scrape(t, m)
 	tests := []struct {
@@ -79,6 +80,7 @@ func TestMetricsExposition(t *testing.T) {
 		{"dropped other", `portcullis_connections_dropped_total{reason="other"} 1`},
 		{"dropped zero", `portcullis_connections_dropped_total{reason="files"} 0`},
 		{"file headroom", "portcullis_open_files_headroom 42"},
+		{"recordings spool", "portcullis_recordings_spool 3"},
 		{"go collector", "go_goroutines "},
 		{"process collector", "process_start_time_seconds "},
 	}
@@ -111,6 +113,7 @@ func TestNilMetrics(t *testing.T) {
 		{"APIKeyAuthFailure", func() { m.APIKeyAuthFailure() }},
 		{"Dropped", func() { m.Dropped(DropFull) }},
 		{"FileHeadroom", func() { m.FileHeadroom(func() int { return 1 }) }},
+		{"RecordingSpool", func() { m.RecordingSpool(func() int { return 1 }) }},
 		{"Registry", func() {
 			if m.Registry() != nil {
 				t.Error("Registry on nil is not nil")

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/store"
@@ -106,11 +105,10 @@ func (m *Manager) catchUpBacklog(ctx context.Context) {
 // cuts in two is indexed in two halves. A file that cannot be read is
 // stored as failed; only store errors are returned.
 func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
-	path, err := m.path(rec.ID)
-	if err != nil {
+	if err := checkID(rec.ID); err != nil {
 		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, 0)
 	}
-	f, err := os.Open(path)
+	f, err := m.openFile(ctx, rec.ID)
 	if err != nil {
 		m.log.Warn("search index catch-up: the recording's file cannot be read", "recording", rec.ID, "err", err)
 		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, rec.IndexOffset)

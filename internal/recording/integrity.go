@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -50,15 +52,14 @@ var hashEvents = []string{audit.SessionEnd, audit.RecordingInterrupted}
 // so that the viewer can be told and see what is there. The reader is at
 // the start of the file.
 func (m *Manager) OpenChecked(ctx context.Context, id string) (*os.File, store.Recording, Integrity, error) {
-	path, err := m.path(id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording: %w", err)
 	}
 	rec, err := m.st.GetRecording(ctx, id)
 	if err != nil {
 		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording %s: %w", id, err)
 	}
-	f, err := os.Open(path)
+	f, err := m.openFile(ctx, id)
 	if err != nil {
 		return nil, store.Recording{}, Integrity{}, fmt.Errorf("open recording %s: %w", id, err)
 	}
@@ -121,4 +122,62 @@ func short(h string) string {
 		return h[:16] + "..."
 	}
 	return h
+}
+
+// Problems Check finds.
+const (
+	// CheckMissing: the recording's file (or object) is gone.
+	CheckMissing = "missing"
+	// CheckTampered: its SHA-256 is not the one recorded when it ended.
+	CheckTampered = "tampered"
+)
+
+// Finding is a recording Check found wrong.
+type Finding struct {
+	ID      string `json:"id"`
+	State   string `json:"state"`   // the recording's state (ended, incomplete, interrupted)
+	Problem string `json:"problem"` // CheckMissing or CheckTampered
+	Detail  string `json:"detail"`  // in words
+}
+
+// Check reads every recording that has ended and returns those whose
+// file is missing or whose SHA-256 is not the one recorded when it ended
+// (the store's and the audit trail's, as OpenChecked). With an object
+// store that is every gateway's recordings; without one, this gateway's
+// (the others' files are on their disks). It reads every byte: it costs
+// what downloading them all does.
+func (m *Manager) Check(ctx context.Context) ([]Finding, error) {
+	var out []Finding
+	for _, state := range []string{store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted} {
+		recs, err := m.st.ListRecordings(ctx, store.RecordingFilter{State: state, Limit: math.MaxInt32})
+		if err != nil {
+			return nil, fmt.Errorf("check recordings: %w", err)
+		}
+		for _, rec := range recs {
+			if m.objects == nil && rec.Gateway != m.gateway {
+				continue
+			}
+			f, err := m.openFile(ctx, rec.ID)
+			if errors.Is(err, os.ErrNotExist) {
+				detail := "the recording's file is not in the recordings store"
+				if m.objects != nil && rec.Gateway != m.gateway {
+					detail += fmt.Sprintf(" (if gateway %q could not reach the store, it may still wait in that gateway's spool)", rec.Gateway)
+				}
+				out = append(out, Finding{ID: rec.ID, State: rec.State, Problem: CheckMissing, Detail: detail})
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("check recording %s: %w", rec.ID, err)
+			}
+			in, err := m.check(ctx, rec, f)
+			f.Close()
+			if err != nil {
+				return nil, fmt.Errorf("check recording %s: %w", rec.ID, err)
+			}
+			if in.State == IntegrityTampered {
+				out = append(out, Finding{ID: rec.ID, State: rec.State, Problem: CheckTampered, Detail: in.Problem})
+			}
+		}
+	}
+	return out, nil
 }

@@ -103,6 +103,10 @@ type Manager struct {
 	// leaves the row to the retry loop at once rather than wait the
 	// store's lock timeout on every new session.
 	refusing atomic.Bool
+	// shipDeps: recordings in an object store (ship.go); lock order
+	// shipMu, then mu.
+	shipDeps
+
 	// lastEnd is when a recording last stopped being written (UnixNano
 	// of m.now): the catch-up keeps yielding for catchUpQuiet after it,
 	// so that sessions in quick succession count as busy.
@@ -131,7 +135,7 @@ func NewManager(dir string, st store.Store, log *slog.Logger) (*Manager, error) 
 	}
 	return &Manager{
 		dir: abs, st: st, log: log,
-		now: time.Now, interval: flushInterval, maxPending: maxPending,
+		now: time.Now, interval: flushInterval, maxPending: maxPending, shipDeps: shipDeps{shipEvery: shipEvery},
 		kick:      make(chan struct{}, 1),
 		catchKick: make(chan struct{}, 1),
 		active:    make(map[string]*Recorder),
@@ -267,6 +271,7 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 	}
 	r.w.hash.Write(hdr)
 	r.w.off = int64(len(hdr))
+	r.flushed.Store(r.w.off)
 	m.mu.Lock()
 	_, dup := m.active[meta.ID]
 	if !dup {
@@ -307,6 +312,18 @@ func (m *Manager) Start(ctx context.Context, meta Meta) (*Recorder, error) {
 func (m *Manager) Run(ctx context.Context) {
 	queue := make(chan indexBatch, indexQueue)
 	var wg sync.WaitGroup
+	stopShip := func() {}
+	if m.objects != nil {
+		// Its own context, ended after the last flush below, so that the
+		// shipper's last round ships what that flush wrote.
+		var sctx context.Context
+		sctx, stopShip = context.WithCancel(context.WithoutCancel(ctx))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.shipper(sctx)
+		}()
+	}
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
@@ -322,6 +339,7 @@ func (m *Manager) Run(ctx context.Context) {
 	}()
 	defer func() {
 		close(queue)
+		stopShip()
 		wg.Wait()
 	}()
 	t := time.NewTicker(m.interval)
@@ -440,15 +458,14 @@ const indexEvery = 500 * time.Millisecond
 // which is always whole events. Open does not check the file against its
 // hash: whatever shows a recording to a person uses OpenChecked.
 func (m *Manager) Open(ctx context.Context, id string) (io.ReadCloser, store.Recording, error) {
-	path, err := m.path(id)
-	if err != nil {
+	if err := checkID(id); err != nil {
 		return nil, store.Recording{}, fmt.Errorf("open recording: %w", err)
 	}
 	rec, err := m.st.GetRecording(ctx, id)
 	if err != nil {
 		return nil, store.Recording{}, fmt.Errorf("open recording %s: %w", id, err)
 	}
-	f, err := os.Open(path)
+	f, err := m.openFile(ctx, id)
 	if err != nil {
 		return nil, store.Recording{}, fmt.Errorf("open recording %s: %w", id, err)
 	}
@@ -480,8 +497,14 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if ferr != nil {
 		return fmt.Errorf("delete recording %s: %w", id, ferr)
 	}
+	if m.objects != nil {
+		// The objects before the metadata, for the same reason.
+		if err := m.deleteObjects(ctx, id); err != nil {
+			return fmt.Errorf("delete recording %s: %w", id, err)
+		}
+	}
 	if err := m.st.DeleteRecording(ctx, id); err != nil {
-		if errors.Is(err, store.ErrNotFound) && (fileGone || r != nil) {
+		if errors.Is(err, store.ErrNotFound) && (fileGone || r != nil || m.objects != nil) {
 			return nil
 		}
 		return fmt.Errorf("delete recording %s: %w", id, err)
@@ -506,7 +529,8 @@ func (m *Manager) DeleteOlderThan(ctx context.Context, t time.Time) ([]string, e
 		for _, rec := range recs {
 			// Each gateway keeps its own recordings' files: another
 			// gateway's would look deleted here, and lose its metadata.
-			if !rec.StartedAt.Before(t) || rec.Gateway != m.gateway {
+			// In a shared object store any gateway deletes any.
+			if !rec.StartedAt.Before(t) || (rec.Gateway != m.gateway && m.objects == nil) {
 				continue
 			}
 			if err := m.Delete(ctx, rec.ID); err != nil {
@@ -558,6 +582,11 @@ func (m *Manager) Recover(ctx context.Context) ([]store.Recording, error) {
 			continue
 		}
 		m.log.Info("recording interrupted by the previous run closed", "recording", rec.ID, "bytes", size)
+	}
+	if m.objects != nil {
+		if err := m.queueSpool(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return recs, errors.Join(errs...)
 }

@@ -145,6 +145,9 @@ func (m *Manager) Follow(ctx context.Context, id string, fromStart bool, w io.Wr
 		wake = r.waitWrite()
 	}
 	f, err := os.Open(path)
+	if err != nil && r == nil && m.objects != nil && errors.Is(err, os.ErrNotExist) {
+		return m.followRemote(ctx, id, fromStart, w)
+	}
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			if _, gerr := m.st.GetRecording(ctx, id); gerr != nil {

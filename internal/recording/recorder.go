@@ -73,6 +73,9 @@ type Recorder struct {
 	// this never ends the session; the recording is indexed again from
 	// its file once it has ended.
 	indexGap atomic.Bool
+	// flushed is w.off as of the last write: the shipper (ship.go) reads
+	// the file up to it without waiting on fmu.
+	flushed atomic.Int64
 	// lostBytes is w.gap.Bytes as of the last flush, for listing live
 	// sessions without waiting on a flush (fmu) stuck on a slow disk.
 	lostBytes atomic.Int64
@@ -429,6 +432,7 @@ func (r *Recorder) write(p []byte) error {
 	}
 	w.hash.Write(p)
 	w.off += int64(n)
+	r.flushed.Store(w.off)
 	r.mu.Lock()
 	if r.wake != nil {
 		close(r.wake)
@@ -565,6 +569,7 @@ func (r *Recorder) Close(ctx context.Context) (size int64, sha256hex string, err
 	// The end is stored now or, while the store refuses writes, later:
 	// the session never ends up listed as active for ever.
 	r.m.finishRow(ctx, r.meta.ID, state, r.m.now(), size, sum)
+	r.m.shipEnded(r.meta.ID)
 	if g := gap; g.Bytes > 0 {
 		// For the listing; session.end carries the same in the audit
 		// trail, which is what counts if the store refuses this.

@@ -28,11 +28,11 @@ type haGateway struct {
 	done   chan error
 }
 
-func startHAGateway(t *testing.T, dir, name, storeURL, masterKey string) *haGateway {
+func startHAGateway(t *testing.T, dir, name, storeURL, masterKey string, extra ...string) *haGateway {
 	t.Helper()
-	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, name), "--ssh-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0",
+	cfg, err := config.Parse(append([]string{"--data-dir", filepath.Join(dir, name), "--ssh-addr", "127.0.0.1:0", "--pg-addr", "127.0.0.1:0",
 		"--api-addr", "127.0.0.1:0", "--store", storeURL, "--master-key-file", masterKey,
-		"--gateway-id", name, "--shutdown-timeout", "1s"}, io.Discard)
+		"--gateway-id", name, "--shutdown-timeout", "1s"}, extra...), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/portcullis/portcullis/internal/jit"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
+	"github.com/portcullis/portcullis/internal/objstore"
 	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/proxyproto"
@@ -226,6 +227,23 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if s.recordings, err = recording.NewManager(cfg.RecordingsDir, s.store, log.With("part", "recording")); err != nil {
 		return nil, fmt.Errorf("recordings: %w", err)
 	}
+	oc, err := cfg.ObjectStore()
+	if err != nil {
+		return nil, err
+	}
+	if oc.Bucket != "" {
+		objects, err := objstore.Open(ctx, oc)
+		switch {
+		case errors.Is(err, objstore.ErrUnavailable):
+			// Recording goes on into the local spool, shipped once the
+			// store answers: an outage of the store must not stop
+			// sessions, nor a restart during one.
+			log.Warn("recordings store does not answer; recordings wait in the local spool", "err", err)
+		case err != nil:
+			return nil, err
+		}
+		s.recordings.SetObjectStore(objects)
+	}
 	// Sessions a previous run did not end: close their recordings as
 	// interrupted before anything new starts.
 	gwID, err := gatewayID(cfg.GatewayID, cfg.DataDir)
@@ -259,6 +277,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, fmt.Errorf("mfa: %w", err)
 	}
 	s.metrics = metrics.New()
+	s.metrics.RecordingSpool(s.recordings.SpoolPending)
 	s.health = &storeHealth{check: func(ctx context.Context) error {
 		_, err := s.store.Revision(ctx)
 		return err
@@ -637,6 +656,11 @@ func (s *Server) close() {
 			s.log.Warn("audit events still wait in the spool; they are appended at the next start", "events", n)
 		}
 		_ = s.spool.Close()
+	}
+	if s.recordings != nil {
+		if n := s.recordings.SpoolPending(); n > 0 {
+			s.log.Warn("recordings still wait in the local spool; they are shipped to the object store at the next start", "recordings", n)
+		}
 	}
 	if s.directory != nil {
 		s.directory.Close()
