@@ -290,7 +290,10 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		return false
 	}
 	pw, _, _ := strings.Cut(string(body), "\x00")
-	if s.failures.blocked(sess.srcAddr, time.Now()) {
+	// Charged before the password is checked, so that attempts side by
+	// side each see the others'; given back when the password was right.
+	refund, allowed := s.failures.Charge(sess.srcAddr)
+	if !allowed {
 		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
 			Target: l.Target, Message: "postgres sign-in refused: too many failed sign-ins from this source",
 			Detail: map[string]any{"reason": "rate_limited"}})
@@ -299,7 +302,6 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	snap := s.cfg.Snapshot()
 	auth := s.authenticate(ctx, sess, snap, pw)
 	if !auth.ok {
-		s.failures.failed(sess.srcAddr, time.Now())
 		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
 			User: auth.knownUser, Target: l.Target, Message: "postgres sign-in refused: " + auth.why,
 			Detail: map[string]any{"method": auth.method}})
@@ -308,6 +310,7 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		}
 		return fail(stateInvalidPassword, fmt.Sprintf("password authentication failed for user %q", userStr))
 	}
+	refund()
 	sess.ident, sess.mfa = auth.ident, auth.mfa
 	snap = s.cfg.Snapshot() // a directory user was maybe created meanwhile
 	d, msg := sess.decide(snap)

@@ -616,6 +616,13 @@ func TestFailedSignInLimit(t *testing.T) {
 		}
 		return ""
 	}
+	// A right password gives its charge back: more sign-ins than the
+	// burst (refused here by policy, after the password) spend nothing.
+	for i := range 4 {
+		if msg := try(alicePassword); strings.Contains(msg, "too many failed") || strings.Contains(msg, "password authentication failed") {
+			t.Fatalf("sign-in %d with the right password: %q", i, msg)
+		}
+	}
 	for i := range 2 {
 		if msg := try("wrong"); !strings.Contains(msg, "password authentication failed") {
 			t.Fatalf("attempt %d: %q", i, msg)
@@ -625,6 +632,60 @@ func TestFailedSignInLimit(t *testing.T) {
 		t.Fatalf("after the burst: %q", msg)
 	}
 	g.waitEvent("login.failure", func(ev store.AuditEvent) bool { return ev.Detail["reason"] == "rate_limited" })
+}
+
+// TestParallelSignInsCharged: guesses sent side by side are each charged
+// before their password is checked; a check-then-charge limiter let all of
+// them through while the first argon2id checks ran.
+func TestParallelSignInsCharged(t *testing.T) {
+	g := startGateway(t, nil, nil, func(c *pgproxy.Config) {
+		c.FailureBurst, c.FailuresPerMinute = 2, 0.001
+	})
+	g.apply("kind: User\nname: alice\n")
+	g.setPassword("alice", alicePassword)
+	const n = 8
+	fes := make([]*pgproto3.Frontend, n)
+	for i := range fes {
+		// Every connection waits at the password prompt first.
+		c := sslRequest(t, dialRaw(t, g.addr))
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+			Parameters: map[string]string{"user": "alice~db1", "database": "app"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := fe.Receive(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := m.(*pgproto3.AuthenticationCleartextPassword); !ok {
+			t.Fatalf("connection %d: %T, want the password prompt", i, m)
+		}
+		fes[i] = fe
+	}
+	for _, fe := range fes {
+		fe.Send(&pgproto3.PasswordMessage{Password: "wrong"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checked := 0
+	for i, fe := range fes {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		e, ok := m.(*pgproto3.ErrorResponse)
+		switch {
+		case !ok:
+			t.Fatalf("connection %d: %T, want an error", i, m)
+		case strings.Contains(e.Message, "password authentication failed"):
+			checked++
+		case !strings.Contains(e.Message, "too many failed sign-ins"):
+			t.Fatalf("connection %d: %q", i, e.Message)
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("%d of %d parallel guesses had their password checked, want the burst of 2", checked, n)
+	}
 }
 
 // TestIdleTimeout: a proxy policy's idle_timeout ends a quiet session.

@@ -56,6 +56,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -120,9 +121,12 @@ type Config struct {
 	// MaxSessions bounds live sessions, and with them the map of cancel
 	// keys (the unbounded map of GHSA-qw79-rh95-853p). Default 10000.
 	MaxSessions int
-	// FailuresPerMinute and FailureBurst rate limit failed sign-ins per
-	// source address; a source past them is refused before its password
-	// is checked. Defaults 10 and 20, as the SSH front.
+	// FailuresPerMinute and FailureBurst rate limit failed sign-ins and
+	// cancel requests with a wrong key per source address (one /64 for
+	// IPv6), as package authlimit does: each sign-in is charged before its
+	// password is checked and refunded when it succeeds, and a source with
+	// nothing left is refused unchecked. Defaults 10 and 20, as the SSH
+	// front.
 	FailuresPerMinute float64
 	FailureBurst      int
 }
@@ -170,7 +174,7 @@ type Server struct {
 	// byPID maps the gateway's cancel process ids to live sessions.
 	byPID map[uint32]*session
 	// preAuth counts connections not yet authenticated, per source.
-	preAuth      map[netip.Addr]int
+	preAuth      map[netip.Prefix]int
 	preAuthTotal int
 
 	wg sync.WaitGroup // connection goroutines
@@ -180,7 +184,9 @@ type Server struct {
 	// queue is full, and no event is dropped.
 	stmts chan store.AuditEvent
 
-	failures *failureLimiter
+	// failures is the budget of failed sign-ins (and guessed cancel
+	// keys) per source.
+	failures *authlimit.Limiter
 	// served is closed when Serve has returned and its audit writer has
 	// written everything queued (waitServed).
 	served chan struct{}
@@ -199,8 +205,8 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, preAuth: map[netip.Addr]int{}, stmts: make(chan store.AuditEvent, 4096),
-		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
+		byPID: map[uint32]*session{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan store.AuditEvent, 4096),
+		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
 // alpnPostgres is the ALPN protocol of PostgreSQL over TLS.
@@ -256,7 +262,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		src := addrOf(nc.RemoteAddr())
+		src := authlimit.AddrOf(nc.RemoteAddr())
 		if !s.admit(nc, src) {
 			nc.Close()
 			continue
@@ -275,7 +281,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) admit(nc net.Conn, src netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := sourceKey(src)
+	key := authlimit.SourcePrefix(src)
 	if s.closed || s.preAuth[key] >= s.cfg.MaxPreAuthPerSource || s.preAuthTotal >= s.cfg.MaxPreAuth {
 		return false
 	}
@@ -290,7 +296,7 @@ func (s *Server) admit(nc net.Conn, src netip.Addr) bool {
 func (s *Server) authenticated(src netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := sourceKey(src)
+	key := authlimit.SourcePrefix(src)
 	s.preAuthTotal--
 	if s.preAuth[key]--; s.preAuth[key] <= 0 {
 		delete(s.preAuth, key)
@@ -301,28 +307,6 @@ func (s *Server) forget(nc net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, nc)
 	s.mu.Unlock()
-}
-
-// sourceKey groups IPv6 sources by /64: one host holds a whole /64.
-func sourceKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // Shutdown stops accepting, lets sessions run until ctx ends, then closes
