@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/loginstr"
 	"github.com/portcullis/portcullis/internal/policy"
@@ -183,7 +184,7 @@ func (s *Server) negotiate(nc net.Conn, src string) (net.Conn, startupPacket, er
 				return nil, p, err
 			}
 		case p.code == codeCancelRequest:
-			s.cancelRequest(p, src)
+			s.cancelRequest(p, src, authlimit.AddrOf(nc.RemoteAddr()))
 			return nil, p, errHandled
 		case p.code>>16 == 3 && !isTLS:
 			s.refuse(conn, stateProtocolViolation, "portcullis requires TLS: connect with sslmode=require (or verify-full)")

@@ -173,6 +173,9 @@ type Server struct {
 	sessions map[*session]struct{}
 	// byPID maps the gateway's cancel process ids to live sessions.
 	byPID map[uint32]*session
+	// acks holds the charges of cancel requests passed to the peers,
+	// until one acknowledges the key (cancel.go).
+	acks map[cancelKey]pendingAck
 	// preAuth counts connections not yet authenticated, per source.
 	preAuth      map[netip.Prefix]int
 	preAuthTotal int
@@ -205,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan store.AuditEvent, 4096),
+		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan store.AuditEvent, 4096),
 		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
