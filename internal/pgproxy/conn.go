@@ -80,7 +80,6 @@ type session struct {
 	mu      sync.Mutex
 	out     *bufio.Writer
 	pending []*group
-	txState byte
 
 	stmtCount, denied atomic.Int64
 	// active is when data last went either way (unix nanoseconds), for
@@ -397,9 +396,6 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	}
 	_, _ = w.Write(encode(nil, &pgproto3.BackendKeyData{ProcessID: sess.pid, SecretKey: sess.secret}))
 	_, _ = w.Write(encode(nil, &pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}))
-	sess.mu.Lock()
-	sess.txState = hc.TxStatus
-	sess.mu.Unlock()
 	if err := w.Flush(); err != nil {
 		hc.Conn.Close()
 		sess.closeRecording()

@@ -49,19 +49,17 @@ type group struct {
 	next   int  // index of the next statement awaiting a result
 	closed bool // its Sync (or Query) went out: a ReadyForQuery ends it
 	failed bool // the server answered an error: the rest did not run
-	// inject is the gateway's own refusal of a simple query, answered
-	// in place of the server's (synthetic groups).
-	inject *pgproto3.ErrorResponse
-	// replace is the gateway's refusal in an extended batch: the server
-	// is sent markerParse in place of the refused message, fails it
-	// with a syntax error at once (and skips to Sync, as for any error),
-	// and that error is replaced by this one on the way back, so that
-	// the refusal reaches the client where the statement's own error
-	// would have, also for clients that pipeline with Flush.
+	// replace is the gateway's refusal of a statement: the server is
+	// sent markerQuery in place of the refused message (a Query for a
+	// simple query or function call, a Parse and Flush in an extended
+	// batch), fails it with a syntax error at once, and that error is
+	// replaced by this one on the way back. So the refusal reaches the
+	// client where the statement's own error would have, in order, also
+	// for clients that pipeline; and the server's own state follows as
+	// for any failed statement: an open transaction is aborted (no later
+	// statement of it runs, COMMIT rolls back), and an extended batch is
+	// skipped to its Sync.
 	replace *pgproto3.ErrorResponse
-	// synthetic groups never reach the server: the gateway answers them
-	// (a refused simple query) once the groups before them are done.
-	synthetic bool
 }
 
 // stmt is one statement waiting for its result.
@@ -222,7 +220,7 @@ func (sess *session) fromClient() error {
 			q := cstring(body)
 			if refused, why, which := sess.judge(q); refused {
 				sess.refuse(q, which, why, true)
-				forward = false
+				raw = markerSimple
 				break
 			}
 			g := &group{closed: true}
@@ -342,7 +340,7 @@ func (sess *session) fromClient() error {
 				// A function call has no SQL to match: where statements
 				// are restricted, it cannot be judged and is refused.
 				sess.refuse(desc, desc, "a function call cannot be judged by the gateway where statements are restricted", true)
-				forward = false
+				raw = markerSimple
 				break
 			}
 			sess.enqueue(&group{closed: true, stmts: []*stmt{{kind: "function", sql: desc}}})
@@ -364,10 +362,18 @@ func (sess *session) fromClient() error {
 	}
 }
 
-// markerQuery is what the server is asked to parse in place of a refused
-// extended-protocol message: a syntax error at its first character, which
-// fromServer recognizes and replaces with the refusal (group.replace).
+// markerQuery is what the server is asked to run in place of a refused
+// message: a syntax error at its first character, which fromServer
+// recognizes and replaces with the refusal (group.replace).
 const markerQuery = "PORTCULLIS_REFUSED"
+
+// markerSimple is markerQuery as a simple Query, in place of a refused
+// Query or FunctionCall: both are answered with an error (or a result)
+// and ReadyForQuery.
+var markerSimple = func() []byte {
+	b, _ := (&pgproto3.Query{String: markerQuery}).Encode(nil)
+	return b
+}()
 
 // markerMessages are a Parse of markerQuery into a statement name no
 // client uses (a failed Parse creates nothing) and a Flush, so that the
@@ -427,11 +433,11 @@ func statementForms(st string) []string {
 	return forms
 }
 
-// refuse answers a refused statement: for a simple query or function call
-// (simple), an error and ReadyForQuery of its own, in order after what the
-// server still owes; in an extended batch, through the marker (see
-// group.replace), where the statement's own error would have come. The
-// refusal is audited and recorded.
+// refuse answers a refused statement through the marker (see
+// group.replace): for a simple query or function call (simple), as a
+// group of its own; in an extended batch, in the batch. The caller sends
+// the marker in place of the message. The refusal is audited and
+// recorded.
 func (sess *session) refuse(sql, which, why string, simple bool) {
 	sess.denied.Add(1)
 	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
@@ -445,13 +451,7 @@ func (sess *session) refuse(sql, which, why string, simple bool) {
 		sess.openGroupLocked().replace = e
 		return
 	}
-	if len(sess.pending) == 0 {
-		sess.writeLocked(e)
-		sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
-		_ = sess.out.Flush()
-		return
-	}
-	sess.pending = append(sess.pending, &group{closed: true, synthetic: true, inject: e})
+	sess.pending = append(sess.pending, &group{closed: true, replace: e})
 }
 
 func (sess *session) writeLocked(m pgproto3.BackendMessage) {
@@ -569,9 +569,6 @@ func (sess *session) fromServer() error {
 				sess.resultLocked("", &e)
 			}
 		case 'Z':
-			if len(body) > 0 {
-				sess.txState = body[0]
-			}
 			if len(sess.pending) > 0 {
 				g := sess.pending[0]
 				sess.pending = sess.pending[1:]
@@ -581,16 +578,6 @@ func (sess *session) fromServer() error {
 		_, err := sess.out.Write(hdr[:])
 		if err == nil {
 			_, err = sess.out.Write(body)
-		}
-		if typ == 'Z' {
-			// Refused simple queries queued behind this group are
-			// answered now, in order.
-			for len(sess.pending) > 0 && sess.pending[0].synthetic {
-				g := sess.pending[0]
-				sess.pending = sess.pending[1:]
-				sess.writeLocked(g.inject)
-				sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
-			}
 		}
 		if err == nil && r.Buffered() == 0 {
 			err = sess.out.Flush()
