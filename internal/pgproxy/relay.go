@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -80,6 +81,10 @@ type prepared struct {
 	// one made with SQL PREPARE, whose text the gateway cannot judge
 	// again at Execute.
 	parsed bool
+	// judged are the rules the statement was judged under at its Parse:
+	// an Execute under the same rules needs no second look, one after a
+	// recheck changed them is judged again.
+	judged *policy.StatementRules
 }
 
 // run relays the session until either side ends, then writes its end.
@@ -183,7 +188,7 @@ func (sess *session) sendAudit(ev store.AuditEvent) {
 		ev.Detail = map[string]any{}
 	}
 	ev.Detail["front"] = "postgres"
-	sess.srv.stmts <- ev
+	sess.srv.stmts <- auditItem{ev: ev}
 }
 
 // fromClient reads the client's messages, judges and queues statements,
@@ -218,13 +223,14 @@ func (sess *session) fromClient() error {
 		switch typ {
 		case 'Q':
 			q := cstring(body)
-			if refused, why, which := sess.judge(q); refused {
+			refused, why, which, split := sess.judge(q)
+			if refused {
 				sess.refuse(q, which, why, true)
 				raw = markerSimple
 				break
 			}
 			g := &group{closed: true}
-			for _, st := range Split(q, false) {
+			for _, st := range split {
 				g.stmts = append(g.stmts, &stmt{kind: "query", sql: st.Text})
 			}
 			sess.enqueue(g)
@@ -237,7 +243,8 @@ func (sess *session) fromClient() error {
 			if err := m.Decode(body); err != nil {
 				return sess.violation(err)
 			}
-			if refused, why, which := sess.judge(m.Query); refused {
+			rules := sess.rules.Load()
+			if refused, why, which, _ := sess.judge(m.Query); refused {
 				sess.refuse(m.Query, which, why, false)
 				skipping = true
 				raw = markerMessages
@@ -250,7 +257,7 @@ func (sess *session) fromClient() error {
 				sess.fatal(stateProgramLimit, "too many prepared statements for the gateway")
 				return errors.New("prepared statement bound")
 			}
-			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true}
+			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true, judged: rules}
 			preparedBytes += len(m.Query)
 			sess.openGroup()
 		case 'B':
@@ -295,7 +302,9 @@ func (sess *session) fromClient() error {
 				raw = markerMessages
 				break
 			}
-			if refused, why, which := sess.judge(p.sql); refused {
+			if rules := sess.rules.Load(); rules == p.judged && p.parsed {
+				// Judged at its Parse under these very rules.
+			} else if refused, why, which, _ := sess.judge(p.sql); refused {
 				sess.refuse(p.sql, which, why, false)
 				skipping = true
 				raw = markerMessages
@@ -391,22 +400,30 @@ func isMarkerError(e *pgproto3.ErrorResponse) bool {
 
 // judge checks every statement of sql against the grant's rules, under
 // both readings of backslashes (see Statements). which is the statement
-// refused.
-func (sess *session) judge(sql string) (refused bool, why, which string) {
+// refused. split is sql's statements as read with backslashes plain
+// (standard_conforming_strings on), for the audit trail: sql is lexed once
+// for both, and a second time only when it holds a backslash, the one
+// character the readings differ on.
+func (sess *session) judge(sql string) (refused bool, why, which string, split []Statement) {
+	split = Split(sql, false)
 	rules := sess.rules.Load()
 	if rules == nil {
-		return false, "", ""
+		return false, "", "", split
 	}
-	for _, esc := range []bool{false, true} {
-		for _, st := range Statements(sql, esc) {
-			for _, form := range statementForms(st) {
+	readings := [][]Statement{split}
+	if strings.IndexByte(sql, '\\') >= 0 {
+		readings = append(readings, Split(sql, true))
+	}
+	for _, reading := range readings {
+		for _, st := range reading {
+			for _, form := range statementForms(st.Norm) {
 				if refused, why := rules.Check(form); refused {
-					return true, why, st
+					return true, why, st.Norm, split
 				}
 			}
 		}
 	}
-	return false, "", ""
+	return false, "", "", split
 }
 
 // statementForms returns a normalized statement and the statement it
@@ -636,8 +653,8 @@ func (sess *session) resultLocked(tag string, e *pgproto3.ErrorResponse) {
 	sess.statementEvent(item)
 }
 
-// stmtRecord is one statement in a db.statement event: a struct, not a
-// map, because the audit writer encodes thousands of them a second.
+// stmtRecord is one statement in a db.statement event: a struct on the
+// queue, made a Detail value only once, by the audit writer (detail).
 type stmtRecord struct {
 	SQL        string  `json:"sql"`
 	Kind       string  `json:"kind"` // query, execute, function
@@ -651,12 +668,42 @@ type stmtRecord struct {
 	Parameters *int    `json:"parameters,omitempty"`
 }
 
-// statementEvent queues the audit event of one statement. Its shape is
-// that of a batch (auditWriter): the statements are in
-// Detail["statements"], their text in the message.
+// detail is the statement as a Detail value, already in the form the
+// store reads back (store.DetailIsNormal: numbers float64, no structs), so
+// that storing it costs one JSON encoding and no round trip. Its keys are
+// the JSON names of stmtRecord's fields, each left out where empty as the
+// tags say.
+func (r *stmtRecord) detail() map[string]any {
+	m := make(map[string]any, 6)
+	m["sql"], m["kind"], m["outcome"] = r.SQL, r.Kind, r.Outcome
+	if r.Tag != "" {
+		m["tag"] = r.Tag
+	}
+	if r.Rows != nil {
+		m["rows"] = float64(*r.Rows)
+	}
+	if r.SQLState != "" {
+		m["sqlstate"] = r.SQLState
+	}
+	if r.Error != "" {
+		m["error"] = r.Error
+	}
+	if r.Statement != nil {
+		m["statement"] = *r.Statement
+	}
+	if r.Portal != nil {
+		m["portal"] = *r.Portal
+	}
+	if r.Parameters != nil {
+		m["parameters"] = float64(*r.Parameters)
+	}
+	return m
+}
+
+// statementEvent queues one statement for the audit writer, which writes
+// a session's queued statements as one db.statement event (auditWriter).
 func (sess *session) statementEvent(item stmtRecord) {
-	sess.sendAudit(store.AuditEvent{Type: EventStatement, Outcome: item.Outcome, Message: item.SQL,
-		Detail: map[string]any{"database": sess.database, "statements": []stmtRecord{item}}})
+	sess.srv.stmts <- auditItem{sess: sess, stmt: item}
 }
 
 // finishLocked audits the statements of a finished group that got no

@@ -47,7 +47,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -182,10 +181,10 @@ type Server struct {
 
 	wg sync.WaitGroup // connection goroutines
 
-	// stmts carries statement audit events to the writer goroutine
-	// (auditWriter), so that a session waits for the store only when the
-	// queue is full, and no event is dropped.
-	stmts chan store.AuditEvent
+	// stmts carries the sessions' audit events and statements to the
+	// writer goroutine (auditWriter), so that a session waits for the
+	// store only when the queue is full, and no event is dropped.
+	stmts chan auditItem
 
 	// failures is the budget of failed sign-ins (and guessed cancel
 	// keys) per source.
@@ -208,7 +207,7 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan store.AuditEvent, 4096),
+		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan auditItem, 4096),
 		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
@@ -449,6 +448,14 @@ func (s *Server) unregister(sess *session) {
 	}
 }
 
+// auditItem is what a session queues for the audit writer: an event of
+// its own (ev), or one statement of sess.
+type auditItem struct {
+	ev   store.AuditEvent
+	sess *session
+	stmt stmtRecord
+}
+
 // auditWriter writes the sessions' events until s.stmts is closed. What
 // waits in the queue is written together: the statements of one session
 // that queued up become one db.statement event listing them all, so that
@@ -463,8 +470,9 @@ func (s *Server) unregister(sess *session) {
 func (s *Server) auditWriter() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	for ev := range s.stmts {
-		batch := []store.AuditEvent{ev}
+	var batch []auditItem
+	for it := range s.stmts {
+		batch = append(batch[:0], it)
 		timer.Reset(batchWindow)
 	collect:
 		for len(batch) < maxBatch {
@@ -480,6 +488,7 @@ func (s *Server) auditWriter() {
 		}
 		timer.Stop()
 		s.writeBatch(batch)
+		clear(batch) // let the sessions go
 	}
 }
 
@@ -490,59 +499,79 @@ const (
 	maxBatchSQLBytes = 64 << 10 // statement text in one event
 )
 
-// writeBatch writes a batch of events, merging each session's statement
-// events (see auditWriter).
-func (s *Server) writeBatch(batch []store.AuditEvent) {
-	pending := map[string]*store.AuditEvent{}
-	// The SQL of a session's statements, joined once at flush: appending
-	// to the event's Message statement by statement copied it each time.
-	lines := map[string][]string{}
-	size := map[string]int{} // len of the joined text
-	var order []string
+// stmtBatch is a session's statements waiting to be written as one event.
+type stmtBatch struct {
+	sess  *session
+	stmts []stmtRecord
+	size  int // len of their SQL joined by newlines
+}
+
+// writeBatch writes a batch of events, merging each session's statements
+// (see auditWriter).
+func (s *Server) writeBatch(batch []auditItem) {
+	bySession := map[string]*stmtBatch{}
+	var order []*stmtBatch
 	write := func(ev store.AuditEvent) {
 		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
 			s.cfg.Log.Error("audit", "type", ev.Type, "session", ev.SessionID, "err", err)
 		}
 	}
-	flush := func(sid string) {
-		if ev := pending[sid]; ev != nil {
-			ev.Message = strings.Join(lines[sid], "\n")
-			delete(pending, sid)
-			delete(lines, sid)
-			delete(size, sid)
-			write(*ev)
+	flush := func(b *stmtBatch) {
+		if b == nil || len(b.stmts) == 0 {
+			return
 		}
+		write(b.event())
+		b.stmts, b.size = nil, 0
 	}
-	for _, ev := range batch {
-		if ev.Type != EventStatement {
-			flush(ev.SessionID)
-			write(ev)
+	for _, it := range batch {
+		if it.sess == nil {
+			flush(bySession[it.ev.SessionID])
+			write(it.ev)
 			continue
 		}
-		p := pending[ev.SessionID]
-		if p != nil && size[ev.SessionID]+len(ev.Message) > maxBatchSQLBytes {
-			flush(ev.SessionID)
-			p = nil
+		b := bySession[it.sess.id]
+		if b == nil {
+			b = &stmtBatch{sess: it.sess}
+			bySession[it.sess.id] = b
+			order = append(order, b)
 		}
-		if p == nil {
-			cp := ev
-			cp.Detail = maps.Clone(ev.Detail)
-			pending[ev.SessionID] = &cp
-			lines[ev.SessionID] = []string{ev.Message}
-			size[ev.SessionID] = len(ev.Message)
-			order = append(order, ev.SessionID)
-			continue
+		if len(b.stmts) > 0 && b.size+1+len(it.stmt.SQL) > maxBatchSQLBytes {
+			flush(b)
 		}
-		lines[ev.SessionID] = append(lines[ev.SessionID], ev.Message)
-		size[ev.SessionID] += 1 + len(ev.Message)
-		p.Detail["statements"] = append(p.Detail["statements"].([]stmtRecord), ev.Detail["statements"].([]stmtRecord)...)
-		if ev.Outcome != audit.Success {
-			p.Outcome = ev.Outcome
+		if len(b.stmts) > 0 {
+			b.size++
+		}
+		b.size += len(it.stmt.SQL)
+		b.stmts = append(b.stmts, it.stmt)
+	}
+	for _, b := range order {
+		flush(b)
+	}
+}
+
+// event is the db.statement event of b's statements: their SQL in the
+// message, one per line, and each in Detail["statements"]. Its outcome is
+// the last one that was not a success, if any.
+func (b *stmtBatch) event() store.AuditEvent {
+	sess := b.sess
+	var msg strings.Builder
+	msg.Grow(b.size)
+	list := make([]any, len(b.stmts))
+	outcome := audit.Success
+	for i := range b.stmts {
+		r := &b.stmts[i]
+		if i > 0 {
+			msg.WriteByte('\n')
+		}
+		msg.WriteString(r.SQL)
+		list[i] = r.detail()
+		if r.Outcome != audit.Success {
+			outcome = r.Outcome
 		}
 	}
-	for _, sid := range order {
-		flush(sid)
-	}
+	return store.AuditEvent{Type: EventStatement, Outcome: outcome, User: sess.ident.Name, Source: sess.src,
+		Target: sess.login.Target, Account: sess.targetUser, SessionID: sess.id, Message: msg.String(),
+		Detail: map[string]any{"database": sess.database, "front": "postgres", "statements": list}}
 }
 
 // actionDatabase is the action name of a database session in live
