@@ -81,6 +81,12 @@ type session struct {
 	out     *bufio.Writer
 	pending []*group
 
+	// qmu guards auditQ, the session's audit events and statements
+	// waiting for the writer (auditq.go). It is taken last: under mu
+	// (resultLocked queues statements), never the other way round.
+	qmu               sync.Mutex
+	qcond             *sync.Cond // on qmu: the writer took the queue
+	auditQ            []auditItem
 	stmtCount, denied atomic.Int64
 	// active is when data last went either way (unix nanoseconds), for
 	// idle_timeout; over is set when the relay ended.

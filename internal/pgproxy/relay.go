@@ -188,7 +188,7 @@ func (sess *session) sendAudit(ev store.AuditEvent) {
 		ev.Detail = map[string]any{}
 	}
 	ev.Detail["front"] = "postgres"
-	sess.srv.stmts <- auditItem{ev: ev}
+	sess.queueAudit(auditItem{ev: &ev})
 }
 
 // fromClient reads the client's messages, judges and queues statements,
@@ -547,7 +547,15 @@ func (sess *session) fromServer() error {
 		default:
 			sess.mu.Lock()
 			_, err := sess.out.Write(hdr[:])
-			if err == nil {
+			if err == nil && n <= r.Size() {
+				// Most rows fit the buffer: passed on from it, without
+				// CopyN's reader allocated per message.
+				var b []byte
+				if b, err = r.Peek(n); err == nil {
+					_, err = sess.out.Write(b)
+					_, _ = r.Discard(n)
+				}
+			} else if err == nil {
 				_, err = io.CopyN(sess.out, r, int64(n))
 			}
 			if err == nil && r.Buffered() == 0 {
@@ -703,7 +711,7 @@ func (r *stmtRecord) detail() map[string]any {
 // statementEvent queues one statement for the audit writer, which writes
 // a session's queued statements as one db.statement event (auditWriter).
 func (sess *session) statementEvent(item stmtRecord) {
-	sess.srv.stmts <- auditItem{sess: sess, stmt: item}
+	sess.queueAudit(auditItem{stmt: item})
 }
 
 // finishLocked audits the statements of a finished group that got no

@@ -50,7 +50,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -181,10 +180,11 @@ type Server struct {
 
 	wg sync.WaitGroup // connection goroutines
 
-	// stmts carries the sessions' audit events and statements to the
-	// writer goroutine (auditWriter), so that a session waits for the
-	// store only when the queue is full, and no event is dropped.
-	stmts chan auditItem
+	// stmts tells the writer goroutine (auditWriter) which sessions have
+	// audit events and statements queued (session.queueAudit), so that
+	// a session waits for the store only when its queue is full, and no
+	// event is dropped.
+	stmts chan *session
 
 	// failures is the budget of failed sign-ins (and guessed cancel
 	// keys) per source.
@@ -207,7 +207,7 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan auditItem, 4096),
+		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan *session, 1024),
 		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
@@ -446,132 +446,6 @@ func (s *Server) unregister(sess *session) {
 	if s.byPID[sess.pid] == sess {
 		delete(s.byPID, sess.pid)
 	}
-}
-
-// auditItem is what a session queues for the audit writer: an event of
-// its own (ev), or one statement of sess.
-type auditItem struct {
-	ev   store.AuditEvent
-	sess *session
-	stmt stmtRecord
-}
-
-// auditWriter writes the sessions' events until s.stmts is closed. What
-// waits in the queue is written together: the statements of one session
-// that queued up become one db.statement event listing them all, so that
-// under load the trail grows by one event per session per batch instead
-// of one per statement (a store append per statement capped throughput at
-// the store's append rate). Each session's events keep their order.
-//
-// A batch is what arrives within batchWindow of its first event: a
-// statement's event reaches the store that much later, and a gateway
-// killed with SIGKILL may lose that last window of statement events (the
-// session's start is written before it runs, as for SSH).
-func (s *Server) auditWriter() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var batch []auditItem
-	for it := range s.stmts {
-		batch = append(batch[:0], it)
-		timer.Reset(batchWindow)
-	collect:
-		for len(batch) < maxBatch {
-			select {
-			case e, ok := <-s.stmts:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, e)
-			case <-timer.C:
-				break collect
-			}
-		}
-		timer.Stop()
-		s.writeBatch(batch)
-		clear(batch) // let the sessions go
-	}
-}
-
-// Bounds of one batched statement event.
-const (
-	batchWindow      = 100 * time.Millisecond
-	maxBatch         = 4096     // events taken from the queue at once
-	maxBatchSQLBytes = 64 << 10 // statement text in one event
-)
-
-// stmtBatch is a session's statements waiting to be written as one event.
-type stmtBatch struct {
-	sess  *session
-	stmts []stmtRecord
-	size  int // len of their SQL joined by newlines
-}
-
-// writeBatch writes a batch of events, merging each session's statements
-// (see auditWriter).
-func (s *Server) writeBatch(batch []auditItem) {
-	bySession := map[string]*stmtBatch{}
-	var order []*stmtBatch
-	write := func(ev store.AuditEvent) {
-		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
-			s.cfg.Log.Error("audit", "type", ev.Type, "session", ev.SessionID, "err", err)
-		}
-	}
-	flush := func(b *stmtBatch) {
-		if b == nil || len(b.stmts) == 0 {
-			return
-		}
-		write(b.event())
-		b.stmts, b.size = nil, 0
-	}
-	for _, it := range batch {
-		if it.sess == nil {
-			flush(bySession[it.ev.SessionID])
-			write(it.ev)
-			continue
-		}
-		b := bySession[it.sess.id]
-		if b == nil {
-			b = &stmtBatch{sess: it.sess}
-			bySession[it.sess.id] = b
-			order = append(order, b)
-		}
-		if len(b.stmts) > 0 && b.size+1+len(it.stmt.SQL) > maxBatchSQLBytes {
-			flush(b)
-		}
-		if len(b.stmts) > 0 {
-			b.size++
-		}
-		b.size += len(it.stmt.SQL)
-		b.stmts = append(b.stmts, it.stmt)
-	}
-	for _, b := range order {
-		flush(b)
-	}
-}
-
-// event is the db.statement event of b's statements: their SQL in the
-// message, one per line, and each in Detail["statements"]. Its outcome is
-// the last one that was not a success, if any.
-func (b *stmtBatch) event() store.AuditEvent {
-	sess := b.sess
-	var msg strings.Builder
-	msg.Grow(b.size)
-	list := make([]any, len(b.stmts))
-	outcome := audit.Success
-	for i := range b.stmts {
-		r := &b.stmts[i]
-		if i > 0 {
-			msg.WriteByte('\n')
-		}
-		msg.WriteString(r.SQL)
-		list[i] = r.detail()
-		if r.Outcome != audit.Success {
-			outcome = r.Outcome
-		}
-	}
-	return store.AuditEvent{Type: EventStatement, Outcome: outcome, User: sess.ident.Name, Source: sess.src,
-		Target: sess.login.Target, Account: sess.targetUser, SessionID: sess.id, Message: msg.String(),
-		Detail: map[string]any{"database": sess.database, "front": "postgres", "statements": list}}
 }
 
 // actionDatabase is the action name of a database session in live
