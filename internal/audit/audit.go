@@ -207,8 +207,13 @@ func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
 	// The log line's detail costs a JSON round trip: build it only for a
 	// logger that prints it (a gateway at --log-level warn skips every
 	// successful event; the PostgreSQL front writes one per statement batch).
-	// One JSON round trip serves the log line and the check below.
-	norm, _, normErr := store.NormalizeDetail(ev.Detail)
+	// One JSON round trip serves the log line and the check below; a
+	// Detail already normal is both as it is (it encodes, and the store
+	// encodes it once).
+	norm, normErr := ev.Detail, error(nil)
+	if !store.DetailIsNormal(ev.Detail) {
+		norm, _, normErr = store.NormalizeDetail(ev.Detail)
+	}
 	if l.log.Enabled(ctx, level) {
 		attrs := []any{"type", ev.Type, "outcome", ev.Outcome}
 		for _, kv := range [][2]string{{"user", ev.User}, {"source", ev.Source}, {"target", ev.Target},

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/loginstr"
 	"github.com/portcullis/portcullis/internal/policy"
@@ -79,8 +80,13 @@ type session struct {
 	mu      sync.Mutex
 	out     *bufio.Writer
 	pending []*group
-	txState byte
 
+	// qmu guards auditQ, the session's audit events and statements
+	// waiting for the writer (auditq.go). It is taken last: under mu
+	// (resultLocked queues statements), never the other way round.
+	qmu               sync.Mutex
+	qcond             *sync.Cond // on qmu: the writer took the queue
+	auditQ            []auditItem
 	stmtCount, denied atomic.Int64
 	// active is when data last went either way (unix nanoseconds), for
 	// idle_timeout; over is set when the relay ended.
@@ -183,7 +189,7 @@ func (s *Server) negotiate(nc net.Conn, src string) (net.Conn, startupPacket, er
 				return nil, p, err
 			}
 		case p.code == codeCancelRequest:
-			s.cancelRequest(p, src)
+			s.cancelRequest(p, src, authlimit.AddrOf(nc.RemoteAddr()))
 			return nil, p, errHandled
 		case p.code>>16 == 3 && !isTLS:
 			s.refuse(conn, stateProtocolViolation, "portcullis requires TLS: connect with sslmode=require (or verify-full)")
@@ -290,7 +296,10 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		return false
 	}
 	pw, _, _ := strings.Cut(string(body), "\x00")
-	if s.failures.blocked(sess.srcAddr, time.Now()) {
+	// Charged before the password is checked, so that attempts side by
+	// side each see the others'; given back when the password was right.
+	refund, allowed := s.failures.Charge(sess.srcAddr)
+	if !allowed {
 		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
 			Target: l.Target, Message: "postgres sign-in refused: too many failed sign-ins from this source",
 			Detail: map[string]any{"reason": "rate_limited"}})
@@ -299,7 +308,6 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	snap := s.cfg.Snapshot()
 	auth := s.authenticate(ctx, sess, snap, pw)
 	if !auth.ok {
-		s.failures.failed(sess.srcAddr, time.Now())
 		s.audit(store.AuditEvent{Type: audit.LoginFailure, Outcome: audit.Deny, Source: sess.src, SessionID: sess.id,
 			User: auth.knownUser, Target: l.Target, Message: "postgres sign-in refused: " + auth.why,
 			Detail: map[string]any{"method": auth.method}})
@@ -308,6 +316,7 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 		}
 		return fail(stateInvalidPassword, fmt.Sprintf("password authentication failed for user %q", userStr))
 	}
+	refund()
 	sess.ident, sess.mfa = auth.ident, auth.mfa
 	snap = s.cfg.Snapshot() // a directory user was maybe created meanwhile
 	d, msg := sess.decide(snap)
@@ -393,9 +402,6 @@ func (s *Server) login(ctx context.Context, sess *session, p startupPacket) bool
 	}
 	_, _ = w.Write(encode(nil, &pgproto3.BackendKeyData{ProcessID: sess.pid, SecretKey: sess.secret}))
 	_, _ = w.Write(encode(nil, &pgproto3.ReadyForQuery{TxStatus: hc.TxStatus}))
-	sess.mu.Lock()
-	sess.txState = hc.TxStatus
-	sess.mu.Unlock()
 	if err := w.Flush(); err != nil {
 		hc.Conn.Close()
 		sess.closeRecording()

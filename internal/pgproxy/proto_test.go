@@ -517,7 +517,13 @@ func TestCancelAcrossGateways(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peers := func(c *pgproxy.Config) { c.Peers = st }
+	peers := func(c *pgproxy.Config) {
+		c.Peers = st
+		// A budget of two failures that does not refill within the
+		// test: the guess below spends one, and a right key passed on
+		// must give its charge back.
+		c.FailureBurst, c.FailuresPerMinute = 2, 0.001
+	}
 	g1 := startGateway(t, st, v, peers)
 	g2 := startGateway(t, st, v, peers)
 	g1.apply(s.resources(g1))
@@ -561,6 +567,57 @@ func TestCancelAcrossGateways(t *testing.T) {
 	ev := g1.waitEvent(pgproxy.EventCancel, func(ev store.AuditEvent) bool { return ev.Outcome == "success" })
 	if ev.Detail["via_peer"] != true || ev.User != "alice" {
 		t.Errorf("cancel event %+v", ev)
+	}
+
+	// The guess cost the source one failure on the gateway that got it;
+	// the right key passed on was acknowledged and cost nothing: the one
+	// failure left lets a wrong password through to be checked (and
+	// spends it), after which the source is refused.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := g2.connect(ctx, g2.conninfo("alice~app~db1", "app", "wrong"))
+		if err != nil && strings.Contains(err.Error(), "password authentication failed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sign-in after a right cancel key through a peer: %v, want a checked password", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := g2.connect(ctx, g2.conninfo("alice~app~db1", "app", alicePassword)); err == nil || !strings.Contains(err.Error(), "too many failed sign-ins") {
+		t.Fatalf("sign-in after the guess and a wrong password: %v, want refused for the budget", err)
+	}
+}
+
+// TestCancelGuessesCharged: a cancel request with a key no session has is
+// denied and charged to the source's budget of failed sign-ins, so that
+// guessing keys costs as guessing passwords does; once spent, the
+// source's cancels are dropped unchecked and its sign-ins refused.
+func TestCancelGuessesCharged(t *testing.T) {
+	g := startGateway(t, nil, nil, func(c *pgproxy.Config) {
+		c.FailureBurst, c.FailuresPerMinute = 2, 0.001
+	})
+	g.apply("kind: User\nname: alice\n")
+	g.setPassword("alice", alicePassword)
+	for _, key := range [][]byte{
+		{0, 0, 0, 7, 1, 2, 3, 4},                        // protocol 3.0 length
+		append([]byte{0, 0, 0, 8}, make([]byte, 32)...), // protocol 3.2 length
+		{0, 0, 0, 9, 1, 2, 3, 4},
+	} {
+		c := dialRaw(t, g.addr)
+		writePacket(t, c, 80877102, key)
+		_, _ = io.ReadAll(c)
+	}
+	g.waitEvent(pgproxy.EventCancel, func(ev store.AuditEvent) bool {
+		return ev.Outcome == "deny" && ev.Detail["pid"] == float64(7) && strings.Contains(ev.Message, "unknown key")
+	})
+	g.waitEvent(pgproxy.EventCancel, func(ev store.AuditEvent) bool {
+		return ev.Outcome == "deny" && ev.Detail["pid"] == float64(9) && ev.Detail["reason"] == "rate_limited"
+	})
+	c := sslRequest(t, dialRaw(t, g.addr))
+	_, msgs := login(t, c, pgproto3.ProtocolVersion30, map[string]string{"user": "alice~db1", "database": "app"}, alicePassword)
+	if e, ok := msgs[len(msgs)-1].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, "too many failed sign-ins") {
+		t.Fatalf("sign-in after two guessed cancel keys: %+v, want refused for the budget", msgs[len(msgs)-1])
 	}
 }
 
@@ -616,6 +673,13 @@ func TestFailedSignInLimit(t *testing.T) {
 		}
 		return ""
 	}
+	// A right password gives its charge back: more sign-ins than the
+	// burst (refused here by policy, after the password) spend nothing.
+	for i := range 4 {
+		if msg := try(alicePassword); strings.Contains(msg, "too many failed") || strings.Contains(msg, "password authentication failed") {
+			t.Fatalf("sign-in %d with the right password: %q", i, msg)
+		}
+	}
 	for i := range 2 {
 		if msg := try("wrong"); !strings.Contains(msg, "password authentication failed") {
 			t.Fatalf("attempt %d: %q", i, msg)
@@ -625,6 +689,60 @@ func TestFailedSignInLimit(t *testing.T) {
 		t.Fatalf("after the burst: %q", msg)
 	}
 	g.waitEvent("login.failure", func(ev store.AuditEvent) bool { return ev.Detail["reason"] == "rate_limited" })
+}
+
+// TestParallelSignInsCharged: guesses sent side by side are each charged
+// before their password is checked; a check-then-charge limiter let all of
+// them through while the first argon2id checks ran.
+func TestParallelSignInsCharged(t *testing.T) {
+	g := startGateway(t, nil, nil, func(c *pgproxy.Config) {
+		c.FailureBurst, c.FailuresPerMinute = 2, 0.001
+	})
+	g.apply("kind: User\nname: alice\n")
+	g.setPassword("alice", alicePassword)
+	const n = 8
+	fes := make([]*pgproto3.Frontend, n)
+	for i := range fes {
+		// Every connection waits at the password prompt first.
+		c := sslRequest(t, dialRaw(t, g.addr))
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+			Parameters: map[string]string{"user": "alice~db1", "database": "app"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := fe.Receive(); err != nil {
+			t.Fatal(err)
+		} else if _, ok := m.(*pgproto3.AuthenticationCleartextPassword); !ok {
+			t.Fatalf("connection %d: %T, want the password prompt", i, m)
+		}
+		fes[i] = fe
+	}
+	for _, fe := range fes {
+		fe.Send(&pgproto3.PasswordMessage{Password: "wrong"})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checked := 0
+	for i, fe := range fes {
+		m, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		e, ok := m.(*pgproto3.ErrorResponse)
+		switch {
+		case !ok:
+			t.Fatalf("connection %d: %T, want an error", i, m)
+		case strings.Contains(e.Message, "password authentication failed"):
+			checked++
+		case !strings.Contains(e.Message, "too many failed sign-ins"):
+			t.Fatalf("connection %d: %q", i, e.Message)
+		}
+	}
+	if checked != 2 {
+		t.Fatalf("%d of %d parallel guesses had their password checked, want the burst of 2", checked, n)
+	}
 }
 
 // TestIdleTimeout: a proxy policy's idle_timeout ends a quiet session.

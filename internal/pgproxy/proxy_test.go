@@ -2,11 +2,14 @@ package pgproxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/pgproxy"
@@ -100,6 +103,41 @@ func TestRefusals(t *testing.T) {
 			}
 		})
 	}
+	// A statement refused inside a transaction fails the transaction as
+	// PostgreSQL fails one on an error: no later statement of it runs,
+	// and COMMIT rolls back (the insert below is not kept).
+	t.Run("refusal aborts the transaction", func(t *testing.T) {
+		ctx := context.Background()
+		conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		exec := func(sql string) (string, error) {
+			res, err := conn.PgConn().Exec(ctx, sql).ReadAll()
+			if err != nil {
+				return "", err
+			}
+			return res[len(res)-1].CommandTag.String(), nil
+		}
+		for _, step := range []struct{ sql, tag, code string }{
+			{"begin", "BEGIN", ""},
+			{"insert into t values (99)", "INSERT 0 1", ""},
+			{"drop table t", "", "42501"},
+			{"insert into t values (100)", "", "25P02"}, // current transaction is aborted
+			{"commit", "ROLLBACK", ""},
+			{"select 1", "SELECT 1", ""}, // the session goes on
+		} {
+			tag, err := exec(step.sql)
+			var pe *pgconn.PgError
+			switch {
+			case step.code == "" && (err != nil || tag != step.tag):
+				t.Fatalf("%q: tag %q, err %v; want %q", step.sql, tag, err, step.tag)
+			case step.code != "" && (!errors.As(err, &pe) || pe.Code != step.code):
+				t.Fatalf("%q: tag %q, err %v; want SQLSTATE %s", step.sql, tag, err, step.code)
+			}
+		}
+	})
 	// Nothing was dropped.
 	if n, err := s.pg.Query(t, "app", "select count(*) from t"); err != nil || n != "3" {
 		t.Fatalf("table t: %q %v", n, err)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/store"
 )
 
@@ -49,19 +50,17 @@ type group struct {
 	next   int  // index of the next statement awaiting a result
 	closed bool // its Sync (or Query) went out: a ReadyForQuery ends it
 	failed bool // the server answered an error: the rest did not run
-	// inject is the gateway's own refusal of a simple query, answered
-	// in place of the server's (synthetic groups).
-	inject *pgproto3.ErrorResponse
-	// replace is the gateway's refusal in an extended batch: the server
-	// is sent markerParse in place of the refused message, fails it
-	// with a syntax error at once (and skips to Sync, as for any error),
-	// and that error is replaced by this one on the way back, so that
-	// the refusal reaches the client where the statement's own error
-	// would have, also for clients that pipeline with Flush.
+	// replace is the gateway's refusal of a statement: the server is
+	// sent markerQuery in place of the refused message (a Query for a
+	// simple query or function call, a Parse and Flush in an extended
+	// batch), fails it with a syntax error at once, and that error is
+	// replaced by this one on the way back. So the refusal reaches the
+	// client where the statement's own error would have, in order, also
+	// for clients that pipeline; and the server's own state follows as
+	// for any failed statement: an open transaction is aborted (no later
+	// statement of it runs, COMMIT rolls back), and an extended batch is
+	// skipped to its Sync.
 	replace *pgproto3.ErrorResponse
-	// synthetic groups never reach the server: the gateway answers them
-	// (a refused simple query) once the groups before them are done.
-	synthetic bool
 }
 
 // stmt is one statement waiting for its result.
@@ -82,6 +81,10 @@ type prepared struct {
 	// one made with SQL PREPARE, whose text the gateway cannot judge
 	// again at Execute.
 	parsed bool
+	// judged are the rules the statement was judged under at its Parse:
+	// an Execute under the same rules needs no second look, one after a
+	// recheck changed them is judged again.
+	judged *policy.StatementRules
 }
 
 // run relays the session until either side ends, then writes its end.
@@ -185,7 +188,7 @@ func (sess *session) sendAudit(ev store.AuditEvent) {
 		ev.Detail = map[string]any{}
 	}
 	ev.Detail["front"] = "postgres"
-	sess.srv.stmts <- ev
+	sess.queueAudit(auditItem{ev: &ev})
 }
 
 // fromClient reads the client's messages, judges and queues statements,
@@ -220,13 +223,14 @@ func (sess *session) fromClient() error {
 		switch typ {
 		case 'Q':
 			q := cstring(body)
-			if refused, why, which := sess.judge(q); refused {
+			refused, why, which, split := sess.judge(q)
+			if refused {
 				sess.refuse(q, which, why, true)
-				forward = false
+				raw = markerSimple
 				break
 			}
 			g := &group{closed: true}
-			for _, st := range Split(q, false) {
+			for _, st := range split {
 				g.stmts = append(g.stmts, &stmt{kind: "query", sql: st.Text})
 			}
 			sess.enqueue(g)
@@ -239,7 +243,8 @@ func (sess *session) fromClient() error {
 			if err := m.Decode(body); err != nil {
 				return sess.violation(err)
 			}
-			if refused, why, which := sess.judge(m.Query); refused {
+			rules := sess.rules.Load()
+			if refused, why, which, _ := sess.judge(m.Query); refused {
 				sess.refuse(m.Query, which, why, false)
 				skipping = true
 				raw = markerMessages
@@ -252,7 +257,7 @@ func (sess *session) fromClient() error {
 				sess.fatal(stateProgramLimit, "too many prepared statements for the gateway")
 				return errors.New("prepared statement bound")
 			}
-			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true}
+			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true, judged: rules}
 			preparedBytes += len(m.Query)
 			sess.openGroup()
 		case 'B':
@@ -297,7 +302,9 @@ func (sess *session) fromClient() error {
 				raw = markerMessages
 				break
 			}
-			if refused, why, which := sess.judge(p.sql); refused {
+			if rules := sess.rules.Load(); rules == p.judged && p.parsed {
+				// Judged at its Parse under these very rules.
+			} else if refused, why, which, _ := sess.judge(p.sql); refused {
 				sess.refuse(p.sql, which, why, false)
 				skipping = true
 				raw = markerMessages
@@ -342,7 +349,7 @@ func (sess *session) fromClient() error {
 				// A function call has no SQL to match: where statements
 				// are restricted, it cannot be judged and is refused.
 				sess.refuse(desc, desc, "a function call cannot be judged by the gateway where statements are restricted", true)
-				forward = false
+				raw = markerSimple
 				break
 			}
 			sess.enqueue(&group{closed: true, stmts: []*stmt{{kind: "function", sql: desc}}})
@@ -364,10 +371,18 @@ func (sess *session) fromClient() error {
 	}
 }
 
-// markerQuery is what the server is asked to parse in place of a refused
-// extended-protocol message: a syntax error at its first character, which
-// fromServer recognizes and replaces with the refusal (group.replace).
+// markerQuery is what the server is asked to run in place of a refused
+// message: a syntax error at its first character, which fromServer
+// recognizes and replaces with the refusal (group.replace).
 const markerQuery = "PORTCULLIS_REFUSED"
+
+// markerSimple is markerQuery as a simple Query, in place of a refused
+// Query or FunctionCall: both are answered with an error (or a result)
+// and ReadyForQuery.
+var markerSimple = func() []byte {
+	b, _ := (&pgproto3.Query{String: markerQuery}).Encode(nil)
+	return b
+}()
 
 // markerMessages are a Parse of markerQuery into a statement name no
 // client uses (a failed Parse creates nothing) and a Flush, so that the
@@ -385,22 +400,30 @@ func isMarkerError(e *pgproto3.ErrorResponse) bool {
 
 // judge checks every statement of sql against the grant's rules, under
 // both readings of backslashes (see Statements). which is the statement
-// refused.
-func (sess *session) judge(sql string) (refused bool, why, which string) {
+// refused. split is sql's statements as read with backslashes plain
+// (standard_conforming_strings on), for the audit trail: sql is lexed once
+// for both, and a second time only when it holds a backslash, the one
+// character the readings differ on.
+func (sess *session) judge(sql string) (refused bool, why, which string, split []Statement) {
+	split = Split(sql, false)
 	rules := sess.rules.Load()
 	if rules == nil {
-		return false, "", ""
+		return false, "", "", split
 	}
-	for _, esc := range []bool{false, true} {
-		for _, st := range Statements(sql, esc) {
-			for _, form := range statementForms(st) {
+	readings := [][]Statement{split}
+	if strings.IndexByte(sql, '\\') >= 0 {
+		readings = append(readings, Split(sql, true))
+	}
+	for _, reading := range readings {
+		for _, st := range reading {
+			for _, form := range statementForms(st.Norm) {
 				if refused, why := rules.Check(form); refused {
-					return true, why, st
+					return true, why, st.Norm, split
 				}
 			}
 		}
 	}
-	return false, "", ""
+	return false, "", "", split
 }
 
 // statementForms returns a normalized statement and the statement it
@@ -427,11 +450,11 @@ func statementForms(st string) []string {
 	return forms
 }
 
-// refuse answers a refused statement: for a simple query or function call
-// (simple), an error and ReadyForQuery of its own, in order after what the
-// server still owes; in an extended batch, through the marker (see
-// group.replace), where the statement's own error would have come. The
-// refusal is audited and recorded.
+// refuse answers a refused statement through the marker (see
+// group.replace): for a simple query or function call (simple), as a
+// group of its own; in an extended batch, in the batch. The caller sends
+// the marker in place of the message. The refusal is audited and
+// recorded.
 func (sess *session) refuse(sql, which, why string, simple bool) {
 	sess.denied.Add(1)
 	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
@@ -445,13 +468,7 @@ func (sess *session) refuse(sql, which, why string, simple bool) {
 		sess.openGroupLocked().replace = e
 		return
 	}
-	if len(sess.pending) == 0 {
-		sess.writeLocked(e)
-		sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
-		_ = sess.out.Flush()
-		return
-	}
-	sess.pending = append(sess.pending, &group{closed: true, synthetic: true, inject: e})
+	sess.pending = append(sess.pending, &group{closed: true, replace: e})
 }
 
 func (sess *session) writeLocked(m pgproto3.BackendMessage) {
@@ -530,7 +547,15 @@ func (sess *session) fromServer() error {
 		default:
 			sess.mu.Lock()
 			_, err := sess.out.Write(hdr[:])
-			if err == nil {
+			if err == nil && n <= r.Size() {
+				// Most rows fit the buffer: passed on from it, without
+				// CopyN's reader allocated per message.
+				var b []byte
+				if b, err = r.Peek(n); err == nil {
+					_, err = sess.out.Write(b)
+					_, _ = r.Discard(n)
+				}
+			} else if err == nil {
 				_, err = io.CopyN(sess.out, r, int64(n))
 			}
 			if err == nil && r.Buffered() == 0 {
@@ -569,9 +594,6 @@ func (sess *session) fromServer() error {
 				sess.resultLocked("", &e)
 			}
 		case 'Z':
-			if len(body) > 0 {
-				sess.txState = body[0]
-			}
 			if len(sess.pending) > 0 {
 				g := sess.pending[0]
 				sess.pending = sess.pending[1:]
@@ -581,16 +603,6 @@ func (sess *session) fromServer() error {
 		_, err := sess.out.Write(hdr[:])
 		if err == nil {
 			_, err = sess.out.Write(body)
-		}
-		if typ == 'Z' {
-			// Refused simple queries queued behind this group are
-			// answered now, in order.
-			for len(sess.pending) > 0 && sess.pending[0].synthetic {
-				g := sess.pending[0]
-				sess.pending = sess.pending[1:]
-				sess.writeLocked(g.inject)
-				sess.writeLocked(&pgproto3.ReadyForQuery{TxStatus: sess.txState})
-			}
 		}
 		if err == nil && r.Buffered() == 0 {
 			err = sess.out.Flush()
@@ -649,8 +661,8 @@ func (sess *session) resultLocked(tag string, e *pgproto3.ErrorResponse) {
 	sess.statementEvent(item)
 }
 
-// stmtRecord is one statement in a db.statement event: a struct, not a
-// map, because the audit writer encodes thousands of them a second.
+// stmtRecord is one statement in a db.statement event: a struct on the
+// queue, made a Detail value only once, by the audit writer (detail).
 type stmtRecord struct {
 	SQL        string  `json:"sql"`
 	Kind       string  `json:"kind"` // query, execute, function
@@ -664,12 +676,42 @@ type stmtRecord struct {
 	Parameters *int    `json:"parameters,omitempty"`
 }
 
-// statementEvent queues the audit event of one statement. Its shape is
-// that of a batch (auditWriter): the statements are in
-// Detail["statements"], their text in the message.
+// detail is the statement as a Detail value, already in the form the
+// store reads back (store.DetailIsNormal: numbers float64, no structs), so
+// that storing it costs one JSON encoding and no round trip. Its keys are
+// the JSON names of stmtRecord's fields, each left out where empty as the
+// tags say.
+func (r *stmtRecord) detail() map[string]any {
+	m := make(map[string]any, 6)
+	m["sql"], m["kind"], m["outcome"] = r.SQL, r.Kind, r.Outcome
+	if r.Tag != "" {
+		m["tag"] = r.Tag
+	}
+	if r.Rows != nil {
+		m["rows"] = float64(*r.Rows)
+	}
+	if r.SQLState != "" {
+		m["sqlstate"] = r.SQLState
+	}
+	if r.Error != "" {
+		m["error"] = r.Error
+	}
+	if r.Statement != nil {
+		m["statement"] = *r.Statement
+	}
+	if r.Portal != nil {
+		m["portal"] = *r.Portal
+	}
+	if r.Parameters != nil {
+		m["parameters"] = float64(*r.Parameters)
+	}
+	return m
+}
+
+// statementEvent queues one statement for the audit writer, which writes
+// a session's queued statements as one db.statement event (auditWriter).
 func (sess *session) statementEvent(item stmtRecord) {
-	sess.sendAudit(store.AuditEvent{Type: EventStatement, Outcome: item.Outcome, Message: item.SQL,
-		Detail: map[string]any{"database": sess.database, "statements": []stmtRecord{item}}})
+	sess.queueAudit(auditItem{stmt: item})
 }
 
 // finishLocked audits the statements of a finished group that got no

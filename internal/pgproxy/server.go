@@ -47,15 +47,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/mfa"
@@ -120,9 +119,12 @@ type Config struct {
 	// MaxSessions bounds live sessions, and with them the map of cancel
 	// keys (the unbounded map of GHSA-qw79-rh95-853p). Default 10000.
 	MaxSessions int
-	// FailuresPerMinute and FailureBurst rate limit failed sign-ins per
-	// source address; a source past them is refused before its password
-	// is checked. Defaults 10 and 20, as the SSH front.
+	// FailuresPerMinute and FailureBurst rate limit failed sign-ins and
+	// cancel requests with a wrong key per source address (one /64 for
+	// IPv6), as package authlimit does: each sign-in is charged before its
+	// password is checked and refunded when it succeeds, and a source with
+	// nothing left is refused unchecked. Defaults 10 and 20, as the SSH
+	// front.
 	FailuresPerMinute float64
 	FailureBurst      int
 }
@@ -169,18 +171,24 @@ type Server struct {
 	sessions map[*session]struct{}
 	// byPID maps the gateway's cancel process ids to live sessions.
 	byPID map[uint32]*session
+	// acks holds the charges of cancel requests passed to the peers,
+	// until one acknowledges the key (cancel.go).
+	acks map[cancelKey]pendingAck
 	// preAuth counts connections not yet authenticated, per source.
-	preAuth      map[netip.Addr]int
+	preAuth      map[netip.Prefix]int
 	preAuthTotal int
 
 	wg sync.WaitGroup // connection goroutines
 
-	// stmts carries statement audit events to the writer goroutine
-	// (auditWriter), so that a session waits for the store only when the
-	// queue is full, and no event is dropped.
-	stmts chan store.AuditEvent
+	// stmts tells the writer goroutine (auditWriter) which sessions have
+	// audit events and statements queued (session.queueAudit), so that
+	// a session waits for the store only when its queue is full, and no
+	// event is dropped.
+	stmts chan *session
 
-	failures *failureLimiter
+	// failures is the budget of failed sign-ins (and guessed cancel
+	// keys) per source.
+	failures *authlimit.Limiter
 	// served is closed when Serve has returned and its audit writer has
 	// written everything queued (waitServed).
 	served chan struct{}
@@ -199,8 +207,8 @@ func New(cfg Config) (*Server, error) {
 	t.NextProtos = []string{alpnPostgres}
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
-		byPID: map[uint32]*session{}, preAuth: map[netip.Addr]int{}, stmts: make(chan store.AuditEvent, 4096),
-		failures: newFailureLimiter(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
+		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan *session, 1024),
+		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
 }
 
 // alpnPostgres is the ALPN protocol of PostgreSQL over TLS.
@@ -256,7 +264,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		src := addrOf(nc.RemoteAddr())
+		src := authlimit.AddrOf(nc.RemoteAddr())
 		if !s.admit(nc, src) {
 			nc.Close()
 			continue
@@ -275,7 +283,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) admit(nc net.Conn, src netip.Addr) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := sourceKey(src)
+	key := authlimit.SourcePrefix(src)
 	if s.closed || s.preAuth[key] >= s.cfg.MaxPreAuthPerSource || s.preAuthTotal >= s.cfg.MaxPreAuth {
 		return false
 	}
@@ -290,7 +298,7 @@ func (s *Server) admit(nc net.Conn, src netip.Addr) bool {
 func (s *Server) authenticated(src netip.Addr) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := sourceKey(src)
+	key := authlimit.SourcePrefix(src)
 	s.preAuthTotal--
 	if s.preAuth[key]--; s.preAuth[key] <= 0 {
 		delete(s.preAuth, key)
@@ -301,28 +309,6 @@ func (s *Server) forget(nc net.Conn) {
 	s.mu.Lock()
 	delete(s.conns, nc)
 	s.mu.Unlock()
-}
-
-// sourceKey groups IPv6 sources by /64: one host holds a whole /64.
-func sourceKey(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		ip, _ := netip.AddrFromSlice(ta.IP)
-		return ip.Unmap()
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // Shutdown stops accepting, lets sessions run until ctx ends, then closes
@@ -459,102 +445,6 @@ func (s *Server) unregister(sess *session) {
 	delete(s.sessions, sess)
 	if s.byPID[sess.pid] == sess {
 		delete(s.byPID, sess.pid)
-	}
-}
-
-// auditWriter writes the sessions' events until s.stmts is closed. What
-// waits in the queue is written together: the statements of one session
-// that queued up become one db.statement event listing them all, so that
-// under load the trail grows by one event per session per batch instead
-// of one per statement (a store append per statement capped throughput at
-// the store's append rate). Each session's events keep their order.
-//
-// A batch is what arrives within batchWindow of its first event: a
-// statement's event reaches the store that much later, and a gateway
-// killed with SIGKILL may lose that last window of statement events (the
-// session's start is written before it runs, as for SSH).
-func (s *Server) auditWriter() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	for ev := range s.stmts {
-		batch := []store.AuditEvent{ev}
-		timer.Reset(batchWindow)
-	collect:
-		for len(batch) < maxBatch {
-			select {
-			case e, ok := <-s.stmts:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, e)
-			case <-timer.C:
-				break collect
-			}
-		}
-		timer.Stop()
-		s.writeBatch(batch)
-	}
-}
-
-// Bounds of one batched statement event.
-const (
-	batchWindow      = 100 * time.Millisecond
-	maxBatch         = 4096     // events taken from the queue at once
-	maxBatchSQLBytes = 64 << 10 // statement text in one event
-)
-
-// writeBatch writes a batch of events, merging each session's statement
-// events (see auditWriter).
-func (s *Server) writeBatch(batch []store.AuditEvent) {
-	pending := map[string]*store.AuditEvent{}
-	// The SQL of a session's statements, joined once at flush: appending
-	// to the event's Message statement by statement copied it each time.
-	lines := map[string][]string{}
-	size := map[string]int{} // len of the joined text
-	var order []string
-	write := func(ev store.AuditEvent) {
-		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
-			s.cfg.Log.Error("audit", "type", ev.Type, "session", ev.SessionID, "err", err)
-		}
-	}
-	flush := func(sid string) {
-		if ev := pending[sid]; ev != nil {
-			ev.Message = strings.Join(lines[sid], "\n")
-			delete(pending, sid)
-			delete(lines, sid)
-			delete(size, sid)
-			write(*ev)
-		}
-	}
-	for _, ev := range batch {
-		if ev.Type != EventStatement {
-			flush(ev.SessionID)
-			write(ev)
-			continue
-		}
-		p := pending[ev.SessionID]
-		if p != nil && size[ev.SessionID]+len(ev.Message) > maxBatchSQLBytes {
-			flush(ev.SessionID)
-			p = nil
-		}
-		if p == nil {
-			cp := ev
-			cp.Detail = maps.Clone(ev.Detail)
-			pending[ev.SessionID] = &cp
-			lines[ev.SessionID] = []string{ev.Message}
-			size[ev.SessionID] = len(ev.Message)
-			order = append(order, ev.SessionID)
-			continue
-		}
-		lines[ev.SessionID] = append(lines[ev.SessionID], ev.Message)
-		size[ev.SessionID] += 1 + len(ev.Message)
-		p.Detail["statements"] = append(p.Detail["statements"].([]stmtRecord), ev.Detail["statements"].([]stmtRecord)...)
-		if ev.Outcome != audit.Success {
-			p.Outcome = ev.Outcome
-		}
-	}
-	for _, sid := range order {
-		flush(sid)
 	}
 }
 

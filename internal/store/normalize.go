@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"unicode/utf8"
 )
@@ -22,9 +23,20 @@ import (
 // makes the hash reproducible. An empty or nil Detail gives nil and nil
 // (stored as NULL, read back empty, hashed as "{}"). The error is
 // encoding/json's, for a Detail it cannot encode.
+//
+// A Detail already in that form (DetailIsNormal) is returned as it is,
+// with one encoding and no round trip: a front that writes thousands of
+// events a second builds them that way.
 func NormalizeDetail(d map[string]any) (map[string]any, []byte, error) {
 	if len(d) == 0 {
 		return nil, nil, nil
+	}
+	if DetailIsNormal(d) {
+		b, err := json.Marshal(d)
+		if err != nil {
+			return nil, nil, err
+		}
+		return d, b, nil
 	}
 	b, err := json.Marshal(d)
 	if err != nil {
@@ -38,6 +50,46 @@ func NormalizeDetail(d map[string]any) (map[string]any, []byte, error) {
 		return nil, nil, err
 	}
 	return out, b, nil
+}
+
+// DetailIsNormal reports whether d is already what NormalizeDetail
+// returns for it: nothing but nil, bool, finite float64, valid UTF-8
+// strings, and non-nil []any and map[string]any of those (a nil slice or
+// map reads back as nil). Such a Detail encodes without error.
+func DetailIsNormal(d map[string]any) bool {
+	return d != nil && normalValue(d)
+}
+
+func normalValue(v any) bool {
+	switch v := v.(type) {
+	case nil, bool:
+		return true
+	case string:
+		return utf8.ValidString(v)
+	case float64:
+		return !math.IsNaN(v) && !math.IsInf(v, 0)
+	case []any:
+		if v == nil {
+			return false
+		}
+		for _, e := range v {
+			if !normalValue(e) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		if v == nil {
+			return false
+		}
+		for k, e := range v {
+			if !utf8.ValidString(k) || !normalValue(e) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // CleanText returns s as every backend can store it in a text column:

@@ -656,6 +656,16 @@ type Notifier interface {
 func HashEvent(prev string, ev AuditEvent) string {
 	detail, err := json.Marshal(ev.Detail)
 	if err != nil || len(ev.Detail) == 0 {
+		detail = nil
+	}
+	return HashEventJSON(prev, ev, detail)
+}
+
+// HashEventJSON is HashEvent with ev.Detail already encoded as
+// json.Marshal encodes it (nil for an empty Detail), as an appending
+// store has it from NormalizeDetail: the encoding is not done twice.
+func HashEventJSON(prev string, ev AuditEvent, detail []byte) string {
+	if len(detail) == 0 {
 		detail = []byte("{}")
 	}
 	h := sha256.New()

@@ -74,7 +74,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	// The ID is known before the insert, so the row is written once, with
 	// its hash (OVERRIDING SYSTEM VALUE: the identity column otherwise
 	// refuses a given ID).
-	hash := store.HashEvent(prev.String, ev)
+	hash := store.HashEventJSON(prev.String, ev, stored)
 	if _, err := tx.ExecContext(ctx, `
 INSERT INTO audit_events
     (id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash, hash)

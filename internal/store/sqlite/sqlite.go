@@ -443,7 +443,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	if err != nil {
 		return 0, fmt.Errorf("append audit %s: insert: %w", ev.Type, err)
 	}
-	hash := store.HashEvent(prev, ev)
+	hash := store.HashEventJSON(prev, ev, stored)
 	if _, err := tx.StmtContext(ctx, s.audit.setHash).ExecContext(ctx, hash, ev.ID); err != nil {
 		return 0, fmt.Errorf("append audit %s: set hash: %w", ev.Type, err)
 	}
