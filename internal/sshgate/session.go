@@ -573,50 +573,21 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 			stderr = teeWriter{w: stderr, observe: o.obs.rec.Output}
 		}
 	}
-	var outWG sync.WaitGroup
-	// Counts are atomics: on abort the bridge returns while copy loops may
-	// still be running.
-	var outBytes, errBytes, inBytes atomic.Int64
+	// Each stream is a pump: a goroutine only while data moves, so an idle
+	// session's only goroutine of its own is the request loop below.
+	// stdout and stderr are copied side by side; with a pty the target's
+	// sshd sends no separate stderr (it goes through the terminal), and
+	// whatever a non-conforming target sends there is passed on as it
+	// comes.
+	out := copyStream(stdout, up, 0, act, nil, nil)
+	errOut := copyStream(stderr, up, 1, act, nil, nil)
+	in := copyStream(input, client, 0, act, o.gate, func() { _ = up.CloseWrite() })
+	// Counts are read from the streams: on abort the bridge returns while
+	// copies may still be running.
 	counts := func() sessionResult {
-		res.out, res.in = outBytes.Load()+errBytes.Load(), inBytes.Load()
+		res.out, res.in = out.n()+errOut.n(), in.n()
 		return res
 	}
-	copyStderr := func() {
-		n, _ := copyAdaptive(stderr, up.Stderr(), act)
-		errBytes.Store(n)
-	}
-	outWG.Add(1)
-	go func() {
-		defer outWG.Done()
-		n, _ := copyAdaptive(stdout, up, act)
-		outBytes.Store(n)
-		if o.pty {
-			copyStderr()
-		}
-	}()
-	if !o.pty {
-		outWG.Add(1)
-		go func() {
-			defer outWG.Done()
-			copyStderr()
-		}()
-	}
-	// With a pty the target's sshd sends no separate stderr (it goes
-	// through the terminal): rather than keep a goroutine waiting on it for
-	// the life of an idle session, whatever a non-conforming target sends
-	// there is passed on after stdout ends.
-	inDone := make(chan struct{})
-	go func() {
-		defer close(inDone)
-		var n int64
-		if o.gate != nil {
-			n, _ = copyChecked(input, client, o.gate, act)
-		} else {
-			n, _ = copyAdaptive(input, client, act)
-		}
-		inBytes.Store(n)
-		_ = up.CloseWrite()
-	}()
 	// One loop serves the requests of both sides (one goroutine fewer per
 	// session than a loop each).
 	var held []*ssh.Request
@@ -672,11 +643,13 @@ loop:
 			}
 		}
 	}
-	select {
-	case <-waitGroup(&outWG):
-	case <-abort:
-		client.Close()
-		return counts()
+	for _, d := range []<-chan struct{}{out.done, errOut.done} {
+		select {
+		case <-d:
+		case <-abort:
+			client.Close()
+			return counts()
+		}
 	}
 	if res.exitStatus == nil && creqs != nil && o.lost != nil {
 		// The target's process died (kill -9, OOM) or the connection to
@@ -694,17 +667,8 @@ loop:
 		_, _ = client.SendRequest(r.Type, false, r.Payload)
 	}
 	client.Close()
-	<-inDone
+	<-in.done
 	return counts()
-}
-
-func waitGroup(wg *sync.WaitGroup) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	return done
 }
 
 // endSession ends a target session the gateway decided to stop: TERM to the
