@@ -581,12 +581,34 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 	// comes.
 	out := copyStream(stdout, up, 0, act, nil, nil)
 	errOut := copyStream(stderr, up, 1, act, nil, nil)
+	// The client's requests and its data reach the gateway in order (one
+	// read loop per connection) but leave it on two goroutines: before
+	// the client's data is written on, the request loop forwards every
+	// request that came before it, so that a line typed right after a
+	// resize finds the terminal resized, as it would directly.
+	barrier := make(chan chan struct{})
+	loopDone := make(chan struct{})
+	input = orderedWriter{w: input, barrier: barrier, loopDone: loopDone}
 	in := copyStream(input, client, 0, act, o.gate, func() { _ = up.CloseWrite() })
 	// Counts are read from the streams: on abort the bridge returns while
 	// copies may still be running.
 	counts := func() sessionResult {
 		res.out, res.in = out.n()+errOut.n(), in.n()
 		return res
+	}
+	clientRequest := func(req *ssh.Request, ok bool) {
+		if !ok {
+			// The client closed its side: end the target's session too.
+			creqs = nil
+			up.Close()
+			return
+		}
+		if req.Type == "window-change" {
+			if cols, rows, ok := windowChange(req.Payload); ok {
+				o.obs.resize(cols, rows)
+			}
+		}
+		forwardClientRequest(up, req)
 	}
 	// One loop serves the requests of both sides (one goroutine fewer per
 	// session than a loop each).
@@ -596,21 +618,25 @@ loop:
 		var r *ssh.Request
 		select {
 		case <-abort:
+			close(loopDone)
 			client.Close()
 			return counts()
 		case req, ok := <-creqs:
-			if !ok {
-				// The client closed its side: end the target's session too.
-				creqs = nil
-				up.Close()
-				continue
-			}
-			if req.Type == "window-change" {
-				if cols, rows, ok := windowChange(req.Payload); ok {
-					o.obs.resize(cols, rows)
+			clientRequest(req, ok)
+			continue
+		case done := <-barrier:
+			// Everything the client asked before the data now waiting is
+			// queued already: forward it.
+			for more := creqs != nil; more; {
+				select {
+				case req, ok := <-creqs:
+					clientRequest(req, ok)
+					more = ok
+				default:
+					more = false
 				}
 			}
-			forwardClientRequest(up, req)
+			close(done)
 			continue
 		case req, ok := <-ureqs:
 			if !ok {
@@ -643,6 +669,9 @@ loop:
 			}
 		}
 	}
+	// The target's side is closed: the order of what the client still
+	// sends no longer matters.
+	close(loopDone)
 	for _, d := range []<-chan struct{}{out.done, errOut.done} {
 		select {
 		case <-d:
@@ -669,6 +698,25 @@ loop:
 	client.Close()
 	<-in.done
 	return counts()
+}
+
+// orderedWriter writes the client's data on to the target once the
+// bridge's request loop has forwarded the requests that arrived before it
+// (bridgeSession). After the loop has ended it writes at once.
+type orderedWriter struct {
+	w        io.Writer
+	barrier  chan<- chan struct{}
+	loopDone <-chan struct{}
+}
+
+func (o orderedWriter) Write(p []byte) (int, error) {
+	done := make(chan struct{})
+	select {
+	case o.barrier <- done:
+		<-done
+	case <-o.loopDone:
+	}
+	return o.w.Write(p)
 }
 
 // endSession ends a target session the gateway decided to stop: TERM to the
