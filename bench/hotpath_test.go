@@ -28,12 +28,17 @@ import (
 //	  go test -tags bench -run TestHotPath -v -count=1 ./bench/
 //
 // BENCH_HOT_RUNS (default 3, 0 for memory only) bulk runs per user, each
-// BENCH_BYTES.
+// BENCH_BYTES. BENCH_HOT_SEQ (default 0) runs `seq 1 BENCH_SEQ` that many
+// times per user and reports gateway CPU per GB of text recorded and not,
+// then profiles recorded runs for BENCH_PROFILE_SECONDS (kept in
+// BENCH_PROFILE_DIR as seq.pprof when set): recording's cost on text
+// (issue 13, point 2) without the rest of TestCompare.
 func TestHotPath(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.Require(t, "ssh", testenv.SSHDPath, "go")
 	cfg := loadConfig(t)
 	runs := envInt(t, "BENCH_HOT_RUNS", 3, 0, 50)
+	seqRuns := envInt(t, "BENCH_HOT_SEQ", 0, 0, 50)
 	e := setup(t)
 	out := os.Stdout
 	fmt.Fprintf(out, "\n== gateway hot path: %s (pid %d)\n", e.bin, e.gwPID)
@@ -51,6 +56,9 @@ func TestHotPath(t *testing.T) {
 		heap, stack, g, up := e.idleCost(cfg.sessions, ph.command)
 		fmt.Fprintf(out, "per session, %s (%d up; after a GC): live heap %.1f KiB, goroutine stack %.1f KiB, goroutines %.1f\n",
 			ph.name, up, heap, stack, g)
+	}
+	if seqRuns > 0 {
+		e.seqCost(out, cfg, seqRuns)
 	}
 	fmt.Fprintf(out, "\n-- bulk\n")
 	for _, l := range []leg{viaGateway, viaGatewayRec} {
@@ -179,4 +187,47 @@ func (e *env) openSessionRunning(command string) (*session, error) {
 	case <-time.After(sessionOpenWait):
 		return s, fmt.Errorf("no shell answer within %v: %s", sessionOpenWait, strings.TrimSpace(s.stderr.String()))
 	}
+}
+
+// seqCost prints the gateway's CPU per GB of `seq` output, unrecorded and
+// recorded (each recorded run counted until its recording has ended), and
+// a profile of recorded runs.
+func (e *env) seqCost(out io.Writer, cfg config, runs int) {
+	command := fmt.Sprintf("seq 1 %d", cfg.seq)
+	want := seqBytes(cfg.seq)
+	seen := map[string]bool{}
+	fmt.Fprintf(out, "\n-- text: %s (%d bytes), %d runs per user\n", command, want, runs)
+	run := func(l leg) (bulkRun, bool) {
+		r, ok := e.stream(l, command, want)
+		if l == viaGatewayRec {
+			info, err := e.waitRecordingEnded(seen)
+			if err != nil {
+				e.t.Errorf("recording of a %s run: %v", recordedUser, err)
+				return r, false
+			}
+			e.removeRecordings(seen, info.ID)
+		}
+		return r, ok
+	}
+	for _, l := range []leg{viaGateway, viaGatewayRec} {
+		run(l) // warm up
+		var c cpuUse
+		var rates []float64
+		for range runs {
+			before := procCPU(e.gwPID)
+			r, ok := run(l)
+			after := procCPU(e.gwPID)
+			if !ok {
+				continue
+			}
+			c.add(before, after, r.bytes)
+			rates = append(rates, float64(r.bytes)/r.data.Seconds()/mb)
+		}
+		fmt.Fprintf(out, "seq %-16s CPU %.2f s/GB (user %.2f, sys %.2f per GB); MB/s %s\n",
+			l, c.perGB(), c.user/(float64(c.bytes)/1e9), c.sys/(float64(c.bytes)/1e9), fmtList(rates, "%.0f"))
+	}
+	top, cum, _ := e.profileViews(cfg.profileSeconds, func() (bulkRun, bool) { return run(viaGatewayRec) },
+		[]string{"-top", "-cum", "-nodecount=30", "-focus=internal/recording"}, "seq")
+	fmt.Fprintf(out, "\n== go tool pprof -top -nodecount=25 (gateway CPU during recorded seq runs)\n%s\n", top)
+	fmt.Fprintf(out, "\n== the same, -cum -focus=internal/recording\n%s\n", cum)
 }

@@ -3,6 +3,7 @@ package sshgate_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -72,21 +73,20 @@ func TestPTYResizeAndInterrupt(t *testing.T) {
 	}
 	io.WriteString(stdin, "stty size; echo size-$((1+1))\r")
 	waitFor(t, out, "24 80")
-	if err := sess.WindowChange(40, 100); err != nil {
-		t.Fatal(err)
-	}
-	// The gateway forwards a channel's requests and its data on separate
-	// goroutines, so a line typed right after a resize may reach the
-	// shell before the resize does (a loaded machine showed it): ask
-	// again until the new size shows, within waitFor's bound.
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		io.WriteString(stdin, "stty size\r")
-		time.Sleep(200 * time.Millisecond)
-		if strings.Contains(out.String(), "40 100") || time.Now().After(deadline) {
-			break
+	// A line typed right after a resize must find the terminal resized:
+	// the gateway forwards the client's requests and data on separate
+	// goroutines, and holds data until the requests before it are
+	// forwarded (a loaded machine showed the old size before it did).
+	// Each size is asked once, at once: a stale answer never shows the
+	// size waited for.
+	for i := range 5 {
+		rows, cols := 40+i, 100+i
+		if err := sess.WindowChange(rows, cols); err != nil {
+			t.Fatal(err)
 		}
+		io.WriteString(stdin, "stty size\r")
+		waitFor(t, out, fmt.Sprintf("%d %d", rows, cols))
 	}
-	waitFor(t, out, "40 100")
 
 	io.WriteString(stdin, "sleep 30; echo slept-$((3+3))\r")
 	time.Sleep(300 * time.Millisecond)

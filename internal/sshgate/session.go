@@ -583,50 +583,43 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 			stderr = teeWriter{w: stderr, observe: o.obs.rec.Output}
 		}
 	}
-	var outWG sync.WaitGroup
-	// Counts are atomics: on abort the bridge returns while copy loops may
-	// still be running.
-	var outBytes, errBytes, inBytes atomic.Int64
+	// Each stream is a pump: a goroutine only while data moves, so an idle
+	// session's only goroutine of its own is the request loop below.
+	// stdout and stderr are copied side by side; with a pty the target's
+	// sshd sends no separate stderr (it goes through the terminal), and
+	// whatever a non-conforming target sends there is passed on as it
+	// comes.
+	out := copyStream(stdout, up, 0, act, nil, nil)
+	errOut := copyStream(stderr, up, 1, act, nil, nil)
+	// The client's requests and its data reach the gateway in order (one
+	// read loop per connection) but leave it on two goroutines: before
+	// the client's data is written on, the request loop forwards every
+	// request that came before it, so that a line typed right after a
+	// resize finds the terminal resized, as it would directly.
+	barrier := make(chan chan struct{})
+	loopDone := make(chan struct{})
+	input = orderedWriter{w: input, barrier: barrier, loopDone: loopDone}
+	in := copyStream(input, client, 0, act, o.gate, func() { _ = up.CloseWrite() })
+	// Counts are read from the streams: on abort the bridge returns while
+	// copies may still be running.
 	counts := func() sessionResult {
-		res.out, res.in = outBytes.Load()+errBytes.Load(), inBytes.Load()
+		res.out, res.in = out.n()+errOut.n(), in.n()
 		return res
 	}
-	copyStderr := func() {
-		n, _ := copyAdaptive(stderr, up.Stderr(), act)
-		errBytes.Store(n)
-	}
-	outWG.Add(1)
-	go func() {
-		defer outWG.Done()
-		n, _ := copyAdaptive(stdout, up, act)
-		outBytes.Store(n)
-		if o.pty {
-			copyStderr()
+	clientRequest := func(req *ssh.Request, ok bool) {
+		if !ok {
+			// The client closed its side: end the target's session too.
+			creqs = nil
+			up.Close()
+			return
 		}
-	}()
-	if !o.pty {
-		outWG.Add(1)
-		go func() {
-			defer outWG.Done()
-			copyStderr()
-		}()
-	}
-	// With a pty the target's sshd sends no separate stderr (it goes
-	// through the terminal): rather than keep a goroutine waiting on it for
-	// the life of an idle session, whatever a non-conforming target sends
-	// there is passed on after stdout ends.
-	inDone := make(chan struct{})
-	go func() {
-		defer close(inDone)
-		var n int64
-		if o.gate != nil {
-			n, _ = copyChecked(input, client, o.gate, act)
-		} else {
-			n, _ = copyAdaptive(input, client, act)
+		if req.Type == "window-change" {
+			if cols, rows, ok := windowChange(req.Payload); ok {
+				o.obs.resize(cols, rows)
+			}
 		}
-		inBytes.Store(n)
-		_ = up.CloseWrite()
-	}()
+		forwardClientRequest(up, req)
+	}
 	// One loop serves the requests of both sides (one goroutine fewer per
 	// session than a loop each).
 	var held []*ssh.Request
@@ -635,21 +628,25 @@ loop:
 		var r *ssh.Request
 		select {
 		case <-abort:
+			close(loopDone)
 			client.Close()
 			return counts()
 		case req, ok := <-creqs:
-			if !ok {
-				// The client closed its side: end the target's session too.
-				creqs = nil
-				up.Close()
-				continue
-			}
-			if req.Type == "window-change" {
-				if cols, rows, ok := windowChange(req.Payload); ok {
-					o.obs.resize(cols, rows)
+			clientRequest(req, ok)
+			continue
+		case done := <-barrier:
+			// Everything the client asked before the data now waiting is
+			// queued already: forward it.
+			for more := creqs != nil; more; {
+				select {
+				case req, ok := <-creqs:
+					clientRequest(req, ok)
+					more = ok
+				default:
+					more = false
 				}
 			}
-			forwardClientRequest(up, req)
+			close(done)
 			continue
 		case req, ok := <-ureqs:
 			if !ok {
@@ -682,11 +679,16 @@ loop:
 			}
 		}
 	}
-	select {
-	case <-waitGroup(&outWG):
-	case <-abort:
-		client.Close()
-		return counts()
+	// The target's side is closed: the order of what the client still
+	// sends no longer matters.
+	close(loopDone)
+	for _, d := range []<-chan struct{}{out.done, errOut.done} {
+		select {
+		case <-d:
+		case <-abort:
+			client.Close()
+			return counts()
+		}
 	}
 	if res.exitStatus == nil && creqs != nil && o.lost != nil {
 		// The target's process died (kill -9, OOM) or the connection to
@@ -704,17 +706,27 @@ loop:
 		_, _ = client.SendRequest(r.Type, false, r.Payload)
 	}
 	client.Close()
-	<-inDone
+	<-in.done
 	return counts()
 }
 
-func waitGroup(wg *sync.WaitGroup) <-chan struct{} {
+// orderedWriter writes the client's data on to the target once the
+// bridge's request loop has forwarded the requests that arrived before it
+// (bridgeSession). After the loop has ended it writes at once.
+type orderedWriter struct {
+	w        io.Writer
+	barrier  chan<- chan struct{}
+	loopDone <-chan struct{}
+}
+
+func (o orderedWriter) Write(p []byte) (int, error) {
 	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	return done
+	select {
+	case o.barrier <- done:
+		<-done
+	case <-o.loopDone:
+	}
+	return o.w.Write(p)
 }
 
 // endSession ends a target session the gateway decided to stop: TERM to the

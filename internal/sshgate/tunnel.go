@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -99,21 +98,15 @@ func (c *conn) handleDirectTCPIP(nch ssh.NewChannel) {
 
 // pipe copies both ways, half-closing each side as its source ends, and
 // closes both channels when both directions are done.
+//
+// Both directions are pumps (copyStream): an idle tunnel holds no goroutine
+// of its own but the one waiting here.
 func pipe(client, up ssh.Channel, act *activity) (in, out int64) {
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		in, _ = copyAdaptive(up, client, act)
-		_ = up.CloseWrite()
-	}()
-	go func() {
-		defer wg.Done()
-		out, _ = copyAdaptive(client, up, act)
-		_ = client.CloseWrite()
-	}()
-	wg.Wait()
+	i := copyStream(up, client, 0, act, nil, func() { _ = up.CloseWrite() })
+	o := copyStream(client, up, 0, act, nil, func() { _ = client.CloseWrite() })
+	<-i.done
+	<-o.done
 	client.Close()
 	up.Close()
-	return in, out
+	return i.n(), o.n()
 }

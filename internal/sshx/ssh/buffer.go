@@ -20,6 +20,10 @@ type buffer struct {
 	tail *element // the buffer that will be read last
 
 	closed bool
+
+	// sshx: notify, if set, is called after write, writePacket or eof,
+	// outside the lock (see channel.SetReadNotify).
+	notify func()
 }
 
 // An element represents a single link in a linked list.
@@ -50,7 +54,11 @@ func (b *buffer) write(buf []byte) {
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
+	notify := b.notify
 	b.Cond.L.Unlock()
+	if notify != nil {
+		notify()
+	}
 }
 
 // writePacket is write for data cut from a received packet that nothing
@@ -62,7 +70,11 @@ func (b *buffer) writePacket(buf, packet []byte) {
 	b.tail.next = e
 	b.tail = e
 	b.Cond.Signal()
+	notify := b.notify
 	b.Cond.L.Unlock()
+	if notify != nil {
+		notify()
+	}
 }
 
 // eof closes the buffer. Reads from the buffer once all
@@ -71,12 +83,29 @@ func (b *buffer) eof() {
 	b.Cond.L.Lock()
 	b.closed = true
 	b.Cond.Signal()
+	notify := b.notify
+	b.Cond.L.Unlock()
+	if notify != nil {
+		notify()
+	}
+}
+
+// setNotify sets the function called when data or EOF arrives (sshx).
+func (b *buffer) setNotify(f func()) {
+	b.Cond.L.Lock()
+	b.notify = f
 	b.Cond.L.Unlock()
 }
 
 // Read reads data from the internal buffer in buf.  Reads will block
 // if no data is available, or until the buffer is closed.
 func (b *buffer) Read(buf []byte) (n int, err error) {
+	return b.read(buf, true)
+}
+
+// read is Read; without wait it returns 0, nil where Read would wait
+// (sshx).
+func (b *buffer) read(buf []byte, wait bool) (n int, err error) {
 	b.Cond.L.Lock()
 	defer b.Cond.L.Unlock()
 
@@ -112,6 +141,9 @@ func (b *buffer) Read(buf []byte) (n int, err error) {
 			break
 		}
 		// out of buffers, wait for producer
+		if !wait {
+			break
+		}
 		b.Cond.Wait()
 	}
 	return

@@ -397,11 +397,39 @@ func (c *channel) adjustWindow(adj uint32) error {
 }
 
 func (c *channel) ReadExtended(data []byte, extended uint32) (n int, err error) {
+	return c.readExtended(data, extended, true)
+}
+
+// TryReadExtended is ReadExtended that returns 0, nil instead of waiting
+// when nothing is buffered (sshx). With SetReadNotify it serves a channel
+// without a goroutine blocked in Read for as long as the channel is idle.
+func (c *channel) TryReadExtended(data []byte, extended uint32) (n int, err error) {
+	return c.readExtended(data, extended, false)
+}
+
+// SetReadNotify arranges for f to be called whenever data or EOF arrives
+// on the channel's stream extended (0 for data, 1 for stderr), or nil to
+// stop (sshx). f runs on the connection's read loop: it must not block or
+// read the channel, only arrange for the data to be read
+// (TryReadExtended). Data that arrived before the call is not announced.
+func (c *channel) SetReadNotify(extended uint32, f func()) error {
 	switch extended {
 	case 1:
-		n, err = c.extPending.Read(data)
+		c.extPending.setNotify(f)
 	case 0:
-		n, err = c.pending.Read(data)
+		c.pending.setNotify(f)
+	default:
+		return fmt.Errorf("ssh: extended code %d unimplemented", extended)
+	}
+	return nil
+}
+
+func (c *channel) readExtended(data []byte, extended uint32, wait bool) (n int, err error) {
+	switch extended {
+	case 1:
+		n, err = c.extPending.read(data, wait)
+	case 0:
+		n, err = c.pending.read(data, wait)
 	default:
 		return 0, fmt.Errorf("ssh: extended code %d unimplemented", extended)
 	}
