@@ -90,6 +90,13 @@ const (
 	// fingerprints, never keys.
 	AccountRotate    = "account.rotate"    // an account key rotated (or a rotation that failed)
 	AccountProvision = "account.provision" // a login created on a target for a subject
+
+	// Agents: targets that dial out. Details carry key fingerprints and
+	// registration key ids, never key values.
+	AgentRegister   = "agent.register"   // a target registered (or refused) with a registration key
+	AgentConnect    = "agent.connect"    // an agent's connection taken by a gateway
+	AgentDisconnect = "agent.disconnect" // it ended (or another connection replaced it)
+	AgentRefuse     = "agent.refuse"     // a connection refused: unknown identity, version
 )
 
 // spoolResult is what Write returns for a spooled event: nil when it is
