@@ -13,7 +13,10 @@ require (
 
 require mvdan.cc/sh/v3 v3.14.1
 
-require github.com/vmware/govmomi v0.46.0 // indirect
+require (
+	github.com/creack/pty v1.1.24
+	github.com/vmware/govmomi v0.46.0 // indirect
+)
 
 require (
 	github.com/coreos/go-oidc/v3 v3.21.0

@@ -73,7 +73,7 @@ type Config struct {
 // ChannelServer serves one session channel of built-in mode: an SSH
 // connection from the gateway to the target, on nc.
 type ChannelServer interface {
-	ServeConn(ctx context.Context, nc net.Conn, userCA ssh.PublicKey)
+	ServeConn(ctx context.Context, nc net.Conn, hostKey ssh.Signer, userCA ssh.PublicKey)
 }
 
 // Agent is a configured agent.
@@ -483,7 +483,9 @@ func (a *Agent) heartbeat(ctx context.Context, sc ssh.Conn, interval time.Durati
 func (a *Agent) serveChannel(ctx context.Context, nc *agentproto.ChannelConn, userCA ssh.PublicKey) {
 	defer nc.Close()
 	if a.cfg.SSHD == "" {
-		a.cfg.Builtin.ServeConn(ctx, nc, userCA)
+		// The identity is the built-in server's host key: the one the
+		// gateway pinned at registration.
+		a.cfg.Builtin.ServeConn(ctx, nc, a.identity, userCA)
 		return
 	}
 	var d net.Dialer

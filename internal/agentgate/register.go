@@ -36,7 +36,7 @@ func refuse(format string, args ...any) error {
 
 // serveRegistration answers the one registration request of a connection.
 func (s *Server) serveRegistration(sc *ssh.ServerConn, reqs <-chan *ssh.Request, hello agentproto.Hello) {
-	for req := range reqs {
+	if req, ok := <-reqs; ok {
 		if req.Type != agentproto.ReqRegister {
 			reply(req, false, agentproto.Refusal{Message: "a registration connection takes one " + agentproto.ReqRegister})
 			return
@@ -57,7 +57,6 @@ func (s *Server) serveRegistration(sc *ssh.ServerConn, reqs <-chan *ssh.Request,
 		default:
 			reply(req, true, ans)
 		}
-		return
 	}
 }
 

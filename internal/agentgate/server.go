@@ -269,7 +269,8 @@ func (s *Server) serveConn(nc net.Conn) {
 
 // hello waits for the agent's hello and checks its version.
 func (s *Server) hello(sc *ssh.ServerConn, reqs <-chan *ssh.Request) (agentproto.Hello, bool) {
-	for req := range reqs {
+	req, ok := <-reqs
+	if ok {
 		if req.Type != agentproto.ReqHello {
 			reply(req, false, agentproto.Refusal{Message: "the first request must be " + agentproto.ReqHello})
 			return agentproto.Hello{}, false
