@@ -321,6 +321,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	attempt := 0
 	var wait time.Duration
+	// floor is the spread the gateway asked for when it went away: until
+	// the agent is connected again, no retry window is narrower, so that
+	// the agents whose first try came too early do not bunch up behind
+	// it.
+	var floor time.Duration
 	for {
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -346,20 +351,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.cfg.Log.Error("the gateway refused the agent", "reason", refused.Message)
 			attempt = 30
 		case up >= a.cfg.MaxBackoff:
-			attempt = 0
+			attempt, floor = 0, 0
 		case up > 0:
 			// Connected but not for long: keep backing off from where
 			// it was, so a gateway that drops agents at once is not
 			// hammered.
+			floor = 0
 		default:
 			attempt++
 		}
 		switch {
 		case spread > 0:
-			wait = rand.N(spread)
-			attempt = 0
+			wait = rand.N(spread) + 1
+			attempt, floor = 0, spread
 		default:
-			wait = a.backoff(attempt)
+			wait = a.backoff(attempt, floor)
 		}
 		if err != nil && refused == nil {
 			a.cfg.Log.Warn("agent connection ended", "err", err, "retry_in", wait.Round(time.Millisecond).String())
@@ -368,11 +374,11 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // backoff is full jitter over an exponentially growing window:
-// uniform in [0, min(MaxBackoff, MinBackoff * 2^attempt)).
-func (a *Agent) backoff(attempt int) time.Duration {
+// uniform in [0, min(MaxBackoff, max(floor, MinBackoff * 2^attempt))).
+func (a *Agent) backoff(attempt int, floor time.Duration) time.Duration {
 	window := a.cfg.MaxBackoff
 	if attempt < 30 {
-		if w := a.cfg.MinBackoff << attempt; w > 0 && w < window {
+		if w := max(floor, a.cfg.MinBackoff<<attempt); w > 0 && w < window {
 			window = w
 		}
 	}
@@ -382,7 +388,7 @@ func (a *Agent) backoff(attempt int) time.Duration {
 // session makes one connection and serves it until it ends. up is how long
 // it was connected (zero if it never was); spread is the gateway's going-
 // away spread, if it said so.
-func (a *Agent) session(ctx context.Context) (up, spread time.Duration, err error) {
+func (a *Agent) session(ctx context.Context) (time.Duration, time.Duration, error) {
 	chans, sc, reqs, err := a.connectChans(ctx, a.state.Target, a.pinned)
 	if err != nil {
 		return 0, 0, err
@@ -390,7 +396,10 @@ func (a *Agent) session(ctx context.Context) (up, spread time.Duration, err erro
 	defer sc.Close()
 	stop := context.AfterFunc(ctx, func() { sc.Close() })
 	defer stop()
-	var spreadMu sync.Mutex
+	var (
+		spreadMu sync.Mutex
+		spread   time.Duration // the gateway's going-away spread
+	)
 	// Requests from the gateway: only its going-away notice matters.
 	go func() {
 		for req := range reqs {
@@ -447,8 +456,9 @@ func (a *Agent) session(ctx context.Context) (up, spread time.Duration, err erro
 	err = sc.Wait()
 	wg.Wait()
 	spreadMu.Lock()
-	defer spreadMu.Unlock()
-	return time.Since(start), spread, err
+	goaway := spread
+	spreadMu.Unlock()
+	return time.Since(start), goaway, err
 }
 
 // heartbeat sends a keepalive every interval and closes the connection

@@ -83,7 +83,7 @@ func startGateway(t *testing.T, version string) *gateway {
 func (g *gateway) start() {
 	g.t.Helper()
 	srv, err := agentgate.New(agentgate.Config{HostKey: g.hostKey, Store: g.store, Inventory: g.inv, Audit: g.audit,
-		Log: quiet(), GatewayID: "gw1", Version: g.version, ReconnectRate: g.rate, Heartbeat: time.Second})
+		Log: quiet(), GatewayID: "gw1", Version: g.version, ReconnectRate: g.rate, Heartbeat: 3 * time.Second})
 	if err != nil {
 		g.t.Fatal(err)
 	}
