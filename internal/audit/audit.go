@@ -98,6 +98,12 @@ const (
 	ReviewStart     = "review.start"     // an access review campaign opened
 	ReviewDecide    = "review.decide"    // an entitlement kept or revoked in a campaign
 	ReviewClose     = "review.close"     // a campaign signed off
+	// Agents: targets that dial out. Details carry key fingerprints and
+	// registration key ids, never key values.
+	AgentRegister   = "agent.register"   // a target registered (or refused) with a registration key
+	AgentConnect    = "agent.connect"    // an agent's connection taken by a gateway
+	AgentDisconnect = "agent.disconnect" // it ended (or another connection replaced it)
+	AgentRefuse     = "agent.refuse"     // a connection refused: unknown identity, version
 )
 
 // spoolResult is what Write returns for a spooled event: nil when it is

@@ -396,6 +396,7 @@ superuser.
 
 Server:
   serve                       run the gateway (portcullis serve --help)
+  agent                       run on a target that dials out to the gateway (portcullis agent --help)
 
 Resources:
   apply -f FILE               create or update the resources in a YAML stream (- for stdin)

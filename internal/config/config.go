@@ -45,6 +45,9 @@ type Config struct {
 	// PGAddr is where the PostgreSQL front (package pgproxy) listens, with
 	// the same TLS certificate as the HTTPS API; empty turns it off.
 	PGAddr string `yaml:"pg_addr"`
+	// AgentAddr is where agents on targets that dial out connect (package
+	// agentgate, `portcullis agent`); empty turns it off.
+	AgentAddr string `yaml:"agent_addr"`
 	// HTTPHost is the gateway's host name under which http targets are
 	// served by host (vc1.HTTPHost); empty: only by path (/t/vc1/).
 	HTTPHost string `yaml:"http_host"`
@@ -358,6 +361,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"ssh-addr", "ssh_addr", "SSH listen `address`"},
 	{"api-addr", "api_addr", "HTTPS API and web console listen `address`; the default listens on every interface: use 127.0.0.1:8443 for this machine only, or \"\" to turn HTTPS off (the admin socket stays)"},
 	{"pg-addr", "pg_addr", "PostgreSQL front listen `address` (psql \"host=GW port=5433 user=USER~TARGET sslmode=require\"); \"\" turns it off"},
+	{"agent-addr", "agent_addr", "agent listen `address`: targets running `portcullis agent --gateway GW:PORT` connect here (SSH, mutually authenticated); \"\" (the default) turns it off"},
 	{"http-host", "http_host", "the gateway's host `name` under which web API targets are served as TARGET.NAME (the path form /t/TARGET/ always works)"},
 	{"tls-cert-file", "tls_cert_file", "HTTPS and PostgreSQL certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
@@ -432,6 +436,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return set(&cfg.APIAddr)
 	case "pg-addr":
 		return set(&cfg.PGAddr)
+	case "agent-addr":
+		return set(&cfg.AgentAddr)
 	case "http-host":
 		return set(&cfg.HTTPHost)
 	case "tls-cert-file":
@@ -553,6 +559,11 @@ func (c *Config) Resolve() error {
 	if c.PGAddr != "" {
 		if _, _, err := net.SplitHostPort(c.PGAddr); err != nil {
 			return fmt.Errorf("pg_addr: %q is not host:port: %v", c.PGAddr, err)
+		}
+	}
+	if c.AgentAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AgentAddr); err != nil {
+			return fmt.Errorf("agent_addr: %q is not host:port: %v", c.AgentAddr, err)
 		}
 	}
 	if c.GatewayID != "" && !gatewayIDPattern.MatchString(c.GatewayID) {

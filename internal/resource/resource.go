@@ -177,7 +177,18 @@ type Target struct {
 	// HTTP holds the fields of a protocol: http target (a web API reached
 	// through package httpproxy); see HTTPTarget.
 	HTTP `yaml:",inline"`
+	// Via is how the gateway reaches an ssh target: "" (the default) dials
+	// Address; "agent" uses the connection the target's agent holds to the
+	// gateway (`portcullis agent`), and Address is then informational.
+	Via string `yaml:"via,omitempty" json:"via,omitempty"`
 }
+
+// ViaAgent is Target.Via for a target whose agent dials out to the
+// gateway.
+const ViaAgent = "agent"
+
+// ThroughAgent reports whether the target is reached through its agent.
+func (t *Target) ThroughAgent() bool { return t.Via == ViaAgent }
 
 // Target protocols.
 const (

@@ -211,8 +211,24 @@ func (t *Target) Validate() error {
 	if !t.HTTP.isZero() {
 		return fieldErr("url", "url, tls_pin_sha256, credential, catalog and rules are for protocol: http targets only")
 	}
-	if err := checkAddress("address", t.Address); err != nil {
-		return err
+	switch t.Via {
+	case "":
+		if err := checkAddress("address", t.Address); err != nil {
+			return err
+		}
+	case ViaAgent:
+		// The agent dials out: an address, if given, only says where it
+		// forwards to.
+		if t.Protocol != "" && t.Protocol != ProtocolSSH {
+			return fieldErr("via", "agent is for ssh targets")
+		}
+		if t.Address != "" {
+			if err := checkAddress("address", t.Address); err != nil {
+				return err
+			}
+		}
+	default:
+		return fieldErr("via", "%q is not valid (want agent, or nothing for a target the gateway dials)", t.Via)
 	}
 	if t.HostKey != "" {
 		if _, err := ParseAuthorizedKey(t.HostKey); err != nil {

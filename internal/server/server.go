@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/agentgate"
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/buildinfo"
@@ -92,6 +93,10 @@ type Server struct {
 	// is empty.
 	pg   *pgproxy.Server
 	pgLn net.Listener
+	// agents is the front of targets that dial out and agentLn its
+	// listener; nil when agent_addr is empty.
+	agents  *agentgate.Server
+	agentLn net.Listener
 	// webAPI is the web API front (http targets) over the HTTPS
 	// listener; nil when api_addr is empty. vault opens its service
 	// accounts' secrets.
@@ -297,6 +302,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if startups[0], startups[1], startups[2], err = cfg.MaxStartups(); err != nil {
 		return nil, err
 	}
+	if cfg.AgentAddr != "" {
+		if s.agents, err = agentgate.New(agentgate.Config{HostKey: s.hostKey, Store: s.store, Inventory: s.inv,
+			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID}); err != nil {
+			return nil, err
+		}
+	}
 	files := &fdlimit.Budget{}
 	s.metrics.FileHeadroom(files.Free)
 	if err := s.buildJIT(auditLog); err != nil {
@@ -322,6 +333,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Commands:    s.store,
 		MFA:         s.mfa,
 		Provisioner: prov,
+		Agents:      s.agentDialer(),
 
 		AuthStartTimeout:    time.Duration(cfg.AuthStartTimeout),
 		PreAuthStart:        startups[0],
@@ -370,6 +382,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if s.pg != nil {
 		if s.pgLn, err = net.Listen("tcp", cfg.PGAddr); err != nil {
 			return nil, fmt.Errorf("listen postgres on %s: %w", cfg.PGAddr, err)
+		}
+	}
+	if s.agents != nil {
+		if s.agentLn, err = net.Listen("tcp", cfg.AgentAddr); err != nil {
+			return nil, fmt.Errorf("listen for agents on %s: %w", cfg.AgentAddr, err)
 		}
 	}
 	return s, nil
@@ -540,6 +557,15 @@ func (s *Server) Run(ctx context.Context) error {
 			}
 		}()
 	}
+	if s.agents != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.agents.Serve(runCtx, s.agentLn); err != nil {
+				errc <- fmt.Errorf("agent front: %w", err)
+			}
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		s.inv.Watch(runCtx, time.Duration(s.cfg.ReloadInterval))
@@ -579,6 +605,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.pg != nil {
 		if err := s.pg.Shutdown(shutCtx); err != nil {
 			s.log.Warn("database sessions closed at the end of the grace period")
+		}
+	}
+	if s.agents != nil {
+		// After the SSH front: its sessions to agent targets have ended.
+		if err := s.agents.Shutdown(shutCtx); err != nil {
+			s.log.Warn("agent connections still closing at the end of the grace period")
 		}
 	}
 	if httpsSrv != nil {
@@ -647,6 +679,9 @@ func (s *Server) close() {
 	}
 	if s.pgLn != nil {
 		s.pgLn.Close()
+	}
+	if s.agentLn != nil {
+		s.agentLn.Close()
 	}
 	if s.apiLn != nil {
 		s.apiLn.Close()

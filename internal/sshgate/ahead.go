@@ -123,7 +123,7 @@ func (s *Server) dialAhead(ctx context.Context, snap *inventory.Snapshot, login 
 		return nil
 	}
 	p, err := upstream.Prepare(ctx, upstream.Config{Target: target, User: tu, HostKeys: s.cfg.HostKeys,
-		Timeout: s.cfg.DialTimeout}, aheadWait)
+		Timeout: s.cfg.DialTimeout, Agents: s.cfg.Agents}, aheadWait)
 	if err != nil {
 		s.cfg.Log.Debug("no connection made ahead", "target", target.Name, "err", err)
 		return nil

@@ -75,6 +75,7 @@ import (
 	"github.com/portcullis/portcullis/internal/provision"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/upstream"
 	"github.com/portcullis/portcullis/internal/vault"
 )
 
@@ -147,6 +148,11 @@ type Config struct {
 	// that a silent connection holds its pre-authentication place briefly.
 	// Default 10s; never more than AuthTimeout.
 	AuthStartTimeout time.Duration
+	// Agents reaches targets whose agent dials out to the gateway
+	// (resource.Target.Via "agent"); the session to such a target is the
+	// same as to any other once the byte stream is there. Nil: those
+	// targets are unreachable.
+	Agents upstream.AgentDialer
 	// DialTimeout bounds connecting and logging in to a target. Default 10s.
 	DialTimeout time.Duration
 	// CertTTL is the validity of a user certificate signed for a target.

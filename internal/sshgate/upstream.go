@@ -136,6 +136,7 @@ func (c *conn) dial(targetUser string, ob policy.Obligations) (ssh.Conn, error) 
 		HostKeys: c.srv.cfg.HostKeys,
 		Audit:    func(ev store.AuditEvent) { _ = c.audit(ev) },
 		Timeout:  c.srv.cfg.DialTimeout,
+		Agents:   c.srv.cfg.Agents,
 	})
 	switch {
 	case errors.Is(err, upstream.ErrUnreachable):

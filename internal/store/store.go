@@ -291,6 +291,33 @@ type APIKey struct {
 	CreatedAt   time.Time
 	ExpiresAt   time.Time // zero: never
 	RevokedAt   time.Time // zero: not revoked
+	// Registration keys only: Environment, when set, is the only
+	// environment the key registers targets in; MaxUses, when above zero,
+	// bounds how many registrations it makes (Uses counts them);
+	// NamePattern, when set, is a glob (path.Match) the registered target's
+	// name must match.
+	Environment string
+	MaxUses     int64
+	Uses        int64
+	NamePattern string
+}
+
+// Agent is a target that dials out to the gateway: the identity it
+// authenticates with and its connection as the gateways see it.
+type Agent struct {
+	Target string
+	// PublicKey is the agent's Ed25519 identity, authorized_keys format.
+	PublicKey string
+	// Mode is "forward" (to the host's sshd) or "builtin".
+	Mode    string
+	Version string
+	// Gateway is the id of the gateway holding the agent's connection; ""
+	// when none does.
+	Gateway      string
+	KeyID        string // the registration key that registered it
+	RegisteredAt time.Time
+	ConnectedAt  time.Time // zero: not connected
+	LastSeen     time.Time
 }
 
 // WebSession is a signed-in web console session. The cookie value itself
@@ -524,6 +551,30 @@ type Store interface {
 	// RevokeAPIKey marks a key revoked at t; ErrNotFound if absent. Revoking
 	// a revoked key keeps the first time.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+	// UseRegistrationKey counts one registration made with key id at
+	// time at: ErrConflict if the key has used up its MaxUses, is
+	// revoked or has expired by then, ErrNotFound if absent. The check and
+	// the count are one statement, so concurrent uses cannot overdraw.
+	UseRegistrationKey(ctx context.Context, id string, at time.Time) error
+
+	// PutAgent stores an agent's registration (identity, mode, key),
+	// replacing the row of its target and clearing its connection.
+	PutAgent(ctx context.Context, a Agent) error
+	// GetAgent returns one agent, ErrNotFound if absent.
+	GetAgent(ctx context.Context, target string) (Agent, error)
+	// ListAgents returns every agent by target name.
+	ListAgents(ctx context.Context) ([]Agent, error)
+	// AgentConnected records that gateway now holds the agent's
+	// connection, of version, at time at; ErrNotFound if absent.
+	AgentConnected(ctx context.Context, target, gateway, version string, at time.Time) error
+	// AgentSeen records a heartbeat on gateway's connection; a row another
+	// gateway has taken over since is left alone.
+	AgentSeen(ctx context.Context, target, gateway string, at time.Time) error
+	// AgentDisconnected records that gateway no longer holds the agent's
+	// connection; a row another gateway has taken over is left alone.
+	AgentDisconnected(ctx context.Context, target, gateway string, at time.Time) error
+	// DeleteAgent removes an agent's row; absent is not an error.
+	DeleteAgent(ctx context.Context, target string) error
 
 	// GetSetting returns a setting's stored value, ErrNotFound if it was
 	// never set (the caller applies its default).

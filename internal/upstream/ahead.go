@@ -91,7 +91,7 @@ func Prepare(ctx context.Context, cfg Config, wait time.Duration) (*Pending, err
 // run makes the connection and waits for the credential; it ends with the
 // fields Login reads set.
 func (p *Pending) run(ctx context.Context, cfg Config) {
-	nc, err := dialTCP(ctx, cfg.Target)
+	nc, err := dialTCP(ctx, &cfg)
 	if err != nil {
 		p.err = err
 		return

@@ -42,6 +42,20 @@ var ErrHostKeyMismatch = errors.New("target host key mismatch")
 // ErrUnreachable is wrapped when the TCP connection to the target fails.
 var ErrUnreachable = errors.New("target unreachable")
 
+// ErrAgentNotConnected is wrapped (with ErrUnreachable) when a target
+// reached through its agent has no agent connected.
+var ErrAgentNotConnected = errors.New("the target's agent is not connected")
+
+// AgentDialer reaches targets whose agent dials out to the gateway
+// (resource.Target.Via "agent"): the connection it returns carries the
+// SSH session to the target (its own sshd, or the agent's built-in
+// server) as a TCP connection would, so that everything above the byte
+// stream (host key check, login, channels) is the same code for both kinds
+// of target.
+type AgentDialer interface {
+	DialAgent(ctx context.Context, target string) (net.Conn, error)
+}
+
 // HostKeyStore remembers target host keys learned on first use.
 type HostKeyStore interface {
 	HostKey(ctx context.Context, target string) (store.HostKey, error)
@@ -65,6 +79,9 @@ type Config struct {
 	// Timeout bounds the TCP connect, key exchange and authentication.
 	// Zero means 10 seconds.
 	Timeout time.Duration
+	// Agents reaches targets that dial out; nil: such a target is
+	// unreachable.
+	Agents AgentDialer
 }
 
 // Dial connects and logs in. It returns the raw connection and the
@@ -77,7 +94,7 @@ func Dial(ctx context.Context, cfg Config) (ssh.Conn, <-chan ssh.NewChannel, <-c
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	nc, err := dialTCP(ctx, cfg.Target)
+	nc, err := dialTCP(ctx, &cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -102,9 +119,23 @@ func (cfg *Config) timeout() time.Duration {
 	return cfg.Timeout
 }
 
-// dialTCP connects to target with the deadline of ctx set on the
-// connection, for the handshake that follows.
-func dialTCP(ctx context.Context, target *resource.Target) (net.Conn, error) {
+// dialTCP connects to cfg's target with the deadline of ctx set on the
+// connection, for the handshake that follows: over TCP, or through the
+// target's agent.
+func dialTCP(ctx context.Context, cfg *Config) (net.Conn, error) {
+	target := cfg.Target
+	if target.ThroughAgent() {
+		if cfg.Agents == nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnreachable, ErrAgentNotConnected)
+		}
+		nc, err := cfg.Agents.DialAgent(ctx, target.Name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
+		deadline, _ := ctx.Deadline()
+		_ = nc.SetDeadline(deadline)
+		return nc, nil
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", target.Address)
 	if err != nil {

@@ -85,11 +85,13 @@ func (s *Access) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 		return fmt.Errorf("create API key %q: encode source CIDRs: %w", k.ID, err)
 	}
 	res, err := s.W.ExecContext(ctx, `
-INSERT INTO api_keys (id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO api_keys (id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at,
+    environment, max_uses, uses, name_pattern)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (id) DO NOTHING`,
 		k.ID, k.Name, k.Kind, k.Owner, k.CreatedBy, k.SecretHash, string(cj),
-		nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt))
+		nanos(k.CreatedAt), nullNanos(k.ExpiresAt), nullNanos(k.RevokedAt),
+		k.Environment, k.MaxUses, k.Uses, k.NamePattern)
 	if err != nil {
 		return fmt.Errorf("create API key %q: %w", k.ID, err)
 	}
@@ -101,7 +103,8 @@ ON CONFLICT (id) DO NOTHING`,
 	return nil
 }
 
-const apiKeyColumns = `id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at`
+const apiKeyColumns = `id, name, kind, owner, created_by, secret_hash, source_cidrs, created_at, expires_at, revoked_at,
+    environment, max_uses, uses, name_pattern`
 
 func scanAPIKey(sc scanner) (store.APIKey, error) {
 	var (
@@ -111,7 +114,7 @@ func scanAPIKey(sc scanner) (store.APIKey, error) {
 		expires, revoked sql.NullInt64
 	)
 	if err := sc.Scan(&k.ID, &k.Name, &k.Kind, &k.Owner, &k.CreatedBy, &k.SecretHash, &cidrs,
-		&created, &expires, &revoked); err != nil {
+		&created, &expires, &revoked, &k.Environment, &k.MaxUses, &k.Uses, &k.NamePattern); err != nil {
 		return store.APIKey{}, err
 	}
 	if err := json.Unmarshal([]byte(cidrs), &k.SourceCIDRs); err != nil {
@@ -161,6 +164,29 @@ func (s *Access) ListAPIKeys(ctx context.Context) ([]store.APIKey, error) {
 func (s *Access) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {
 	res, err := s.W.ExecContext(ctx, `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2`, nanos(at), id)
 	return mustAffect(res, err, fmt.Sprintf("revoke API key %q", id))
+}
+
+// UseRegistrationKey counts one use of a registration key if it has one
+// left and is neither revoked nor expired at at.
+func (s *Access) UseRegistrationKey(ctx context.Context, id string, at time.Time) error {
+	res, err := s.W.ExecContext(ctx, `
+UPDATE api_keys SET uses = uses + 1
+WHERE id = $1 AND kind = $2 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)
+  AND (max_uses = 0 OR uses < max_uses)`, id, store.APIKeyRegistration, nanos(at))
+	if err != nil {
+		return fmt.Errorf("use registration key %q: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("use registration key %q: %w", id, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	if _, err := s.GetAPIKey(ctx, id); err != nil {
+		return fmt.Errorf("use registration key: %w", err)
+	}
+	return fmt.Errorf("registration key %q is used up, revoked or expired: %w", id, store.ErrConflict)
 }
 
 // GetSetting returns a setting's value, store.ErrNotFound if never set.

@@ -122,6 +122,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HostKeys", testHostKeys},
 		{"HostKeyConcurrentFirstUse", testHostKeyConcurrentFirstUse},
 		{"APIKeys", testAPIKeys},
+		{"RegistrationKeyUses", testRegistrationKeyUses},
+		{"Agents", testAgents},
 		{"Settings", testSettings},
 		{"Passwords", testPasswords},
 		{"WebSessions", testWebSessions},

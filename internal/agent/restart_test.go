@@ -1,0 +1,159 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/agent"
+	"github.com/portcullis/portcullis/internal/audit"
+)
+
+// dialLog records when agents dial the gateway.
+type dialLog struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (d *dialLog) dial(ctx context.Context, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	d.times = append(d.times, time.Now())
+	d.mu.Unlock()
+	var nd net.Dialer
+	return nd.DialContext(ctx, "tcp", addr)
+}
+
+func (d *dialLog) since(t time.Time) []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []time.Time
+	for _, x := range d.times {
+		if !x.Before(t) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// maxPerSecond is the most dials in any one-second window.
+func maxPerSecond(ts []time.Time) int {
+	best := 0
+	for i := range ts {
+		n := 0
+		for _, u := range ts[i:] {
+			if u.Sub(ts[i]) < time.Second {
+				n++
+			}
+		}
+		best = max(best, n)
+	}
+	return best
+}
+
+// TestRestartUnderManyAgents restarts the gateway under 200 connected
+// agents. The gateway asks them, as it goes away, to spread their return
+// over agents/ReconnectRate seconds; the agents' dials per second stay
+// under a cap, all are back within a bound, and none redials while it is
+// connected. The figures are printed; the bounds are loose (a loaded
+// machine), the storm they guard against is not.
+func TestRestartUnderManyAgents(t *testing.T) {
+	const (
+		agents = 200
+		rate   = 25 // per second, the gateway's ReconnectRate
+		// cap is 2.4 times the rate: uniform spreading gives the rate on
+		// average, and the dials that came before the gateway was back
+		// retry within the same window. Without the spread, all 200
+		// come back within the same second.
+		cap = 60
+		// bound is loose: the spread asked (8 s) plus one retry window,
+		// on a machine shared with other tests.
+		bound = 60 * time.Second
+	)
+	g := startGateway(t, "1.4.0")
+	g.rate = rate
+	g.stop()
+	g.start()
+	_, key := g.newKey(nil)
+	dials := &dialLog{}
+	all := make([]*agent.Agent, agents)
+	for i := range all {
+		a, _ := newAgent(t, g, fmt.Sprintf("node-%03d", i), key, func(c *agent.Config) {
+			c.Dial = dials.dial
+			c.Log = quiet()
+		})
+		if err := a.Register(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		all[i] = a
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	for _, a := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = a.Run(ctx)
+		}()
+	}
+	allConnected := func() bool {
+		srv := g.server()
+		if srv == nil {
+			return false
+		}
+		for _, a := range all {
+			if !srv.Connected(a.Target()) {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(t, "every agent to connect", allConnected)
+
+	// Connected agents do not redial: heartbeats (1 s here) go over the
+	// connection they have.
+	steady := time.Now()
+	time.Sleep(3 * time.Second)
+	if n := len(dials.since(steady)); n != 0 {
+		t.Fatalf("%d dials while every agent was connected", n)
+	}
+
+	stopped := time.Now()
+	g.stop()
+	time.Sleep(500 * time.Millisecond)
+	g.start()
+	deadline := time.Now().Add(bound + 10*time.Second)
+	for !allConnected() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every agent was back within %v", bound)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	back := time.Since(stopped)
+	// Let stragglers that are still dialing show up in the count.
+	time.Sleep(2 * time.Second)
+	after := dials.since(stopped)
+	peak := maxPerSecond(after)
+	t.Logf("gateway restarted under %d agents: all back %.1f s after it stopped (down 0.5 s); %d dials, at most %d in one second (cap %d, spread asked %.1f s)",
+		agents, back.Seconds(), len(after), peak, cap, float64(agents)/rate)
+	fmt.Printf("agent restart: %d agents back in %.1f s; peak %d reconnects/s (cap %d); %d dials\n",
+		agents, back.Seconds(), peak, cap, len(after))
+	if peak > cap {
+		t.Fatalf("%d reconnects in one second, over the cap of %d", peak, cap)
+	}
+	if back > bound {
+		t.Fatalf("all back after %v, over %v", back, bound)
+	}
+	// No agent held two connections at once: none replaced another.
+	for _, ev := range g.events(audit.AgentConnect) {
+		if ev.Detail["replaced"] == true {
+			t.Fatalf("a connection replaced another: %+v", ev)
+		}
+	}
+}

@@ -1,0 +1,279 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/agent"
+	"github.com/portcullis/portcullis/internal/apikey"
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+// agentWorld is a gateway with its agent front, a target served by an
+// agent running in this process, and alice's OpenSSH client.
+type agentWorld struct {
+	g          *haGateway
+	dir        string
+	args       []string // ssh
+	opts       []string // scp, sftp
+	rsyncShell string
+	unixUser   string
+	target     string
+}
+
+// newAgentWorld starts a gateway, registers an agent for target (forwarding
+// to sshd when it is not nil, built-in otherwise) and grants alice every
+// action on it as a fresh unix user, with sessions recorded.
+func newAgentWorld(t *testing.T, target string, sshd *testenv.SSHD) *agentWorld {
+	t.Helper()
+	dir := testenv.ShortTempDir(t)
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "",
+		"--pg-addr", "", "--agent-addr", "127.0.0.1:0", "--shutdown-timeout", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, quietLog())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	g := &haGateway{srv: srv, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+
+	id, value, err := apikey.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, secret, _ := apikey.Parse(value)
+	if err := srv.store.CreateAPIKey(context.Background(), store.APIKey{ID: id, Name: "agents", Kind: store.APIKeyRegistration,
+		SecretHash: apikey.Hash(id, secret), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var unixUser string
+	acfg := agent.Config{Gateway: srv.AgentAddr().String(), StateDir: filepath.Join(dir, "agent"), Name: target,
+		RegistrationKey: value, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if testing.Verbose() {
+		acfg.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if sshd != nil {
+		acfg.SSHD = sshd.Addr
+		unixUser = sshd.AddUser(t)
+	} else {
+		b, err := agent.NewBuiltin(agent.BuiltinConfig{Log: acfg.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		acfg.Builtin = b
+		// A real account on this host, as the built-in server serves
+		// existing users only.
+		unixUser = testenv.StartSSHD(t).AddUser(t)
+	}
+	a, err := agent.New(acfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	adone := make(chan struct{})
+	go func() {
+		defer close(adone)
+		_ = a.Run(actx)
+	}()
+	t.Cleanup(func() { acancel(); <-adone })
+
+	key := testenv.NewClientKey(t, dir)
+	g.apply(t, fmt.Sprintf(`
+kind: User
+name: alice
+ssh_keys: [%q]
+---
+kind: Policy
+name: alice-agent
+type: target-access
+subjects: {users: [alice]}
+targets: {names: [%s]}
+target_users: [%s]
+actions: [shell, exec, file-transfer, tunnel]
+commands: {deny: ['^shutdown']}
+paths: {read: ['/**'], write: ['~/**']}
+---
+kind: Policy
+name: rec
+type: session-recording
+subjects: {users: [alice]}
+targets: {names: [%s]}
+`, key.AuthorizedKey, target, unixUser, target))
+	if sshd != nil {
+		g.apply(t, fmt.Sprintf("kind: Account\nname: %s\ntarget: %s\n", unixUser, target))
+		o, err := srv.inv.Get(context.Background(), resource.KindAccount, target+"/"+unixUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := resource.ParseAuthorizedKey(o.(*resource.Account).PublicKey)
+		sshd.AuthorizeKey(t, unixUser, pub)
+	}
+	waitFor(t, "the agent to connect", func() bool { return srv.agents.Connected(target) })
+	addr := srv.SSHAddr().String()
+	return &agentWorld{g: g, dir: dir, unixUser: unixUser, target: target,
+		args: testenv.SSHArgs(dir, key, addr, srv.HostKey()), opts: testenv.SSHOptions(dir, key, addr, srv.HostKey()),
+		rsyncShell: testenv.RsyncShell(dir, key, addr, srv.HostKey())}
+}
+
+func (w *agentWorld) ssh(t *testing.T, stdin string, flags []string, command ...string) (string, string, int) {
+	t.Helper()
+	args := append(append([]string{}, w.args...), "-l", "alice~"+w.target)
+	args = append(args, flags...)
+	args = append(append(args, "127.0.0.1"), command...)
+	return testenv.RunInput(t, 30*time.Second, stdin, "ssh", args...)
+}
+
+// TestAgentTargets drives both agent modes with the OpenSSH tools: exec
+// with its exit status, a pty shell, a denied command, scp in both modes,
+// sftp, rsync and a -W tunnel, each through the same policy, recording
+// and audit as an OpenSSH target.
+func TestAgentTargets(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ssh", "scp", "sftp", testenv.SSHDPath)
+	for _, mode := range []string{"forward", "builtin"} {
+		t.Run(mode, func(t *testing.T) {
+			var sshd *testenv.SSHD
+			if mode == "forward" {
+				sshd = testenv.StartSSHD(t)
+			}
+			w := newAgentWorld(t, "agent-"+mode, sshd)
+			g := w.g.srv
+
+			out, errOut, code := w.ssh(t, "", nil, "echo hello; id -un; echo oops >&2; exit 3")
+			if code != 3 || out != "hello\n"+w.unixUser+"\n" || !strings.Contains(errOut, "oops") {
+				t.Fatalf("exec: code %d out %q err %q", code, out, errOut)
+			}
+			out, _, code = w.ssh(t, "line1\nline2\n", nil, "wc -l")
+			if code != 0 || strings.TrimSpace(out) != "2" {
+				t.Fatalf("stdin through the agent: code %d out %q", code, out)
+			}
+			_, errOut, code = w.ssh(t, "", nil, "shutdown -h now")
+			if code == 0 || !strings.Contains(errOut, "denied") {
+				t.Fatalf("a denied command: code %d err %q", code, errOut)
+			}
+			out, errOut, code = w.ssh(t, "stty size; echo marker-$((6*7)); exit 7\n", []string{"-tt"})
+			if code != 7 || !strings.Contains(out, "marker-42") {
+				t.Fatalf("pty shell: code %d out %q err %q", code, out, errOut)
+			}
+			if sshd == nil {
+				// Built in: the user's login shell, home and
+				// supplementary groups, as sshd would set them.
+				want, _, _ := testenv.Run(t, 10*time.Second, "id", "-G", w.unixUser)
+				out, errOut, code = w.ssh(t, "", nil, "echo $HOME; id -G; echo $SHELL")
+				u, _ := user.Lookup(w.unixUser)
+				if code != 0 || u == nil || out != u.HomeDir+"\n"+want+"/bin/bash\n" {
+					t.Fatalf("built-in session environment: code %d out %q (want home, %q, login shell) err %q", code, out, want, errOut)
+				}
+				out, _, _ = w.ssh(t, "echo $0; exit\n", []string{"-tt"})
+				if !strings.Contains(out, "-bash") {
+					t.Fatalf("built-in pty shell is not a login shell: %q", out)
+				}
+			}
+			_, errOut, code = w.ssh(t, "", nil, "kill -TERM $$")
+			if code != 255 {
+				t.Fatalf("killed command: code %d err %q", code, errOut)
+			}
+
+			// Files: scp in both modes, then sftp, each way.
+			local := filepath.Join(w.dir, "payload")
+			payload := strings.Repeat("agent-file-", 50000)
+			if err := os.WriteFile(local, []byte(payload), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			for _, scpMode := range [][]string{{"-O"}, {"-s"}} {
+				args := append(append(append([]string{}, w.opts...), scpMode...), local, "alice~"+w.target+"@127.0.0.1:up"+scpMode[0])
+				if _, errOut, code := testenv.Run(t, 30*time.Second, "scp", args...); code != 0 {
+					t.Fatalf("scp %s up: %d %s", scpMode[0], code, errOut)
+				}
+				back := filepath.Join(w.dir, "back"+scpMode[0])
+				args = append(append(append([]string{}, w.opts...), scpMode...), "alice~"+w.target+"@127.0.0.1:up"+scpMode[0], back)
+				if _, errOut, code := testenv.Run(t, 30*time.Second, "scp", args...); code != 0 {
+					t.Fatalf("scp %s down: %d %s", scpMode[0], code, errOut)
+				}
+				if b, _ := os.ReadFile(back); string(b) != payload {
+					t.Fatalf("scp %s: the file came back as %d bytes", scpMode[0], len(b))
+				}
+			}
+			batch := "put " + local + " viasftp\nls -l viasftp\n"
+			args := append(append([]string{}, w.opts...), "-b", "-", "alice~"+w.target+"@127.0.0.1")
+			if out, errOut, code := testenv.RunInput(t, 30*time.Second, batch, "sftp", args...); code != 0 || !strings.Contains(out, "viasftp") {
+				t.Fatalf("sftp: %d %q %q", code, out, errOut)
+			}
+			if _, ok := testenv.LookBinary("rsync"); ok {
+				args := []string{"-e", w.rsyncShell, local, "alice~" + w.target + "@127.0.0.1:inbox/"}
+				if _, errOut, code := testenv.Run(t, 30*time.Second, "rsync", args...); code != 0 {
+					t.Fatalf("rsync: %d %s", code, errOut)
+				}
+			}
+			// ssh -W to a service on the target host.
+			echo := startEcho(t)
+			out, errOut, code = w.ssh(t, "ping\n", []string{"-W", echo})
+			if code != 0 || out != "ping\n" {
+				t.Fatalf("ssh -W %s: code %d out %q err %q", echo, code, out, errOut)
+			}
+
+			// The same policy, recording and audit code as OpenSSH targets.
+			evs, err := g.store.ListAudit(context.Background(), store.AuditFilter{Type: audit.SessionStart, User: "alice"})
+			if err != nil || len(evs) == 0 {
+				t.Fatalf("session.start events: %d %v", len(evs), err)
+			}
+			for _, ev := range evs {
+				if ev.Target != w.target || ev.Account != w.unixUser || ev.Policy != "alice-agent" {
+					t.Fatalf("session.start %+v", ev)
+				}
+			}
+			recs, err := g.store.ListRecordings(context.Background(), store.RecordingFilter{})
+			if err != nil || len(recs) == 0 {
+				t.Fatalf("recordings: %d %v", len(recs), err)
+			}
+			denied, _ := g.store.ListAudit(context.Background(), store.AuditFilter{Type: audit.RequestDeny, User: "alice"})
+			if len(denied) == 0 {
+				t.Fatal("the denied command is not in the audit trail")
+			}
+		})
+	}
+}
+
+// startEcho serves an echo on loopback and returns its address.
+func startEcho(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
