@@ -224,6 +224,8 @@ type compiled struct {
 	// http holds the operations and object patterns a proxy policy
 	// grants on http targets (http.go).
 	http httpGrant
+	// kube is what a kubernetes policy grants (kube.go).
+	kube *kubeGrant
 
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
@@ -298,6 +300,8 @@ type Engine struct {
 	recording index
 	// proxy indexes proxy policies (database targets: DecideProxy).
 	proxy index
+	// kube indexes kubernetes policies (DecideKube).
+	kube index
 	count int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
@@ -317,6 +321,7 @@ func Compile(in Input) (*Engine, error) {
 		access:    newIndex(),
 		recording: newIndex(),
 		proxy:     newIndex(),
+		kube:      newIndex(),
 		parsed:    newParseCache(),
 		count:     len(in.Policies),
 	}
@@ -360,9 +365,11 @@ func Compile(in Input) (*Engine, error) {
 			ix = e.recording
 		case resource.PolicyProxy:
 			ix = e.proxy
+		case resource.PolicyKubernetes:
+			ix = e.kube
 		default:
-			// kubernetes and jit policies are validated and stored;
-			// their fronts (later) decide with them.
+			// jit policies are validated and stored; they grant
+			// through the policies they create.
 			continue
 		}
 		c, err := e.compilePolicy(p, envs, ops)
@@ -386,6 +393,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 		c.databases = p.Databases
 	}
 	c.http = compileHTTPGrant(p)
+	c.kube = compileKubeGrant(p)
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}
