@@ -31,7 +31,7 @@ func kubeInput(now time.Time) Input {
 			{Name: "alice-exec", Type: resource.PolicyKubernetes, Subjects: resource.Subjects{Users: []string{"alice"}},
 				Targets: resource.TargetSelector{Names: []string{"k1"}}, ClusterUsers: []string{"alice-k8s", "deployer"}, ClusterGroups: []string{"devs"},
 				SourceCIDRs: []string{"10.1.0.0/16"},
-				KubeRules: []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-*"}}}},
+				KubeRules:   []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-*"}}}},
 			{Name: "ops-all", Type: resource.PolicyKubernetes, Subjects: resource.Subjects{Users: []string{"carol"}},
 				Targets: resource.TargetSelector{Names: []string{"k1"}}, ClusterGroups: []string{"system:masters"}, ValidUntil: &yesterday},
 			// A kubernetes policy naming a non-kubernetes target grants nothing there.
@@ -92,7 +92,11 @@ func TestDecideKube(t *testing.T) {
 			r.AsUser, r.AsGroups = "alice", []string{"devs"}
 			return r
 		}(), wantReason: "may not act as cluster user"},
-		{name: "as system:masters", req: func() KubeRequest { r := pods("bob", "list", "dev-app"); r.AsGroups = []string{"system:masters"}; return r }(),
+		{name: "as system:masters", req: func() KubeRequest {
+			r := pods("bob", "list", "dev-app")
+			r.AsGroups = []string{"system:masters"}
+			return r
+		}(),
 			wantReason: `may not act as cluster group "system:masters"`},
 		{name: "exec from outside the source network", req: func() KubeRequest {
 			r := pods("alice", "create", "dev-app")

@@ -301,7 +301,7 @@ type Engine struct {
 	// proxy indexes proxy policies (database targets: DecideProxy).
 	proxy index
 	// kube indexes kubernetes policies (DecideKube).
-	kube index
+	kube  index
 	count int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
