@@ -51,6 +51,10 @@ type KubeDecision struct {
 	// NotAfter is when the granting policies' validity ends (zero: no
 	// end): a watch or exec stream must end then.
 	NotAfter time.Time
+	// Record and RecordFailOpen are the session-recording obligations
+	// for a stream (exec, attach): a session-recording policy covers the
+	// subject and target, and whether every one says on_failure: continue.
+	Record, RecordFailOpen bool
 }
 
 // kubeGrant is what a kubernetes policy grants.
@@ -157,6 +161,9 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 		}
 	}
 	d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter}
+	var ob Obligations
+	e.recordingFor(&ob, &req, r.Target, now)
+	d.Record, d.RecordFailOpen = ob.Record, ob.RecordFailOpen
 	switch {
 	case r.AsUser != "":
 		if !slices.Contains(users, r.AsUser) {
