@@ -442,4 +442,3 @@ func addrOf(hostport string) netip.Addr {
 	}
 	return ap.Addr().Unmap()
 }
-

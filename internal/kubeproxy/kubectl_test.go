@@ -497,4 +497,3 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 	}
 	s.apply(devRead())
 }
-

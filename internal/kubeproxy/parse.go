@@ -7,8 +7,8 @@ import (
 	"net/textproto"
 	"strings"
 
-	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apimachinery/pkg/util/sets"
+	genericrequest "k8s.io/apiserver/pkg/endpoints/request"
 )
 
 // requestInfo is the API server's own request parser, configured as
@@ -57,7 +57,7 @@ func checkPath(p string) error {
 
 // kubeAttrs is what one request does, as the policy judges it.
 type kubeAttrs struct {
-	discovery bool
+	discovery                                           bool
 	verb, group, resource, subresource, namespace, name string
 	path                                                string
 }
