@@ -384,6 +384,12 @@ func testAttacks(t *testing.T, s *site) {
 		// server. Here they are removed, and the API server sees alice.
 		{"x-remote headers are stripped", http.MethodGet, "/k8s/k1/api/v1/namespaces/dev-app/pods",
 			map[string][]string{"X-Remote-User": {"admin"}, "X-Remote-Group": {"system:masters"}}, 200, `"name":"web-1"`},
+		// The reverse proxy deletes what Connection names after the
+		// gateway set its headers: naming them must not drop them.
+		{"connection names the impersonation", http.MethodGet, "/k8s/k1/api/v1/namespaces/dev-app/pods",
+			map[string][]string{"Connection": {"Impersonate-User, Impersonate-Group"}}, 200, `"name":"web-1"`},
+		{"connection names the credential", http.MethodGet, "/k8s/k1/api/v1/namespaces/dev-app/pods",
+			map[string][]string{"Connection": {"Authorization"}}, 200, `"name":"web-1"`},
 		{"impersonate-user header", http.MethodGet, "/k8s/k1/api/v1/namespaces/dev-app/pods",
 			map[string][]string{"Impersonate-User": {"admin"}}, 403, `may not act as cluster user \"admin\"`},
 		{"impersonate-group without user", http.MethodGet, "/k8s/k1/api/v1/namespaces/dev-app/pods",

@@ -136,8 +136,30 @@ func impersonation(h http.Header) (user string, groups []string, err error) {
 
 // stripCredentials removes every header a client could use to speak for
 // someone else upstream: its own credentials, impersonation, and the
-// front-proxy identity headers an API server may trust (X-Remote-*).
+// front-proxy identity headers an API server may trust (X-Remote-*). It
+// also drops what the Connection header names, keeping only its upgrade,
+// keep-alive and close tokens: the reverse proxy deletes every header
+// Connection names from the outgoing request, after the gateway has set
+// its own, so "Connection: Impersonate-User" would otherwise strip the
+// impersonation and send the request as the gateway's own identity.
 func stripCredentials(h http.Header) {
+	var keep []string
+	for _, v := range h.Values("Connection") {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			switch strings.ToLower(tok) {
+			case "":
+			case "upgrade", "keep-alive", "close":
+				keep = append(keep, tok)
+			default:
+				h.Del(tok)
+			}
+		}
+	}
+	h.Del("Connection")
+	if len(keep) > 0 {
+		h.Set("Connection", strings.Join(keep, ", "))
+	}
 	for k := range h {
 		ck := textproto.CanonicalMIMEHeaderKey(k)
 		if ck == "Authorization" || ck == "Proxy-Authorization" || ck == "Cookie" || ck == "X-Api-Key" ||

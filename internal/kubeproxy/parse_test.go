@@ -95,12 +95,14 @@ func TestImpersonationAndStrip(t *testing.T) {
 	h.Set("Proxy-Authorization", "x")
 	h.Set("Cookie", "c=1")
 	h.Set("Accept", "application/json")
+	h.Set("X-Trace", "1")
+	h.Set("Connection", "Upgrade, X-Trace, Impersonate-User")
 	user, groups, err := impersonation(h)
 	if err != nil || user != "admin" || strings.Join(groups, ",") != "a,b" {
 		t.Fatalf("impersonation = %q %v %v", user, groups, err)
 	}
 	stripCredentials(h)
-	if len(h) != 1 || h.Get("Accept") == "" {
+	if len(h) != 2 || h.Get("Accept") == "" || h.Get("Connection") != "Upgrade" {
 		t.Fatalf("left %v", h)
 	}
 	// Lower-case keys set directly in the map (as a server never does,
