@@ -70,7 +70,8 @@ lint:
 ## (the comparison, bench/compare_test.go behind the `bench` build tag, runs sshd and
 ## creates a unix user, so it needs root; without root it is skipped with a note),
 ## then pgbench and psql through the PostgreSQL front vs direct (bench/pg_test.go),
-## then vSphere SOAP calls through the web API front vs direct to vcsim (bench/http_test.go)
+## then vSphere SOAP calls through the web API front vs direct to vcsim (bench/http_test.go),
+## then kubectl get pods and pod lists through the Kubernetes front vs direct (bench/kube_test.go)
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ "$$(id -u)" -ne 0 ]; then \
@@ -82,6 +83,8 @@ bench: build test-deps
 	  $(GO) test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/; \
 	  echo "$(GO) test -tags bench -run TestHTTPCompare -v -count=1 -timeout 10m ./bench/"; \
 	  $(GO) test -tags bench -run TestHTTPCompare -v -count=1 -timeout 10m ./bench/; \
+	  echo "$(GO) test -tags bench -run TestKubeCompare -v -count=1 -timeout 10m ./bench/"; \
+	  $(GO) test -tags bench -run TestKubeCompare -v -count=1 -timeout 10m ./bench/; \
 	fi
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s per target)

@@ -23,6 +23,7 @@ have slapd      || need+=(slapd)      # testenv.StartSLAPD: the directory tests'
 have ldapmodify || need+=(ldap-utils) # changes the directory while a test runs
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need+=(postgresql) # testenv.StartPostgres runs initdb and postgres
 have pdftotext  || need+=(poppler-utils) # report tests: pdftotext reads the PDFs back, pdftoppm renders page 1
+have etcd       || need+=(etcd-server) # testenv.StartKubeAPIServer: the API server's store
 
 install_debian_packages() {
 [ ${#need[@]} -eq 0 ] && return 0
@@ -70,6 +71,67 @@ go_tool() {
   mv "$tmp" "$dir"
 }
 
+# kube_apiserver_tool VERSION STAGING_VERSION: builds kube-apiserver into
+# $TOOLS_DIR/kube-apiserver-VERSION. k8s.io/kubernetes cannot be built with
+# `go install module@version`: its go.mod replaces every k8s.io staging module
+# with a directory of its own tree (./staging/src/k8s.io/NAME), and replace
+# directives of a dependency are ignored. So this writes a small wrapper
+# module that requires k8s.io/kubernetes and replaces each staging module
+# named in that version's go.mod with the same module published at
+# STAGING_VERSION, then builds the wrapper's main (the upstream command's).
+# Like go_tool, it builds in a temporary directory and moves the result in
+# only when the build succeeded.
+kube_apiserver_tool() {
+  local version=$1 staging=$2
+  local dir="$TOOLS_DIR/kube-apiserver-$version"
+  [ -x "$dir/kube-apiserver" ] && return 0
+  mkdir -p "$TOOLS_DIR"
+  local tmp; tmp=$(mktemp -d "$TOOLS_DIR/.build-kube-apiserver.XXXXXX")
+  echo "building test server kube-apiserver $version into $dir (once per machine, ~10 minutes)"
+  if ! (
+    set -euo pipefail
+    mkdir -p "$tmp/src" "$tmp/bin"
+    cd "$tmp/src"
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@$version" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",*$/\1/p')
+    [ -f "$gomod" ] || { echo "no go.mod for k8s.io/kubernetes@$version" >&2; exit 1; }
+    {
+      echo "module portcullis.test/kube-apiserver"
+      echo
+      echo "go 1.26.0"
+      echo
+      echo "require k8s.io/kubernetes $version"
+      echo
+      sed -n 's#^[[:space:]]*\(k8s\.io/[A-Za-z0-9._-]*\) => \./staging/.*$#replace \1 => \1 '"$staging"'#p' "$gomod"
+    } >go.mod
+    grep -q '^replace k8s.io/api ' go.mod || { echo "no staging replaces found in $gomod" >&2; exit 1; }
+    cat >main.go <<'GO'
+// Command kube-apiserver is the upstream Kubernetes API server, built for the
+// tests from the module proxy.
+package main
+
+import (
+	"os"
+
+	"k8s.io/component-base/cli"
+	"k8s.io/kubernetes/cmd/kube-apiserver/app"
+)
+
+func main() {
+	os.Exit(cli.Run(app.NewAPIServerCommand()))
+}
+GO
+    go mod tidy
+    GOFLAGS=-trimpath go build -o "$tmp/bin/kube-apiserver" .
+  ); then
+    rm -rf "$tmp"; echo "building kube-apiserver $version failed" >&2; return 1
+  fi
+  rm -rf "$dir"
+  mv "$tmp/bin" "$dir"
+  rm -rf "$tmp"
+}
+
 # One line per test server (keep them sorted by name):
 go_tool govmomi v0.46.0 vcsim github.com/vmware/govmomi/vcsim github.com/vmware/govmomi/govc
+kube_apiserver_tool v1.37.2 v0.37.2
 go_tool versitygw v1.8.0 versitygw github.com/versity/versitygw/cmd/versitygw

@@ -336,6 +336,7 @@ func commands() *command {
 			{name: "apikey ls", usage: apikeyUsage, run: runAPIKeyLs},
 			{name: "apikey revoke", usage: apikeyUsage, run: runAPIKeyRevoke},
 		}},
+		{name: "kubeconfig", usage: kubeconfigUsage, run: runKubeconfig},
 		{name: "settings", usage: settingsUsage, subs: []*command{
 			{name: "settings get", usage: settingsUsage, run: runSettingsGet},
 			{name: "settings set", usage: settingsUsage, run: runSettingsSet},
@@ -464,6 +465,9 @@ API keys, settings and passwords:
                               (--owner, --expires 720h, --source-cidrs, --json)
   apikey ls                   list API keys, never their secrets (--json)
   apikey revoke ID            stop an API key at once
+  kubeconfig --target NAME --server URL
+                              write a kubeconfig for kubectl to a kubernetes target through
+                              the gateway (--key, --ca-file, -o FILE)
   settings get [NAME]         show gateway-wide settings (--json)
   settings set NAME VALUE     change one (settings set global_registration_keys false)
   user passwd NAME            set a user's web console password (--password-stdin)

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/tlspin"
 )
 
 // upstream is one http target as the gateway calls it: an HTTP client
@@ -104,33 +102,9 @@ func newUpstream(t *resource.Target, spec string, timeout time.Duration, secret 
 	if err != nil {
 		return nil, fmt.Errorf("target %s: url: %w", t.Name, err)
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: base.Hostname()}
-	switch {
-	case t.TLSPinSHA256 != "":
-		pin, err := hex.DecodeString(t.TLSPinSHA256)
-		if err != nil {
-			return nil, fmt.Errorf("target %s: tls_pin_sha256: %w", t.Name, err)
-		}
-		// The pinned certificate is the whole check: no chain, no name
-		// (a self-signed ESXi host). VerifyConnection runs on every
-		// handshake, resumed ones included.
-		tc.InsecureSkipVerify = true
-		tc.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("upstream presented no certificate")
-			}
-			got := sha256.Sum256(cs.PeerCertificates[0].Raw)
-			if subtle.ConstantTimeCompare(got[:], pin) != 1 {
-				return fmt.Errorf("upstream certificate sha256 %x is not the pinned one", got)
-			}
-			return nil
-		}
-	case t.TLSCA != "":
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM([]byte(t.TLSCA)) {
-			return nil, fmt.Errorf("target %s: tls_ca holds no certificate", t.Name)
-		}
-		tc.RootCAs = pool
+	tc, err := tlspin.ClientConfig(base.Hostname(), t.TLSPinSHA256, t.TLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.Name, err)
 	}
 	tr := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,

@@ -115,7 +115,7 @@ func (e *Engine) Decide(r Request) Decision {
 		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}
 	}
 	target := e.targets[r.Target]
-	if target == nil || target.IsDatabase() || target.IsHTTP() {
+	if target == nil || target.IsDatabase() || target.IsHTTP() || target.IsKubernetes() {
 		// A database or web API is reached through its own front
 		// (DecideProxy, DecideHTTP): SSH to it is no grant of any policy.
 		return Decision{Reason: denyNoAccess(r.Subject, r.Target)}

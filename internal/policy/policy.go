@@ -226,6 +226,8 @@ type compiled struct {
 	// http holds the operations and object patterns a proxy policy
 	// grants on http targets (http.go).
 	http httpGrant
+	// kube is what a kubernetes policy grants (kube.go).
+	kube *kubeGrant
 
 	// paths are the file-transfer path rules of a target-access policy.
 	paths   *pathrule.Rules
@@ -310,7 +312,9 @@ type Engine struct {
 	jitPolicies map[string]*resource.Policy
 	// byName holds the compiled target-access and proxy policies.
 	byName map[string]*compiled
-	count  int
+	// kube indexes kubernetes policies (DecideKube).
+	kube  index
+	count int
 	// anyRequireMFA is set when some target-access policy has
 	// require_mfa, so that SecondFactor skips the policy scan otherwise.
 	anyRequireMFA bool
@@ -351,6 +355,7 @@ func Compile(in Input) (*Engine, error) {
 		recording:   newIndex(),
 		proxy:       newIndex(),
 		jit:         newIndex(),
+		kube:        newIndex(),
 		parsed:      newParseCache(),
 		jitPolicies: map[string]*resource.Policy{},
 		count:       len(in.Policies),
@@ -403,15 +408,7 @@ func Compile(in Input) (*Engine, error) {
 			e.jitPolicies[p.Name] = p
 			continue
 		case resource.PolicyKubernetes:
-			// Validated and stored; their front (later) decides with
-			// them. Compiled only to resolve their targets, so that a
-			// jit policy may grant them (Covers).
-			c, err := e.compilePolicy(p, envs, ops)
-			if err != nil {
-				return nil, fmt.Errorf("compile policy %q: %w", p.Name, err)
-			}
-			byName[p.Name] = c
-			continue
+			ix = e.kube
 		default:
 			continue
 		}
@@ -447,6 +444,7 @@ func (e *Engine) compilePolicy(p *resource.Policy, envs map[string]*resource.Env
 		c.databases = p.Databases
 	}
 	c.http = compileHTTPGrant(p)
+	c.kube = compileKubeGrant(p)
 	if p.ValidFrom != nil {
 		c.from = *p.ValidFrom
 	}

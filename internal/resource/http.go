@@ -168,13 +168,8 @@ func (t *Target) validateHTTP() error {
 			return err
 		}
 	}
-	if t.TLSCA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(t.TLSCA)) {
-		return fieldErr("tls_ca", "holds no PEM certificate")
-	}
-	if t.TLSPinSHA256 != "" {
-		if b, err := hex.DecodeString(t.TLSPinSHA256); err != nil || len(b) != 32 {
-			return fieldErr("tls_pin_sha256", "must be 64 hex digits (the SHA-256 of the certificate's DER)")
-		}
+	if err := t.validateTLS(); err != nil {
+		return err
 	}
 	if c := t.Credential; c != nil {
 		switch c.Type {
@@ -201,6 +196,20 @@ func (t *Target) validateHTTP() error {
 	for i, r := range t.Rules {
 		if err := r.validate(); err != nil {
 			return fieldErr(fmt.Sprintf("rules[%d]", i), "%v", err)
+		}
+	}
+	return nil
+}
+
+// validateTLS checks how an upstream's certificate is checked: tls_ca
+// and tls_pin_sha256 (package tlspin).
+func (t *Target) validateTLS() error {
+	if t.TLSCA != "" && !x509.NewCertPool().AppendCertsFromPEM([]byte(t.TLSCA)) {
+		return fieldErr("tls_ca", "holds no PEM certificate")
+	}
+	if t.TLSPinSHA256 != "" {
+		if b, err := hex.DecodeString(t.TLSPinSHA256); err != nil || len(b) != 32 {
+			return fieldErr("tls_pin_sha256", "must be 64 hex digits (the SHA-256 of the certificate's DER)")
 		}
 	}
 	return nil

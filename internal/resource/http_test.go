@@ -78,7 +78,7 @@ func TestHTTPTargetValidate(t *testing.T) {
 			t.Rules = []HTTPRule{{Path: "/vm", Operation: "vm.get", Object: &HTTPObject{Type: "VirtualMachine", From: "json", Name: "spec"}}}
 		}, "JSON pointer"},
 		{"rule bad operation", func(t *Target) { t.Rules = []HTTPRule{{Path: "/vm", Operation: "VM Power"}} }, "operation"},
-		{"http fields on ssh target", func(t *Target) { t.Protocol, t.Address = "", "10.0.0.1:22" }, "protocol: http targets only"},
+		{"http fields on ssh target", func(t *Target) { t.Protocol, t.Address = "", "10.0.0.1:22" }, "protocol: http and kubernetes targets only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

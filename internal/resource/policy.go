@@ -222,6 +222,9 @@ type Policy struct {
 	// kubernetes
 	ClusterUsers  []string `yaml:"cluster_users,omitempty" json:"cluster_users,omitempty"`
 	ClusterGroups []string `yaml:"cluster_groups,omitempty" json:"cluster_groups,omitempty"`
+	// KubeRules narrow the requests a kubernetes policy grants (see
+	// KubeRule); none: every request.
+	KubeRules []KubeRule `yaml:"rules,omitempty" json:"rules,omitempty"`
 
 	// session-recording: stdout is always recorded; input only when set.
 	RecordInput bool `yaml:"record_input,omitempty" json:"record_input,omitempty"`
@@ -294,7 +297,7 @@ func (p *Policy) GetName() string { return p.Name }
 var policyFields = map[string][]string{
 	PolicyTargetAccess:     {"targets", "target_users", "actions", "source_cidrs", "autologin", "commands", "paths", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "provision", "sudoers", "tunnels", "jit_grant"},
 	PolicyProxy:            {"targets", "target_users", "source_cidrs", "databases", "commands", "require_mfa", "valid_from", "valid_until", "max_session", "idle_timeout", "operations", "objects", "jit_grant"},
-	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups", "valid_until", "jit_grant"},
+	PolicyKubernetes:       {"targets", "cluster_users", "cluster_groups", "rules", "source_cidrs", "valid_from", "valid_until", "jit_grant"},
 	PolicySessionRecording: {"targets", "record_input", "on_failure"},
 	PolicyJIT:              {"child_policies", "duration", "max_duration", "auto_approve", "approvers", "require_reason"},
 }
@@ -327,6 +330,7 @@ func (p *Policy) setFields() []string {
 	add("objects", len(p.Objects) > 0)
 	add("cluster_users", len(p.ClusterUsers) > 0)
 	add("cluster_groups", len(p.ClusterGroups) > 0)
+	add("rules", len(p.KubeRules) > 0)
 	add("record_input", p.RecordInput)
 	add("on_failure", p.OnFailure != "")
 	add("child_policies", len(p.ChildPolicies) > 0)
@@ -382,19 +386,7 @@ func (p *Policy) Validate() error {
 	case PolicyProxy:
 		return p.validateProxy()
 	case PolicyKubernetes:
-		if len(p.ClusterUsers)+len(p.ClusterGroups) == 0 {
-			return fieldErr("cluster_users", "a kubernetes policy needs cluster_users or cluster_groups to impersonate")
-		}
-		for i, u := range p.ClusterUsers {
-			if u == "" || strings.ContainsAny(u, " \t\n") {
-				return fieldErr(fmt.Sprintf("cluster_users[%d]", i), "%q is not a valid Kubernetes user name", u)
-			}
-		}
-		for i, g := range p.ClusterGroups {
-			if g == "" || strings.ContainsAny(g, " \t\n") {
-				return fieldErr(fmt.Sprintf("cluster_groups[%d]", i), "%q is not a valid Kubernetes group name", g)
-			}
-		}
+		return p.validateKubernetes()
 	case PolicySessionRecording:
 		switch p.OnFailure {
 		case "", OnFailureTerminate, OnFailureContinue:

@@ -205,11 +205,14 @@ func (t *Target) Validate() error {
 	if err := checkName("name", t.Name); err != nil {
 		return err
 	}
-	if t.Protocol == ProtocolHTTP {
+	switch t.Protocol {
+	case ProtocolHTTP:
 		return t.validateHTTP()
+	case ProtocolKubernetes:
+		return t.validateKubernetes()
 	}
 	if !t.HTTP.isZero() {
-		return fieldErr("url", "url, tls_pin_sha256, credential, catalog and rules are for protocol: http targets only")
+		return fieldErr("url", "url, tls_pin_sha256, credential, catalog and rules are for protocol: http and kubernetes targets only")
 	}
 	switch t.Via {
 	case "":
@@ -254,7 +257,7 @@ func (t *Target) Validate() error {
 		return nil
 	case ProtocolPostgres:
 	default:
-		return fieldErr("protocol", "%q is not valid (want ssh, postgres or http)", t.Protocol)
+		return fieldErr("protocol", "%q is not valid (want ssh, postgres, http or kubernetes)", t.Protocol)
 	}
 	// A misplaced SSH field would silently do nothing on a database.
 	switch {

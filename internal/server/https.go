@@ -87,6 +87,11 @@ func (s *Server) listenHTTPS() error {
 	if s.https, err = s.buildHTTPProxy(s.vault, mux, keys); err != nil {
 		return err
 	}
+	// Kubernetes targets under /k8s/ (a prefix the web API front and the
+	// API leave alone).
+	if s.https, err = s.buildKubeProxy(s.vault, s.https, keys); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/portcullis/portcullis/internal/httpproxy"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/jit"
+	"github.com/portcullis/portcullis/internal/kubeproxy"
 	"github.com/portcullis/portcullis/internal/metrics"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/objstore"
@@ -101,7 +102,10 @@ type Server struct {
 	// listener; nil when api_addr is empty. vault opens its service
 	// accounts' secrets.
 	webAPI *httpproxy.Server
-	vault  *vault.Vault
+	// kube is the Kubernetes front over the HTTPS listener; nil when
+	// api_addr is empty.
+	kube  *kubeproxy.Server
+	vault *vault.Vault
 	// apiLn is the HTTPS listener (TLS already wrapped); nil when
 	// api_addr is empty.
 	apiLn   net.Listener
@@ -622,6 +626,10 @@ func (s *Server) Run(ctx context.Context) error {
 		// After the listener: no request is left to audit.
 		s.webAPI.Close()
 	}
+	if s.kube != nil {
+		// Ends the exec and watch streams Shutdown does not wait for.
+		s.kube.Close()
+	}
 	if err := adminSrv.Shutdown(shutCtx); err != nil {
 		// The grace period is spent: cut off watchers and exports rather
 		// than let them read a store that is about to close.
@@ -670,6 +678,9 @@ func (s *Server) retention(ctx context.Context) {
 func (s *Server) close() {
 	if s.webAPI != nil {
 		s.webAPI.Close()
+	}
+	if s.kube != nil {
+		s.kube.Close()
 	}
 	if s.sshLn != nil {
 		s.sshLn.Close()

@@ -1,0 +1,444 @@
+package kubeproxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/policy"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/tlspin"
+)
+
+// upstream is one API server as the gateway calls it.
+type upstream struct {
+	spec      string // fingerprint of the target's fields; a change builds a new upstream
+	base      *url.URL
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+}
+
+func specOf(t *resource.Target) string {
+	b, _ := json.Marshal(struct {
+		H  resource.HTTP
+		CA string
+	}{t.HTTP, t.TLSCA})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// upstreamFor returns the target's upstream, building it when the target
+// is new or changed.
+func (s *Server) upstreamFor(t *resource.Target) (*upstream, error) {
+	spec := specOf(t)
+	s.mu.Lock()
+	up := s.upstreams[t.Name]
+	s.mu.Unlock()
+	if up != nil && up.spec == spec {
+		return up, nil
+	}
+	base, err := url.Parse(t.URL)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: url: %w", t.Name, err)
+	}
+	tc, err := tlspin.ClientConfig(base.Hostname(), t.TLSPinSHA256, t.TLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", t.Name, err)
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: s.cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:     tc,
+		TLSHandshakeTimeout: s.cfg.DialTimeout,
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     90 * time.Second,
+		// HTTP/1.1 only: exec, attach and port-forward upgrade the
+		// connection (WebSocket, SPDY), which HTTP/2 cannot carry.
+		ForceAttemptHTTP2: false,
+		// No proxy from the environment: the gateway reaches the API
+		// server directly.
+		Proxy: nil,
+	}
+	up = &upstream{spec: spec, base: base, transport: tr}
+	up.proxy = &httputil.ReverseProxy{
+		Transport: tr,
+		// Rewrite sets only the destination: the headers were settled
+		// by serve before (credentials stripped, the gateway's added),
+		// and Rewrite drops hop-by-hop and X-Forwarded-* of the client.
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host = base.Scheme, base.Host
+			pr.Out.Host = base.Host
+		},
+		// Watches and logs stream: flush each write.
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if q, ok := r.Context().Value(ctxRequest{}).(*request); ok {
+				q.upstreamErr = err
+			}
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			writeStatus(w, http.StatusBadGateway, "the gateway cannot reach the API server")
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			if q, ok := resp.Request.Context().Value(ctxRequest{}).(*request); ok {
+				q.status = resp.StatusCode
+			}
+			return nil
+		},
+	}
+	s.mu.Lock()
+	old := s.upstreams[t.Name]
+	s.upstreams[t.Name] = up
+	s.mu.Unlock()
+	if old != nil {
+		old.transport.CloseIdleConnections()
+	}
+	return up, nil
+}
+
+// token opens the target's service-account token from the vault (never
+// kept).
+func (s *Server) token(snap *inventory.Snapshot, t *resource.Target) ([]byte, error) {
+	if t.Credential == nil {
+		return nil, fmt.Errorf("target %s has no credential", t.Name)
+	}
+	sealed, aad, ok := snap.AccountPassword(t.Name, t.Credential.Account)
+	if !ok {
+		return nil, fmt.Errorf("the service account %s/%s has no token (apply an Account with password_file)", t.Name, t.Credential.Account)
+	}
+	return s.cfg.Vault.Open(sealed, aad)
+}
+
+type ctxRequest struct{}
+
+// request is one request being served, and what its audit event says.
+type request struct {
+	start  time.Time
+	src    string
+	target string
+	user   string
+	keyID  string
+	attrs  kubeAttrs
+	d      policy.KubeDecision
+	method string
+
+	status      int
+	upstreamErr error
+}
+
+func (q *request) event(outcome, msg string) store.AuditEvent {
+	d := map[string]any{"action": "kubernetes", "method": q.method, "path": q.attrs.path,
+		"decision": outcome, "latency_ms": float64(time.Since(q.start).Microseconds()) / 1000}
+	if !q.attrs.discovery {
+		d["verb"], d["resource"] = q.attrs.verb, q.attrs.resource
+		if q.attrs.group != "" {
+			d["api_group"] = q.attrs.group
+		}
+		if q.attrs.subresource != "" {
+			d["subresource"] = q.attrs.subresource
+		}
+		if q.attrs.namespace != "" {
+			d["namespace"] = q.attrs.namespace
+		}
+		if q.attrs.name != "" {
+			d["name"] = q.attrs.name
+		}
+	} else if q.attrs.path != "" {
+		d["verb"] = "discovery"
+	}
+	if q.d.User != "" {
+		d["cluster_user"] = q.d.User
+	}
+	if len(q.d.Groups) > 0 {
+		d["cluster_groups"] = q.d.Groups
+	}
+	if q.status != 0 {
+		d["status"] = q.status
+	}
+	if q.keyID != "" {
+		d["key_id"] = q.keyID
+	}
+	return store.AuditEvent{Type: EventRequest, Outcome: outcome, User: q.user, Source: q.src, Target: q.target,
+		Account: q.d.User, Policy: q.d.Policy, Message: msg, Detail: d}
+}
+
+// Wrap returns a handler that serves /k8s/TARGET/... and passes every
+// other request to next.
+func (s *Server) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := r.URL.EscapedPath()
+		if !strings.HasPrefix(raw, PathPrefix) && !strings.HasPrefix(r.URL.Path, PathPrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		name, rest, _ := strings.Cut(strings.TrimPrefix(raw, PathPrefix), "/")
+		if !resource.ValidName(name) {
+			writeStatus(w, http.StatusBadRequest, "bad target path: use /k8s/TARGET/...")
+			return
+		}
+		s.serve(w, r, name, "/"+rest)
+	})
+}
+
+// serve runs one request for a target, in the order of the package doc.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path string) {
+	q := &request{start: time.Now(), src: r.RemoteAddr, target: targetName, method: r.Method}
+	if s.cfg.Available != nil {
+		if err := s.cfg.Available(); err != nil {
+			w.Header().Set("Retry-After", "5")
+			writeStatus(w, http.StatusServiceUnavailable, "the gateway cannot check access now")
+			return
+		}
+	}
+	if r.TLS == nil {
+		// kubectl sends the key as a bearer token: never over plain
+		// HTTP.
+		writeStatus(w, http.StatusForbidden, "the Kubernetes front is served over HTTPS only")
+		return
+	}
+	// 1. Authenticate.
+	areq := r.Clone(r.Context())
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		areq.Header.Set("X-Api-Key", strings.TrimSpace(v))
+	} else {
+		areq.Header.Del("X-Api-Key")
+	}
+	areq.Header.Del("Cookie")
+	c, ok, err := s.cfg.Caller(areq)
+	if err != nil || !ok {
+		msg := "an access API key of the gateway is required (portcullis kubeconfig)"
+		if err != nil {
+			msg = "authentication refused: " + err.Error()
+		}
+		s.audit(q.event(audit.Deny, msg))
+		writeStatus(w, http.StatusUnauthorized, msg)
+		return
+	}
+	snap := s.cfg.Snapshot()
+	id, exists := snap.Identity(c.User)
+	if !exists {
+		s.audit(q.event(audit.Deny, "unknown caller"))
+		writeStatus(w, http.StatusUnauthorized, "authentication refused")
+		return
+	}
+	q.user, q.keyID = c.User, c.Key
+	t := snap.Engine.Target(targetName)
+	if t == nil || !t.IsKubernetes() {
+		// The same answer as a target the user may not reach.
+		msg := fmt.Sprintf("access denied: %s may not reach %s", c.User, targetName)
+		s.audit(q.event(audit.Deny, msg))
+		writeStatus(w, http.StatusForbidden, msg)
+		return
+	}
+	// 2. Parse.
+	if err := checkPath(path); err != nil {
+		s.refuse(w, q, http.StatusBadRequest, "bad request path: "+err.Error())
+		return
+	}
+	out := r.Clone(r.Context())
+	out.URL.Path, out.URL.RawPath = path, ""
+	out.RequestURI = ""
+	attrs, err := parseRequest(out)
+	q.attrs = attrs
+	q.attrs.path = path
+	if err != nil {
+		s.refuse(w, q, http.StatusForbidden, "access denied: "+err.Error())
+		return
+	}
+	asUser, asGroups, err := impersonation(r.Header)
+	if err != nil {
+		s.refuse(w, q, http.StatusBadRequest, "bad impersonation: "+err.Error())
+		return
+	}
+	var groups []string
+	if s.cfg.Groups != nil && id.Kind == policy.SubjectUser {
+		if groups, err = s.cfg.Groups(r.Context(), c.User); err != nil {
+			s.cfg.Log.Warn("directory groups", "user", c.User, "err", err)
+			s.refuse(w, q, http.StatusServiceUnavailable, "the gateway cannot read the directory now")
+			return
+		}
+	}
+	kr := policy.KubeRequest{Kind: id.Kind, Subject: c.User, Groups: groups, Target: t.Name, Source: addrOf(r.RemoteAddr),
+		Discovery: attrs.discovery, Verb: attrs.verb, APIGroup: attrs.group, Resource: attrs.resource,
+		Subresource: attrs.subresource, Namespace: attrs.namespace, Name: attrs.name, AsUser: asUser, AsGroups: asGroups}
+	// 3. Authorize.
+	ssar := attrs.resource == "selfsubjectaccessreviews" && attrs.group == "authorization.k8s.io" && attrs.verb == "create"
+	if ssar || selfQuestion(attrs) {
+		// Any subject with access may ask who it is and what it may do
+		// (kubectl auth whoami, auth can-i): the answer is about the
+		// impersonated identity, and can-i is answered by the policy
+		// first (selfReview).
+		kr.Discovery = true
+	}
+	q.d = snap.Engine.DecideKube(kr)
+	if !q.d.Allow {
+		s.refuse(w, q, http.StatusForbidden, q.d.Reason)
+		return
+	}
+	if attrs.stream() && q.d.Record && !q.d.RecordFailOpen {
+		// Exec and attach are not recorded by this front yet: where a
+		// session-recording policy asks for recording (on_failure:
+		// terminate), the stream is refused rather than run unrecorded.
+		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: %s/%s on %s must be recorded, and the gateway does not record Kubernetes streams yet", attrs.resource, attrs.subresource, t.Name))
+		return
+	}
+	if ssar {
+		if answered := s.selfReview(w, out, q, kr, snap.Engine); answered {
+			return
+		}
+	}
+	// 4. Forward.
+	up, err := s.upstreamFor(t)
+	if err != nil {
+		s.cfg.Log.Error("kubernetes upstream", "target", t.Name, "err", err)
+		s.refuse(w, q, http.StatusBadGateway, "the gateway cannot reach the API server")
+		return
+	}
+	tok, err := s.token(snap, t)
+	if err != nil {
+		s.cfg.Log.Error("kubernetes credential", "target", t.Name, "err", err)
+		s.refuse(w, q, http.StatusBadGateway, "the gateway has no credential for the API server")
+		return
+	}
+	stripCredentials(out.Header)
+	out.Header.Set("Authorization", "Bearer "+string(tok))
+	out.Header.Set("Impersonate-User", q.d.User)
+	for _, g := range q.d.Groups {
+		out.Header.Add("Impersonate-Group", g)
+	}
+	ctx, lr := s.track(r.Context(), q, kr)
+	defer s.untrack(lr)
+	out = out.WithContext(context.WithValue(ctx, ctxRequest{}, q))
+	up.proxy.ServeHTTP(w, out)
+	outcome, msg := audit.Success, fmt.Sprintf("%s %s", strings.ToLower(r.Method), path)
+	s.mu.Lock()
+	revoked := lr.revoked
+	s.mu.Unlock()
+	switch {
+	case revoked != "":
+		outcome, msg = audit.Deny, "ended: "+revoked
+	case q.upstreamErr != nil && !errors.Is(q.upstreamErr, context.Canceled):
+		outcome, msg = audit.Failure, "API server unreachable: "+q.upstreamErr.Error()
+	}
+	s.audit(q.event(outcome, msg))
+}
+
+// selfQuestion reports whether the request asks the API server about the
+// caller itself: SelfSubjectReview (whoami) and SelfSubjectRulesReview
+// (can-i --list, which lists RBAC's answer only: best-effort, the policy
+// may narrow it further).
+func selfQuestion(a kubeAttrs) bool {
+	return a.verb == "create" && a.subresource == "" && a.name == "" &&
+		(a.group == "authentication.k8s.io" && a.resource == "selfsubjectreviews" ||
+			a.group == "authorization.k8s.io" && a.resource == "selfsubjectrulesreviews")
+}
+
+// refuse audits a denial and answers it as a Kubernetes Status, which
+// kubectl prints as "Error from server (Forbidden): MESSAGE".
+func (s *Server) refuse(w http.ResponseWriter, q *request, code int, msg string) {
+	q.status = code
+	s.audit(q.event(audit.Deny, msg))
+	writeStatus(w, code, msg)
+}
+
+// writeStatus answers with a metav1.Status object.
+func writeStatus(w http.ResponseWriter, code int, msg string) {
+	reason := map[int]string{http.StatusForbidden: "Forbidden", http.StatusUnauthorized: "Unauthorized",
+		http.StatusBadRequest: "BadRequest", http.StatusServiceUnavailable: "ServiceUnavailable"}[code]
+	body, _ := json.Marshal(map[string]any{"kind": "Status", "apiVersion": "v1", "metadata": map[string]any{},
+		"status": "Failure", "message": "portcullis: " + msg, "reason": reason, "code": code})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+// maxReviewBody bounds a SelfSubjectAccessReview body.
+const maxReviewBody = 64 << 10
+
+// selfReview answers a SelfSubjectAccessReview (kubectl auth can-i) that
+// the policy denies, with the policy's reason; one it allows is left to
+// the API server (false), whose RBAC answers for the impersonated
+// identity. The body is read and put back.
+func (s *Server) selfReview(w http.ResponseWriter, out *http.Request, q *request, kr policy.KubeRequest, engine *policy.Engine) bool {
+	body, err := io.ReadAll(io.LimitReader(out.Body, maxReviewBody+1))
+	if err != nil || len(body) > maxReviewBody {
+		s.refuse(w, q, http.StatusBadRequest, "cannot read the SelfSubjectAccessReview")
+		return true
+	}
+	out.Body = io.NopCloser(bytes.NewReader(body))
+	out.ContentLength = int64(len(body))
+	var review struct {
+		APIVersion string          `json:"apiVersion"`
+		Spec       json.RawMessage `json:"spec"`
+	}
+	var spec struct {
+		ResourceAttributes *struct {
+			Namespace   string `json:"namespace"`
+			Verb        string `json:"verb"`
+			Group       string `json:"group"`
+			Resource    string `json:"resource"`
+			Subresource string `json:"subresource"`
+			Name        string `json:"name"`
+		} `json:"resourceAttributes"`
+		NonResourceAttributes *struct {
+			Path string `json:"path"`
+			Verb string `json:"verb"`
+		} `json:"nonResourceAttributes"`
+	}
+	if err := json.Unmarshal(body, &review); err != nil || json.Unmarshal(review.Spec, &spec) != nil {
+		s.refuse(w, q, http.StatusBadRequest, "the SelfSubjectAccessReview is not valid JSON")
+		return true
+	}
+	ask := kr
+	ask.Discovery = false
+	switch ra, nra := spec.ResourceAttributes, spec.NonResourceAttributes; {
+	case ra != nil:
+		ask.Verb, ask.APIGroup, ask.Resource, ask.Subresource, ask.Namespace, ask.Name = ra.Verb, ra.Group, ra.Resource, ra.Subresource, ra.Namespace, ra.Name
+	case nra != nil:
+		ask.Discovery = isDiscovery(strings.ToUpper(nra.Verb), nra.Path)
+		if !ask.Discovery {
+			ask.Verb, ask.Resource = nra.Verb, nra.Path
+		}
+	default:
+		return false
+	}
+	d := engine.DecideKube(ask)
+	if d.Allow {
+		return false
+	}
+	q.status = http.StatusCreated
+	s.audit(q.event(audit.Success, "can-i answered by policy: "+d.Reason))
+	resp := map[string]any{"apiVersion": review.APIVersion, "kind": "SelfSubjectAccessReview", "metadata": map[string]any{},
+		"spec": review.Spec, "status": map[string]any{"allowed": false, "denied": true,
+			"reason": "portcullis: " + d.Reason}}
+	b, _ := json.Marshal(resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(b)
+	return true
+}
+
+func addrOf(hostport string) netip.Addr {
+	ap, err := netip.ParseAddrPort(hostport)
+	if err != nil {
+		a, _ := netip.ParseAddr(hostport)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}

@@ -1,0 +1,77 @@
+package kubeproxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/policy"
+)
+
+// liveRequest is a request being forwarded: a watch or an exec stream may
+// last hours, so it is decided again whenever the resources change, and
+// ended when its grant is gone.
+type liveRequest struct {
+	kr     policy.KubeRequest
+	cancel context.CancelFunc
+	// revoked is why it was ended; written under Server.mu before cancel,
+	// read by the request's own goroutine after the proxy returned.
+	revoked string
+}
+
+// track registers q as live and returns its context, which Recheck (or
+// the grant's end of validity) cancels.
+func (s *Server) track(parent context.Context, q *request, kr policy.KubeRequest) (context.Context, *liveRequest) {
+	ctx, cancel := context.WithCancel(parent)
+	lr := &liveRequest{kr: kr, cancel: cancel}
+	if !q.d.NotAfter.IsZero() {
+		// The policy's window closes while the stream runs.
+		var stop context.CancelFunc
+		ctx, stop = context.WithDeadline(ctx, q.d.NotAfter)
+		lr.cancel = func() { stop(); cancel() }
+	}
+	s.mu.Lock()
+	s.live[lr] = struct{}{}
+	s.mu.Unlock()
+	return ctx, lr
+}
+
+func (s *Server) untrack(lr *liveRequest) {
+	s.mu.Lock()
+	delete(s.live, lr)
+	s.mu.Unlock()
+	lr.cancel()
+}
+
+// Recheck decides every live request again under snap and ends those no
+// longer allowed. It is called on every resource change.
+func (s *Server) Recheck(snap *inventory.Snapshot) {
+	s.mu.Lock()
+	live := make([]*liveRequest, 0, len(s.live))
+	for lr := range s.live {
+		live = append(live, lr)
+	}
+	s.mu.Unlock()
+	for _, lr := range live {
+		kr := lr.kr
+		kr.Now = time.Now()
+		d := snap.Engine.DecideKube(kr)
+		if d.Allow {
+			continue
+		}
+		s.mu.Lock()
+		if _, ok := s.live[lr]; ok && lr.revoked == "" {
+			lr.revoked = "access revoked: " + d.Reason
+		}
+		s.mu.Unlock()
+		s.cfg.Log.Info("kubernetes request revoked", "user", kr.Subject, "target", kr.Target, "reason", d.Reason)
+		lr.cancel()
+	}
+}
+
+// Live returns how many requests are being forwarded now.
+func (s *Server) Live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
+}

@@ -1,0 +1,46 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/kubeproxy"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/vault"
+)
+
+// buildKubeProxy builds the Kubernetes front (package kubeproxy) over the
+// HTTPS listener's handler: requests under /k8s/TARGET/ go to it, every
+// other request to next. kubectl authenticates with an access API key as
+// its bearer token (the kubeconfig `portcullis kubeconfig` writes).
+func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Authenticator) (http.Handler, error) {
+	caller := func(r *http.Request) (kubeproxy.Caller, bool, error) {
+		p, ok, err := keys.Authenticate(r)
+		if err != nil || !ok {
+			return kubeproxy.Caller{}, false, err
+		}
+		if p.KeyKind != store.APIKeyAccess {
+			return kubeproxy.Caller{}, false, fmt.Errorf("API key %s is not an access key", p.KeyID)
+		}
+		if p.Name == "" {
+			return kubeproxy.Caller{}, false, fmt.Errorf("this key acts as no user")
+		}
+		return kubeproxy.Caller{User: p.Name, Key: p.KeyID}, true, nil
+	}
+	front, err := kubeproxy.New(kubeproxy.Config{
+		Snapshot:  s.inv.Snapshot,
+		Vault:     v,
+		Audit:     s.audit,
+		Log:       s.log.With("front", "kubernetes"),
+		Caller:    caller,
+		Groups:    s.directoryGroups(),
+		Available: s.health.Available,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes front: %w", err)
+	}
+	s.kube = front
+	s.inv.Subscribe(front.Recheck)
+	return front.Wrap(next), nil
+}
