@@ -353,14 +353,22 @@ func TestKubernetesFront(t *testing.T) {
 			KubeRules:     []resource.KubeRule{{Verbs: []string{"create"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-1"}}}})
 		t.Cleanup(func() { _ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-exec") })
 		testenv.Require(t, "kubectl")
-		cmd := exec.Command("kubectl", "--kubeconfig", alice, "exec", "-i", "-n", "dev-app", "web-1", "--", "sh", "-c", "read x; echo got $x; exit 3")
-		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-		cmd.Stdin = strings.NewReader("hello\n")
-		out, err := cmd.CombinedOutput()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "got hello") {
-			t.Fatalf("kubectl exec: %v\n%s", err, out)
+		// kubectl's default (WebSocket, v5.channel.k8s.io), then SPDY,
+		// its fallback, forced: both legs carry the gateway's
+		// impersonation (RBAC here grants exec to dev-readers only).
+		for _, websockets := range []string{"true", "false"} {
+			cmd := exec.Command("kubectl", "--kubeconfig", alice, "exec", "-i", "-n", "dev-app", "web-1", "--", "sh", "-c", "read x; echo got $x; exit 3")
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_REMOTE_COMMAND_WEBSOCKETS="+websockets)
+			cmd.Stdin = strings.NewReader("hello\n")
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "got hello") {
+				t.Fatalf("kubectl exec (websockets %s): %v\n%s", websockets, err, out)
+			}
 		}
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
+			return ev.Outcome == audit.Success && ev.Detail["subresource"] == "exec" && ev.Detail["method"] == "POST"
+		})
 		s.waitEvent(t, func(ev store.AuditEvent) bool {
 			return ev.Outcome == audit.Success && ev.Detail["subresource"] == "exec" && ev.Detail["name"] == "web-1" && ev.Policy == "alice-exec"
 		})
