@@ -138,6 +138,9 @@ type request struct {
 	attrs  kubeAttrs
 	d      policy.KubeDecision
 	method string
+	// command is an exec request's command, for the session list and
+	// the audit trail.
+	command string
 
 	status      int
 	upstreamErr error
@@ -177,6 +180,9 @@ func (q *request) event(outcome, msg string) store.AuditEvent {
 	}
 	if q.keyID != "" {
 		d["key_id"] = q.keyID
+	}
+	if q.command != "" {
+		d["command"] = q.command
 	}
 	return store.AuditEvent{Type: EventRequest, Outcome: outcome, User: q.user, Source: q.src, Target: q.target,
 		Account: q.d.User, Policy: q.d.Policy, Message: msg, Detail: d}
@@ -265,6 +271,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	if err != nil {
 		s.refuse(w, q, http.StatusForbidden, "access denied: "+err.Error())
 		return
+	}
+	if attrs.subresource == "exec" {
+		q.command = strings.Join(r.URL.Query()["command"], " ")
 	}
 	asUser, asGroups, err := impersonation(r.Header)
 	if err != nil {

@@ -372,6 +372,44 @@ func TestKubernetesFront(t *testing.T) {
 		s.waitEvent(t, func(ev store.AuditEvent) bool {
 			return ev.Outcome == audit.Success && ev.Detail["subresource"] == "exec" && ev.Detail["name"] == "web-1" && ev.Policy == "alice-exec"
 		})
+		// A running exec is a live session: listed, and ended by Kill.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sleep", "20")
+		long.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var longOut strings.Builder
+		long.Stdout, long.Stderr = &longOut, &longOut
+		if err := long.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		for deadline := time.Now().Add(20 * time.Second); id == ""; {
+			for _, ls := range s.srv.List() {
+				if ls.Command == "sleep 20" && ls.User == "alice" && ls.Action == "kubernetes exec" && ls.Connection == "dev-app/web-1" {
+					id = ls.ID
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the exec never showed in the session list: %+v", s.srv.List())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := s.srv.Kill(id, "admin", "maintenance"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = long.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("the killed exec ran on: %s", longOut.String())
+		}
+		t.Logf("killed exec ended after %v", time.Since(start))
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
+			return ev.Outcome == audit.Deny && ev.Message == "ended: killed by admin: maintenance" && ev.Detail["command"] == "sleep 20"
+		})
+		if err := s.srv.Kill(id, "admin", "again"); err == nil {
+			t.Fatal("killing an ended session succeeded")
+		}
+
 		// Another pod in the same namespace is not granted.
 		out2, code := kubectl(t, alice, "exec", "-n", "dev-app", "web-2", "--", "true")
 		if code == 0 || !strings.Contains(out2, "may not create pods/exec web-2 in namespace dev-app") {
