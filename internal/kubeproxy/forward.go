@@ -339,18 +339,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	ctx, lr := s.track(r.Context(), q, kr)
 	defer s.untrack(lr)
 	out = out.WithContext(context.WithValue(ctx, ctxRequest{}, q))
+	// The reverse proxy aborts a response cut off mid-body (a watch
+	// ended by revocation, a client gone) by panicking with
+	// http.ErrAbortHandler: the audit event is written on the way out
+	// all the same, and the panic goes on to the server, which expects
+	// it.
+	defer func() {
+		p := recover()
+		outcome, msg := audit.Success, fmt.Sprintf("%s %s", strings.ToLower(r.Method), path)
+		s.mu.Lock()
+		revoked := lr.revoked
+		s.mu.Unlock()
+		switch {
+		case revoked != "":
+			outcome, msg = audit.Deny, "ended: "+revoked
+		case q.upstreamErr != nil && !errors.Is(q.upstreamErr, context.Canceled):
+			outcome, msg = audit.Failure, "API server unreachable: "+q.upstreamErr.Error()
+		case p != nil:
+			msg += " (cut off)"
+		}
+		s.audit(q.event(outcome, msg))
+		if p != nil {
+			panic(p)
+		}
+	}()
 	up.proxy.ServeHTTP(w, out)
-	outcome, msg := audit.Success, fmt.Sprintf("%s %s", strings.ToLower(r.Method), path)
-	s.mu.Lock()
-	revoked := lr.revoked
-	s.mu.Unlock()
-	switch {
-	case revoked != "":
-		outcome, msg = audit.Deny, "ended: "+revoked
-	case q.upstreamErr != nil && !errors.Is(q.upstreamErr, context.Canceled):
-		outcome, msg = audit.Failure, "API server unreachable: "+q.upstreamErr.Error()
-	}
-	s.audit(q.event(outcome, msg))
 }
 
 // selfQuestion reports whether the request asks the API server about the

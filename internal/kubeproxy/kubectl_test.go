@@ -418,6 +418,14 @@ func TestKubernetesFront(t *testing.T) {
 	})
 	t.Run("attacks", func(t *testing.T) { testAttacks(t, s) })
 	t.Run("revocation ends a watch", func(t *testing.T) { testWatchRevoked(t, s, alice) })
+
+	// Every forwarded request, streams included, ends with its client.
+	for deadline := time.Now().Add(30 * time.Second); s.srv.Live() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still live after their clients ended: %+v", s.srv.Live(), s.srv.List())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // get sends one raw request through the gateway with alice's key and
@@ -550,7 +558,7 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 	}
 	// The list is answered; wait until the watch itself is live.
 	deadline := time.Now().Add(10 * time.Second)
-	for s.srv.Live() == 0 {
+	for s.srv.Watches() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the watch never became a live request")
 		}

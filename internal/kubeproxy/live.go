@@ -125,6 +125,19 @@ func newID() string {
 	return "k8s-" + hex.EncodeToString(b)
 }
 
+// Watches returns how many watch requests are being forwarded now.
+func (s *Server) Watches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for lr := range s.live {
+		if lr.kr.Verb == "watch" {
+			n++
+		}
+	}
+	return n
+}
+
 // Live returns how many requests are being forwarded now.
 func (s *Server) Live() int {
 	s.mu.Lock()
