@@ -84,7 +84,10 @@ go_tool() {
 kube_apiserver_tool() {
   local version=$1 staging=$2
   local dir="$TOOLS_DIR/kube-apiserver-$version"
-  [ -x "$dir/kube-apiserver" ] && return 0
+  # A build without the version stamped (an earlier script) reports
+  # v0.0.0-master, which kubectl version cannot parse: relink it (the
+  # compiled packages are in Go's build cache, so that is quick).
+  [ -x "$dir/kube-apiserver" ] && "$dir/kube-apiserver" --version 2>/dev/null | grep -qx "Kubernetes $version" && return 0
   mkdir -p "$TOOLS_DIR"
   local tmp; tmp=$(mktemp -d "$TOOLS_DIR/.build-kube-apiserver.XXXXXX")
   echo "building test server kube-apiserver $version into $dir (once per machine, ~10 minutes)"
@@ -122,7 +125,11 @@ func main() {
 }
 GO
     go mod tidy
-    GOFLAGS=-trimpath go build -o "$tmp/bin/kube-apiserver" .
+    local minor=${version#v*.}; minor=${minor%%.*}
+    local major=${version#v}; major=${major%%.*}
+    local pkg=k8s.io/component-base/version
+    GOFLAGS=-trimpath go build -ldflags "-X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean" \
+      -o "$tmp/bin/kube-apiserver" .
   ); then
     rm -rf "$tmp"; echo "building kube-apiserver $version failed" >&2; return 1
   fi

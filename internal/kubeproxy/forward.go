@@ -23,6 +23,8 @@ import (
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/tlspin"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // upstream is one API server as the gateway calls it.
@@ -136,9 +138,15 @@ type request struct {
 	attrs  kubeAttrs
 	d      policy.KubeDecision
 	method string
+	// command is an exec request's command, for the session list and
+	// the audit trail.
+	command string
 
 	status      int
 	upstreamErr error
+	// plainErrors: the request is discovery, whose client reads an error
+	// body only as text (client-go's Raw) and shows "unknown" for JSON.
+	plainErrors bool
 }
 
 func (q *request) event(outcome, msg string) store.AuditEvent {
@@ -173,6 +181,9 @@ func (q *request) event(outcome, msg string) store.AuditEvent {
 	if q.keyID != "" {
 		d["key_id"] = q.keyID
 	}
+	if q.command != "" {
+		d["command"] = q.command
+	}
 	return store.AuditEvent{Type: EventRequest, Outcome: outcome, User: q.user, Source: q.src, Target: q.target,
 		Account: q.d.User, Policy: q.d.Policy, Message: msg, Detail: d}
 }
@@ -197,7 +208,7 @@ func (s *Server) Wrap(next http.Handler) http.Handler {
 
 // serve runs one request for a target, in the order of the package doc.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path string) {
-	q := &request{start: time.Now(), src: r.RemoteAddr, target: targetName, method: r.Method}
+	q := &request{start: time.Now(), src: r.RemoteAddr, target: targetName, method: r.Method, plainErrors: discoveryShape(path)}
 	if s.cfg.Available != nil {
 		if err := s.cfg.Available(); err != nil {
 			w.Header().Set("Retry-After", "5")
@@ -226,14 +237,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 			msg = "authentication refused: " + err.Error()
 		}
 		s.audit(q.event(audit.Deny, msg))
-		writeStatus(w, http.StatusUnauthorized, msg)
+		q.write(w, http.StatusUnauthorized, msg)
 		return
 	}
 	snap := s.cfg.Snapshot()
 	id, exists := snap.Identity(c.User)
 	if !exists {
 		s.audit(q.event(audit.Deny, "unknown caller"))
-		writeStatus(w, http.StatusUnauthorized, "authentication refused")
+		q.write(w, http.StatusUnauthorized, "authentication refused")
 		return
 	}
 	q.user, q.keyID = c.User, c.Key
@@ -242,7 +253,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		// The same answer as a target the user may not reach.
 		msg := fmt.Sprintf("access denied: %s may not reach %s", c.User, targetName)
 		s.audit(q.event(audit.Deny, msg))
-		writeStatus(w, http.StatusForbidden, msg)
+		q.write(w, http.StatusForbidden, msg)
 		return
 	}
 	// 2. Parse.
@@ -256,9 +267,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	attrs, err := parseRequest(out)
 	q.attrs = attrs
 	q.attrs.path = path
+	q.plainErrors = attrs.discovery || err != nil && q.plainErrors
 	if err != nil {
 		s.refuse(w, q, http.StatusForbidden, "access denied: "+err.Error())
 		return
+	}
+	if attrs.subresource == "exec" {
+		q.command = strings.Join(r.URL.Query()["command"], " ")
 	}
 	asUser, asGroups, err := impersonation(r.Header)
 	if err != nil {
@@ -324,18 +339,31 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	ctx, lr := s.track(r.Context(), q, kr)
 	defer s.untrack(lr)
 	out = out.WithContext(context.WithValue(ctx, ctxRequest{}, q))
+	// The reverse proxy aborts a response cut off mid-body (a watch
+	// ended by revocation, a client gone) by panicking with
+	// http.ErrAbortHandler: the audit event is written on the way out
+	// all the same, and the panic goes on to the server, which expects
+	// it.
+	defer func() {
+		p := recover()
+		outcome, msg := audit.Success, fmt.Sprintf("%s %s", strings.ToLower(r.Method), path)
+		s.mu.Lock()
+		revoked := lr.revoked
+		s.mu.Unlock()
+		switch {
+		case revoked != "":
+			outcome, msg = audit.Deny, "ended: "+revoked
+		case q.upstreamErr != nil && !errors.Is(q.upstreamErr, context.Canceled):
+			outcome, msg = audit.Failure, "API server unreachable: "+q.upstreamErr.Error()
+		case p != nil:
+			msg += " (cut off)"
+		}
+		s.audit(q.event(outcome, msg))
+		if p != nil {
+			panic(p)
+		}
+	}()
 	up.proxy.ServeHTTP(w, out)
-	outcome, msg := audit.Success, fmt.Sprintf("%s %s", strings.ToLower(r.Method), path)
-	s.mu.Lock()
-	revoked := lr.revoked
-	s.mu.Unlock()
-	switch {
-	case revoked != "":
-		outcome, msg = audit.Deny, "ended: "+revoked
-	case q.upstreamErr != nil && !errors.Is(q.upstreamErr, context.Canceled):
-		outcome, msg = audit.Failure, "API server unreachable: "+q.upstreamErr.Error()
-	}
-	s.audit(q.event(outcome, msg))
 }
 
 // selfQuestion reports whether the request asks the API server about the
@@ -353,7 +381,35 @@ func selfQuestion(a kubeAttrs) bool {
 func (s *Server) refuse(w http.ResponseWriter, q *request, code int, msg string) {
 	q.status = code
 	s.audit(q.event(audit.Deny, msg))
-	writeStatus(w, code, msg)
+	q.write(w, code, msg)
+}
+
+// discoveryShape reports whether path is one kubectl's discovery asks for
+// (/api, /api/v1, /apis, /apis/GROUP[/VERSION], /version, /openapi/...),
+// before the request is parsed.
+func discoveryShape(path string) bool {
+	segs := strings.Split(strings.Trim(path, "/"), "/")
+	switch segs[0] {
+	case "api":
+		return len(segs) <= 2
+	case "apis":
+		return len(segs) <= 3
+	case "version", "openapi":
+		return true
+	}
+	return false
+}
+
+// write answers an error: a Status object, or plain text for discovery.
+func (q *request) write(w http.ResponseWriter, code int, msg string) {
+	if !q.plainErrors {
+		writeStatus(w, code, msg)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, "portcullis: "+msg)
 }
 
 // writeStatus answers with a metav1.Status object.
@@ -383,31 +439,14 @@ func (s *Server) selfReview(w http.ResponseWriter, out *http.Request, q *request
 	}
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
-	var review struct {
-		APIVersion string          `json:"apiVersion"`
-		Spec       json.RawMessage `json:"spec"`
-	}
-	var spec struct {
-		ResourceAttributes *struct {
-			Namespace   string `json:"namespace"`
-			Verb        string `json:"verb"`
-			Group       string `json:"group"`
-			Resource    string `json:"resource"`
-			Subresource string `json:"subresource"`
-			Name        string `json:"name"`
-		} `json:"resourceAttributes"`
-		NonResourceAttributes *struct {
-			Path string `json:"path"`
-			Verb string `json:"verb"`
-		} `json:"nonResourceAttributes"`
-	}
-	if err := json.Unmarshal(body, &review); err != nil || json.Unmarshal(review.Spec, &spec) != nil {
-		s.refuse(w, q, http.StatusBadRequest, "the SelfSubjectAccessReview is not valid JSON")
+	review, err := decodeReview(out.Header.Get("Content-Type"), body)
+	if err != nil {
+		s.refuse(w, q, http.StatusBadRequest, "cannot read the SelfSubjectAccessReview: "+err.Error())
 		return true
 	}
 	ask := kr
 	ask.Discovery = false
-	switch ra, nra := spec.ResourceAttributes, spec.NonResourceAttributes; {
+	switch ra, nra := review.Spec.ResourceAttributes, review.Spec.NonResourceAttributes; {
 	case ra != nil:
 		ask.Verb, ask.APIGroup, ask.Resource, ask.Subresource, ask.Namespace, ask.Name = ra.Verb, ra.Group, ra.Resource, ra.Subresource, ra.Namespace, ra.Name
 	case nra != nil:
@@ -424,14 +463,48 @@ func (s *Server) selfReview(w http.ResponseWriter, out *http.Request, q *request
 	}
 	q.status = http.StatusCreated
 	s.audit(q.event(audit.Success, "can-i answered by policy: "+d.Reason))
-	resp := map[string]any{"apiVersion": review.APIVersion, "kind": "SelfSubjectAccessReview", "metadata": map[string]any{},
-		"spec": review.Spec, "status": map[string]any{"allowed": false, "denied": true,
-			"reason": "portcullis: " + d.Reason}}
-	b, _ := json.Marshal(resp)
+	review.APIVersion, review.Kind = "authorization.k8s.io/v1", "SelfSubjectAccessReview"
+	review.Status = authorizationv1.SubjectAccessReviewStatus{Allowed: false, Denied: true, Reason: "portcullis: " + d.Reason}
+	b, err := json.Marshal(review)
+	if err != nil {
+		writeStatus(w, http.StatusInternalServerError, "cannot encode the answer")
+		return true
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(b)
 	return true
+}
+
+// protobufMagic starts a Kubernetes protobuf body (runtime.Unknown).
+var protobufMagic = []byte("k8s\x00")
+
+// decodeReview reads a SelfSubjectAccessReview in JSON or in Kubernetes
+// protobuf (what client-go sends by default for built-in types).
+func decodeReview(contentType string, body []byte) (*authorizationv1.SelfSubjectAccessReview, error) {
+	var review authorizationv1.SelfSubjectAccessReview
+	mt, _, _ := strings.Cut(contentType, ";")
+	switch strings.TrimSpace(mt) {
+	case "application/vnd.kubernetes.protobuf":
+		raw, ok := bytes.CutPrefix(body, protobufMagic)
+		if !ok {
+			return nil, errors.New("protobuf body without the k8s envelope")
+		}
+		var u runtime.Unknown
+		if err := u.Unmarshal(raw); err != nil {
+			return nil, fmt.Errorf("protobuf envelope: %w", err)
+		}
+		if err := review.Unmarshal(u.Raw); err != nil {
+			return nil, fmt.Errorf("protobuf: %w", err)
+		}
+	case "application/json", "":
+		if err := json.Unmarshal(body, &review); err != nil {
+			return nil, fmt.Errorf("JSON: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("content type %q is not supported here (JSON or protobuf)", contentType)
+	}
+	return &review, nil
 }
 
 func addrOf(hostport string) netip.Addr {

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,6 +59,7 @@ func newSite(t *testing.T) *site {
 	t.Helper()
 	kube := testenv.StartKube(t)
 	s := &site{t: t, kube: kube}
+	kube.StartNode(t, "node-1")
 	s.clusterSetup()
 	dir := testenv.ShortTempDir(t)
 	ctx := context.Background()
@@ -112,7 +114,7 @@ func newSite(t *testing.T) *site {
 	})
 	s.url, s.st, s.inv, s.srv, s.nextHits = hs.URL, st, inv, srv, hits
 	s.ca = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: hs.Certificate().Raw})
-	s.apply(
+	s.apply(t,
 		&resource.User{Kind: resource.KindUser, Name: "alice", Groups: []string{"dev"}},
 		&resource.User{Kind: resource.KindUser, Name: "bob", Groups: []string{"dev"}},
 		&resource.Target{Kind: resource.KindTarget, Name: "k1", Protocol: resource.ProtocolKubernetes,
@@ -180,6 +182,7 @@ apiVersion: v1
 kind: Pod
 metadata: {name: %[2]s, namespace: %[1]s}
 spec:
+  nodeName: node-1
   automountServiceAccountToken: false
   containers: [{name: main, image: busybox}]
 ---
@@ -193,16 +196,16 @@ stringData: {password: hunter2}
 func (s *site) clusterSetup() {
 	s.t.Helper()
 	f := filepath.Join(s.t.TempDir(), "objects.yaml")
-	if err := os.WriteFile(f, []byte(clusterObjects+podYAML("dev-app", "web-1")+podYAML("other", "db-0")), 0o600); err != nil {
+	if err := os.WriteFile(f, []byte(clusterObjects+podYAML("dev-app", "web-1")+podYAML("dev-app", "web-2")+podYAML("other", "db-0")), 0o600); err != nil {
 		s.t.Fatal(err)
 	}
 	s.kube.Kubectl(s.t, "apply", "-f", f)
 }
 
-func (s *site) apply(objs ...resource.Object) {
-	s.t.Helper()
+func (s *site) apply(t *testing.T, objs ...resource.Object) {
+	t.Helper()
 	if _, err := s.inv.Apply(context.Background(), objs); err != nil {
-		s.t.Fatalf("apply: %v", err)
+		t.Fatalf("apply: %v", err)
 	}
 }
 
@@ -252,13 +255,13 @@ func kubectl(t *testing.T, kubeconfig string, args ...string) (string, int) {
 
 // waitEvent polls for a kube.request audit event that match accepts: the
 // front's audit writer writes after the answer.
-func (s *site) waitEvent(match func(store.AuditEvent) bool) store.AuditEvent {
-	s.t.Helper()
+func (s *site) waitEvent(t *testing.T, match func(store.AuditEvent) bool) store.AuditEvent {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: kubeproxy.EventRequest})
 		if err != nil {
-			s.t.Fatal(err)
+			t.Fatal(err)
 		}
 		for _, ev := range evs {
 			if match(ev) {
@@ -270,7 +273,7 @@ func (s *site) waitEvent(match func(store.AuditEvent) bool) store.AuditEvent {
 			for _, ev := range evs {
 				all = append(all, fmt.Sprintf("%s %q %v", ev.Outcome, ev.Message, ev.Detail))
 			}
-			s.t.Fatalf("no matching kube.request event; have:\n%s", strings.Join(all, "\n"))
+			t.Fatalf("no matching kube.request event; have:\n%s", strings.Join(all, "\n"))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -331,20 +334,98 @@ func TestKubernetesFront(t *testing.T) {
 				}
 			})
 		}
-		ev := s.waitEvent(func(ev store.AuditEvent) bool {
+		ev := s.waitEvent(t, func(ev store.AuditEvent) bool {
 			return ev.Outcome == audit.Success && ev.Detail["verb"] == "list" && ev.Detail["namespace"] == "dev-app"
 		})
 		if ev.User != "alice" || ev.Account != "alice" || ev.Policy != "dev-read" || ev.Detail["resource"] != "pods" ||
 			fmt.Sprint(ev.Detail["cluster_groups"]) != "[dev-readers]" || ev.Detail["status"] == nil || ev.Detail["latency_ms"] == nil {
 			t.Fatalf("audit event %+v", ev)
 		}
-		s.waitEvent(func(ev store.AuditEvent) bool {
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
 			return ev.Outcome == audit.Deny && ev.Detail["namespace"] == "other" && strings.Contains(ev.Message, "may not list pods")
 		})
 	})
 
+	t.Run("exec with stdin and exit code", func(t *testing.T) {
+		s.apply(t, &resource.Policy{Kind: resource.KindPolicy, Name: "alice-exec", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterGroups: []string{"dev-readers"},
+			KubeRules:     []resource.KubeRule{{Verbs: []string{"create"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-1"}}}})
+		t.Cleanup(func() { _ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-exec") })
+		testenv.Require(t, "kubectl")
+		// kubectl's default (WebSocket, v5.channel.k8s.io), then SPDY,
+		// its fallback, forced: both legs carry the gateway's
+		// impersonation (RBAC here grants exec to dev-readers only).
+		for _, websockets := range []string{"true", "false"} {
+			cmd := exec.Command("kubectl", "--kubeconfig", alice, "exec", "-i", "-n", "dev-app", "web-1", "--", "sh", "-c", "read x; echo got $x; exit 3")
+			cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_REMOTE_COMMAND_WEBSOCKETS="+websockets)
+			cmd.Stdin = strings.NewReader("hello\n")
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 3 || !strings.Contains(string(out), "got hello") {
+				t.Fatalf("kubectl exec (websockets %s): %v\n%s", websockets, err, out)
+			}
+		}
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
+			return ev.Outcome == audit.Success && ev.Detail["subresource"] == "exec" && ev.Detail["method"] == "POST"
+		})
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
+			return ev.Outcome == audit.Success && ev.Detail["subresource"] == "exec" && ev.Detail["name"] == "web-1" && ev.Policy == "alice-exec"
+		})
+		// A running exec is a live session: listed, and ended by Kill.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sleep", "20")
+		long.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var longOut strings.Builder
+		long.Stdout, long.Stderr = &longOut, &longOut
+		if err := long.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var id string
+		for deadline := time.Now().Add(20 * time.Second); id == ""; {
+			for _, ls := range s.srv.List() {
+				if ls.Command == "sleep 20" && ls.User == "alice" && ls.Action == "kubernetes exec" && ls.Connection == "dev-app/web-1" {
+					id = ls.ID
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the exec never showed in the session list: %+v", s.srv.List())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err := s.srv.Kill(id, "admin", "maintenance"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = long.Wait()
+		if ctx.Err() != nil {
+			t.Fatalf("the killed exec ran on: %s", longOut.String())
+		}
+		t.Logf("killed exec ended after %v", time.Since(start))
+		s.waitEvent(t, func(ev store.AuditEvent) bool {
+			return ev.Outcome == audit.Deny && ev.Message == "ended: killed by admin: maintenance" && ev.Detail["command"] == "sleep 20"
+		})
+		if err := s.srv.Kill(id, "admin", "again"); err == nil {
+			t.Fatal("killing an ended session succeeded")
+		}
+
+		// Another pod in the same namespace is not granted.
+		out2, code := kubectl(t, alice, "exec", "-n", "dev-app", "web-2", "--", "true")
+		if code == 0 || !strings.Contains(out2, "may not create pods/exec web-2 in namespace dev-app") {
+			t.Fatalf("exec into web-2: exit %d\n%s", code, out2)
+		}
+	})
 	t.Run("attacks", func(t *testing.T) { testAttacks(t, s) })
 	t.Run("revocation ends a watch", func(t *testing.T) { testWatchRevoked(t, s, alice) })
+
+	// Every forwarded request, streams included, ends with its client.
+	for deadline := time.Now().Add(30 * time.Second); s.srv.Live() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still live after their clients ended: %+v", s.srv.Live(), s.srv.List())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // get sends one raw request through the gateway with alice's key and
@@ -477,7 +558,7 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 	}
 	// The list is answered; wait until the watch itself is live.
 	deadline := time.Now().Add(10 * time.Second)
-	for s.srv.Live() == 0 {
+	for s.srv.Watches() == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the watch never became a live request")
 		}
@@ -493,7 +574,7 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 	if ctx.Err() != nil {
 		t.Fatal("the watch outlived the revocation")
 	}
-	s.waitEvent(func(ev store.AuditEvent) bool {
+	s.waitEvent(t, func(ev store.AuditEvent) bool {
 		return ev.Outcome == audit.Deny && strings.HasPrefix(ev.Message, "ended: access revoked") && ev.Detail["verb"] == "watch"
 	})
 	// And kubectl, which would retry the watch, is now refused.
@@ -501,5 +582,5 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 	if code == 0 || !strings.Contains(out, "alice may not reach k1") {
 		t.Fatalf("after revocation: exit %d\n%s", code, out)
 	}
-	s.apply(devRead())
+	s.apply(t, devRead())
 }

@@ -2,9 +2,14 @@ package kubeproxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/policy"
 )
 
@@ -14,6 +19,9 @@ import (
 type liveRequest struct {
 	kr     policy.KubeRequest
 	cancel context.CancelFunc
+	// session describes a stream (exec, attach, port-forward) for the
+	// live session list; nil for other requests (watches, logs).
+	session *livesession.Session
 	// revoked is why it was ended; written under Server.mu before cancel,
 	// read by the request's own goroutine after the proxy returned.
 	revoked string
@@ -24,6 +32,11 @@ type liveRequest struct {
 func (s *Server) track(parent context.Context, q *request, kr policy.KubeRequest) (context.Context, *liveRequest) {
 	ctx, cancel := context.WithCancel(parent)
 	lr := &liveRequest{kr: kr, cancel: cancel}
+	if q.attrs.stream() {
+		lr.session = &livesession.Session{ID: newID(), User: q.user, Target: q.target, Account: q.d.User, Source: q.src,
+			Action: "kubernetes " + q.attrs.subresource, Command: q.command, Started: q.start,
+			Connection: q.attrs.namespace + "/" + q.attrs.name}
+	}
 	if !q.d.NotAfter.IsZero() {
 		// The policy's window closes while the stream runs.
 		var stop context.CancelFunc
@@ -67,6 +80,62 @@ func (s *Server) Recheck(snap *inventory.Snapshot) {
 		s.cfg.Log.Info("kubernetes request revoked", "user", kr.Subject, "target", kr.Target, "reason", d.Reason)
 		lr.cancel()
 	}
+}
+
+// List implements livesession.Controller: the exec, attach and
+// port-forward streams running now, oldest first.
+func (s *Server) List() []livesession.Session {
+	s.mu.Lock()
+	var out []livesession.Session
+	for lr := range s.live {
+		if lr.session != nil {
+			out = append(out, *lr.session)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(out, func(a, b livesession.Session) int { return a.Started.Compare(b.Started) })
+	return out
+}
+
+// Kill implements livesession.Controller: it ends one stream; the
+// request's audit event says who ended it and why.
+func (s *Server) Kill(id, by, message string) error {
+	s.mu.Lock()
+	var found *liveRequest
+	for lr := range s.live {
+		if lr.session != nil && lr.session.ID == id {
+			found = lr
+			break
+		}
+	}
+	if found != nil && found.revoked == "" {
+		found.revoked = fmt.Sprintf("killed by %s: %s", by, message)
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return livesession.ErrNotFound
+	}
+	found.cancel()
+	return nil
+}
+
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return "k8s-" + hex.EncodeToString(b)
+}
+
+// Watches returns how many watch requests are being forwarded now.
+func (s *Server) Watches() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for lr := range s.live {
+		if lr.kr.Verb == "watch" {
+			n++
+		}
+	}
+	return n
 }
 
 // Live returns how many requests are being forwarded now.

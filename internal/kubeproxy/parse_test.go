@@ -147,3 +147,39 @@ func validMethod(m string) bool {
 	}
 	return false
 }
+
+// FuzzDecodeReview feeds arbitrary SelfSubjectAccessReview bodies, JSON
+// and protobuf, to the decoder: an error or a review, never a panic.
+func FuzzDecodeReview(f *testing.F) {
+	f.Add("application/json", []byte(`{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"resourceAttributes":{"namespace":"dev","verb":"list","resource":"pods"}}}`))
+	f.Add("application/json", []byte(`{"spec":{"nonResourceAttributes":{"path":"/api","verb":"get"}}}`))
+	f.Add("application/vnd.kubernetes.protobuf", append([]byte("k8s\x00"), 0x0a, 0x00, 0x12, 0x02, 0x0a, 0x00))
+	f.Add("application/vnd.kubernetes.protobuf", []byte("k8s\x00\xff\xff"))
+	f.Add("text/plain", []byte("x"))
+	f.Fuzz(func(t *testing.T, contentType string, body []byte) {
+		r, err := decodeReview(contentType, body)
+		if err == nil && r == nil {
+			t.Fatal("no review and no error")
+		}
+	})
+}
+
+func TestDecodeReview(t *testing.T) {
+	r, err := decodeReview("application/json; charset=utf-8", []byte(`{"spec":{"resourceAttributes":{"namespace":"dev","verb":"get","group":"apps","resource":"deployments","name":"web"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := r.Spec.ResourceAttributes
+	if ra == nil || ra.Namespace != "dev" || ra.Verb != "get" || ra.Group != "apps" || ra.Resource != "deployments" || ra.Name != "web" {
+		t.Fatalf("decoded %+v", r.Spec)
+	}
+	for _, tc := range []struct{ ct, body, want string }{
+		{"application/json", "{", "JSON"},
+		{"application/vnd.kubernetes.protobuf", "nope", "without the k8s envelope"},
+		{"application/cbor", "x", "not supported"},
+	} {
+		if _, err := decodeReview(tc.ct, []byte(tc.body)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %q: %v, want %q", tc.ct, tc.body, err, tc.want)
+		}
+	}
+}

@@ -152,6 +152,11 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
+	if len(users) == 0 {
+		// Policies that list only groups impersonate the subject's own
+		// name: the one user --as may then name.
+		users = []string{r.Subject}
+	}
 	slices.Sort(groups)
 	groups = slices.Compact(groups)
 	first := granting[0]
@@ -159,6 +164,15 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 		if c.name < first.name {
 			first = c
 		}
+	}
+	if r.Discovery && !identityOK(r.AsUser, r.AsGroups, users, groups) {
+		// Discovery answers the same for every identity: an identity
+		// the client may not take (or an ambiguous one) is no reason to
+		// refuse it, and kubectl asks discovery before the request that
+		// then gets the real refusal. It goes as the subject's own name
+		// with no group.
+		d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter, User: r.Subject}
+		return d
 	}
 	d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter}
 	var ob Obligations
@@ -173,8 +187,6 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 		d.User = r.AsUser
 	case len(users) == 1:
 		d.User = users[0]
-	case len(users) == 0:
-		d.User = r.Subject
 	default:
 		return KubeDecision{Reason: fmt.Sprintf("access denied: %s may act as several cluster users on %s (%s): choose one with kubectl --as",
 			r.Subject, r.Target, strings.Join(users, ", "))}
@@ -191,6 +203,20 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 		d.Groups = groups
 	}
 	return d
+}
+
+// identityOK reports whether DecideKube would choose an identity for
+// asUser and asGroups from users and groups.
+func identityOK(asUser string, asGroups, users, groups []string) bool {
+	if asUser == "" && len(users) > 1 || asUser != "" && !slices.Contains(users, asUser) {
+		return false
+	}
+	for _, g := range asGroups {
+		if !slices.Contains(groups, g) {
+			return false
+		}
+	}
+	return true
 }
 
 // kubeStage is how far policy c goes towards granting r: stageGranted+1

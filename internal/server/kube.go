@@ -6,6 +6,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/kubeproxy"
+	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -43,4 +44,24 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 	s.kube = front
 	s.inv.Subscribe(front.Recheck)
 	return front.Wrap(next), nil
+}
+
+// kubeSessions is the Kubernetes front's streams (exec, attach,
+// port-forward) as a Controller, looked up on each call like webSessions.
+type kubeSessions struct{ s *Server }
+
+// List implements livesession.Controller.
+func (k kubeSessions) List() []livesession.Session {
+	if k.s.kube == nil {
+		return nil
+	}
+	return k.s.kube.List()
+}
+
+// Kill implements livesession.Controller.
+func (k kubeSessions) Kill(id, by, message string) error {
+	if k.s.kube == nil {
+		return livesession.ErrNotFound
+	}
+	return k.s.kube.Kill(id, by, message)
 }

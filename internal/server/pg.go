@@ -56,10 +56,10 @@ func (s *Server) PGAddr() net.Addr {
 	return s.pgLn.Addr()
 }
 
-// sessions is what the API lists and ends: the SSH front's sessions and,
-// when it runs, the PostgreSQL front's.
+// sessions is what the API lists and ends: the SSH front's sessions, the
+// web API and Kubernetes fronts' and, when it runs, the PostgreSQL front's.
 func (s *Server) sessions() livesession.Controller {
-	f := fronts{s.gate, webSessions{s}}
+	f := fronts{s.gate, webSessions{s}, kubeSessions{s}}
 	if s.pg != nil {
 		f = append(f, s.pg)
 	}

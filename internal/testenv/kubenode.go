@@ -1,0 +1,93 @@
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	utilexec "k8s.io/utils/exec"
+)
+
+// KubeNode is a stand-in for a kubelet on loopback: a Node registered
+// with the API server whose kubelet endpoint serves exec for the pods bound
+// to it with the streaming library the kubelet itself uses
+// (k8s.io/cri-streaming), running each command on this machine in a
+// temporary directory. There is no container: the command sees this
+// machine, as the test's own user.
+type KubeNode struct {
+	Name string
+	// Addr is 127.0.0.1:PORT, its kubelet endpoint.
+	Addr string
+}
+
+// StartNode serves a kubelet endpoint for node name and registers the
+// Node (address 127.0.0.1, kubelet port) with the API server. Bind a pod
+// with spec.nodeName: NAME and exec into it.
+func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
+	t.Helper()
+	_, certPEM, keyPEM := testServerCert(t, "127.0.0.1")
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		opts, err := remotecommand.NewOptions(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		cmd := r.URL.Query()["command"]
+		if len(cmd) == 0 {
+			http.Error(w, "no command", http.StatusBadRequest)
+			return
+		}
+		remotecommand.ServeExec(w, r, shellExecutor{dir: dir}, r.PathValue("pod"), "", r.PathValue("container"), cmd, opts,
+			0, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	port := ln.Addr().(*net.TCPAddr).Port
+	nodeFile := filepath.Join(t.TempDir(), "node.yaml")
+	if err := os.WriteFile(nodeFile, fmt.Appendf(nil, "apiVersion: v1\nkind: Node\nmetadata: {name: %s}\n", name), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k.Kubectl(t, "apply", "-f", nodeFile)
+	k.Kubectl(t, "patch", "node", name, "--subresource=status", "--type=merge", "-p",
+		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}},"conditions":[{"type":"Ready","status":"True","reason":"Test","message":"test node"}]}}`, port))
+	return &KubeNode{Name: name, Addr: ln.Addr().String()}
+}
+
+// shellExecutor runs exec requests as local processes.
+type shellExecutor struct{ dir string }
+
+// ExecInContainer implements remotecommand.Executor.
+func (e shellExecutor) ExecInContainer(ctx context.Context, _, _, _ string, cmd []string, in io.Reader, out, errOut io.WriteCloser,
+	_ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
+	c.Dir = e.dir
+	c.Stdin, c.Stdout, c.Stderr = in, out, errOut
+	err := c.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
+	}
+	return err
+}
