@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -33,7 +34,7 @@ import (
 // sshxPatched are the files SSHX.patch changes; sshxAdded are files the
 // copy has that the release has not.
 var (
-	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/transport.go"}
+	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/handshake.go", "ssh/transport.go"}
 	sshxAdded   = []string{"SSHX.md", "SSHX.patch"}
 )
 
@@ -456,5 +457,125 @@ func TestSSHXBulkAllocatesLittle(t *testing.T) {
 	t.Logf("allocated %d KiB per MiB moved, %d collections", perMiB>>10, after.NumGC-before.NumGC)
 	if perMiB > 1000<<10 {
 		t.Fatalf("allocated %d KiB per MiB moved: packet buffers are not reused", perMiB>>10)
+	}
+}
+
+// TestSSHXKexLoopOnlyWhileExchanging: x/crypto's key-exchange loop runs
+// only while there is an exchange to do (SSHX.md, 7), yet every exchange
+// still happens: with a rekey threshold of 64 KiB, 4 MiB each way re-key
+// both connections dozens of times and arrive whole; once the transfer
+// is over, neither connection keeps a kexLoop goroutine.
+func TestSSHXKexLoopOnlyWhileExchanging(t *testing.T) {
+	kexLoops := func() int {
+		buf := make([]byte, 4<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*handshakeTransport).kexLoop(")
+	}
+	before := kexLoops()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const rekey = 64 << 10
+	srvCfg := &ssh.ServerConfig{NoClientAuth: true, Config: ssh.Config{RekeyThreshold: rekey}}
+	srvCfg.AddHostKey(hostKey)
+	echoed := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		sc, nchans, reqs, err := ssh.NewServerConn(c, srvCfg)
+		if err != nil {
+			echoed <- err
+			return
+		}
+		t.Cleanup(func() { sc.Close() })
+		go ssh.DiscardRequests(reqs)
+		ch, creqs, err := (<-nchans).Accept()
+		if err != nil {
+			echoed <- err
+			return
+		}
+		go ssh.DiscardRequests(creqs)
+		_, err = io.Copy(ch, ch)
+		_ = ch.CloseWrite()
+		echoed <- err
+	}()
+	cc, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{
+		User:            "u",
+		HostKeyCallback: ssh.FixedHostKey(hostKey.PublicKey()),
+		Config:          ssh.Config{RekeyThreshold: rekey, Ciphers: []string{"aes128-gcm@openssh.com"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ch, reqs, err := cc.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ssh.DiscardRequests(reqs)
+	data := make([]byte, 4<<20)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	var back bytes.Buffer
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		_, _ = io.Copy(&back, ch)
+	}()
+	for off := 0; off < len(data); off += 100 << 10 {
+		if _, err := ch.Write(data[off:min(off+100<<10, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = ch.CloseWrite()
+	<-got
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(back.Bytes(), data) {
+		t.Fatalf("echoed %d bytes, equal %v; want the %d sent", back.Len(), bytes.Equal(back.Bytes(), data), len(data))
+	}
+	// Idle now: the loops park at their next look. Both connections are
+	// up (the channel is still open), so a kexLoop left is one parked
+	// too late or never.
+	for deadline := time.Now().Add(30 * time.Second); kexLoops() > before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d kexLoop goroutines on two idle connections (%d before they were made)", kexLoops(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Exchanges still start and finish once the loops have parked: each
+	// request carries a rekey threshold's worth, and a stuck exchange
+	// would hold its answer.
+	answered := make(chan error, 1)
+	go func() {
+		for range 4 {
+			if _, _, err := cc.SendRequest("portcullis-test@example.com", true, make([]byte, rekey)); err != nil {
+				answered <- err
+				return
+			}
+		}
+		answered <- nil
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("requests sent after the kexLoops parked got no answer: a key exchange is stuck")
 	}
 }

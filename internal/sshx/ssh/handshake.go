@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // debugHandshake, if set, prints messages sent and received.  Key
@@ -105,6 +106,18 @@ type handshakeTransport struct {
 	startKex    chan *pendingKex
 	kexLoopDone chan struct{} // closed (with writeError non-nil) when kexLoop exits
 
+	// sshx: with lazyKex (set by newClientTransport and
+	// newServerTransport), kexLoop runs only while needed and kexState
+	// says whether it runs (wakeKex). Without it (a transport built
+	// directly, as the package's tests do) kexLoop runs as released.
+	lazyKex  bool
+	kexState atomic.Int32
+	// kexSenders counts sends to startKex not yet received by kexLoop;
+	// readDone is set before startKex is closed. With requestKex's length
+	// they are what a parking kexLoop looks at.
+	kexSenders atomic.Int32
+	readDone   atomic.Bool
+
 	// data for host key checking
 	hostKeyCallback HostKeyCallback
 	dialAddress     string
@@ -167,8 +180,9 @@ func newClientTransport(conn keyingTransport, clientVersion, serverVersion []byt
 	} else {
 		t.hostKeyAlgorithms = defaultHostKeyAlgos
 	}
+	t.lazyKex = true
 	go t.readLoop()
-	go t.kexLoop()
+	t.wakeKex()
 	return t
 }
 
@@ -176,9 +190,64 @@ func newServerTransport(conn keyingTransport, clientVersion, serverVersion []byt
 	t := newHandshakeTransport(conn, &config.Config, clientVersion, serverVersion)
 	t.hostKeys = config.hostKeys
 	t.publicKeyAuthAlgorithms = config.PublicKeyAuthAlgorithms
+	t.lazyKex = true
 	go t.readLoop()
-	go t.kexLoop()
+	t.wakeKex()
 	return t
+}
+
+// sshx: kexLoop runs only while there is a key exchange to do, not for the
+// life of the connection, where it would wait between exchanges (about a
+// gigabyte apart) with a stack of its own: on a gateway holding thousands
+// of idle connections that is a goroutine per connection for nothing.
+// Whoever sends to requestKex, sends to startKex or closes it first makes
+// that visible (the item in requestKex, kexSenders, readDone) and then
+// calls wakeKex, which starts a kexLoop unless one runs; between
+// exchanges a kexLoop that sees nothing to do exits (parkKexLoop), and
+// looks again if it was woken meanwhile.
+const (
+	kexIdle    = iota // no kexLoop
+	kexRunning        // a kexLoop runs
+	kexAgain          // a kexLoop runs and was woken since it last looked
+)
+
+// wakeKex makes sure a kexLoop runs.
+func (t *handshakeTransport) wakeKex() {
+	if !t.lazyKex {
+		return
+	}
+	for {
+		switch t.kexState.Load() {
+		case kexIdle:
+			if t.kexState.CompareAndSwap(kexIdle, kexRunning) {
+				go t.kexLoop()
+				return
+			}
+		case kexRunning:
+			if t.kexState.CompareAndSwap(kexRunning, kexAgain) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// parkKexLoop is called by kexLoop between exchanges. It returns true if
+// there is something for the loop to receive (it then waits for it as it
+// always did), and false if the loop must exit: nothing is pending, and
+// nobody woke it since it looked.
+func (t *handshakeTransport) parkKexLoop() bool {
+	for {
+		if len(t.requestKex) > 0 || t.kexSenders.Load() > 0 || t.readDone.Load() {
+			return true
+		}
+		if t.kexState.CompareAndSwap(kexRunning, kexIdle) {
+			return false
+		}
+		// Woken since: look again.
+		t.kexState.Store(kexRunning)
+	}
 }
 
 func (t *handshakeTransport) getSessionID() []byte {
@@ -255,7 +324,9 @@ func (t *handshakeTransport) readLoop() {
 	t.recordWriteError(t.readError)
 
 	// Unblock the writer should it wait for this.
+	t.readDone.Store(true) // sshx
 	close(t.startKex)
+	t.wakeKex() // sshx
 
 	// Don't close t.requestKex; it's also written to from writePacket.
 }
@@ -288,6 +359,7 @@ func (t *handshakeTransport) requestKeyExchange() {
 	default:
 		// something already requested a kex, so do nothing.
 	}
+	t.wakeKex() // sshx
 }
 
 func (t *handshakeTransport) resetWriteThresholds() {
@@ -302,9 +374,11 @@ func (t *handshakeTransport) resetWriteThresholds() {
 }
 
 func (t *handshakeTransport) kexLoop() {
-
 write:
 	for t.getWriteError() == nil {
+		if t.lazyKex && !t.parkKexLoop() { // sshx
+			return
+		}
 		var request *pendingKex
 		var sent bool
 
@@ -314,6 +388,9 @@ write:
 			case request, ok = <-t.startKex:
 				if !ok {
 					break write
+				}
+				if t.lazyKex {
+					t.kexSenders.Add(-1) // sshx
 				}
 			case <-t.requestKex:
 				break
@@ -453,6 +530,12 @@ func (t *handshakeTransport) readOnePacket(first bool) ([]byte, error) {
 	kex := pendingKex{
 		done:      make(chan error, 1),
 		otherInit: p,
+	}
+	if t.lazyKex {
+		// sshx: counted and woken before the send, which waits for
+		// kexLoop; kexLoop uncounts it when it receives it.
+		t.kexSenders.Add(1)
+		t.wakeKex()
 	}
 	t.startKex <- &kex
 	err = <-kex.done
