@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/objstore"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
@@ -256,6 +257,25 @@ func TestObjectStoreShared(t *testing.T) {
 	}
 	if _, err := w.st.GetRecording(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("retention left the row: %v", err)
+	}
+
+	// The trail says s2 and s3 were recorded, with their hashes, and that
+	// s2 was deleted; s3's row is gone without a word: Check names it.
+	for _, ev := range []store.AuditEvent{
+		{Type: audit.SessionEnd, SessionID: "s2", Detail: map[string]any{"recording_sha256": "ab12"}},
+		{Type: audit.RecordingDelete, SessionID: "s2"},
+		{Type: audit.SessionEnd, SessionID: "s3", Detail: map[string]any{"recording_sha256": "cd34"}},
+		{Type: audit.SessionEnd, SessionID: "s4"}, // not recorded: no hash
+	} {
+		ev.Outcome, ev.Message, ev.Time = audit.Info, "test", time.Now()
+		if _, err := w.st.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, err = b.m.Check(ctx)
+	if err != nil || len(bad) != 1 || bad[0].ID != "s3" || bad[0].Problem != recording.CheckMissing || bad[0].State != "unlisted" ||
+		!strings.Contains(bad[0].Detail, "no recording.delete event") {
+		t.Errorf("Check with a row deleted behind the gateway's back: %+v %v", bad, err)
 	}
 }
 
