@@ -82,6 +82,17 @@ func segName(id string, off int64) string {
 	return fmt.Sprintf("%s%0*d", segPrefix(id), segDigits, off)
 }
 
+// segOffset returns the offset in a segment's name as segName writes it
+// (exactly segDigits decimal digits after the prefix), or an error: the
+// names come from the bucket, which others may write.
+func segOffset(id, name string) (int64, error) {
+	digits, ok := strings.CutPrefix(name, segPrefix(id))
+	if !ok || len(digits) != segDigits || strings.Trim(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("unexpected object %q among the segments of recording %s", name, id)
+	}
+	return strconv.ParseInt(digits, 10, 64)
+}
+
 // queueSpool queues every local recording not being written for
 // shipping whole. Recover calls it, before anything is recorded.
 func (m *Manager) queueSpool() error {
@@ -312,7 +323,7 @@ func (m *Manager) composeWhole(ctx context.Context, id string, f *os.File, size 
 		names []string
 	)
 	for i, o := range segs {
-		off, err := strconv.ParseInt(strings.TrimPrefix(o.Name, segPrefix(id)), 10, 64)
+		off, err := segOffset(id, o.Name)
 		// Only the last part may be small: the last segment, when the
 		// file has nothing beyond it.
 		lastPart := i == len(segs)-1 && off+o.Size == size
@@ -437,9 +448,9 @@ func (m *Manager) fetchSegments(ctx context.Context, id string, from int64, w io
 	}
 	pos := from
 	for _, o := range segs {
-		off, err := strconv.ParseInt(strings.TrimPrefix(o.Name, segPrefix(id)), 10, 64)
+		off, err := segOffset(id, o.Name)
 		if err != nil {
-			return pos - from, fmt.Errorf("fetch recording %s: unexpected object %s", id, o.Name)
+			return pos - from, fmt.Errorf("fetch recording %s: %w", id, err)
 		}
 		if off < pos {
 			continue
