@@ -359,12 +359,26 @@ func TestObjectStoreOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	w.s3.Start()
+	// Once the store is back, what was written during the outage is
+	// shipped as segments while the session still runs.
+	last := fmt.Appendf(nil, "line %d\\r\\n", n-1)
+	eventually(t, "the outage's output shipped as segments", func() bool {
+		segs, _ := filepath.Glob(w.objectPath("out.seg/*"))
+		var all []byte
+		for _, s := range segs {
+			b, _ := os.ReadFile(s)
+			all = append(all, b...)
+		}
+		return bytes.Contains(all, last) && bytes.Contains(all, []byte("line 1\\r\\n"))
+	})
 	r.Output(fmt.Appendf(nil, "line %d\r\n", n))
 	size, sum, err := r.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the recording shipped after the outage", func() bool { return exists(w.objectPath("out.cast")) })
+	eventually(t, "the recording shipped after the outage", func() bool {
+		return exists(w.objectPath("out.cast")) && !exists(filepath.Join(dir, "out.cast")) && a.m.SpoolPending() == 0
+	})
 	obj, err := os.ReadFile(w.objectPath("out.cast"))
 	if err != nil {
 		t.Fatal(err)
