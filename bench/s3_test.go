@@ -110,7 +110,7 @@ func TestRecordingS3(t *testing.T) {
 	fmt.Fprintf(out, "  %-6s %12s %12s %14s %12s %12s %14s %12s\n", "store", "unrec CPU", "rec CPU", "rec overhead", "unrec MB/s", "rec MB/s", "S3 server CPU", "end->stored")
 	for _, m := range []modeResult{local, remote} {
 		fmt.Fprintf(out, "  %-6s %12.2f %12.2f %13.2fs %12.1f %12.1f %13.2fs %12v\n", m.name, median(m.unrec), median(m.rec),
-			median(m.rec)-median(m.unrec), median(m.unrecWall), median(m.recWall), median(m.s3CPU), medianDur(m.shipWait).Round(time.Millisecond))
+			median(m.rec)-median(m.unrec), median(m.unrecWall), median(m.recWall), max(0, median(m.s3CPU)), medianDur(m.shipWait).Round(time.Millisecond))
 	}
 	fmt.Fprintf(out, "  last recording: %d bytes (local), %d bytes (s3; the object in the bucket %d bytes)\n", local.recBytes, remote.recBytes, remote.objectBytes)
 	fmt.Fprintf(out, "  S3 costs the gateway %.2f CPU s per GB of output more than local recording (recorded minus recorded)\n",

@@ -70,7 +70,10 @@ check reads every recording that has ended and lists those whose file is
 missing or whose SHA-256 is not the one stored, and written to the audit
 trail, when it ended; it exits 1 when it lists any. With recordings_store:
 s3://... it checks every gateway's recordings in the bucket; otherwise
-this gateway's own. It reads every byte (an auditor's job, not a quick one).
+this gateway's own. It also lists (STATE unlisted) recordings the audit
+trail holds a hash of that the store no longer lists and that no
+recording.delete event says were deleted. It reads every byte (an
+auditor's job, not a quick one).
 
 TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
 midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.

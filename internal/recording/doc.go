@@ -83,4 +83,14 @@
 // time, so that indexing (some fifty times recording's CPU per byte of
 // `seq`-like output) does not take a core from them; once no session has
 // been recorded for five seconds it runs at full speed.
+//
+// # Shared object storage
+//
+// With an object store (SetObjectStore; recordings_store: s3://...), the
+// file is still written first and is the spool: segments of it are
+// shipped every 2 s while the session runs and the whole file once it
+// ends (ship.go), so that every gateway sharing the store reads every
+// recording, watches live sessions recorded elsewhere through the
+// segments, and a gateway whose disk is lost loses only the last seconds.
+// Check lists recordings that are missing or changed.
 package recording

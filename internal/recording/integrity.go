@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/store"
@@ -135,7 +136,7 @@ const (
 // Finding is a recording Check found wrong.
 type Finding struct {
 	ID      string `json:"id"`
-	State   string `json:"state"`   // the recording's state (ended, incomplete, interrupted)
+	State   string `json:"state"`   // the recording's state (ended, incomplete, interrupted), or unlisted (its row is gone)
 	Problem string `json:"problem"` // CheckMissing or CheckTampered
 	Detail  string `json:"detail"`  // in words
 }
@@ -148,12 +149,17 @@ type Finding struct {
 // what downloading them all does.
 func (m *Manager) Check(ctx context.Context) ([]Finding, error) {
 	var out []Finding
-	for _, state := range []string{store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted} {
+	known := map[string]bool{} // every recording the store lists
+	for _, state := range []string{store.RecordingEnded, store.RecordingIncomplete, store.RecordingInterrupted, store.RecordingActive} {
 		recs, err := m.st.ListRecordings(ctx, store.RecordingFilter{State: state, Limit: math.MaxInt32})
 		if err != nil {
 			return nil, fmt.Errorf("check recordings: %w", err)
 		}
 		for _, rec := range recs {
+			known[rec.ID] = true
+			if state == store.RecordingActive {
+				continue
+			}
 			if m.objects == nil && rec.Gateway != m.gateway {
 				continue
 			}
@@ -178,6 +184,58 @@ func (m *Manager) Check(ctx context.Context) ([]Finding, error) {
 				out = append(out, Finding{ID: rec.ID, State: rec.State, Problem: CheckTampered, Detail: in.Problem})
 			}
 		}
+	}
+	// The trail, which the hash chain protects, is the list of what was
+	// recorded: a recording it gave a hash to that the store no longer
+	// lists, without a recording.delete event, was removed behind the
+	// gateway's back (its row deleted in the database).
+	gone, err := m.unlisted(ctx, known)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, gone...), nil
+}
+
+// unlisted returns the recordings the audit trail gave a hash to that are
+// neither in known nor deleted through the gateway.
+func (m *Manager) unlisted(ctx context.Context, known map[string]bool) ([]Finding, error) {
+	hashed := map[string]string{}
+	var order []string
+	deleted := map[string]bool{}
+	for _, typ := range append(slices.Clone(hashEvents), audit.RecordingDelete) {
+		for after := int64(0); ; {
+			evs, err := m.st.ListAudit(ctx, store.AuditFilter{Type: typ, AfterID: after, Limit: 1000})
+			if err != nil {
+				return nil, fmt.Errorf("check recordings: read the audit trail: %w", err)
+			}
+			for _, ev := range evs {
+				after = ev.ID
+				if ev.SessionID == "" {
+					continue
+				}
+				if typ == audit.RecordingDelete {
+					deleted[ev.SessionID] = true
+					continue
+				}
+				if h, ok := ev.Detail[hashKey].(string); ok && h != "" {
+					if _, seen := hashed[ev.SessionID]; !seen {
+						order = append(order, ev.SessionID)
+					}
+					hashed[ev.SessionID] = h
+				}
+			}
+			if len(evs) < 1000 {
+				break
+			}
+		}
+	}
+	var out []Finding
+	for _, id := range order {
+		if known[id] || deleted[id] {
+			continue
+		}
+		out = append(out, Finding{ID: id, State: "unlisted", Problem: CheckMissing,
+			Detail: fmt.Sprintf("the audit trail recorded this recording (SHA-256 %s) when it ended, but the store no longer lists it and no recording.delete event says it was deleted", short(hashed[id]))})
 	}
 	return out, nil
 }

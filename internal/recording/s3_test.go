@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/objstore"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
@@ -257,6 +258,25 @@ func TestObjectStoreShared(t *testing.T) {
 	if _, err := w.st.GetRecording(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("retention left the row: %v", err)
 	}
+
+	// The trail says s2 and s3 were recorded, with their hashes, and that
+	// s2 was deleted; s3's row is gone without a word: Check names it.
+	for _, ev := range []store.AuditEvent{
+		{Type: audit.SessionEnd, SessionID: "s2", Detail: map[string]any{"recording_sha256": "ab12"}},
+		{Type: audit.RecordingDelete, SessionID: "s2"},
+		{Type: audit.SessionEnd, SessionID: "s3", Detail: map[string]any{"recording_sha256": "cd34"}},
+		{Type: audit.SessionEnd, SessionID: "s4"}, // not recorded: no hash
+	} {
+		ev.Outcome, ev.Message, ev.Time = audit.Info, "test", time.Now()
+		if _, err := w.st.AppendAudit(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, err = b.m.Check(ctx)
+	if err != nil || len(bad) != 1 || bad[0].ID != "s3" || bad[0].Problem != recording.CheckMissing || bad[0].State != "unlisted" ||
+		!strings.Contains(bad[0].Detail, "no recording.delete event") {
+		t.Errorf("Check with a row deleted behind the gateway's back: %+v %v", bad, err)
+	}
 }
 
 // TestObjectStoreDiskLost loses the recording gateway's disk mid-session:
@@ -339,12 +359,26 @@ func TestObjectStoreOutage(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	w.s3.Start()
+	// Once the store is back, what was written during the outage is
+	// shipped as segments while the session still runs.
+	last := fmt.Appendf(nil, "line %d\\r\\n", n-1)
+	eventually(t, "the outage's output shipped as segments", func() bool {
+		segs, _ := filepath.Glob(w.objectPath("out.seg/*"))
+		var all []byte
+		for _, s := range segs {
+			b, _ := os.ReadFile(s)
+			all = append(all, b...)
+		}
+		return bytes.Contains(all, last) && bytes.Contains(all, []byte("line 1\\r\\n"))
+	})
 	r.Output(fmt.Appendf(nil, "line %d\r\n", n))
 	size, sum, err := r.Close(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the recording shipped after the outage", func() bool { return exists(w.objectPath("out.cast")) })
+	eventually(t, "the recording shipped after the outage", func() bool {
+		return exists(w.objectPath("out.cast")) && !exists(filepath.Join(dir, "out.cast")) && a.m.SpoolPending() == 0
+	})
 	obj, err := os.ReadFile(w.objectPath("out.cast"))
 	if err != nil {
 		t.Fatal(err)

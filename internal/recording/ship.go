@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +37,10 @@ import (
 //
 // A shipment that fails is tried again with backoff (shipBackoffMin
 // doubling up to shipBackoffMax) from the same offset, so an outage of the
-// store costs nothing but delay as long as the local disk holds. At start,
+// store costs nothing but delay as long as the local disk holds; a round
+// stops at the first store failure. A clean recording whose segments are
+// all large (a flood) is composed from them by the store rather than
+// uploaded again. At start,
 // Recover queues every local file that is not being written: those the
 // last run did not ship.
 //
@@ -80,6 +84,17 @@ func castName(id string) string  { return id + ".cast" }
 func segPrefix(id string) string { return id + ".seg/" }
 func segName(id string, off int64) string {
 	return fmt.Sprintf("%s%0*d", segPrefix(id), segDigits, off)
+}
+
+// segOffset returns the offset in a segment's name as segName writes it
+// (exactly segDigits decimal digits after the prefix), or an error: the
+// names come from the bucket, which others may write.
+func segOffset(id, name string) (int64, error) {
+	digits, ok := strings.CutPrefix(name, segPrefix(id))
+	if !ok || len(digits) != segDigits || strings.Trim(digits, "0123456789") != "" {
+		return 0, fmt.Errorf("unexpected object %q among the segments of recording %s", name, id)
+	}
+	return strconv.ParseInt(digits, 10, 64)
 }
 
 // queueSpool queues every local recording not being written for
@@ -189,13 +204,19 @@ func (m *Manager) shipRound(ctx context.Context, last bool) {
 		if ctx.Err() != nil {
 			return
 		}
-		m.shipOne(ctx, id, now, last)
+		if err := m.shipOne(ctx, id, now, last); err != nil && !errors.As(err, new(*fs.PathError)) {
+			// The store failed (not a local file): the others would
+			// most likely wait for it in turn, up to shipTimeout each,
+			// while Delete waits for shipMu. They try next round.
+			return
+		}
 	}
 }
 
-// shipOne ships recording id's news. shipMu is held throughout, so that
-// Delete never races an upload that would bring objects back.
-func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bool) {
+// shipOne ships recording id's news and returns what failed. shipMu is
+// held throughout, so that Delete never races an upload that would bring
+// objects back.
+func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bool) error {
 	m.shipMu.Lock()
 	defer m.shipMu.Unlock()
 	// A store that accepts connections and never answers must not hold
@@ -204,7 +225,7 @@ func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bo
 	defer cancel()
 	s := m.ships[id]
 	if s == nil || (!last && now.Before(s.next)) {
-		return
+		return nil
 	}
 	var err error
 	if s.ended {
@@ -212,20 +233,20 @@ func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bo
 		if err == nil {
 			delete(m.ships, id)
 			m.waiting.Add(-1)
-			return
+			return nil
 		}
 	} else {
 		r := m.lookup(id)
 		if r == nil {
 			// Ended or deleted between the listing and now: the end
 			// queues it again as ended.
-			return
+			return nil
 		}
 		err = m.shipSegment(ctx, r, s)
 	}
 	if err == nil {
 		s.fails, s.next = 0, time.Time{}
-		return
+		return nil
 	}
 	s.fails++
 	wait := min(shipBackoffMin<<min(s.fails-1, 8), shipBackoffMax)
@@ -236,6 +257,7 @@ func (m *Manager) shipOne(ctx context.Context, id string, now time.Time, last bo
 	} else {
 		m.log.Debug("recording not shipped to the object store", "recording", id, "attempt", s.fails, "err", err)
 	}
+	return err
 }
 
 // shipSegment ships what r's file holds beyond s.off.
@@ -312,7 +334,7 @@ func (m *Manager) composeWhole(ctx context.Context, id string, f *os.File, size 
 		names []string
 	)
 	for i, o := range segs {
-		off, err := strconv.ParseInt(strings.TrimPrefix(o.Name, segPrefix(id)), 10, 64)
+		off, err := segOffset(id, o.Name)
 		// Only the last part may be small: the last segment, when the
 		// file has nothing beyond it.
 		lastPart := i == len(segs)-1 && off+o.Size == size
@@ -437,9 +459,9 @@ func (m *Manager) fetchSegments(ctx context.Context, id string, from int64, w io
 	}
 	pos := from
 	for _, o := range segs {
-		off, err := strconv.ParseInt(strings.TrimPrefix(o.Name, segPrefix(id)), 10, 64)
+		off, err := segOffset(id, o.Name)
 		if err != nil {
-			return pos - from, fmt.Errorf("fetch recording %s: unexpected object %s", id, o.Name)
+			return pos - from, fmt.Errorf("fetch recording %s: %w", id, err)
 		}
 		if off < pos {
 			continue

@@ -260,3 +260,14 @@ targets: {names: [web1]}
 		t.Fatalf("recordings check of a changed object: exit %d\n%s", code, out)
 	}
 }
+
+func TestLoopbackHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"127.0.0.1:9000": true, "[::1]:9000": true, "localhost:9000": true, "localhost": true, "127.0.0.2": true,
+		"10.0.0.5:9000": false, "s3.example.com": false, "localhost.example.com:9000": false, "[::ffff:10.0.0.1]:1": false,
+	} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

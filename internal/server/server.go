@@ -241,6 +241,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	if oc.Bucket != "" {
+		if !oc.Secure && !loopbackHost(oc.Endpoint) {
+			// Allowed (a private network, a sidecar), but said: with
+			// unsigned payloads nothing but the recordings' own hashes
+			// protects them on the way, and nothing keeps them secret.
+			log.Warn("recordings_store endpoint is plain http: recordings cross the network unencrypted", "endpoint", oc.Endpoint)
+		}
 		objects, err := objstore.Open(ctx, oc)
 		switch {
 		case errors.Is(err, objstore.ErrUnavailable):
@@ -751,4 +757,17 @@ func serveDiag(addr string, log *slog.Logger) (io.Closer, error) {
 	}()
 	log.Info("serving profiles", "addr", ln.Addr().String())
 	return srv, nil
+}
+
+// loopbackHost reports whether host[:port] names this machine.
+func loopbackHost(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
