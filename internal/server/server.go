@@ -23,6 +23,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/fdlimit"
@@ -69,6 +70,10 @@ type Server struct {
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
+	// failures is the budget of failed sign-ins per source that the SSH
+	// and PostgreSQL fronts share: a guesser gets one budget, not one per
+	// protocol.
+	failures *authlimit.Limiter
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -265,7 +270,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	files := &fdlimit.Budget{}
 	s.metrics.FileHeadroom(files.Free)
+	s.failures = authlimit.New(0, 0) // the fronts' defaults: 20, then 10 a minute
 	s.gate, err = sshgate.New(sshgate.Config{
+		Failures:    s.failures,
 		Files:       files,
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),
