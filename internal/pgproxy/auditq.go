@@ -148,7 +148,8 @@ func (s *Server) writeSession(sess *session, items []auditItem) {
 
 // event is the db.statement event of b's statements: their SQL in the
 // message, one per line, and each in Detail["statements"]. Its outcome is
-// the last one that was not a success, if any.
+// failure if one failed, else info if one's outcome is unknown, else
+// success.
 func (b *stmtBatch) event() store.AuditEvent {
 	sess := b.sess
 	var msg strings.Builder
@@ -162,8 +163,11 @@ func (b *stmtBatch) event() store.AuditEvent {
 		}
 		msg.WriteString(r.SQL)
 		list[i] = r.detail()
-		if r.Outcome != audit.Success {
-			outcome = r.Outcome
+		switch {
+		case r.Outcome == audit.Failure:
+			outcome = audit.Failure
+		case r.Outcome != audit.Success && outcome == audit.Success:
+			outcome = audit.Info
 		}
 	}
 	return store.AuditEvent{Type: EventStatement, Outcome: outcome, User: sess.ident.Name, Source: sess.src,

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -22,6 +23,7 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/portcullis/portcullis/internal/apikey"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/mfa"
 	"github.com/portcullis/portcullis/internal/pgproxy"
 	"github.com/portcullis/portcullis/internal/store"
@@ -689,6 +691,24 @@ func TestFailedSignInLimit(t *testing.T) {
 		t.Fatalf("after the burst: %q", msg)
 	}
 	g.waitEvent("login.failure", func(ev store.AuditEvent) bool { return ev.Detail["reason"] == "rate_limited" })
+}
+
+// TestSharedFailureBudget: given the gateway's budget, the front charges
+// it and honours what other fronts charged: failures spent over SSH leave
+// none for PostgreSQL from the same source (one /64 for IPv6).
+func TestSharedFailureBudget(t *testing.T) {
+	shared := authlimit.New(0.001, 2)
+	g := startGateway(t, nil, nil, func(c *pgproxy.Config) { c.Failures = shared })
+	g.apply("kind: User\nname: alice\n")
+	g.setPassword("alice", alicePassword)
+	for range 2 { // the SSH front's failures from this source
+		shared.Charge(netip.MustParseAddr("127.0.0.1"))
+	}
+	c := sslRequest(t, dialRaw(t, g.addr))
+	_, msgs := login(t, c, pgproto3.ProtocolVersion30, map[string]string{"user": "alice~db1", "database": "app"}, alicePassword)
+	if e, ok := msgs[len(msgs)-1].(*pgproto3.ErrorResponse); !ok || !strings.Contains(e.Message, "too many failed sign-ins") {
+		t.Fatalf("sign-in after another front spent the budget: %+v", msgs[len(msgs)-1])
+	}
 }
 
 // TestParallelSignInsCharged: guesses sent side by side are each charged

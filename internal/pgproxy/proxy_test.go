@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/pgproxy"
@@ -332,12 +333,36 @@ func TestEveryStatementAudited(t *testing.T) {
 					t.Fatalf("%q audited %d times", sql, n)
 				}
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d statements audited", len(seen), conns*each)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// A client that sends statements and hangs up at once, before their
+	// results: they may run (autocommit commits before the result is
+	// sent), so they are audited, with outcome unknown.
+	c := sslRequest(t, dialRaw(t, g.addr))
+	fe, msgs := login(t, c, pgproto3.ProtocolVersion30, map[string]string{"user": "alice~app~db1", "database": "app"}, alicePassword)
+	if _, ok := msgs[len(msgs)-1].(*pgproto3.ReadyForQuery); !ok {
+		t.Fatalf("login: %+v", msgs[len(msgs)-1])
+	}
+	fe.Send(&pgproto3.Query{String: "select pg_sleep(0.5); insert into t values (42) /* hangup */"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	ev := g.waitEvent(pgproxy.EventStatement, func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "hangup") })
+	list, _ := ev.Detail["statements"].([]any)
+	if len(list) != 2 || ev.Outcome != "info" {
+		t.Fatalf("statements sent before a hang-up: %+v", ev)
+	}
+	for _, it := range list {
+		if m, _ := it.(map[string]any); m["outcome"] != "unknown" {
+			t.Errorf("statement sent before a hang-up: %v, want outcome unknown", m)
+		}
 	}
 }
 

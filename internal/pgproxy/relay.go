@@ -151,6 +151,7 @@ func (sess *session) run(ctx context.Context) {
 		end("ended: " + err.Error())
 	}
 	<-fromServer
+	sess.auditUnanswered()
 	sess.closeRecording()
 	if m := sess.endMsg.Load(); m != nil {
 		reason = *m
@@ -712,6 +713,33 @@ func (r *stmtRecord) detail() map[string]any {
 // a session's queued statements as one db.statement event (auditWriter).
 func (sess *session) statementEvent(item stmtRecord) {
 	sess.queueAudit(auditItem{stmt: item})
+}
+
+// outcomeUnknown is the outcome of a statement sent to the database whose
+// result never came back.
+const outcomeUnknown = "unknown"
+
+// auditUnanswered audits the statements sent to the database whose result
+// never came back because the connection ended first: a client that hangs
+// up right after sending, a kill, a database that went away. They may
+// have run (a statement in autocommit commits before its result is sent),
+// so they go on the trail with outcome unknown; without this, sending a
+// statement and hanging up at once left no trace of it.
+func (sess *session) auditUnanswered() {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	for _, g := range sess.pending {
+		for ; g.next < len(g.stmts); g.next++ {
+			st := g.stmts[g.next]
+			r := stmtRecord{SQL: truncate(st.sql, maxAuditSQL), Kind: st.kind, Outcome: outcomeUnknown,
+				Error: "no result: the connection ended first"}
+			if g.failed {
+				r.Outcome, r.Error = audit.Failure, "not run: an earlier statement failed"
+			}
+			sess.statementEvent(r)
+		}
+	}
+	sess.pending = nil
 }
 
 // finishLocked audits the statements of a finished group that got no

@@ -127,6 +127,11 @@ type Config struct {
 	// front.
 	FailuresPerMinute float64
 	FailureBurst      int
+	// Failures, when set, is the budget to charge instead of one of the
+	// front's own from FailuresPerMinute and FailureBurst: the gateway
+	// gives its fronts one, so that a guesser has one budget whatever
+	// protocol it guesses through.
+	Failures *authlimit.Limiter
 }
 
 func (c *Config) setDefaults() {
@@ -156,6 +161,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Failures == nil {
+		c.Failures = authlimit.New(c.FailuresPerMinute, c.FailureBurst)
 	}
 }
 
@@ -208,7 +216,7 @@ func New(cfg Config) (*Server, error) {
 	t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
 	return &Server{cfg: cfg, tls: t, conns: map[net.Conn]struct{}{}, sessions: map[*session]struct{}{},
 		byPID: map[uint32]*session{}, acks: map[cancelKey]pendingAck{}, preAuth: map[netip.Prefix]int{}, stmts: make(chan *session, 1024),
-		failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), served: make(chan struct{})}, nil
+		failures: cfg.Failures, served: make(chan struct{})}, nil
 }
 
 // alpnPostgres is the ALPN protocol of PostgreSQL over TLS.

@@ -49,14 +49,15 @@ func (s *Server) dialUpstream(ctx context.Context, snap *inventory.Snapshot, t *
 	if err != nil {
 		return nil, err
 	}
-	// pgconn may still hold bytes it read ahead, or run its background
-	// reader (started when a write during the handshake was slow, as on a
-	// loaded machine); either would take the database's answer to the
-	// client's first query from the relay, and the session would hang.
-	// SyncConn drains and stops both, as pgconn asks before Hijack.
+	// pgconn may still have a background reader in a Read on the
+	// connection (it starts one when a write of the login is slow, as
+	// under load), or bytes in its buffer: either would take the first
+	// bytes of the database's answer after the hijack, and the client's
+	// first query would never be answered. SyncConn stops the reader and
+	// drains the buffer, as pgconn asks before Hijack.
 	if err := conn.SyncConn(ctx); err != nil {
 		conn.Close(context.Background())
-		return nil, fmt.Errorf("sync before hijack: %w", err)
+		return nil, fmt.Errorf("sync the connection before taking it over: %w", err)
 	}
 	hc, err := conn.Hijack()
 	if err != nil {

@@ -35,6 +35,7 @@ func (s *Server) buildPG(v *vault.Vault) error {
 		Available:         s.health.Available,
 		StartupTimeout:    time.Duration(s.cfg.AuthTimeout),
 		DialTimeout:       time.Duration(s.cfg.DialTimeout),
+		Failures:          s.failures,
 	}
 	if peers, ok := s.store.(pgproxy.CancelPeers); ok {
 		// Gateways sharing a PostgreSQL store pass cancel requests for

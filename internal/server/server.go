@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis/portcullis/internal/agentgate"
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/buildinfo"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/directory"
@@ -87,6 +88,10 @@ type Server struct {
 	// checkpoints signs the audit trail's head and runs audit retention.
 	checkpoints *audit.Checkpointer
 	health      *storeHealth
+	// failures is the budget of failed sign-ins per source that the SSH
+	// and PostgreSQL fronts share: a guesser gets one budget, not one per
+	// protocol.
+	failures *authlimit.Limiter
 
 	sshLn   net.Listener
 	adminLn net.Listener
@@ -323,8 +328,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if err := s.buildJIT(auditLog); err != nil {
 		return nil, err
 	}
+	s.failures = authlimit.New(0, 0) // the fronts' defaults: 20, then 10 a minute
 	s.gate, err = sshgate.New(sshgate.Config{
 		JITUsed:     s.jit.Used,
+		Failures:    s.failures,
 		Files:       files,
 		Directory:   s.directoryLogin(),
 		SSO:         s.sshSSO(),

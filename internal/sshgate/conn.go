@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/loginstr"
 	"github.com/portcullis/portcullis/internal/metrics"
@@ -135,7 +136,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	// Linux delays by up to 40 ms: acknowledge the setup's reads at once.
 	nc = &progressConn{Conn: quickack.Wrap(nc, quickack.SetupReads), e: entry}
 
-	src := addrOf(nc.RemoteAddr())
+	src := authlimit.AddrOf(nc.RemoteAddr())
 	srcStr := nc.RemoteAddr().String()
 	// The id is chosen before authentication so that second-factor events
 	// carry the session id of the login they belong to.

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/metrics"
 )
 
@@ -51,7 +52,7 @@ func newDropLog(log *slog.Logger, m *metrics.Metrics, interval time.Duration) *d
 // reason and reason the words for the log.
 func (d *dropLog) drop(src netip.Addr, class, reason string) {
 	d.metrics.Dropped(class)
-	key := sourcePrefix(src)
+	key := authlimit.SourcePrefix(src)
 	now := d.now()
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/authlimit"
 )
 
 // Progress of a connection that has not authenticated yet, for choosing
@@ -87,16 +89,6 @@ func newPreAuthPool(perSource, start, rate, full int) *preAuthPool {
 		sources: map[netip.Prefix]*sourceState{}, entries: map[*preAuthEntry]struct{}{}}
 }
 
-// sourcePrefix is the key a source is counted under: the address for IPv4,
-// its /64 for IPv6, since one IPv6 client usually holds a whole /64.
-func sourcePrefix(a netip.Addr) netip.Prefix {
-	a = a.Unmap().WithZone("")
-	if a.Is6() {
-		return netip.PrefixFrom(a, 64).Masked()
-	}
-	return netip.PrefixFrom(a, a.BitLen())
-}
-
 // Reasons admit gives for a refusal, for the log.
 const (
 	dropPerSource = "too many unauthenticated connections from this source"
@@ -142,7 +134,7 @@ func (p *preAuthPool) sourceLocked(key netip.Prefix, now time.Time) *sourceState
 // not nil, is a connection that lost its place to this one: the caller
 // closes it (outside the pool's lock).
 func (p *preAuthPool) admit(nc net.Conn, src netip.Addr) (e *preAuthEntry, evicted net.Conn, reason string) {
-	key := sourcePrefix(src)
+	key := authlimit.SourcePrefix(src)
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/fdlimit"
 )
 
@@ -149,7 +150,7 @@ func TestPreAuthPoolRelease(t *testing.T) {
 // and a refund (a login after them) gives them back.
 func TestFailureBudget(t *testing.T) {
 	cfg := Config{FailuresPerMinute: 1, FailureBurst: 2, Log: slog.New(slog.DiscardHandler), Files: &fdlimit.Budget{}}
-	s := &Server{cfg: cfg, failures: map[netip.Prefix]*failBudget{}, preAuth: newPreAuthPool(10, 10, 30, 100),
+	s := &Server{cfg: cfg, failures: authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst), preAuth: newPreAuthPool(10, 10, 30, 100),
 		drops: newDropLog(cfg.Log, nil, time.Minute)}
 	defer s.drops.stop()
 	from := func(a string) *fakeConn {

@@ -68,6 +68,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
@@ -184,6 +185,11 @@ type Config struct {
 	// per source address. Defaults 10 and 20.
 	FailuresPerMinute float64
 	FailureBurst      int
+	// Failures, when set, is the budget of failed sign-ins to charge
+	// instead of one of the front's own from FailuresPerMinute and
+	// FailureBurst: the gateway gives its fronts one, so that a guesser
+	// has one budget whatever protocol it guesses through.
+	Failures *authlimit.Limiter
 }
 
 func (c *Config) setDefaults() {
@@ -240,11 +246,9 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
-	failures  map[netip.Prefix]*failBudget // by sourcePrefix
+	failures  *authlimit.Limiter
 	closing   bool
 	wg        sync.WaitGroup // one per connection goroutine
-
-	failuresSwept time.Time // when failures was last swept; guarded by mu
 
 	sso ssoCache // finished single sign-ons, for SSOLogin.Cache
 
@@ -274,6 +278,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshgate: %w", err)
 	}
+	failures := cfg.Failures
+	if failures == nil {
+		failures = authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst)
+	}
 	var commands *commandQueue
 	if cfg.Commands != nil {
 		commands = newCommandQueue(cfg.Commands, cfg.Log)
@@ -286,7 +294,7 @@ func New(cfg Config) (*Server, error) {
 		drops:     newDropLog(cfg.Log, cfg.Metrics, dropLogInterval),
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
-		failures:  map[netip.Prefix]*failBudget{},
+		failures:  failures,
 	}, nil
 }
 
@@ -348,14 +356,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // otherwise it returns the connection's place in that pool. It runs in the
 // accept loop and never blocks.
 func (s *Server) admit(nc net.Conn) (*preAuthEntry, bool) {
-	src := addrOf(nc.RemoteAddr())
-	s.mu.Lock()
-	spent := false
-	if b := s.failures[sourcePrefix(src)]; b != nil {
-		spent = b.left(time.Now(), s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst) < 1
-	}
-	s.mu.Unlock()
-	if spent {
+	src := authlimit.AddrOf(nc.RemoteAddr())
+	if s.failures.Spent(src) {
 		s.drops.drop(src, metrics.DropFailures, "too many failed authentications")
 		nc.Close()
 		return nil, false
@@ -400,62 +402,13 @@ var dropClass = map[string]string{
 // connections that end without logging in count: the keys a client offers
 // before the one that lets it in are not guesses. The charge is taken at
 // once, not at the end, so that connections running side by side see it.
+// The budget is per IPv4 address or IPv6 /64, like the pre-auth pool.
 func (s *Server) noteFailure(src netip.Addr) (refund func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	perSec, burst := s.cfg.FailuresPerMinute/60, s.cfg.FailureBurst
-	// One budget per IPv4 address or IPv6 /64, like the pre-auth pool: a
-	// client holding a /64 must not get a fresh budget per address.
-	key := sourcePrefix(src)
-	b := s.failures[key]
-	if b == nil {
-		// Bound the table: forget sources that have fully recovered, at
-		// most once a second, so that a flood of new sources does not
-		// buy a scan of the table each.
-		if len(s.failures) > 10000 && now.Sub(s.failuresSwept) >= time.Second {
-			s.failuresSwept = now
-			for a, old := range s.failures {
-				if old.left(now, perSec, burst) >= float64(burst) {
-					delete(s.failures, a)
-				}
-			}
-		}
-		b = &failBudget{tokens: float64(burst), at: now}
-		s.failures[key] = b
-	}
-	if b.left(now, perSec, burst) < 1 {
+	refund, ok := s.failures.Charge(src)
+	if !ok {
 		return nil // nothing left: admit drops this source's next connection
 	}
-	b.tokens--
-	return func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		// The entry may have been swept and replaced: a full budget
-		// needs no refund.
-		if cur := s.failures[key]; cur != nil {
-			cur.left(time.Now(), perSec, burst)
-			cur.tokens = min(cur.tokens+1, float64(burst))
-		}
-	}
-}
-
-// failBudget is a token bucket of failed authentications for one source:
-// burst tokens, refilled at a steady rate. Unlike rate.Limiter it can
-// give a token back at any time, which a login does for the failures
-// before it. Guarded by Server.mu.
-type failBudget struct {
-	tokens float64
-	at     time.Time // when tokens was last brought up to date
-}
-
-// left refills the bucket up to now and returns the tokens left.
-func (b *failBudget) left(now time.Time, perSec float64, burst int) float64 {
-	if d := now.Sub(b.at); d > 0 {
-		b.tokens = min(b.tokens+d.Seconds()*perSec, float64(burst))
-		b.at = now
-	}
-	return b.tokens
+	return refund
 }
 
 // temporaryAcceptError reports whether an accept error passes: the process
@@ -470,19 +423,6 @@ func temporaryAcceptError(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-func addrOf(a net.Addr) netip.Addr {
-	if ta, ok := a.(*net.TCPAddr); ok {
-		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
-			return ip.Unmap()
-		}
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 func (s *Server) track(c *conn) bool {
