@@ -39,6 +39,7 @@
 //	POST   /api/v1/jit/requests/{id}/approve approve (an approver of its jit policy or an admin; never the requester)
 //	POST   /api/v1/jit/requests/{id}/deny    deny, with a reason (JITDecisionBody)
 //	POST   /api/v1/jit/requests/{id}/revoke  end an approved request's access now (admins)
+//	POST   /api/v1/jit/links/{token}         decide through a webhook's single-use link, as the caller
 //
 // Watching, downloading and deleting a recording are audited (recording.view,
 // recording.download, recording.delete); a view or download the trail
@@ -249,6 +250,7 @@ func (a *api) routes() []route {
 		{"POST /api/v1/jit/requests/{id}/approve", accessUser, a.approveJITRequest},
 		{"POST /api/v1/jit/requests/{id}/deny", accessUser, a.denyJITRequest},
 		{"POST /api/v1/jit/requests/{id}/revoke", accessAdmin, a.revokeJITRequest},
+		{"POST /api/v1/jit/links/{token}", accessUser, a.useJITLink},
 	}
 }
 

@@ -27,6 +27,15 @@ func (s *Server) buildJIT(auditLog *audit.Log) error {
 			ResponseHosts: c.Slack.ResponseHosts}
 		notifiers = append(notifiers, s.slack)
 	}
+	var webhook *jit.Webhook
+	if c := s.cfg.JIT; c != nil && c.Webhook != nil {
+		secret, err := readSecretFile("jit.webhook.secret_file", c.Webhook.SecretFile)
+		if err != nil {
+			return err
+		}
+		webhook = &jit.Webhook{URL: c.Webhook.URL, Secret: []byte(secret), ConsoleURL: strings.TrimSuffix(c.Webhook.ConsoleURL, "/")}
+		notifiers = append(notifiers, webhook)
+	}
 	s.jitNow = time.Now
 	now := func() time.Time { return s.jitNow() }
 	if s.slack != nil {
@@ -35,6 +44,9 @@ func (s *Server) buildJIT(auditLog *audit.Log) error {
 	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers, Now: now})
 	if s.slack != nil {
 		s.slack.Attach(s.jit)
+	}
+	if webhook != nil {
+		webhook.Attach(s.jit)
 	}
 	return nil
 }
