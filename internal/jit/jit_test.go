@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
@@ -137,7 +138,8 @@ func newSite(t *testing.T, notifiers ...Notifier) *site {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	svc := New(Config{Store: st, Inventory: inv, Now: c.Now, Notifiers: notifiers, RetryBase: time.Millisecond})
+	svc := New(Config{Store: st, Inventory: inv, Now: c.Now, Notifiers: notifiers, RetryBase: time.Millisecond,
+		Audit: audit.New(st, slog.New(slog.DiscardHandler))})
 	return &site{svc: svc, inv: inv, store: st, clock: c}
 }
 
@@ -299,6 +301,20 @@ func TestApprovalFlow(t *testing.T) {
 	}
 	if list, _ := s.svc.List(ctx, store.JITFilter{State: store.JITExpired}); len(list) != 1 {
 		t.Fatalf("expired list %+v", list)
+	}
+	// Each step is in the audit trail too.
+	evs, err := s.store.ListAudit(ctx, store.AuditFilter{Type: "jit."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		if ev.Detail["request"] == req.ID {
+			types = append(types, ev.Type)
+		}
+	}
+	if want := "jit.request jit.approve jit.expire"; strings.Join(types, " ") != want {
+		t.Fatalf("audit %v, want %s", types, want)
 	}
 }
 
