@@ -62,6 +62,10 @@ type Config struct {
 	// RetryBase is the first wait before a failed notification is sent
 	// again (doubling, six attempts in all); zero: 2 seconds.
 	RetryBase time.Duration
+	// Groups returns a user's directory groups, for requesters and
+	// approvers whose caller did not give them (API, console); nil: none.
+	// An error refuses the request or decision (fail closed).
+	Groups func(ctx context.Context, user string) ([]string, error)
 }
 
 // Service owns requests, approvals, grants and their expiry.
@@ -154,6 +158,12 @@ func (s *Service) Request(ctx context.Context, in Input) (store.JITRequest, erro
 	}
 	if in.Account != "" && !resource.ValidTargetUser(in.Account) {
 		return store.JITRequest{}, refuse(ErrInvalid, "account: %q is not a valid target user", in.Account)
+	}
+	if in.Groups == nil {
+		var err error
+		if in.Groups, err = s.groups(ctx, in.Requester); err != nil {
+			return store.JITRequest{}, err
+		}
 	}
 	opts := eng.JITOptions(policy.Request{Subject: in.Requester, Groups: in.Groups, Target: in.Target})
 	if in.Policy != "" {
@@ -312,6 +322,11 @@ func (s *Service) pendingFor(ctx context.Context, d Decision) (store.JITRequest,
 	if err != nil {
 		return req, err
 	}
+	if d.Groups == nil && !d.Admin {
+		if d.Groups, err = s.groups(ctx, d.Approver); err != nil {
+			return req, err
+		}
+	}
 	switch {
 	case req.State != store.JITPending:
 		return req, refuse(ErrConflict, "request %s is %s, not pending", req.ID, req.State)
@@ -417,6 +432,18 @@ func (s *Service) deleteGrant(ctx context.Context, name string) error {
 		return fmt.Errorf("delete grant %s: %w", name, err)
 	}
 	return nil
+}
+
+// groups returns user's directory groups through Config.Groups.
+func (s *Service) groups(ctx context.Context, user string) ([]string, error) {
+	if s.cfg.Groups == nil {
+		return nil, nil
+	}
+	g, err := s.cfg.Groups(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("read the directory groups of %s: %w", user, err)
+	}
+	return g, nil
 }
 
 // Get returns one request.

@@ -409,3 +409,36 @@ func TestKubernetesChild(t *testing.T) {
 		t.Fatalf("grant %+v", p)
 	}
 }
+
+// TestDirectoryGroups: approvers named by a directory group approve from
+// the API and console too (Config.Groups), and a directory that cannot be
+// read refuses instead of guessing.
+func TestDirectoryGroups(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	down := false
+	s.svc.cfg.Groups = func(_ context.Context, user string) ([]string, error) {
+		if down {
+			return nil, errors.New("ldap: connection refused")
+		}
+		if user == "hal" {
+			return []string{"leads"}, nil
+		}
+		return nil, nil
+	}
+	req, err := s.svc.Request(ctx, Input{Requester: "erin", Target: "web1", Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down = true
+	if _, err := s.svc.Approve(ctx, Decision{ID: req.ID, Approver: "hal"}); err == nil || !strings.Contains(err.Error(), "directory groups of hal") {
+		t.Fatalf("approval with the directory down: %v", err)
+	}
+	if _, err := s.svc.Request(ctx, Input{Requester: "erin", Target: "web1", Reason: "x"}); err == nil {
+		t.Fatal("request with the directory down")
+	}
+	down = false
+	if got, err := s.svc.Approve(ctx, Decision{ID: req.ID, Approver: "hal"}); err != nil || got.State != store.JITApproved {
+		t.Fatalf("approval through a directory group: %+v %v", got, err)
+	}
+}
