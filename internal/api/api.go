@@ -52,6 +52,7 @@
 //	GET    /api/v1/reviews/{id}              a campaign and its items
 //	POST   /api/v1/reviews/{id}/items/{item} keep or revoke one entitlement (DecisionRequest)
 //	POST   /api/v1/reviews/{id}/close        sign a campaign off (SignOffRequest)
+//	POST   /api/v1/jit/links/{token}         decide through a webhook's single-use link, as the caller
 //
 // Watching, downloading and deleting a recording are audited (recording.view,
 // recording.download, recording.delete); a view or download the trail
@@ -291,6 +292,7 @@ func (a *api) routes() []route {
 		{"GET /api/v1/reviews/{id}", accessAuditor, a.getCampaign},
 		{"POST /api/v1/reviews/{id}/items/{item}", accessAuditor, a.decideItem},
 		{"POST /api/v1/reviews/{id}/close", accessAuditor, a.closeCampaign},
+		{"POST /api/v1/jit/links/{token}", accessUser, a.useJITLink},
 	}
 }
 

@@ -312,6 +312,7 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/jit/requests/{id}/approve", path: "/api/v1/jit/requests/req-x/approve", want: row(503, 503, 503, 403)},
 	{pattern: "POST /api/v1/jit/requests/{id}/deny", path: "/api/v1/jit/requests/req-x/deny", want: row(503, 503, 503, 403)},
 	{pattern: "POST /api/v1/jit/requests/{id}/revoke", path: "/api/v1/jit/requests/req-x/revoke", want: row(403, 403, 503, 403)},
+	{pattern: "POST /api/v1/jit/links/{token}", path: "/api/v1/jit/links/xyz", want: row(503, 503, 503, 403)},
 }
 
 // testHostKey is a valid ed25519 public key for registrations (and, in

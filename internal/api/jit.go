@@ -258,3 +258,19 @@ func (a *api) revokeJITRequest(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, a.jitInfo(p, req))
 	return nil
 }
+
+// useJITLink decides a request through a webhook's single-use link, as
+// the signed-in caller, who must be allowed to decide it.
+func (a *api) useJITLink(w http.ResponseWriter, r *http.Request) error {
+	svc, err := a.jitService()
+	if err != nil {
+		return err
+	}
+	p := caller(r)
+	req, err := svc.UseLink(r.Context(), r.PathValue("token"), jit.Decision{Approver: p.Name, Admin: p.admin()})
+	if err != nil {
+		return jitErr(err)
+	}
+	writeJSON(w, http.StatusOK, a.jitInfo(p, req))
+	return nil
+}

@@ -62,6 +62,14 @@ const (
 	// file content found.
 	RecordingTampered = "recording.tampered"
 
+	// Just-in-time access (package jit): a request filed, approved,
+	// denied, and its grant ending at expiry or by revocation.
+	JITRequest = "jit.request"
+	JITApprove = "jit.approve"
+	JITDeny    = "jit.deny"
+	JITExpire  = "jit.expire"
+	JITRevoke  = "jit.revoke"
+
 	// API keys and the HTTPS API.
 	APIKeyCreate = "apikey.create"
 	APIKeyRevoke = "apikey.revoke"

@@ -9,7 +9,8 @@ import (
 // JIT is the `jit:` section: where just-in-time requests are announced
 // and decided besides the CLI and the console. Config file only.
 type JIT struct {
-	Slack *Slack `yaml:"slack"`
+	Slack   *Slack   `yaml:"slack"`
+	Webhook *Webhook `yaml:"webhook"`
 }
 
 // Slack posts requests to a channel with Approve and Deny buttons. The
@@ -34,6 +35,11 @@ type Slack struct {
 var slackChannel = regexp.MustCompile(`^[CDG][A-Z0-9]{2,20}$`)
 
 func (j *JIT) validate() error {
+	if j.Webhook != nil {
+		if err := j.Webhook.validate(); err != nil {
+			return err
+		}
+	}
 	s := j.Slack
 	if s == nil {
 		return nil
@@ -51,6 +57,32 @@ func (j *JIT) validate() error {
 		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))) {
 			return fmt.Errorf("jit.slack.api_url: %q is not an https:// URL (http:// only on loopback)", s.APIURL)
 		}
+	}
+	return nil
+}
+
+// Webhook posts requests and decisions as signed JSON (HMAC-SHA256) to a
+// URL, with single-use approve and deny links into the console.
+type Webhook struct {
+	URL string `yaml:"url"`
+	// SecretFile holds the shared secret the body is signed with.
+	SecretFile string `yaml:"secret_file"`
+	// ConsoleURL is the console's base the links point to,
+	// https://GATEWAY:PORT.
+	ConsoleURL string `yaml:"console_url"`
+}
+
+func (w *Webhook) validate() error {
+	u, err := url.Parse(w.URL)
+	switch {
+	case w.URL == "" || err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && loopbackHost(u.Hostname()))):
+		return fmt.Errorf("jit.webhook.url: %q is not an https:// URL (http:// only on loopback)", w.URL)
+	case w.SecretFile == "":
+		return fmt.Errorf("jit.webhook.secret_file: is required (the body is signed with it)")
+	}
+	c, err := url.Parse(w.ConsoleURL)
+	if err != nil || c.Scheme != "https" || c.Host == "" || (c.Path != "" && c.Path != "/") {
+		return fmt.Errorf("jit.webhook.console_url: %q must be https://HOST[:PORT], the console's address", w.ConsoleURL)
 	}
 	return nil
 }

@@ -51,6 +51,7 @@ duration: 1h
 	for _, tt := range []struct{ name, doc, want string }{
 		{"missing child", "kind: Policy\nname: j2\ntype: jit\nsubjects: {users: [a]}\nchild_policies: [nope]\nduration: 1h\n", `policy "nope" does not exist`},
 		{"jit child", "kind: Policy\nname: j2\ntype: jit\nsubjects: {users: [a]}\nchild_policies: [dba-jit]\nduration: 1h\n", "is itself a jit policy"},
+		{"recording child", "kind: Policy\nname: j2\ntype: jit\nsubjects: {users: [a]}\nchild_policies: [rec]\nduration: 1h\n", "is a session-recording policy"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := g.inv.Apply(ctx, decode(t, tt.doc))

@@ -102,8 +102,15 @@ func (w *world) checkRefs(o resource.Object) (warnings []string, err error) {
 			if !ok {
 				return nil, fmt.Errorf("field child_policies[%d]: policy %q does not exist", i, c)
 			}
-			if child.Type == resource.PolicyJIT {
+			switch child.Type {
+			case resource.PolicyJIT:
 				return nil, fmt.Errorf("field child_policies[%d]: policy %q is itself a jit policy", i, c)
+			case resource.PolicyTargetAccess, resource.PolicyProxy, resource.PolicyKubernetes:
+			default:
+				return nil, fmt.Errorf("field child_policies[%d]: policy %q is a %s policy; a jit policy grants target-access, proxy or kubernetes policies", i, c, child.Type)
+			}
+			if child.JITGrant != nil {
+				return nil, fmt.Errorf("field child_policies[%d]: policy %q is a JIT grant", i, c)
 			}
 		}
 		for i, u := range o.Subjects.Users {

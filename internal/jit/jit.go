@@ -62,6 +62,10 @@ type Config struct {
 	// RetryBase is the first wait before a failed notification is sent
 	// again (doubling, six attempts in all); zero: 2 seconds.
 	RetryBase time.Duration
+	// Groups returns a user's directory groups, for requesters and
+	// approvers whose caller did not give them (API, console); nil: none.
+	// An error refuses the request or decision (fail closed).
+	Groups func(ctx context.Context, user string) ([]string, error)
 }
 
 // Service owns requests, approvals, grants and their expiry.
@@ -155,6 +159,12 @@ func (s *Service) Request(ctx context.Context, in Input) (store.JITRequest, erro
 	if in.Account != "" && !resource.ValidTargetUser(in.Account) {
 		return store.JITRequest{}, refuse(ErrInvalid, "account: %q is not a valid target user", in.Account)
 	}
+	if in.Groups == nil {
+		var err error
+		if in.Groups, err = s.groups(ctx, in.Requester); err != nil {
+			return store.JITRequest{}, err
+		}
+	}
 	opts := eng.JITOptions(policy.Request{Subject: in.Requester, Groups: in.Groups, Target: in.Target})
 	if in.Policy != "" {
 		opts = slices.DeleteFunc(opts, func(o policy.JITOption) bool { return o.Policy != in.Policy })
@@ -197,7 +207,7 @@ func (s *Service) Request(ctx context.Context, in Input) (store.JITRequest, erro
 		Channel: in.Channel, Detail: fmt.Sprintf("%s on %s as %s for %s: %s", opt.Policy, in.Target, orAny(in.Account), d, in.Reason)}); err != nil {
 		return store.JITRequest{}, fmt.Errorf("store request: %w", err)
 	}
-	s.audit(ctx, req, "jit.request", "info", in.Requester, in.Channel, fmt.Sprintf("%s requests %s on %s for %s", in.Requester, orAny(in.Account), in.Target, d))
+	s.audit(ctx, req, audit.JITRequest, audit.Info, in.Requester, in.Channel, fmt.Sprintf("%s requests %s on %s for %s", in.Requester, orAny(in.Account), in.Target, d))
 	if opt.AutoApprove {
 		return s.approve(ctx, req, "", resource.ApprovalAuto, ChannelPolicy)
 	}
@@ -301,7 +311,7 @@ func (s *Service) Deny(ctx context.Context, d Decision) (store.JITRequest, error
 		Actor: d.Approver, Channel: d.Channel, Detail: d.Reason}); err != nil {
 		return req, transitionErr(err)
 	}
-	s.audit(ctx, denied, "jit.deny", "deny", d.Approver, d.Channel, fmt.Sprintf("%s denies %s's request %s: %s", d.Approver, req.Requester, req.ID, d.Reason))
+	s.audit(ctx, denied, audit.JITDeny, audit.Deny, d.Approver, d.Channel, fmt.Sprintf("%s denies %s's request %s: %s", d.Approver, req.Requester, req.ID, d.Reason))
 	s.notify(Notification{Event: EventDenied, Request: denied, Actor: d.Approver, Reason: d.Reason})
 	return denied, nil
 }
@@ -311,6 +321,11 @@ func (s *Service) pendingFor(ctx context.Context, d Decision) (store.JITRequest,
 	req, err := s.Get(ctx, d.ID)
 	if err != nil {
 		return req, err
+	}
+	if d.Groups == nil && !d.Admin {
+		if d.Groups, err = s.groups(ctx, d.Approver); err != nil {
+			return req, err
+		}
 	}
 	switch {
 	case req.State != store.JITPending:
@@ -367,7 +382,7 @@ func (s *Service) approve(ctx context.Context, req store.JITRequest, approver, a
 	}
 	_ = s.event(ctx, approved.ID, "granted", "gateway", ChannelGateway, fmt.Sprintf("policy %s (from %s) until %s",
 		approved.Grant, child.Name, grant.ValidUntil.Format(time.RFC3339)))
-	s.audit(ctx, approved, "jit.approve", "success", approved.DecidedBy, channel, fmt.Sprintf("%s approves %s's request %s (%s): policy %s until %s",
+	s.audit(ctx, approved, audit.JITApprove, audit.Success, approved.DecidedBy, channel, fmt.Sprintf("%s approves %s's request %s (%s): policy %s until %s",
 		approved.DecidedBy, req.Requester, req.ID, approval, approved.Grant, approved.ExpiresAt.Format(time.RFC3339)))
 	s.notify(Notification{Event: EventApproved, Request: approved, Actor: approved.DecidedBy})
 	return approved, nil
@@ -399,11 +414,11 @@ func (s *Service) end(ctx context.Context, req store.JITRequest, state, actor, c
 	if err := s.deleteGrant(ctx, req.Grant); err != nil {
 		return ended, err
 	}
-	kind := "jit.expire"
+	kind := audit.JITExpire
 	if state == store.JITRevoked {
-		kind = "jit.revoke"
+		kind = audit.JITRevoke
 	}
-	s.audit(ctx, ended, kind, "info", actor, channel, fmt.Sprintf("%s's access to %s ends (%s): policy %s deleted", req.Requester, req.Target, state, req.Grant))
+	s.audit(ctx, ended, kind, audit.Info, actor, channel, fmt.Sprintf("%s's access to %s ends (%s): policy %s deleted", req.Requester, req.Target, state, req.Grant))
 	s.notify(Notification{Event: state, Request: ended, Actor: actor})
 	return ended, nil
 }
@@ -417,6 +432,18 @@ func (s *Service) deleteGrant(ctx context.Context, name string) error {
 		return fmt.Errorf("delete grant %s: %w", name, err)
 	}
 	return nil
+}
+
+// groups returns user's directory groups through Config.Groups.
+func (s *Service) groups(ctx context.Context, user string) ([]string, error) {
+	if s.cfg.Groups == nil {
+		return nil, nil
+	}
+	g, err := s.cfg.Groups(ctx, user)
+	if err != nil {
+		return nil, fmt.Errorf("read the directory groups of %s: %w", user, err)
+	}
+	return g, nil
 }
 
 // Get returns one request.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/policy"
 	"github.com/portcullis/portcullis/internal/resource"
@@ -137,7 +138,8 @@ func newSite(t *testing.T, notifiers ...Notifier) *site {
 		t.Fatal(err)
 	}
 	c := &clock{now: time.Now().UTC().Truncate(time.Second)}
-	svc := New(Config{Store: st, Inventory: inv, Now: c.Now, Notifiers: notifiers, RetryBase: time.Millisecond})
+	svc := New(Config{Store: st, Inventory: inv, Now: c.Now, Notifiers: notifiers, RetryBase: time.Millisecond,
+		Audit: audit.New(st, slog.New(slog.DiscardHandler))})
 	return &site{svc: svc, inv: inv, store: st, clock: c}
 }
 
@@ -300,6 +302,20 @@ func TestApprovalFlow(t *testing.T) {
 	if list, _ := s.svc.List(ctx, store.JITFilter{State: store.JITExpired}); len(list) != 1 {
 		t.Fatalf("expired list %+v", list)
 	}
+	// Each step is in the audit trail too.
+	evs, err := s.store.ListAudit(ctx, store.AuditFilter{Type: "jit."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, ev := range evs {
+		if ev.Detail["request"] == req.ID {
+			types = append(types, ev.Type)
+		}
+	}
+	if want := "jit.request jit.approve jit.expire"; strings.Join(types, " ") != want {
+		t.Fatalf("audit %v, want %s", types, want)
+	}
 }
 
 func slices2(list []string, only string) bool { return len(list) == 1 && list[0] == only }
@@ -391,5 +407,38 @@ func TestKubernetesChild(t *testing.T) {
 	if p.Type != resource.PolicyKubernetes || !slices2(p.Subjects.Users, "gina") || !slices2(p.ClusterGroups, "view") ||
 		!p.ValidUntil.Equal(req.ExpiresAt) || p.JITGrant.Approval != resource.ApprovalAuto {
 		t.Fatalf("grant %+v", p)
+	}
+}
+
+// TestDirectoryGroups: approvers named by a directory group approve from
+// the API and console too (Config.Groups), and a directory that cannot be
+// read refuses instead of guessing.
+func TestDirectoryGroups(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	down := false
+	s.svc.cfg.Groups = func(_ context.Context, user string) ([]string, error) {
+		if down {
+			return nil, errors.New("ldap: connection refused")
+		}
+		if user == "hal" {
+			return []string{"leads"}, nil
+		}
+		return nil, nil
+	}
+	req, err := s.svc.Request(ctx, Input{Requester: "erin", Target: "web1", Reason: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down = true
+	if _, err := s.svc.Approve(ctx, Decision{ID: req.ID, Approver: "hal"}); err == nil || !strings.Contains(err.Error(), "directory groups of hal") {
+		t.Fatalf("approval with the directory down: %v", err)
+	}
+	if _, err := s.svc.Request(ctx, Input{Requester: "erin", Target: "web1", Reason: "x"}); err == nil {
+		t.Fatal("request with the directory down")
+	}
+	down = false
+	if got, err := s.svc.Approve(ctx, Decision{ID: req.ID, Approver: "hal"}); err != nil || got.State != store.JITApproved {
+		t.Fatalf("approval through a directory group: %+v %v", got, err)
 	}
 }

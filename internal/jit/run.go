@@ -12,8 +12,10 @@ import (
 )
 
 // Run expires grants and stale requests and delivers notifications until
-// ctx ends. The caller owns it (one goroutine); it returns when every
-// notification in flight has been tried once more or ctx ended.
+// ctx ends, then returns once its delivery goroutine has stopped. The
+// caller owns it (one goroutine). Notifications still queued or waiting
+// for a retry when ctx ends are not sent (the request's history says
+// which were).
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	done := make(chan struct{})
 	go func() {

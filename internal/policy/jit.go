@@ -86,10 +86,16 @@ func preferRegular(cands [][]*compiled, grants func(*compiled) bool) [][]*compil
 		}
 		out = append(out, kept)
 	}
-	if !regular && best != nil {
-		out = append(out, []*compiled{best})
+	switch {
+	case regular:
+		return out
+	case best != nil:
+		return append(out, []*compiled{best})
 	}
-	return out
+	// Nothing covers the request: every candidate stays, so that the
+	// denial names how far the furthest one got (a grant for another
+	// database says so rather than "may not reach").
+	return cands
 }
 
 // JITOption is a jit policy under which a subject may request access to a

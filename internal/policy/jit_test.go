@@ -204,3 +204,20 @@ func TestJITProxyGrant(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecideJIT is a decision that a JIT grant answers while another
+// grant competes (preferRegular filters the candidates).
+func BenchmarkDecideJIT(b *testing.B) {
+	e, err := Compile(jitSite(grant("JIT-manual05", "erin", resource.ApprovalManual, 5*time.Minute, 0),
+		grant("JIT-aaauto10", "erin", resource.ApprovalAuto, 10*time.Minute, 0)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := Request{Subject: "erin", Target: "web1", TargetUser: "deploy", Action: resource.ActionShell, Source: netip.MustParseAddr("10.1.1.1"), Now: jitNow}
+	b.ReportAllocs()
+	for b.Loop() {
+		if d := e.Decide(r); !d.Allow {
+			b.Fatal(d.Reason)
+		}
+	}
+}

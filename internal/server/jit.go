@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/directory"
 	"github.com/portcullis/portcullis/internal/jit"
 )
 
@@ -27,14 +30,27 @@ func (s *Server) buildJIT(auditLog *audit.Log) error {
 			ResponseHosts: c.Slack.ResponseHosts}
 		notifiers = append(notifiers, s.slack)
 	}
+	var webhook *jit.Webhook
+	if c := s.cfg.JIT; c != nil && c.Webhook != nil {
+		secret, err := readSecretFile("jit.webhook.secret_file", c.Webhook.SecretFile)
+		if err != nil {
+			return err
+		}
+		webhook = &jit.Webhook{URL: c.Webhook.URL, Secret: []byte(secret), ConsoleURL: strings.TrimSuffix(c.Webhook.ConsoleURL, "/")}
+		notifiers = append(notifiers, webhook)
+	}
 	s.jitNow = time.Now
 	now := func() time.Time { return s.jitNow() }
 	if s.slack != nil {
 		s.slack.Now = now
 	}
-	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers, Now: now})
+	s.jit = jit.New(jit.Config{Store: s.store, Inventory: s.inv, Audit: auditLog, Log: s.log.With("part", "jit"), Notifiers: notifiers, Now: now,
+		Groups: s.jitGroups()})
 	if s.slack != nil {
 		s.slack.Attach(s.jit)
+	}
+	if webhook != nil {
+		webhook.Attach(s.jit)
 	}
 	return nil
 }
@@ -50,4 +66,28 @@ func readSecretFile(key, path string) (string, error) {
 		return "", fmt.Errorf("%s: %s is empty", key, path)
 	}
 	return v, nil
+}
+
+// jitGroups gives the JIT service the directory groups of users who are
+// not local, as the SSH front sees them, so that a jit policy or approver
+// naming a directory group works from the API and console too; nil
+// without a directory.
+func (s *Server) jitGroups() func(ctx context.Context, user string) ([]string, error) {
+	if s.directory == nil {
+		return nil
+	}
+	return func(ctx context.Context, user string) ([]string, error) {
+		local, err := s.inv.IsLocalIdentity(ctx, user)
+		if err != nil || local {
+			return nil, err
+		}
+		u, err := s.directory.Lookup(ctx, user)
+		if errors.Is(err, directory.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return u.Groups, nil
+	}
 }

@@ -180,13 +180,19 @@ approvers: {users: [frank]}
 	if _, errOut, code := remote("jit", "request", "--target", "web1", "--account", unixUser); code != 2 || !strings.Contains(errOut, "requires a reason") {
 		t.Fatalf("request without reason: %d %q", code, errOut)
 	}
-	out, errOut, code := remote("jit", "request", "--target", "web1", "--account", unixUser, "--reason", "incident 42")
-	if code != 0 {
-		t.Fatalf("jit request: %d %s %s", code, out, errOut)
-	}
-	id := regexp.MustCompile(`request (req-[a-z0-9]+): pending`).FindStringSubmatch(out)
-	if id == nil {
-		t.Fatalf("no pending request in %q", out)
+	// --wait files the request and returns once it is decided.
+	var waitOut, waitErr lockedBuffer
+	waited := make(chan int, 1)
+	go func() {
+		waited <- cli.Run(context.Background(), []string{"--gateway", gateway, "--api-key-file", keyFile, "--ca-file", caFile,
+			"jit", "request", "--target", "web1", "--account", unixUser, "--reason", "incident 42", "--wait"}, strings.NewReader(""), &waitOut, &waitErr)
+	}()
+	var id []string
+	for deadline := time.Now().Add(time.Minute); id == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no pending request in %q %q", waitOut.Bytes(), waitErr.Bytes())
+		}
+		id = regexp.MustCompile(`request (req-[a-z0-9]+): pending`).FindStringSubmatch(string(waitOut.Bytes()))
 	}
 	// erin cannot approve her own request, by API either.
 	if _, errOut, code := remote("jit", "approve", id[1]); code != 1 || !strings.Contains(errOut, "own request") {
@@ -223,6 +229,14 @@ approvers: {users: [frank]}
 		t.Fatalf("slack callback: %d", resp.StatusCode)
 	}
 
+	select {
+	case code := <-waited:
+		if code != 0 || !strings.Contains(string(waitOut.Bytes()), "approved by frank: policy JIT-") {
+			t.Fatalf("jit request --wait: %d %q %q", code, waitOut.Bytes(), waitErr.Bytes())
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("jit request --wait did not return after the approval")
+	}
 	// 4. ssh works now.
 	if out, stderr, code := ssh("echo granted"); code != 0 || strings.TrimSpace(out) != "granted" {
 		t.Fatalf("after approval: %d %q %q", code, out, stderr)
@@ -257,7 +271,7 @@ approvers: {users: [frank]}
 	}
 
 	// 6. The request stays listed, with its whole history.
-	out, _, code = run("", "jit", "ls", "--state", "expired", "--json")
+	out, _, code := run("", "jit", "ls", "--state", "expired", "--json")
 	var list []struct{ ID, State string }
 	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].ID != id[1] {
 		t.Fatalf("jit ls: %d %s", code, out)

@@ -649,6 +649,8 @@ type Store interface {
 	ListJITEvents(ctx context.Context, request string) ([]JITEvent, error)
 	// CreateJITLink stores a webhook link.
 	CreateJITLink(ctx context.Context, l JITLink) error
+	// GetJITLink returns a link, used or not; ErrNotFound if unknown.
+	GetJITLink(ctx context.Context, tokenHash string) (JITLink, error)
 	// UseJITLink marks an unused, unexpired link used at t and returns it;
 	// ErrNotFound if there is none (unknown, used or expired). Of
 	// concurrent uses exactly one succeeds.

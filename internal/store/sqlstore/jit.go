@@ -224,14 +224,27 @@ UPDATE jit_links SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND 
 	if err := mustAffect(res, err, "use JIT link"); err != nil {
 		return store.JITLink{}, err
 	}
+	return getJITLink(ctx, s.W, tokenHash)
+}
+
+// GetJITLink returns a link, used or not.
+func (s *JIT) GetJITLink(ctx context.Context, tokenHash string) (store.JITLink, error) {
+	return getJITLink(ctx, s.R, tokenHash)
+}
+
+func getJITLink(ctx context.Context, db *sql.DB, tokenHash string) (store.JITLink, error) {
 	var (
 		l       store.JITLink
 		expires int64
 		used    sql.NullInt64
 	)
-	if err := s.W.QueryRowContext(ctx, `SELECT token_hash, request_id, action, expires_at, used_at FROM jit_links WHERE token_hash = $1`,
-		tokenHash).Scan(&l.TokenHash, &l.Request, &l.Action, &expires, &used); err != nil {
-		return store.JITLink{}, fmt.Errorf("use JIT link: %w", err)
+	err := db.QueryRowContext(ctx, `SELECT token_hash, request_id, action, expires_at, used_at FROM jit_links WHERE token_hash = $1`,
+		tokenHash).Scan(&l.TokenHash, &l.Request, &l.Action, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.JITLink{}, fmt.Errorf("JIT link: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return store.JITLink{}, fmt.Errorf("JIT link: %w", err)
 	}
 	l.ExpiresAt, l.UsedAt = fromNanos(expires), fromNullNanos(used)
 	return l, nil

@@ -133,6 +133,15 @@ func testJITLinks(t *testing.T, s store.Store) {
 	if err != nil || l.Request != "req-1" || l.Action != "approve" || !l.UsedAt.Equal(now) {
 		t.Fatalf("use: %+v %v", l, err)
 	}
+	if got, err := s.GetJITLink(ctx, "h2"); err != nil || got.Action != "deny" || !got.UsedAt.IsZero() {
+		t.Fatalf("get unused link: %+v %v", got, err)
+	}
+	if got, err := s.GetJITLink(ctx, "h1"); err != nil || !got.UsedAt.Equal(now) {
+		t.Fatalf("get used link: %+v %v", got, err)
+	}
+	if _, err := s.GetJITLink(ctx, "unknown"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("get unknown link: %v", err)
+	}
 	for _, h := range []string{"h1", "h2", "unknown"} {
 		if _, err := s.UseJITLink(ctx, h, now); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("use %s: %v, want ErrNotFound", h, err)

@@ -89,6 +89,19 @@ export async function jitPage(main, ctx) {
       r.state === "approved" && ctx.roles.admin ? actionButton("Revoke", out, () => decide(r, "revoke"), { class: "danger" }) : null) },
   ], await get("/api/v1/jit/requests", state ? { state } : undefined), "No requests."));
 
+  // A webhook's approve or deny link lands here: it decides nothing until
+  // the signed-in approver confirms, and works once.
+  const token = hashParams().get("link");
+  if (token) {
+    main.append(h("div", { class: "box", "data-section": "jit-link" },
+      h("h2", {}, "Decide a request from a link"),
+      h("p", {}, "This link approves or denies one access request, once, as you. Only an approver of its policy may use it."),
+      actionButton("Use the link", out, async () => {
+        const r = await request("POST", `/api/v1/jit/links/${enc(token)}`, {});
+        clear(out, message("ok", `Request ${r.id} is ${r.state}.`));
+        location.hash = "#/jit";
+      }, { "data-role": "jit-use-link" })));
+  }
   main.append(form, out, h("h2", {}, "Requests"), h("div", { class: "filters" }, stateFilter), listSec, detail);
   await poll(ctx, 5000, refresh);
 }
