@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/agent"
 	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/cli"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
@@ -250,6 +252,15 @@ func TestAgentTargets(t *testing.T) {
 			denied, _ := g.store.ListAudit(context.Background(), store.AuditFilter{Type: audit.RequestDeny, User: "alice"})
 			if len(denied) == 0 {
 				t.Fatal("the denied command is not in the audit trail")
+			}
+
+			// get targets shows the agent's connection.
+			var out2, errOut2 bytes.Buffer
+			if code := cli.Run(context.Background(), []string{"--data-dir", w.g.cfg.DataDir, "get", "targets"}, strings.NewReader(""), &out2, &errOut2); code != 0 {
+				t.Fatalf("get targets: %d %s", code, errOut2.String())
+			}
+			if want := "agent: connected to " + w.g.cfg.GatewayID; !strings.Contains(out2.String(), w.target) || !strings.Contains(out2.String(), "agent: connected to") || !strings.Contains(out2.String(), mode) {
+				t.Fatalf("get targets does not show the agent connected (%s, %s mode):\n%s", want, mode, out2.String())
 			}
 		})
 	}
