@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/agentproto"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/upstream"
 )
@@ -192,4 +193,23 @@ func (s *Server) Disconnect(target string) error {
 		return errors.New("agent not connected to this gateway")
 	}
 	return ac.sc.Close()
+}
+
+// Recheck ends the connections of agents whose target was deleted, or is
+// no longer reached through its agent: such an agent has nothing left to
+// serve, and its identity no longer logs in (authenticate asks the same).
+// Subscribe it to the inventory.
+func (s *Server) Recheck(snap *inventory.Snapshot) {
+	s.mu.Lock()
+	var gone []*agentConn
+	for name, ac := range s.agents {
+		if t := snap.Engine.Target(name); t == nil || !t.ThroughAgent() {
+			gone = append(gone, ac)
+		}
+	}
+	s.mu.Unlock()
+	for _, ac := range gone {
+		s.cfg.Log.Info("agent target removed: closing its agent's connection", "target", ac.target)
+		ac.sc.Close()
+	}
 }

@@ -149,6 +149,9 @@ func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Pe
 	if meta.User() == agentproto.UserRegister {
 		return &ssh.Permissions{Extensions: map[string]string{extPurpose: "register", extKey: line}}, nil
 	}
+	if t := s.cfg.Inventory.Snapshot().Engine.Target(meta.User()); t == nil || !t.ThroughAgent() {
+		return nil, fmt.Errorf("no agent target %q", meta.User())
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
 	a, err := s.cfg.Store.GetAgent(ctx, meta.User())

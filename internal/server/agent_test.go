@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -287,4 +288,98 @@ func startEcho(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// TestRegistrationKeyLifecycle creates a scoped, limited registration key
+// with the CLI, registers agents with it to its limit, and revokes it:
+// revocation stops new registrations, not a connected agent.
+func TestRegistrationKeyLifecycle(t *testing.T) {
+	dir := testenv.ShortTempDir(t)
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "",
+		"--pg-addr", "", "--agent-addr", "127.0.0.1:0", "--shutdown-timeout", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, quietLog())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	g := &haGateway{srv: srv, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+	run := func(args ...string) (string, int) {
+		var out, errOut bytes.Buffer
+		code := cli.Run(context.Background(), append([]string{"--data-dir", cfg.DataDir}, args...), strings.NewReader(""), &out, &errOut)
+		return out.String() + errOut.String(), code
+	}
+	out, code := run("apikey", "create", "--name", "web-fleet", "--kind", "registration", "--environment", "prod",
+		"--max-uses", "2", "--name-pattern", "web-*", "--json")
+	if code != 0 {
+		t.Fatalf("apikey create: %d %s", code, out)
+	}
+	var created struct {
+		ID, Key, Environment, NamePattern string
+		MaxUses                           int64 `json:"max_uses"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.MaxUses != 2 || created.Key == "" {
+		t.Fatalf("apikey create answer %q: %v", out, err)
+	}
+	if out, code := run("apikey", "create", "--name", "x", "--kind", "access", "--owner", "alice", "--max-uses", "2"); code != 2 {
+		t.Fatalf("limits on an access key: %d %s", code, out)
+	}
+	register := func(name string) (*agent.Agent, error) {
+		b, err := agent.NewBuiltin(agent.BuiltinConfig{Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := agent.New(agent.Config{Gateway: srv.AgentAddr().String(), StateDir: filepath.Join(testenv.ShortTempDir(t), "a"),
+			Name: name, RegistrationKey: created.Key, Builtin: b, Log: quietLog()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a, a.Register(context.Background())
+	}
+	first, err := register("web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := register("db-1"); err == nil || !strings.Contains(err.Error(), `"web-*"`) {
+		t.Fatalf("a name outside the pattern: %v", err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	adone := make(chan struct{})
+	go func() {
+		defer close(adone)
+		_ = first.Run(actx)
+	}()
+	t.Cleanup(func() { acancel(); <-adone })
+	waitFor(t, "web-1 to connect", func() bool { return srv.agents.Connected("web-1") })
+
+	if out, code := run("apikey", "revoke", created.ID); code != 0 {
+		t.Fatalf("revoke: %d %s", code, out)
+	}
+	if _, err := register("web-2"); err == nil || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("registration with a revoked key: %v", err)
+	}
+	// The connected agent stays: an admin disconnects or deletes it.
+	time.Sleep(200 * time.Millisecond)
+	if !srv.agents.Connected("web-1") {
+		t.Fatal("revoking the registration key disconnected an agent")
+	}
+	tg := srv.inv.Snapshot().Engine.Target("web-1")
+	if tg == nil || tg.Labels["environment"] != "prod" {
+		t.Fatalf("web-1: %+v", tg)
+	}
+	// Deleting the target ends its agent's connection, and its identity
+	// no longer logs in.
+	if out, code := run("delete", "target", "web-1", "--yes"); code != 0 {
+		t.Fatalf("delete target: %d %s", code, out)
+	}
+	waitFor(t, "the deleted target's agent to be cut off", func() bool { return !srv.agents.Connected("web-1") })
+	time.Sleep(1500 * time.Millisecond)
+	if srv.agents.Connected("web-1") {
+		t.Fatal("the agent of a deleted target connected again")
+	}
 }

@@ -308,6 +308,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.inv.Subscribe(s.gate.Recheck)
+	if s.agents != nil {
+		s.inv.Subscribe(s.agents.Recheck)
+	}
 	if s.rotator, err = rotate.New(rotate.Config{Inventory: s.inv, Vault: v, HostKeys: s.store, Audit: auditLog,
 		Log: log.With("part", "rotate"), DialTimeout: time.Duration(cfg.DialTimeout)}); err != nil {
 		return nil, err
