@@ -383,3 +383,60 @@ func TestRegistrationKeyLifecycle(t *testing.T) {
 		t.Fatal("the agent of a deleted target connected again")
 	}
 }
+
+// TestLocalTarget: with --local-target the gateway serves its own machine
+// as target local through a built-in agent in the same process: no sshd,
+// no account key, a session recorded like any other.
+func TestLocalTarget(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ssh", testenv.SSHDPath)
+	dir := testenv.ShortTempDir(t)
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "",
+		"--pg-addr", "", "--local-target", "--shutdown-timeout", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, quietLog())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	g := &haGateway{srv: srv, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+	// The user whose sessions the built-in agent runs: a real account of
+	// this machine (useradd through the sshd harness, which is not started
+	// for the session).
+	unixUser := testenv.StartSSHD(t).AddUser(t)
+	key := testenv.NewClientKey(t, dir)
+	g.apply(t, fmt.Sprintf(`
+kind: User
+name: alice
+ssh_keys: [%q]
+---
+kind: Policy
+name: alice-local
+type: target-access
+subjects: {users: [alice]}
+targets: {names: [local]}
+target_users: [%s]
+actions: [shell, exec]
+---
+kind: Policy
+name: rec
+type: session-recording
+subjects: {users: [alice]}
+targets: {names: [local]}
+`, key.AuthorizedKey, unixUser))
+	waitFor(t, "the local agent to connect", func() bool { return srv.agents.Connected(LocalTargetName) })
+	args := testenv.SSHArgs(dir, key, srv.SSHAddr().String(), srv.HostKey())
+	out, errOut, code := testenv.Run(t, 30*time.Second, "ssh", append(args, "-l", "alice~local", "127.0.0.1", "id -un; echo recorded-line")...)
+	if code != 0 || out != unixUser+"\nrecorded-line\n" {
+		t.Fatalf("ssh alice~local: %d %q %q", code, out, errOut)
+	}
+	recs, err := srv.store.ListRecordings(context.Background(), store.RecordingFilter{})
+	if err != nil || len(recs) != 1 || recs[0].Target != LocalTargetName {
+		t.Fatalf("recordings: %+v %v", recs, err)
+	}
+}

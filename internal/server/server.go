@@ -21,6 +21,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/agent"
 	"github.com/portcullis/portcullis/internal/agentgate"
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
@@ -81,6 +82,9 @@ type Server struct {
 	// listener; nil when agent_addr is empty.
 	agents  *agentgate.Server
 	agentLn net.Listener
+	// local is the built-in agent serving this machine as target
+	// "local" (local_target); nil without it.
+	local *agent.Agent
 	// webAPI is the web API front (http targets) over the HTTPS
 	// listener; nil when api_addr is empty. vault opens its service
 	// accounts' secrets.
@@ -268,6 +272,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if startups[0], startups[1], startups[2], err = cfg.MaxStartups(); err != nil {
 		return nil, err
 	}
+	if cfg.LocalTarget && cfg.AgentAddr == "" {
+		// The local agent needs the agent front; only it uses this port.
+		cfg.AgentAddr = "127.0.0.1:0"
+		s.cfg.AgentAddr = cfg.AgentAddr
+	}
 	if cfg.AgentAddr != "" {
 		if s.agents, err = agentgate.New(agentgate.Config{HostKey: s.hostKey, Store: s.store, Inventory: s.inv,
 			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID}); err != nil {
@@ -344,6 +353,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if s.agents != nil {
 		if s.agentLn, err = net.Listen("tcp", cfg.AgentAddr); err != nil {
 			return nil, fmt.Errorf("listen for agents on %s: %w", cfg.AgentAddr, err)
+		}
+	}
+	if cfg.LocalTarget {
+		if s.local, err = s.localAgent(ctx); err != nil {
+			return nil, fmt.Errorf("local target: %w", err)
 		}
 	}
 	return s, nil
@@ -521,6 +535,13 @@ func (s *Server) Run(ctx context.Context) error {
 			if err := s.agents.Serve(runCtx, s.agentLn); err != nil {
 				errc <- fmt.Errorf("agent front: %w", err)
 			}
+		}()
+	}
+	if s.local != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.local.Run(runCtx)
 		}()
 	}
 	go func() {
