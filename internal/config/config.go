@@ -52,6 +52,10 @@ type Config struct {
 	// on); the agent front then listens on agent_addr, or on a loopback
 	// port of its own when that is empty.
 	LocalTarget bool `yaml:"local_target"`
+	// AgentBinary is the portcullis binary the autodiscovery script
+	// installs on targets; default the running one (same OS and CPU as
+	// the gateway).
+	AgentBinary string `yaml:"agent_binary"`
 	// HTTPHost is the gateway's host name under which http targets are
 	// served by host (vc1.HTTPHost); empty: only by path (/t/vc1/).
 	HTTPHost string `yaml:"http_host"`
@@ -378,6 +382,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
 	{"audit-checkpoint-interval", "audit_checkpoint_interval", "sign the audit trail's head this often while events come"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
+	{"agent-binary", "agent_binary", "the portcullis binary `file` the autodiscovery script installs on targets (default: this one)"},
 	{"local-target", "local_target", "serve this machine as target local through a built-in agent in this process (off by default; make run turns it on)"},
 	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"api-proxy-protocol", "api_proxy_protocol", "take HTTPS client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
@@ -486,6 +491,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return boolean(&cfg.SSHProxyProtocol)
 	case "local-target":
 		return boolean(&cfg.LocalTarget)
+	case "agent-binary":
+		return set(&cfg.AgentBinary)
 	case "api-proxy-protocol":
 		return boolean(&cfg.APIProxyProtocol)
 	case "proxy-protocol-from":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -82,4 +83,24 @@ func (s *Server) localAgent(ctx context.Context) (*agent.Agent, error) {
 	}
 	return agent.New(agent.Config{Gateway: addr, StateDir: dir, Builtin: b, Log: log,
 		MaxBackoff: 5 * time.Second})
+}
+
+func (s *Server) agentAddrString() string {
+	if s.agentLn == nil {
+		return ""
+	}
+	return s.agentLn.Addr().String()
+}
+
+// agentBinary is the binary the autodiscovery script installs: the
+// configured one, or this one.
+func agentBinary(configured string) string {
+	if configured != "" {
+		return configured
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	return p
 }

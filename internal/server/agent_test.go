@@ -3,12 +3,15 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -438,5 +441,92 @@ targets: {names: [local]}
 	recs, err := srv.store.ListRecordings(context.Background(), store.RecordingFilter{})
 	if err != nil || len(recs) != 1 || recs[0].Target != LocalTargetName {
 		t.Fatalf("recordings: %+v %v", recs, err)
+	}
+}
+
+// TestAutodiscoveryScript fetches the script with a registration key and
+// runs it twice in a temporary root without systemd: it downloads the
+// gateway's own binary, checks its SHA-256, and registers the host with a
+// short-lived key minted for it, never the long-lived one.
+func TestAutodiscoveryScript(t *testing.T) {
+	testenv.Require(t, "bash", "curl", "sha256sum")
+	dir := testenv.ShortTempDir(t)
+	bin := filepath.Join(dir, "portcullis")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/portcullis").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v %s", err, out)
+	}
+	cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, "d"), "--ssh-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0",
+		"--pg-addr", "", "--agent-addr", "127.0.0.1:0", "--agent-binary", bin, "--shutdown-timeout", "2s"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := New(ctx, cfg, quietLog())
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	g := &haGateway{srv: srv, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- srv.Run(ctx) }()
+	t.Cleanup(g.stop)
+	id, value, _ := apikey.New()
+	_, secret, _ := apikey.Parse(value)
+	if err := srv.store.CreateAPIKey(context.Background(), store.APIKey{ID: id, Name: "fleet", Kind: store.APIKeyRegistration,
+		SecretHash: apikey.Hash(id, secret), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest("GET", "https://"+srv.APIAddr().String()+"/api/v1/autodiscovery-script?environment=prod", nil)
+	req.Header.Set("X-API-KEY", value)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET autodiscovery-script: %d %s", resp.StatusCode, script)
+	}
+	if strings.Contains(string(script), secret) {
+		t.Fatal("the script holds the long-lived registration key")
+	}
+	root := filepath.Join(dir, "root")
+	for run := range 2 {
+		cmd := exec.Command("bash", "-s", "--", "--no-systemd", "--root="+root)
+		cmd.Stdin = bytes.NewReader(script)
+		cmd.Env = append(os.Environ(), "PORTCULLIS_NAME=auto-1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("run %d of the script: %v\n%s", run+1, err, out)
+		}
+		if strings.Contains(string(out), "pck_") {
+			t.Fatalf("the script printed a key:\n%s", out)
+		}
+	}
+	tg := srv.inv.Snapshot().Engine.Target("auto-1")
+	if tg == nil || !tg.ThroughAgent() || tg.Labels["environment"] != "prod" {
+		t.Fatalf("auto-1 as registered: %+v", tg)
+	}
+	if fi, err := os.Stat(filepath.Join(root, "var/lib/portcullis-agent/identity")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd")); !os.IsNotExist(err) {
+		t.Fatalf("--no-systemd wrote under etc/systemd: %v", err)
+	}
+	// The minted key: short-lived, one environment, used once for two
+	// runs (the second found the agent registered).
+	keys, _ := srv.store.ListAPIKeys(context.Background())
+	minted := 0
+	for _, k := range keys {
+		if k.ID == id {
+			continue
+		}
+		minted++
+		if k.Environment != "prod" || k.ExpiresAt.IsZero() || k.ExpiresAt.Sub(k.CreatedAt) > 2*time.Hour || k.Uses != 1 {
+			t.Fatalf("minted key %+v", k)
+		}
+	}
+	if minted != 1 {
+		t.Fatalf("%d keys minted, want 1", minted)
 	}
 }

@@ -329,7 +329,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
-		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString})
+		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString,
+		AgentAddr: s.agentAddrString, AgentBinary: agentBinary(cfg.AgentBinary), HostKey: s.hostKey.PublicKey()})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
