@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -17,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/agent"
 	"github.com/portcullis/portcullis/internal/apikey"
@@ -528,5 +532,98 @@ func TestAutodiscoveryScript(t *testing.T) {
 	}
 	if minted != 1 {
 		t.Fatalf("%d keys minted, want 1", minted)
+	}
+}
+
+// TestAgentPeering: two gateways on one PostgreSQL; the agent is connected
+// to gateway A, and alice's session arrives at gateway B, which forwards it
+// to A (authenticated both ways with the host keys the gateways published).
+func TestAgentPeering(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.Require(t, "ssh", testenv.SSHDPath)
+	pg := testenv.StartPostgres(t)
+	url := pg.NewDatabase(t)
+	dir := testenv.ShortTempDir(t)
+	masterKey := filepath.Join(dir, "master.key")
+	start := func(name string) *haGateway {
+		cfg, err := config.Parse([]string{"--data-dir", filepath.Join(dir, name), "--ssh-addr", "127.0.0.1:0", "--pg-addr", "",
+			"--api-addr", "", "--agent-addr", "127.0.0.1:0", "--store", url, "--master-key-file", masterKey,
+			"--gateway-id", name, "--shutdown-timeout", "2s"}, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		srv, err := New(ctx, cfg, quietLog())
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		g := &haGateway{srv: srv, cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+		go func() { g.done <- srv.Run(ctx) }()
+		t.Cleanup(g.stop)
+		return g
+	}
+	a, b := start("gwa"), start("gwb")
+	unixUser := testenv.StartSSHD(t).AddUser(t)
+	id, value, _ := apikey.New()
+	_, secret, _ := apikey.Parse(value)
+	if err := a.srv.store.CreateAPIKey(context.Background(), store.APIKey{ID: id, Name: "agents", Kind: store.APIKeyRegistration,
+		SecretHash: apikey.Hash(id, secret), CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	bi, err := agent.NewBuiltin(agent.BuiltinConfig{Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ag, err := agent.New(agent.Config{Gateway: a.srv.AgentAddr().String(), StateDir: filepath.Join(dir, "agent"), Name: "far1",
+		RegistrationKey: value, Builtin: bi, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ag.Register(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	actx, acancel := context.WithCancel(context.Background())
+	adone := make(chan struct{})
+	go func() {
+		defer close(adone)
+		_ = ag.Run(actx)
+	}()
+	t.Cleanup(func() { acancel(); <-adone })
+	waitFor(t, "the agent to connect to A", func() bool { return a.srv.agents.Connected("far1") })
+	key := testenv.NewClientKey(t, dir)
+	a.apply(t, fmt.Sprintf(`
+kind: User
+name: alice
+ssh_keys: [%q]
+---
+kind: Policy
+name: alice-far
+type: target-access
+subjects: {users: [alice]}
+targets: {names: [far1]}
+target_users: [%s]
+actions: [exec]
+`, key.AuthorizedKey, unixUser))
+	waitFor(t, "gateway B to see the policy", func() bool { return b.srv.inv.Snapshot().Exists("alice") })
+	if b.srv.agents.Connected("far1") {
+		t.Fatal("the agent is connected to B; the test needs it on A")
+	}
+	args := testenv.SSHArgs(dir, key, b.srv.SSHAddr().String(), b.srv.HostKey())
+	out, errOut, code := testenv.Run(t, 30*time.Second, "ssh", append(args, "-l", "alice~far1", "127.0.0.1", "id -un; echo via-b")...)
+	if code != 0 || out != unixUser+"\nvia-b\n" {
+		t.Fatalf("session through B to A's agent: %d %q %q", code, out, errOut)
+	}
+	// Only a published peer's host key logs in as that peer: another key
+	// claiming to be gateway B is refused, and so is an unknown gateway.
+	_, impostor, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(impostor)
+	for _, user := range []string{"peer:gwb", "peer:gwz"} {
+		cc := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.FixedHostKey(a.srv.HostKey()), Timeout: 10 * time.Second}
+		if c, err := ssh.Dial("tcp", a.srv.AgentAddr().String(), cc); err == nil {
+			c.Close()
+			t.Fatalf("%s logged in to A's agent front with a key of its own", user)
+		}
 	}
 }

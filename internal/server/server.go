@@ -279,7 +279,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	}
 	if cfg.AgentAddr != "" {
 		if s.agents, err = agentgate.New(agentgate.Config{HostKey: s.hostKey, Store: s.store, Inventory: s.inv,
-			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID}); err != nil {
+			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID,
+			Settings: s.store}); err != nil {
 			return nil, err
 		}
 	}
