@@ -1,2 +1,0 @@
--- local stand-in for 0011 (never committed)
-SELECT 1;
