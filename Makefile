@@ -50,7 +50,7 @@ check-assets: $(WEB_STAMP)
 
 ## run: build and start the gateway on loopback with embedded defaults
 run: build
-	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR) --pg-addr $(PG_ADDR)
+	PORTCULLIS_DATA_DIR=$(DATA_DIR) ./$(BIN) serve --ssh-addr $(SSH_ADDR) --api-addr $(API_ADDR) --pg-addr $(PG_ADDR) --local-target
 
 ## test: install missing test dependencies, then vet, lint and run every test with -race
 test: test-deps check-assets lint

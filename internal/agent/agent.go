@@ -73,7 +73,7 @@ type Config struct {
 // ChannelServer serves one session channel of built-in mode: an SSH
 // connection from the gateway to the target, on nc.
 type ChannelServer interface {
-	ServeConn(ctx context.Context, nc net.Conn, hostKey ssh.Signer, userCA ssh.PublicKey)
+	ServeConn(ctx context.Context, nc net.Conn, hostKey ssh.Signer, userCAs []ssh.PublicKey)
 }
 
 // Agent is a configured agent.
@@ -420,11 +420,16 @@ func (a *Agent) session(ctx context.Context) (time.Duration, time.Duration, erro
 	if err != nil {
 		return 0, 0, err
 	}
-	var userCA ssh.PublicKey
-	if h.UserCA != "" {
-		if userCA, _, _, _, err = ssh.ParseAuthorizedKey([]byte(h.UserCA)); err != nil {
-			return 0, 0, errors.New("the gateway's user CA does not parse")
+	var userCAs []ssh.PublicKey
+	for _, line := range append([]string{h.UserCA}, h.UserCAs...) {
+		if line == "" {
+			continue
 		}
+		k, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+		if err != nil {
+			return 0, 0, errors.New("a user CA from the gateway does not parse")
+		}
+		userCAs = append(userCAs, k)
 	}
 	start := time.Now()
 	a.cfg.Log.Info("agent connected", "target", a.state.Target, "gateway", a.cfg.Gateway, "gateway_version", h.Version)
@@ -449,7 +454,7 @@ func (a *Agent) session(ctx context.Context) (time.Duration, time.Duration, erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			a.serveChannel(sctx, nc, userCA)
+			a.serveChannel(sctx, nc, userCAs)
 		}()
 	}
 	cancel()
@@ -490,12 +495,12 @@ func (a *Agent) heartbeat(ctx context.Context, sc ssh.Conn, interval time.Durati
 
 // serveChannel connects one session channel to the sshd or the built-in
 // server.
-func (a *Agent) serveChannel(ctx context.Context, nc *agentproto.ChannelConn, userCA ssh.PublicKey) {
+func (a *Agent) serveChannel(ctx context.Context, nc *agentproto.ChannelConn, userCAs []ssh.PublicKey) {
 	defer nc.Close()
 	if a.cfg.SSHD == "" {
 		// The identity is the built-in server's host key: the one the
 		// gateway pinned at registration.
-		a.cfg.Builtin.ServeConn(ctx, nc, a.identity, userCA)
+		a.cfg.Builtin.ServeConn(ctx, nc, a.identity, userCAs)
 		return
 	}
 	var d net.Dialer

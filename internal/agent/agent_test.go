@@ -28,7 +28,7 @@ import (
 // with OpenSSH for that).
 type noSessions struct{}
 
-func (noSessions) ServeConn(context.Context, net.Conn, ssh.Signer, ssh.PublicKey) {}
+func (noSessions) ServeConn(context.Context, net.Conn, ssh.Signer, []ssh.PublicKey) {}
 
 func newAgent(t *testing.T, g *gateway, name, key string, edit func(*agent.Config)) (*agent.Agent, *logBuffer) {
 	t.Helper()

@@ -133,9 +133,14 @@ func (b *Builtin) loginShell(name string) string {
 }
 
 // ServeConn serves one SSH connection from the gateway on nc.
-func (b *Builtin) ServeConn(ctx context.Context, nc net.Conn, hostKey ssh.Signer, userCA ssh.PublicKey) {
+func (b *Builtin) ServeConn(ctx context.Context, nc net.Conn, hostKey ssh.Signer, userCAs []ssh.PublicKey) {
 	checker := &ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool {
-		return userCA != nil && bytes.Equal(auth.Marshal(), userCA.Marshal())
+		for _, ca := range userCAs {
+			if bytes.Equal(auth.Marshal(), ca.Marshal()) {
+				return true
+			}
+		}
+		return false
 	}}
 	cfg := &ssh.ServerConfig{
 		ServerVersion: "SSH-2.0-PortcullisAgent",

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -38,6 +39,8 @@ type gateway struct {
 	addr    string
 	version string
 	rate    int
+	// heartbeat is the gateway's heartbeat; default 3 s.
+	heartbeat time.Duration
 
 	mu     sync.Mutex
 	srv    *agentgate.Server
@@ -83,7 +86,7 @@ func startGateway(t *testing.T, version string) *gateway {
 func (g *gateway) start() {
 	g.t.Helper()
 	srv, err := agentgate.New(agentgate.Config{HostKey: g.hostKey, Store: g.store, Inventory: g.inv, Audit: g.audit,
-		Log: quiet(), GatewayID: "gw1", Version: g.version, ReconnectRate: g.rate, Heartbeat: 3 * time.Second})
+		Log: quiet(), GatewayID: "gw1", Version: g.version, ReconnectRate: g.rate, Heartbeat: cmp.Or(g.heartbeat, 3*time.Second)})
 	if err != nil {
 		g.t.Fatal(err)
 	}

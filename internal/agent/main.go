@@ -43,6 +43,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		cfg    Config
 		labels string
 		level  string
+		only   bool
 	)
 	fs.StringVar(&cfg.Gateway, "gateway", "", "the gateway's agent `address`, HOST:PORT")
 	fs.StringVar(&cfg.RegistrationKey, "registration-key", "", "registration `key` for the first run (prefer $"+EnvRegistrationKey+")")
@@ -54,6 +55,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/portcullis-agent", "`directory` of the agent's identity (0600) and state")
 	fs.StringVar(&cfg.GatewayHostKey, "gateway-host-key", "", "the gateway's host `key` or SHA256: fingerprint, checked at registration (default: trust and pin the first one seen)")
 	fs.StringVar(&level, "log-level", "info", "`level`: debug, info, warn or error")
+	fs.BoolVar(&only, "register-only", false, "register if not registered yet, then exit (the autodiscovery script does this before it starts the service)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -111,6 +113,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "registered as target %s at %s\n", a.Target(), cfg.Gateway)
+	}
+	if only {
+		return 0
 	}
 	if err := a.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "portcullis agent: %v\n", err)

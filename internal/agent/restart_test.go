@@ -74,6 +74,11 @@ func TestRestartUnderManyAgents(t *testing.T) {
 	)
 	g := startGateway(t, "1.4.0")
 	g.rate = rate
+	// Heartbeats at the production interval: 200 agents under -race on
+	// a shared machine can miss a 3 s one, and then an agent rightly
+	// redials and replaces its own connection, which is not what this
+	// test is about.
+	g.heartbeat = 15 * time.Second
 	g.stop()
 	g.start()
 	_, key := g.newKey(nil)

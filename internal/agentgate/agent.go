@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/agentproto"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/upstream"
 )
@@ -142,8 +144,25 @@ func (s *Server) DialAgent(ctx context.Context, target string) (net.Conn, error)
 	ac := s.agents[target]
 	s.mu.Unlock()
 	if ac == nil {
+		// Connected to another gateway, maybe: go through it.
+		return s.dialPeer(ctx, target)
+	}
+	return s.openChannel(ctx, ac, target)
+}
+
+// dialLocal opens a session channel to target's agent if it is connected
+// to this gateway (what a peer asks for).
+func (s *Server) dialLocal(ctx context.Context, target string) (net.Conn, error) {
+	s.mu.Lock()
+	ac := s.agents[target]
+	s.mu.Unlock()
+	if ac == nil {
 		return nil, fmt.Errorf("%w to this gateway", upstream.ErrAgentNotConnected)
 	}
+	return s.openChannel(ctx, ac, target)
+}
+
+func (s *Server) openChannel(ctx context.Context, ac *agentConn, target string) (net.Conn, error) {
 	type opened struct {
 		ch   ssh.Channel
 		reqs <-chan *ssh.Request
@@ -193,3 +212,31 @@ func (s *Server) Disconnect(target string) error {
 	}
 	return ac.sc.Close()
 }
+
+// Recheck ends the connections of agents whose target was deleted, or is
+// no longer reached through its agent: such an agent has nothing left to
+// serve, and its identity no longer logs in (authenticate asks the same).
+// Subscribe it to the inventory.
+func (s *Server) Recheck(snap *inventory.Snapshot) {
+	s.mu.Lock()
+	var gone []*agentConn
+	for name, ac := range s.agents {
+		if t := snap.Engine.Target(name); t == nil || !t.ThroughAgent() {
+			gone = append(gone, ac)
+		}
+	}
+	s.mu.Unlock()
+	for _, ac := range gone {
+		s.cfg.Log.Info("agent target removed: closing its agent's connection", "target", ac.target)
+		ac.sc.Close()
+	}
+}
+
+// copyAll copies with a pooled buffer.
+func copyAll(dst io.Writer, src io.Reader) (int64, error) {
+	b := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(b)
+	return io.CopyBuffer(dst, src, *b)
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,14 @@ type Store interface {
 	AgentConnected(ctx context.Context, target, gateway, version string, at time.Time) error
 	AgentSeen(ctx context.Context, target, gateway string, at time.Time) error
 	AgentDisconnected(ctx context.Context, target, gateway string, at time.Time) error
+}
+
+// Settings is the shared store's settings, where gateways publish their
+// agent address for peering.
+type Settings interface {
+	GetSetting(ctx context.Context, name string) (string, error)
+	SetSetting(ctx context.Context, name, value string) error
+	ListSettings(ctx context.Context, prefix string) (map[string]string, error)
 }
 
 // Config configures the front. HostKey, Store, Inventory, Audit and Log
@@ -81,6 +90,14 @@ type Config struct {
 	// within agents/ReconnectRate seconds (at least one) before it
 	// reconnects. Default 50.
 	ReconnectRate int
+	// Settings, when set with GatewayID, publishes this gateway's agent
+	// address and host key for its peers, and finds theirs: a session for
+	// an agent connected to another gateway is forwarded there (proxy
+	// peering). Nil: no peering.
+	Settings Settings
+	// AdvertiseAddr is the agent address peers reach this gateway at;
+	// default the listener's address.
+	AdvertiseAddr string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -90,10 +107,11 @@ type Server struct {
 	cfg Config
 	ssh *ssh.ServerConfig
 
-	// mu guards agents and conns. It is never held while writing to the
+	// mu guards agents, peers and conns. It is never held while writing to the
 	// store or the network.
 	mu     sync.Mutex
 	agents map[string]*agentConn // by target: the live connection
+	peers  map[string]ssh.Conn   // by gateway id: connections to peers
 	conns  map[net.Conn]struct{} // every accepted connection, for Shutdown
 	ctx    context.Context       // Serve's; cancelled by Shutdown
 	cancel context.CancelFunc
@@ -120,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.ReconnectRate <= 0 {
 		cfg.ReconnectRate = 50
 	}
-	s := &Server{cfg: cfg, agents: map[string]*agentConn{}, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, agents: map[string]*agentConn{}, conns: map[net.Conn]struct{}{}, peers: map[string]ssh.Conn{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sc := &ssh.ServerConfig{ServerVersion: "SSH-2.0-Portcullis", PublicKeyCallback: s.authenticate}
 	sc.KeyExchanges = upstream.KeyExchanges
@@ -142,12 +160,18 @@ const (
 // follows must carry a valid registration key) and, for any other login,
 // only the registered identity of the target it names.
 func (s *Server) authenticate(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if id, ok := strings.CutPrefix(meta.User(), peerUserPrefix); ok {
+		return s.authenticatePeer(id, key)
+	}
 	if key.Type() != ssh.KeyAlgoED25519 {
 		return nil, errors.New("agents authenticate with Ed25519 keys")
 	}
 	line := upstream.AuthorizedKeyLine(key)
 	if meta.User() == agentproto.UserRegister {
 		return &ssh.Permissions{Extensions: map[string]string{extPurpose: "register", extKey: line}}, nil
+	}
+	if t := s.cfg.Inventory.Snapshot().Engine.Target(meta.User()); t == nil || !t.ThroughAgent() {
+		return nil, fmt.Errorf("no agent target %q", meta.User())
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	defer cancel()
@@ -164,6 +188,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stop()
 	unblock := context.AfterFunc(s.ctx, func() { ln.Close() })
 	defer unblock()
+	s.publish(ctx, ln)
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -223,6 +248,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for nc := range s.conns {
 		nc.Close()
 	}
+	for _, pc := range s.peers {
+		pc.Close()
+	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
@@ -247,12 +275,16 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	defer sc.Close()
-	// Agents open no channels.
-	go func() {
-		for nch := range chans {
-			_ = nch.Reject(ssh.Prohibited, "agents open no channels")
-		}
-	}()
+	if sc.Permissions.Extensions[extPurpose] == "peer" {
+		go s.servePeerChannels(sc, chans)
+	} else {
+		// Agents open no channels.
+		go func() {
+			for nch := range chans {
+				_ = nch.Reject(ssh.Prohibited, "agents open no channels")
+			}
+		}()
+	}
 	hello, ok := s.hello(sc, reqs)
 	_ = nc.SetDeadline(time.Time{})
 	if !ok {
@@ -264,6 +296,8 @@ func (s *Server) serveConn(nc net.Conn) {
 		s.serveRegistration(sc, reqs, hello)
 	case "agent":
 		s.serveAgent(sc, reqs, hello)
+	case "peer":
+		ssh.DiscardRequests(reqs)
 	}
 }
 
@@ -291,6 +325,9 @@ func (s *Server) hello(sc *ssh.ServerConn, reqs <-chan *ssh.Request) (agentproto
 			HeartbeatSeconds: max(1, int(s.cfg.Heartbeat/time.Second))}
 		if s.cfg.UserCA != nil {
 			ans.UserCA = upstream.AuthorizedKeyLine(s.cfg.UserCA)
+		}
+		if sc.Permissions.Extensions[extPurpose] == "agent" {
+			ans.UserCAs = s.peerCAs(context.WithoutCancel(s.ctx))
 		}
 		reply(req, true, ans)
 		return h, true

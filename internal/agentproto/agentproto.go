@@ -64,6 +64,10 @@ type Hello struct {
 	// UserCA is the gateway's user certificate authority, authorized_keys
 	// format: a built-in agent accepts the certificates it signs.
 	UserCA string `json:"user_ca,omitempty"`
+	// UserCAs are the user CAs of the other gateways sharing this one's
+	// store (proxy peering): a session forwarded from one of them logs in
+	// with its certificate.
+	UserCAs []string `json:"user_cas,omitempty"`
 	// HeartbeatSeconds, in the gateway's answer, is how often the agent
 	// sends ReqKeepalive; the gateway closes a connection silent for three
 	// of them.

@@ -74,6 +74,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/jit"
@@ -133,6 +135,14 @@ type Config struct {
 	// when /me is answered so that a listener bound after New counts;
 	// nil means unknown.
 	SSHAddr func() string
+	// AgentAddr returns the agent front's bound address (host:port); nil
+	// or "" means it is off, and the autodiscovery script answers 404.
+	AgentAddr func() string
+	// AgentBinary is the portcullis binary the autodiscovery script
+	// downloads (the running one); HostKey is the gateway's SSH host key,
+	// which the script pins for its agent.
+	AgentBinary string
+	HostKey     ssh.PublicKey
 }
 
 // api is the handler set; its methods are the routes.
@@ -153,6 +163,7 @@ type api struct {
 	reports    *report.Generator
 	reviews    *report.Reviews
 	schedules  *report.Scheduler
+	discovery  discovery
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -269,6 +280,8 @@ func (a *api) routes() []route {
 		// Fingerprints hold "/": the wildcard takes the rest of the path.
 		{"DELETE /api/v1/users/{name}/ssh-keys/{fingerprint...}", accessUser, a.removeSSHKey},
 		{"POST /api/v1/targets/register", accessRegister, a.registerTarget},
+		{"GET /api/v1/autodiscovery-script", accessRegister, a.autodiscoveryScript},
+		{"GET /api/v1/agent-binary", accessRegister, a.agentBinary},
 		{"POST /api/v1/targets/{name}/pin", accessAdmin, a.pinTarget},
 		{"POST /api/v1/jit/requests", accessUser, a.createJITRequest},
 		{"GET /api/v1/jit/requests", accessUser, a.listJITRequests},
@@ -303,6 +316,7 @@ func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
 		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, jit: cfg.JIT, sshAddr: cfg.SSHAddr, now: time.Now,
 		reports: cfg.Reports, reviews: cfg.Reviews, schedules: cfg.Schedules,
+		discovery: discovery{agentAddr: cfg.AgentAddr, binary: cfg.AgentBinary, hostKey: cfg.HostKey},
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

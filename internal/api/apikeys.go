@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"path"
 	"strings"
 	"time"
 
@@ -25,6 +26,12 @@ type CreateAPIKeyRequest struct {
 	// ExpiresIn is a Go duration ("720h"); empty means never.
 	ExpiresIn   string   `json:"expires_in,omitempty"`
 	SourceCIDRs []string `json:"source_cidrs,omitempty"`
+	// Registration keys only: the one environment the key registers
+	// targets in, how many registrations it makes (0: no limit), and a
+	// glob the registered names must match.
+	Environment string `json:"environment,omitempty"`
+	MaxUses     int64  `json:"max_uses,omitempty"`
+	NamePattern string `json:"name_pattern,omitempty"`
 }
 
 // APIKeyInfo is an API key as listed: never its secret.
@@ -38,8 +45,15 @@ type APIKeyInfo struct {
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	RevokedAt   *time.Time `json:"revoked_at,omitempty"`
 	SourceCIDRs []string   `json:"source_cidrs"`
-	// State is "active", "revoked" or "expired".
+	// State is "active", "revoked", "expired" or (a registration key
+	// with no use left) "used".
 	State string `json:"state"`
+	// Registration keys: their limits and how many registrations they
+	// made.
+	Environment string `json:"environment,omitempty"`
+	MaxUses     int64  `json:"max_uses,omitempty"`
+	Uses        int64  `json:"uses,omitempty"`
+	NamePattern string `json:"name_pattern,omitempty"`
 }
 
 // CreatedAPIKey is the answer of POST /api/v1/apikeys: the only time the
@@ -55,7 +69,11 @@ const maxKeyName = 100
 
 func keyInfo(k store.APIKey, now time.Time) APIKeyInfo {
 	info := APIKeyInfo{ID: k.ID, Name: k.Name, Kind: k.Kind, Owner: k.Owner, CreatedBy: k.CreatedBy,
-		CreatedAt: k.CreatedAt, SourceCIDRs: orEmpty(k.SourceCIDRs), State: "active"}
+		CreatedAt: k.CreatedAt, SourceCIDRs: orEmpty(k.SourceCIDRs), State: "active",
+		Environment: k.Environment, MaxUses: k.MaxUses, Uses: k.Uses, NamePattern: k.NamePattern}
+	if k.MaxUses > 0 && k.Uses >= k.MaxUses {
+		info.State = "used"
+	}
 	if !k.ExpiresAt.IsZero() {
 		t := k.ExpiresAt
 		info.ExpiresAt = &t
@@ -147,6 +165,23 @@ func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		}
 		k.ExpiresAt = now.Add(d)
 	}
+	if k.Kind != store.APIKeyRegistration && (req.Environment != "" || req.MaxUses != 0 || req.NamePattern != "") {
+		return clientError(http.StatusBadRequest, "fields environment, max_uses and name_pattern: for registration keys only")
+	}
+	if req.MaxUses < 0 {
+		return clientError(http.StatusBadRequest, "field max_uses: %d is negative (0 means no limit)", req.MaxUses)
+	}
+	if req.Environment != "" {
+		if !resource.ValidName(req.Environment) {
+			return clientError(http.StatusBadRequest, "field environment: %q is not a valid name", req.Environment)
+		}
+	}
+	if req.NamePattern != "" {
+		if _, err := path.Match(req.NamePattern, ""); err != nil || len(req.NamePattern) > maxKeyName {
+			return clientError(http.StatusBadRequest, "field name_pattern: %q is not a glob like web-*", req.NamePattern)
+		}
+	}
+	k.Environment, k.MaxUses, k.NamePattern = req.Environment, req.MaxUses, req.NamePattern
 	for i, c := range req.SourceCIDRs {
 		pfx, err := netip.ParsePrefix(strings.TrimSpace(c))
 		if err != nil {
@@ -167,7 +202,8 @@ func (a *api) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err := a.audit.Write(r.Context(), store.AuditEvent{Type: audit.APIKeyCreate, Outcome: audit.Success,
 		User: p.actor(), Source: source(r), Message: fmt.Sprintf("created %s key %s (%s) for %q", k.Kind, id, k.Name, k.Owner),
 		Detail: map[string]any{"key_id": id, "name": k.Name, "kind": k.Kind, "owner": k.Owner,
-			"source_cidrs": orEmpty(k.SourceCIDRs), "expires_at": info.ExpiresAt}}); err != nil {
+			"source_cidrs": orEmpty(k.SourceCIDRs), "expires_at": info.ExpiresAt,
+			"environment": k.Environment, "max_uses": k.MaxUses, "name_pattern": k.NamePattern}}); err != nil {
 		// A key the trail does not know of must not work: take it back.
 		_ = a.store.RevokeAPIKey(r.Context(), id, now)
 		return fmt.Errorf("create API key: audit: %w", err)

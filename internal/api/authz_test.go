@@ -302,6 +302,10 @@ var matrix = []matrixCase{
 	{pattern: "POST /api/v1/targets/register", body: func(c string) string {
 		return fmt.Sprintf(`{"name":"reg-%s","address":"127.0.0.1:22","host_key":%q,"labels":{"env":"test"}}`, c, testHostKey)
 	}, want: row(403, 403, 201, 201)},
+	// No agent listener here: the script and the binary are not served,
+	// but only registration keys and admins hear that.
+	{pattern: "GET /api/v1/autodiscovery-script", want: row(403, 403, 404, 404)},
+	{pattern: "GET /api/v1/agent-binary", want: row(403, 403, 404, 404)},
 	// web1 has no learned host key here: admins hear so.
 	{pattern: "POST /api/v1/targets/{name}/pin", path: "/api/v1/targets/web1/pin", want: row(403, 403, 409, 403)},
 	// This gateway has no JIT service: users reach the routes and hear

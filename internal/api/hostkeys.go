@@ -33,7 +33,15 @@ func (a *api) fillLearnedHostKeys(ctx context.Context, objs []resource.Object) e
 	}
 	for _, o := range objs {
 		t, ok := o.(*resource.Target)
-		if !ok || t.HostKey != "" {
+		if !ok {
+			continue
+		}
+		if t.ThroughAgent() {
+			if err := a.fillAgentStatus(ctx, t); err != nil {
+				return err
+			}
+		}
+		if t.HostKey != "" {
 			continue
 		}
 		hk, err := a.store.HostKey(ctx, t.Name)
@@ -101,5 +109,25 @@ func (a *api) pinTarget(w http.ResponseWriter, r *http.Request) error {
 		a.log.Error("audit pin", "target", name, "err", err)
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// fillAgentStatus sets the Agent status of an agent target from the store,
+// which every gateway sharing it writes.
+func (a *api) fillAgentStatus(ctx context.Context, t *resource.Target) error {
+	ag, err := a.store.GetAgent(ctx, t.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		t.Agent = &resource.AgentStatus{}
+		return nil
+	case err != nil:
+		return fmt.Errorf("read agent of %s: %w", t.Name, err)
+	}
+	st := &resource.AgentStatus{Connected: !ag.ConnectedAt.IsZero(), Gateway: ag.Gateway, Version: ag.Version, Mode: ag.Mode}
+	if !ag.LastSeen.IsZero() {
+		ls := ag.LastSeen
+		st.LastSeen = &ls
+	}
+	t.Agent = st
 	return nil
 }

@@ -46,6 +46,13 @@ Flags:
   --source-cidrs CIDRS    (create) comma-separated CIDRs the key may be used
                           from (10.0.0.0/8,2001:db8::/32); may be repeated;
                           default any address
+  --environment ENV       (create, registration) the one environment the key
+                          registers targets in (they get the label
+                          environment=ENV)
+  --max-uses N            (create, registration) how many registrations the
+                          key makes; default no limit
+  --name-pattern GLOB     (create, registration) registered target names must
+                          match GLOB, e.g. web-*
   --json                  (create) print the answer as a JSON object, key
                           included; (ls) a JSON array of keys, each with its id
 ` + "\n" + globalFlagsUsage
@@ -75,12 +82,15 @@ type apiKeyFlags struct {
 	name, kind, owner, expires string
 	cidrs                      cidrList
 	asJSON                     bool
+	environment, namePattern   string
+	maxUses                    int64
 }
 
 // request checks the flags and turns them into the API's request, so that
 // a mistake is reported naming its flag before anything is sent.
 func (f *apiKeyFlags) request() (api.CreateAPIKeyRequest, error) {
-	req := api.CreateAPIKeyRequest{Name: f.name, Kind: f.kind, Owner: f.owner}
+	req := api.CreateAPIKeyRequest{Name: f.name, Kind: f.kind, Owner: f.owner,
+		Environment: f.environment, MaxUses: f.maxUses, NamePattern: f.namePattern}
 	switch {
 	case f.name == "":
 		return req, usageErr("--name is required")
@@ -90,6 +100,10 @@ func (f *apiKeyFlags) request() (api.CreateAPIKeyRequest, error) {
 		return req, usageErr("--kind is required: access or registration")
 	case f.kind != keyKindAccess && f.kind != keyKindRegistration:
 		return req, usageErr("--kind %q: want access or registration", f.kind)
+	case f.kind != keyKindRegistration && (f.environment != "" || f.maxUses != 0 || f.namePattern != ""):
+		return req, usageErr("--environment, --max-uses and --name-pattern are for --kind registration")
+	case f.maxUses < 0:
+		return req, usageErr("--max-uses %d: want 1 or more (leave it out for no limit)", f.maxUses)
 	}
 	if f.expires != "" {
 		d, err := parseAgo(f.expires)
@@ -124,6 +138,9 @@ func runAPIKeyCreate(e *env, args []string) error {
 	fs.StringVar(&f.expires, "expires", "", "")
 	fs.Var(&f.cidrs, "source-cidrs", "")
 	fs.BoolVar(&f.asJSON, "json", false, "")
+	fs.StringVar(&f.environment, "environment", "", "")
+	fs.Int64Var(&f.maxUses, "max-uses", 0, "")
+	fs.StringVar(&f.namePattern, "name-pattern", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err

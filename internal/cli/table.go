@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -46,7 +47,11 @@ func columns(kind resource.Kind) ([]string, func(resource.Object) []string) {
 	case resource.KindTarget:
 		return []string{"NAME", "ADDRESS", "AUTH", "LABELS"}, func(o resource.Object) []string {
 			t := o.(*resource.Target)
-			return []string{t.Name, t.Address, t.AuthMode(), labels(t.Labels)}
+			addr := t.Address
+			if t.ThroughAgent() {
+				addr = agentColumn(t)
+			}
+			return []string{t.Name, addr, t.AuthMode(), labels(t.Labels)}
 		}
 	case resource.KindEnvironment:
 		return []string{"NAME", "TARGETS", "SELECTOR"}, func(o resource.Object) []string {
@@ -262,4 +267,19 @@ func printListMax[T any](e *env, items []T, asJSON bool, empty string, header []
 		return fmt.Errorf("write table: %w", err)
 	}
 	return nil
+}
+
+// agentColumn is how the ADDRESS column shows an agent target: its
+// agent's connection.
+func agentColumn(t *resource.Target) string {
+	st := t.Agent
+	switch {
+	case st == nil:
+		return "agent"
+	case st.Connected:
+		return fmt.Sprintf("agent: connected to %s (%s %s)", st.Gateway, st.Mode, st.Version)
+	case st.LastSeen != nil:
+		return "agent: disconnected, last seen " + st.LastSeen.UTC().Format(time.RFC3339)
+	}
+	return "agent: never connected"
 }

@@ -48,6 +48,15 @@ type Config struct {
 	// AgentAddr is where agents on targets that dial out connect (package
 	// agentgate, `portcullis agent`); empty turns it off.
 	AgentAddr string `yaml:"agent_addr"`
+	// LocalTarget serves the gateway's own machine as target "local"
+	// through a built-in agent in the same process (make run turns it
+	// on); the agent front then listens on agent_addr, or on a loopback
+	// port of its own when that is empty.
+	LocalTarget bool `yaml:"local_target"`
+	// AgentBinary is the portcullis binary the autodiscovery script
+	// installs on targets; default the running one (same OS and CPU as
+	// the gateway).
+	AgentBinary string `yaml:"agent_binary"`
 	// HTTPHost is the gateway's host name under which http targets are
 	// served by host (vc1.HTTPHost); empty: only by path (/t/vc1/).
 	HTTPHost string `yaml:"http_host"`
@@ -388,6 +397,8 @@ var flagDefs = []struct{ name, key, help string }{
 	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
 	{"audit-checkpoint-interval", "audit_checkpoint_interval", "sign the audit trail's head this often while events come"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
+	{"agent-binary", "agent_binary", "the portcullis binary `file` the autodiscovery script installs on targets (default: this one)"},
+	{"local-target", "local_target", "serve this machine as target local through a built-in agent in this process (off by default; make run turns it on)"},
 	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"api-proxy-protocol", "api_proxy_protocol", "take HTTPS client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},
 	{"proxy-protocol-from", "proxy_protocol_from", "load balancer `CIDRs`, comma-separated, allowed (and required) to send a PROXY protocol header"},
@@ -399,7 +410,7 @@ var flagDefs = []struct{ name, key, help string }{
 
 // boolFlags are the flags that take no value (--ssh-proxy-protocol), as
 // well as an explicit one (--ssh-proxy-protocol=false).
-var boolFlags = map[string]bool{"ssh-proxy-protocol": true, "api-proxy-protocol": true}
+var boolFlags = map[string]bool{"ssh-proxy-protocol": true, "api-proxy-protocol": true, "local-target": true}
 
 // bindOne sets one configuration key from its flag name.
 func bindOne(cfg *Config, name, value string) error {
@@ -497,6 +508,10 @@ func bindOne(cfg *Config, name, value string) error {
 		return nil
 	case "ssh-proxy-protocol":
 		return boolean(&cfg.SSHProxyProtocol)
+	case "local-target":
+		return boolean(&cfg.LocalTarget)
+	case "agent-binary":
+		return set(&cfg.AgentBinary)
 	case "api-proxy-protocol":
 		return boolean(&cfg.APIProxyProtocol)
 	case "proxy-protocol-from":

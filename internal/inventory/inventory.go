@@ -369,11 +369,11 @@ func (inv *Inventory) applyLocked(ctx context.Context, objs []resource.Object, c
 // generated key; an existing account without one keeps its key.
 func (inv *Inventory) toRecord(o resource.Object, prev resource.Object) (store.Record, error) {
 	rec := store.Record{Kind: string(o.GetKind()), Name: o.GetName()}
-	if t, ok := o.(*resource.Target); ok && t.LearnedHostKey != "" {
+	if t, ok := o.(*resource.Target); ok && (t.LearnedHostKey != "" || t.Agent != nil) {
 		// Status shown by get, which a file made from `get -o yaml`
 		// carries back: not part of the Target.
 		cp := *t
-		cp.LearnedHostKey = ""
+		cp.LearnedHostKey, cp.Agent = "", nil
 		o = &cp
 	}
 	if a, ok := o.(*resource.Account); ok {

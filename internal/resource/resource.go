@@ -181,6 +181,24 @@ type Target struct {
 	// Address; "agent" uses the connection the target's agent holds to the
 	// gateway (`portcullis agent`), and Address is then informational.
 	Via string `yaml:"via,omitempty" json:"via,omitempty"`
+	// Agent is status, not spec, like LearnedHostKey: the connection of a
+	// via: agent target's agent, filled in by the API when a Target is
+	// read. Apply ignores it and it is never stored with the Target.
+	Agent *AgentStatus `yaml:"agent,omitempty" json:"agent,omitempty"`
+}
+
+// AgentStatus is how the gateways see an agent target's agent.
+type AgentStatus struct {
+	// Connected: some gateway holds its connection now.
+	Connected bool `yaml:"connected" json:"connected"`
+	// Gateway is the id of the gateway holding it.
+	Gateway string `yaml:"gateway,omitempty" json:"gateway,omitempty"`
+	// LastSeen is its last heartbeat, connection or disconnection (to the
+	// minute while connected).
+	LastSeen *time.Time `yaml:"last_seen,omitempty" json:"last_seen,omitempty"`
+	Version  string     `yaml:"version,omitempty" json:"version,omitempty"`
+	// Mode is "forward" (to the host's sshd) or "builtin".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 }
 
 // ViaAgent is Target.Via for a target whose agent dials out to the

@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/portcullis/portcullis/internal/agent"
 	"github.com/portcullis/portcullis/internal/agentgate"
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/audit"
@@ -103,6 +104,9 @@ type Server struct {
 	// listener; nil when agent_addr is empty.
 	agents  *agentgate.Server
 	agentLn net.Listener
+	// local is the built-in agent serving this machine as target
+	// "local" (local_target); nil without it.
+	local *agent.Agent
 	// webAPI is the web API front (http targets) over the HTTPS
 	// listener; nil when api_addr is empty. vault opens its service
 	// accounts' secrets.
@@ -317,9 +321,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if startups[0], startups[1], startups[2], err = cfg.MaxStartups(); err != nil {
 		return nil, err
 	}
+	if cfg.LocalTarget && cfg.AgentAddr == "" {
+		// The local agent needs the agent front; only it uses this port.
+		cfg.AgentAddr = "127.0.0.1:0"
+		s.cfg.AgentAddr = cfg.AgentAddr
+	}
 	if cfg.AgentAddr != "" {
 		if s.agents, err = agentgate.New(agentgate.Config{HostKey: s.hostKey, Store: s.store, Inventory: s.inv,
-			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID}); err != nil {
+			Audit: auditLog, Log: log.With("front", "agent"), UserCA: s.ca.PublicKey(), GatewayID: gwID,
+			Settings: s.store}); err != nil {
 			return nil, err
 		}
 	}
@@ -363,6 +373,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		return nil, err
 	}
 	s.inv.Subscribe(s.gate.Recheck)
+	if s.agents != nil {
+		s.inv.Subscribe(s.agents.Recheck)
+	}
 	if s.rotator, err = rotate.New(rotate.Config{Inventory: s.inv, Vault: v, HostKeys: s.store, Audit: auditLog,
 		Log: log.With("part", "rotate"), DialTimeout: time.Duration(cfg.DialTimeout)}); err != nil {
 		return nil, err
@@ -380,7 +393,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
 		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit,
 		Reports: reports, Reviews: &report.Reviews{Source: reportSrc, Inventory: s.inv, Audit: auditLog.Write},
-		Schedules: s.reportSchedules})
+		Schedules: s.reportSchedules,
+		AgentAddr: s.agentAddrString, AgentBinary: agentBinary(cfg.AgentBinary), HostKey: s.hostKey.PublicKey()})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err
@@ -404,6 +418,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 	if s.agents != nil {
 		if s.agentLn, err = net.Listen("tcp", cfg.AgentAddr); err != nil {
 			return nil, fmt.Errorf("listen for agents on %s: %w", cfg.AgentAddr, err)
+		}
+	}
+	if cfg.LocalTarget {
+		if s.local, err = s.localAgent(ctx); err != nil {
+			return nil, fmt.Errorf("local target: %w", err)
 		}
 	}
 	return s, nil
@@ -581,6 +600,13 @@ func (s *Server) Run(ctx context.Context) error {
 			if err := s.agents.Serve(runCtx, s.agentLn); err != nil {
 				errc <- fmt.Errorf("agent front: %w", err)
 			}
+		}()
+	}
+	if s.local != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = s.local.Run(runCtx)
 		}()
 	}
 	go func() {

@@ -581,6 +581,8 @@ type Store interface {
 	GetSetting(ctx context.Context, name string) (string, error)
 	// SetSetting stores a setting's value.
 	SetSetting(ctx context.Context, name, value string) error
+	// ListSettings returns the settings whose names start with prefix.
+	ListSettings(ctx context.Context, prefix string) (map[string]string, error)
 
 	// SetPassword stores a user's password hash, replacing any.
 	SetPassword(ctx context.Context, user, hash string, at time.Time) error

@@ -202,6 +202,27 @@ func (s *Access) GetSetting(ctx context.Context, name string) (string, error) {
 	return v, nil
 }
 
+// ListSettings returns the settings whose names start with prefix.
+func (s *Access) ListSettings(ctx context.Context, prefix string) (map[string]string, error) {
+	rows, err := s.R.QueryContext(ctx, `SELECT name, value FROM settings WHERE substr(name, 1, $1) = $2`, len(prefix), prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, v string
+		if err := rows.Scan(&n, &v); err != nil {
+			return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+		}
+		out[n] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list settings %q: %w", prefix, err)
+	}
+	return out, nil
+}
+
 // SetSetting stores a setting's value.
 func (s *Access) SetSetting(ctx context.Context, name, value string) error {
 	if _, err := s.W.ExecContext(ctx, `

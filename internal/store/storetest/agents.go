@@ -148,3 +148,16 @@ func testAgents(t *testing.T, s store.Store) {
 		t.Fatalf("GetAgent after delete = %v", err)
 	}
 }
+
+func testListSettings(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for n, v := range map[string]string{"agent_peer.a": "1", "agent_peer.b": "2", "agent_peerx": "3", "other": "4"} {
+		if err := s.SetSetting(ctx, n, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.ListSettings(ctx, "agent_peer.")
+	if err != nil || len(got) != 2 || got["agent_peer.a"] != "1" || got["agent_peer.b"] != "2" {
+		t.Fatalf("ListSettings = %v, %v", got, err)
+	}
+}

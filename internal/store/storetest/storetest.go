@@ -124,6 +124,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"APIKeys", testAPIKeys},
 		{"RegistrationKeyUses", testRegistrationKeyUses},
 		{"Agents", testAgents},
+		{"ListSettings", testListSettings},
 		{"Settings", testSettings},
 		{"Passwords", testPasswords},
 		{"WebSessions", testWebSessions},
