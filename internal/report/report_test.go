@@ -258,6 +258,39 @@ func (w *world) seed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Two just-in-time requests: one approved by a person in Slack, used
+	// and expired; one approved by the policy at once.
+	manual := store.JITRequest{ID: "jr-1", Requester: "erin", Policy: "erin-db-root", Target: "db1", Account: "root",
+		Duration: time.Hour, Reason: "incident 42", State: store.JITPending, CreatedAt: ago(4 * day)}
+	auto := store.JITRequest{ID: "jr-2", Requester: "erin", Policy: "erin-db-root", Target: "db1", Account: "root",
+		Duration: 30 * time.Minute, Reason: "=HYPERLINK(1)", State: store.JITPending, CreatedAt: ago(2 * day)}
+	for _, r := range []store.JITRequest{manual, auto} {
+		if err := w.st.CreateJITRequest(ctx, r, store.JITEvent{Request: r.ID, Time: r.CreatedAt, Kind: "requested", Actor: "erin", Channel: "cli"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	approved := manual
+	approved.State, approved.Approval, approved.DecidedBy, approved.DecidedAt = store.JITApproved, "manual", "frank", ago(4*day-5*time.Minute)
+	approved.ExpiresAt, approved.Grant = approved.DecidedAt.Add(time.Hour), "JIT-ab12cd34"
+	if err := w.st.TransitionJITRequest(ctx, approved, store.JITPending, store.JITEvent{Request: "jr-1", Time: approved.DecidedAt,
+		Kind: "approved", Actor: "frank", Channel: "slack", Detail: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.st.AppendJITEvent(ctx, store.JITEvent{Request: "jr-1", Time: ago(4*day - 10*time.Minute), Kind: "used", Channel: "ssh", Detail: "session s-jit"}); err != nil {
+		t.Fatal(err)
+	}
+	expired := approved
+	expired.State = store.JITExpired
+	if err := w.st.TransitionJITRequest(ctx, expired, store.JITApproved, store.JITEvent{Request: "jr-1", Time: approved.ExpiresAt, Kind: "expired"}); err != nil {
+		t.Fatal(err)
+	}
+	autoOK := auto
+	autoOK.State, autoOK.Approval, autoOK.DecidedBy, autoOK.DecidedAt = store.JITApproved, "auto", "policy erin-db-root", auto.CreatedAt
+	autoOK.ExpiresAt, autoOK.Grant = auto.CreatedAt.Add(30*time.Minute), "JIT-ef56gh78"
+	if err := w.st.TransitionJITRequest(ctx, autoOK, store.JITPending, store.JITEvent{Request: "jr-2", Time: auto.CreatedAt,
+		Kind: "approved", Actor: "policy erin-db-root", Channel: "policy", Detail: "auto"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := w.st.AddSessionReview(ctx, store.SessionReview{RecordingID: "s-admin", Reviewer: "ivy",
 		Decision: store.ReviewFlagged, Comment: "exit 1, ask frank", Time: ago(day)}); err != nil {
 		t.Fatal(err)
@@ -443,6 +476,24 @@ func checkKind(t *testing.T, kind string, js report.JSONReport, csvData []byte) 
 		r := find("resource", "Policy/db-root")
 		if r["actor"] != "frank" || r["before"] != `{"target_users":["svc"]}` || r["after"] != `{"target_users":["root"]}` {
 			t.Errorf("change: %v", r)
+		}
+	case "jit-requests":
+		r := find("id", "jr-1")
+		if r["state"] != "expired" || r["approval"] != "manual" || r["decided_by"] != "frank" || r["channel"] != "slack" ||
+			r["sessions"] != "1" || r["grant"] != "JIT-ab12cd34" || r["reason"] != "incident 42" || r["duration"] != "1h0m0s" {
+			t.Errorf("jr-1: %v", r)
+		}
+		for _, step := range []string{"requested by erin (cli)", "approved by frank (slack)", "used (ssh)", "expired"} {
+			if !strings.Contains(r["history"], step) {
+				t.Errorf("jr-1 history lacks %q: %s", step, r["history"])
+			}
+		}
+		if r := find("id", "jr-2"); r["approval"] != "auto" || r["decided_by"] != "policy erin-db-root" || r["state"] != "approved" {
+			t.Errorf("jr-2: %v", r)
+		}
+		// A reason is the requester's text: no formula in a spreadsheet.
+		if !bytes.Contains(csvData, []byte(`'=HYPERLINK(1)`)) {
+			t.Errorf("CSV injection in a reason not defused:\n%s", csvData)
 		}
 	case "hygiene":
 		find("finding", "no second factor")
