@@ -454,7 +454,11 @@ func buildHygiene(ctx context.Context, src *Source, p Params) (*Table, error) {
 		e, err := src.Store.GetMFAEnrollment(ctx, u)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			t.add(false, "user", u, "no second factor", ts(last[u]), "mfa: "+w.users[u].MFA)
+			detail := "not enrolled; the user's mfa is not required"
+			if w.users[u].MFA == "required" {
+				detail = "not enrolled; mfa: required, so SSH and console sign-in are refused until enrolled"
+			}
+			t.add(false, "user", u, "no second factor", ts(last[u]), detail)
 		case err != nil:
 			return nil, fmt.Errorf("read the second factor of %s: %w", u, err)
 		case e.State != store.MFAActive:
