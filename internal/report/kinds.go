@@ -44,7 +44,7 @@ func init() {
 // latest session start before until (the whole kept trail: last use is not
 // bounded by the period).
 func lastUses(ctx context.Context, st store.Store, until time.Time) (map[string]time.Time, error) {
-	evs, err := readAudit(ctx, st, time.Time{}, until, func(ev store.AuditEvent) bool { return ev.Type == audit.SessionStart })
+	evs, err := readAudit(ctx, st, time.Time{}, until, audit.SessionStart)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func lastUses(ctx context.Context, st store.Store, until time.Time) (map[string]
 // grantedBy returns, per resource key (Policy/NAME), the actor and time of
 // the latest change before until.
 func grantedBy(ctx context.Context, st store.Store, until time.Time) (map[string]store.AuditEvent, error) {
-	evs, err := readAudit(ctx, st, time.Time{}, until, func(ev store.AuditEvent) bool { return ev.Type == audit.ResourceApply })
+	evs, err := readAudit(ctx, st, time.Time{}, until, audit.ResourceApply)
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +116,7 @@ type session struct {
 }
 
 func buildAccessLog(ctx context.Context, src *Source, p Params) (*Table, error) {
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool {
-		return ev.Type == audit.SessionStart || ev.Type == audit.SessionEnd || ev.Type == audit.RequestDeny
-	})
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, audit.SessionStart, audit.SessionEnd, audit.RequestDeny)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +216,7 @@ func buildPrivilegedSessions(ctx context.Context, src *Source, p Params) (*Table
 	if err != nil {
 		return nil, err
 	}
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool { return ev.Type == audit.SessionStart })
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, audit.SessionStart)
 	if err != nil {
 		return nil, err
 	}
@@ -274,9 +272,8 @@ func buildFailedLogins(ctx context.Context, src *Source, p Params) (*Table, erro
 	}
 	// Sources are judged new against the whole kept trail before the
 	// period, so the read starts at the beginning.
-	evs, err := readAudit(ctx, src.Store, time.Time{}, p.Until, func(ev store.AuditEvent) bool {
-		return failureTypes[ev.Type] || lockoutTypes[ev.Type] || ev.Type == audit.LoginSuccess || ev.Type == audit.ConsoleLogin
-	})
+	evs, err := readAudit(ctx, src.Store, time.Time{}, p.Until,
+		append(append(typesOf(failureTypes), typesOf(lockoutTypes)...), audit.LoginSuccess, audit.ConsoleLogin)...)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +378,7 @@ func compact(v any) string {
 }
 
 func buildChanges(ctx context.Context, src *Source, p Params) (*Table, error) {
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool { return changeTypes[ev.Type] })
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, typesOf(changeTypes)...)
 	if err != nil {
 		return nil, err
 	}
@@ -428,9 +425,7 @@ func buildHygiene(ctx context.Context, src *Source, p Params) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	logins, err := readAudit(ctx, src.Store, time.Time{}, p.Until, func(ev store.AuditEvent) bool {
-		return ev.Type == audit.LoginSuccess || ev.Type == audit.ConsoleLogin || ev.Type == audit.APIKeyUse
-	})
+	logins, err := readAudit(ctx, src.Store, time.Time{}, p.Until, audit.LoginSuccess, audit.ConsoleLogin, audit.APIKeyUse)
 	if err != nil {
 		return nil, err
 	}
@@ -554,4 +549,14 @@ func buildAccessReview(ctx context.Context, src *Source, p Params) (*Table, erro
 		t.Notes = append(t.Notes, "No campaign started in the period.")
 	}
 	return t, nil
+}
+
+// typesOf lists a set of event types, sorted.
+func typesOf(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
