@@ -71,6 +71,28 @@ func grantedBy(ctx context.Context, st store.Store, until time.Time) (map[string
 	return out, nil
 }
 
+// grantEvent is the change that last granted g: of the policy that names
+// its subject (the jit policy for a jit grant), and, for a grant through a
+// local group, of the Group and the User too (adding someone to a group
+// grants them what the group has). The latest of them wins.
+func grantEvent(by map[string]store.AuditEvent, g grant) store.AuditEvent {
+	naming := g.policy.Name
+	if g.jit != "" {
+		naming = g.jit
+	}
+	keys := []string{"Policy/" + naming}
+	if grp, ok := strings.CutPrefix(g.via, "group:"); ok {
+		keys = append(keys, "Group/"+grp, "User/"+g.identity)
+	}
+	var out store.AuditEvent
+	for _, k := range keys {
+		if ev, ok := by[k]; ok && ev.ID > out.ID {
+			out = ev
+		}
+	}
+	return out
+}
+
 func buildEntitlements(ctx context.Context, src *Source, p Params) (*Table, error) {
 	w, err := loadWorld(ctx, src)
 	if err != nil {
@@ -91,10 +113,7 @@ func buildEntitlements(ctx context.Context, src *Source, p Params) (*Table, erro
 		{"granted_at", "Granted at", 1.3}, {"last_used", "Last used", 1.3},
 	}}
 	for _, g := range w.grants() {
-		ev := by["Policy/"+g.policy.Name]
-		if g.jit != "" {
-			ev = by["Policy/"+g.jit]
-		}
+		ev := grantEvent(by, g)
 		actions := strings.Join(g.policy.Actions, " ")
 		if g.policy.Type == resource.PolicyProxy {
 			actions = "proxy"
