@@ -357,6 +357,29 @@ async function main() {
     await expectText(page.locator("[data-role=player]"), TYPED_WORD);
     await screenshots(page, "auditor-audit-to-recording");
   });
+  await step("auditor: marks the recording reviewed", async () => {
+    const f = page.locator("[data-role=session-review]").locator("..");
+    await f.locator("input[name=comment]").fill("checked in the e2e run");
+    await f.locator("button[data-action=review-reviewed]").click();
+    await expectText(page.locator("[data-role=session-review]"), "Marked reviewed by " + AUDITOR);
+  });
+  await step("auditor: exports a signed report and opens an access review", async () => {
+    await visit(page, "reports");
+    const f = page.locator("form[data-form=report]");
+    await f.locator("select[name=kind]").selectOption("access-log");
+    await f.locator("input[name=since]").fill("1d");
+    await f.locator("button[type=submit]").click();
+    const out = page.locator("[data-role=report-out]");
+    await expectText(out, "rows, signed");
+    const names = await out.locator("a[data-role=report-file]").allTextContents();
+    if (names.length !== 4 || !names.some((n) => n.endsWith(".pdf")) || !names.some((n) => n.endsWith(".manifest.json"))) {
+      throw new Error(`report files: ${names.join(", ")}`);
+    }
+    await screenshots(page, "auditor-report-exported");
+    await page.locator("button[data-action=start-review]").click();
+    await expectText(page.locator("section[data-section=campaign] h2"), "Review ");
+    await screenshots(page, "auditor-access-review");
+  });
   await step("auditor: adds and removes their own SSH key", async () => {
     await visit(page, "account");
     const f = page.locator("form[data-form=ssh-key]");

@@ -66,6 +66,9 @@ type SessionReview struct {
 // CampaignRequest is the body of POST /api/v1/reviews.
 type CampaignRequest struct {
 	Name string `json:"name"`
+	// Every, when set (90d), also opens a campaign that often from now
+	// on (a report schedule of kind review); at least 1d.
+	Every string `json:"every,omitempty"`
 }
 
 // Campaign is an access review campaign, with its items when one is read.
@@ -78,6 +81,8 @@ type Campaign struct {
 	ClosedAt  *time.Time   `json:"closed_at"`
 	SignOff   string       `json:"sign_off,omitempty"`
 	Items     []ReviewItem `json:"items,omitempty"`
+	// ScheduleID names the schedule POST /reviews made with every.
+	ScheduleID int64 `json:"schedule_id,omitempty"`
 }
 
 // ReviewItem is one entitlement of a campaign.
@@ -256,11 +261,32 @@ func (a *api) startCampaign(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSONRequest(w, r, maxReportBody, &req); err != nil {
 		return err
 	}
+	var every time.Duration
+	if req.Every != "" {
+		var err error
+		if every, err = duration.Parse(req.Every); err != nil {
+			return clientError(http.StatusBadRequest, "every: %v (%s)", err, duration.Examples)
+		}
+		if a.schedules == nil {
+			return clientError(http.StatusServiceUnavailable, "schedules are not served here")
+		}
+		if every < report.MinReviewEvery {
+			return clientError(http.StatusBadRequest, "every: at least %s", duration.Format(report.MinReviewEvery))
+		}
+	}
 	c, items, err := a.reviews.Start(r.Context(), caller(r).actor(), strings.TrimSpace(req.Name))
 	if err != nil {
 		return reportError(err)
 	}
-	writeJSON(w, http.StatusCreated, campaignJSON(c, items))
+	out := campaignJSON(c, items)
+	if every > 0 {
+		sc, err := a.schedules.Add(r.Context(), store.ReportSchedule{Kind: report.ReviewSchedule, Every: every, CreatedBy: caller(r).actor()}, source(r))
+		if err != nil {
+			return reportError(fmt.Errorf("review %d opened, but its schedule was not stored: %w", c.ID, err))
+		}
+		out.ScheduleID = sc.ID
+	}
+	writeJSON(w, http.StatusCreated, out)
 	return nil
 }
 

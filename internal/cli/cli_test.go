@@ -87,10 +87,11 @@ func startGateway(t *testing.T) *gateway {
 	}
 	src := &report.Source{Store: st, Resources: func(ctx context.Context) ([]resource.Object, error) { return inv.List(ctx, "") }}
 	gen := &report.Generator{Source: src, Signer: auditKey, Version: "test", Audit: auditLog.Write}
+	reviews := &report.Reviews{Source: src, Inventory: inv, Audit: auditLog.Write}
 	h := api.WithLocalAdmin(api.New(api.Config{Inventory: inv, Store: st, CA: ca, Audit: auditLog, Log: log, MFA: mfaSvc, Rotator: rot,
 		Checkpoints: audit.NewCheckpointer(audit.CheckpointConfig{Store: st, Key: auditKey, Audit: auditLog, Log: log}),
-		Reports:     gen, Reviews: &report.Reviews{Source: src, Inventory: inv, Audit: auditLog.Write},
-		Schedules: &report.Scheduler{Generator: gen, Store: st, Audit: auditLog.Write, Log: log}}))
+		Reports:     gen, Reviews: reviews,
+		Schedules: &report.Scheduler{Generator: gen, Reviews: reviews, Store: st, Audit: auditLog.Write, Log: log}}))
 	ln, err := net.Listen("unix", filepath.Join(dir, "admin.sock"))
 	if err != nil {
 		t.Fatal(err)

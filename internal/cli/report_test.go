@@ -118,6 +118,7 @@ actions: [shell]
 	g.run(t, "", "recordings", "review", "s1", "--flag").want(t, 2, nil, nil)
 	g.run(t, "", "recordings", "review", "s1", "--flag", "--comment", "root shell: ticket?").want(t, 0, []string{"flagged"}, nil)
 	g.run(t, "", "review", "start", "--name", "q4").want(t, 0, []string{"opened with 1 entitlements"}, nil)
+	g.run(t, "", "review", "start", "--every", "1h").want(t, 2, nil, []string{"at least 1d"})
 	show := g.run(t, "", "review", "show", "1", "--json")
 	show.want(t, 0, nil, nil)
 	var cp struct {
@@ -148,6 +149,8 @@ actions: [shell]
 		t.Fatalf("the revoked policy is still there: %s", r.stdout)
 	}
 	g.run(t, "", "review", "close", "2", "--sign-off", "Q4 done").want(t, 0, []string{"closed: Q4 done"}, nil)
+	g.run(t, "", "review", "start", "--every", "90d").want(t, 0, []string{"review 3", "a new review opens every 90d (schedule 1)"}, nil)
+	g.run(t, "", "report", "schedules").want(t, 0, []string{"review\tevery 90d"}, nil)
 	g.run(t, "", "report", "access-review", "--since", "1d", "--format", "csv", "-o", filepath.Join(out, "review.csv")).
 		want(t, 0, []string{"2 rows"}, nil)
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/portcullis/portcullis/internal/api"
 )
 
-const reviewUsage = `Usage: portcullis review start [--name NAME]
+const reviewUsage = `Usage: portcullis review start [--name NAME] [--every DURATION]
        portcullis review ls [--json]
        portcullis review show ID [--json]
        portcullis review decide ID ITEM keep|revoke [--comment TEXT]
@@ -28,6 +28,10 @@ which ends every access that group gave (the item's effect says so), and
 live sessions it no longer allows end. Access through a directory (LDAP)
 group is refused: change the directory. close signs the campaign off once
 every item is decided; 'report access-review' then exports it.
+
+--every 90d also opens a new campaign that often from now on (a report
+schedule of kind review: 'report schedules' lists it, 'report unschedule
+ID' stops it); at least 1d.
 ` + "\n" + globalFlagsUsage
 
 const recordingsReviewUsage = `Usage: portcullis recordings review ID (--ok | --flag) [--comment TEXT]
@@ -41,8 +45,9 @@ recording is what 'report privileged-sessions' shows. Audited
 
 func runReviewStart(e *env, args []string) error {
 	fs := e.flags()
-	var name string
+	var name, every string
 	fs.StringVar(&name, "name", "", "")
+	fs.StringVar(&every, "every", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
@@ -50,7 +55,7 @@ func runReviewStart(e *env, args []string) error {
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q", pos[0])
 	}
-	body, _ := json.Marshal(api.CampaignRequest{Name: name})
+	body, _ := json.Marshal(api.CampaignRequest{Name: name, Every: every})
 	c, err := e.api()
 	if err != nil {
 		return err
@@ -60,6 +65,9 @@ func runReviewStart(e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "review %d %q opened with %d entitlements: portcullis review show %d\n", out.ID, out.Name, len(out.Items), out.ID)
+	if out.ScheduleID != 0 {
+		fmt.Fprintf(e.stdout, "a new review opens every %s (schedule %d)\n", every, out.ScheduleID)
+	}
 	return nil
 }
 

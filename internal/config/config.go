@@ -116,6 +116,10 @@ type Config struct {
 	// with a signed record of the cut that audit verify accepts; zero
 	// keeps them forever.
 	AuditRetention Duration `yaml:"audit_retention"`
+	// RetentionForce accepts an audit_retention or recordings_retention
+	// under MinRetention: without it, such a value is refused, because
+	// compliance reports must reach a year back (PCI DSS 10.5.1).
+	RetentionForce bool `yaml:"retention_force"`
 	// AuditCheckpointEvents and AuditCheckpointInterval: the gateway signs
 	// the audit trail's head after this many events, or this long after
 	// the last checkpoint if events came since, and at shutdown.
@@ -206,6 +210,10 @@ func (d *Duration) Set(s string) error {
 	*d = Duration(v)
 	return nil
 }
+
+// MinRetention is the shortest audit or recordings retention accepted
+// without RetentionForce: a year, so that reports can cover twelve months.
+const MinRetention = 365 * 24 * time.Hour
 
 // Default returns the built-in defaults.
 func Default() Config {
@@ -394,6 +402,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"recordings-store-credentials", "recordings_store_credentials", "AWS shared credentials `file` for an s3:// recordings_store (default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"},
 	{"audit-syslog", "audit_syslog", "copy audit events to syslog: udp://HOST:PORT or tcp://HOST:PORT"},
 	{"audit-retention", "audit_retention", "remove audit events older than this `duration`, with a signed record of the cut (0 keeps them)"},
+	{"retention-force", "retention_force", "accept an audit or recordings retention under 12 months (365d), which reports need (off by default)"},
 	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
 	{"audit-checkpoint-interval", "audit_checkpoint_interval", "sign the audit trail's head this often while events come"},
 	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
@@ -410,7 +419,7 @@ var flagDefs = []struct{ name, key, help string }{
 
 // boolFlags are the flags that take no value (--ssh-proxy-protocol), as
 // well as an explicit one (--ssh-proxy-protocol=false).
-var boolFlags = map[string]bool{"ssh-proxy-protocol": true, "api-proxy-protocol": true, "local-target": true}
+var boolFlags = map[string]bool{"ssh-proxy-protocol": true, "api-proxy-protocol": true, "local-target": true, "retention-force": true}
 
 // bindOne sets one configuration key from its flag name.
 func bindOne(cfg *Config, name, value string) error {
@@ -512,6 +521,8 @@ func bindOne(cfg *Config, name, value string) error {
 		return boolean(&cfg.LocalTarget)
 	case "agent-binary":
 		return set(&cfg.AgentBinary)
+	case "retention-force":
+		return boolean(&cfg.RetentionForce)
 	case "api-proxy-protocol":
 		return boolean(&cfg.APIProxyProtocol)
 	case "proxy-protocol-from":
@@ -595,6 +606,15 @@ func (c *Config) Resolve() error {
 	}
 	if c.AuditRetention < 0 {
 		return fmt.Errorf("audit_retention: must not be negative, got %s", c.AuditRetention.String())
+	}
+	for _, r := range []struct {
+		key string
+		d   Duration
+	}{{"audit_retention", c.AuditRetention}, {"recordings_retention", c.RecordingsRetention}} {
+		if r.d > 0 && time.Duration(r.d) < MinRetention && !c.RetentionForce {
+			return fmt.Errorf("%s: %s is under 12 months (365d), which compliance reports need (PCI DSS 10.5.1 keeps a year); set retention_force (--retention-force) to keep less anyway",
+				r.key, r.d.String())
+		}
 	}
 	if c.AuditCheckpointEvents < 1 {
 		return fmt.Errorf("audit_checkpoint_events: must be 1 or more, got %d", c.AuditCheckpointEvents)

@@ -57,6 +57,16 @@ func TestParse(t *testing.T) {
 		{name: "postgres", args: []string{"--store", "postgres://u:p@127.0.0.1:5432/db"}},
 		{name: "postgres bad url", args: []string{"--store", "postgres://u:p@[::1/db"}, wantErr: "does not parse"},
 		{name: "gateway id", args: []string{"--gateway-id", "gw-1.site_a"}},
+		// Retention under a year would take evidence reports need.
+		{name: "audit retention a year", args: []string{"--audit-retention", "365d", "--recordings-retention", "400d"}},
+		{name: "audit retention under a year", args: []string{"--audit-retention", "364d"}, wantErr: "audit_retention: 8736h0m0s is under 12 months"},
+		{name: "recordings retention under a year", args: []string{"--recordings-retention", "90d"}, wantErr: "recordings_retention"},
+		{name: "retention under a year forced", args: []string{"--audit-retention", "90d", "--recordings-retention", "1h", "--retention-force"},
+			check: func(t *testing.T, c Config) {
+				if !c.RetentionForce || time.Duration(c.AuditRetention) != 90*24*time.Hour {
+					t.Fatalf("forced: %+v", c)
+				}
+			}},
 		{name: "gateway id bad", args: []string{"--gateway-id", "gw 1"}, wantErr: "gateway_id"},
 		{name: "unknown store", args: []string{"--store", "mysql:x"}, wantErr: "unknown scheme"},
 		{name: "negative timeout", args: []string{"--dial-timeout", "-1s"}, wantErr: "dial_timeout"},

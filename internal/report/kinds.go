@@ -44,7 +44,7 @@ func init() {
 // latest session start before until (the whole kept trail: last use is not
 // bounded by the period).
 func lastUses(ctx context.Context, st store.Store, until time.Time) (map[string]time.Time, error) {
-	evs, err := readAudit(ctx, st, time.Time{}, until, func(ev store.AuditEvent) bool { return ev.Type == audit.SessionStart })
+	evs, err := readAudit(ctx, st, time.Time{}, until, audit.SessionStart)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +58,7 @@ func lastUses(ctx context.Context, st store.Store, until time.Time) (map[string]
 // grantedBy returns, per resource key (Policy/NAME), the actor and time of
 // the latest change before until.
 func grantedBy(ctx context.Context, st store.Store, until time.Time) (map[string]store.AuditEvent, error) {
-	evs, err := readAudit(ctx, st, time.Time{}, until, func(ev store.AuditEvent) bool { return ev.Type == audit.ResourceApply })
+	evs, err := readAudit(ctx, st, time.Time{}, until, audit.ResourceApply)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +69,28 @@ func grantedBy(ctx context.Context, st store.Store, until time.Time) (map[string
 		}
 	}
 	return out, nil
+}
+
+// grantEvent is the change that last granted g: of the policy that names
+// its subject (the jit policy for a jit grant), and, for a grant through a
+// local group, of the Group and the User too (adding someone to a group
+// grants them what the group has). The latest of them wins.
+func grantEvent(by map[string]store.AuditEvent, g grant) store.AuditEvent {
+	naming := g.policy.Name
+	if g.jit != "" {
+		naming = g.jit
+	}
+	keys := []string{"Policy/" + naming}
+	if grp, ok := strings.CutPrefix(g.via, "group:"); ok {
+		keys = append(keys, "Group/"+grp, "User/"+g.identity)
+	}
+	var out store.AuditEvent
+	for _, k := range keys {
+		if ev, ok := by[k]; ok && ev.ID > out.ID {
+			out = ev
+		}
+	}
+	return out
 }
 
 func buildEntitlements(ctx context.Context, src *Source, p Params) (*Table, error) {
@@ -91,10 +113,7 @@ func buildEntitlements(ctx context.Context, src *Source, p Params) (*Table, erro
 		{"granted_at", "Granted at", 1.3}, {"last_used", "Last used", 1.3},
 	}}
 	for _, g := range w.grants() {
-		ev := by["Policy/"+g.policy.Name]
-		if g.jit != "" {
-			ev = by["Policy/"+g.jit]
-		}
+		ev := grantEvent(by, g)
 		actions := strings.Join(g.policy.Actions, " ")
 		if g.policy.Type == resource.PolicyProxy {
 			actions = "proxy"
@@ -116,9 +135,7 @@ type session struct {
 }
 
 func buildAccessLog(ctx context.Context, src *Source, p Params) (*Table, error) {
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool {
-		return ev.Type == audit.SessionStart || ev.Type == audit.SessionEnd || ev.Type == audit.RequestDeny
-	})
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, audit.SessionStart, audit.SessionEnd, audit.RequestDeny)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +235,7 @@ func buildPrivilegedSessions(ctx context.Context, src *Source, p Params) (*Table
 	if err != nil {
 		return nil, err
 	}
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool { return ev.Type == audit.SessionStart })
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, audit.SessionStart)
 	if err != nil {
 		return nil, err
 	}
@@ -274,9 +291,8 @@ func buildFailedLogins(ctx context.Context, src *Source, p Params) (*Table, erro
 	}
 	// Sources are judged new against the whole kept trail before the
 	// period, so the read starts at the beginning.
-	evs, err := readAudit(ctx, src.Store, time.Time{}, p.Until, func(ev store.AuditEvent) bool {
-		return failureTypes[ev.Type] || lockoutTypes[ev.Type] || ev.Type == audit.LoginSuccess || ev.Type == audit.ConsoleLogin
-	})
+	evs, err := readAudit(ctx, src.Store, time.Time{}, p.Until,
+		append(append(typesOf(failureTypes), typesOf(lockoutTypes)...), audit.LoginSuccess, audit.ConsoleLogin)...)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +397,7 @@ func compact(v any) string {
 }
 
 func buildChanges(ctx context.Context, src *Source, p Params) (*Table, error) {
-	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, func(ev store.AuditEvent) bool { return changeTypes[ev.Type] })
+	evs, err := readAudit(ctx, src.Store, p.Since, p.Until, typesOf(changeTypes)...)
 	if err != nil {
 		return nil, err
 	}
@@ -428,9 +444,7 @@ func buildHygiene(ctx context.Context, src *Source, p Params) (*Table, error) {
 	if err != nil {
 		return nil, err
 	}
-	logins, err := readAudit(ctx, src.Store, time.Time{}, p.Until, func(ev store.AuditEvent) bool {
-		return ev.Type == audit.LoginSuccess || ev.Type == audit.ConsoleLogin || ev.Type == audit.APIKeyUse
-	})
+	logins, err := readAudit(ctx, src.Store, time.Time{}, p.Until, audit.LoginSuccess, audit.ConsoleLogin, audit.APIKeyUse)
 	if err != nil {
 		return nil, err
 	}
@@ -454,7 +468,11 @@ func buildHygiene(ctx context.Context, src *Source, p Params) (*Table, error) {
 		e, err := src.Store.GetMFAEnrollment(ctx, u)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			t.add(false, "user", u, "no second factor", ts(last[u]), "mfa: "+w.users[u].MFA)
+			detail := "not enrolled; the user's mfa is not required"
+			if w.users[u].MFA == "required" {
+				detail = "not enrolled; mfa: required, so SSH and console sign-in are refused until enrolled"
+			}
+			t.add(false, "user", u, "no second factor", ts(last[u]), detail)
 		case err != nil:
 			return nil, fmt.Errorf("read the second factor of %s: %w", u, err)
 		case e.State != store.MFAActive:
@@ -550,4 +568,14 @@ func buildAccessReview(ctx context.Context, src *Source, p Params) (*Table, erro
 		t.Notes = append(t.Notes, "No campaign started in the period.")
 	}
 	return t, nil
+}
+
+// typesOf lists a set of event types, sorted.
+func typesOf(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for t := range set {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }

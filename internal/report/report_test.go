@@ -238,6 +238,11 @@ func (w *world) seed(t *testing.T) {
 			Message: "applied 1 resources", Detail: map[string]any{"changes": []any{map[string]any{
 				"resource": "Policy/db-root", "after": map[string]any{"target_users": []any{"root"}},
 				"before": map[string]any{"target_users": []any{"svc"}}}}}},
+		// hank put erin in web-team (her own groups list): he granted
+		// what the group has.
+		{Time: ago(9 * day), Type: audit.ResourceApply, Outcome: audit.Success, User: "hank", Source: "127.0.0.1:9",
+			Message: "applied 1 resources", Detail: map[string]any{"changes": []any{map[string]any{
+				"resource": "User/erin", "after": map[string]any{"groups": []any{"web-team"}}}}}},
 	}
 	for _, ev := range evs {
 		if _, err := w.st.AppendAudit(ctx, ev); err != nil {
@@ -433,6 +438,13 @@ func checkKind(t *testing.T, kind string, js report.JSONReport, csvData []byte) 
 		return nil
 	}
 	switch kind {
+	case "entitlements":
+		for _, r := range js.Rows {
+			want := map[string]string{"frank": "frank", "erin": "hank"}[r["identity"]]
+			if r["via"] == "group:web-team" && r["granted_by"] != "hank" || r["policy"] == "db-root" && r["jit_policy"] == "" && r["granted_by"] != want {
+				t.Errorf("granted by: %v", r)
+			}
+		}
 	case "access-log":
 		old := find("session_id", "s-old") // 13 months old: still there
 		if old["duration_s"] != "90" || old["source"] != "192.0.2.10:5000" || old["recording"] != "https://gw.example.test/ui/recordings/s-old" {

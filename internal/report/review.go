@@ -66,13 +66,9 @@ func (r *Reviews) Start(ctx context.Context, by, name string) (store.ReviewCampa
 	}
 	var items []store.ReviewItem
 	for _, g := range w.grants() {
-		naming := g.policy.Name
-		if g.jit != "" {
-			naming = g.jit
-		}
 		items = append(items, store.ReviewItem{Identity: g.identity, IdentityKind: g.identityKind, Via: g.via,
 			Policy: g.policy.Name, JITPolicy: g.jit, Target: g.target, TargetUser: g.targetUser,
-			Privileged: w.privileged(g), GrantedBy: by2["Policy/"+naming].User})
+			Privileged: w.privileged(g), GrantedBy: grantEvent(by2, g).User})
 	}
 	c := store.ReviewCampaign{Name: name, StartedBy: by, StartedAt: at}
 	if c.ID, err = r.Source.Store.CreateReviewCampaign(ctx, c, items); err != nil {
@@ -143,7 +139,7 @@ func (r *Reviews) mayReview(ctx context.Context, reviewer string, it store.Revie
 		return fmt.Errorf("%w: it is your own access", ErrSelfReview)
 	}
 	if it.GrantedBy != "" && reviewer == it.GrantedBy {
-		return fmt.Errorf("%w: you granted it (last change of policy %s)", ErrSelfReview, it.Policy)
+		return fmt.Errorf("%w: you granted it (the last change of its policy, or of the group it comes through)", ErrSelfReview)
 	}
 	if it.IdentityKind == "service_account" {
 		o, err := r.Inventory.Get(ctx, resource.KindServiceAccount, it.Identity)

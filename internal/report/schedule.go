@@ -21,6 +21,13 @@ import (
 // MinScheduleEvery is the shortest interval a schedule may have.
 const MinScheduleEvery = time.Hour
 
+// ReviewSchedule is the kind of a schedule that opens an access review
+// campaign every so often (review start --every) rather than a report.
+const ReviewSchedule = "review"
+
+// MinReviewEvery is the shortest interval between scheduled campaigns.
+const MinReviewEvery = 24 * time.Hour
+
 // Scheduler runs report schedules: each due schedule's report, for the
 // period since its last run, is written to its directory or posted to its
 // webhook. Every gateway sharing a store runs the schedules; a run is
@@ -32,6 +39,9 @@ type Scheduler struct {
 	// Audit records schedules added and removed (runs are audited by the
 	// Generator).
 	Audit func(ctx context.Context, ev store.AuditEvent) error
+	// Reviews opens scheduled access review campaigns; nil refuses
+	// review schedules.
+	Reviews *Reviews
 	// Client posts to webhooks; nil means a client with a 30 s timeout.
 	Client *http.Client
 	Log    *slog.Logger
@@ -67,6 +77,16 @@ func checkDest(dest string) error {
 
 // Add checks and stores a schedule.
 func (s *Scheduler) Add(ctx context.Context, sc store.ReportSchedule, source string) (store.ReportSchedule, error) {
+	if sc.Kind == ReviewSchedule {
+		if s.Reviews == nil {
+			return sc, fmt.Errorf("%w: access reviews are not scheduled here", ErrBadRequest)
+		}
+		if sc.Every < MinReviewEvery {
+			return sc, fmt.Errorf("%w: a review every %s: at least every %s", ErrBadRequest, sc.Every, MinReviewEvery)
+		}
+		sc.Dest, sc.Formats = "", nil
+		return s.store(ctx, sc, source)
+	}
 	req := Request{Kind: sc.Kind, Formats: sc.Formats, Params: Params{Since: s.now().Add(-time.Hour), Until: s.now()}}
 	if err := CheckRequest(&req, s.now()); err != nil {
 		return sc, err
@@ -78,6 +98,10 @@ func (s *Scheduler) Add(ctx context.Context, sc store.ReportSchedule, source str
 	if err := checkDest(sc.Dest); err != nil {
 		return sc, err
 	}
+	return s.store(ctx, sc, source)
+}
+
+func (s *Scheduler) store(ctx context.Context, sc store.ReportSchedule, source string) (store.ReportSchedule, error) {
 	sc.CreatedAt = s.now()
 	id, err := s.Store.CreateReportSchedule(ctx, sc)
 	if err != nil {
@@ -150,6 +174,13 @@ func (s *Scheduler) RunDue(ctx context.Context) int {
 }
 
 func (s *Scheduler) runOne(ctx context.Context, sc store.ReportSchedule, since, until time.Time) error {
+	if sc.Kind == ReviewSchedule {
+		if s.Reviews == nil {
+			return fmt.Errorf("access reviews are not scheduled here")
+		}
+		_, _, err := s.Reviews.Start(ctx, "schedule "+strconv.FormatInt(sc.ID, 10), "")
+		return err
+	}
 	ex, err := s.Generator.Generate(ctx, Request{Kind: sc.Kind, Formats: sc.Formats, Params: Params{Since: since, Until: until},
 		By: "schedule " + strconv.FormatInt(sc.ID, 10)})
 	if err != nil {

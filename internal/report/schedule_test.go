@@ -40,7 +40,8 @@ func TestSchedules(t *testing.T) {
 	defer hook.Close()
 	al := audit.New(w.st, slog.New(slog.DiscardHandler))
 	s := &report.Scheduler{Generator: w.gen, Store: w.st, Audit: al.Write, Client: hook.Client(),
-		Log: slog.New(slog.DiscardHandler), Now: w.gen.Now}
+		Log: slog.New(slog.DiscardHandler), Now: w.gen.Now,
+		Reviews: &report.Reviews{Source: w.src, Inventory: w.inv, Audit: al.Write, Now: w.gen.Now}}
 	dir := t.TempDir()
 	for _, bad := range []store.ReportSchedule{
 		{Kind: "nope", Every: 24 * time.Hour, Dest: dir},
@@ -49,6 +50,7 @@ func TestSchedules(t *testing.T) {
 		{Kind: "access-log", Every: 24 * time.Hour, Dest: filepath.Join(dir, "missing")},
 		{Kind: "access-log", Every: 24 * time.Hour, Dest: "http://example.test/hook"},
 		{Kind: "access-log", Every: 24 * time.Hour, Dest: dir, Formats: []string{"xls"}},
+		{Kind: report.ReviewSchedule, Every: time.Hour},
 	} {
 		if _, err := s.Add(ctx, bad, ""); !errors.Is(err, report.ErrBadRequest) && !errors.Is(err, report.ErrUnknownKind) {
 			t.Errorf("Add(%+v) = %v", bad, err)
@@ -64,12 +66,18 @@ func TestSchedules(t *testing.T) {
 		Formats: []string{"json"}, CreatedBy: "frank"}, ""); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := s.Add(ctx, store.ReportSchedule{Kind: report.ReviewSchedule, Every: 24 * time.Hour, CreatedBy: "ivy"}, ""); err != nil {
+		t.Fatal(err)
+	}
 	if n := s.RunDue(ctx); n != 0 {
 		t.Fatalf("%d ran before they were due", n)
 	}
 	tick(24*time.Hour + time.Second)
-	if n := s.RunDue(ctx); n != 2 {
-		t.Fatalf("%d ran, want 2", n)
+	if n := s.RunDue(ctx); n != 3 {
+		t.Fatalf("%d ran, want 3", n)
+	}
+	if cs, err := w.st.ListReviewCampaigns(ctx); err != nil || len(cs) != 1 || cs[0].StartedBy != "schedule 3" {
+		t.Fatalf("scheduled review: %+v, %v", cs, err)
 	}
 	if n := s.RunDue(ctx); n != 0 {
 		t.Fatalf("%d ran again at once", n)

@@ -218,26 +218,28 @@ func (w *world) sessionPrivileged(user, target, account, policyName string) stri
 	return w.privileged(g)
 }
 
-// readAudit returns the events of [since, until), oldest first, paging
-// through the store so that memory holds the events, not more.
-func readAudit(ctx context.Context, st store.Store, since, until time.Time, keep func(store.AuditEvent) bool) ([]store.AuditEvent, error) {
+// readAudit returns the events of the given types in [since, until),
+// oldest first. Each type is read with the store's type filter, a page at
+// a time, so that a report reads its events and not the whole trail
+// (session data, API key uses and the like are most of it).
+func readAudit(ctx context.Context, st store.Store, since, until time.Time, types ...string) ([]store.AuditEvent, error) {
 	var out []store.AuditEvent
-	var after int64
-	for {
-		page, err := st.ListAudit(ctx, store.AuditFilter{Since: since, Until: until, AfterID: after, Limit: 1000})
-		if err != nil {
-			return nil, fmt.Errorf("read audit events after %d: %w", after, err)
-		}
-		for _, ev := range page {
-			if keep(ev) {
-				out = append(out, ev)
+	for _, typ := range types {
+		var after int64
+		for {
+			page, err := st.ListAudit(ctx, store.AuditFilter{Since: since, Until: until, Type: typ, AfterID: after, Limit: 1000})
+			if err != nil {
+				return nil, fmt.Errorf("read %s audit events after %d: %w", typ, after, err)
 			}
+			out = append(out, page...)
+			if len(page) < 1000 {
+				break
+			}
+			after = page[len(page)-1].ID
 		}
-		if len(page) < 1000 {
-			return out, nil
-		}
-		after = page[len(page)-1].ID
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
 }
 
 // host drops the port of a source address, so that one machine's

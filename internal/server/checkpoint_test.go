@@ -66,6 +66,7 @@ func TestAuditRetentionConfigured(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(t)
 	cfg.AuditRetention = config.Duration(time.Hour)
+	cfg.RetentionForce = true // an hour, to see it cut; under the 12-month floor
 	srv, err := New(ctx, cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)

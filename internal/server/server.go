@@ -388,11 +388,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		DirectoryGroups: s.directoryGroups(),
 		RecordingURL:    func(id string) string { return "/ui/recordings/" + url.PathEscape(id) }}
 	reports := &report.Generator{Source: reportSrc, Signer: auditKey, Version: buildinfo.Read().Version, Audit: auditLog.Write}
-	s.reportSchedules = &report.Scheduler{Generator: reports, Store: s.store, Audit: auditLog.Write, Log: log.With("part", "report")}
+	reviews := &report.Reviews{Source: reportSrc, Inventory: s.inv, Audit: auditLog.Write}
+	s.reportSchedules = &report.Scheduler{Generator: reports, Reviews: reviews, Store: s.store, Audit: auditLog.Write, Log: log.With("part", "report")}
 	s.api = api.New(api.Config{Inventory: s.inv, Store: s.store, CA: s.ca, Audit: auditLog, Log: log.With("front", "api"),
 		Sessions: s.sessions(), Recordings: s.recordings, Metrics: s.metrics, MFA: s.mfa, Rotator: s.rotator,
 		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit,
-		Reports: reports, Reviews: &report.Reviews{Source: reportSrc, Inventory: s.inv, Audit: auditLog.Write},
+		Reports: reports, Reviews: reviews,
 		Schedules: s.reportSchedules,
 		AgentAddr: s.agentAddrString, AgentBinary: agentBinary(cfg.AgentBinary), HostKey: s.hostKey.PublicKey()})
 

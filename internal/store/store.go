@@ -415,12 +415,14 @@ type ReviewItem struct {
 	DecidedAt                           time.Time
 }
 
-// ReportSchedule is a report generated every so often.
+// ReportSchedule is a report generated every so often (or, for kind
+// "review", an access review campaign opened every so often).
 type ReportSchedule struct {
 	ID    int64
 	Kind  string
 	Every time.Duration
-	// Dest is a directory on the gateway's machine or an https:// webhook.
+	// Dest is a directory on the gateway's machine or an https:// webhook;
+	// empty for a review.
 	Dest      string
 	Formats   []string
 	CreatedBy string

@@ -19,6 +19,7 @@ import { accountPage } from "./pages/account.js";
 import { dashboardPage } from "./pages/dashboard.js";
 import { settingsPage } from "./pages/settings.js";
 import { jitPage } from "./pages/jit.js";
+import { reportsPage } from "./pages/reports.js";
 
 // Which pages a role sees, as the API decides (internal/api/authz.go):
 // every user may list the targets they can reach, their own sessions,
@@ -36,6 +37,7 @@ const PAGES = [
   { id: "commands", title: "Command history", render: commandsPage, show: () => true },
   { id: "audit", title: "Audit log", render: auditPage, show: () => true },
   { id: "jit", title: "Access requests", render: jitPage, show: () => true },
+  { id: "reports", title: "Reports & reviews", render: reportsPage, show: (r) => r.auditor },
   { id: "apikeys", title: "API keys", render: apikeysPage, show: () => true },
   { id: "account", title: "My account", render: accountPage, show: () => true },
   { id: "settings", title: "Settings", render: settingsPage, show: (r) => r.admin },

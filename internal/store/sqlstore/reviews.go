@@ -240,8 +240,8 @@ UPDATE review_campaigns SET closed_by = $1, sign_off = $2, closed_at = $3 WHERE 
 
 // CreateReportSchedule stores a schedule.
 func (s *Reviews) CreateReportSchedule(ctx context.Context, sc store.ReportSchedule) (int64, error) {
-	if sc.Kind == "" || sc.Every <= 0 || sc.Dest == "" || len(sc.Formats) == 0 {
-		return 0, errors.New("create report schedule: kind, a positive interval, a destination and formats are required")
+	if sc.Kind == "" || sc.Every <= 0 {
+		return 0, errors.New("create report schedule: kind and a positive interval are required")
 	}
 	var id int64
 	if err := s.W.QueryRowContext(ctx, `
@@ -270,7 +270,10 @@ SELECT id, kind, every_ns, dest, formats, created_by, created_at, last_run FROM 
 		if err := rows.Scan(&sc.ID, &sc.Kind, &every, &sc.Dest, &formats, &sc.CreatedBy, &created, &last); err != nil {
 			return nil, fmt.Errorf("list report schedules: %w", err)
 		}
-		sc.Every, sc.Formats, sc.CreatedAt = time.Duration(every), strings.Split(formats, ","), fromNanos(created)
+		sc.Every, sc.CreatedAt = time.Duration(every), fromNanos(created)
+		if formats != "" {
+			sc.Formats = strings.Split(formats, ",")
+		}
 		if last != 0 {
 			sc.LastRun = fromNanos(last)
 		}

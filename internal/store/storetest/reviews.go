@@ -116,6 +116,13 @@ func testReportSchedules(t *testing.T, s store.Store) {
 	if _, err := s.CreateReportSchedule(ctx, store.ReportSchedule{Kind: "x", Every: 0, Dest: "/d", Formats: []string{"csv"}}); err == nil {
 		t.Error("a schedule without an interval was accepted")
 	}
+	rid, err := s.CreateReportSchedule(ctx, store.ReportSchedule{Kind: "review", Every: 90 * 24 * time.Hour, CreatedBy: "ivy", CreatedAt: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteReportSchedule(ctx, rid); err != nil {
+		t.Fatal(err)
+	}
 	id, err := s.CreateReportSchedule(ctx, store.ReportSchedule{Kind: "access-log", Every: 24 * time.Hour, Dest: "/srv/r",
 		Formats: []string{"csv", "pdf"}, CreatedBy: "ivy", CreatedAt: t0})
 	if err != nil {

@@ -5,6 +5,7 @@ import { h, clear, table, time, message, field, input, select } from "../dom.js"
 import { get, request, enc, describe } from "../api.js";
 import { load, filterForm, actionButton, hashParams } from "./common.js";
 import { playRecording, Slot } from "../player.js";
+import { reviewForm } from "./reports.js";
 
 const SPEEDS = [["1", "1x"], ["2", "2x"], ["4", "4x"]];
 
@@ -48,7 +49,8 @@ export async function recordingsPage(main, ctx) {
         h("button", { type: "button", class: "secondary", onclick: () => { stop(); panel.classList.add("hidden"); } }, "Close")),
       startAt > 0 ? h("p", { class: "hint", "data-role": "start-at" }, `Starting at ${startAt.toFixed(1)} s, ${why || "where the search matched"}.`) : null,
       hit ? h("p", { class: "snippet", "data-role": "hit" }, "Match: ", marks(hit)) : null,
-      warning, screen);
+      warning, screen,
+      ctx.roles.auditor ? reviewForm(id) : null);
     slot.set(playRecording(screen, id, { startAt, speed: current.speed, onTampered, hit: hit && plain(hit) }), failed);
     panel.scrollIntoView({ block: "nearest" });
   };
