@@ -44,17 +44,19 @@ Flags:
 
 func runKubeconfig(e *env, args []string) error {
 	fs := e.flags()
-	var target, server, key, caFile, output string
+	var target, server, key, output string
 	fs.StringVar(&target, "target", "", "")
 	fs.StringVar(&server, "server", "", "")
 	fs.StringVar(&key, "key", "", "")
-	fs.StringVar(&caFile, "ca-file", "", "")
 	fs.StringVar(&output, "output", "", "")
 	fs.StringVar(&output, "o", "", "")
 	pos, err := e.parse(fs, args)
 	if err != nil {
 		return err
 	}
+	// --ca-file is the global flag (the same CA the CLI trusts for
+	// --gateway), so it may also come from $PORTCULLIS_CA_FILE.
+	caFile := e.caFile
 	if len(pos) > 0 {
 		return usageErr("unexpected argument %q (the target goes in --target)", pos[0])
 	}
