@@ -25,6 +25,9 @@ func TestCompatible(t *testing.T) {
 		{"1.4.0", "1", false},
 		{"1.4.0", "1.x", false},
 		{"1.4.0", "-1.4", false},
+		{"5cdf108", "5cdf108", true},             // the same unreleased build (make run in a clone without tags)
+		{"5cdf108-dirty", "5cdf108-dirty", true}, // ... with local changes
+		{"1.4.0", "5cdf108", false},              // an unreleased agent on a released gateway
 	}
 	for _, c := range cases {
 		err := Compatible(c.gateway, c.agent)
