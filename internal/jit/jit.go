@@ -209,7 +209,7 @@ func (s *Service) Request(ctx context.Context, in Input) (store.JITRequest, erro
 	}
 	s.audit(ctx, req, audit.JITRequest, audit.Info, in.Requester, in.Channel, fmt.Sprintf("%s requests %s on %s for %s", in.Requester, orAny(in.Account), in.Target, d))
 	if opt.AutoApprove {
-		return s.approve(ctx, req, "", resource.ApprovalAuto, ChannelPolicy)
+		return s.approve(ctx, req, in.Groups, "", resource.ApprovalAuto, ChannelPolicy)
 	}
 	s.notify(Notification{Event: EventRequested, Request: req})
 	return req, nil
@@ -295,7 +295,7 @@ func (s *Service) Approve(ctx context.Context, d Decision) (store.JITRequest, er
 	if err != nil {
 		return req, err
 	}
-	return s.approve(ctx, req, d.Approver, resource.ApprovalManual, d.Channel)
+	return s.approve(ctx, req, nil, d.Approver, resource.ApprovalManual, d.Channel)
 }
 
 // Deny denies a pending request as d.Approver (same rules as Approve).
@@ -347,14 +347,31 @@ func transitionErr(err error) error {
 
 // approve moves a pending request to approved, then creates its grant.
 // The state moves first: of two approvers (or gateways) racing, one wins
-// and only it creates the grant.
-func (s *Service) approve(ctx context.Context, req store.JITRequest, approver, approval, channel string) (store.JITRequest, error) {
+// and only it creates the grant. groups are the requester's directory
+// groups; nil: read them through Config.Groups.
+func (s *Service) approve(ctx context.Context, req store.JITRequest, groups []string, approver, approval, channel string) (store.JITRequest, error) {
 	eng := s.cfg.Inventory.Snapshot().Engine
-	opt := eng.JITPolicy(req.Policy)
-	if opt == nil {
+	if eng.JITPolicy(req.Policy) == nil {
 		return req, refuse(ErrConflict, "jit policy %s no longer exists", req.Policy)
 	}
-	child, err := s.pickChild(ctx, eng, policy.JITOption{Policy: opt.Name, Children: opt.ChildPolicies}, req.Requester, req.Target, req.Account)
+	// The policy or the requester's groups may have changed since the
+	// request (offboarding): grant only what the requester could request
+	// now, and deny otherwise so that the request does not linger.
+	if groups == nil {
+		var err error
+		if groups, err = s.groups(ctx, req.Requester); err != nil {
+			return req, err
+		}
+	}
+	opts := eng.JITOptions(policy.Request{Subject: req.Requester, Groups: groups, Target: req.Target})
+	i := slices.IndexFunc(opts, func(o policy.JITOption) bool { return o.Policy == req.Policy })
+	switch {
+	case i < 0:
+		return s.denyStale(ctx, req, fmt.Sprintf("%s is no longer covered by jit policy %s for %s", req.Requester, req.Policy, req.Target))
+	case req.Duration > opts[i].MaxDuration:
+		return s.denyStale(ctx, req, fmt.Sprintf("duration %s is longer than jit policy %s now allows (%s)", req.Duration, req.Policy, opts[i].MaxDuration))
+	}
+	child, err := s.pickChild(ctx, eng, opts[i], req.Requester, req.Target, req.Account)
 	if err != nil {
 		return req, err
 	}
@@ -386,6 +403,21 @@ func (s *Service) approve(ctx context.Context, req store.JITRequest, approver, a
 		approved.DecidedBy, req.Requester, req.ID, approval, approved.Grant, approved.ExpiresAt.Format(time.RFC3339)))
 	s.notify(Notification{Event: EventApproved, Request: approved, Actor: approved.DecidedBy})
 	return approved, nil
+}
+
+// denyStale denies, as the gateway, a pending request that its jit policy
+// no longer allows, and refuses the approval with why.
+func (s *Service) denyStale(ctx context.Context, req store.JITRequest, why string) (store.JITRequest, error) {
+	now := s.cfg.Now().UTC()
+	denied := req
+	denied.State, denied.DecidedBy, denied.DecidedAt = store.JITDenied, "gateway", now
+	if err := s.cfg.Store.TransitionJITRequest(ctx, denied, store.JITPending, store.JITEvent{Time: now, Kind: "denied",
+		Actor: "gateway", Channel: ChannelGateway, Detail: why}); err != nil {
+		return req, transitionErr(err)
+	}
+	s.audit(ctx, denied, audit.JITDeny, audit.Deny, "gateway", ChannelGateway, fmt.Sprintf("gateway denies %s's request %s: %s", req.Requester, req.ID, why))
+	s.notify(Notification{Event: EventDenied, Request: denied, Actor: "gateway", Reason: why})
+	return denied, refuse(ErrForbidden, "request %s denied: %s", req.ID, why)
 }
 
 // Revoke ends an approved request's grant now, as actor (an admin).

@@ -442,3 +442,61 @@ func TestDirectoryGroups(t *testing.T) {
 		t.Fatalf("approval through a directory group: %+v %v", got, err)
 	}
 }
+
+// TestApproveRechecksEligibility blocks granting a stale request: a
+// requester offboarded from the jit policy (or a duration the policy no
+// longer allows) between request and approval must not get access; the
+// approval is refused and the request denied by the gateway, with why in
+// its history, so that it does not linger.
+func TestApproveRechecksEligibility(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(p *resource.Policy)
+		why    string
+	}{
+		{"requester no longer a subject", func(p *resource.Policy) { p.Subjects.Users = []string{"gina"} }, "no longer covered"},
+		{"max_duration lowered", func(p *resource.Policy) {
+			p.Duration, p.MaxDuration = resource.Duration(30*time.Minute), resource.Duration(30*time.Minute)
+		}, "longer than jit policy web-jit now allows"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSite(t)
+			ctx := context.Background()
+			req, err := s.svc.Request(ctx, Input{Requester: "erin", Target: "web1", Account: "deploy", Duration: 2 * time.Hour, Reason: "x", Channel: ChannelCLI})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := s.inv.Get(ctx, resource.KindPolicy, "web-jit")
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := o.(*resource.Policy)
+			tc.change(p)
+			if _, err := s.inv.Apply(ctx, []resource.Object{p}); err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.svc.Approve(ctx, Decision{ID: req.ID, Approver: "frank", Channel: ChannelCLI})
+			if !errors.Is(err, ErrForbidden) || !strings.Contains(err.Error(), tc.why) {
+				t.Fatalf("approve: %v, want forbidden saying %q", err, tc.why)
+			}
+			if d := s.may("erin", "deploy"); d.Allow {
+				t.Fatalf("erin got access through a stale request (policy %s)", d.Policy)
+			}
+			got, err := s.svc.Get(ctx, req.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != store.JITDenied || got.Grant != "" {
+				t.Fatalf("request %s, grant %q; want denied without grant", got.State, got.Grant)
+			}
+			hist, err := s.svc.History(ctx, req.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := hist[len(hist)-1]
+			if last.Kind != "denied" || last.Actor != "gateway" || !strings.Contains(last.Detail, tc.why) {
+				t.Fatalf("last event %+v, want denied by gateway saying %q", last, tc.why)
+			}
+		})
+	}
+}

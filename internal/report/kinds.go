@@ -115,8 +115,11 @@ func buildEntitlements(ctx context.Context, src *Source, p Params) (*Table, erro
 	for _, g := range w.grants() {
 		ev := grantEvent(by, g)
 		actions := strings.Join(g.policy.Actions, " ")
-		if g.policy.Type == resource.PolicyProxy {
+		switch g.policy.Type {
+		case resource.PolicyProxy:
 			actions = "proxy"
+		case resource.PolicyKubernetes:
+			actions = "kubernetes"
 		}
 		t.add(false, g.identity, g.identityKind, g.via, g.policy.Name, g.jit, g.target, g.targetUser, actions,
 			w.privileged(g), ev.User, ts(ev.Time), ts(used[g.identity+"\x00"+g.target+"\x00"+g.targetUser]))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -140,5 +141,94 @@ func TestAccessReviewCampaign(t *testing.T) {
 	}
 	if len(revoked) != 2 {
 		t.Fatalf("resource changes by the reviewer: %q", revoked)
+	}
+}
+
+// TestKubernetesAccessReviewed blocks standing cluster access hiding from
+// access reviews: a kubernetes policy has cluster users and groups, not
+// target users, and must still give one item per impersonated identity
+// (system:masters marked privileged), which a reviewer can revoke like
+// any other.
+func TestKubernetesAccessReviewed(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	objs, err := resource.DecodeYAML([]byte(`kind: User
+name: mallory
+---
+kind: User
+name: oscar
+---
+kind: Target
+name: k1
+protocol: kubernetes
+url: https://127.0.0.1:6443
+tls_pin_sha256: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+credential: {type: bearer, account: gateway}
+---
+kind: Policy
+name: kube-admin
+type: kubernetes
+subjects: {users: [mallory, oscar]}
+targets: {names: [k1]}
+cluster_groups: [system:masters]
+---
+kind: Policy
+name: kube-view
+type: kubernetes
+subjects: {users: [oscar]}
+targets: {names: [k1]}
+cluster_users: [viewer]
+cluster_groups: [view]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.inv.Apply(ctx, objs); err != nil {
+		t.Fatal(err)
+	}
+	al := audit.New(w.st, slog.New(slog.DiscardHandler))
+	rv := &report.Reviews{Source: w.src, Inventory: w.inv, Audit: al.Write, Now: func() time.Time { return now }}
+	c, items, err := rv.Start(ctx, "ivy", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var masters store.ReviewItem
+	for _, tc := range []struct {
+		identity, policy, account string
+		privileged                bool
+	}{
+		{"mallory", "kube-admin", "user:mallory", false},
+		{"mallory", "kube-admin", "group:system:masters", true},
+		{"oscar", "kube-admin", "group:system:masters", true},
+		{"oscar", "kube-view", "user:viewer", false},
+		{"oscar", "kube-view", "group:view", false},
+	} {
+		i := slices.IndexFunc(items, func(it store.ReviewItem) bool {
+			return it.Identity == tc.identity && it.Policy == tc.policy && it.Target == "k1" && it.TargetUser == tc.account
+		})
+		if i < 0 {
+			t.Fatalf("no review item for %s on k1 as %s (%s)", tc.identity, tc.account, tc.policy)
+		}
+		if got := items[i].Privileged != ""; got != tc.privileged {
+			t.Errorf("%s as %s: privileged %q, want %v", tc.identity, tc.account, items[i].Privileged, tc.privileged)
+		}
+		if tc.identity == "mallory" && tc.privileged {
+			masters = items[i]
+		}
+	}
+	kube := func(user string) bool {
+		e := w.inv.Snapshot().Engine
+		return e.DecideKube(policy.KubeRequest{Kind: policy.SubjectUser, Subject: user, Target: "k1", Discovery: true,
+			Source: netip.MustParseAddr("127.0.0.1"), Now: now}).Allow
+	}
+	if !kube("mallory") {
+		t.Fatal("mallory has no cluster access before the revoke: the test proves nothing")
+	}
+	it, err := rv.Decide(ctx, c.ID, masters.Item, "ivy", store.ReviewRevoke, "no standing cluster admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Effect != "removed mallory from the subjects of policy kube-admin" || kube("mallory") || !kube("oscar") {
+		t.Fatalf("revoke: effect %q; mallory allowed %v, oscar allowed %v", it.Effect, kube("mallory"), kube("oscar"))
 	}
 }

@@ -101,15 +101,16 @@ type grant struct {
 	target, targetUser     string
 }
 
-// grants expands every target-access and proxy policy (and every jit
-// policy's children) into one row per identity, target and target user,
+// grants expands every target-access, proxy and kubernetes policy (and
+// every jit policy's children) into one row per identity, target and
+// target user (for kubernetes, each cluster user and group impersonated),
 // with the targets the policy engine resolves.
 func (w *world) grants() []grant {
 	var out []grant
 	for _, pn := range w.policyNames {
 		p := w.policies[pn]
 		switch p.Type {
-		case resource.PolicyTargetAccess, resource.PolicyProxy:
+		case resource.PolicyTargetAccess, resource.PolicyProxy, resource.PolicyKubernetes:
 			out = append(out, w.expand(p, p, "")...)
 		case resource.PolicyJIT:
 			for _, cn := range p.ChildPolicies {
@@ -159,12 +160,34 @@ func (w *world) expand(naming, granting *resource.Policy, jit string) []grant {
 	targets := w.engine.PolicyTargets(granting.Name)
 	var out []grant
 	for _, s := range subjects {
+		tus := granting.TargetUsers
+		if granting.Type == resource.PolicyKubernetes {
+			tus = clusterIdentities(granting, s.name)
+		}
 		for _, t := range targets {
-			for _, tu := range granting.TargetUsers {
+			for _, tu := range tus {
 				out = append(out, grant{identity: s.name, identityKind: s.kind, via: s.via, policy: granting,
 					jit: jit, target: t, targetUser: w.targetUser(s.name, tu)})
 			}
 		}
+	}
+	return out
+}
+
+// clusterIdentities are what a kubernetes policy makes the gateway
+// impersonate for identity, as "user:NAME" and "group:NAME": the power
+// on the cluster lies in them, not in a target user. With groups only,
+// the front impersonates the identity's own name.
+func clusterIdentities(p *resource.Policy, identity string) []string {
+	var out []string
+	for _, u := range p.ClusterUsers {
+		out = append(out, "user:"+u)
+	}
+	if len(p.ClusterUsers) == 0 {
+		out = append(out, "user:"+identity)
+	}
+	for _, g := range p.ClusterGroups {
+		out = append(out, "group:"+g)
 	}
 	return out
 }
@@ -183,6 +206,11 @@ func (w *world) targetUser(identity, tu string) string {
 // superAccounts are target users that hold every power on their system.
 var superAccounts = []string{"root", "administrator", "admin", "postgres", "sa", "system"}
 
+// superClusterIdentities are cluster users and groups that Kubernetes (or
+// its usual default RBAC) gives every power on the cluster.
+var superClusterIdentities = []string{"group:system:masters", "group:cluster-admin", "group:cluster-admins",
+	"user:cluster-admin", "user:kubernetes-admin", "user:system:admin"}
+
 // privileged says why a grant is privileged access (ISO 27001 A.8.2),
 // from the policy itself rather than a list kept by hand: a superuser
 // account, sudo to everything, a policy that covers every target (a
@@ -192,6 +220,9 @@ func (w *world) privileged(g grant) string {
 	var why []string
 	if slices.Contains(superAccounts, strings.ToLower(g.targetUser)) {
 		why = append(why, "superuser account "+g.targetUser)
+	}
+	if g.policy.Type == resource.PolicyKubernetes && slices.Contains(superClusterIdentities, strings.ToLower(g.targetUser)) {
+		why = append(why, "cluster admin "+g.targetUser)
 	}
 	if strings.Contains(strings.ToUpper(g.policy.Sudoers), "ALL") {
 		why = append(why, "sudo "+g.policy.Sudoers)
