@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
@@ -514,6 +515,51 @@ func TestAPIKeyRules(t *testing.T) {
 	// A key cannot make keys: one stolen would outlive its revocation.
 	if got, out := e.send(t, "admin", "POST", "/api/v1/apikeys", `{"name":"k","kind":"access"}`); got != 403 {
 		t.Errorf("a key made a key: %d %v", got, out)
+	}
+}
+
+// TestRegistrationKeyLimitsOverHTTP: POST /api/v1/targets/register binds
+// a registration key's limits as the agent front does. It blocks a spent
+// key, or one meant for web-* in staging, registering any name in any
+// environment (db-prod-0 labelled prod) as often as its holder likes.
+func TestRegistrationKeyLimitsOverHTTP(t *testing.T) {
+	e := newAuthzEnv(t)
+	id, value, _ := apikey.New()
+	_, secret, _ := apikey.Parse(value)
+	if err := e.st.CreateAPIKey(context.Background(), store.APIKey{ID: id, Name: "agents", Kind: store.APIKeyRegistration,
+		SecretHash: apikey.Hash(id, secret), CreatedAt: time.Now(), MaxUses: 1,
+		NamePattern: "web-*", Environment: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, labels string
+		want         int
+		wantEnv      string
+	}{
+		{name: "db-prod-0", labels: `{"environment":"prod"}`, want: 403},
+		{name: "db-prod-1", want: 403},
+		{name: "web-0", labels: `{"environment":"prod"}`, want: 403},
+		{name: "web-0", labels: `{"team":"a"}`, want: 201, wantEnv: "staging"},
+		{name: "web-1", want: 403}, // used up
+	} {
+		labels := c.labels
+		if labels == "" {
+			labels = "{}"
+		}
+		s, out := e.send(t, value, "POST", "/api/v1/targets/register",
+			fmt.Sprintf(`{"name":%q,"address":"10.9.9.1:22","host_key":%q,"labels":%s}`, c.name, testHostKey, labels))
+		if s != c.want {
+			t.Errorf("%s %s: %d %v, want %d", c.name, labels, s, out, c.want)
+			continue
+		}
+		if c.wantEnv != "" {
+			if l, _ := out["labels"].(map[string]any); l["environment"] != c.wantEnv {
+				t.Errorf("%s: labels %v, want environment %s", c.name, out["labels"], c.wantEnv)
+			}
+		}
+	}
+	if k, err := e.st.GetAPIKey(context.Background(), id); err != nil || k.Uses != 1 {
+		t.Errorf("uses %d (%v), want 1: only the accepted registration counts", k.Uses, err)
 	}
 }
 
