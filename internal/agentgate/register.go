@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"path"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -20,9 +19,8 @@ import (
 )
 
 // EnvironmentLabel is the label a registered target carries for the
-// environment its registration key (or its agent) names: an Environment
-// resource with `selector: {environment: NAME}` collects them.
-const EnvironmentLabel = "environment"
+// environment its registration key (or its agent) names.
+const EnvironmentLabel = store.EnvironmentLabel
 
 // registrationError is a refusal the agent's operator sees: it names what
 // is wrong, never the key's value.
@@ -88,31 +86,18 @@ func (s *Server) register(sc *ssh.ServerConn, r agentproto.Registration, hello a
 		return agentproto.Registered{}, fmt.Errorf("read registration key %s: %w", keyID, err)
 	}
 	now := s.cfg.Now()
-	switch {
-	case !apikey.Verify(k.SecretHash, keyID, secret):
+	if !apikey.Verify(k.SecretHash, keyID, secret) {
 		return fail("unknown registration key")
-	case k.Kind != store.APIKeyRegistration:
-		return fail("the key is not a registration key")
-	case !k.RevokedAt.IsZero():
-		return fail("the registration key is revoked")
-	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
-		return fail("the registration key has expired")
-	case k.MaxUses > 0 && k.Uses >= k.MaxUses:
-		return fail("the registration key is used up")
+	}
+	env, err := store.CheckRegistration(k, r.Name, r.Environment, now)
+	var rr *store.RegistrationRefusal
+	switch {
+	case errors.As(err, &rr):
+		return fail(rr.Msg)
+	case err != nil:
+		return agentproto.Registered{}, fmt.Errorf("check registration key %s: %w", keyID, err)
 	case !sourceAllowed(k.SourceCIDRs, sc.RemoteAddr().String()):
 		return fail("the registration key is not accepted from this address")
-	}
-	env := r.Environment
-	if k.Environment != "" {
-		if env != "" && env != k.Environment {
-			return fail(fmt.Sprintf("the registration key registers targets in environment %q only", k.Environment))
-		}
-		env = k.Environment
-	}
-	if k.NamePattern != "" {
-		if ok, _ := path.Match(k.NamePattern, r.Name); !ok {
-			return fail(fmt.Sprintf("the registration key registers names matching %q only", k.NamePattern))
-		}
 	}
 	mode := r.Mode
 	if mode != agentproto.ModeForward && mode != agentproto.ModeBuiltin {

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
+	"github.com/portcullis/portcullis/internal/apikey"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/livesession"
@@ -30,6 +32,7 @@ import (
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/vault"
+	"golang.org/x/crypto/ssh"
 )
 
 // The callers of the authorization matrix, in column order.
@@ -517,6 +520,51 @@ func TestAPIKeyRules(t *testing.T) {
 	}
 }
 
+// TestRegistrationKeyLimitsOverHTTP: POST /api/v1/targets/register binds
+// a registration key's limits as the agent front does. It blocks a spent
+// key, or one meant for web-* in staging, registering any name in any
+// environment (db-prod-0 labelled prod) as often as its holder likes.
+func TestRegistrationKeyLimitsOverHTTP(t *testing.T) {
+	e := newAuthzEnv(t)
+	id, value, _ := apikey.New()
+	_, secret, _ := apikey.Parse(value)
+	if err := e.st.CreateAPIKey(context.Background(), store.APIKey{ID: id, Name: "agents", Kind: store.APIKeyRegistration,
+		SecretHash: apikey.Hash(id, secret), CreatedAt: time.Now(), MaxUses: 1,
+		NamePattern: "web-*", Environment: "staging"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, labels string
+		want         int
+		wantEnv      string
+	}{
+		{name: "db-prod-0", labels: `{"environment":"prod"}`, want: 403},
+		{name: "db-prod-1", want: 403},
+		{name: "web-0", labels: `{"environment":"prod"}`, want: 403},
+		{name: "web-0", labels: `{"team":"a"}`, want: 201, wantEnv: "staging"},
+		{name: "web-1", want: 403}, // used up
+	} {
+		labels := c.labels
+		if labels == "" {
+			labels = "{}"
+		}
+		s, out := e.send(t, value, "POST", "/api/v1/targets/register",
+			fmt.Sprintf(`{"name":%q,"address":"10.9.9.1:22","host_key":%q,"labels":%s}`, c.name, testHostKey, labels))
+		if s != c.want {
+			t.Errorf("%s %s: %d %v, want %d", c.name, labels, s, out, c.want)
+			continue
+		}
+		if c.wantEnv != "" {
+			if l, _ := out["labels"].(map[string]any); l["environment"] != c.wantEnv {
+				t.Errorf("%s: labels %v, want environment %s", c.name, out["labels"], c.wantEnv)
+			}
+		}
+	}
+	if k, err := e.st.GetAPIKey(context.Background(), id); err != nil || k.Uses != 1 {
+		t.Errorf("uses %d (%v), want 1: only the accepted registration counts", k.Uses, err)
+	}
+}
+
 // TestRegistrationKeySetting: with global keys off, only an admin's own
 // registration keys register, and stop when the owner loses the role.
 func TestRegistrationKeySetting(t *testing.T) {
@@ -563,5 +611,174 @@ func TestRegistrationKeySetting(t *testing.T) {
 	}
 	if s, _ := e.send(t, "admin", "GET", "/api/v1/settings", ""); s != 403 {
 		t.Errorf("former admin reads settings: %d, want 403", s)
+	}
+}
+
+// discoveryEnv is a gateway with its agent listener on, so that
+// GET /api/v1/autodiscovery-script answers scripts.
+type discoveryEnv struct {
+	st  store.Store
+	srv *httptest.Server
+}
+
+func newDiscoveryEnv(t *testing.T) *discoveryEnv {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "portcullis.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	v, err := vault.New(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	inv, err := inventory.New(ctx, st, v, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al := audit.New(st, log)
+	bin := filepath.Join(dir, "portcullis")
+	if err := os.WriteFile(bin, []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	hk, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := api.New(api.Config{Inventory: inv, Store: st, Audit: al, Log: log,
+		AgentAddr: func() string { return "127.0.0.1:2222" }, AgentBinary: bin, HostKey: hk})
+	srv := httptest.NewTLSServer(api.HTTPS(h, api.NewKeyAuthenticator(st, al)))
+	t.Cleanup(srv.Close)
+	return &discoveryEnv{st: st, srv: srv}
+}
+
+// registrationKey stores k as a registration key and answers its value.
+func (e *discoveryEnv) registrationKey(t *testing.T, k store.APIKey) string {
+	t.Helper()
+	id, value, _ := apikey.New()
+	_, secret, _ := apikey.Parse(value)
+	k.ID, k.Kind, k.SecretHash, k.CreatedAt = id, store.APIKeyRegistration, apikey.Hash(id, secret), time.Now()
+	if err := e.st.CreateAPIKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return value
+}
+
+// script fetches the autodiscovery script with key and Host header host.
+func (e *discoveryEnv) script(t *testing.T, key, host string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/v1/autodiscovery-script", nil)
+	req.Header.Set(api.APIKeyHeader, key)
+	if host != "" {
+		req.Host = host
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+var scriptKey = regexp.MustCompile(`PORTCULLIS_REGISTRATION_KEY='([^']+)'`)
+
+// TestAutodiscoveryKeyNoLooserThanCaller: the key an autodiscovery script
+// carries is never looser than the registration key that fetched it. It
+// blocks a spent key, or one narrowed to web-* from 127.0.0.0/8, buying a
+// fresh key with no limits, which buys the next: a leaked key that never
+// dies.
+func TestAutodiscoveryKeyNoLooserThanCaller(t *testing.T) {
+	e := newDiscoveryEnv(t)
+	parentExpiry := time.Now().Add(time.Hour).Truncate(time.Second)
+	for _, c := range []struct {
+		name   string
+		parent store.APIKey
+		want   int
+		minted store.APIKey // ExpiresAt zero: about 2 h from now
+	}{
+		{name: "spent", parent: store.APIKey{MaxUses: 1, Uses: 1, NamePattern: "web-*", SourceCIDRs: []string{"127.0.0.0/8"}},
+			want: 403},
+		{name: "narrow", parent: store.APIKey{MaxUses: 5, Uses: 2, NamePattern: "web-*", SourceCIDRs: []string{"127.0.0.0/8"},
+			Environment: "staging", ExpiresAt: parentExpiry},
+			want: 200, minted: store.APIKey{MaxUses: 3, NamePattern: "web-*", SourceCIDRs: []string{"127.0.0.0/8"},
+				Environment: "staging", ExpiresAt: parentExpiry}},
+		{name: "open", want: 200},
+	} {
+		resp, body := e.script(t, e.registrationKey(t, c.parent), "")
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: %d %s, want %d", c.name, resp.StatusCode, body, c.want)
+			continue
+		}
+		if c.want != 200 {
+			continue
+		}
+		m := scriptKey.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("%s: no key in the script:\n%s", c.name, body)
+		}
+		id, _, _ := apikey.Parse(m[1])
+		got, err := e.st.GetAPIKey(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.MaxUses != c.minted.MaxUses || got.NamePattern != c.minted.NamePattern ||
+			!slices.Equal(got.SourceCIDRs, c.minted.SourceCIDRs) || got.Environment != c.minted.Environment {
+			t.Errorf("%s: minted max_uses=%d name_pattern=%q source_cidrs=%v environment=%q, want %d %q %v %q", c.name,
+				got.MaxUses, got.NamePattern, got.SourceCIDRs, got.Environment,
+				c.minted.MaxUses, c.minted.NamePattern, c.minted.SourceCIDRs, c.minted.Environment)
+		}
+		switch {
+		case !c.minted.ExpiresAt.IsZero() && !got.ExpiresAt.Equal(c.minted.ExpiresAt):
+			t.Errorf("%s: minted key expires %s, want the caller's %s", c.name, got.ExpiresAt, c.minted.ExpiresAt)
+		case c.minted.ExpiresAt.IsZero() && (got.ExpiresAt.IsZero() || got.ExpiresAt.After(time.Now().Add(2*time.Hour))):
+			t.Errorf("%s: minted key expires %s, want within 2 h", c.name, got.ExpiresAt)
+		}
+	}
+}
+
+// TestAutodiscoveryScriptHost: the Host header, which the script dials
+// back to, must be a plain host name, IPv4 or bracketed IPv6 address with
+// an optional numeric port. It blocks a Host such as gw.example';id;'
+// breaking out of the script's quotes and running as root on every new
+// host. A script also carries Cache-Control: no-store, as it holds a live
+// key.
+func TestAutodiscoveryScriptHost(t *testing.T) {
+	e := newDiscoveryEnv(t)
+	key := e.registrationKey(t, store.APIKey{})
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"gw.example.com:8443", 200},
+		{"gw.example.com", 200},
+		{"10.0.0.1:8443", 200},
+		{"[2001:db8::1]:8443", 200},
+		{"[2001:db8::1]", 200},
+		{"gw.example';id;'", 400},
+		{"gw.example.com:84x", 400},
+		{"gw.example.com:", 400},
+		{"2001:db8::1", 400},
+		{"[gw.example.com]:8443", 400},
+		{"gw_x$(id)", 400},
+	} {
+		resp, body := e.script(t, key, c.host)
+		if resp.StatusCode != c.want {
+			t.Errorf("Host %q: %d %s, want %d", c.host, resp.StatusCode, body, c.want)
+			continue
+		}
+		if c.want != 200 {
+			continue
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Host %q: Cache-Control %q, want no-store", c.host, cc)
+		}
+		if want := "GATEWAY_HTTPS='https://" + c.host + "'\n"; !strings.Contains(body, want) {
+			t.Errorf("Host %q: the script lacks %q:\n%s", c.host, want, body)
+		}
 	}
 }

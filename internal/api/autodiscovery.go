@@ -3,11 +3,15 @@ package api
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -68,59 +72,125 @@ func (a *api) autodiscoveryScript(w http.ResponseWriter, r *http.Request) error 
 	if env != "" && !resource.ValidName(env) {
 		return clientError(http.StatusBadRequest, "environment %q is not a valid name", env)
 	}
+	// The gateway's name goes into the script, so check it before any
+	// key is minted: Go accepts quotes and semicolons in Host.
+	host, err := scriptHost(r.Host)
+	if err != nil {
+		return clientError(http.StatusBadRequest, "Host header %q: %v", r.Host, err)
+	}
+	now := a.now()
+	k := store.APIKey{Name: "autodiscovery script", Kind: store.APIKeyRegistration, CreatedBy: p.actor(),
+		CreatedAt: now, ExpiresAt: now.Add(discoveryTokenTTL)}
 	if p.registration() {
-		k, err := a.store.GetAPIKey(r.Context(), p.KeyID)
+		parent, err := a.store.GetAPIKey(r.Context(), p.KeyID)
 		if err != nil {
-			return fmt.Errorf("autodiscovery script: %w", err)
+			return fmt.Errorf("autodiscovery script: read registration key %s: %w", p.KeyID, err)
 		}
-		switch {
-		case k.Environment != "" && env != "" && env != k.Environment:
-			return clientError(http.StatusForbidden, "registration key %s registers targets in environment %q only", p.KeyID, k.Environment)
-		case k.Environment != "":
-			env = k.Environment
+		// A minted key is never looser than the key that minted it:
+		// otherwise a spent or narrow key buys a fresh, open one, and
+		// that one the next, for ever.
+		msg := ""
+		var rr *store.RegistrationRefusal
+		switch err := store.RegistrationKeyUsable(parent, now); {
+		case errors.As(err, &rr):
+			msg = fmt.Sprintf("%s (key %s)", rr.Msg, p.KeyID)
+		case err != nil:
+			return fmt.Errorf("autodiscovery script: check registration key %s: %w", p.KeyID, err)
+		case parent.Environment != "" && env != "" && env != parent.Environment:
+			msg = fmt.Sprintf("registration key %s registers targets in environment %q only", p.KeyID, parent.Environment)
+		}
+		if msg != "" {
+			a.deny(r, p, msg)
+			return clientError(http.StatusForbidden, "%s", msg)
+		}
+		if parent.Environment != "" {
+			env = parent.Environment
+		}
+		k.NamePattern, k.SourceCIDRs = parent.NamePattern, slices.Clone(parent.SourceCIDRs)
+		if parent.MaxUses > 0 {
+			k.MaxUses = parent.MaxUses - parent.Uses
+		}
+		if !parent.ExpiresAt.IsZero() && parent.ExpiresAt.Before(k.ExpiresAt) {
+			k.ExpiresAt = parent.ExpiresAt
 		}
 	}
+	k.Environment = env
 	sum, err := d.sha256()
 	if err != nil {
 		return fmt.Errorf("autodiscovery script: %w", err)
 	}
-	now := a.now()
 	id, value, err := apikey.New()
 	if err != nil {
 		return fmt.Errorf("autodiscovery script: %w", err)
 	}
 	_, secret, _ := apikey.Parse(value)
-	k := store.APIKey{ID: id, Name: "autodiscovery script", Kind: store.APIKeyRegistration, CreatedBy: p.actor(),
-		SecretHash: apikey.Hash(id, secret), CreatedAt: now, ExpiresAt: now.Add(discoveryTokenTTL), Environment: env}
+	k.ID, k.SecretHash = id, apikey.Hash(id, secret)
 	if err := a.store.CreateAPIKey(r.Context(), k); err != nil {
 		return fmt.Errorf("autodiscovery script: %w", err)
 	}
 	if err := a.audit.Write(r.Context(), store.AuditEvent{Type: audit.APIKeyCreate, Outcome: audit.Success,
 		User: p.actor(), Source: source(r), Message: fmt.Sprintf("registration key %s minted for an autodiscovery script", id),
-		Detail: map[string]any{"key_id": id, "kind": k.Kind, "environment": env, "expires_at": k.ExpiresAt, "by_key": p.KeyID}}); err != nil {
+		Detail: map[string]any{"key_id": id, "kind": k.Kind, "environment": env, "expires_at": k.ExpiresAt, "by_key": p.KeyID,
+			"max_uses": k.MaxUses, "name_pattern": k.NamePattern, "source_cidrs": k.SourceCIDRs}}); err != nil {
 		_ = a.store.RevokeAPIKey(r.Context(), id, now)
 		return fmt.Errorf("autodiscovery script: audit: %w", err)
 	}
 	// The agent reaches the gateway under the name the caller used.
-	host, _, err := net.SplitHostPort(r.Host)
-	if err != nil {
-		host = r.Host
-	}
 	_, agentPort, _ := net.SplitHostPort(d.agentAddr())
 	var b strings.Builder
 	if err := scriptTemplate.Execute(&b, map[string]string{
-		"HTTPS":       "https://" + r.Host,
-		"AgentAddr":   net.JoinHostPort(host, agentPort),
-		"SHA256":      sum,
-		"HostKey":     ssh.FingerprintSHA256(d.hostKey),
-		"Environment": env,
-		"Key":         value,
+		"HTTPS":       shellQuote("https://" + r.Host),
+		"AgentAddr":   shellQuote(net.JoinHostPort(host, agentPort)),
+		"SHA256":      shellQuote(sum),
+		"HostKey":     shellQuote(ssh.FingerprintSHA256(d.hostKey)),
+		"Environment": shellQuote(env),
+		"Key":         shellQuote(value),
 	}); err != nil {
 		return fmt.Errorf("autodiscovery script: %w", err)
 	}
 	w.Header().Set("Content-Type", "text/x-shellscript; charset=utf-8")
+	// The script carries a live registration key.
+	w.Header().Set("Cache-Control", "no-store")
 	_, _ = io.WriteString(w, b.String())
 	return nil
+}
+
+// scriptHost checks the Host header the script will dial back to and
+// answers its host part: a DNS name or IPv4 address of [A-Za-z0-9.-], or an
+// IPv6 literal in brackets, with an optional numeric port.
+func scriptHost(hostport string) (string, error) {
+	host, port, err := net.SplitHostPort(hostport)
+	switch {
+	case err == nil:
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return "", errors.New("the port is not a number from 0 to 65535")
+		}
+	case strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]"):
+		host = hostport[1 : len(hostport)-1]
+	default:
+		host = hostport
+	}
+	bracketed := strings.HasPrefix(hostport, "[")
+	if bracketed || strings.Contains(host, ":") {
+		if ip, err := netip.ParseAddr(host); !bracketed || err != nil || !ip.Is6() || ip.Zone() != "" {
+			return "", errors.New("not an IPv6 address in brackets")
+		}
+		return host, nil
+	}
+	if host == "" {
+		return "", errors.New("no host name")
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return "", fmt.Errorf("the host name holds %q: only letters, digits, dots and hyphens", c)
+		}
+	}
+	return host, nil
+}
+
+// shellQuote makes s one single-quoted shell word, whatever it holds.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // agentBinary serves the running portcullis binary, which the
@@ -134,9 +204,9 @@ func (a *api) agentBinary(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// scriptTemplate is the autodiscovery script. Values are single-quoted
-// (none can hold a quote: a URL host, an address, hex, a fingerprint, a
-// name and a key, all checked or made here). Running it twice is harmless:
+// scriptTemplate is the autodiscovery script. Every value comes through
+// shellQuote, already a quoted word, though each is also checked or made
+// here: one that slipped a check must still not run as code. Running it twice is harmless:
 // a binary with the right checksum is not downloaded again, a registered
 // agent does not register again, and the unit is rewritten the same.
 var scriptTemplate = template.Must(template.New("script").Parse(`#!/bin/bash
@@ -153,18 +223,18 @@ for arg in "$@"; do
     *) echo "unknown option: $arg" >&2; exit 2 ;;
   esac
 done
-GATEWAY_HTTPS='{{.HTTPS}}'
-AGENT_ADDR='{{.AgentAddr}}'
-BINARY_SHA256='{{.SHA256}}'
-GATEWAY_HOST_KEY='{{.HostKey}}'
-ENVIRONMENT='{{.Environment}}'
+GATEWAY_HTTPS={{.HTTPS}}
+AGENT_ADDR={{.AgentAddr}}
+BINARY_SHA256={{.SHA256}}
+GATEWAY_HOST_KEY={{.HostKey}}
+ENVIRONMENT={{.Environment}}
 BIN="$ROOT/usr/local/bin/portcullis"
 STATE="$ROOT/var/lib/portcullis-agent"
 NAME="${PORTCULLIS_NAME:-$(hostname -s)}"
 mkdir -p "$(dirname "$BIN")"
 mkdir -p -m 0700 "$STATE"
 # A short-lived key for one environment, minted for this script.
-export PORTCULLIS_REGISTRATION_KEY='{{.Key}}'
+export PORTCULLIS_REGISTRATION_KEY={{.Key}}
 if ! echo "$BINARY_SHA256  $BIN" | sha256sum -c --status 2>/dev/null; then
   tmp="$(mktemp "$BIN.XXXXXX")"
   # The checksum, not the TLS certificate, vouches for the download: the

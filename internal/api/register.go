@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 
@@ -33,9 +34,36 @@ func (a *api) registerTarget(w http.ResponseWriter, r *http.Request) error {
 		return clientError(http.StatusBadRequest, "field host_key: required: a registered target's host key is pinned, never learned")
 	}
 	t := &resource.Target{Kind: resource.KindTarget, Name: req.Name, Address: req.Address,
-		HostKey: strings.TrimSpace(req.HostKey), Labels: req.Labels}
+		HostKey: strings.TrimSpace(req.HostKey), Labels: maps.Clone(req.Labels)}
+	if p.registration() {
+		// The key's limits bind here as on the agent front: without
+		// them a spent key, or one meant for web-* in staging, registers
+		// anything anywhere.
+		env, err := a.registrationLimits(r, p, t.Name, t.Labels[store.EnvironmentLabel])
+		if err != nil {
+			return err
+		}
+		if env != "" {
+			if t.Labels == nil {
+				t.Labels = map[string]string{}
+			}
+			t.Labels[store.EnvironmentLabel] = env
+		}
+	}
 	if err := t.Validate(); err != nil {
 		return clientError(http.StatusBadRequest, "%v", err)
+	}
+	if p.registration() {
+		// Counted only once the request is otherwise sound, in the one
+		// statement that also checks the limit, so concurrent requests
+		// cannot overdraw the key.
+		if err := a.store.UseRegistrationKey(r.Context(), p.KeyID, a.now()); errors.Is(err, store.ErrConflict) {
+			msg := fmt.Sprintf("registration key %s is used up, revoked or expired", p.KeyID)
+			a.deny(r, p, msg)
+			return clientError(http.StatusForbidden, "%s", msg)
+		} else if err != nil {
+			return fmt.Errorf("register target: count the use of registration key %s: %w", p.KeyID, err)
+		}
 	}
 	status := http.StatusCreated
 	old, err := a.inv.Create(r.Context(), t)
@@ -54,6 +82,27 @@ func (a *api) registerTarget(w http.ResponseWriter, r *http.Request) error {
 		Detail:  map[string]any{"key_id": p.KeyID, "address": t.Address, "labels": t.Labels, "created": status == http.StatusCreated}})
 	writeJSON(w, status, t)
 	return nil
+}
+
+// registrationLimits applies the limits of the caller's registration key
+// to a target named name asking for environment env, and answers the
+// environment the target gets. A refusal is audited and answered 403.
+func (a *api) registrationLimits(r *http.Request, p Principal, name, env string) (string, error) {
+	k, err := a.store.GetAPIKey(r.Context(), p.KeyID)
+	if err != nil {
+		return "", fmt.Errorf("read registration key %s: %w", p.KeyID, err)
+	}
+	env, err = store.CheckRegistration(k, name, env, a.now())
+	var rr *store.RegistrationRefusal
+	if errors.As(err, &rr) {
+		msg := fmt.Sprintf("%s (key %s)", rr.Msg, p.KeyID)
+		a.deny(r, p, msg)
+		return "", clientError(http.StatusForbidden, "%s", msg)
+	}
+	if err != nil {
+		return "", fmt.Errorf("check registration key %s: %w", p.KeyID, err)
+	}
+	return env, nil
 }
 
 func sameTarget(o resource.Object, t *resource.Target) bool {
