@@ -251,6 +251,16 @@ func (sess *session) fromClient() error {
 				raw = markerMessages
 				break
 			}
+			if _, ok := statements[m.Name]; ok && m.Name != "" {
+				// PostgreSQL refuses a second Parse of a named statement
+				// and keeps the first; replacing the entry here would
+				// audit and re-judge at Execute a text that never runs.
+				why := fmt.Sprintf("prepared statement %q already exists; close it before parsing the name again", m.Name)
+				sess.refuseWith(sqlError(stateDuplicatePrepared, "portcullis: "+why), m.Query, m.Query, why, false)
+				skipping = true
+				raw = markerMessages
+				break
+			}
 			if old, ok := statements[m.Name]; ok {
 				preparedBytes -= len(old.sql)
 			}
@@ -457,8 +467,13 @@ func statementForms(st string) []string {
 // the marker in place of the message. The refusal is audited and
 // recorded.
 func (sess *session) refuse(sql, which, why string, simple bool) {
+	sess.refuseWith(sqlError(stateInsufficientPriv, "portcullis: "+why), sql, which, why, simple)
+}
+
+// refuseWith is refuse answering with e, for a refusal that is not a
+// policy's.
+func (sess *session) refuseWith(e *pgproto3.ErrorResponse, sql, which, why string, simple bool) {
 	sess.denied.Add(1)
-	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
 	e.Detail = "statement: " + truncate(which, 200)
 	sess.sendAudit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: truncate(sql, maxAuditSQL),
 		Detail: map[string]any{"database": sess.database, "action": actionDatabase, "reason": why}})
