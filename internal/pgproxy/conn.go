@@ -34,6 +34,7 @@ const (
 	stateInvalidAuth         = "28000"
 	stateInvalidPassword     = "28P01"
 	stateInsufficientPriv    = "42501"
+	stateDuplicatePrepared   = "42P05"
 	stateProgramLimit        = "54000"
 	stateTooManyConnections  = "53300"
 	stateAdminShutdown       = "57P01"

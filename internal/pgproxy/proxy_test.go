@@ -416,6 +416,117 @@ func TestSQLPreparedBeforeDeny(t *testing.T) {
 	g.waitEvent("request.deny", func(ev store.AuditEvent) bool { return strings.Contains(ev.Message, "EXECUTE del2") })
 }
 
+// TestPreparedNameReparsed: a second Parse of a named statement, which
+// PostgreSQL refuses while keeping the first, is refused by the gateway
+// too, so that a decoy text cannot take the name in the gateway's table:
+// the trail names the statement that ran, and a rule applied mid-session
+// is judged at Execute against it, not against the decoy. A decoy Parse
+// of a name made with SQL PREPARE, which the database refuses, leaves the
+// name unjudgeable (refused under rules), and a name whose Parse failed
+// may be parsed again. The unnamed statement is replaced by every Parse,
+// as in PostgreSQL.
+func TestPreparedNameReparsed(t *testing.T) {
+	s := newSite(t)
+	g := s.gw
+	ctx := context.Background()
+	conn, err := g.connect(ctx, g.conninfo("alice~app~db1", "app", alicePassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	pc := conn.PgConn()
+	for _, c := range []struct {
+		name, first, decoy string
+		refused            bool
+		runs, id, count    string
+	}{
+		{name: "s1", first: "insert into t values (4242)", decoy: "select 1", refused: true,
+			runs: "insert into t values (4242)", id: "4242", count: "1"},
+		{name: "", first: "insert into t values (4243)", decoy: "select 2",
+			runs: "select 2", id: "4243", count: "0"},
+	} {
+		if _, err := pc.Prepare(ctx, c.name, c.first, nil); err != nil {
+			t.Fatalf("%q: %v", c.name, err)
+		}
+		_, err := pc.Prepare(ctx, c.name, c.decoy, nil)
+		var pe *pgconn.PgError
+		if c.refused != (errors.As(err, &pe) && pe.Code == "42P05") || (!c.refused && err != nil) {
+			t.Fatalf("%q: second Parse: %v, want refused %v", c.name, err, c.refused)
+		}
+		if _, err := pc.ExecPrepared(ctx, c.name, nil, nil, nil).Close(); err != nil {
+			t.Fatalf("%q: %v", c.name, err)
+		}
+		if n, err := s.pg.Query(t, "app", "select count(*) from t where id = "+c.id); err != nil || n != c.count {
+			t.Fatalf("%q: rows with id %s: %q %v, want %s", c.name, c.id, n, err, c.count)
+		}
+		g.waitEvent("db.statement", func(ev store.AuditEvent) bool {
+			list, _ := ev.Detail["statements"].([]any)
+			for _, it := range list {
+				if m, _ := it.(map[string]any); m["kind"] == "execute" && m["sql"] == c.runs && m["statement"] == c.name {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	g.waitEvent("request.deny", func(ev store.AuditEvent) bool { return ev.Message == "select 1" })
+
+	if _, err := pc.Prepare(ctx, "s2", "insert into t values (4244)", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Prepare(ctx, "s2", "select 1", nil); err == nil {
+		t.Fatal("second Parse of s2 accepted")
+	}
+	if _, err := conn.Exec(ctx, "PREPARE s9 AS insert into t values (4250)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Prepare(ctx, "s9", "select 1", nil); err == nil || !strings.Contains(err.Error(), "42P05") {
+		t.Fatalf("Parse of the SQL-prepared s9: %v, want the database's 42P05", err)
+	}
+	if _, err := pc.Prepare(ctx, "s3", "select * from no_such_table", nil); err == nil {
+		t.Fatal("Parse of s3 from a missing table accepted")
+	}
+	if _, err := pc.Prepare(ctx, "s3", "select 3", nil); err != nil {
+		t.Fatalf("Parse of s3 again after its Parse failed: %v", err)
+	}
+	g.apply(strings.Replace(s.resources(g), `"^TRUNCATE "`, `"^TRUNCATE ", "^INSERT "`, 1))
+	for name, want := range map[string]string{"s2": "statement denied", "s9": "SQL PREPARE"} {
+		if _, err := pc.ExecPrepared(ctx, name, nil, nil, nil).Close(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("executing %s under a rule denying its insert: %v, want %q", name, err, want)
+		}
+	}
+	// Pipelined: each Execute is sent before the answer to its Parse.
+	pl := pc.StartPipeline(ctx)
+	pl.SendPrepare("s9", "select 8", nil)
+	pl.SendPipelineSync()
+	pl.SendQueryPrepared("s9", nil, nil, nil)
+	pl.SendPipelineSync()
+	pl.SendPrepare("p1", "select 7", nil)
+	pl.SendPipelineSync()
+	pl.SendQueryPrepared("p1", nil, nil, nil)
+	pl.SendPipelineSync()
+	if err := pl.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 8 {
+		res, err := pl.GetResults()
+		if rr, ok := res.(*pgconn.ResultReader); ok {
+			tag, rerr := rr.Close()
+			got = append(got, fmt.Sprintf("%s %v", tag, rerr))
+		} else if err != nil {
+			got = append(got, err.Error())
+		}
+	}
+	_ = pl.Close()
+	if len(got) != 3 || !strings.Contains(got[0], "42P05") || !strings.Contains(got[1], "SQL PREPARE") || got[2] != "SELECT 1 <nil>" {
+		t.Fatalf("pipelined Parse and Execute: %q", got)
+	}
+	if n, err := s.pg.Query(t, "app", "select count(*) from t where id in (4244, 4250)"); err != nil || n != "0" {
+		t.Fatalf("a denied insert ran: %q %v", n, err)
+	}
+}
+
 // TestShutdownWritesQueuedEvents: when Shutdown returns, the statement
 // and session-end events of the sessions it ended are in the store, so
 // that the checkpoint the gateway signs next covers them.

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -40,6 +41,9 @@ const (
 	// oversized message before the connection closes.
 	maxDrain     = 16 << 20
 	drainTimeout = 5 * time.Second
+	// parseWait bounds how long an Execute waits for the answer to its
+	// statement's Parse sent in an earlier batch.
+	parseWait = 5 * time.Second
 )
 
 // group is one simple Query, FunctionCall or extended-protocol batch (up
@@ -61,7 +65,21 @@ type group struct {
 	// statement of it runs, COMMIT rolls back), and an extended batch is
 	// skipped to its Sync.
 	replace *pgproto3.ErrorResponse
+	// parses are the outcomes of the batch's Parse messages, in order;
+	// parsedN of them were answered with ParseComplete.
+	parses  []*atomic.Int32
+	parsedN int
 }
+
+// The outcome of a Parse: until the database answers it, the gateway
+// cannot know whether the name holds the parsed text or what it held
+// before (a statement made with SQL PREPARE, which the database keeps
+// when it refuses the Parse).
+const (
+	parsePending = iota
+	parseDone
+	parseFailed
+)
 
 // stmt is one statement waiting for its result.
 type stmt struct {
@@ -70,6 +88,9 @@ type stmt struct {
 	name   string // prepared statement, for execute
 	portal string
 	params int
+	// outcome is its Parse's, for execute: sql is what ran only if the
+	// Parse succeeded.
+	outcome *atomic.Int32
 }
 
 // prepared is what the statement and portal maps keep.
@@ -85,6 +106,10 @@ type prepared struct {
 	// an Execute under the same rules needs no second look, one after a
 	// recheck changed them is judged again.
 	judged *policy.StatementRules
+	// outcome is the Parse's (parsePending...), batch the group it was
+	// sent in; nil for a statement the gateway did not see parsed.
+	outcome *atomic.Int32
+	batch   *group
 }
 
 // run relays the session until either side ends, then writes its end.
@@ -251,6 +276,16 @@ func (sess *session) fromClient() error {
 				raw = markerMessages
 				break
 			}
+			if old, ok := statements[m.Name]; ok && m.Name != "" && old.outcome.Load() != parseFailed {
+				// PostgreSQL refuses a second Parse of a named statement
+				// and keeps the first; replacing the entry here would
+				// audit and re-judge at Execute a text that never runs.
+				why := fmt.Sprintf("prepared statement %q already exists; close it before parsing the name again", m.Name)
+				sess.refuseWith(sqlError(stateDuplicatePrepared, "portcullis: "+why), m.Query, m.Query, why, false)
+				skipping = true
+				raw = markerMessages
+				break
+			}
 			if old, ok := statements[m.Name]; ok {
 				preparedBytes -= len(old.sql)
 			}
@@ -258,9 +293,13 @@ func (sess *session) fromClient() error {
 				sess.fatal(stateProgramLimit, "too many prepared statements for the gateway")
 				return errors.New("prepared statement bound")
 			}
-			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true, judged: rules}
+			outcome := new(atomic.Int32)
+			g := sess.openGroup()
+			sess.mu.Lock()
+			g.parses = append(g.parses, outcome)
+			sess.mu.Unlock()
+			statements[m.Name] = prepared{sql: m.Query, name: m.Name, parsed: true, judged: rules, outcome: outcome, batch: g}
 			preparedBytes += len(m.Query)
-			sess.openGroup()
 		case 'B':
 			if skipping {
 				forward = false
@@ -291,6 +330,30 @@ func (sess *session) fromClient() error {
 				return sess.violation(err)
 			}
 			p := portals[m.Portal]
+			// A Parse sent in an earlier batch and not yet answered (a
+			// pipelining client) may fail, and then the name runs what it
+			// held before: under rules, its answer is awaited.
+			earlier := p.outcome != nil && p.batch != sess.openGroup()
+			if earlier && p.outcome.Load() == parsePending && sess.rules.Load() != nil {
+				if err := up.Flush(); err != nil {
+					return err
+				}
+				for deadline := time.Now().Add(parseWait); p.outcome.Load() == parsePending && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if p.outcome != nil && p.outcome.Load() == parseFailed {
+				// The name holds what it held before, if anything: not
+				// a text the gateway saw parsed.
+				p.parsed, p.sql = false, ""
+			}
+			if earlier && p.outcome.Load() == parsePending && sess.rules.Load() != nil {
+				why := fmt.Sprintf("the database did not answer the Parse of statement %q within %s; with statement rules, it cannot be executed before", p.name, parseWait)
+				sess.refuse("EXECUTE "+p.name, "EXECUTE "+p.name, why, false)
+				skipping = true
+				raw = markerMessages
+				break
+			}
 			// Judged again: the statement may have been prepared before
 			// the rules that deny it were applied. One prepared with SQL
 			// PREPARE was judged when it was made, but not against rules
@@ -313,7 +376,7 @@ func (sess *session) fromClient() error {
 			}
 			g := sess.openGroup()
 			sess.mu.Lock()
-			g.stmts = append(g.stmts, &stmt{kind: "execute", sql: p.sql, name: p.name, portal: m.Portal, params: p.params})
+			g.stmts = append(g.stmts, &stmt{kind: "execute", sql: p.sql, name: p.name, portal: m.Portal, params: p.params, outcome: p.outcome})
 			sess.mu.Unlock()
 		case 'C':
 			if skipping {
@@ -457,8 +520,13 @@ func statementForms(st string) []string {
 // the marker in place of the message. The refusal is audited and
 // recorded.
 func (sess *session) refuse(sql, which, why string, simple bool) {
+	sess.refuseWith(sqlError(stateInsufficientPriv, "portcullis: "+why), sql, which, why, simple)
+}
+
+// refuseWith is refuse answering with e, for a refusal that is not a
+// policy's.
+func (sess *session) refuseWith(e *pgproto3.ErrorResponse, sql, which, why string, simple bool) {
 	sess.denied.Add(1)
-	e := sqlError(stateInsufficientPriv, "portcullis: "+why)
 	e.Detail = "statement: " + truncate(which, 200)
 	sess.sendAudit(store.AuditEvent{Type: audit.RequestDeny, Outcome: audit.Deny, Message: truncate(sql, maxAuditSQL),
 		Detail: map[string]any{"database": sess.database, "action": actionDatabase, "reason": why}})
@@ -537,7 +605,7 @@ func (sess *session) fromServer() error {
 			return errors.New("database sent a bad message length")
 		}
 		switch typ {
-		case 'C', 'Z', 'E', 'I', 's':
+		case 'C', 'Z', 'E', 'I', 's', '1':
 			if cap(body) < n {
 				body = make([]byte, n)
 			}
@@ -576,6 +644,11 @@ func (sess *session) fromServer() error {
 			sess.resultLocked("EMPTY", nil)
 		case 's':
 			sess.resultLocked("SUSPENDED", nil)
+		case '1':
+			if g := sess.headLocked(); g != nil && g.parsedN < len(g.parses) {
+				g.parses[g.parsedN].Store(parseDone)
+				g.parsedN++
+			}
 		case 'E':
 			var e pgproto3.ErrorResponse
 			if err := e.Decode(body); err == nil {
@@ -645,19 +718,25 @@ func (sess *session) resultLocked(tag string, e *pgproto3.ErrorResponse) {
 		st = &stmt{kind: "untracked"}
 	}
 	sess.stmtCount.Add(1)
-	item := stmtRecord{SQL: truncate(st.sql, maxAuditSQL), Kind: st.kind, Outcome: audit.Success}
+	sql := st.sql
+	if st.outcome != nil && st.outcome.Load() != parseDone {
+		// Its Parse failed: the name ran what it held before, whose
+		// text the gateway does not know.
+		sql = ""
+	}
+	item := stmtRecord{SQL: truncate(sql, maxAuditSQL), Kind: st.kind, Outcome: audit.Success}
 	if st.kind == "execute" {
 		item.Statement, item.Portal, item.Parameters = &st.name, &st.portal, &st.params
 	}
 	if e != nil {
 		item.Outcome, item.SQLState, item.Error = audit.Failure, e.Code, truncate(e.Message, 500)
-		sess.record(st.sql, "ERROR "+e.Code+": "+e.Message)
+		sess.record(sql, "ERROR "+e.Code+": "+e.Message)
 	} else {
 		item.Tag = tag
 		if rows, ok := tagRows(tag); ok {
 			item.Rows = &rows
 		}
-		sess.record(st.sql, tag)
+		sess.record(sql, tag)
 	}
 	sess.statementEvent(item)
 }
@@ -745,6 +824,9 @@ func (sess *session) auditUnanswered() {
 // finishLocked audits the statements of a finished group that got no
 // result: after an error, the server skipped them.
 func (sess *session) finishLocked(g *group) {
+	for _, o := range g.parses[g.parsedN:] {
+		o.Store(parseFailed)
+	}
 	for ; g.next < len(g.stmts); g.next++ {
 		st := g.stmts[g.next]
 		if !g.failed {
