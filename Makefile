@@ -71,7 +71,8 @@ lint:
 ## creates a unix user, so it needs root; without root it is skipped with a note),
 ## then pgbench and psql through the PostgreSQL front vs direct (bench/pg_test.go),
 ## then vSphere SOAP calls through the web API front vs direct to vcsim (bench/http_test.go),
-## then kubectl get pods and pod lists through the Kubernetes front vs direct (bench/kube_test.go)
+## then kubectl get pods and pod lists through the Kubernetes front vs direct (bench/kube_test.go),
+## then recording's CPU with recordings in S3 (versitygw) vs the local store (bench/s3_test.go)
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	@if [ "$$(id -u)" -ne 0 ]; then \
@@ -85,6 +86,8 @@ bench: build test-deps
 	  $(GO) test -tags bench -run TestHTTPCompare -v -count=1 -timeout 10m ./bench/; \
 	  echo "$(GO) test -tags bench -run TestKubeCompare -v -count=1 -timeout 10m ./bench/"; \
 	  $(GO) test -tags bench -run TestKubeCompare -v -count=1 -timeout 10m ./bench/; \
+	  echo "PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestRecordingS3 -v -count=1 -timeout 10m ./bench/"; \
+	  PORTCULLIS_BIN=$(CURDIR)/$(BIN) $(GO) test -tags bench -run TestRecordingS3 -v -count=1 -timeout 10m ./bench/; \
 	fi
 
 ## fuzz: run each fuzz target for a while (FUZZTIME=30s per target)

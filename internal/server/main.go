@@ -69,13 +69,19 @@ func printWelcome(w io.Writer, cfg config.Config, srv *Server) {
 		https = fmt.Sprintf("https://%s:%s/  (API under /api/v1, web console under /ui/)\n  TLS cert:     SHA-256 %s",
 			hostOf(a.String()), portOf(a.String()), srv.TLSFingerprint())
 	}
+	local := ""
+	if cfg.LocalTarget {
+		// make run's quick start: say where the README picks up.
+		local = fmt.Sprintf("\n  target local: this machine, through the built-in agent; README.md \"Quick start\" grants\n"+
+			"                it to you, then: ssh -p %s $USER~local@%s\n", portOf(srv.SSHAddr().String()), hostOf(srv.SSHAddr().String()))
+	}
 	fmt.Fprintf(w, `Portcullis is running.
   SSH:          %s
   host key:     %s
   HTTPS:        %s
   admin socket: %s
   data:         %s
-
+%s
 Next steps, in another terminal (README.md "Quick start" has a complete example):
   export %s=%s
   %s apply -f resources.yaml                # users, targets, accounts, policies
@@ -85,7 +91,7 @@ Next steps, in another terminal (README.md "Quick start" has a complete example)
   %s apikey create --name ci --kind access --owner USER   # a key for scripts (X-API-KEY)
 
 Stop with Ctrl-C (sessions get %s to finish).
-`, srv.SSHAddr(), ssh.FingerprintSHA256(srv.HostKey()), https, cfg.AdminSocket, dataDir,
+`, srv.SSHAddr(), ssh.FingerprintSHA256(srv.HostKey()), https, cfg.AdminSocket, dataDir, local,
 		config.EnvDataDir, dataDir, self, self, portOf(srv.SSHAddr().String()), hostOf(srv.SSHAddr().String()),
 		self, self, cfg.ShutdownTimeout.String())
 }
