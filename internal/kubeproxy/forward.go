@@ -336,6 +336,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	for _, g := range q.d.Groups {
 		out.Header.Add("Impersonate-Group", g)
 	}
+	// A watch or a stream may run for hours and its kube.request event
+	// is written when it ends: its start is written first, and
+	// synchronously, so the trail shows it while it runs and keeps it if
+	// the gateway dies during it. Fail closed, as an SSH session does
+	// when its start cannot be stored.
+	if attrs.stream() || kr.Verb == "watch" {
+		ev := q.event(audit.Info, fmt.Sprintf("started: %s %s", strings.ToLower(r.Method), path))
+		ev.Type = EventStart
+		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
+			s.cfg.Log.Error("audit", "type", ev.Type, "user", ev.User, "err", err)
+			s.refuse(w, q, http.StatusServiceUnavailable, "the gateway cannot record the start of this request; try again later")
+			return
+		}
+	}
 	ctx, lr := s.track(r.Context(), q, kr)
 	defer s.untrack(lr)
 	out = out.WithContext(context.WithValue(ctx, ctxRequest{}, q))

@@ -564,6 +564,18 @@ func testWatchRevoked(t *testing.T, s *site, kubeconfig string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The watch is on record while it runs, before its kube.request.
+	evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: kubeproxy.EventStart})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := false
+	for _, ev := range evs {
+		started = started || ev.Detail["verb"] == "watch" && ev.Outcome == audit.Info && strings.HasPrefix(ev.Message, "started: get ")
+	}
+	if !started {
+		t.Fatalf("no kube.start event for the live watch: %+v", evs)
+	}
 	// Revoke: the policy goes.
 	if err := s.inv.Delete(context.Background(), resource.KindPolicy, "dev-read"); err != nil {
 		t.Fatal(err)

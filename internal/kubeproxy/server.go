@@ -170,6 +170,11 @@ func (s *Server) audit(ev store.AuditEvent) {
 // target: allowed, denied, or failed upstream.
 const EventRequest = "kube.request"
 
+// EventStart is the audit event written before a watch or an exec,
+// attach or port-forward stream is forwarded (its kube.request event
+// follows when it ends).
+const EventStart = "kube.start"
+
 // PathPrefix is the path under which kubernetes targets are served on the
 // gateway's host: /k8s/TARGET/api/v1/...
 const PathPrefix = "/k8s/"
