@@ -80,6 +80,11 @@ func ParseURL(raw string) (Config, error) {
 	}
 	c.Region, c.Profile = q.Get("region"), q.Get("profile")
 	if ep := q.Get("endpoint"); ep != "" {
+		// Neither the URL nor the endpoint is echoed here: user info in
+		// the endpoint is a secret, and the error goes to logs.
+		if strings.Contains(ep, "@") {
+			return Config{}, errors.New("recordings store: the endpoint holds user info: credentials do not go in the URL: use a credentials file or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+		}
 		switch {
 		case strings.HasPrefix(ep, "http://"):
 			c.Secure = false

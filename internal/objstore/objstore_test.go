@@ -33,7 +33,9 @@ func TestParseURL(t *testing.T) {
 		{in: "s3://rec/p?endpoint=ftp://x", wantErr: "want http:// or https://"},
 		{in: "s3://rec/p?endpoint=http://x/path", wantErr: "want http(s)://HOST[:PORT]"},
 		{in: "s3://rec/p?endpoint=http://", wantErr: "want http(s)://HOST[:PORT]"},
-		{in: "s3://rec/p?endpoint=http://u@x", wantErr: "want http(s)://HOST[:PORT]"},
+		{in: "s3://rec/p?endpoint=http://u@x", wantErr: "credentials do not go in the URL"},
+		{in: "s3://rec/p?endpoint=https://AKIA:secret@s3.example.com", wantErr: "credentials do not go in the URL"},
+		{in: "s3://rec/p?endpoint=AKIA:secret@s3.example.com", wantErr: "credentials do not go in the URL"},
 		{in: "s3://rec/%zz", wantErr: "invalid URL escape"},
 	}
 	for _, tt := range tests {
