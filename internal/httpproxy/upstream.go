@@ -3,9 +3,7 @@ package httpproxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -49,20 +47,10 @@ type slot struct {
 	value string // cookie or session id; "" when not logged in
 }
 
-// spec fingerprints what of a target the upstream is built from.
-func specOf(t *resource.Target) string {
-	b, _ := json.Marshal(struct {
-		H  resource.HTTP
-		CA string
-	}{t.HTTP, t.TLSCA})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // upstreamFor returns the target's upstream, building it when the target
 // is new or changed.
 func (s *Server) upstreamFor(t *resource.Target) (*upstream, error) {
-	spec := specOf(t)
+	spec := t.UpstreamSpec()
 	s.mu.Lock()
 	up := s.upstreams[t.Name]
 	s.mu.Unlock()

@@ -3,8 +3,6 @@ package kubeproxy
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,19 +33,10 @@ type upstream struct {
 	proxy     *httputil.ReverseProxy
 }
 
-func specOf(t *resource.Target) string {
-	b, _ := json.Marshal(struct {
-		H  resource.HTTP
-		CA string
-	}{t.HTTP, t.TLSCA})
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
-}
-
 // upstreamFor returns the target's upstream, building it when the target
 // is new or changed.
 func (s *Server) upstreamFor(t *resource.Target) (*upstream, error) {
-	spec := specOf(t)
+	spec := t.UpstreamSpec()
 	s.mu.Lock()
 	up := s.upstreams[t.Name]
 	s.mu.Unlock()

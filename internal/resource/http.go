@@ -1,8 +1,10 @@
 package resource
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -265,4 +267,17 @@ func (r *HTTPRule) validate() error {
 		}
 	}
 	return nil
+}
+
+// UpstreamSpec fingerprints what of an http or kubernetes target a front
+// builds its upstream client from (URL, TLS pin or CA, credential
+// reference, rules): a front keeps its client while the fingerprint stays
+// and builds a new one when a change of the target moves it.
+func (t *Target) UpstreamSpec() string {
+	b, _ := json.Marshal(struct {
+		H  HTTP
+		CA string
+	}{t.HTTP, t.TLSCA})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
