@@ -57,8 +57,10 @@ type Config struct {
 	// installs on targets; default the running one (same OS and CPU as
 	// the gateway).
 	AgentBinary string `yaml:"agent_binary"`
-	// HTTPHost is the gateway's host name under which http targets are
-	// served by host (vc1.HTTPHost); empty: only by path (/t/vc1/).
+	// HTTPHost is the gateway's host name under which http and
+	// kubernetes targets are served by host (vc1.HTTPHost); empty: only
+	// by path (/t/vc1/, /k8s/k1/). A generated certificate covers
+	// HTTPHost and *.HTTPHost.
 	HTTPHost string `yaml:"http_host"`
 	// TLSCertFile and TLSKeyFile are the HTTPS certificate chain and key
 	// (PEM). Both empty: a self-signed certificate is generated on first
@@ -379,7 +381,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"api-addr", "api_addr", "HTTPS API and web console listen `address`; the default listens on every interface: use 127.0.0.1:8443 for this machine only, or \"\" to turn HTTPS off (the admin socket stays)"},
 	{"pg-addr", "pg_addr", "PostgreSQL front listen `address` (psql \"host=GW port=5433 user=USER~TARGET sslmode=require\"); \"\" turns it off"},
 	{"agent-addr", "agent_addr", "agent listen `address`: targets running `portcullis agent --gateway GW:PORT` connect here (SSH, mutually authenticated); \"\" (the default) turns it off"},
-	{"http-host", "http_host", "the gateway's host `name` under which web API targets are served as TARGET.NAME (the path form /t/TARGET/ always works)"},
+	{"http-host", "http_host", "the gateway's host `name` under which web API and kubernetes targets are served as TARGET.NAME (needs a wildcard DNS record; a generated certificate covers NAME and *.NAME; the path forms /t/TARGET/ and /k8s/TARGET/ always work)"},
 	{"tls-cert-file", "tls_cert_file", "HTTPS and PostgreSQL certificate chain `file`, PEM (default: self-signed, generated in DATA/api_tls.crt)"},
 	{"tls-key-file", "tls_key_file", "HTTPS private key `file`, PEM (with --tls-cert-file)"},
 	{"console-idle-timeout", "console_idle_timeout", "sign out web console sessions idle this long"},

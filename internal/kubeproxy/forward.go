@@ -177,24 +177,6 @@ func (q *request) event(outcome, msg string) store.AuditEvent {
 		Account: q.d.User, Policy: q.d.Policy, Message: msg, Detail: d}
 }
 
-// Wrap returns a handler that serves /k8s/TARGET/... and passes every
-// other request to next.
-func (s *Server) Wrap(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw := r.URL.EscapedPath()
-		if !strings.HasPrefix(raw, PathPrefix) && !strings.HasPrefix(r.URL.Path, PathPrefix) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		name, rest, _ := strings.Cut(strings.TrimPrefix(raw, PathPrefix), "/")
-		if !resource.ValidName(name) {
-			writeStatus(w, http.StatusBadRequest, "bad target path: use /k8s/TARGET/...")
-			return
-		}
-		s.serve(w, r, name, "/"+rest)
-	})
-}
-
 // serve runs one request for a target, in the order of the package doc.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path string) {
 	q := &request{start: time.Now(), src: r.RemoteAddr, target: targetName, method: r.Method, plainErrors: discoveryShape(path)}

@@ -6,8 +6,10 @@
 //
 // During the lifecycle of one request, the following happen in order:
 //
-//  1. Route (Server.Wrap): the path prefix /k8s/TARGET/ selects a
-//     protocol: kubernetes target; every other request goes to next.
+//  1. Route (Server.Wrap, route.go): the host name TARGET.<Config.Host>
+//     (Host and TLS server name agreeing) or the path prefix /k8s/TARGET/
+//     on any other host selects a protocol: kubernetes target; every other
+//     request goes to next.
 //  2. Authenticate: the request must carry an access API key of the
 //     gateway as a bearer token (Config.Caller). Console sessions are not
 //     accepted here: a cookie is no credential for kubectl, and refusing
@@ -82,6 +84,10 @@ type Config struct {
 	Available func() error
 	// DialTimeout bounds connecting to an API server. Default 10 seconds.
 	DialTimeout time.Duration
+	// Host is the gateway's host name under which targets are served by
+	// host (k1.gw.example for gw.example), the web API front's too: a
+	// target name is unique across protocols. Empty: by path only.
+	Host string
 }
 
 // Server is the Kubernetes front. It is an http.Handler wrapper (Wrap), not
@@ -115,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 10 * time.Second
 	}
+	cfg.Host = hostOnly(cfg.Host)
 	s := &Server{cfg: cfg, upstreams: map[string]*upstream{}, live: map[*liveRequest]struct{}{},
 		events: make(chan store.AuditEvent, 4096), writerEnd: make(chan struct{})}
 	go s.auditWriter()

@@ -87,8 +87,9 @@ func (s *Server) listenHTTPS() error {
 	if s.https, err = s.buildHTTPProxy(s.vault, mux, keys); err != nil {
 		return err
 	}
-	// Kubernetes targets under /k8s/ (a prefix the web API front and the
-	// API leave alone).
+	// Kubernetes targets by host and under /k8s/ (a prefix the web API
+	// front and the API leave alone); the front sends every other target
+	// host on to the web API front.
 	if s.https, err = s.buildKubeProxy(s.vault, s.https, keys); err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func (s *Server) loadTLS() (tls.Certificate, error) {
 	if certFile == "" {
 		certFile, keyFile, generate = filepath.Join(s.cfg.DataDir, "api_tls.crt"), filepath.Join(s.cfg.DataDir, "api_tls.key"), true
 	}
-	cert, created, err := loadOrCreateTLS(certFile, keyFile, generate, time.Now())
+	cert, created, err := loadOrCreateTLS(certFile, keyFile, generate, time.Now(), targetHostNames(s.cfg.HTTPHost)...)
 	if err != nil {
 		return cert, err
 	}
@@ -114,6 +115,45 @@ func (s *Server) loadTLS() (tls.Certificate, error) {
 		s.log.Info("generated self-signed TLS certificate", "file", certFile, "sha256", certFingerprint(cert))
 	}
 	return cert, nil
+}
+
+// targetHostNames are the names a generated certificate covers beyond the
+// machine's own: http_host and *.http_host, under which web API and
+// kubernetes targets are served by host. A name that is no DNS name (an
+// IP address, a typo with a space) adds nothing.
+func targetHostNames(httpHost string) []string {
+	h := strings.TrimSuffix(httpHost, ".")
+	for i := 0; i < len(h); i++ {
+		if h[i] >= 0x80 {
+			// strings.ToLower would fold the Kelvin sign into k.
+			return nil
+		}
+	}
+	h = strings.ToLower(h)
+	if h == "" || net.ParseIP(h) != nil || !dnsName(h) {
+		return nil
+	}
+	return []string{h, "*." + h}
+}
+
+// dnsName reports whether h is a syntactically valid DNS host name:
+// labels of letters, digits and inner hyphens, at most 63 bytes each.
+func dnsName(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(h, ".") {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // httpsTLSConfig is the HTTPS listener's TLS: 1.2 or 1.3, and in 1.2 only

@@ -12,8 +12,9 @@ import (
 )
 
 // buildKubeProxy builds the Kubernetes front (package kubeproxy) over the
-// HTTPS listener's handler: requests under /k8s/TARGET/ go to it, every
-// other request to next. kubectl authenticates with an access API key as
+// HTTPS listener's handler: requests for TARGET.<http_host> naming a
+// kubernetes target and under /k8s/TARGET/ go to it, every other request
+// to next (the web API front, which answers every other target host). kubectl authenticates with an access API key as
 // its bearer token (the kubeconfig `portcullis kubeconfig` writes).
 func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Authenticator) (http.Handler, error) {
 	caller := func(r *http.Request) (kubeproxy.Caller, bool, error) {
@@ -37,6 +38,7 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		Caller:    caller,
 		Groups:    s.directoryGroups(),
 		Available: s.health.Available,
+		Host:      s.cfg.HTTPHost,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes front: %w", err)

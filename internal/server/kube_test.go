@@ -3,6 +3,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,6 +71,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 	kube.Kubectl(t, "apply", "-f", objs)
 
 	cfg := testConfig(t)
+	cfg.HTTPHost = "gw.test"
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := New(ctx, cfg, quietLog())
 	if err != nil {
@@ -123,6 +128,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 	if got, err := kubectl("get", "pods", "-n", "kube-system"); err == nil || !strings.Contains(got, "portcullis: access denied: alice may not list pods in namespace kube-system (target k1)") {
 		t.Fatalf("kubectl get pods -n kube-system: %v\n%s", err, got)
 	}
+	t.Run("host routing", func(t *testing.T) {
+		testKubeHostRouting(t, ctx, srv, key, filepath.Join(cfg.DataDir, "api_tls.crt"))
+	})
 	// The key works as a bearer token only over the gateway's /k8s/
 	// path; a wrong key is refused there.
 	bad := strings.Replace(string(mustRead(t, kubeconfig)), key, key+"x", 1)
@@ -132,6 +140,91 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 	if got, err := kubectl("get", "pods", "-n", "dev"); err == nil || !strings.Contains(got, "You must be logged in") {
 		t.Fatalf("a wrong key: %v\n%s", err, got)
 	}
+}
+
+// testKubeHostRouting points kubectl at k1.gw.test:PORT (the gateway runs
+// with http_host gw.test). No DNS knows that name, and /etc/hosts is not
+// touched: kubectl reaches it through the kubeconfig's proxy-url, an HTTP
+// CONNECT proxy that sends every *.gw.test connection to the gateway. TLS
+// is end to end: kubectl checks the generated certificate (which must
+// cover *.gw.test) against the kubeconfig's CA, with server name
+// k1.gw.test.
+func testKubeHostRouting(t *testing.T, ctx context.Context, srv *Server, key, caFile string) {
+	_, port, _ := net.SplitHostPort(srv.APIAddr().String())
+	proxy := connectProxy(t, ".gw.test:"+port, srv.APIAddr().String())
+	kubeconfig := filepath.Join(t.TempDir(), "k1-host.kubeconfig")
+	var out, errOut bytes.Buffer
+	if code := cli.Run(ctx, []string{"kubeconfig", "--target", "k1", "--server", "https://gw.test:" + port, "--host-routing",
+		"--ca-file", caFile, "--key", key, "-o", kubeconfig}, nil, &out, &errOut); code != 0 {
+		t.Fatalf("portcullis kubeconfig --host-routing: exit %d: %s%s", code, out.String(), errOut.String())
+	}
+	if !strings.Contains(string(mustRead(t, kubeconfig)), `server: "https://k1.gw.test:`+port+`"`) {
+		t.Fatalf("kubeconfig:\n%s", mustRead(t, kubeconfig))
+	}
+	kubectl := func(args ...string) (string, error) {
+		cmd := exec.Command("kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		b, err := cmd.CombinedOutput()
+		return string(b), err
+	}
+	if got, err := kubectl("get", "pods", "-n", "dev", "-o", "name"); err == nil {
+		t.Fatalf("kubectl reached k1.gw.test without the proxy (is there DNS for it?): %s", got)
+	}
+	if got, err := kubectl("config", "set", "clusters.portcullis-k1.proxy-url", proxy); err != nil {
+		t.Fatalf("kubectl config set: %v %s", err, got)
+	}
+	if got, err := kubectl("get", "pods", "-n", "dev", "-o", "name"); err != nil || strings.TrimSpace(got) != "pod/web-1" {
+		t.Fatalf("kubectl get pods by host: %v\n%s", err, got)
+	}
+	if got, err := kubectl("get", "pods", "-n", "kube-system"); err == nil || !strings.Contains(got, "alice may not list pods in namespace kube-system (target k1)") {
+		t.Fatalf("kubectl get pods -n kube-system by host: %v\n%s", err, got)
+	}
+	// Another target's host is the web API front's, whatever the path:
+	// neither the API nor the kubernetes front answers it.
+	b, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(t.TempDir(), "other.kubeconfig")
+	if err := os.WriteFile(other, bytes.ReplaceAll(b, []byte("https://k1.gw.test"), []byte("https://nope.gw.test")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("kubectl", "--kubeconfig", other, "get", "--raw", "/k8s/k1/api/v1/namespaces/dev/pods")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	if got, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(got), "no such target") {
+		t.Fatalf("kubectl at an unknown target's host: %v\n%s", err, got)
+	}
+}
+
+// connectProxy serves HTTP CONNECT on a loopback port for hosts ending in
+// suffix, each to dial, and returns its URL.
+func connectProxy(t *testing.T, suffix, dial string) string {
+	t.Helper()
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || !strings.HasSuffix(r.Host, suffix) {
+			http.Error(w, "CONNECT to *"+suffix+" only", http.StatusForbidden)
+			return
+		}
+		up, err := net.Dial("tcp", dial)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 Connection established\r\n\r\n")
+		go func() {
+			_, _ = io.Copy(up, conn)
+			up.Close()
+		}()
+		_, _ = io.Copy(conn, up)
+		conn.Close()
+	}))
+	t.Cleanup(hs.Close)
+	return hs.URL
 }
 
 func mustRead(t *testing.T, p string) []byte {

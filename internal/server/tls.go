@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -24,9 +25,10 @@ const selfSignedLifetime = 365 * 24 * time.Hour
 
 // loadOrCreateTLS returns the HTTPS certificate: the configured pair, or
 // the self-signed one in certFile/keyFile, generated when missing or near
-// its end. created reports a new certificate, whose fingerprint the
-// operator must hand to clients.
-func loadOrCreateTLS(certFile, keyFile string, generate bool, now time.Time) (cert tls.Certificate, created bool, err error) {
+// its end, or when it does not cover every one of names (DNS names beyond
+// the machine's own: http_host and *.http_host). created reports a new
+// certificate, whose fingerprint the operator must hand to clients.
+func loadOrCreateTLS(certFile, keyFile string, generate bool, now time.Time, names ...string) (cert tls.Certificate, created bool, err error) {
 	if !generate {
 		cert, err = tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
@@ -36,12 +38,12 @@ func loadOrCreateTLS(certFile, keyFile string, generate bool, now time.Time) (ce
 	}
 	cert, err = tls.LoadX509KeyPair(certFile, keyFile)
 	switch {
-	case err == nil && cert.Leaf != nil && now.Add(7*24*time.Hour).Before(cert.Leaf.NotAfter):
+	case err == nil && cert.Leaf != nil && now.Add(7*24*time.Hour).Before(cert.Leaf.NotAfter) && covers(cert.Leaf.DNSNames, names):
 		return cert, false, nil
 	case err != nil && !errors.Is(err, os.ErrNotExist):
 		return tls.Certificate{}, false, fmt.Errorf("load generated TLS certificate %s: %w (delete both files to generate new ones)", certFile, err)
 	}
-	certPEM, keyPEM, err := selfSigned(now)
+	certPEM, keyPEM, err := selfSigned(now, names)
 	if err != nil {
 		return tls.Certificate{}, false, err
 	}
@@ -60,9 +62,19 @@ func loadOrCreateTLS(certFile, keyFile string, generate bool, now time.Time) (ce
 	return cert, true, nil
 }
 
-// selfSigned makes an ECDSA P-256 certificate for this host's names and
-// the loopback addresses.
-func selfSigned(now time.Time) (certPEM, keyPEM []byte, err error) {
+// covers reports whether have holds every one of want.
+func covers(have, want []string) bool {
+	for _, n := range want {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// selfSigned makes an ECDSA P-256 certificate for this host's names,
+// extra and the loopback addresses.
+func selfSigned(now time.Time, extra []string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("generate TLS key: %w", err)
@@ -75,9 +87,15 @@ func selfSigned(now time.Time) (certPEM, keyPEM []byte, err error) {
 	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
 		names = append(names, h)
 	}
+	cn := names[len(names)-1]
+	for _, n := range extra {
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "portcullis " + names[len(names)-1], Organization: []string{"Portcullis (self-signed)"}},
+		Subject:               pkix.Name{CommonName: "portcullis " + cn, Organization: []string{"Portcullis (self-signed)"}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(selfSignedLifetime),
 		KeyUsage:              x509.KeyUsageDigitalSignature,
