@@ -143,6 +143,9 @@ type Config struct {
 	// which the script pins for its agent.
 	AgentBinary string
 	HostKey     ssh.PublicKey
+	// KubeCredentials signs users in for short-lived kubectl credentials
+	// (POST /api/v1/kube/credentials); nil answers 503 there.
+	KubeCredentials KubeCredentialFunc
 }
 
 // api is the handler set; its methods are the routes.
@@ -164,6 +167,7 @@ type api struct {
 	reviews    *report.Reviews
 	schedules  *report.Scheduler
 	discovery  discovery
+	kubeCreds  KubeCredentialFunc
 	now        func() time.Time
 
 	// accessGen grows whenever access may have been taken away (a key
@@ -231,12 +235,13 @@ func Routes() []RouteInfo {
 }
 
 // publicPaths are the paths served without a principal.
-var publicPaths = map[string]bool{"/api/v1/openapi.json": true}
+var publicPaths = map[string]bool{"/api/v1/openapi.json": true, "/api/v1/kube/credentials": true}
 
 // routes is the route table: every route and who may call it.
 func (a *api) routes() []route {
 	return []route{
 		{"GET /api/v1/openapi.json", accessPublic, a.openAPI},
+		{"POST /api/v1/kube/credentials", accessPublic, a.kubeCredential},
 		{"GET /api/v1/me", accessUser, a.me},
 		{"POST /api/v1/apply", accessAdmin, a.apply},
 		{"GET /api/v1/resources", accessAdmin, a.listAll},
@@ -316,7 +321,7 @@ func New(cfg Config) http.Handler {
 	a := &api{inv: cfg.Inventory, store: cfg.Store, ca: cfg.CA, audit: cfg.Audit, log: cfg.Log,
 		sessions: cfg.Sessions, recordings: cfg.Recordings, metrics: cfg.Metrics, mfa: cfg.MFA, rotator: cfg.Rotator, checkpts: cfg.Checkpoints, jit: cfg.JIT, sshAddr: cfg.SSHAddr, now: time.Now,
 		reports: cfg.Reports, reviews: cfg.Reviews, schedules: cfg.Schedules,
-		discovery: discovery{agentAddr: cfg.AgentAddr, binary: cfg.AgentBinary, hostKey: cfg.HostKey},
+		discovery: discovery{agentAddr: cfg.AgentAddr, binary: cfg.AgentBinary, hostKey: cfg.HostKey}, kubeCreds: cfg.KubeCredentials,
 		pwGuesses: newGuessLimiter(10*time.Second, 5, 10000), pwSlots: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

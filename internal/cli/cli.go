@@ -337,6 +337,7 @@ func commands() *command {
 			{name: "apikey revoke", usage: apikeyUsage, run: runAPIKeyRevoke},
 		}},
 		{name: "kubeconfig", usage: kubeconfigUsage, run: runKubeconfig},
+		{name: "kube-credential", usage: kubeCredentialUsage, run: runKubeCredential},
 		{name: "settings", usage: settingsUsage, subs: []*command{
 			{name: "settings get", usage: settingsUsage, run: runSettingsGet},
 			{name: "settings set", usage: settingsUsage, run: runSettingsSet},
@@ -467,7 +468,10 @@ API keys, settings and passwords:
   apikey revoke ID            stop an API key at once
   kubeconfig --target NAME --server URL
                               write a kubeconfig for kubectl to a kubernetes target through
-                              the gateway (--key, --ca-file, -o FILE)
+                              the gateway (--key or --exec, --host-routing, --ca-file, -o FILE)
+  kube-credential --gateway URL --target NAME
+                              kubectl's exec credential plugin: sign in, print a short-lived
+                              token (--user, --password-file, --ttl)
   settings get [NAME]         show gateway-wide settings (--json)
   settings set NAME VALUE     change one (settings set global_registration_keys false)
   user passwd NAME            set a user's web console password (--password-stdin)

@@ -94,6 +94,8 @@ type Config struct {
 // a listener of its own: it shares the gateway's HTTPS listener.
 type Server struct {
 	cfg Config
+	// cred is set once by EnableCredentials, before requests.
+	cred *CredentialConfig
 
 	mu        sync.Mutex
 	upstreams map[string]*upstream // by target name

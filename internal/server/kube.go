@@ -1,12 +1,16 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/api"
 	"github.com/portcullis/portcullis/internal/kubeproxy"
 	"github.com/portcullis/portcullis/internal/livesession"
+	"github.com/portcullis/portcullis/internal/signin"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -43,9 +47,38 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes front: %w", err)
 	}
+	front.EnableCredentials(kubeproxy.CredentialConfig{
+		SignIn: &signin.Checker{Credentials: s.store, Snapshot: s.inv.Snapshot, DirectoryPassword: s.consoleDirectoryPassword(),
+			Groups: s.directoryGroups(), MFA: s.mfa},
+		Failures: s.failures,
+		Keys:     s.store,
+	})
 	s.kube = front
 	s.inv.Subscribe(front.Recheck)
 	return front.Wrap(next), nil
+}
+
+// kubeCredential is POST /api/v1/kube/credentials (the API is built
+// before the HTTPS listener and its Kubernetes front, so this looks the
+// front up on each call).
+func (s *Server) kubeCredential(ctx context.Context, a api.KubeCredentialAttempt) (api.KubeCredentialResponse, error) {
+	if s.kube == nil {
+		return api.KubeCredentialResponse{}, &api.KubeCredentialError{Status: http.StatusServiceUnavailable, Message: "the Kubernetes front is not running"}
+	}
+	ttl := time.Duration(a.TTLSeconds) * time.Second
+	if a.TTLSeconds < 0 || a.TTLSeconds > int64(kubeproxy.MaxCredentialTTL/time.Second) {
+		ttl = -1 // out of range without overflowing: refused as such
+	}
+	c, err := s.kube.IssueCredential(ctx, kubeproxy.CredentialRequest{User: a.User, Password: a.Password, Code: a.Code,
+		Target: a.Target, TTL: ttl, Addr: a.Addr, Source: a.Source})
+	var ce *kubeproxy.CredentialError
+	if errors.As(err, &ce) {
+		return api.KubeCredentialResponse{}, &api.KubeCredentialError{Status: ce.Status, Message: ce.Message, CodeRequired: ce.CodeRequired}
+	}
+	if err != nil {
+		return api.KubeCredentialResponse{}, err
+	}
+	return api.KubeCredentialResponse{Token: c.Token, KeyID: c.KeyID, ExpiresAt: c.ExpiresAt.UTC()}, nil
 }
 
 // kubeSessions is the Kubernetes front's streams (exec, attach,

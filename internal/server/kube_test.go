@@ -131,6 +131,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 	t.Run("host routing", func(t *testing.T) {
 		testKubeHostRouting(t, ctx, srv, key, filepath.Join(cfg.DataDir, "api_tls.crt"))
 	})
+	t.Run("exec credential plugin", func(t *testing.T) {
+		testKubeCredentialPlugin(t, ctx, srv)
+	})
 	// The key works as a bearer token only over the gateway's /k8s/
 	// path; a wrong key is refused there.
 	bad := strings.Replace(string(mustRead(t, kubeconfig)), key, key+"x", 1)

@@ -395,7 +395,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *Server, e
 		Checkpoints: s.checkpoints, SSHAddr: s.sshAddrString, JIT: s.jit,
 		Reports: reports, Reviews: reviews,
 		Schedules: s.reportSchedules,
-		AgentAddr: s.agentAddrString, AgentBinary: agentBinary(cfg.AgentBinary), HostKey: s.hostKey.PublicKey()})
+		AgentAddr: s.agentAddrString, AgentBinary: agentBinary(cfg.AgentBinary), HostKey: s.hostKey.PublicKey(),
+		KubeCredentials: s.kubeCredential})
 
 	if s.adminLn, err = listenAdmin(cfg.AdminSocket); err != nil {
 		return nil, err

@@ -68,6 +68,10 @@ type Result struct {
 	// Known is the user name for the audit trail, set only when such an
 	// identity exists (people type passwords into user name fields).
 	Known string
+	// CodeMissing says the password was right and a verification code is
+	// required but none was given: a client with a field of its own for
+	// the code asks for it and tries again.
+	CodeMissing bool
 }
 
 // CodeDigits is the length of a verification code after the password.
@@ -154,12 +158,12 @@ func (c *Checker) Check(ctx context.Context, a Attempt) Result {
 	if !wantCode && required(snap, id, res.Groups) {
 		// A directory user created just now, or a directory group that
 		// a require_mfa policy names.
-		res.Why, res.Tell = "verification code required, none given", tellCode
+		res.Why, res.Tell, res.CodeMissing = "verification code required, none given", tellCode, true
 		return res
 	}
 	res.Ident = id
 	if missingCode {
-		res.Why, res.Tell = "no verification code after the password", tellCode
+		res.Why, res.Tell, res.CodeMissing = "no verification code after the password", tellCode, true
 		return res
 	}
 	if wantCode {
