@@ -91,7 +91,8 @@ func (s *Server) EnableCredentials(c CredentialConfig) {
 // with the other fronts); the password and, when the user or a policy
 // requires one, the verification code are checked (package signin); the
 // user must have some access to the target (discovery); then the key is
-// stored with its expiry and the budget refunded. Every outcome is
+// stored with its expiry. The budget is refunded once the password (and
+// code) proved right, and when only the code is missing. Every outcome is
 // audited as kube.signin. Errors are *CredentialError.
 func (s *Server) IssueCredential(ctx context.Context, req CredentialRequest) (Credential, error) {
 	c := s.cred
@@ -150,6 +151,8 @@ func (s *Server) IssueCredential(ctx context.Context, req CredentialRequest) (Cr
 		return deny(http.StatusUnauthorized, "sign-in refused: "+res.Why, tell)
 	}
 	ev.Detail["mfa"] = res.MFA
+	// The user proved who they are: what follows is no failed sign-in.
+	refund()
 	snap := s.cfg.Snapshot()
 	t := snap.Engine.Target(req.Target)
 	if t == nil || !t.IsKubernetes() {
@@ -175,7 +178,6 @@ func (s *Server) IssueCredential(ctx context.Context, req CredentialRequest) (Cr
 		s.cfg.Log.Error("store a kubectl credential", "user", req.User, "err", err)
 		return deny(http.StatusServiceUnavailable, "store the key: "+err.Error(), "cannot issue a credential now; try again later")
 	}
-	refund()
 	ev.Outcome, ev.Message = audit.Success, fmt.Sprintf("kubectl credential issued until %s", exp.UTC().Format(time.RFC3339))
 	ev.Detail["key_id"], ev.Detail["expires_at"] = id, exp.UTC().Format(time.RFC3339)
 	s.audit(ev)

@@ -10,14 +10,20 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/authlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/kubeproxy"
+	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/signin"
+	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
 	"github.com/portcullis/portcullis/internal/testenv"
 	"github.com/portcullis/portcullis/internal/vault"
@@ -156,5 +162,148 @@ func TestHostRouting(t *testing.T) {
 				t.Fatalf("%s %s%s: %q %d, want %q %d", tc.sni, tc.host, tc.path, got, code, tc.want, tc.code)
 			}
 		})
+	}
+}
+
+// TestIssueCredential checks the sign-in for a kubectl credential without
+// an API server: what it refuses, the budget it charges, the key it
+// stores, and the audit trail.
+func TestIssueCredential(t *testing.T) {
+	ctx := context.Background()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	v, err := vault.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(testenv.ShortTempDir(t), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	log := slog.New(slog.DiscardHandler)
+	inv, err := inventory.New(ctx, st, v, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := kubeproxy.New(kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log,
+		Caller: func(*http.Request) (kubeproxy.Caller, bool, error) { return kubeproxy.Caller{}, false, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	failures := authlimit.New(1, 3)
+	srv.EnableCredentials(kubeproxy.CredentialConfig{SignIn: &signin.Checker{Credentials: st, Snapshot: inv.Snapshot},
+		Failures: failures, Keys: st, Now: func() time.Time { return now }})
+	if _, err := inv.Apply(ctx, []resource.Object{
+		&resource.User{Kind: resource.KindUser, Name: "alice"},
+		&resource.User{Kind: resource.KindUser, Name: "nobody"},
+		&resource.User{Kind: resource.KindUser, Name: "carol", MFA: "required"},
+		&resource.Target{Kind: resource.KindTarget, Name: "k1", Protocol: resource.ProtocolKubernetes,
+			HTTP: resource.HTTP{URL: "https://127.0.0.1:1", TLSPinSHA256: strings.Repeat("ab", 32),
+				Credential: &resource.HTTPCredential{Type: resource.CredentialBearer, Account: "gateway"}}},
+		&resource.Target{Kind: resource.KindTarget, Name: "web1", Protocol: resource.ProtocolHTTP,
+			HTTP: resource.HTTP{URL: "https://127.0.0.1:1", TLSPinSHA256: strings.Repeat("ab", 32)}},
+		&resource.Policy{Kind: resource.KindPolicy, Name: "k1", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"alice", "carol"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterGroups: []string{"readers"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := password.Hash("correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"alice", "nobody", "carol"} {
+		if err := st.SetPassword(ctx, u, hash, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := netip.MustParseAddr("192.0.2.7")
+	issue := func(user, pw, code, target string, ttl time.Duration) (kubeproxy.Credential, *kubeproxy.CredentialError) {
+		t.Helper()
+		c, err := srv.IssueCredential(ctx, kubeproxy.CredentialRequest{User: user, Password: pw, Code: code, Target: target,
+			TTL: ttl, Addr: addr, Source: addr.String() + ":5000"})
+		if err == nil {
+			return c, nil
+		}
+		ce, ok := err.(*kubeproxy.CredentialError)
+		if !ok {
+			t.Fatalf("not a CredentialError: %v", err)
+		}
+		return c, ce
+	}
+
+	c, ce := issue("alice", "correct horse", "", "k1", 0)
+	if ce != nil {
+		t.Fatal(ce)
+	}
+	k, err := st.GetAPIKey(ctx, c.KeyID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Owner != "alice" || k.Kind != store.APIKeyAccess || !k.ExpiresAt.Equal(now.Add(8*time.Hour)) || !c.ExpiresAt.Equal(k.ExpiresAt) ||
+		!strings.HasPrefix(c.Token, "pck_") {
+		t.Fatalf("stored key %+v, credential %+v", k, c)
+	}
+	if c, ce := issue("alice", "correct horse", "", "k1", 5*time.Minute); ce != nil || !c.ExpiresAt.Equal(now.Add(5*time.Minute)) {
+		t.Fatalf("5m: %+v %v", c, ce)
+	}
+	for _, tc := range []struct {
+		name, user, pw, code, target string
+		ttl                          time.Duration
+		status                       int
+		msg                          string
+	}{
+		{"ttl over 12h", "alice", "correct horse", "", "k1", 12*time.Hour + time.Second, 400, "ttl"},
+		{"ttl under 5m", "alice", "correct horse", "", "k1", time.Minute, 400, "ttl"},
+		{"negative ttl", "alice", "correct horse", "", "k1", -time.Hour, 400, "ttl"},
+		{"code not 6 digits", "alice", "correct horse", "12a456", "k1", 0, 400, "6 digits"},
+		{"no user", "", "correct horse", "", "k1", 0, 400, "user"},
+		{"bad target name", "alice", "correct horse", "", "../k1", 0, 400, "target"},
+		{"an http target", "alice", "correct horse", "", "web1", 0, 403, "alice may not reach web1"},
+		{"an unknown target", "alice", "correct horse", "", "k9", 0, 403, "alice may not reach k9"},
+		{"no policy", "nobody", "correct horse", "", "k1", 0, 403, "nobody"},
+		{"MFA user without a code", "carol", "correct horse", "", "k1", 0, 401, "a verification code is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, ce := issue(tc.user, tc.pw, tc.code, tc.target, tc.ttl)
+			if ce == nil || ce.Status != tc.status || !strings.Contains(ce.Message, tc.msg) {
+				t.Fatalf("%+v, want %d %q", ce, tc.status, tc.msg)
+			}
+			if ce.CodeRequired != (tc.user == "carol") {
+				t.Fatalf("CodeRequired %v", ce.CodeRequired)
+			}
+		})
+	}
+	// Neither a right password with its code missing nor a refusal after
+	// the right password spent the budget (3): three wrong passwords do,
+	// the same answer for an unknown user, and then the right one is
+	// refused unchecked.
+	for _, u := range []string{"alice", "mallory", "alice"} {
+		if _, ce := issue(u, "wrong horse", "", "k1", 0); ce == nil || ce.Status != 401 || ce.Message != "wrong user name or password" {
+			t.Fatalf("wrong password for %s: %+v", u, ce)
+		}
+	}
+	if _, ce := issue("alice", "correct horse", "", "k1", 0); ce == nil || ce.Status != 429 {
+		t.Fatalf("the right password with the budget spent: %+v", ce)
+	}
+	if !failures.Spent(addr) {
+		t.Fatal("budget not spent")
+	}
+	srv.Close() // writes the queued audit events
+	evs, err := st.ListAudit(ctx, store.AuditFilter{Type: kubeproxy.EventSignIn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, ev := range evs {
+		count[ev.Outcome]++
+		if ev.Outcome == audit.Success && (ev.User != "alice" || ev.Target != "k1" || ev.Detail["key_id"] == nil || ev.Source != "192.0.2.7:5000") {
+			t.Errorf("success event %+v", ev)
+		}
+	}
+	if count[audit.Success] != 2 || count[audit.Deny] != 7 || count[audit.Info] != 1 {
+		t.Fatalf("kube.signin events by outcome: %v", count)
 	}
 }
