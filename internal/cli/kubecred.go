@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -135,10 +136,33 @@ func runKubeCredential(e *env, args []string) error {
 		}
 		_ = os.Remove(cache)
 	}
+	// kubectl runs the plugin again for each request that failed (six
+	// times for one `get pods`): a password file the gateway refused a
+	// moment ago is not sent again, so that one run spends one failure
+	// of the source's budget, not six. Only the file's identity is kept,
+	// never anything of the password.
+	refused := cache + ".refused"
+	mark := passwordFileMark(pwFile)
+	if mark != "" && cache != "" {
+		if b, err := os.ReadFile(refused); err == nil {
+			if at, m, ok := strings.Cut(string(b), " "); ok && m == mark {
+				if t, err := time.Parse(time.RFC3339, at); err == nil && time.Since(t) < time.Minute && time.Since(t) >= 0 {
+					return &exitError{code: exitFailure, msg: "sign-in refused: wrong user name or password (this password file was refused at " +
+						t.Local().Format("15:04:05") + "; change it, or wait a minute)"}
+				}
+			}
+		}
+	}
 	tok, err := kubeSignIn(e, hc, gateway, target, user, pwFile, ttl)
+	if errors.Is(err, errWrongPassword) && mark != "" && cache != "" {
+		if os.MkdirAll(filepath.Dir(refused), 0o700) == nil {
+			_ = os.WriteFile(refused, []byte(time.Now().UTC().Format(time.RFC3339)+" "+mark), 0o600)
+		}
+	}
 	if err != nil {
 		return err
 	}
+	_ = os.Remove(refused)
 	if err := writeKubeToken(cache, tok); err != nil {
 		fmt.Fprintf(e.stderr, "portcullis: cannot cache the token (%v); signing in again next time\n", err)
 	}
@@ -246,9 +270,43 @@ func kubeSignIn(e *env, hc *http.Client, gateway, target, user, pwFile string, t
 		resp, err = postKubeCredential(e.ctx, hc, gateway, req)
 	}
 	if err != nil {
+		if errors.As(err, &ae) && ae.status == http.StatusUnauthorized && req.Code == "" {
+			return kubeToken{}, &wrongPasswordError{exitError{code: exitFailure, msg: "sign-in refused: " + err.Error()}}
+		}
 		return kubeToken{}, &exitError{code: exitFailure, msg: "sign-in refused: " + err.Error()}
 	}
 	return kubeToken{Token: resp.Token, KeyID: resp.KeyID, ExpiresAt: resp.ExpiresAt, User: user}, nil
+}
+
+// errWrongPassword matches a sign-in the gateway refused for the user
+// name or password (wrongPasswordError).
+var errWrongPassword = errors.New("wrong user name or password")
+
+// wrongPasswordError is a refused password: an exitError that is
+// errWrongPassword.
+type wrongPasswordError struct{ exitError }
+
+func (e *wrongPasswordError) Is(target error) bool { return target == errWrongPassword }
+
+// Unwrap lets Run find the exitError's code and message.
+func (e *wrongPasswordError) Unwrap() error { return &e.exitError }
+
+// passwordFileMark identifies a password file's version without reading
+// it: path, size, modification time and inode; "" when there is none.
+func passwordFileMark(path string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	var ino uint64
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		ino = sys.Ino
+	}
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d\x00%d", path, st.Size(), st.ModTime().UnixNano(), ino)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // kubeAPIError is an error answer of the sign-in.

@@ -75,13 +75,12 @@ type CredentialConfig struct {
 	Now func() time.Time
 }
 
-// EnableCredentials turns on IssueCredential. It is called once, before
-// the server takes requests.
+// EnableCredentials turns on IssueCredential, or changes its config.
 func (s *Server) EnableCredentials(c CredentialConfig) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	s.cred = &c
+	s.cred.Store(&c)
 }
 
 // IssueCredential signs a user in for kubectl and mints a short-lived
@@ -95,7 +94,7 @@ func (s *Server) EnableCredentials(c CredentialConfig) {
 // code) proved right, and when only the code is missing. Every outcome is
 // audited as kube.signin. Errors are *CredentialError.
 func (s *Server) IssueCredential(ctx context.Context, req CredentialRequest) (Credential, error) {
-	c := s.cred
+	c := s.cred.Load()
 	if c == nil || c.SignIn == nil || c.Keys == nil {
 		return Credential{}, &CredentialError{Status: http.StatusServiceUnavailable, Message: "this gateway issues no kubectl credentials"}
 	}

@@ -48,6 +48,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -94,8 +95,8 @@ type Config struct {
 // a listener of its own: it shares the gateway's HTTPS listener.
 type Server struct {
 	cfg Config
-	// cred is set once by EnableCredentials, before requests.
-	cred *CredentialConfig
+	// cred is set by EnableCredentials.
+	cred atomic.Pointer[CredentialConfig]
 
 	mu        sync.Mutex
 	upstreams map[string]*upstream // by target name
