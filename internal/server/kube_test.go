@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
@@ -194,9 +196,33 @@ func testKubeHostRouting(t *testing.T, ctx context.Context, srv *Server, key, ca
 	}
 	cmd := exec.Command("kubectl", "--kubeconfig", other, "get", "--raw", "/k8s/k1/api/v1/namespaces/dev/pods")
 	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
-	if got, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(got), "no such target") {
+	if got, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(got), "NotFound") {
 		t.Fatalf("kubectl at an unknown target's host: %v\n%s", err, got)
 	}
+	for _, host := range []string{"nope.gw.test", "k2.gw.test"} {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: host, RootCAs: pool(t, caFile)}}}
+		req, _ := http.NewRequest(http.MethodGet, "https://"+srv.APIAddr().String()+"/k8s/k1/api/v1/namespaces/dev/pods", nil)
+		req.Host = host + ":" + port
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || strings.TrimSpace(string(body)) != "no such target" {
+			t.Fatalf("%s/k8s/k1/...: %d %s", host, resp.StatusCode, body)
+		}
+	}
+}
+
+func pool(t *testing.T, caFile string) *x509.CertPool {
+	t.Helper()
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(mustRead(t, caFile)) {
+		t.Fatal("no CA")
+	}
+	return p
 }
 
 // connectProxy serves HTTP CONNECT on a loopback port for hosts ending in
