@@ -11,7 +11,8 @@
 //     on any other host selects a protocol: kubernetes target; every other
 //     request goes to next.
 //  2. Authenticate: the request must carry an access API key of the
-//     gateway as a bearer token (Config.Caller). Console sessions are not
+//     gateway as a bearer token (Config.Caller), a long-lived one or one
+//     IssueCredential minted. Console sessions are not
 //     accepted here: a cookie is no credential for kubectl, and refusing
 //     it keeps cross-site requests out.
 //  3. Parse (parse.go): the path must be plain (no percent-encoding, no
@@ -34,6 +35,11 @@
 //     and groups, verb, resource, namespace, name, decision, status,
 //     latency), written by the audit writer goroutine (Close stops it
 //     after writing all).
+//
+// Server.IssueCredential (credential.go) signs a user in for kubectl's
+// exec credential plugin (portcullis kube-credential, through the API's
+// POST /api/v1/kube/credentials) and mints a short-lived access API key,
+// which step 2 then accepts like any other.
 //
 // Server.Recheck runs on every resource change and ends live requests
 // (watches, exec streams) whose subject lost the grant.
