@@ -49,7 +49,8 @@ it is handed out again, so that a revoked one is replaced by a new sign-in.
 The token is sent over TLS only: the gateway's certificate is checked
 against --ca-file ($PORTCULLIS_CA_FILE), else the cluster CA kubectl hands
 the plugin (provideClusterInfo), else the system's roots. A failed sign-in
-prints one error and exits 1.
+prints one error and exits 3; a password file refused less than a minute
+ago is not sent again (kubectl runs the plugin once per failed request).
 
 Flags:
   --gateway URL         the gateway's HTTPS address, https://HOST[:PORT]
