@@ -50,6 +50,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -82,6 +83,10 @@ type Config struct {
 	Available func() error
 	// DialTimeout bounds connecting to an API server. Default 10 seconds.
 	DialTimeout time.Duration
+	// Recordings records exec and attach sessions; nil: a session that a
+	// session-recording policy covers is refused (on_failure: terminate)
+	// or runs unrecorded (continue).
+	Recordings *recording.Manager
 }
 
 // Server is the Kubernetes front. It is an http.Handler wrapper (Wrap), not

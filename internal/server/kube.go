@@ -30,13 +30,14 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		return kubeproxy.Caller{User: p.Name, Key: p.KeyID}, true, nil
 	}
 	front, err := kubeproxy.New(kubeproxy.Config{
-		Snapshot:  s.inv.Snapshot,
-		Vault:     v,
-		Audit:     s.audit,
-		Log:       s.log.With("front", "kubernetes"),
-		Caller:    caller,
-		Groups:    s.directoryGroups(),
-		Available: s.health.Available,
+		Snapshot:   s.inv.Snapshot,
+		Vault:      v,
+		Audit:      s.audit,
+		Log:        s.log.With("front", "kubernetes"),
+		Caller:     caller,
+		Groups:     s.directoryGroups(),
+		Available:  s.health.Available,
+		Recordings: s.recordings,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes front: %w", err)
