@@ -286,7 +286,7 @@ func (ss *streamSession) executor() (clientremote.Executor, error) {
 		return spdyExec, nil
 	}
 	cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
-		Impersonate: rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
+		Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
 		TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
 	wsExec, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
 	if err != nil {
