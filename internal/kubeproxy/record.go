@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -75,7 +76,7 @@ func (q *request) container() string {
 // relay (stream.go), then the recording's end and session.end. lr is
 // already live (listed, killable, rechecked).
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request, up *upstream, tok []byte, lr *liveRequest) {
-	opts, err := remotecommand.NewOptions(r)
+	opts, err := streamOptions(q.query)
 	if err != nil {
 		q.status = http.StatusBadRequest
 		writeStatus(w, http.StatusBadRequest, err.Error())
@@ -218,6 +219,38 @@ func (s *Server) recordingFailed(q *request, id string, err error, lr *liveReque
 		go s.endLive(lr, "the session recording cannot be written")
 	}
 	return fmt.Errorf("recording failed: %w", err)
+}
+
+// streamOptions reads the streams an exec or attach asks for, as the API
+// server does (PodExecOptions: stdin=true or 1, ...). The kubelet library's
+// own reader expects the API server's rewritten form (=1) only.
+func streamOptions(q url.Values) (*remotecommand.Options, error) {
+	var o remotecommand.Options
+	for _, f := range []struct {
+		name string
+		v    *bool
+	}{{"stdin", &o.Stdin}, {"stdout", &o.Stdout}, {"stderr", &o.Stderr}, {"tty", &o.TTY}} {
+		vs := q[f.name]
+		if len(vs) == 0 {
+			continue
+		}
+		if len(vs) > 1 {
+			return nil, fmt.Errorf("%s is given %d times", f.name, len(vs))
+		}
+		b, err := strconv.ParseBool(vs[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s=%q is not true or false", f.name, vs[0])
+		}
+		*f.v = b
+	}
+	if o.TTY && o.Stderr {
+		// One stream with a terminal, as the kubelet does.
+		o.Stderr = false
+	}
+	if !o.Stdin && !o.Stdout && !o.Stderr {
+		return nil, errors.New("you must specify at least 1 of stdin, stdout, stderr")
+	}
+	return &o, nil
 }
 
 // commandOf is an exec request's command line as the history shows it.
