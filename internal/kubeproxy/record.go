@@ -130,6 +130,7 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 	q.status = http.StatusSwitchingProtocols
 	ss.mu.Lock()
 	relayErr := ss.err
+	endDetail["client_protocol"], endDetail["upstream_protocol"] = ss.client, ss.upstream
 	ss.mu.Unlock()
 	outcome := audit.Success
 	var exit clientexec.CodeExitError

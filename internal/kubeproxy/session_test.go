@@ -16,9 +16,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"k8s.io/client-go/rest"
 	clientremote "k8s.io/client-go/tools/remotecommand"
 
@@ -129,6 +131,12 @@ func testSessions(t *testing.T, s *site, alice string) {
 				})
 				seen[end.SessionID] = true
 				id := end.SessionID
+				// Terminated on both sides: the client's protocol, and
+				// WebSocket to the API server (its pinned certificate
+				// given to client-go as its own CA).
+				if end.Detail["client_protocol"] != tr.name || end.Detail["upstream_protocol"] != "websocket" {
+					t.Fatalf("session.end protocols %v / %v", end.Detail["client_protocol"], end.Detail["upstream_protocol"])
+				}
 				start := s.waitAudit(t, audit.SessionStart, func(ev store.AuditEvent) bool { return ev.SessionID == id })
 				if start.Account != "alice" || start.Detail["protocol"] != "kubernetes" || start.Detail["namespace"] != "dev-app" ||
 					start.Detail["pod"] != "web-1" || start.Detail["command"] != "sh -c read x; echo got $x; exit 3" ||
@@ -178,6 +186,38 @@ func testSessions(t *testing.T, s *site, alice string) {
 					return ev.Detail["subresource"] == "exec" && ev.Detail["command"] == "sh -c read x; echo got $x; exit 3" && ev.User == "alice"
 				})
 			})
+		}
+	})
+
+	t.Run("exec with a terminal records its size", func(t *testing.T) {
+		master, slave := testenv.OpenPTY(t)
+		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-it", "-n", "dev-app", "web-1", "--",
+			"sh", "-c", "echo tty-run; exit 4")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		var shown lockedBuilder
+		go func() { _, _ = io.Copy(&shown, master) }()
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+			t.Fatalf("kubectl exec -it: %v\n%s", err, shown.String())
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+			return fmt.Sprint(ev.Detail["command"]) == "sh -c echo tty-run; exit 4"
+		})
+		b, err := os.ReadFile(filepath.Join(s.recDir, end.SessionID+".cast"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"r", "111x33"`, `"o", "tty-run`, `"TERM":`} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Fatalf("tty recording lacks %q:\n%s", want, b)
+			}
 		}
 	})
 
@@ -438,6 +478,53 @@ func testSessions(t *testing.T, s *site, alice string) {
 			return strings.Contains(ev.Message, "continues unrecorded")
 		})
 	})
+
+	t.Run("recording failure under terminate ends a running exec", func(t *testing.T) {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", s.recDir).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+		}
+		// Lazy: the recorder may still hold a file open.
+		defer func() { _ = exec.Command("umount", "-l", s.recDir).Run() }()
+		// 1 MB of text into a 256 KiB file system, then a long sleep.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--",
+			"sh", "-c", "echo started; head -c 1000000 /dev/zero | tr '\\0' x; echo; sleep 45")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var out lockedBuilder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if ctx.Err() != nil || err == nil {
+			t.Fatalf("the exec ran on with its recording failing: %v", err)
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+			return strings.HasPrefix(fmt.Sprint(ev.Detail["command"]), "sh -c echo started;")
+		})
+		if end.Outcome != audit.Deny || end.Detail["end_reason"] != "the session recording cannot be written" {
+			t.Fatalf("session.end %+v", end)
+		}
+		s.waitAudit(t, audit.RecordingFailure, func(ev store.AuditEvent) bool {
+			return ev.SessionID == end.SessionID && strings.Contains(ev.Message, "session ended")
+		})
+	})
+}
+
+// lockedBuilder is a strings.Builder safe for a writer and a reader.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

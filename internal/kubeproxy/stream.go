@@ -77,10 +77,13 @@ type streamSession struct {
 	input  bool                // record stdin
 
 	bytesIn, bytesOut atomic.Int64
-	// err is what the API server leg ended with (an exit code is a
-	// clientexec.CodeExitError).
-	mu  sync.Mutex
-	err error
+	// client is the client leg's protocol; under mu, upstream is the API
+	// server leg's ("websocket" or "spdy") and err what it ended with (an
+	// exit code is a clientexec.CodeExitError).
+	client   string
+	mu       sync.Mutex
+	upstream string
+	err      error
 }
 
 // ExecInContainer implements remotecommand.Executor (the SPDY client leg).
@@ -99,8 +102,13 @@ func (ss *streamSession) AttachContainer(ctx context.Context, _, _, _ string, in
 // stream ended on both sides.
 func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
 	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+		ss.client = "websocket"
 		ss.serveWebSocket(w, r, opts)
 		return
+	}
+	ss.client = "spdy"
+	if wsstream.IsWebSocketRequest(r) {
+		ss.client = "websocket (v4 or older)"
 	}
 	container := r.URL.Query().Get("container")
 	if ss.q.attrs.subresource == "attach" {
@@ -236,10 +244,7 @@ func (ss *streamSession) relay(ctx context.Context, in io.Reader, out, errOut io
 	if tty && resize != nil {
 		o.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, ss: ss}
 	}
-	ex, err := ss.executor()
-	if err == nil {
-		err = ex.StreamWithContext(ctx, o)
-	}
+	err := ss.stream(ctx, o)
 	err = upstreamStatus(err)
 	ss.mu.Lock()
 	ss.err = err
@@ -264,37 +269,45 @@ func upstreamStatus(err error) error {
 	return err
 }
 
-// executor returns the API server leg: WebSocket first, SPDY when the
+// stream runs the API server leg: WebSocket first, SPDY when the
 // WebSocket upgrade failed without a Status from the API server (a proxy
-// or an API server that does not speak it).
-func (ss *streamSession) executor() (clientremote.Executor, error) {
+// or an API server that does not speak it), as kubectl does.
+func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOptions) error {
 	imp := transport.ImpersonationConfig{UserName: ss.q.d.User, Groups: ss.q.d.Groups}
+	if ca, serverName, ok := ss.up.webSocketTLS(); ok {
+		cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
+			Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
+			TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
+		ws, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
+		if err == nil {
+			ss.setUpstream("websocket")
+			err = ws.StreamWithContext(ctx, o)
+			if !httpstream.IsUpgradeFailure(err) || errors.As(upstreamStatus(err), new(*apierrors.StatusError)) {
+				return err
+			}
+			ss.s.cfg.Log.Info("kubernetes stream: the API server refused WebSocket; trying SPDY", "target", ss.q.target, "err", err)
+		}
+	}
 	spdyRT, err := spdy.NewRoundTripperWithConfig(spdy.RoundTripperConfig{TLS: ss.up.tlsConfig, Proxier: noProxy, PingPeriod: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("spdy transport: %w", err)
+		return fmt.Errorf("spdy transport: %w", err)
 	}
 	wrapped, err := transport.HTTPWrappersForConfig(&transport.Config{BearerToken: string(ss.tok), Impersonate: imp}, spdyRT)
 	if err != nil {
-		return nil, fmt.Errorf("spdy transport: %w", err)
+		return fmt.Errorf("spdy transport: %w", err)
 	}
-	spdyExec, err := clientremote.NewSPDYExecutorRejectRedirects(wrapped, clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
+	ex, err := clientremote.NewSPDYExecutorRejectRedirects(wrapped, clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
 	if err != nil {
-		return nil, fmt.Errorf("spdy executor: %w", err)
+		return fmt.Errorf("spdy executor: %w", err)
 	}
-	ca, serverName, ok := ss.up.webSocketTLS()
-	if !ok {
-		return spdyExec, nil
-	}
-	cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
-		Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
-		TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
-	wsExec, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
-	if err != nil {
-		return spdyExec, nil
-	}
-	return clientremote.NewFallbackExecutor(wsExec, spdyExec, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) && !errors.As(upstreamStatus(err), new(*apierrors.StatusError))
-	})
+	ss.setUpstream("spdy")
+	return ex.StreamWithContext(ctx, o)
+}
+
+func (ss *streamSession) setUpstream(p string) {
+	ss.mu.Lock()
+	ss.upstream = p
+	ss.mu.Unlock()
 }
 
 // noProxy: the gateway reaches the API server directly, whatever the

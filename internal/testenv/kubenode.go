@@ -106,7 +106,20 @@ func (e shellExecutor) ExecInContainer(ctx context.Context, _, _, _ string, cmd 
 	_ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 	c.Dir = e.dir
-	c.Stdin, c.Stdout, c.Stderr = in, out, errOut
+	c.Stdout, c.Stderr = out, errOut
+	if in != nil {
+		// Not c.Stdin: Wait would wait for the client's next keystroke
+		// after the process ended (a terminal's stdin never closes). The
+		// copy ends when the stream does.
+		w, err := c.StdinPipe()
+		if err != nil {
+			return err
+		}
+		go func() {
+			_, _ = io.Copy(w, in)
+			_ = w.Close()
+		}()
+	}
 	err := c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
