@@ -129,13 +129,18 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 	ss.serve(w, r, opts)
 	q.status = http.StatusSwitchingProtocols
 	ss.mu.Lock()
-	relayErr := ss.err
+	relayErr, ran := ss.err, ss.ran
 	endDetail["client_protocol"], endDetail["upstream_protocol"] = ss.client, ss.upstream
 	ss.mu.Unlock()
 	outcome := audit.Success
 	var exit clientexec.CodeExitError
 	var se *apierrors.StatusError
 	switch {
+	case !ran:
+		// The client's upgrade failed (the library answered it).
+		q.status = http.StatusBadRequest
+		outcome = audit.Failure
+		endDetail["end_reason"] = "the client's stream did not open"
 	case relayErr == nil:
 		if q.attrs.subresource == "exec" {
 			endDetail["exit_status"] = 0

@@ -387,6 +387,17 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
+	t.Run("exec without an upgrade", func(t *testing.T) {
+		code, body := s.get(t, http.MethodPost, "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=echo&command=no-upgrade&stdout=true", nil)
+		if code < 400 || strings.Contains(body, "no-upgrade") {
+			t.Fatalf("a plain POST to exec: %d %s", code, body)
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "echo no-upgrade" })
+		if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open" || end.Detail["exit_status"] != nil {
+			t.Fatalf("session.end %+v", end)
+		}
+	})
+
 	t.Run("port-forward carries bytes both ways", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

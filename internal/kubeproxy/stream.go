@@ -84,6 +84,8 @@ type streamSession struct {
 	mu       sync.Mutex
 	upstream string
 	err      error
+	// ran: the client's stream opened and the relay ran.
+	ran bool
 }
 
 // ExecInContainer implements remotecommand.Executor (the SPDY client leg).
@@ -231,6 +233,9 @@ func (ss *streamSession) relay(ctx context.Context, in io.Reader, out, errOut io
 	resize <-chan remotecommand.TerminalSize) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	ss.mu.Lock()
+	ss.ran = true
+	ss.mu.Unlock()
 	o := clientremote.StreamOptions{Tty: tty}
 	if in != nil {
 		o.Stdin = &inputTap{r: in, ss: ss}

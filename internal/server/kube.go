@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis/portcullis/internal/livesession"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
+	"k8s.io/klog/v2"
 )
 
 // buildKubeProxy builds the Kubernetes front (package kubeproxy) over the
@@ -29,6 +30,10 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		}
 		return kubeproxy.Caller{User: p.Name, Key: p.KeyID}, true, nil
 	}
+	// The Kubernetes libraries of the exec relay (client-go,
+	// cri-streaming, streaming) log through klog, process-wide: into the
+	// gateway's log rather than bare lines on stderr.
+	klog.SetSlogLogger(s.log.With("front", "kubernetes", "part", "k8s-libraries"))
 	front, err := kubeproxy.New(kubeproxy.Config{
 		Snapshot:   s.inv.Snapshot,
 		Vault:      v,
