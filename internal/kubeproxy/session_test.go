@@ -387,6 +387,40 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
+	t.Run("relay CPU per GB", func(t *testing.T) {
+		// A measurement, not a check: PORTCULLIS_MEASURE=1 to run. The
+		// test process holds the gateway and the test node; kubectl and
+		// the API server are other processes. The same exec direct to
+		// the API server costs the node alone, so the difference is the
+		// gateway's (relay both legs, recording the output as text).
+		if os.Getenv("PORTCULLIS_MEASURE") == "" {
+			t.Skip("PORTCULLIS_MEASURE not set")
+		}
+		const n = 64 << 20
+		script := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x", n)
+		cpu := func() time.Duration {
+			var ru unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		run := func(kubeconfig, transport string) time.Duration {
+			before := cpu()
+			out, code := kubectlIn(t, kubeconfig, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + transport},
+				"exec", "-n", "dev-app", "web-1", "--", "sh", "-c", script)
+			if code != 0 || len(out) != n {
+				t.Fatalf("exec: exit %d, %d bytes", code, len(out))
+			}
+			return cpu() - before
+		}
+		for _, tr := range transports {
+			direct := run(s.kube.Kubeconfig, tr.websockets)
+			via := run(alice, tr.websockets)
+			gb := float64(n) / (1 << 30)
+			t.Logf("%s: test process CPU %.2f s/GB direct (node only), %.2f s/GB through the gateway (recorded): gateway %.2f CPU-s per GB",
+				tr.name, direct.Seconds()/gb, via.Seconds()/gb, (via-direct).Seconds()/gb)
+		}
+	})
+
 	t.Run("exec without an upgrade", func(t *testing.T) {
 		code, body := s.get(t, http.MethodPost, "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=echo&command=no-upgrade&stdout=true", nil)
 		if code < 400 || strings.Contains(body, "no-upgrade") {
