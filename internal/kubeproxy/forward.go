@@ -3,6 +3,8 @@ package kubeproxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
@@ -31,6 +34,12 @@ type upstream struct {
 	base      *url.URL
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	// tlsConfig and caPEM verify the API server on a stream's own leg
+	// (stream.go); pinnedLeaf is the pinned certificate once seen.
+	tlsConfig  *tls.Config
+	caPEM      string
+	pinMu      sync.Mutex
+	pinnedLeaf *x509.Certificate
 }
 
 // upstreamFor returns the target's upstream, building it when the target
@@ -64,7 +73,7 @@ func (s *Server) upstreamFor(t *resource.Target) (*upstream, error) {
 		// server directly.
 		Proxy: nil,
 	}
-	up = &upstream{spec: spec, base: base, transport: tr}
+	up = &upstream{spec: spec, base: base, transport: tr, tlsConfig: tc, caPEM: t.TLSCA}
 	up.proxy = &httputil.ReverseProxy{
 		Transport: tr,
 		// Rewrite sets only the destination: the headers were settled
@@ -130,6 +139,8 @@ type request struct {
 	// command is an exec request's command, for the session list and
 	// the audit trail.
 	command string
+	// query is the request's query (an exec's command and streams).
+	query url.Values
 
 	status      int
 	upstreamErr error
@@ -243,8 +254,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		s.refuse(w, q, http.StatusForbidden, "access denied: "+err.Error())
 		return
 	}
+	q.query = r.URL.Query()
 	if attrs.subresource == "exec" {
-		q.command = strings.Join(r.URL.Query()["command"], " ")
+		q.command = commandOf(q.query)
 	}
 	asUser, asGroups, err := impersonation(r.Header)
 	if err != nil {
@@ -274,13 +286,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	q.d = snap.Engine.DecideKube(kr)
 	if !q.d.Allow {
 		s.refuse(w, q, http.StatusForbidden, q.d.Reason)
-		return
-	}
-	if attrs.stream() && q.d.Record && !q.d.RecordFailOpen {
-		// Exec and attach are not recorded by this front yet: where a
-		// session-recording policy asks for recording (on_failure:
-		// terminate), the stream is refused rather than run unrecorded.
-		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: %s/%s on %s must be recorded, and the gateway does not record Kubernetes streams yet", attrs.resource, attrs.subresource, t.Name))
 		return
 	}
 	if ssar {
@@ -348,6 +353,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 			panic(p)
 		}
 	}()
+	if attrs.session() {
+		// Exec and attach are terminated here and recorded (stream.go,
+		// record.go); port-forward is forwarded as bytes.
+		s.serveSession(w, out, q, up, tok, lr)
+		return
+	}
 	up.proxy.ServeHTTP(w, out)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/kubeproxy"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/resource"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/store/sqlite"
@@ -44,6 +45,9 @@ type site struct {
 	st   store.Store
 	inv  *inventory.Inventory
 	srv  *kubeproxy.Server
+	rec  *recording.Manager
+	// recDir is the recordings directory.
+	recDir string
 	// nextHits counts requests that reached the gateway's own handler.
 	nextHits chan string
 }
@@ -82,7 +86,16 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := kubeproxy.New(kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log,
+	rec, err := recording.NewManager(filepath.Join(dir, "rec"), st, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recCtx, recStop := context.WithCancel(ctx)
+	recDone := make(chan struct{})
+	go func() { rec.Run(recCtx); close(recDone) }()
+	t.Cleanup(func() { recStop(); <-recDone })
+	s.rec = rec
+	srv, err := kubeproxy.New(kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log, Recordings: rec,
 		Caller: func(r *http.Request) (kubeproxy.Caller, bool, error) {
 			k := r.Header.Get("X-Api-Key")
 			if k == "" {
@@ -97,6 +110,7 @@ func newSite(t *testing.T) *site {
 		t.Fatal(err)
 	}
 	inv.Subscribe(srv.Recheck)
+	s.recDir = filepath.Join(dir, "rec")
 	hits := make(chan string, 100)
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -161,7 +175,7 @@ kind: ClusterRole
 metadata: {name: reader}
 rules:
 - {apiGroups: [""], resources: [pods, pods/log, secrets], verbs: [get, list, watch]}
-- {apiGroups: [""], resources: [pods/exec], verbs: [create, get]}
+- {apiGroups: [""], resources: [pods/exec, pods/attach, pods/portforward], verbs: [create, get]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -416,6 +430,7 @@ func TestKubernetesFront(t *testing.T) {
 			t.Fatalf("exec into web-2: exit %d\n%s", code, out2)
 		}
 	})
+	t.Run("sessions", func(t *testing.T) { testSessions(t, s, alice) })
 	t.Run("attacks", func(t *testing.T) { testAttacks(t, s) })
 	t.Run("revocation ends a watch", func(t *testing.T) { testWatchRevoked(t, s, alice) })
 

@@ -111,6 +111,12 @@ func (a *kubeAttrs) stream() bool {
 	return a.resource == "pods" && (a.subresource == "exec" || a.subresource == "attach" || a.subresource == "portforward")
 }
 
+// session reports whether the request is an exec or attach: a terminal
+// session the gateway terminates and records (port-forward is not).
+func (a *kubeAttrs) session() bool {
+	return a.resource == "pods" && (a.subresource == "exec" || a.subresource == "attach")
+}
+
 // impersonation reads the identity a client asks for: Impersonate-User and
 // Impersonate-Group (kubectl --as, --as-group). Impersonate-Uid and
 // Impersonate-Extra-* are refused: the gateway cannot grant them.

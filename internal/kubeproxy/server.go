@@ -29,8 +29,15 @@
 //  5. Forward (forward.go): every client Authorization, Impersonate-* and
 //     X-Remote-* header is removed; the gateway's bearer token and the
 //     decided Impersonate-User / Impersonate-Group are set, on every
-//     request, upgrades (exec, attach, port-forward over WebSocket or
-//     SPDY) included. A long request (watch, exec) is registered as live.
+//     request, upgrades included. A long request (watch, exec) is
+//     registered as live. Exec and attach are not forwarded as bytes:
+//     they are terminated on both sides (stream.go: the client's
+//     WebSocket v5 or SPDY stream served here, a new stream to the API
+//     server with only the gateway's headers) and run as recorded
+//     sessions (record.go: session.start, an asciicast recording through
+//     recording.Manager when a session-recording policy says so,
+//     fail-closed by default, session.end with its SHA-256 and the exit
+//     status). Port-forward is reverse-proxied and audited, not recorded.
 //  6. Audit: one kube.request event per request (user, impersonated user
 //     and groups, verb, resource, namespace, name, decision, status,
 //     latency), written by the audit writer goroutine (Close stops it
@@ -59,6 +66,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/inventory"
+	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
 )
@@ -95,6 +103,10 @@ type Config struct {
 	// host (k1.gw.example for gw.example), the web API front's too: a
 	// target name is unique across protocols. Empty: by path only.
 	Host string
+	// Recordings records exec and attach sessions; nil: a session that a
+	// session-recording policy covers is refused (on_failure: terminate)
+	// or runs unrecorded (continue).
+	Recordings *recording.Manager
 }
 
 // Server is the Kubernetes front. It is an http.Handler wrapper (Wrap), not

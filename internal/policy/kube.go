@@ -55,6 +55,10 @@ type KubeDecision struct {
 	// for a stream (exec, attach): a session-recording policy covers the
 	// subject and target, and whether every one says on_failure: continue.
 	Record, RecordFailOpen bool
+	// RecordInput: a covering session-recording policy asks for what the
+	// user types too (record_input). RecordingPolicy names the first one.
+	RecordInput     bool
+	RecordingPolicy string
 }
 
 // kubeGrant is what a kubernetes policy grants.
@@ -178,6 +182,7 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 	var ob Obligations
 	e.recordingFor(&ob, &req, r.Target, now)
 	d.Record, d.RecordFailOpen = ob.Record, ob.RecordFailOpen
+	d.RecordInput, d.RecordingPolicy = ob.RecordInput, ob.RecordingPolicy
 	switch {
 	case r.AsUser != "":
 		if !slices.Contains(users, r.AsUser) {

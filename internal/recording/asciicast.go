@@ -67,6 +67,9 @@ type metaJSON struct {
 	// Kind is KindFileTransfer for a recording of file operations; absent
 	// for a terminal.
 	Kind string `json:"kind,omitempty"`
+	// Protocol and Kubernetes: see Meta.
+	Protocol   string    `json:"protocol,omitempty"`
+	Kubernetes *KubeMeta `json:"kubernetes,omitempty"`
 }
 
 // encodeHeader returns the header line (with its newline) of a recording.
@@ -80,6 +83,7 @@ func encodeHeader(meta Meta, timestamp int64) ([]byte, error) {
 		Portcullis: &metaJSON{
 			Session: meta.ID, User: meta.User, Target: meta.Target, Account: meta.Account,
 			Source: meta.Source, Action: meta.Action, Command: meta.Command,
+			Protocol: meta.Protocol, Kubernetes: meta.Kube,
 		},
 	}
 	if Kind(meta.Action) == KindFileTransfer {

@@ -65,6 +65,11 @@ type Meta struct {
 	Term          string
 	// RecordInput records what the user types ("i" events).
 	RecordInput bool
+	// Protocol is the front the session came through when it is not SSH
+	// ("kubernetes"), and Kube what a Kubernetes exec or attach ran in;
+	// both go into the header only.
+	Protocol string
+	Kube     *KubeMeta
 	// OnFailure, if set, is called once, from one of Run's goroutines, with
 	// the first error writing the file or the store while the session runs,
 	// so the gateway can end a session whose policy says
@@ -72,6 +77,16 @@ type Meta struct {
 	// recordings' flushes); it may call Close. Errors in Close are returned
 	// by Close instead.
 	OnFailure func(error)
+}
+
+// KubeMeta is where a Kubernetes exec or attach ran, and the cluster
+// identity the gateway impersonated for it (Meta.Account is the cluster
+// user).
+type KubeMeta struct {
+	Namespace     string   `json:"namespace"`
+	Pod           string   `json:"pod"`
+	Container     string   `json:"container,omitempty"`
+	ClusterGroups []string `json:"cluster_groups,omitempty"`
 }
 
 // Manager owns a directory of recordings and the one goroutine (Run) that

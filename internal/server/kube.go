@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis/portcullis/internal/signin"
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/vault"
+	"k8s.io/klog/v2"
 )
 
 // buildKubeProxy builds the Kubernetes front (package kubeproxy) over the
@@ -34,15 +35,20 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		}
 		return kubeproxy.Caller{User: p.Name, Key: p.KeyID}, true, nil
 	}
+	// The Kubernetes libraries of the exec relay (client-go,
+	// cri-streaming, streaming) log through klog, process-wide: into the
+	// gateway's log rather than bare lines on stderr.
+	klog.SetSlogLogger(s.log.With("front", "kubernetes", "part", "k8s-libraries"))
 	front, err := kubeproxy.New(kubeproxy.Config{
-		Snapshot:  s.inv.Snapshot,
-		Vault:     v,
-		Audit:     s.audit,
-		Log:       s.log.With("front", "kubernetes"),
-		Caller:    caller,
-		Groups:    s.directoryGroups(),
-		Available: s.health.Available,
-		Host:      s.cfg.HTTPHost,
+		Snapshot:   s.inv.Snapshot,
+		Vault:      v,
+		Audit:      s.audit,
+		Log:        s.log.With("front", "kubernetes"),
+		Caller:     caller,
+		Groups:     s.directoryGroups(),
+		Available:  s.health.Available,
+		Recordings: s.recordings,
+		Host:       s.cfg.HTTPHost,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes front: %w", err)

@@ -44,7 +44,7 @@ metadata: {name: default, namespace: dev}
 apiVersion: v1
 kind: Pod
 metadata: {name: web-1, namespace: dev}
-spec: {automountServiceAccountToken: false, containers: [{name: c, image: busybox}]}
+spec: {nodeName: node-1, automountServiceAccountToken: false, containers: [{name: c, image: busybox}]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -60,7 +60,9 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: portcullis-ga
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: pod-reader}
-rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+rules:
+- {apiGroups: [""], resources: [pods], verbs: [get, list, watch]}
+- {apiGroups: [""], resources: [pods/exec], verbs: [create, get]}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -71,6 +73,7 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 		t.Fatal(err)
 	}
 	kube.Kubectl(t, "apply", "-f", objs)
+	kube.StartNode(t, "node-1")
 
 	cfg := testConfig(t)
 	cfg.HTTPHost = "gw.test"
@@ -95,7 +98,10 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 		&resource.Policy{Kind: resource.KindPolicy, Name: "alice-k1", Type: resource.PolicyKubernetes,
 			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
 			ClusterGroups: []string{"readers"},
-			KubeRules:     []resource.KubeRule{{Verbs: []string{"get", "list"}, Resources: []string{"pods"}, Namespaces: []string{"dev"}}}},
+			KubeRules: []resource.KubeRule{{Verbs: []string{"get", "list"}, Resources: []string{"pods"}, Namespaces: []string{"dev"}},
+				{Verbs: []string{"create"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev"}}}},
+		&resource.Policy{Kind: resource.KindPolicy, Name: "record-k1", Type: resource.PolicySessionRecording,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}}},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -129,6 +135,51 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 	}
 	if got, err := kubectl("get", "pods", "-n", "kube-system"); err == nil || !strings.Contains(got, "portcullis: access denied: alice may not list pods in namespace kube-system (target k1)") {
 		t.Fatalf("kubectl get pods -n kube-system: %v\n%s", err, got)
+	}
+	// An exec is a recorded session: listed, played and searched by the
+	// CLI like an SSH session's.
+	exe := exec.Command("kubectl", "--kubeconfig", kubeconfig, "exec", "-i", "-n", "dev", "web-1", "--", "sh", "-c", "read x; echo seen-$x")
+	exe.Env = append(os.Environ(), "HOME="+t.TempDir())
+	exe.Stdin = strings.NewReader("marmot\n")
+	if got, err := exe.CombinedOutput(); err != nil || !strings.Contains(string(got), "seen-marmot") {
+		t.Fatalf("kubectl exec through the gateway: %v\n%s", err, got)
+	}
+	portcullis := func(args ...string) string {
+		t.Helper()
+		var out, errOut strings.Builder
+		if code := cli.Run(ctx, append([]string{"--data-dir", cfg.DataDir}, args...), strings.NewReader(""), &out, &errOut); code != 0 {
+			t.Fatalf("portcullis %v: exit %d: %s%s", args, code, out.String(), errOut.String())
+		}
+		return out.String()
+	}
+	recs, err := srv.store.ListRecordings(ctx, store.RecordingFilter{})
+	if err != nil || len(recs) != 1 || recs[0].Action != "kubernetes exec" {
+		t.Fatalf("recordings %+v %v", recs, err)
+	}
+	if ls := portcullis("recordings", "ls"); !strings.Contains(ls, recs[0].ID) || !strings.Contains(ls, "kubernetes exec") {
+		t.Fatalf("recordings ls:\n%s", ls)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		rec, err := srv.store.GetRecording(ctx, recs[0].ID)
+		if err == nil && rec.State == store.RecordingEnded {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recording %+v %v never ended", rec, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if play := portcullis("recordings", "play", recs[0].ID, "--speed", "1000"); !strings.Contains(play, "seen-marmot") {
+		t.Fatalf("recordings play:\n%s", play)
+	}
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if found := portcullis("recordings", "search", "marmot"); strings.Contains(found, recs[0].ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("recordings search never found the exec's output")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	t.Run("host routing", func(t *testing.T) {
 		testKubeHostRouting(t, ctx, srv, key, filepath.Join(cfg.DataDir, "api_tls.crt"))

@@ -15,16 +15,21 @@ import (
 	"time"
 
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/cri-streaming/pkg/streaming/portforward"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	utilexec "k8s.io/utils/exec"
 )
 
 // KubeNode is a stand-in for a kubelet on loopback: a Node registered
-// with the API server whose kubelet endpoint serves exec for the pods bound
-// to it with the streaming library the kubelet itself uses
-// (k8s.io/cri-streaming), running each command on this machine in a
-// temporary directory. There is no container: the command sees this
-// machine, as the test's own user.
+// with the API server whose kubelet endpoint serves exec, attach and
+// port-forward for the pods bound to it with the streaming library the
+// kubelet itself uses (k8s.io/cri-streaming). Exec runs each command on
+// this machine in a temporary directory. There is no container: the
+// command sees this machine, as the test's own user. Attach connects to a
+// stand-in for the container's main process, started for each attach: it
+// prints "attached to POD/CONTAINER", then "main: LINE" for each line of
+// its stdin, until stdin ends. Port-forward connects to 127.0.0.1:PORT on
+// this machine.
 type KubeNode struct {
 	Name string
 	// Addr is 127.0.0.1:PORT, its kubelet endpoint.
@@ -61,6 +66,24 @@ func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
 		remotecommand.ServeExec(w, r, shellExecutor{dir: dir}, r.PathValue("pod"), "", r.PathValue("container"), cmd, opts,
 			0, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
 	})
+	mux.HandleFunc("/attach/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		opts, err := remotecommand.NewOptions(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		remotecommand.ServeAttach(w, r, shellExecutor{dir: dir}, r.PathValue("pod"), "", r.PathValue("container"), opts,
+			0, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
+	})
+	mux.HandleFunc("/portForward/{namespace}/{pod}", func(w http.ResponseWriter, r *http.Request) {
+		opts, err := portforward.NewV4Options(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		portforward.ServePortForward(w, r, localForwarder{}, r.PathValue("pod"), "", opts, 0, 30*time.Second,
+			portforward.SupportedProtocols)
+	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
@@ -83,11 +106,55 @@ func (e shellExecutor) ExecInContainer(ctx context.Context, _, _, _ string, cmd 
 	_ bool, _ <-chan remotecommand.TerminalSize, _ time.Duration) error {
 	c := exec.CommandContext(ctx, cmd[0], cmd[1:]...)
 	c.Dir = e.dir
-	c.Stdin, c.Stdout, c.Stderr = in, out, errOut
+	c.Stdout, c.Stderr = out, errOut
+	if in != nil {
+		// Not c.Stdin: Wait would wait for the client's next keystroke
+		// after the process ended (a terminal's stdin never closes). The
+		// copy ends when the stream does.
+		w, err := c.StdinPipe()
+		if err != nil {
+			return err
+		}
+		go func() {
+			_, _ = io.Copy(w, in)
+			_ = w.Close()
+		}()
+	}
 	err := c.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return utilexec.CodeExitError{Err: err, Code: ee.ExitCode()}
 	}
+	return err
+}
+
+// AttachContainer implements remotecommand.Attacher: a stand-in for the
+// container's main process (see KubeNode).
+func (e shellExecutor) AttachContainer(ctx context.Context, pod, _, container string, in io.Reader, out, errOut io.WriteCloser,
+	tty bool, resize <-chan remotecommand.TerminalSize) error {
+	script := fmt.Sprintf(`echo "attached to %s/%s"; while IFS= read -r l; do echo "main: $l"; done`, pod, container)
+	return e.ExecInContainer(ctx, pod, "", container, []string{"sh", "-c", script}, in, out, errOut, tty, resize, 0)
+}
+
+// localForwarder forwards a pod's port to the same port on 127.0.0.1.
+type localForwarder struct{}
+
+// PortForward implements portforward.PortForwarder.
+func (localForwarder) PortForward(ctx context.Context, _, _ string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	c, err := (&net.Dialer{}).DialContext(ctx, "tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	go func() {
+		_, _ = io.Copy(c, stream)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}()
+	// Until the local end closes; the deferred closes end the copy the
+	// other way.
+	_, err = io.Copy(stream, c)
 	return err
 }

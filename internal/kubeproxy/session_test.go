@@ -1,0 +1,604 @@
+package kubeproxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/client-go/rest"
+	clientremote "k8s.io/client-go/tools/remotecommand"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/kubeproxy"
+	"github.com/portcullis/portcullis/internal/resource"
+	"github.com/portcullis/portcullis/internal/store"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+// waitAudit polls for an audit event of type typ that match accepts.
+func (s *site) waitAudit(t *testing.T, typ string, match func(store.AuditEvent) bool) store.AuditEvent {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: typ})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if match(ev) {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			var all []string
+			for _, ev := range evs {
+				all = append(all, fmt.Sprintf("%s %s %q %v", ev.SessionID, ev.Outcome, ev.Message, ev.Detail))
+			}
+			t.Fatalf("no matching %s event; have:\n%s", typ, strings.Join(all, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kubectlIn runs kubectl with stdin and extra environment.
+func kubectlIn(t *testing.T, kubeconfig, stdin string, env []string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &ee):
+		return string(out), ee.ExitCode()
+	default:
+		return string(out) + err.Error(), -1
+	}
+}
+
+var transports = []struct{ name, websockets string }{{"websocket", "true"}, {"spdy", "false"}}
+
+func sessionPolicies() []resource.Object {
+	return []resource.Object{
+		&resource.Policy{Kind: resource.KindPolicy, Name: "alice-streams", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterGroups: []string{"dev-readers"},
+			KubeRules: []resource.KubeRule{
+				{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}, Namespaces: []string{"dev-app"}, Names: []string{"web-1"}},
+				{Verbs: []string{"get"}, Resources: []string{"pods"}, Namespaces: []string{"dev-app"}},
+			}},
+		// bob is mapped to a cluster user RBAC grants nothing.
+		&resource.Policy{Kind: resource.KindPolicy, Name: "bob-streams", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"bob"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterUsers: []string{"nobody-in-rbac"},
+			KubeRules:    []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec", "pods"}, Namespaces: []string{"dev-app"}}}},
+		&resource.Policy{Kind: resource.KindPolicy, Name: "record-k1", Type: resource.PolicySessionRecording,
+			Subjects: resource.Subjects{Groups: []string{"dev"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			RecordInput: true},
+	}
+}
+
+// testSessions runs exec and attach as recorded sessions, port-forward,
+// and the ways around them.
+func testSessions(t *testing.T, s *site, alice string) {
+	testenv.Require(t, "kubectl")
+	// kubectl attaches and forwards ports to running pods only (there is
+	// no scheduler or kubelet to say so).
+	for _, pod := range []string{"web-1", "web-2"} {
+		s.kube.Kubectl(t, "patch", "pod", pod, "-n", "dev-app", "--subresource=status", "--type=merge", "-p", `{"status":{"phase":"Running"}}`)
+	}
+	s.apply(t, sessionPolicies()...)
+	t.Cleanup(func() {
+		for _, n := range []string{"alice-streams", "bob-streams", "record-k1"} {
+			_ = s.inv.Delete(context.Background(), resource.KindPolicy, n)
+		}
+	})
+	bob := s.kubeconfig("pck_test_bob")
+
+	seen := map[string]bool{}
+	t.Run("exec is recorded", func(t *testing.T) {
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				word := "quokka" + tr.name
+				out, code := kubectlIn(t, alice, word+"\n", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+					"exec", "-i", "-n", "dev-app", "web-1", "--", "sh", "-c", "read x; echo got $x; exit 3")
+				if code != 3 || !strings.Contains(out, "got "+word) {
+					t.Fatalf("kubectl exec: exit %d, want 3:\n%s", code, out)
+				}
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+					return ev.User == "alice" && fmt.Sprint(ev.Detail["exit_status"]) == "3" && ev.Detail["recording"] != nil &&
+						!seen[ev.SessionID]
+				})
+				seen[end.SessionID] = true
+				id := end.SessionID
+				// Terminated on both sides: the client's protocol, and
+				// WebSocket to the API server (its pinned certificate
+				// given to client-go as its own CA).
+				if end.Detail["client_protocol"] != tr.name || end.Detail["upstream_protocol"] != "websocket" {
+					t.Fatalf("session.end protocols %v / %v", end.Detail["client_protocol"], end.Detail["upstream_protocol"])
+				}
+				start := s.waitAudit(t, audit.SessionStart, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+				if start.Account != "alice" || start.Detail["protocol"] != "kubernetes" || start.Detail["namespace"] != "dev-app" ||
+					start.Detail["pod"] != "web-1" || start.Detail["command"] != "sh -c read x; echo got $x; exit 3" ||
+					fmt.Sprint(start.Detail["cluster_groups"]) != "[dev-readers]" {
+					t.Fatalf("session.start %+v", start)
+				}
+				b, err := os.ReadFile(filepath.Join(s.recDir, id+".cast"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := sha256.Sum256(b)
+				if end.Detail["recording_sha256"] != hex.EncodeToString(sum[:]) {
+					t.Fatalf("session.end sha256 %v, file %x", end.Detail["recording_sha256"], sum)
+				}
+				cast := string(b)
+				for _, want := range []string{`"o", "got ` + word, `"i", "` + word + `\n"`, `"protocol":"kubernetes"`,
+					`"kubernetes":{"namespace":"dev-app","pod":"web-1"`, `"account":"alice"`, `"command":"sh -c read x; echo got $x; exit 3"`} {
+					if !strings.Contains(cast, want) {
+						t.Fatalf("recording lacks %q:\n%s", want, cast)
+					}
+				}
+				// asciinema reads it.
+				testenv.Require(t, "asciinema")
+				if cat, code := testenv.AsciinemaCat(t, filepath.Join(s.recDir, id+".cast")); code != 0 || !strings.Contains(cat, "got "+word) {
+					t.Fatalf("asciinema cat: exit %d\n%s", code, cat)
+				}
+				// Searchable by a word the pod printed.
+				for deadline := time.Now().Add(15 * time.Second); ; {
+					hits, err := s.st.SearchText(context.Background(), word, 10)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(hits) == 1 && hits[0].RecordingID == id {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("search %q: %+v", word, hits)
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				rec, err := s.st.GetRecording(context.Background(), id)
+				if err != nil || rec.State != store.RecordingEnded || rec.Action != "kubernetes exec" || rec.Account != "alice" {
+					t.Fatalf("recording row %+v %v", rec, err)
+				}
+				// The command is in the request history too.
+				s.waitEvent(t, func(ev store.AuditEvent) bool {
+					return ev.Detail["subresource"] == "exec" && ev.Detail["command"] == "sh -c read x; echo got $x; exit 3" && ev.User == "alice"
+				})
+			})
+		}
+	})
+
+	t.Run("exec with a terminal records its size", func(t *testing.T) {
+		master, slave := testenv.OpenPTY(t)
+		if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 111}); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-it", "-n", "dev-app", "web-1", "--",
+			"sh", "-c", "echo tty-run; exit 4")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		var shown lockedBuilder
+		go func() { _, _ = io.Copy(&shown, master) }()
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 4 {
+			t.Fatalf("kubectl exec -it: %v\n%s", err, shown.String())
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+			return fmt.Sprint(ev.Detail["command"]) == "sh -c echo tty-run; exit 4"
+		})
+		b, err := os.ReadFile(filepath.Join(s.recDir, end.SessionID+".cast"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{`"r", "111x33"`, `"o", "tty-run`, `"TERM":`} {
+			if !bytes.Contains(b, []byte(want)) {
+				t.Fatalf("tty recording lacks %q:\n%s", want, b)
+			}
+		}
+	})
+
+	t.Run("attach", func(t *testing.T) {
+		for _, tr := range transports {
+			out, code := kubectlIn(t, alice, "hi there\n", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+				"attach", "-i", "-n", "dev-app", "web-1", "-c", "main")
+			if code != 0 || !strings.Contains(out, "main: hi there") {
+				t.Fatalf("kubectl attach (%s): exit %d\n%s", tr.name, code, out)
+			}
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+			return ev.Detail["action"] == "kubernetes attach" && ev.Detail["recording_sha256"] != nil
+		})
+		b, err := os.ReadFile(filepath.Join(s.recDir, end.SessionID+".cast"))
+		if err != nil || !bytes.Contains(b, []byte("main: hi there")) {
+			t.Fatalf("attach recording: %v\n%s", err, b)
+		}
+	})
+
+	t.Run("live, watched and killed", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--",
+			"sh", "-c", "echo wombat-live; sleep 30")
+		long.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var longOut strings.Builder
+		long.Stdout, long.Stderr = &longOut, &longOut
+		if err := long.Start(); err != nil {
+			t.Fatal(err)
+		}
+		id := s.waitLive(t, "sh -c echo wombat-live; sleep 30")
+		// Watched live the way the API does: following the recording.
+		fctx, fcancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		go func() { _ = s.rec.Follow(fctx, id, true, pw); _ = pw.Close() }()
+		br := bufio.NewReader(pr)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("live view ended before the output: %v", err)
+			}
+			if strings.Contains(line, "wombat-live") {
+				break
+			}
+		}
+		fcancel()
+		_ = pr.Close()
+		if err := s.srv.Kill(id, "admin", "maintenance"); err != nil {
+			t.Fatal(err)
+		}
+		err := long.Wait()
+		if ctx.Err() != nil || err == nil {
+			t.Fatalf("the killed exec: %v, ran on: %s", err, longOut.String())
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+		if end.Outcome != audit.Deny || end.Detail["end_reason"] != "killed by admin: maintenance" || end.Detail["recording_sha256"] == nil {
+			t.Fatalf("session.end %+v", end)
+		}
+		t.Logf("kubectl after the kill: %s", longOut.String())
+	})
+
+	t.Run("revocation ends a live exec", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sleep", "31")
+		long.Env = append(os.Environ(), "HOME="+t.TempDir())
+		if err := long.Start(); err != nil {
+			t.Fatal(err)
+		}
+		id := s.waitLive(t, "sleep 31")
+		if err := s.inv.Delete(context.Background(), resource.KindPolicy, "alice-streams"); err != nil {
+			t.Fatal(err)
+		}
+		_ = long.Wait()
+		if ctx.Err() != nil {
+			t.Fatal("the exec outlived the revocation")
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+		if end.Outcome != audit.Deny || !strings.HasPrefix(fmt.Sprint(end.Detail["end_reason"]), "access revoked") {
+			t.Fatalf("session.end %+v", end)
+		}
+		s.apply(t, sessionPolicies()[0])
+	})
+
+	t.Run("RBAC sees the impersonated user on the second leg", func(t *testing.T) {
+		for _, tr := range transports {
+			out, code := kubectlIn(t, bob, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+				"exec", "-n", "dev-app", "web-1", "--", "echo", "should-not-run")
+			// RBAC's own answer: a GET (WebSocket) is verb get, a POST
+			// (SPDY) create.
+			if code == 0 || strings.Contains(out, "should-not-run\n") || !strings.Contains(out, `pods "web-1" is forbidden: User "nobody-in-rbac" cannot `) ||
+				!strings.Contains(out, `resource "pods/exec"`) {
+				t.Fatalf("exec as bob (%s): exit %d\n%s", tr.name, code, out)
+			}
+		}
+	})
+
+	t.Run("client identity headers on the upgrade", func(t *testing.T) {
+		// bob's own client sends front-proxy and credential headers on
+		// the exec upgrade, over both transports: the API server still
+		// sees the cluster user the policy chose (and refuses it).
+		for _, tr := range transports {
+			cfg := &rest.Config{Host: s.url + "/k8s/k1", BearerToken: "pck_test_bob",
+				TLSClientConfig: rest.TLSClientConfig{CAData: s.ca},
+				WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+					return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+						r.Header.Set("X-Remote-User", "admin")
+						r.Header.Set("X-Remote-Group", "system:masters")
+						return rt.RoundTrip(r)
+					})
+				}}
+			u, _ := url.Parse(s.url + "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=id&stdout=true")
+			var ex clientremote.Executor
+			var err error
+			if tr.name == "websocket" {
+				ex, err = clientremote.NewWebSocketExecutor(cfg, http.MethodGet, u.String())
+			} else {
+				ex, err = clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			err = ex.StreamWithContext(context.Background(), clientremote.StreamOptions{Stdout: &out})
+			if err == nil || !strings.Contains(err.Error(), "nobody-in-rbac") || out.Len() > 0 {
+				t.Fatalf("%s: %v; output %q", tr.name, err, out.String())
+			}
+		}
+	})
+
+	t.Run("stream refusals", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"--as outside the set", []string{"exec", "--as", "system:admin", "-n", "dev-app", "web-1", "--", "true"}, `may not act as cluster user "system:admin"`},
+			{"--as-group outside the set", []string{"exec", "--as", "alice", "--as-group", "system:masters", "-n", "dev-app", "web-1", "--", "true"}, `may not act as cluster group "system:masters"`},
+			{"exec in another namespace", []string{"exec", "-n", "other", "db-0", "--", "true"}, "may not get pods db-0 in namespace other"},
+			{"port-forward to a pod not granted", []string{"port-forward", "-n", "dev-app", "pod/web-2", ":80"}, "may not create pods/portforward web-2"},
+		} {
+			out, code := kubectlIn(t, alice, "", nil, tc.args...)
+			if code == 0 || !strings.Contains(out, tc.want) {
+				t.Fatalf("%s: exit %d\n%s", tc.name, code, out)
+			}
+		}
+		for _, path := range []string{
+			"/k8s/k1/api/v1/namespaces/dev-app%2F..%2Fother/pods/db-0/exec?command=id&stdout=true",
+			"/k8s/k1/api/v1/namespaces/dev-app/../other/pods/db-0/exec?command=id&stdout=true",
+			"/k8s/k1/api/v1/namespaces/%64ev-app/pods/web-1/exec?command=id&stdout=true",
+		} {
+			req, _ := http.NewRequest(http.MethodPost, s.url+path, nil)
+			req.Header.Set("Authorization", "Bearer pck_test_alice")
+			req.Header.Set("Connection", "Upgrade")
+			req.Header.Set("Upgrade", "SPDY/3.1")
+			req.Header.Set("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+			resp, err := s.client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
+			}
+		}
+	})
+
+	t.Run("relay CPU per GB", func(t *testing.T) {
+		// A measurement, not a check: PORTCULLIS_MEASURE=1 to run. The
+		// test process holds the gateway and the test node; kubectl and
+		// the API server are other processes. The same exec direct to
+		// the API server costs the node alone, so the difference is the
+		// gateway's (relay both legs, recording the output as text).
+		if os.Getenv("PORTCULLIS_MEASURE") == "" {
+			t.Skip("PORTCULLIS_MEASURE not set")
+		}
+		const n = 64 << 20
+		script := fmt.Sprintf("head -c %d /dev/zero | tr '\\0' x", n)
+		cpu := func() time.Duration {
+			var ru unix.Rusage
+			_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+			return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+		run := func(kubeconfig, transport string) time.Duration {
+			before := cpu()
+			out, code := kubectlIn(t, kubeconfig, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + transport},
+				"exec", "-n", "dev-app", "web-1", "--", "sh", "-c", script)
+			if code != 0 || len(out) != n {
+				t.Fatalf("exec: exit %d, %d bytes", code, len(out))
+			}
+			return cpu() - before
+		}
+		for _, tr := range transports {
+			direct := run(s.kube.Kubeconfig, tr.websockets)
+			via := run(alice, tr.websockets)
+			gb := float64(n) / (1 << 30)
+			t.Logf("%s: test process CPU %.2f s/GB direct (node only), %.2f s/GB through the gateway (recorded): gateway %.2f CPU-s per GB",
+				tr.name, direct.Seconds()/gb, via.Seconds()/gb, (via-direct).Seconds()/gb)
+		}
+	})
+
+	t.Run("exec without an upgrade", func(t *testing.T) {
+		code, body := s.get(t, http.MethodPost, "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=echo&command=no-upgrade&stdout=true", nil)
+		if code < 400 || strings.Contains(body, "no-upgrade") {
+			t.Fatalf("a plain POST to exec: %d %s", code, body)
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "echo no-upgrade" })
+		if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open" || end.Detail["exit_status"] != nil {
+			t.Fatalf("session.end %+v", end)
+		}
+	})
+
+	t.Run("port-forward carries bytes both ways", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					line, _ := bufio.NewReader(c).ReadString('\n')
+					_, _ = io.WriteString(c, "echo: "+line)
+				}()
+			}
+		}()
+		port := ln.Addr().(*net.TCPAddr).Port
+		local := freePort(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "port-forward", "-n", "dev-app", "pod/web-1",
+			fmt.Sprintf("%d:%d", local, port), "--address", "127.0.0.1")
+		pf.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var pfOut strings.Builder
+		pf.Stdout, pf.Stderr = &pfOut, &pfOut
+		if err := pf.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cancel(); _ = pf.Wait() }()
+		var reply string
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", local), time.Second)
+			if err == nil {
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				_, _ = io.WriteString(c, "ping-pf\n")
+				reply, _ = bufio.NewReader(c).ReadString('\n')
+				c.Close()
+				if reply == "echo: ping-pf\n" {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no reply through port-forward (%q, %v); kubectl: %s", reply, err, pfOut.String())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		s.waitAudit(t, kubeproxy.EventStart, func(ev store.AuditEvent) bool {
+			return ev.Detail["subresource"] == "portforward" && ev.Detail["cluster_groups"] != nil && ev.User == "alice"
+		})
+	})
+
+	t.Run("recording failure under terminate refuses the exec", func(t *testing.T) {
+		// The recordings directory becomes a file: nothing can be
+		// created in it, even by root.
+		moved := s.recDir + ".away"
+		if err := os.Rename(s.recDir, moved); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(s.recDir, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = os.Remove(s.recDir)
+			_ = os.Rename(moved, s.recDir)
+		}()
+		for _, tr := range transports {
+			out, code := kubectlIn(t, alice, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+				"exec", "-n", "dev-app", "web-1", "--", "echo", "unrecorded-run")
+			if code == 0 || strings.Contains(out, "unrecorded-run\n") || !strings.Contains(out, "the session recording cannot be written") {
+				t.Fatalf("exec with recordings unwritable (%s): exit %d\n%s", tr.name, code, out)
+			}
+		}
+		s.waitAudit(t, audit.RecordingFailure, func(ev store.AuditEvent) bool {
+			return strings.Contains(ev.Message, "session ended") && ev.Policy == "record-k1"
+		})
+		// on_failure: continue runs it unrecorded, audited.
+		p := sessionPolicies()[2].(*resource.Policy)
+		p.OnFailure = resource.OnFailureContinue
+		s.apply(t, p)
+		defer s.apply(t, sessionPolicies()[2])
+		out, code := kubectlIn(t, alice, "", nil, "exec", "-n", "dev-app", "web-1", "--", "echo", "unrecorded-run")
+		if code != 0 || !strings.Contains(out, "unrecorded-run") {
+			t.Fatalf("exec under on_failure: continue: exit %d\n%s", code, out)
+		}
+		s.waitAudit(t, audit.RecordingFailure, func(ev store.AuditEvent) bool {
+			return strings.Contains(ev.Message, "continues unrecorded")
+		})
+	})
+
+	t.Run("recording failure under terminate ends a running exec", func(t *testing.T) {
+		if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", s.recDir).CombinedOutput(); err != nil {
+			t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+		}
+		// Lazy: the recorder may still hold a file open.
+		defer func() { _ = exec.Command("umount", "-l", s.recDir).Run() }()
+		// 1 MB of text into a 256 KiB file system, then a long sleep.
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--",
+			"sh", "-c", "echo started; head -c 1000000 /dev/zero | tr '\\0' x; echo; sleep 45")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		var out lockedBuilder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		if ctx.Err() != nil || err == nil {
+			t.Fatalf("the exec ran on with its recording failing: %v", err)
+		}
+		end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+			return strings.HasPrefix(fmt.Sprint(ev.Detail["command"]), "sh -c echo started;")
+		})
+		if end.Outcome != audit.Deny || end.Detail["end_reason"] != "the session recording cannot be written" {
+			t.Fatalf("session.end %+v", end)
+		}
+		s.waitAudit(t, audit.RecordingFailure, func(ev store.AuditEvent) bool {
+			return ev.SessionID == end.SessionID && strings.Contains(ev.Message, "session ended")
+		})
+	})
+}
+
+// lockedBuilder is a strings.Builder safe for a writer and a reader.
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitLive waits for a running exec of command by alice and returns its
+// session id.
+func (s *site) waitLive(t *testing.T, command string) string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		for _, ls := range s.srv.List() {
+			if ls.Command == command && ls.User == "alice" && ls.Recorded {
+				return ls.ID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the exec never showed, recorded, in the session list: %+v", s.srv.List())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,413 @@
+package kubeproxy
+
+// Exec and attach are terminated on both sides: the gateway serves the
+// client's stream itself and runs a stream of its own to the API server,
+// so that it sees (and records) stdin, stdout, stderr, resizes and the exit
+// status, and can end the stream on both sides.
+//
+//   - Client leg: WebSocket v5.channel.k8s.io (kubectl's default) is served
+//     with k8s.io/streaming's wsstream, the library the API server itself
+//     uses for it (serveWebSocket is the same glue as the API server's
+//     stream translator, which is not exported). SPDY (v4..v1) and older
+//     WebSocket protocols are served by k8s.io/cri-streaming's
+//     remotecommand, the kubelet's library, through the Executor and
+//     Attacher interfaces streamSession implements.
+//   - API server leg: k8s.io/client-go's remotecommand executor, WebSocket
+//     (v5) first and SPDY when the upgrade fails without an answer from the
+//     API server, with the gateway's token and the decided impersonation on
+//     the upgrade request.
+//
+// No framing is written here: every byte on either wire goes through those
+// libraries.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	constants "k8s.io/apimachinery/pkg/util/remotecommand"
+	"k8s.io/client-go/rest"
+	clientremote "k8s.io/client-go/tools/remotecommand"
+	"k8s.io/client-go/transport"
+	clientspdy "k8s.io/client-go/transport/spdy"
+	clientexec "k8s.io/client-go/util/exec"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
+	"k8s.io/streaming/pkg/httpstream/spdy"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
+
+	"github.com/portcullis/portcullis/internal/recording"
+)
+
+const (
+	// streamIdle ends a stream with no traffic at all for this long (the
+	// kubelet's and the API server's own value).
+	streamIdle = 4 * time.Hour
+	// streamCreation bounds the wait for a SPDY client's streams.
+	streamCreation = 30 * time.Second
+	// statusWriteDeadline bounds writing the final status to a client
+	// that stopped reading.
+	statusWriteDeadline = 10 * time.Second
+)
+
+// streamSession is one exec or attach being relayed.
+type streamSession struct {
+	s   *Server
+	q   *request
+	lr  *liveRequest
+	up  *upstream
+	tok []byte
+	// target is the API server URL of the same request (path and query
+	// as the client sent and the policy decided them).
+	target *url.URL
+	rec    *recording.Recorder // nil: not recorded
+	input  bool                // record stdin
+
+	bytesIn, bytesOut atomic.Int64
+	// client is the client leg's protocol; under mu, upstream is the API
+	// server leg's ("websocket" or "spdy") and err what it ended with (an
+	// exit code is a clientexec.CodeExitError).
+	client   string
+	mu       sync.Mutex
+	upstream string
+	err      error
+	// ran: the client's stream opened and the relay ran.
+	ran bool
+}
+
+// ExecInContainer implements remotecommand.Executor (the SPDY client leg).
+func (ss *streamSession) ExecInContainer(ctx context.Context, _, _, _ string, _ []string, in io.Reader, out, errOut io.WriteCloser,
+	tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	return ss.relay(ctx, in, out, errOut, tty, resize)
+}
+
+// AttachContainer implements remotecommand.Attacher.
+func (ss *streamSession) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, errOut io.WriteCloser,
+	tty bool, resize <-chan remotecommand.TerminalSize) error {
+	return ss.relay(ctx, in, out, errOut, tty, resize)
+}
+
+// serve terminates the client's stream and relays it. It returns when the
+// stream ended on both sides.
+func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
+	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+		ss.client = "websocket"
+		ss.serveWebSocket(w, r, opts)
+		return
+	}
+	ss.client = "spdy"
+	if wsstream.IsWebSocketRequest(r) {
+		ss.client = "websocket (v4 or older)"
+	}
+	container := r.URL.Query().Get("container")
+	if ss.q.attrs.subresource == "attach" {
+		remotecommand.ServeAttach(w, r, ss, ss.q.attrs.name, "", container, opts, streamIdle, streamCreation,
+			remotecommand.SupportedStreamingProtocols)
+		return
+	}
+	remotecommand.ServeExec(w, r, ss, ss.q.attrs.name, "", container, r.URL.Query()["command"], opts, streamIdle, streamCreation,
+		remotecommand.SupportedStreamingProtocols)
+}
+
+// serveWebSocket serves a v5.channel.k8s.io client: channels 0-4 are
+// stdin, stdout, stderr, the error (status) channel and resize; the
+// library handles v5's close signal (stdin ended).
+func (ss *streamSession) serveWebSocket(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
+	channels := make([]wsstream.ChannelType, 5)
+	channels[constants.StreamStdIn] = pick(opts.Stdin, wsstream.ReadChannel)
+	channels[constants.StreamStdOut] = pick(opts.Stdout, wsstream.WriteChannel)
+	channels[constants.StreamStdErr] = pick(opts.Stderr, wsstream.WriteChannel)
+	channels[constants.StreamErr] = wsstream.WriteChannel
+	channels[constants.StreamResize] = wsstream.ReadChannel
+	conn := wsstream.NewConn(map[string]wsstream.ChannelProtocolConfig{
+		constants.StreamProtocolV5Name: {Binary: true, Channels: channels},
+	})
+	conn.SetIdleTimeout(streamIdle)
+	_, streams, err := conn.Open(w, r)
+	if err != nil {
+		ss.s.cfg.Log.Info("kubernetes stream: websocket open", "user", ss.q.user, "err", err)
+		return
+	}
+	defer conn.Close()
+	// An empty message on the lowest writable channel tells the client
+	// the stream is up (what the API server does).
+	first := constants.StreamErr
+	switch {
+	case opts.Stdout:
+		first = constants.StreamStdOut
+	case opts.Stderr:
+		first = constants.StreamStdErr
+	}
+	if _, err := streams[first].Write(nil); err != nil {
+		return
+	}
+	var resize chan remotecommand.TerminalSize
+	if opts.TTY {
+		resize = make(chan remotecommand.TerminalSize)
+		go readResizes(r.Context(), streams[constants.StreamResize], resize)
+	}
+	var in io.Reader
+	var out, errOut io.WriteCloser
+	if opts.Stdin {
+		in = streams[constants.StreamStdIn]
+	}
+	if opts.Stdout {
+		out = streams[constants.StreamStdOut]
+	}
+	if opts.Stderr {
+		errOut = streams[constants.StreamStdErr]
+	}
+	err = ss.relay(r.Context(), in, out, errOut, opts.TTY, resize)
+	st := statusOf(err)
+	b, merr := json.Marshal(st)
+	if merr != nil {
+		return
+	}
+	conn.SetWriteDeadline(statusWriteDeadline)
+	_, _ = streams[constants.StreamErr].Write(b)
+}
+
+func pick(on bool, t wsstream.ChannelType) wsstream.ChannelType {
+	if on {
+		return t
+	}
+	return wsstream.IgnoreChannel
+}
+
+// readResizes decodes the client's resize messages (JSON TerminalSize)
+// until the stream ends; it closes ch.
+func readResizes(ctx context.Context, r io.Reader, ch chan<- remotecommand.TerminalSize) {
+	defer close(ch)
+	dec := json.NewDecoder(r)
+	for {
+		var size remotecommand.TerminalSize
+		if err := dec.Decode(&size); err != nil {
+			return
+		}
+		select {
+		case ch <- size:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// statusOf is the final status a WebSocket client gets: success, the exit
+// code, the API server's own Status (a 403 of its RBAC), or an error.
+func statusOf(err error) metav1.Status {
+	var exit clientexec.CodeExitError
+	var se *apierrors.StatusError
+	switch {
+	case err == nil:
+		return metav1.Status{Status: metav1.StatusSuccess}
+	case errors.As(err, &exit) && exit.Exited():
+		return metav1.Status{Status: metav1.StatusFailure, Reason: constants.NonZeroExitCodeReason,
+			Details: &metav1.StatusDetails{Causes: []metav1.StatusCause{{Type: constants.ExitCodeCauseType, Message: strconv.Itoa(exit.ExitStatus())}}},
+			Message: fmt.Sprintf("command terminated with non-zero exit code: %v", exit)}
+	case errors.As(err, &se):
+		return se.Status()
+	default:
+		return apierrors.NewInternalError(err).Status()
+	}
+}
+
+// relay runs the API server leg with the client's streams, observing them
+// for the recording. Its error is what the client's status says: a
+// clientexec.CodeExitError for an exit code (cri-streaming turns it into
+// the NonZeroExitCode status), the API server's Status, or why the gateway
+// ended the stream.
+func (ss *streamSession) relay(ctx context.Context, in io.Reader, out, errOut io.Writer, tty bool,
+	resize <-chan remotecommand.TerminalSize) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ss.mu.Lock()
+	ss.ran = true
+	ss.mu.Unlock()
+	o := clientremote.StreamOptions{Tty: tty}
+	if in != nil {
+		o.Stdin = &inputTap{r: in, ss: ss}
+	}
+	if out != nil {
+		o.Stdout = &outputTap{w: out, ss: ss, cancel: cancel}
+	}
+	if errOut != nil {
+		o.Stderr = &outputTap{w: errOut, ss: ss, cancel: cancel}
+	}
+	if tty && resize != nil {
+		o.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, ss: ss}
+	}
+	err := ss.stream(ctx, o)
+	err = upstreamStatus(err)
+	ss.mu.Lock()
+	ss.err = err
+	ss.mu.Unlock()
+	if why := ss.s.endedWhy(ss.lr); why != "" {
+		return fmt.Errorf("portcullis: session ended: %s", why)
+	}
+	return err
+}
+
+// upstreamStatus returns the API server's Status when its answer to the
+// upgrade was one (RBAC's 403, a missing pod), so the client sees it as
+// is.
+func upstreamStatus(err error) error {
+	var uf *httpstream.UpgradeFailureError
+	if errors.As(err, &uf) {
+		var se *apierrors.StatusError
+		if errors.As(uf.Cause, &se) {
+			return se
+		}
+	}
+	return err
+}
+
+// stream runs the API server leg: WebSocket first, SPDY when the
+// WebSocket upgrade failed without a Status from the API server (a proxy
+// or an API server that does not speak it), as kubectl does.
+func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOptions) error {
+	imp := transport.ImpersonationConfig{UserName: ss.q.d.User, Groups: ss.q.d.Groups}
+	if ca, serverName, ok := ss.up.webSocketTLS(); ok {
+		cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
+			Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
+			TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
+		ws, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
+		if err == nil {
+			ss.setUpstream("websocket")
+			err = ws.StreamWithContext(ctx, o)
+			if !httpstream.IsUpgradeFailure(err) || errors.As(upstreamStatus(err), new(*apierrors.StatusError)) {
+				return err
+			}
+			ss.s.cfg.Log.Info("kubernetes stream: the API server refused WebSocket; trying SPDY", "target", ss.q.target, "err", err)
+		}
+	}
+	spdyRT, err := spdy.NewRoundTripperWithConfig(spdy.RoundTripperConfig{TLS: ss.up.tlsConfig, Proxier: noProxy, PingPeriod: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("spdy transport: %w", err)
+	}
+	wrapped, err := transport.HTTPWrappersForConfig(&transport.Config{BearerToken: string(ss.tok), Impersonate: imp}, spdyRT)
+	if err != nil {
+		return fmt.Errorf("spdy transport: %w", err)
+	}
+	ex, err := clientremote.NewSPDYExecutorRejectRedirects(wrapped, clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
+	if err != nil {
+		return fmt.Errorf("spdy executor: %w", err)
+	}
+	ss.setUpstream("spdy")
+	return ex.StreamWithContext(ctx, o)
+}
+
+func (ss *streamSession) setUpstream(p string) {
+	ss.mu.Lock()
+	ss.upstream = p
+	ss.mu.Unlock()
+}
+
+// noProxy: the gateway reaches the API server directly, whatever the
+// environment says.
+func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
+
+// webSocketTLS returns what client-go's WebSocket transport needs to
+// verify the API server: it takes a CA bundle and a name, not a
+// tls.Config, so a pinned certificate is given as its own CA (the one
+// certificate whose SHA-256 is the pin, fetched once over a pinned
+// handshake) with a name it holds. ok false: no such name (the stream then
+// goes over SPDY, whose transport takes the pinned tls.Config).
+func (up *upstream) webSocketTLS() (ca []byte, serverName string, ok bool) {
+	if up.tlsConfig.VerifyConnection == nil {
+		return []byte(up.caPEM), "", true
+	}
+	up.pinMu.Lock()
+	defer up.pinMu.Unlock()
+	if up.pinnedLeaf == nil {
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: up.tlsConfig}
+		c, err := d.Dial("tcp", up.base.Host)
+		if err != nil {
+			return nil, "", false
+		}
+		up.pinnedLeaf = c.(*tls.Conn).ConnectionState().PeerCertificates[0]
+		_ = c.Close()
+	}
+	leaf := up.pinnedLeaf
+	name := up.base.Hostname()
+	if leaf.VerifyHostname(name) != nil {
+		if len(leaf.DNSNames) == 0 {
+			return nil, "", false
+		}
+		name = leaf.DNSNames[0]
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), name, true
+}
+
+// inputTap records what the client sends to the command's stdin.
+type inputTap struct {
+	r  io.Reader
+	ss *streamSession
+}
+
+func (t *inputTap) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		t.ss.bytesIn.Add(int64(n))
+		if t.ss.rec != nil && t.ss.input {
+			t.ss.rec.Input(p[:n])
+		}
+	}
+	return n, err
+}
+
+// outputTap records output before the client gets it; a client that
+// cannot take it ends the stream.
+type outputTap struct {
+	w      io.Writer
+	ss     *streamSession
+	cancel context.CancelFunc
+}
+
+func (t *outputTap) Write(p []byte) (int, error) {
+	if t.ss.rec != nil {
+		t.ss.rec.Output(p)
+	}
+	t.ss.bytesOut.Add(int64(len(p)))
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.cancel()
+	}
+	return n, err
+}
+
+// sizeQueue passes the client's terminal sizes to the API server leg,
+// recording each.
+type sizeQueue struct {
+	ctx context.Context
+	ch  <-chan remotecommand.TerminalSize
+	ss  *streamSession
+}
+
+// Next implements clientremote.TerminalSizeQueue; nil ends the queue.
+func (q *sizeQueue) Next() *clientremote.TerminalSize {
+	select {
+	case size, ok := <-q.ch:
+		if !ok {
+			return nil
+		}
+		if q.ss.rec != nil {
+			q.ss.rec.Resize(int(size.Width), int(size.Height))
+		}
+		return &clientremote.TerminalSize{Width: size.Width, Height: size.Height}
+	case <-q.ctx.Done():
+		return nil
+	}
+}
