@@ -39,6 +39,16 @@ const (
 	// has been recorded for this long, so that sessions in quick
 	// succession (a script's) do not each leave it a window at full speed.
 	catchUpQuiet = 5 * time.Second
+	// catchUpFloodQuiet: while a session floods output (a recorder
+	// buffers flushSoon before its next flush: several MB/s, `cat` of a
+	// log, a build, `seq`), the catch-up does not start a batch at all,
+	// until no flood has been seen for this long. Even its tenth of the
+	// time was a fifth of the gateway's CPU beside such a session (make
+	// bench's recorded seq runs), where recording itself is meant to cost
+	// a few per cent. A flood is seconds to minutes; the backlog waits.
+	catchUpFloodQuiet = time.Second
+	// catchUpFloodPoll is how often a catch-up held by a flood looks again.
+	catchUpFloodPoll = 250 * time.Millisecond
 )
 
 // catchUpRest returns how long the catch-up rests after a batch that took
@@ -59,22 +69,32 @@ func catchUpRest(took time.Duration, live bool) time.Duration {
 // text of recordings that were deleted a moment later).
 type pacer struct {
 	took time.Duration // the last batch's store time; 0 before the first
+	// flooding reports a session flooding output (Manager.floodingLately);
+	// nil for none.
+	flooding func() bool
 }
 
-// rest waits as catchUpRest says after the last batch; it returns false if
-// ctx ended first.
+// rest waits as catchUpRest says after the last batch, and then for as
+// long as a session floods output; it returns false if ctx ended first.
 func (p *pacer) rest(ctx context.Context, live bool) bool {
 	rest := catchUpRest(p.took, live)
-	if rest <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(rest)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	for {
+		if rest > 0 {
+			t := time.NewTimer(rest)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if p.flooding == nil || !p.flooding() {
+			return true
+		}
+		rest = catchUpFloodPoll
 	}
 }
 
@@ -90,7 +110,7 @@ func (m *Manager) kickCatchUp() {
 func (m *Manager) catchUp(ctx context.Context) {
 	t := time.NewTicker(catchUpPoll)
 	defer t.Stop()
-	var p pacer
+	p := pacer{flooding: m.floodingLately}
 	for {
 		m.catchUpBacklog(ctx, &p)
 		select {
