@@ -320,9 +320,12 @@ func FuzzEscape(f *testing.F) {
 
 // seqText is output like `seq`: short numeric lines, the worst case for the
 // escaper (a newline every few bytes).
-func seqText(n int) []byte {
+func seqText(n int) []byte { return seqFrom(1, n) }
+
+// seqFrom is n bytes of `seq` output from first on.
+func seqFrom(first, n int) []byte {
 	var b bytes.Buffer
-	for i := 1; b.Len() < n; i++ {
+	for i := first; b.Len() < n; i++ {
 		b.WriteString(itoa(i))
 		b.WriteString("\r\n")
 	}
@@ -355,6 +358,7 @@ func BenchmarkEscape(b *testing.B) {
 		data []byte
 	}{
 		{"seq", seqText(32 << 10)},
+		{"seq-8-digit", seqFrom(10_000_000, 32<<10)}, // most of `seq 1 20000000`
 		{"prose", proseText(32 << 10)},
 		{"utf8", []byte(strings.Repeat("Grüße, 世界! ✓ ", 32<<10/20))},
 	} {

@@ -39,6 +39,16 @@ const (
 	// has been recorded for this long, so that sessions in quick
 	// succession (a script's) do not each leave it a window at full speed.
 	catchUpQuiet = 5 * time.Second
+	// catchUpFloodQuiet: while a session floods output (a recorder
+	// buffers flushSoon before its next flush: several MB/s, `cat` of a
+	// log, a build, `seq`), the catch-up does not start a batch at all,
+	// until no flood has been seen for this long. Even its tenth of the
+	// time was a fifth of the gateway's CPU beside such a session (make
+	// bench's recorded seq runs), where recording itself is meant to cost
+	// a few per cent. A flood is seconds to minutes; the backlog waits.
+	catchUpFloodQuiet = time.Second
+	// catchUpFloodPoll is how often a catch-up held by a flood looks again.
+	catchUpFloodPoll = 250 * time.Millisecond
 )
 
 // catchUpRest returns how long the catch-up rests after a batch that took
@@ -48,6 +58,44 @@ func catchUpRest(took time.Duration, live bool) time.Duration {
 		return 0
 	}
 	return max(catchUpPause, time.Duration(float64(took)*(1-catchUpShare)/catchUpShare))
+}
+
+// pacer keeps the catch-up to catchUpShare across batches and across
+// recordings: it rests before a recording's first batch too, after the
+// last batch of whatever recording came before. Resting only between the
+// batches of one recording let every recording that ended start with a
+// batch at full speed, so a gateway recording sessions back to back ran
+// the catch-up far above its share, beside the live sessions (and indexed
+// text of recordings that were deleted a moment later).
+type pacer struct {
+	took time.Duration // the last batch's store time; 0 before the first
+	// flooding reports a session flooding output (Manager.floodingLately);
+	// nil for none.
+	flooding func() bool
+}
+
+// rest waits as catchUpRest says after the last batch, and then for as
+// long as a session floods output; it returns false if ctx ended first.
+func (p *pacer) rest(ctx context.Context, live bool) bool {
+	rest := catchUpRest(p.took, live)
+	for {
+		if rest > 0 {
+			t := time.NewTimer(rest)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false
+			case <-t.C:
+			}
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if p.flooding == nil || !p.flooding() {
+			return true
+		}
+		rest = catchUpFloodPoll
+	}
 }
 
 // kickCatchUp asks the catch-up to look at the backlog now.
@@ -62,8 +110,9 @@ func (m *Manager) kickCatchUp() {
 func (m *Manager) catchUp(ctx context.Context) {
 	t := time.NewTicker(catchUpPoll)
 	defer t.Stop()
+	p := pacer{flooding: m.floodingLately}
 	for {
-		m.catchUpBacklog(ctx)
+		m.catchUpBacklog(ctx, &p)
 		select {
 		case <-ctx.Done():
 			return
@@ -73,27 +122,41 @@ func (m *Manager) catchUp(ctx context.Context) {
 	}
 }
 
-// catchUpBacklog indexes every recording in the backlog, and returns when
-// it is empty, ctx ends or the store fails (the next round retries).
-func (m *Manager) catchUpBacklog(ctx context.Context) {
-	for ctx.Err() == nil {
-		recs, err := m.st.IndexBacklog(ctx, m.gateway, 16)
+// catchUpBacklog indexes every recording in the backlog, one at a time,
+// and returns when it is empty, ctx ends or the store fails (the next round
+// retries). It rests (p) before each recording and looks at the backlog
+// again after the rest, so that a recording deleted meanwhile costs
+// nothing.
+func (m *Manager) catchUpBacklog(ctx context.Context, p *pacer) {
+	next := func() (store.Recording, bool) {
+		recs, err := m.st.IndexBacklog(ctx, m.gateway, 1)
 		if err != nil {
 			if ctx.Err() == nil {
 				m.log.Warn("search index catch-up: backlog", "err", err)
 			}
-			return
+			return store.Recording{}, false
 		}
 		if len(recs) == 0 {
+			return store.Recording{}, false
+		}
+		return recs[0], true
+	}
+	for ctx.Err() == nil {
+		if _, ok := next(); !ok {
 			return
 		}
-		for _, rec := range recs {
-			if err := m.IndexFile(ctx, rec); err != nil {
-				if ctx.Err() == nil {
-					m.log.Warn("search index catch-up", "recording", rec.ID, "err", err)
-				}
-				return
+		if !p.rest(ctx, m.recordingLately()) {
+			return
+		}
+		rec, ok := next()
+		if !ok {
+			return
+		}
+		if err := m.indexFile(ctx, rec, p); err != nil {
+			if ctx.Err() == nil {
+				m.log.Warn("search index catch-up", "recording", rec.ID, "err", err)
 			}
+			return
 		}
 	}
 }
@@ -105,6 +168,11 @@ func (m *Manager) catchUpBacklog(ctx context.Context) {
 // cuts in two is indexed in two halves. A file that cannot be read is
 // stored as failed; only store errors are returned.
 func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
+	return m.indexFile(ctx, rec, &pacer{})
+}
+
+// indexFile is IndexFile, resting between batches as p says.
+func (m *Manager) indexFile(ctx context.Context, rec store.Recording, p *pacer) error {
 	if err := checkID(rec.ID); err != nil {
 		return m.st.SetRecordingIndex(ctx, rec.ID, store.IndexFailed, 0)
 	}
@@ -158,18 +226,13 @@ func (m *Manager) IndexFile(ctx context.Context, rec store.Recording) error {
 		if err := m.st.SetRecordingIndex(ctx, rec.ID, b.state, b.off); err != nil {
 			return fmt.Errorf("index recording %s from its file: %w", rec.ID, err)
 		}
+		p.took = time.Since(start)
 		if b.state != store.IndexPartial {
 			m.log.Info("recording indexed from its file", "recording", rec.ID, "state", b.state, "bytes", b.off)
 			return nil
 		}
-		if rest := catchUpRest(time.Since(start), m.recordingLately()); rest > 0 {
-			t := time.NewTimer(rest)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
-			case <-t.C:
-			}
+		if !p.rest(ctx, m.recordingLately()) {
+			return ctx.Err()
 		}
 	}
 	return ctx.Err()

@@ -111,3 +111,117 @@ func TestRecordingLately(t *testing.T) {
 		}
 	}
 }
+
+// TestCatchUpRestsBeforeARecording: while sessions are recorded, the
+// catch-up rests before the first batch of a recording too (after the last
+// batch of the one before), so that recordings ending one after another do
+// not each get a batch at full speed; one deleted during the rest is never
+// read. (It used to start every recording at once.)
+func TestCatchUpRestsBeforeARecording(t *testing.T) {
+	ctx := context.Background()
+	m, st, _ := newTestManager(t)
+	live, err := m.Start(ctx, testMeta("live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close(ctx)
+	r, err := m.Start(ctx, testMeta("ended"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte("searchable words\r\n"))
+	if _, _, err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetRecordingIndex(ctx, "ended", store.IndexPartial, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := st.text("ended")
+	// The last batch took an hour: the rest is nine.
+	p := pacer{took: time.Hour}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.catchUpBacklog(cctx, &p)
+	}()
+	time.Sleep(200 * time.Millisecond) // long enough for the old code to index it
+	cancel()
+	<-done
+	if got := st.rec(t, "ended").IndexState; got != store.IndexPartial {
+		t.Errorf("index state %q while resting, want partial", got)
+	}
+	if got := st.text("ended"); got != before {
+		t.Errorf("text indexed while resting: %q, was %q", got, before)
+	}
+	// With no session recorded lately it does not rest: indexed at once.
+	if _, _, err := live.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.lastEnd.Store(0)
+	m.catchUpBacklog(ctx, &p)
+	if got := st.rec(t, "ended").IndexState; got != store.IndexComplete {
+		t.Errorf("index state %q after the catch-up, want complete", got)
+	}
+	if got := st.text("ended"); !strings.Contains(got, "searchable words") {
+		t.Errorf("text after the catch-up: %q", got)
+	}
+}
+
+// TestCatchUpWaitsOutAFlood: while a session floods output (a recorder
+// buffered flushSoon before a flush) the catch-up starts no batch at all;
+// once no flood has been seen for catchUpFloodQuiet it goes on.
+func TestCatchUpWaitsOutAFlood(t *testing.T) {
+	ctx := context.Background()
+	m, st, clk := newTestManager(t)
+	r, err := m.Start(ctx, testMeta("ended"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte("searchable words\r\n"))
+	if _, _, err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetRecordingIndex(ctx, "ended", store.IndexPartial, 0); err != nil {
+		t.Fatal(err)
+	}
+	before := st.text("ended")
+	flood, err := m.Start(ctx, testMeta("flood"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.floodingLately() {
+		t.Fatal("flooding before any output")
+	}
+	flood.Output(make([]byte, flushSoon)) // one flush's worth, no flush
+	if !m.floodingLately() {
+		t.Fatal("not flooding after flushSoon of output without a flush")
+	}
+	if _, _, err := flood.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.lastEnd.Store(0) // not "recorded lately": only the flood holds it
+	p := pacer{flooding: m.floodingLately}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.catchUpBacklog(cctx, &p)
+	}()
+	time.Sleep(3 * catchUpFloodPoll) // long enough to index it, were it not held
+	if got := st.text("ended"); got != before {
+		t.Fatalf("text indexed during a flood: %q, was %q", got, before)
+	}
+	clk.Advance(catchUpFloodQuiet)
+	<-done
+	if m.floodingLately() {
+		t.Error("still flooding catchUpFloodQuiet after the last flood")
+	}
+	if got := st.rec(t, "ended").IndexState; got != store.IndexComplete {
+		t.Errorf("index state %q after the flood, want complete", got)
+	}
+	if got := st.text("ended"); !strings.Contains(got, "searchable words") {
+		t.Errorf("text after the flood: %q", got)
+	}
+}

@@ -81,8 +81,10 @@
 // searchable; store.Recording.IndexState says where each one is. While
 // sessions are being recorded the catch-up works about a tenth of the
 // time, so that indexing (some fifty times recording's CPU per byte of
-// `seq`-like output) does not take a core from them; once no session has
-// been recorded for five seconds it runs at full speed.
+// `seq`-like output) does not take a core from them, and not at all while
+// one floods output (for a second after a recorder last buffered 4 MiB
+// between two flushes); once no session has been recorded for five
+// seconds it runs at full speed.
 //
 // # Shared object storage
 //

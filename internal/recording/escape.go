@@ -154,6 +154,35 @@ func appendEscaped(dst, s []byte) ([]byte, textStats) {
 					j += 8
 					continue
 				}
+				// One "\r\n" and nothing else to escape, or a single
+				// escape: what almost every word of `seq` or of short
+				// lines holds. Write the word around it with shifted
+				// stores, no loop.
+				// (o is a fixed-size view so that the stores below need
+				// no bounds checks of their own.)
+				k := bits.TrailingZeros64(m) >> 3
+				o := (*[24]byte)(out[j : j+24])
+				if m>>(8*k) == 0x8080 && (x>>(8*k))&0xffff == 0x0a0d {
+					binary.LittleEndian.PutUint32(o[k&7:], 0x6e5c725c) // `\r\n`, little-endian
+					binary.LittleEndian.PutUint64(o[k&7+4:], x>>(8*k+16))
+					i += 8
+					j += 10
+					continue
+				}
+				if m&(m-1) == 0 {
+					c := (x >> (8 * k)) & 0x7f
+					e := asciiEscape[c]
+					n := int(e >> 56)
+					binary.LittleEndian.PutUint64(o[k&7:], e)
+					binary.LittleEndian.PutUint64(o[k&7+n&7:], x>>(8*k+8))
+					if s := asciiStats[c]; s != 0 {
+						st.bad += int(uint32(s))
+						st.nul += int(s >> 32)
+					}
+					i += 8
+					j += 7 + n
+					continue
+				}
 				pos := 0
 				for m != 0 {
 					k := bits.TrailingZeros64(m) >> 3

@@ -126,6 +126,10 @@ type Manager struct {
 	// of m.now): the catch-up keeps yielding for catchUpQuiet after it,
 	// so that sessions in quick succession count as busy.
 	lastEnd atomic.Int64
+	// lastFlood is when a recorder last buffered flushSoon between two
+	// flushes (UnixNano of m.now): output at several MB/s, during which
+	// the catch-up does not run at all (catchup.go).
+	lastFlood atomic.Int64
 }
 
 // NewManager returns a Manager for recordings in dir, creating it (mode
@@ -243,6 +247,13 @@ func (m *Manager) recordingLately() bool {
 	n := len(m.active)
 	m.mu.Unlock()
 	return n > 0 || m.now().Sub(time.Unix(0, m.lastEnd.Load())) < catchUpQuiet
+}
+
+// floodingLately reports whether a session flooded output less than
+// catchUpFloodQuiet ago.
+func (m *Manager) floodingLately() bool {
+	last := m.lastFlood.Load()
+	return last != 0 && m.now().Sub(time.Unix(0, last)) < catchUpFloodQuiet
 }
 
 // Start begins recording a session: it creates ID.cast (exclusively, mode

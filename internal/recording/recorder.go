@@ -258,6 +258,9 @@ func (r *Recorder) add(typ byte, p []byte) {
 		p = p[n:]
 	}
 	if r.pendLen >= flushSoon {
+		if !r.kicked {
+			r.m.lastFlood.Store(r.m.now().UnixNano())
+		}
 		r.kickLocked()
 	}
 }
