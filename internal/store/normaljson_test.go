@@ -16,7 +16,7 @@ func TestMarshalNormal(t *testing.T) {
 		{},
 		{"sql": "SELECT abalance FROM pgbench_accounts WHERE aid = 1;", "rows": float64(1), "ok": true, "none": nil},
 		{"s": `a "quoted" \ back`, "html": "<b>&amp;</b>", "ctl": "tab\tnl\nbs\bff\fnul\x00", "u": "é\u2028\u2029🙂"},
-		{"f": []any{0.5, -0.0, 0.0, 1e21, 1e20, 1e-7, 123456789.125, float64(1 << 53), float64(1<<53 + 2), -42.0, 1e300}},
+		{"f": []any{0.5, math.Copysign(0, -1), 0.0, 1e21, 1e20, 1e-7, 123456789.125, float64(1 << 53), float64(1<<53 + 2), -42.0, 1e300}},
 		{"nested": map[string]any{"b": []any{}, "a": map[string]any{}, "c": []any{map[string]any{"z": "1", "y": "2"}}}},
 		{"<key>": "v", "B": "upper before lower", "a": "x", "": "empty key"},
 	} {
