@@ -211,12 +211,26 @@ func New(st store.Store, log *slog.Logger) *Log {
 // Write stores ev (its Time set if zero) and logs it. The error is returned
 // so that callers that must fail closed can; it is also logged.
 func (l *Log) Write(ctx context.Context, ev store.AuditEvent) error {
-	if ev.Time.IsZero() {
-		ev.Time = l.now().UTC()
-	}
 	level := slog.LevelInfo
 	if ev.Outcome == Deny || ev.Outcome == Failure {
 		level = slog.LevelWarn
+	}
+	return l.write(ctx, ev, level)
+}
+
+// WriteQuiet is Write for events that come by the thousand a second and
+// carry what users typed (the PostgreSQL front's statement batches, with
+// their SQL and its literals): stored exactly as Write stores them, but
+// logged at debug level only, whatever their outcome. The store has every
+// field; an info-level log line of each would put the SQL in the logs and
+// cost as much CPU as relaying the statements.
+func (l *Log) WriteQuiet(ctx context.Context, ev store.AuditEvent) error {
+	return l.write(ctx, ev, slog.LevelDebug)
+}
+
+func (l *Log) write(ctx context.Context, ev store.AuditEvent, level slog.Level) error {
+	if ev.Time.IsZero() {
+		ev.Time = l.now().UTC()
 	}
 	// The log line's detail costs a JSON round trip: build it only for a
 	// logger that prints it (a gateway at --log-level warn skips every

@@ -72,3 +72,39 @@ func TestWriteLogsStructuredValues(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteQuiet checks that an event written with WriteQuiet is stored as
+// Write stores it, and logged at debug level only, also when it failed: the
+// SQL it carries never reaches an info or warn log.
+func TestWriteQuiet(t *testing.T) {
+	for _, tc := range []struct {
+		level   slog.Level
+		outcome string
+		logged  bool
+	}{
+		{slog.LevelInfo, Success, false},
+		{slog.LevelInfo, Failure, false},
+		{slog.LevelWarn, Failure, false},
+		{slog.LevelDebug, Success, true},
+		{slog.LevelDebug, Failure, true},
+	} {
+		var buf bytes.Buffer
+		st, _ := newTrail(t, 0)
+		l := New(st, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: tc.level})))
+		ev := store.AuditEvent{Type: "db.statement", Outcome: tc.outcome, User: "alice",
+			Message: "select 'secret literal'", Detail: map[string]any{"statements": []any{map[string]any{"sql": "select 'secret literal'"}}}}
+		if err := l.WriteQuiet(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Contains(buf.String(), "secret literal"); got != tc.logged {
+			t.Errorf("level %s, outcome %s: logged %v, want %v: %s", tc.level, tc.outcome, got, tc.logged, buf.String())
+		}
+		evs, err := st.ListAudit(context.Background(), store.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 1 || evs[0].Message != ev.Message || evs[0].Outcome != tc.outcome {
+			t.Errorf("level %s, outcome %s: stored %+v, want the event", tc.level, tc.outcome, evs)
+		}
+	}
+}

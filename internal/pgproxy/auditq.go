@@ -115,15 +115,22 @@ type stmtBatch struct {
 // writeSession writes a session's queued items in order, each run of
 // statements as db.statement events of at most maxBatchSQLBytes of SQL.
 func (s *Server) writeSession(sess *session, items []auditItem) {
-	write := func(ev store.AuditEvent) {
-		if err := s.cfg.Audit.Write(context.Background(), ev); err != nil {
+	write := func(ev store.AuditEvent, quiet bool) {
+		w := s.cfg.Audit.Write
+		if quiet {
+			w = s.cfg.Audit.WriteQuiet
+		}
+		if err := w(context.Background(), ev); err != nil {
 			s.cfg.Log.Error("audit", "type", ev.Type, "session", ev.SessionID, "err", err)
 		}
 	}
 	b := &stmtBatch{sess: sess}
 	flush := func() {
 		if len(b.stmts) > 0 {
-			write(b.event())
+			// Statement batches are logged at debug level only: the
+			// store has them whole, and an info line of each would
+			// put every literal in the logs (audit.Log.WriteQuiet).
+			write(b.event(), true)
 			b.stmts, b.size = nil, 0
 		}
 	}
@@ -131,7 +138,7 @@ func (s *Server) writeSession(sess *session, items []auditItem) {
 		it := &items[i]
 		if it.ev != nil {
 			flush()
-			write(*it.ev)
+			write(*it.ev, false)
 			continue
 		}
 		if len(b.stmts) > 0 && b.size+1+len(it.stmt.SQL) > maxBatchSQLBytes {

@@ -32,7 +32,7 @@ func NormalizeDetail(d map[string]any) (map[string]any, []byte, error) {
 		return nil, nil, nil
 	}
 	if DetailIsNormal(d) {
-		b, err := json.Marshal(d)
+		b, err := marshalNormal(d)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -121,7 +121,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // auditStmts are the statements of one AppendAudit.
 type auditStmts struct {
-	prev, insert, setHash *sql.Stmt
+	prev, insert *sql.Stmt
 }
 
 func (a *auditStmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -129,13 +129,16 @@ func (a *auditStmts) prepare(ctx context.Context, w *sql.DB) error {
 		stmt **sql.Stmt
 		text string
 	}{
-		{&a.prev, `SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1`},
+		// The newest event's hash (none: '') and the ID the next insert
+		// takes: AUTOINCREMENT's counter plus one, so that IDs are never
+		// reused even after retention deleted the newest events.
+		{&a.prev, `
+SELECT COALESCE((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), ''),
+       COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1`},
 		{&a.insert, `
 INSERT INTO audit_events
-    (time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-RETURNING id`},
-		{&a.setHash, `UPDATE audit_events SET hash = $1 WHERE id = $2`},
+    (id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash, hash)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`},
 	} {
 		st, err := w.PrepareContext(ctx, p.text)
 		if err != nil {
@@ -148,7 +151,7 @@ RETURNING id`},
 
 func (a *auditStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{a.prev, a.insert, a.setHash} {
+	for _, st := range []*sql.Stmt{a.prev, a.insert} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -404,10 +407,13 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // exactly as it was hashed.
 //
 // The event is chained inside its write transaction: read the newest
-// event's hash, insert, then set the hash, which covers the ID the insert
-// assigned. The transaction holds SQLite's write lock from its start
-// (BEGIN IMMEDIATE), so no other writer, in this process or another, can
-// append between the read and the insert: the chain cannot fork.
+// event's hash and the ID the event takes (AUTOINCREMENT's next), hash the
+// event with that ID and insert it with its hash, in one write of the row
+// (an insert and then an update of the hash wrote a large row twice). The
+// transaction holds SQLite's write lock from its start (BEGIN IMMEDIATE),
+// so no other writer, in this process or another, can append between the
+// read and the insert: the chain cannot fork, and the ID read is the one
+// the table would have assigned.
 func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, error) {
 	if ev.Type == "" {
 		return 0, errors.New("append audit: event type is required")
@@ -433,19 +439,15 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	}
 	defer func() { _ = tx.Rollback() }()
 	var prev string
-	err = tx.StmtContext(ctx, s.audit.prev).QueryRowContext(ctx).Scan(&prev)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+	if err := tx.StmtContext(ctx, s.audit.prev).QueryRowContext(ctx).Scan(&prev, &ev.ID); err != nil {
 		return 0, fmt.Errorf("append audit %s: read previous hash: %w", ev.Type, err)
 	}
-	err = tx.StmtContext(ctx, s.audit.insert).QueryRowContext(ctx,
+	hash := store.HashEventJSON(prev, ev, stored)
+	_, err = tx.StmtContext(ctx, s.audit.insert).ExecContext(ctx, ev.ID,
 		nanos(ev.Time), ev.Type, ev.Outcome, ev.User, ev.Source, ev.Target, ev.Account,
-		ev.SessionID, ev.Policy, ev.Message, detailCol, prev).Scan(&ev.ID)
+		ev.SessionID, ev.Policy, ev.Message, detailCol, prev, hash)
 	if err != nil {
 		return 0, fmt.Errorf("append audit %s: insert: %w", ev.Type, err)
-	}
-	hash := store.HashEventJSON(prev, ev, stored)
-	if _, err := tx.StmtContext(ctx, s.audit.setHash).ExecContext(ctx, hash, ev.ID); err != nil {
-		return 0, fmt.Errorf("append audit %s: set hash: %w", ev.Type, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("append audit %s: commit: %w", ev.Type, err)
