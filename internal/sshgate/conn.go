@@ -410,6 +410,7 @@ func (s *Server) login(ctx context.Context, nc net.Conn, entry *preAuthEntry) (c
 	}
 
 	s.cfg.Metrics.Login(true)
+	s.bursts.login()
 	how := "key " + ext[extKeyFP]
 	var detail map[string]any
 	switch {
