@@ -33,25 +33,31 @@ import (
 // session's data path; a trickle of logins (fewer than burstMinLogins
 // within burstQuiet of each other) never triggers one, and a steady
 // stream triggers none until it pauses. Data transfers are not counted:
-// their buffers are pooled.
+// their buffers are pooled. Collections are at least burstEvery apart (a
+// burst ending sooner is collected then), so that users who can log in
+// cannot make the gateway collect back to back.
 type burstCollector struct {
 	quiet time.Duration
 	min   int
+	every time.Duration // at least this long between collections
 	gc    func(logins int)
+	now   func() time.Time
 
 	mu    sync.Mutex
 	n     int         // logins in the current burst
 	timer *time.Timer // fires burstQuiet after the last login
+	last  time.Time   // when the last collection started
 }
 
 // Burst bounds: see burstCollector.
 const (
 	burstQuiet     = 500 * time.Millisecond
 	burstMinLogins = 16
+	burstEvery     = 10 * time.Second
 )
 
 func newBurstCollector(log *slog.Logger) *burstCollector {
-	return &burstCollector{quiet: burstQuiet, min: burstMinLogins, gc: func(logins int) {
+	return &burstCollector{quiet: burstQuiet, min: burstMinLogins, every: burstEvery, now: time.Now, gc: func(logins int) {
 		start := time.Now()
 		debug.FreeOSMemory()
 		log.Debug("collected the garbage of a burst of logins", "logins", logins, "took", time.Since(start))
@@ -78,11 +84,23 @@ func (b *burstCollector) login() {
 func (b *burstCollector) quietFor() {
 	b.mu.Lock()
 	n := b.n
-	b.n = 0
-	b.mu.Unlock()
-	if n >= b.min {
-		b.gc(n)
+	if n < b.min {
+		b.n = 0
+		b.mu.Unlock()
+		return
 	}
+	now := b.now()
+	if wait := b.every - now.Sub(b.last); !b.last.IsZero() && wait > 0 {
+		// Too soon after the last one: collect when allowed, with
+		// whatever logins come meanwhile.
+		b.timer.Reset(wait)
+		b.mu.Unlock()
+		return
+	}
+	b.n = 0
+	b.last = now
+	b.mu.Unlock()
+	b.gc(n)
 }
 
 // stop stops the timer; a collection already running finishes.
