@@ -281,8 +281,14 @@ func TestCompare(t *testing.T) {
 		fmt.Sprintf("<= %.2f", targetSetup), verdict(r <= targetSetup, len(setupGW) > 0 && len(setupDirect) > 0))
 	row(fmt.Sprintf("`seq 1 %d`, MB/s, recorded (gw col) vs unrecorded (direct col) (x%d)", cfg.seq, len(rec.rec)), f0(rec.medRec), f0(rec.medUnrec), f2(rec.ratio),
 		fmt.Sprintf(">= %.2f", targetRecRatio), verdict(rec.ratio >= targetRecRatio, len(rec.rec) > 0 && len(rec.unrec) > 0))
-	row(fmt.Sprintf("RSS per idle session, KiB (%d/%d up, ssh processes)", mem.established, mem.requested), f1(mem.perSessionKiB), "", "",
-		fmt.Sprintf("<= %.0f", targetSessionKiB), verdict(mem.perSessionKiB <= targetSessionKiB, mem.established > 0))
+	// VmRSS growth alone can pass by releasing the baseline's free pages
+	// (the SSH front returns them after a burst of logins): the verdict
+	// takes the larger of it and what the runtime's classes say the
+	// sessions hold.
+	heldKiB := mem.heldKiB()
+	row(fmt.Sprintf("RSS per idle session, KiB (%d/%d up, ssh processes; in brackets: heap objects+unused+stacks+metadata growth)", mem.established, mem.requested),
+		fmt.Sprintf("%.1f (%.1f)", mem.perSessionKiB, heldKiB), "", "",
+		fmt.Sprintf("<= %.0f", targetSessionKiB), verdict(max(mem.perSessionKiB, heldKiB) <= targetSessionKiB, mem.established > 0))
 	gps := perSession(int64(mem.goroutinesAfter-mem.goroutinesBefore), mem.established)
 	row(fmt.Sprintf("goroutines per idle session (%d up)", mem.established), f1(gps), "", "",
 		fmt.Sprintf("<= %.0f", targetGoroutines), verdict(gps <= targetGoroutines, mem.established > 0 && mem.goroutinesAfter >= 0))
@@ -862,6 +868,23 @@ var memClasses = []struct{ name, metric string }{
 	{"heap goal", "/gc/heap/goal:bytes"},
 }
 
+// heldKiB is what the sessions hold per session, with the sessions up and
+// before any forced GC, by the runtime's memory classes: the growth of
+// heap objects, unused parts of in-use heap spans, stacks and metadata.
+// Unlike VmRSS it does not fall when free pages the baseline held are
+// returned to the system.
+func (m memResult) heldKiB() float64 {
+	if m.established == 0 || m.rtBefore == nil || m.rtAfter == nil {
+		return 0
+	}
+	var sum float64
+	for _, k := range []string{"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes",
+		"/memory/classes/heap/stacks:bytes", "/memory/classes/metadata/other:bytes"} {
+		sum += m.rtAfter[k] - m.rtBefore[k]
+	}
+	return sum / 1024 / float64(m.established)
+}
+
 // printMemClasses prints, per session, the growth of each runtime memory
 // class and of smaps_rollup's Rss and Anonymous from before to at.
 func (m memResult) printMemClasses(out io.Writer, label string, at map[string]float64, smaps map[string]int64) {
@@ -891,6 +914,9 @@ func (m memResult) print(out io.Writer) {
 		m.goroutinesBefore, m.goroutinesAfter, perSession(int64(m.goroutinesAfter-m.goroutinesBefore), m.established), m.goroutinesClosed)
 	m.printMemClasses(out, "sessions up, no forced GC", m.rtAfter, m.smapsAfter)
 	m.printMemClasses(out, "after the forced GC", m.rtAfterGC, m.smapsAfterGC)
+	if m.rtAfter != nil {
+		fmt.Fprintf(out, "    held per session, no forced GC (heap objects + unused + stacks + metadata): %.1f KiB\n", m.heldKiB())
+	}
 	if m.established > 0 {
 		var parts []string
 		for _, k := range []string{"HeapInuse", "HeapAlloc", "Stack", "Sys"} {
