@@ -127,8 +127,9 @@ type Config struct {
 	// the last checkpoint if events came since, and at shutdown.
 	AuditCheckpointEvents   int      `yaml:"audit_checkpoint_events"`
 	AuditCheckpointInterval Duration `yaml:"audit_checkpoint_interval"`
-	// DiagAddr, when set, serves Go's /debug/pprof profiles on this
-	// address for diagnosing CPU and memory. It must be a loopback address:
+	// DiagAddr, when set, serves Go's /debug/pprof profiles and the
+	// runtime/metrics samples (/debug/runtime-metrics) on this address
+	// for diagnosing CPU and memory. It must be a loopback address:
 	// profiles reveal internals and need no credentials.
 	DiagAddr string `yaml:"diag_addr"`
 	// ReloadInterval is how often the store is polled for changes made by
@@ -407,7 +408,7 @@ var flagDefs = []struct{ name, key, help string }{
 	{"retention-force", "retention_force", "accept an audit or recordings retention under 12 months (365d), which reports need (off by default)"},
 	{"audit-checkpoint-events", "audit_checkpoint_events", "sign the audit trail's head after this many `events`"},
 	{"audit-checkpoint-interval", "audit_checkpoint_interval", "sign the audit trail's head this often while events come"},
-	{"diag-addr", "diag_addr", "serve /debug/pprof on this loopback `address` (off by default)"},
+	{"diag-addr", "diag_addr", "serve /debug/pprof and /debug/runtime-metrics on this loopback `address` (off by default)"},
 	{"agent-binary", "agent_binary", "the portcullis binary `file` the autodiscovery script installs on targets (default: this one)"},
 	{"local-target", "local_target", "serve this machine as target local through a built-in agent in this process (off by default; make run turns it on)"},
 	{"ssh-proxy-protocol", "ssh_proxy_protocol", "take SSH client addresses from PROXY protocol headers sent by --proxy-protocol-from (off by default)"},

@@ -773,13 +773,15 @@ func tuneGC() {
 	}
 }
 
-// serveDiag serves the runtime profiles on a loopback address (checked by
+// serveDiag serves the runtime profiles (and runtime/metrics at
+// /debug/runtime-metrics) on a loopback address (checked by
 // config) on a mux of its own, so nothing else is exposed there.
 func serveDiag(addr string, log *slog.Logger) (io.Closer, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/runtime-metrics", serveRuntimeMetrics)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen diag on %s: %w", addr, err)

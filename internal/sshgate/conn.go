@@ -126,9 +126,41 @@ func newID() string {
 
 // handle runs one connection from accept to close. entry is its place in
 // the pre-authentication pool, given back once it logs in or ends.
+//
+// The handshake, authentication and the login's audit event (a store
+// write) run on a goroutine of their own (onOwnStack) and this one only
+// serves the connection afterwards: a goroutine's stack keeps the size of
+// the deepest call it made until collections shrink it, and this one
+// lives as long as the connection.
 func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	defer nc.Close()
 	defer s.preAuth.release(entry)
+	var (
+		c         *conn
+		chans     <-chan ssh.NewChannel
+		reqs      <-chan *ssh.Request
+		unaudited bool
+	)
+	onOwnStack(func() { c, chans, reqs, unaudited = s.login(ctx, nc, entry) })
+	if c == nil {
+		return
+	}
+	defer c.cancel()
+	defer s.untrack(c)
+	if unaudited {
+		// A client that opens no channel (ssh -N) is not told; it is
+		// dropped all the same, soon.
+		drop := time.AfterFunc(unauditedGrace, func() { c.sshConn.Close() })
+		defer drop.Stop()
+	}
+	c.serve(chans, reqs, unaudited)
+}
+
+// login runs a connection's handshake and authentication and returns it
+// logged in, tracked and audited, or nil (then nothing is left to undo).
+// unaudited says that its login event could be neither stored nor
+// spooled.
+func (s *Server) login(ctx context.Context, nc net.Conn, entry *preAuthEntry) (c *conn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unaudited bool) {
 	accepted := time.Now()
 	// OpenSSH clients leave Nagle's algorithm on until a session starts,
 	// so a small packet written right after another (the service request
@@ -324,6 +356,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	_ = nc.SetDeadline(accepted.Add(s.cfg.AuthStartTimeout))
 	sshConn, chans, reqs, err := ssh.NewServerConn(nc, cfg)
 	if err != nil {
+		chans, reqs = nil, nil
 		if lastErr != nil {
 			s.cfg.Metrics.Login(false)
 		}
@@ -333,7 +366,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		} else {
 			s.cfg.Log.Debug("handshake ended", "source", srcStr, "err", err)
 		}
-		return
+		return nil, nil, nil, false
 	}
 	_ = nc.SetDeadline(time.Time{})
 	s.preAuth.release(entry)
@@ -352,16 +385,16 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	if k := ext[extKey]; k != "" || !(viaDirectory || viaSSO) {
 		if verified, err = ssh.ParsePublicKey([]byte(k)); err != nil {
 			sshConn.Close()
-			return
+			return nil, nil, nil, false
 		}
 	}
 	ident, ok := s.identify(s.cfg.Snapshot(), ext[extIdentity], verified, viaDirectory || viaSSO)
 	if !ok {
 		sshConn.Close()
-		return
+		return nil, nil, nil, false
 	}
 	cctx, cancel := context.WithCancel(ctx)
-	c := &conn{
+	c = &conn{
 		srv: s, id: connID, ctx: cctx, cancel: cancel,
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
@@ -369,15 +402,15 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 		ahead: ahead,
 	}
 	ahead = nil // the conn closes it from now on
-	defer cancel()
 	if !s.track(c) {
+		cancel()
 		c.closeAhead()
 		sshConn.Close()
-		return
+		return nil, nil, nil, false
 	}
-	defer s.untrack(c)
 
 	s.cfg.Metrics.Login(true)
+	s.bursts.login()
 	how := "key " + ext[extKeyFP]
 	var detail map[string]any
 	switch {
@@ -393,19 +426,19 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	// Fail closed only when the login cannot be kept at all: Write
 	// returns an error when neither the store nor the spool took the
 	// event (a store that refuses writes alone sends it to the spool).
-	unaudited := s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
+	unaudited = s.writeAudit(ctx, store.AuditEvent{Type: audit.LoginSuccess, Outcome: audit.Success, Source: srcStr,
 		User: ident.Name, Target: login.Target, Account: login.Account, SessionID: c.id,
 		Message: fmt.Sprintf("%s authenticated with %s", ident.Name, how), Detail: detail}) != nil
-	if unaudited {
-		// A client that opens no channel (ssh -N) is not told; it is
-		// dropped all the same, soon.
-		drop := time.AfterFunc(unauditedGrace, func() { sshConn.Close() })
-		defer drop.Stop()
-	}
+	return c, chans, reqs, unaudited
+}
 
-	// One loop serves both global requests and channel opens: every
-	// goroutine costs memory on each of possibly thousands of idle
-	// connections.
+// serve runs a logged-in connection until its client is gone: one loop
+// serves both global requests and channel opens (every goroutine costs
+// memory on each of possibly thousands of idle connections); each channel
+// gets a goroutine. unaudited refuses every channel (the login event could
+// not be kept).
+func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unaudited bool) {
+	sshConn := c.sshConn
 	var chWG sync.WaitGroup
 	var upChans <-chan ssh.NewChannel
 	var upReqs <-chan *ssh.Request
@@ -484,7 +517,7 @@ func (s *Server) handle(ctx context.Context, nc net.Conn, entry *preAuthEntry) {
 	// goroutines write their end events, then drop the upstream. Marking
 	// the connection ended first makes a dial still in flight close what
 	// it gets instead of keeping it.
-	cancel()
+	c.cancel()
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()

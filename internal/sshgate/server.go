@@ -255,6 +255,8 @@ type Server struct {
 	// commands writes interactive lines to Config.Commands off the data
 	// path; nil when Config.Commands is nil.
 	commands *commandQueue
+	// bursts collects the garbage a burst of logins leaves once it ends.
+	bursts *burstCollector
 }
 
 // New checks the config and returns a server.
@@ -295,6 +297,7 @@ func New(cfg Config) (*Server, error) {
 		listeners: map[net.Listener]struct{}{},
 		conns:     map[*conn]struct{}{},
 		failures:  failures,
+		bursts:    newBurstCollector(cfg.Log),
 	}, nil
 }
 
@@ -494,6 +497,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.drops.stop()
+	s.bursts.stop()
 	defer s.drainCommands()
 
 	// Every live session is told at once how long it has. The lines are

@@ -182,14 +182,112 @@ func transferSafe(r rune) bool {
 }
 
 // runSession authorizes the session request and bridges it to the target.
+// The setup (decision, dial, audit, recording) runs on a goroutine of its
+// own (onOwnStack): this goroutine lives as long as the session, mostly
+// waiting in bridgeSession's request loop, and keeps the small stack that
+// needs.
 func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
+	var s *startedSession
+	onOwnStack(func() { s = c.startSession(ch, reqs, req, setup) })
+	if s == nil {
+		return
+	}
+	defer c.removeGrant(s.g)
+	defer s.uch.Close()
+	var res sessionResult
+	defer func() { c.srv.cfg.Metrics.SessionEnded(res.in, res.out) }()
+	res = bridgeSession(ch, reqs, s.uch, s.ureqs, s.opts)
+	g, d, action, targetUser, obs, cmdID := s.g, s.d, s.action, s.targetUser, s.opts.obs, s.cmdID
+	s.stop()
+	endDetail := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
+		"duration_ms": time.Since(s.start).Milliseconds()}
+	if obs != nil {
+		obs.close()
+		if obs.rec != nil {
+			size, sum, err := obs.rec.Close(context.WithoutCancel(c.ctx))
+			if err != nil {
+				_ = c.audit(store.AuditEvent{Type: audit.RecordingFailure, Outcome: audit.Failure, SessionID: g.id,
+					Message: "close recording: " + err.Error()})
+			}
+			endDetail["recording"] = g.id
+			endDetail["recording_sha256"] = sum
+			endDetail["recording_bytes"] = size
+			if gap := obs.rec.Gap(); gap.Bytes > 0 {
+				// What the recording lacks, for whoever reads it later.
+				endDetail["recording_state"] = store.RecordingIncomplete
+				endDetail["recording_lost_bytes"] = gap.Bytes
+				endDetail["recording_gap_from_s"] = gap.From.Seconds()
+				endDetail["recording_gap_to_s"] = gap.To.Seconds()
+			}
+		}
+	}
+	if cmdID != 0 && res.exitStatus != nil && c.srv.cfg.Commands != nil {
+		_ = c.srv.cfg.Commands.SetCommandExit(context.WithoutCancel(c.ctx), cmdID, int(*res.exitStatus))
+	}
+	if res.exitStatus != nil {
+		endDetail["exit_status"] = *res.exitStatus
+	}
+	if res.exitSignal != "" {
+		endDetail["exit_signal"] = res.exitSignal
+	}
+	outcome := audit.Success
+	if res.lost != "" {
+		// Not a success: the command did not finish and say how.
+		outcome = audit.Failure
+		endDetail["end_reason"] = res.lost
+	}
+	c.auditEndAs(g, d, targetUser, outcome, endDetail)
+}
+
+// startedSession is a session startSession authorized, audited and
+// started on the target, for runSession to bridge and end.
+type startedSession struct {
+	g          *grant
+	d          policy.Decision
+	action     string
+	targetUser string
+	uch        ssh.Channel
+	ureqs      <-chan *ssh.Request
+	opts       bridgeOpts
+	stop       func() // stops the session limits
+	start      time.Time
+	cmdID      int64 // the command history line of an exec, 0 if none
+}
+
+// startSession authorizes the session request, opens the session on the
+// target, audits its start, starts its recording and sends the request
+// on. It returns nil when the session does not run: the client was told
+// why, and nothing is left to undo.
+func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) *startedSession {
 	action, command, err := classify(req)
 	if err != nil {
 		c.deny(metrics.DenyUnsupported, req.Type, "", err.Error())
 		refuse(ch, req, err.Error())
 		drain(reqs)
-		return
+		return nil
 	}
+	// What a session that does not start leaves behind is undone on the
+	// way out; one that starts hands it to runSession.
+	var (
+		ok      bool
+		g       *grant
+		uch     ssh.Channel
+		counted bool // Metrics.SessionStarted was called
+	)
+	defer func() {
+		if ok {
+			return
+		}
+		if counted {
+			c.srv.cfg.Metrics.SessionEnded(0, 0)
+		}
+		if uch != nil {
+			uch.Close()
+		}
+		if g != nil {
+			c.removeGrant(g)
+		}
+	}()
 	// Several goroutines write to the client's stderr (the target's stderr,
 	// the line gate, notices); x/crypto needs them serialized.
 	stderr := &lockedWriter{w: ch.Stderr()}
@@ -200,28 +298,28 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	refuseLocked := func(msg string) { stderr.do(func() { refuse(ch, req, msg) }) }
 	// The grant is registered before the decision, so that a policy change
 	// landing in between is re-checked against it (Recheck).
-	g := &grant{action: action, command: command, notify: func(msg string) {
+	ng := &grant{action: action, command: command, notify: func(msg string) {
 		_, _ = stderr.Write([]byte(msg + "\r\n"))
 	}}
-	if !c.addGrant(g) {
+	if !c.addGrant(ng) {
 		refuseLocked("the connection is ending")
 		drain(reqs)
-		return
+		return nil
 	}
-	defer c.removeGrant(g)
+	g = ng
 	if !c.srv.cfg.Files.Admit(sessionFiles, 100) {
 		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
 		c.srv.auditFilesRefusal(c, g, action)
 		refuseLocked(errFilesFull)
 		drain(reqs)
-		return
+		return nil
 	}
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
 		refuseLocked(d.Reason + c.jitHint())
 		drain(reqs)
-		return
+		return nil
 	}
 
 	up, err := c.upstreamFor(d.Obligations)
@@ -231,17 +329,17 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 			SessionID: g.id, Message: err.Error(), Detail: map[string]any{"action": action}})
 		refuseLocked(msg)
 		drain(reqs)
-		return
+		return nil
 	}
 	uch, ureqs, err := up.OpenChannel("session", nil)
 	if err != nil {
+		uch = nil
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
 			Message: "open session on target: " + err.Error()})
 		refuseLocked(fmt.Sprintf("target %s refused a session", c.login.Target))
 		drain(reqs)
-		return
+		return nil
 	}
-	defer uch.Close()
 	for _, r := range setup {
 		// pty and env were already acknowledged to the client; a target
 		// that refuses an env variable (AcceptEnv) is not an error.
@@ -252,7 +350,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		if guard, err = c.transferGuard(g, targetUser, up, command, d.Paths); err != nil {
 			refuse(ch, req, err.Error())
 			drain(reqs)
-			return
+			return nil
 		}
 	}
 	detail := map[string]any{"action": action}
@@ -268,13 +366,12 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		// Fail closed: a session whose start cannot be recorded does not run.
 		refuseLocked("the audit trail cannot be written; session refused")
 		drain(reqs)
-		return
+		return nil
 	}
 	// From here every way out writes an end event; the metrics count the
 	// session as running until then.
-	var res sessionResult
 	c.srv.cfg.Metrics.SessionStarted(action)
-	defer func() { c.srv.cfg.Metrics.SessionEnded(res.in, res.out) }()
+	counted = true
 	start := time.Now()
 	act := &activity{}
 	abort := make(chan struct{})
@@ -322,13 +419,13 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": err.Error()})
 		refuseLocked("the session recording cannot be written; session refused")
 		drain(reqs)
-		return
+		return nil
 	}
 	opts.obs = obs
 	// Only now, with the start audited and the recording running, does
 	// the command reach the target.
-	ok, err := uch.SendRequest(req.Type, true, req.Payload)
-	if err != nil || !ok {
+	accepted, err := uch.SendRequest(req.Type, true, req.Payload)
+	if err != nil || !accepted {
 		stop()
 		if obs != nil {
 			obs.close()
@@ -339,7 +436,7 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": "by the target"})
 		refuseLocked(fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
 		drain(reqs)
-		return
+		return nil
 	}
 	if req.WantReply {
 		_ = req.Reply(true, nil)
@@ -348,46 +445,9 @@ func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Req
 	if action == resource.ActionExec || (action == resource.ActionShell && command != "") {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
 	}
-	res = bridgeSession(ch, reqs, uch, ureqs, opts)
-	stop()
-	endDetail := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
-		"duration_ms": time.Since(start).Milliseconds()}
-	if obs != nil {
-		obs.close()
-		if obs.rec != nil {
-			size, sum, err := obs.rec.Close(context.WithoutCancel(c.ctx))
-			if err != nil {
-				_ = c.audit(store.AuditEvent{Type: audit.RecordingFailure, Outcome: audit.Failure, SessionID: g.id,
-					Message: "close recording: " + err.Error()})
-			}
-			endDetail["recording"] = g.id
-			endDetail["recording_sha256"] = sum
-			endDetail["recording_bytes"] = size
-			if gap := obs.rec.Gap(); gap.Bytes > 0 {
-				// What the recording lacks, for whoever reads it later.
-				endDetail["recording_state"] = store.RecordingIncomplete
-				endDetail["recording_lost_bytes"] = gap.Bytes
-				endDetail["recording_gap_from_s"] = gap.From.Seconds()
-				endDetail["recording_gap_to_s"] = gap.To.Seconds()
-			}
-		}
-	}
-	if cmdID != 0 && res.exitStatus != nil && c.srv.cfg.Commands != nil {
-		_ = c.srv.cfg.Commands.SetCommandExit(context.WithoutCancel(c.ctx), cmdID, int(*res.exitStatus))
-	}
-	if res.exitStatus != nil {
-		endDetail["exit_status"] = *res.exitStatus
-	}
-	if res.exitSignal != "" {
-		endDetail["exit_signal"] = res.exitSignal
-	}
-	outcome := audit.Success
-	if res.lost != "" {
-		// Not a success: the command did not finish and say how.
-		outcome = audit.Failure
-		endDetail["end_reason"] = res.lost
-	}
-	c.auditEndAs(g, d, targetUser, outcome, endDetail)
+	ok = true
+	return &startedSession{g: g, d: d, action: action, targetUser: targetUser, uch: uch, ureqs: ureqs,
+		opts: opts, stop: stop, start: start, cmdID: cmdID}
 }
 
 // auditEnd writes a session's end event.
