@@ -288,6 +288,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		s.refuse(w, q, http.StatusForbidden, q.d.Reason)
 		return
 	}
+	if q.d.Record && kubeletProxy(attrs) {
+		// The kubelet's /exec, /attach and /run are reachable through
+		// the node proxy: a command the gateway cannot record as a
+		// session. Under a session-recording policy it is refused, as
+		// an exec whose recording cannot start is.
+		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: nodes/proxy reaches the kubelet's exec, attach and run, which the gateway cannot record, and the session-recording policy %s covers %s on %s",
+			q.d.RecordingPolicy, c.User, t.Name))
+		return
+	}
 	if ssar {
 		if answered := s.selfReview(w, out, q, kr, snap.Engine); answered {
 			return
@@ -360,6 +369,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		return
 	}
 	up.proxy.ServeHTTP(w, out)
+}
+
+// kubeletProxy reports whether the request goes through the API server to
+// a kubelet (nodes/proxy, or the old proxy verb on nodes).
+func kubeletProxy(a kubeAttrs) bool {
+	return a.group == "" && a.resource == "nodes" && (a.subresource == "proxy" || a.verb == "proxy")
 }
 
 // selfQuestion reports whether the request asks the API server about the

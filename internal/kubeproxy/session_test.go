@@ -387,6 +387,42 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
+	t.Run("exec through nodes/proxy is not an unrecorded way in", func(t *testing.T) {
+		// The kubelet's own /exec, /attach and /run are reachable through
+		// the node proxy subresource: granted it (a policy without rules
+		// grants every request), and RBAC granting it, alice would run a
+		// command in web-1 that no session records while record-k1
+		// covers her. The gateway refuses nodes/proxy under a recording.
+		s.kube.Kubectl(t, "create", "clusterrole", "review-node-proxy", "--verb=get,create", "--resource=nodes/proxy")
+		s.kube.Kubectl(t, "create", "clusterrolebinding", "review-node-proxy", "--clusterrole=review-node-proxy", "--group=dev-readers")
+		s.apply(t, &resource.Policy{Kind: resource.KindPolicy, Name: "alice-nodes", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterGroups: []string{"dev-readers"},
+			KubeRules:     []resource.KubeRule{{Verbs: []string{"get", "create"}, Resources: []string{"nodes/proxy"}}}})
+		t.Cleanup(func() {
+			_ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-nodes")
+			s.kube.Kubectl(t, "delete", "clusterrolebinding", "review-node-proxy")
+			s.kube.Kubectl(t, "delete", "clusterrole", "review-node-proxy")
+		})
+		cfg := &rest.Config{Host: s.url + "/k8s/k1", BearerToken: "pck_test_alice", TLSClientConfig: rest.TLSClientConfig{CAData: s.ca}}
+		u, _ := url.Parse(s.url + "/k8s/k1/api/v1/nodes/node-1/proxy/exec/dev-app/web-1/c?command=echo&command=unrecorded&output=1")
+		ex, err := clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err = ex.StreamWithContext(context.Background(), clientremote.StreamOptions{Stdout: &out})
+		if err == nil || !strings.Contains(err.Error(), "nodes/proxy") || out.Len() > 0 {
+			t.Fatalf("exec through nodes/proxy: %v; output %q", err, out.String())
+		}
+		// Any nodes/proxy request: the kubelet's /run runs a command
+		// without an upgrade.
+		code, body := s.get(t, http.MethodGet, "/k8s/k1/api/v1/nodes/node-1/proxy/exec/dev-app/web-1/c?command=id", nil)
+		if code != http.StatusForbidden || !strings.Contains(body, "session-recording") {
+			t.Fatalf("GET nodes/proxy under recording: %d %s", code, body)
+		}
+	})
+
 	t.Run("relay CPU per GB", func(t *testing.T) {
 		// A measurement, not a check: PORTCULLIS_MEASURE=1 to run. The
 		// test process holds the gateway and the test node; kubectl and
