@@ -280,6 +280,30 @@ func testSessions(t *testing.T, s *site, alice string) {
 		t.Logf("kubectl after the kill: %s", longOut.String())
 	})
 
+	t.Run("a client that hangs up ends both legs", func(t *testing.T) {
+		// An exec without stdin or output: nothing is read from or
+		// written to the client, so only its hang-up can end the relay.
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				cmdline := "sleep 41" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sh", "-c", cmdline)
+				long.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_REMOTE_COMMAND_WEBSOCKETS="+tr.websockets)
+				if err := long.Start(); err != nil {
+					t.Fatal(err)
+				}
+				id := s.waitLive(t, "sh -c "+cmdline)
+				_ = long.Process.Kill()
+				_ = long.Wait()
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+				if end.Outcome == audit.Success {
+					t.Fatalf("session.end of a hung-up client %+v", end)
+				}
+			})
+		}
+	})
+
 	t.Run("revocation ends a live exec", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
