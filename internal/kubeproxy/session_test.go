@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -285,15 +286,24 @@ func testSessions(t *testing.T, s *site, alice string) {
 		// written to the client, so only its hang-up can end the relay.
 		for _, tr := range transports {
 			t.Run(tr.name, func(t *testing.T) {
-				cmdline := "sleep 41" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
+				cmdline := "echo up; sleep 41" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sh", "-c", cmdline)
 				long.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_REMOTE_COMMAND_WEBSOCKETS="+tr.websockets)
+				stdout, err := long.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
 				if err := long.Start(); err != nil {
 					t.Fatal(err)
 				}
 				id := s.waitLive(t, "sh -c "+cmdline)
+				// The stream is up on both legs once the first line
+				// came through; then the relay has nothing to carry.
+				if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "up\n" {
+					t.Fatalf("kubectl exec: %q %v", line, err)
+				}
 				_ = long.Process.Kill()
 				_ = long.Wait()
 				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
@@ -301,6 +311,50 @@ func testSessions(t *testing.T, s *site, alice string) {
 					t.Fatalf("session.end of a hung-up client %+v", end)
 				}
 			})
+		}
+	})
+
+	t.Run("an API server that never answers the upgrade", func(t *testing.T) {
+		// It accepts the connection and the TLS handshake, then says
+		// nothing: the stream ends after the dial timeout instead of
+		// holding the session until someone kills it.
+		hold := make(chan struct{})
+		hang := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hold }))
+		t.Cleanup(hang.Close)
+		t.Cleanup(func() { close(hold) })
+		pin := sha256.Sum256(hang.Certificate().Raw)
+		s.apply(t,
+			&resource.Target{Kind: resource.KindTarget, Name: "k-hang", Protocol: resource.ProtocolKubernetes,
+				HTTP: resource.HTTP{URL: hang.URL, TLSPinSHA256: hex.EncodeToString(pin[:]),
+					Credential: &resource.HTTPCredential{Type: resource.CredentialBearer, Account: "gateway"}}},
+			&resource.Account{Kind: resource.KindAccount, Target: "k-hang", Name: "gateway", Password: "token"},
+			&resource.Policy{Kind: resource.KindPolicy, Name: "alice-hang", Type: resource.PolicyKubernetes,
+				Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k-hang"}},
+				ClusterGroups: []string{"dev-readers"}})
+		t.Cleanup(func() {
+			_ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-hang")
+			_ = s.inv.Delete(context.Background(), resource.KindTarget, "k-hang")
+		})
+		for _, tr := range transports {
+			cfg := &rest.Config{Host: s.url + "/k8s/k-hang", BearerToken: "pck_test_alice", TLSClientConfig: rest.TLSClientConfig{CAData: s.ca}}
+			u, _ := url.Parse(s.url + "/k8s/k-hang/api/v1/namespaces/dev-app/pods/web-1/exec?command=id&stdout=true")
+			var ex clientremote.Executor
+			var err error
+			if tr.name == "websocket" {
+				ex, err = clientremote.NewWebSocketExecutor(cfg, http.MethodGet, u.String())
+			} else {
+				ex, err = clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err = ex.StreamWithContext(ctx, clientremote.StreamOptions{Stdout: io.Discard})
+			late := ctx.Err()
+			cancel()
+			if late != nil || err == nil || !strings.Contains(err.Error(), "did not answer") {
+				t.Fatalf("%s: the stream to a silent API server: %v (deadline: %v)", tr.name, err, late)
+			}
 		}
 	})
 
