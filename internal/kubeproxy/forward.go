@@ -288,6 +288,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		s.refuse(w, q, http.StatusForbidden, q.d.Reason)
 		return
 	}
+	if q.d.SubjectFallback && selfQuestion(attrs) {
+		// whoami and can-i --list answer for the identity impersonated:
+		// never for one the policy does not let this subject take.
+		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: %s may not act as the cluster identity asked for on %s (kubectl --as, --as-group), or must choose one with --as",
+			c.User, t.Name))
+		return
+	}
 	if q.d.Record && kubeletProxy(attrs) {
 		// The kubelet's /exec, /attach and /run are reachable through
 		// the node proxy: a command the gateway cannot record as a

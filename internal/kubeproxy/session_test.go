@@ -465,6 +465,34 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
+	t.Run("whoami and can-i --list never go as an identity not granted", func(t *testing.T) {
+		// bob may act as nobody-in-rbac only: asked with another --as,
+		// the API server must not answer for "bob" (the gateway user's
+		// own name, which no policy lists).
+		for _, path := range []string{
+			"/k8s/k1/apis/authentication.k8s.io/v1/selfsubjectreviews",
+			"/k8s/k1/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+		} {
+			body := `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`
+			if strings.Contains(path, "rules") {
+				body = `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectRulesReview","spec":{"namespace":"dev-app"}}`
+			}
+			req, _ := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer pck_test_bob")
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Impersonate-User", "someone-else")
+			resp, err := s.client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "may not act as the cluster identity") {
+				t.Fatalf("%s as someone-else: %d %s", path, resp.StatusCode, b)
+			}
+		}
+	})
+
 	t.Run("exec through nodes/proxy is not an unrecorded way in", func(t *testing.T) {
 		// The kubelet's own /exec, /attach and /run are reachable through
 		// the node proxy subresource: granted it (a policy without rules
