@@ -476,6 +476,11 @@ func (s *Server) selfReview(w http.ResponseWriter, out *http.Request, q *request
 		return false
 	}
 	d := engine.DecideKube(ask)
+	if d.Allow && d.SubjectFallback {
+		// A discovery question asked as an identity the subject may not
+		// take: the API server would answer for another one.
+		d.Allow, d.Reason = false, fmt.Sprintf("access denied: %s may not act as the cluster identity asked for on %s", kr.Subject, kr.Target)
+	}
 	if d.Allow {
 		return false
 	}

@@ -491,6 +491,22 @@ func testSessions(t *testing.T, s *site, alice string) {
 				t.Fatalf("%s as someone-else: %d %s", path, resp.StatusCode, b)
 			}
 		}
+		// can-i about a discovery path: answered by the policy, not by
+		// the API server for "bob".
+		body := `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"nonResourceAttributes":{"path":"/api","verb":"get"}}}`
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/k8s/k1/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer pck_test_bob")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Impersonate-User", "someone-else")
+		resp, err := s.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), "may not act as the cluster identity") || strings.Contains(string(b), `"allowed":true`) {
+			t.Fatalf("can-i get /api as someone-else: %d %s", resp.StatusCode, b)
+		}
 	})
 
 	t.Run("exec through nodes/proxy is not an unrecorded way in", func(t *testing.T) {
