@@ -288,6 +288,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		s.refuse(w, q, http.StatusForbidden, q.d.Reason)
 		return
 	}
+	if q.d.SubjectFallback && selfQuestion(attrs) {
+		// whoami and can-i --list answer for the identity impersonated:
+		// never for one the policy does not let this subject take.
+		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: %s may not act as the cluster identity asked for on %s (kubectl --as, --as-group), or must choose one with --as",
+			c.User, t.Name))
+		return
+	}
+	if q.d.Record && kubeletProxy(attrs) {
+		// The kubelet's /exec, /attach and /run are reachable through
+		// the node proxy: a command the gateway cannot record as a
+		// session. Under a session-recording policy it is refused, as
+		// an exec whose recording cannot start is.
+		s.refuse(w, q, http.StatusForbidden, fmt.Sprintf("access denied: nodes/proxy reaches the kubelet's exec, attach and run, which the gateway cannot record, and the session-recording policy %s covers %s on %s",
+			q.d.RecordingPolicy, c.User, t.Name))
+		return
+	}
 	if ssar {
 		if answered := s.selfReview(w, out, q, kr, snap.Engine); answered {
 			return
@@ -360,6 +376,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		return
 	}
 	up.proxy.ServeHTTP(w, out)
+}
+
+// kubeletProxy reports whether the request goes through the API server to
+// a kubelet (nodes/proxy, or the old proxy verb on nodes).
+func kubeletProxy(a kubeAttrs) bool {
+	return a.group == "" && a.resource == "nodes" && (a.subresource == "proxy" || a.verb == "proxy")
 }
 
 // selfQuestion reports whether the request asks the API server about the
@@ -454,6 +476,11 @@ func (s *Server) selfReview(w http.ResponseWriter, out *http.Request, q *request
 		return false
 	}
 	d := engine.DecideKube(ask)
+	if d.Allow && d.SubjectFallback {
+		// A discovery question asked as an identity the subject may not
+		// take: the API server would answer for another one.
+		d.Allow, d.Reason = false, fmt.Sprintf("access denied: %s may not act as the cluster identity asked for on %s", kr.Subject, kr.Target)
+	}
 	if d.Allow {
 		return false
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	clientexec "k8s.io/client-go/util/exec"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 
@@ -244,7 +245,12 @@ func streamOptions(q url.Values) (*remotecommand.Options, error) {
 			return nil, fmt.Errorf("%s is given %d times", f.name, len(vs))
 		}
 		b, err := strconv.ParseBool(vs[0])
-		if err != nil {
+		var api bool
+		_ = runtime.Convert_Slice_string_To_bool(&vs, &api, nil)
+		if err != nil || b != api {
+			// The API server reads every value but 0 and false as
+			// true ("f" too): a value the two read differently would
+			// open streams upstream the gateway does not relay.
 			return nil, fmt.Errorf("%s=%q is not true or false", f.name, vs[0])
 		}
 		*f.v = b

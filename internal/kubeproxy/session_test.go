@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -280,6 +281,83 @@ func testSessions(t *testing.T, s *site, alice string) {
 		t.Logf("kubectl after the kill: %s", longOut.String())
 	})
 
+	t.Run("a client that hangs up ends both legs", func(t *testing.T) {
+		// An exec without stdin or output: nothing is read from or
+		// written to the client, so only its hang-up can end the relay.
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				cmdline := "echo up; sleep 41" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				long := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "exec", "-n", "dev-app", "web-1", "--", "sh", "-c", cmdline)
+				long.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_REMOTE_COMMAND_WEBSOCKETS="+tr.websockets)
+				stdout, err := long.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := long.Start(); err != nil {
+					t.Fatal(err)
+				}
+				id := s.waitLive(t, "sh -c "+cmdline)
+				// The stream is up on both legs once the first line
+				// came through; then the relay has nothing to carry.
+				if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || line != "up\n" {
+					t.Fatalf("kubectl exec: %q %v", line, err)
+				}
+				_ = long.Process.Kill()
+				_ = long.Wait()
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.SessionID == id })
+				if end.Outcome == audit.Success {
+					t.Fatalf("session.end of a hung-up client %+v", end)
+				}
+			})
+		}
+	})
+
+	t.Run("an API server that never answers the upgrade", func(t *testing.T) {
+		// It accepts the connection and the TLS handshake, then says
+		// nothing: the stream ends after the dial timeout instead of
+		// holding the session until someone kills it.
+		hold := make(chan struct{})
+		hang := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hold }))
+		t.Cleanup(hang.Close)
+		t.Cleanup(func() { close(hold) })
+		pin := sha256.Sum256(hang.Certificate().Raw)
+		s.apply(t,
+			&resource.Target{Kind: resource.KindTarget, Name: "k-hang", Protocol: resource.ProtocolKubernetes,
+				HTTP: resource.HTTP{URL: hang.URL, TLSPinSHA256: hex.EncodeToString(pin[:]),
+					Credential: &resource.HTTPCredential{Type: resource.CredentialBearer, Account: "gateway"}}},
+			&resource.Account{Kind: resource.KindAccount, Target: "k-hang", Name: "gateway", Password: "token"},
+			&resource.Policy{Kind: resource.KindPolicy, Name: "alice-hang", Type: resource.PolicyKubernetes,
+				Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k-hang"}},
+				ClusterGroups: []string{"dev-readers"}})
+		t.Cleanup(func() {
+			_ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-hang")
+			_ = s.inv.Delete(context.Background(), resource.KindTarget, "k-hang")
+		})
+		for _, tr := range transports {
+			cfg := &rest.Config{Host: s.url + "/k8s/k-hang", BearerToken: "pck_test_alice", TLSClientConfig: rest.TLSClientConfig{CAData: s.ca}}
+			u, _ := url.Parse(s.url + "/k8s/k-hang/api/v1/namespaces/dev-app/pods/web-1/exec?command=id&stdout=true")
+			var ex clientremote.Executor
+			var err error
+			if tr.name == "websocket" {
+				ex, err = clientremote.NewWebSocketExecutor(cfg, http.MethodGet, u.String())
+			} else {
+				ex, err = clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			err = ex.StreamWithContext(ctx, clientremote.StreamOptions{Stdout: io.Discard})
+			late := ctx.Err()
+			cancel()
+			if late != nil || err == nil || !strings.Contains(err.Error(), "did not answer") {
+				t.Fatalf("%s: the stream to a silent API server: %v (deadline: %v)", tr.name, err, late)
+			}
+		}
+	})
+
 	t.Run("revocation ends a live exec", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -384,6 +462,86 @@ func testSessions(t *testing.T, s *site, alice string) {
 			if resp.StatusCode != http.StatusBadRequest {
 				t.Fatalf("%s: %d %s", path, resp.StatusCode, b)
 			}
+		}
+	})
+
+	t.Run("whoami and can-i --list never go as an identity not granted", func(t *testing.T) {
+		// bob may act as nobody-in-rbac only: asked with another --as,
+		// the API server must not answer for "bob" (the gateway user's
+		// own name, which no policy lists).
+		for _, path := range []string{
+			"/k8s/k1/apis/authentication.k8s.io/v1/selfsubjectreviews",
+			"/k8s/k1/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+		} {
+			body := `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}`
+			if strings.Contains(path, "rules") {
+				body = `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectRulesReview","spec":{"namespace":"dev-app"}}`
+			}
+			req, _ := http.NewRequest(http.MethodPost, s.url+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer pck_test_bob")
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Impersonate-User", "someone-else")
+			resp, err := s.client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "may not act as the cluster identity") {
+				t.Fatalf("%s as someone-else: %d %s", path, resp.StatusCode, b)
+			}
+		}
+		// can-i about a discovery path: answered by the policy, not by
+		// the API server for "bob".
+		body := `{"apiVersion":"authorization.k8s.io/v1","kind":"SelfSubjectAccessReview","spec":{"nonResourceAttributes":{"path":"/api","verb":"get"}}}`
+		req, _ := http.NewRequest(http.MethodPost, s.url+"/k8s/k1/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer pck_test_bob")
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Impersonate-User", "someone-else")
+		resp, err := s.client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || !strings.Contains(string(b), "may not act as the cluster identity") || strings.Contains(string(b), `"allowed":true`) {
+			t.Fatalf("can-i get /api as someone-else: %d %s", resp.StatusCode, b)
+		}
+	})
+
+	t.Run("exec through nodes/proxy is not an unrecorded way in", func(t *testing.T) {
+		// The kubelet's own /exec, /attach and /run are reachable through
+		// the node proxy subresource: granted it (a policy without rules
+		// grants every request), and RBAC granting it, alice would run a
+		// command in web-1 that no session records while record-k1
+		// covers her. The gateway refuses nodes/proxy under a recording.
+		s.kube.Kubectl(t, "create", "clusterrole", "review-node-proxy", "--verb=get,create", "--resource=nodes/proxy")
+		s.kube.Kubectl(t, "create", "clusterrolebinding", "review-node-proxy", "--clusterrole=review-node-proxy", "--group=dev-readers")
+		s.apply(t, &resource.Policy{Kind: resource.KindPolicy, Name: "alice-nodes", Type: resource.PolicyKubernetes,
+			Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+			ClusterGroups: []string{"dev-readers"},
+			KubeRules:     []resource.KubeRule{{Verbs: []string{"get", "create"}, Resources: []string{"nodes/proxy"}}}})
+		t.Cleanup(func() {
+			_ = s.inv.Delete(context.Background(), resource.KindPolicy, "alice-nodes")
+			s.kube.Kubectl(t, "delete", "clusterrolebinding", "review-node-proxy")
+			s.kube.Kubectl(t, "delete", "clusterrole", "review-node-proxy")
+		})
+		cfg := &rest.Config{Host: s.url + "/k8s/k1", BearerToken: "pck_test_alice", TLSClientConfig: rest.TLSClientConfig{CAData: s.ca}}
+		u, _ := url.Parse(s.url + "/k8s/k1/api/v1/nodes/node-1/proxy/exec/dev-app/web-1/c?command=echo&command=unrecorded&output=1")
+		ex, err := clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		err = ex.StreamWithContext(context.Background(), clientremote.StreamOptions{Stdout: &out})
+		if err == nil || !strings.Contains(err.Error(), "nodes/proxy") || out.Len() > 0 {
+			t.Fatalf("exec through nodes/proxy: %v; output %q", err, out.String())
+		}
+		// Any nodes/proxy request: the kubelet's /run runs a command
+		// without an upgrade.
+		code, body := s.get(t, http.MethodGet, "/k8s/k1/api/v1/nodes/node-1/proxy/exec/dev-app/web-1/c?command=id", nil)
+		if code != http.StatusForbidden || !strings.Contains(body, "session-recording") {
+			t.Fatalf("GET nodes/proxy under recording: %d %s", code, body)
 		}
 	})
 

@@ -283,10 +283,12 @@ func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOption
 		cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
 			Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
 			TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
+		wd := &watchdog{limit: ss.s.cfg.DialTimeout}
+		cfg.WrapTransport = wd.wrap
 		ws, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
 		if err == nil {
 			ss.setUpstream("websocket")
-			err = ws.StreamWithContext(ctx, o)
+			err = wd.err(ws.StreamWithContext(ctx, o))
 			if !httpstream.IsUpgradeFailure(err) || errors.As(upstreamStatus(err), new(*apierrors.StatusError)) {
 				return err
 			}
@@ -301,13 +303,79 @@ func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOption
 	if err != nil {
 		return fmt.Errorf("spdy transport: %w", err)
 	}
-	ex, err := clientremote.NewSPDYExecutorRejectRedirects(wrapped, clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
+	wd := &watchdog{limit: ss.s.cfg.DialTimeout}
+	ex, err := clientremote.NewSPDYExecutorRejectRedirects(wd.wrap(wrapped), clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
 	if err != nil {
 		return fmt.Errorf("spdy executor: %w", err)
 	}
 	ss.setUpstream("spdy")
-	return ex.StreamWithContext(ctx, o)
+	return wd.err(ex.StreamWithContext(ctx, o))
 }
+
+// watchdog bounds the API server leg's connection and upgrade by
+// Config.DialTimeout: the libraries set no deadline on the upgrade's
+// answer (nor, for WebSocket, on the dial and TLS handshake), so an API
+// server that accepts and never answers would hold the session (and a
+// client that hung up meanwhile, which nothing reads from yet) until a
+// kill. wrap is the upgrade request's round tripper with that deadline;
+// err names it.
+type watchdog struct {
+	limit time.Duration
+	fired atomic.Bool
+}
+
+// wrap gives the upgrade request a deadline (the WebSocket dialer sets it
+// on its connection, the SPDY dialer on its dial) and stops waiting for
+// an answer when it passes. A SPDY dial that got through and then hears
+// nothing is left to its goroutine, which ends when the API server
+// answers or closes.
+func (wd *watchdog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(r *http.Request) (*http.Response, error) {
+		dctx, cancel := context.WithTimeout(r.Context(), wd.limit)
+		type answer struct {
+			resp *http.Response
+			err  error
+		}
+		ch := make(chan answer, 1)
+		go func() {
+			resp, err := rt.RoundTrip(r.WithContext(dctx))
+			ch <- answer{resp, err}
+		}()
+		select {
+		case a := <-ch:
+			cancel()
+			// The dialer's own timeout may answer a moment before the
+			// context says so.
+			if dl, _ := dctx.Deadline(); a.err != nil && !time.Now().Before(dl) && r.Context().Err() == nil {
+				wd.fired.Store(true)
+			}
+			return a.resp, a.err
+		case <-dctx.Done():
+			cancel()
+			if r.Context().Err() == nil {
+				wd.fired.Store(true)
+			}
+			go func() {
+				if a := <-ch; a.resp != nil {
+					_ = a.resp.Body.Close()
+				}
+			}()
+			return nil, fmt.Errorf("upgrade: %w", dctx.Err())
+		}
+	})
+}
+
+// err says why the stream ended when the deadline ended it.
+func (wd *watchdog) err(err error) error {
+	if err != nil && wd.fired.Load() {
+		return fmt.Errorf("the API server did not answer the stream's upgrade within %s", wd.limit)
+	}
+	return err
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func (ss *streamSession) setUpstream(p string) {
 	ss.mu.Lock()

@@ -16,6 +16,10 @@ func TestStreamOptions(t *testing.T) {
 		{query: "stdin=true&stdout=false", stdin: true},
 		{query: "command=sh", err: true},
 		{query: "stdout=yes", err: true},
+		// The API server reads f as true: refused, not taken as false.
+		{query: "stdin=f&stdout=true", err: true},
+		{query: "stdout=true&tty=F", err: true},
+		{query: "stdout=TRUE&stdin=False", stdout: true},
 		{query: "stdout=true&stdout=false", err: true},
 		{query: "stdout=false&stderr=false&stdin=false", err: true},
 	} {

@@ -59,6 +59,11 @@ type KubeDecision struct {
 	// user types too (record_input). RecordingPolicy names the first one.
 	RecordInput     bool
 	RecordingPolicy string
+	// SubjectFallback: a discovery request asked for an identity the
+	// subject may not take (or left several to choose from), and goes as
+	// the subject's own name, which no policy may list: fit only for an
+	// answer that is the same for every identity.
+	SubjectFallback bool
 }
 
 // kubeGrant is what a kubernetes policy grants.
@@ -175,7 +180,7 @@ func (e *Engine) DecideKube(r KubeRequest) KubeDecision {
 		// refuse it, and kubectl asks discovery before the request that
 		// then gets the real refusal. It goes as the subject's own name
 		// with no group.
-		d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter, User: r.Subject}
+		d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter, User: r.Subject, SubjectFallback: true}
 		return d
 	}
 	d := KubeDecision{Allow: true, Policy: first.name, NotAfter: notAfter}
