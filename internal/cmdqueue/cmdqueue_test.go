@@ -1,4 +1,4 @@
-package sshgate
+package cmdqueue
 
 import (
 	"bytes"
@@ -12,7 +12,7 @@ import (
 	"github.com/portcullis/portcullis/internal/store"
 )
 
-// queueStore is a CommandLog that records what it stored; while held, it
+// queueStore is a Store that records what it stored; while held, it
 // waits for release or, when honorCtx, for the line's deadline.
 type queueStore struct {
 	mu       sync.Mutex
@@ -36,12 +36,10 @@ func (s *queueStore) AppendCommand(ctx context.Context, c store.Command) (int64,
 	return int64(len(s.stored)), nil
 }
 
-func (s *queueStore) SetCommandExit(context.Context, int64, int) error { return nil }
-
 // TestCommandQueue: lines are stored in the order they were queued, add
-// never waits for the store, wait returns once a session's lines are
+// never waits for the store, Wait returns once a session's lines are
 // stored, and a store that never answers costs each line at most
-// commandWait from when it was typed, after which it is logged as lost.
+// MaxWait from when it was typed, after which it is logged as lost.
 func TestCommandQueue(t *testing.T) {
 	lines := []store.Command{
 		{SessionID: "a", Command: "ls"},
@@ -62,22 +60,22 @@ func TestCommandQueue(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.neverSays {
-				old := commandWait
-				commandWait = 0 // every line has already waited long enough
-				t.Cleanup(func() { commandWait = old })
 			}
 			st := &queueStore{held: tc.held, honorCtx: tc.neverSays, release: make(chan struct{})}
 			var logBuf syncBuf
-			q := newCommandQueue(st, slog.New(slog.NewTextHandler(&logBuf, nil)))
+			q := New(st, slog.New(slog.NewTextHandler(&logBuf, nil)))
+			if tc.neverSays {
+				q.MaxWait = 0 // every line has already waited long enough
+			}
 			var last uint64
 			for _, c := range lines {
 				c.Time = time.Now()
-				last = q.add(c) // returns at once even while the store is held
+				last = q.Add(c) // returns at once even while the store is held
 			}
 			if tc.held && !tc.neverSays {
 				close(st.release)
 			}
-			q.wait(last)
+			q.Wait(last)
 			st.mu.Lock()
 			got := strings.Join(st.stored, " ")
 			st.mu.Unlock()
@@ -99,7 +97,7 @@ func TestCommandQueue(t *testing.T) {
 				q.mu.Unlock()
 			}
 			st.held = false
-			q.wait(q.add(store.Command{SessionID: "c", Command: "true", Time: time.Now()}))
+			q.Wait(q.Add(store.Command{SessionID: "c", Command: "true", Time: time.Now()}))
 			st.mu.Lock()
 			defer st.mu.Unlock()
 			if st.stored[len(st.stored)-1] != "c:true" {
@@ -127,23 +125,21 @@ func (b *syncBuf) String() string {
 	return b.buf.String()
 }
 
-// TestCommandQueueBounded: past commandQueueBytes, add waits for the store
+// TestCommandQueueBounded: past MaxBytes, Add waits for the store
 // (the session's typing is held, as before the queue) instead of growing
 // memory without limit; once the store takes lines, the waiting line is
 // queued and stored after the others, in order.
 func TestCommandQueueBounded(t *testing.T) {
-	old := commandQueueBytes
-	commandQueueBytes = 10
-	t.Cleanup(func() { commandQueueBytes = old })
 	st := &queueStore{held: true, release: make(chan struct{})}
-	q := newCommandQueue(st, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
-	q.add(store.Command{SessionID: "a", Command: "echo 12345", Time: time.Now()}) // 10 bytes: fills the queue
+	q := New(st, slog.New(slog.NewTextHandler(&syncBuf{}, nil)))
+	q.MaxBytes = 10
+	q.Add(store.Command{SessionID: "a", Command: "echo 12345", Time: time.Now()}) // 10 bytes: fills the queue
 	added := make(chan uint64)
-	go func() { added <- q.add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()}) }()
+	go func() { added <- q.Add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()}) }()
 	bound := time.Now().Add(10 * time.Second) // a failure bound, not a timing
 	for {
 		if time.Now().After(bound) {
-			t.Fatal("a second line was queued past commandQueueBytes: add did not wait for room")
+			t.Fatal("a second line was queued past MaxBytes: Add did not wait for room")
 		}
 		q.mu.Lock()
 		full, queued, pending := q.full, q.queued, len(q.pending)
@@ -157,7 +153,7 @@ func TestCommandQueueBounded(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	close(st.release)
-	q.wait(<-added)
+	q.Wait(<-added)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if got := strings.Join(st.stored, " "); got != "a:echo 12345 a:exit" {
@@ -165,23 +161,61 @@ func TestCommandQueueBounded(t *testing.T) {
 	}
 }
 
-// TestCommandQueueDrain: drain returns once the queue is written, and
+// TestCommandQueueDrain: Drain returns once the queue is written, and
 // reports the lines a store that does not answer kept, rather than the
 // process exiting on them without a word.
 func TestCommandQueueDrain(t *testing.T) {
 	st := &queueStore{release: make(chan struct{})}
-	q := newCommandQueue(st, slog.New(slog.DiscardHandler))
-	q.add(store.Command{SessionID: "a", Command: "ls", Time: time.Now()})
-	if left := q.drain(5 * time.Second); left != 0 {
+	q := New(st, slog.New(slog.DiscardHandler))
+	q.Add(store.Command{SessionID: "a", Command: "ls", Time: time.Now()})
+	if left := q.Drain(5 * time.Second); left != 0 {
 		t.Fatalf("drain with a store that answers: %d lines left", left)
 	}
 	st.held = true
-	q.add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()})
-	if left := q.drain(50 * time.Millisecond); left != 1 {
+	q.Add(store.Command{SessionID: "a", Command: "exit", Time: time.Now()})
+	if left := q.Drain(50 * time.Millisecond); left != 1 {
 		t.Fatalf("drain with a store that does not answer: %d lines left, want 1", left)
 	}
 	close(st.release)
-	if left := q.drain(5 * time.Second); left != 0 {
+	if left := q.Drain(5 * time.Second); left != 0 {
 		t.Fatalf("drain after the store answered: %d lines left", left)
+	}
+}
+
+// TestCommandQueueTryAdd: past MaxBytes, TryAdd drops the row at once
+// (never waiting for a store that is held), counts it and logs the drops
+// once for the burst, not once per row; with room again, rows are queued
+// and stored.
+func TestCommandQueueTryAdd(t *testing.T) {
+	st := &queueStore{held: true, release: make(chan struct{})}
+	var logBuf syncBuf
+	q := New(st, slog.New(slog.NewTextHandler(&logBuf, nil)))
+	q.MaxBytes = 10
+	if !q.TryAdd(store.Command{SessionID: "a", Command: "get pods", Time: time.Now()}) {
+		t.Fatal("TryAdd into an empty queue dropped the row")
+	}
+	for range 5 {
+		if q.TryAdd(store.Command{SessionID: "a", Command: "get secrets", Time: time.Now()}) {
+			t.Fatal("TryAdd past MaxBytes queued the row")
+		}
+	}
+	if n := q.Dropped(); n != 5 {
+		t.Fatalf("Dropped() = %d, want 5", n)
+	}
+	if n := strings.Count(logBuf.String(), "rows dropped"); n != 1 {
+		t.Fatalf("%d drop log lines for one burst, want 1:\n%s", n, logBuf.String())
+	}
+	close(st.release)
+	if left := q.Drain(10 * time.Second); left != 0 {
+		t.Fatalf("%d rows left", left)
+	}
+	if !q.TryAdd(store.Command{SessionID: "b", Command: "get nodes", Time: time.Now()}) {
+		t.Fatal("TryAdd with room dropped the row")
+	}
+	q.Drain(10 * time.Second)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if got := strings.Join(st.stored, " "); got != "a:get pods b:get nodes" {
+		t.Fatalf("stored %q", got)
 	}
 }
