@@ -32,6 +32,12 @@ type Store interface {
 	AppendCommand(ctx context.Context, c store.Command) (int64, error)
 }
 
+// BatchStore is a Store that can also store many rows in one transaction
+// (the SQLite and PostgreSQL stores can). Rows go in order, all or none.
+type BatchStore interface {
+	AppendCommands(ctx context.Context, cs []store.Command) error
+}
+
 // dropLogInterval spaces the log lines of TryAdd's drops: one line per
 // interval with the count, not one per row under an overload.
 const dropLogInterval = 10 * time.Second
@@ -51,6 +57,7 @@ const dropLogInterval = 10 * time.Second
 // Safe for concurrent use.
 type Queue struct {
 	store Store
+	batch BatchStore // store as a BatchStore, or nil
 	log   *slog.Logger
 	// MaxWait and MaxBytes are DefaultWait and DefaultMaxBytes unless
 	// changed before the first add (tests do).
@@ -78,12 +85,14 @@ type item struct {
 	at time.Time
 }
 
-// New returns an empty queue writing to st and logging to log.
+// New returns an empty queue writing to st and logging to log; when st is
+// a BatchStore, rows that queued while a write ran are written together.
 func New(st Store, log *slog.Logger) *Queue {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	q := &Queue{store: st, log: log, MaxWait: DefaultWait, MaxBytes: DefaultMaxBytes}
+	q.batch, _ = st.(BatchStore)
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -178,7 +187,13 @@ func (q *Queue) Drain(d time.Duration) uint64 {
 	}
 }
 
-// write empties the queue, a batch at a time, and ends.
+// maxBatch bounds the rows of one AppendCommands call.
+const maxBatch = 256
+
+// write empties the queue, a batch at a time, and ends. With a BatchStore,
+// the rows queued while the last write ran go in one transaction: under
+// load (every kubectl request is a row) a commit per row would cost the
+// store as much again as the audit trail does.
 func (q *Queue) write() {
 	for {
 		q.mu.Lock()
@@ -190,14 +205,47 @@ func (q *Queue) write() {
 			return
 		}
 		q.mu.Unlock()
-		for _, it := range batch {
-			q.writeOne(it)
+		for len(batch) > 0 {
+			n := 1
+			if q.batch != nil {
+				n = min(len(batch), maxBatch)
+			}
+			chunk := batch[:n]
+			batch = batch[n:]
+			if n == 1 {
+				q.writeOne(chunk[0])
+			} else {
+				q.writeBatch(chunk)
+			}
 			q.mu.Lock()
-			q.done++
-			q.queued -= len(it.c.Command)
+			q.done += uint64(n)
+			for _, it := range chunk {
+				q.queued -= len(it.c.Command)
+			}
 			q.cond.Broadcast()
 			q.mu.Unlock()
 		}
+	}
+}
+
+// writeBatch stores rows in one transaction, bounded by MaxWait from when
+// the oldest was queued. If it fails, each row is written on its own
+// (with its own bound), so that one bad row or the oldest row's deadline
+// does not cost the others.
+func (q *Queue) writeBatch(chunk []item) {
+	cs := make([]store.Command, len(chunk))
+	for i, it := range chunk {
+		cs[i] = it.c
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), chunk[0].at.Add(q.MaxWait))
+	err := q.batch.AppendCommands(ctx, cs)
+	cancel()
+	if err == nil {
+		return
+	}
+	q.log.Warn("command history batch not stored; storing its rows one by one", "rows", len(chunk), "err", err)
+	for _, it := range chunk {
+		q.writeOne(it)
 	}
 }
 

@@ -3,6 +3,7 @@ package cmdqueue
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -217,5 +218,69 @@ func TestCommandQueueTryAdd(t *testing.T) {
 	defer st.mu.Unlock()
 	if got := strings.Join(st.stored, " "); got != "a:get pods b:get nodes" {
 		t.Fatalf("stored %q", got)
+	}
+}
+
+// batchStore is a queueStore that also stores batches: it records their
+// sizes, and fails those holding a row named "fail".
+type batchStore struct {
+	queueStore
+	batches []int
+}
+
+func (s *batchStore) AppendCommands(ctx context.Context, cs []store.Command) error {
+	s.mu.Lock()
+	s.batches = append(s.batches, len(cs))
+	s.mu.Unlock()
+	for _, c := range cs {
+		if c.Command == "fail" {
+			return errors.New("a row the store refuses")
+		}
+	}
+	for _, c := range cs {
+		if _, err := s.AppendCommand(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestCommandQueueBatches: with a BatchStore, the rows queued while a
+// write ran are stored in one batch, in order; a batch the store refuses
+// is stored row by row, so that one bad row does not cost the others.
+func TestCommandQueueBatches(t *testing.T) {
+	for _, tc := range []struct {
+		name, third, want string
+	}{
+		{"batch", "3", "a:1 a:2 a:3 a:4 a:5"},
+		// The fake refuses "fail" in a batch only: row by row, all are
+		// stored.
+		{"refused batch", "fail", "a:1 a:2 a:fail a:4 a:5"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &batchStore{queueStore: queueStore{held: true, release: make(chan struct{})}}
+			q := New(st, slog.New(slog.DiscardHandler))
+			q.Add(store.Command{SessionID: "a", Command: "1"})
+			for taken := false; !taken; time.Sleep(time.Millisecond) {
+				q.mu.Lock()
+				taken = len(q.pending) == 0 // the writer holds row 1 in the store
+				q.mu.Unlock()
+			}
+			for _, c := range []string{"2", tc.third, "4", "5"} {
+				q.Add(store.Command{SessionID: "a", Command: c})
+			}
+			close(st.release)
+			if left := q.Drain(10 * time.Second); left != 0 {
+				t.Fatalf("%d rows left", left)
+			}
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			if got := strings.Join(st.stored, " "); got != tc.want {
+				t.Fatalf("stored %q, want %q", got, tc.want)
+			}
+			if len(st.batches) != 1 || st.batches[0] != 4 {
+				t.Fatalf("batches %v, want one of 4 after the first row", st.batches)
+			}
+		})
 	}
 }
