@@ -16,10 +16,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,48 +53,8 @@ func TestKubeCompare(t *testing.T) {
 	pods := pgEnvInt(t, "KUBE_BENCH_PODS", 20, 1, 1000)
 	testenv.Require(t, "kubectl")
 
-	kube := testenv.StartKube(t)
-	var objs strings.Builder
-	objs.WriteString(`apiVersion: v1
-kind: Namespace
-metadata: {name: bench}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: default, namespace: bench}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: portcullis-impersonator}
-rules:
-- {apiGroups: [""], resources: [users, groups], verbs: [impersonate]}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: portcullis-impersonator}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: portcullis-impersonator}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: portcullis-gateway}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: reader}
-rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: readers}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
-`)
-	for i := 0; i < pods; i++ {
-		fmt.Fprintf(&objs, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%d, namespace: bench}\nspec: {automountServiceAccountToken: false, containers: [{name: c, image: busybox}]}\n", i)
-	}
-	f := filepath.Join(t.TempDir(), "objs.yaml")
-	if err := os.WriteFile(f, []byte(objs.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	kube.Kubectl(t, "apply", "-f", f)
-	gwURL, gwCA := startKubeGateway(t, kube)
+	kube := startKubeBench(t, pods)
+	gwURL, gwCA := startKubeGateway(t, kube, true)
 
 	dir := t.TempDir()
 	viaGW := filepath.Join(dir, "gw.kubeconfig")
@@ -206,10 +168,123 @@ func (l *listLeg) throughput(t *testing.T, conc int, d time.Duration) float64 {
 	return float64(n.Load())
 }
 
+// startKubeBench starts a kube-apiserver with namespace bench holding pods
+// pods, the group readers allowed to read them, and the gateway's user
+// allowed to impersonate.
+func startKubeBench(t *testing.T, pods int) *testenv.Kube {
+	t.Helper()
+	kube := testenv.StartKube(t)
+	var objs strings.Builder
+	objs.WriteString(`apiVersion: v1
+kind: Namespace
+metadata: {name: bench}
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: default, namespace: bench}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: portcullis-impersonator}
+rules:
+- {apiGroups: [""], resources: [users, groups], verbs: [impersonate]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: portcullis-impersonator}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: portcullis-impersonator}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: portcullis-gateway}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: reader}
+rules: [{apiGroups: [""], resources: [pods], verbs: [get, list, watch]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: readers}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: reader}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
+`)
+	for i := 0; i < pods; i++ {
+		fmt.Fprintf(&objs, "---\napiVersion: v1\nkind: Pod\nmetadata: {name: p%d, namespace: bench}\nspec: {automountServiceAccountToken: false, containers: [{name: c, image: busybox}]}\n", i)
+	}
+	f := filepath.Join(t.TempDir(), "objs.yaml")
+	if err := os.WriteFile(f, []byte(objs.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kube.Kubectl(t, "apply", "-f", f)
+	return kube
+}
+
+// TestKubeHistoryCost measures what the command history costs the
+// Kubernetes front: two fronts in this process over stores of their own,
+// one writing a history row per request and one not, list the same
+// KUBE_BENCH_PODS pods KUBE_BENCH_LISTS times each from KUBE_BENCH_CONC
+// clients, alternating KUBE_BENCH_PAIRS times. It reports this process's
+// CPU time (getrusage: the front, its audit and history writers and the
+// clients, which are the same on both legs; the API server is another
+// process) and heap allocations per 1,000 lists, measured through a short
+// idle wait after each leg so that the writers' tails count. It reports;
+// it never fails on a timing.
+//
+//	go test -tags bench -run TestKubeHistoryCost -v -count=1 -timeout 10m ./bench/
+func TestKubeHistoryCost(t *testing.T) {
+	lists := pgEnvInt(t, "KUBE_BENCH_LISTS", 2000, 100, 1000000)
+	pairs := pgEnvInt(t, "KUBE_BENCH_PAIRS", 3, 1, 50)
+	conc := pgEnvInt(t, "KUBE_BENCH_CONC", 4, 1, 256)
+	pods := pgEnvInt(t, "KUBE_BENCH_PODS", 20, 1, 1000)
+	kube := startKubeBench(t, pods)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 256}}
+	legs := map[bool]listLeg{}
+	for _, history := range []bool{false, true} {
+		u, _ := startKubeGateway(t, kube, history)
+		legs[history] = listLeg{client: client, url: u + "/k8s/k1/api/v1/namespaces/bench/pods", hdr: http.Header{"Authorization": {"Bearer pck_bench_alice"}}}
+	}
+	run := func(l listLeg) (cpuMs, allocs float64) {
+		var before, after syscall.Rusage
+		var mb, ma runtime.MemStats
+		runtime.ReadMemStats(&mb)
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &before)
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for i := 0; i < conc; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(lists) && !t.Failed() {
+					l.once(t)
+				}
+			}()
+		}
+		wg.Wait()
+		time.Sleep(300 * time.Millisecond) // the writers' tails
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &after)
+		runtime.ReadMemStats(&ma)
+		cpu := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano())
+		k := float64(lists) / 1000
+		return float64(cpu.Milliseconds()) / k, float64(ma.Mallocs-mb.Mallocs) / k
+	}
+	out := os.Stdout
+	fmt.Fprintf(out, "\n== Kubernetes front: command history cost, %d lists of %d pods per leg, %d clients, %d pairs ==\n", lists, pods, conc, pairs)
+	run(legs[false]) // warm up both: connections, caches
+	run(legs[true])
+	var off, on, offA, onA []float64
+	for i := 0; i < pairs; i++ {
+		c0, a0 := run(legs[false])
+		c1, a1 := run(legs[true])
+		off, on, offA, onA = append(off, c0), append(on, c1), append(offA, a0), append(onA, a1)
+		fmt.Fprintf(out, "pair %d: without history %.0f CPU-ms and %.0f allocs per 1,000 lists; with %.0f CPU-ms and %.0f allocs\n", i+1, c0, a0, c1, a1)
+	}
+	fmt.Fprintf(out, "median: without history %.0f CPU-ms, with %.0f CPU-ms per 1,000 lists (+%.1f%%); allocations %.0f vs %.0f per 1,000 lists\n",
+		pgMedian(off), pgMedian(on), 100*(pgMedian(on)-pgMedian(off))/pgMedian(off), pgMedian(offA), pgMedian(onA))
+}
+
 // startKubeGateway runs the Kubernetes front in this process over its own
 // store, with alice (access key pck_bench_alice) allowed to read pods in
-// namespace bench as the cluster group readers.
-func startKubeGateway(t *testing.T, kube *testenv.Kube) (string, []byte) {
+// namespace bench as the cluster group readers; history: with the command
+// history, as the gateway runs it.
+func startKubeGateway(t *testing.T, kube *testenv.Kube, history bool) (string, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	key := make([]byte, 32)
@@ -241,13 +316,17 @@ func startKubeGateway(t *testing.T, kube *testenv.Kube) (string, []byte) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	front, err := kubeproxy.New(kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log,
+	cfg := kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log,
 		Caller: func(r *http.Request) (kubeproxy.Caller, bool, error) {
 			if r.Header.Get("X-Api-Key") == "pck_bench_alice" {
 				return kubeproxy.Caller{User: "alice", Key: "bench"}, true, nil
 			}
 			return kubeproxy.Caller{}, false, nil
-		}})
+		}}
+	if history {
+		cfg.Commands = st
+	}
+	front, err := kubeproxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

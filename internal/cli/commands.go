@@ -14,13 +14,18 @@ const commandsUsage = `Usage: portcullis commands ls [FLAGS]
 
 Lists the commands users ran through the gateway, newest first: exec
 requests (ssh host CMD) exactly as asked, with their exit status once they
-end, and the lines typed in interactive shells as reconstructed from the
-keystrokes. Times are printed in UTC.
+end, the lines typed in interactive shells as reconstructed from the
+keystrokes, and every kubectl request to a kubernetes target but discovery
+(ACCOUNT is the cluster user the gateway impersonated; COMMAND a line such
+as "list pods -n dev --as-group dev-readers", "(denied)" at the end of a
+refused one; a kubectl exec's row has its session and exit status and is
+written when it ends). Times are printed in UTC.
 
-TYPE is exec, shell, or shell? for a line the reconstructor could not be
-sure of (tab completion, history recall, editing it could not follow): what
-ran may differ from what is shown. EXIT is the exit status of an exec
-command, "-" for shell lines and for commands still running.
+TYPE is exec (an SSH exec command or a kubectl request), shell, or shell?
+for a line the reconstructor could not be sure of (tab completion, history
+recall, editing it could not follow): what ran may differ from what is
+shown. EXIT is the exit status of an exec command, "-" for shell lines and
+for commands still running.
 
 TIME is an RFC 3339 time (2026-01-02T15:04:05Z), a date (2026-01-02,
 midnight UTC), or a duration back from now: 90m, 24h, 7d, 1d12h.

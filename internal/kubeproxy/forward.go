@@ -141,6 +141,12 @@ type request struct {
 	command string
 	// query is the request's query (an exec's command and streams).
 	query url.Values
+	// asUser and asGroups are the identity kubectl asked for (--as,
+	// --as-group), for the history row of a refusal.
+	asUser   string
+	asGroups []string
+	// exitStatus is an exec's exit status once it ended.
+	exitStatus *int
 
 	status      int
 	upstreamErr error
@@ -259,6 +265,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 		q.command = commandOf(q.query)
 	}
 	asUser, asGroups, err := impersonation(r.Header)
+	q.asUser, q.asGroups = asUser, asGroups
 	if err != nil {
 		s.refuse(w, q, http.StatusBadRequest, "bad impersonation: "+err.Error())
 		return
@@ -365,6 +372,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 			msg += " (cut off)"
 		}
 		s.audit(q.event(outcome, msg))
+		s.history(q, outcome, 0, lr)
 		if p != nil {
 			panic(p)
 		}
@@ -399,6 +407,7 @@ func selfQuestion(a kubeAttrs) bool {
 func (s *Server) refuse(w http.ResponseWriter, q *request, code int, msg string) {
 	q.status = code
 	s.audit(q.event(audit.Deny, msg))
+	s.history(q, audit.Deny, code, nil)
 	q.write(w, code, msg)
 }
 

@@ -96,7 +96,7 @@ func newSite(t *testing.T) *site {
 	t.Cleanup(func() { recStop(); <-recDone })
 	s.rec = rec
 	srv, err := kubeproxy.New(kubeproxy.Config{Snapshot: inv.Snapshot, Vault: v, Audit: audit.New(st, log), Log: log, Recordings: rec,
-		Caller: func(r *http.Request) (kubeproxy.Caller, bool, error) {
+		Commands: st, Caller: func(r *http.Request) (kubeproxy.Caller, bool, error) {
 			k := r.Header.Get("X-Api-Key")
 			if k == "" {
 				return kubeproxy.Caller{}, false, nil
@@ -431,6 +431,7 @@ func TestKubernetesFront(t *testing.T) {
 		}
 	})
 	t.Run("sessions", func(t *testing.T) { testSessions(t, s, alice) })
+	t.Run("command history", func(t *testing.T) { testHistory(t, s, alice) })
 	t.Run("attacks", func(t *testing.T) { testAttacks(t, s) })
 	t.Run("revocation ends a watch", func(t *testing.T) { testWatchRevoked(t, s, alice) })
 

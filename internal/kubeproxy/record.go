@@ -145,9 +145,12 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 	case relayErr == nil:
 		if q.attrs.subresource == "exec" {
 			endDetail["exit_status"] = 0
+			q.exitStatus = new(int)
 		}
 	case errors.As(relayErr, &exit) && exit.Exited():
-		endDetail["exit_status"] = exit.ExitStatus()
+		status := exit.ExitStatus()
+		endDetail["exit_status"] = status
+		q.exitStatus = &status
 	case errors.As(relayErr, &se):
 		q.status = int(se.Status().Code)
 		outcome = audit.Failure

@@ -65,6 +65,7 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/cmdqueue"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/recording"
 	"github.com/portcullis/portcullis/internal/store"
@@ -107,6 +108,10 @@ type Config struct {
 	// session-recording policy covers is refused (on_failure: terminate)
 	// or runs unrecorded (continue).
 	Recordings *recording.Manager
+	// Commands, when set, stores every request but discovery as a row of
+	// the command history (history.go), through a queue that drops rather
+	// than holds a request.
+	Commands cmdqueue.Store
 }
 
 // Server is the Kubernetes front. It is an http.Handler wrapper (Wrap), not
@@ -115,6 +120,8 @@ type Server struct {
 	cfg Config
 	// cred is set by EnableCredentials.
 	cred atomic.Pointer[CredentialConfig]
+	// cmds is the command history queue; nil without Config.Commands.
+	cmds *cmdqueue.Queue
 
 	mu        sync.Mutex
 	upstreams map[string]*upstream // by target name
@@ -145,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.Host = hostOnly(cfg.Host)
 	s := &Server{cfg: cfg, upstreams: map[string]*upstream{}, live: map[*liveRequest]struct{}{},
 		events: make(chan store.AuditEvent, 4096), writerEnd: make(chan struct{})}
+	if cfg.Commands != nil {
+		s.cmds = cmdqueue.New(cfg.Commands, cfg.Log)
+	}
 	go s.auditWriter()
 	return s, nil
 }
@@ -170,6 +180,20 @@ func (s *Server) Close() {
 	}
 	s.evMu.Unlock()
 	<-s.writerEnd
+	if s.cmds != nil {
+		if n := s.cmds.Drain(shutdownCommandWait); n > 0 {
+			s.cfg.Log.Error("shutdown: command history rows not stored", "rows", n)
+		}
+	}
+}
+
+// CommandsDropped is how many command history rows were dropped because
+// the queue was full (the audit trail has those requests).
+func (s *Server) CommandsDropped() uint64 {
+	if s.cmds == nil {
+		return 0
+	}
+	return s.cmds.Dropped()
 }
 
 func (s *Server) auditWriter() {

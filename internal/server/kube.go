@@ -48,6 +48,7 @@ func (s *Server) buildKubeProxy(v *vault.Vault, next http.Handler, keys api.Auth
 		Groups:     s.directoryGroups(),
 		Available:  s.health.Available,
 		Recordings: s.recordings,
+		Commands:   s.store,
 		Host:       s.cfg.HTTPHost,
 	})
 	if err != nil {

@@ -181,6 +181,22 @@ subjects: [{apiGroup: rbac.authorization.k8s.io, kind: Group, name: readers}]
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Every kubectl request is in the command history (issue 19, item
+	// 3), read through the API by the CLI: the list, the denied one, and
+	// the exec with its session and exit status (the table cuts long
+	// commands: --json).
+	for _, want := range []string{`"command": "list pods -n dev --as-group readers"`, `"command": "list pods -n kube-system (denied)"`,
+		`"command": "create pods/web-1/exec -n dev -c c --as-group readers -- sh -c 'read x; echo seen-$x'"`,
+		`"session": "` + recs[0].ID + `"`, `"exit_status": 0`} {
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			if ls := portcullis("commands", "ls", "--target", "k1", "--json"); strings.Contains(ls, want) {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("commands ls --target k1 lacks %q:\n%s", want, ls)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	t.Run("host routing", func(t *testing.T) {
 		testKubeHostRouting(t, ctx, srv, key, filepath.Join(cfg.DataDir, "api_tls.crt"))
 	})

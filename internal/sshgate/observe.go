@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/cmdqueue"
 	"github.com/portcullis/portcullis/internal/filexfer"
 	"github.com/portcullis/portcullis/internal/lineedit"
 	"github.com/portcullis/portcullis/internal/policy"
@@ -40,7 +41,7 @@ type observer struct {
 	// cmds and lastCmd are the command history queue and this session's
 	// last ticket in it: close waits for it, so that the history is
 	// complete when the session's end event is written.
-	cmds    *commandQueue
+	cmds    *cmdqueue.Queue
 	lastCmd atomic.Uint64
 }
 
@@ -81,7 +82,7 @@ func (o *observer) resize(cols, rows int) {
 
 func (o *observer) close() {
 	if t := o.lastCmd.Load(); t != 0 {
-		o.cmds.wait(t)
+		o.cmds.Wait(t)
 	}
 	if o.sftp != nil {
 		o.sftp.Close()
@@ -150,11 +151,11 @@ func (c *conn) newObserver(g *grant, ob policy.Obligations, targetUser string, s
 	switch g.action {
 	case resource.ActionShell:
 		// Lines are queued, not written here: this runs on the session's
-		// data path (commandQueue says why).
+		// data path (cmdqueue.Queue says why).
 		o.cmds = c.srv.commands
 		onLine := func(line string, certain bool) {
 			if o.cmds != nil {
-				o.lastCmd.Store(o.cmds.add(c.commandFor(g, targetUser, line, true, certain)))
+				o.lastCmd.Store(o.cmds.Add(c.commandFor(g, targetUser, line, true, certain)))
 			}
 		}
 		if gate != nil {

@@ -69,6 +69,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/authlimit"
+	"github.com/portcullis/portcullis/internal/cmdqueue"
 	"github.com/portcullis/portcullis/internal/fdlimit"
 	"github.com/portcullis/portcullis/internal/inventory"
 	"github.com/portcullis/portcullis/internal/metrics"
@@ -254,7 +255,7 @@ type Server struct {
 
 	// commands writes interactive lines to Config.Commands off the data
 	// path; nil when Config.Commands is nil.
-	commands *commandQueue
+	commands *cmdqueue.Queue
 	// bursts collects the garbage a burst of logins leaves once it ends.
 	bursts *burstCollector
 }
@@ -284,9 +285,9 @@ func New(cfg Config) (*Server, error) {
 	if failures == nil {
 		failures = authlimit.New(cfg.FailuresPerMinute, cfg.FailureBurst)
 	}
-	var commands *commandQueue
+	var commands *cmdqueue.Queue
 	if cfg.Commands != nil {
-		commands = newCommandQueue(cfg.Commands, cfg.Log)
+		commands = cmdqueue.New(cfg.Commands, cfg.Log)
 	}
 	return &Server{
 		commands:  commands,
@@ -479,7 +480,7 @@ func (s *Server) drainCommands() {
 	if s.commands == nil {
 		return
 	}
-	if n := s.commands.drain(shutdownCommandWait); n > 0 {
+	if n := s.commands.Drain(shutdownCommandWait); n > 0 {
 		s.cfg.Log.Error("shutdown: command history lines not stored", "lines", n)
 	}
 }

@@ -174,3 +174,32 @@ func testListCommands(t *testing.T, s store.Store) {
 		t.Errorf("paged %v, want %v", paged, id)
 	}
 }
+
+// testAppendCommands: a store with AppendCommands (the command history
+// queue's batches) stores them in order with ascending IDs, as
+// AppendCommand would one by one.
+func testAppendCommands(t *testing.T, s store.Store) {
+	b, ok := s.(interface {
+		AppendCommands(ctx context.Context, cs []store.Command) error
+	})
+	if !ok {
+		t.Skip("no AppendCommands")
+	}
+	ctx := context.Background()
+	status := 3
+	at := time.Date(2026, 9, 1, 1, 2, 3, 0, time.UTC)
+	if err := b.AppendCommands(ctx, []store.Command{
+		{Time: at, User: "alice", Target: "k1", Account: "alice", Command: "list pods -n dev", Certain: true},
+		{Time: at.Add(-time.Hour), User: "alice", Target: "k1", Account: "alice", SessionID: "k8s-1",
+			Command: "create pods/w/exec -n dev -- sh", Certain: true, ExitStatus: &status},
+		{User: "bob", Target: "k1", Command: "bad \xff"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := listCommands(t, s, store.CommandFilter{Target: "k1"})
+	if len(got) != 3 || got[0].Command != "list pods -n dev" || got[1].SessionID != "k8s-1" || got[1].ExitStatus == nil ||
+		*got[1].ExitStatus != 3 || !got[1].Time.Equal(at.Add(-time.Hour)) || got[2].Command != "bad \uFFFD" || got[2].Time.IsZero() ||
+		got[0].ID >= got[1].ID || got[1].ID >= got[2].ID || got[0].ExitStatus != nil {
+		t.Fatalf("after AppendCommands: %+v", got)
+	}
+}

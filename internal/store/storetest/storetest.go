@@ -119,6 +119,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IndexText", testIndexText},
 		{"Commands", testCommands},
 		{"ListCommands", testListCommands},
+		{"AppendCommands", testAppendCommands},
 		{"HostKeys", testHostKeys},
 		{"HostKeyConcurrentFirstUse", testHostKeyConcurrentFirstUse},
 		{"APIKeys", testAPIKeys},
