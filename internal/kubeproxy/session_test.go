@@ -540,6 +540,74 @@ func testSessions(t *testing.T, s *site, alice string) {
 				})
 			})
 		}
+
+		t.Run("revocation ends it", func(t *testing.T) {
+			local := freePort(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "port-forward", "-n", "dev-app", "pod/web-1",
+				fmt.Sprintf("%d:%d", local, port), "--address", "127.0.0.1")
+			pf.Env = append(os.Environ(), "HOME="+t.TempDir())
+			var pfOut lockedBuilder
+			pf.Stdout, pf.Stderr = &pfOut, &pfOut
+			if err := pf.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", local), time.Second)
+				if err == nil {
+					_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+					_, _ = io.WriteString(c, "before-revoke\n")
+					reply, _ := bufio.NewReader(c).ReadString('\n')
+					c.Close()
+					if reply == "echo: before-revoke\n" {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no reply through port-forward; kubectl: %s", pfOut.String())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := s.inv.Delete(context.Background(), resource.KindPolicy, "alice-streams"); err != nil {
+				t.Fatal(err)
+			}
+			defer s.apply(t, sessionPolicies()[0])
+			_ = pf.Wait()
+			if ctx.Err() != nil {
+				t.Fatalf("the port-forward outlived the revocation: %s", pfOut.String())
+			}
+			s.waitAudit(t, kubeproxy.EventRequest, func(ev store.AuditEvent) bool {
+				return ev.Detail["subresource"] == "portforward" && strings.Contains(ev.Message, "ended: access revoked")
+			})
+		})
+
+		t.Run("a client's impersonation is refused, not passed", func(t *testing.T) {
+			for _, as := range [][]string{{"--as", "system:admin"}, {"--as", "alice", "--as-group", "system:masters"}} {
+				for _, tr := range transports {
+					args := append(append([]string{}, as...), "port-forward", "-n", "dev-app", "pod/web-1", fmt.Sprintf("%d:%d", freePort(t), port),
+						"--address", "127.0.0.1")
+					out, code := kubectlIn(t, alice, "", []string{"KUBECTL_PORT_FORWARD_WEBSOCKETS=" + tr.websockets}, args...)
+					if code == 0 || !strings.Contains(out, "portcullis:") {
+						t.Fatalf("port-forward %v over %s: exit %d\n%s", as, tr.name, code, out)
+					}
+				}
+			}
+			// The same on the upgrade request itself, as a client that
+			// skips kubectl's first GET would send it.
+			path := "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/portforward"
+			for _, hdr := range []map[string][]string{
+				{"Impersonate-User": {"admin"}},
+				{"Impersonate-User": {"alice"}, "Impersonate-Group": {"system:masters"}},
+			} {
+				hdr["Connection"], hdr["Upgrade"] = []string{"Upgrade"}, []string{"SPDY/3.1"}
+				hdr["X-Stream-Protocol-Version"] = []string{"portforward.k8s.io"}
+				code, body := s.get(t, http.MethodPost, path, hdr)
+				if code != http.StatusForbidden || !strings.Contains(body, "may not act as") {
+					t.Fatalf("upgrade with %v: %d %s", hdr, code, body)
+				}
+			}
+		})
 	})
 
 	t.Run("recording failure under terminate refuses the exec", func(t *testing.T) {
