@@ -11,9 +11,8 @@ package kubeproxy
 //     protocol are served by k8s.io/cri-streaming's portforward (the
 //     kubelet's library), through the PortForwarder interface pfTunnel
 //     implements. kubectl 1.32's default, SPDY tunneled in WebSocket
-//     (SPDY/3.1+portforward.k8s.io), is unwrapped by k8s.io/apiserver's
-//     TunnelingHandler, the API server's own, in front of the same SPDY
-//     server.
+//     (SPDY/3.1+portforward.k8s.io), is unwrapped as the API server does
+//     (serveTunneled) in front of the same SPDY server.
 //   - API server leg: client-go's SPDY-over-WebSocket tunneling dialer
 //     first, its SPDY dialer when the WebSocket upgrade fails without an
 //     answer from the API server, with the gateway's token and the decided
@@ -35,8 +34,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	gwebsocket "github.com/gorilla/websocket"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apiserver/pkg/util/proxy"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport"
@@ -120,10 +119,7 @@ func (s *Server) servePortForward(ctx context.Context, w http.ResponseWriter, r 
 	switch {
 	case wsstream.IsWebSocketRequestWithTunnelingProtocol(r):
 		t.client = "websocket"
-		proxy.NewTunnelingHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			criportforward.ServePortForward(&upgradeWriter{ResponseWriter: w}, r, t, q.attrs.name, "", nil, streamIdle, streamCreation,
-				criportforward.SupportedProtocols)
-		})).ServeHTTP(hw, r)
+		t.serveTunneled(hw, r)
 	case wsstream.IsWebSocketRequest(r):
 		t.client = "websocket (v4)"
 		criportforward.ServePortForward(hw, r, t, q.attrs.name, "", opts, streamIdle, streamCreation, criportforward.SupportedProtocols)
@@ -313,42 +309,64 @@ func (h *hijackWatch) close() {
 	}
 }
 
-// upgradeWriter lets the SPDY server library run behind the API server's
-// TunnelingHandler. That handler expects the upgrade response as bytes on
-// the connection it hands out (what the API server's proxy writes), while
-// the SPDY library answers through WriteHeader(101) then Hijack: the 101
-// is held and written on the hijacked connection with net/http's own
-// response writer (Response.Write), which the handler then reads back and
-// answers with the WebSocket upgrade. No SPDY or WebSocket framing here.
-type upgradeWriter struct {
-	http.ResponseWriter
-	upgrade bool
-}
-
-// WriteHeader holds a 101; anything else is an ordinary answer.
-func (u *upgradeWriter) WriteHeader(code int) {
-	if code == http.StatusSwitchingProtocols {
-		u.upgrade = true
+// serveTunneled serves kubectl's default: SPDY tunneled in WebSocket
+// messages. The WebSocket upgrade is gorilla/websocket's and the tunnel
+// client-go's TunnelingConnection (a net.Conn over binary messages), as
+// in the API server's own TunnelingHandler (k8s.io/apiserver, not used
+// here: it pulls in the API server's metrics and adds some 23 MB to the
+// binary). The SPDY server on that connection is cri-streaming's, given
+// the request as the SPDY upgrade it stands for and a response writer
+// whose Hijack hands it the tunnel. No framing is written here.
+func (t *pfTunnel) serveTunneled(w http.ResponseWriter, r *http.Request) {
+	up := gwebsocket.Upgrader{Subprotocols: []string{criportforward.WebsocketsSPDYTunnelingPortForwardV1},
+		// A bearer token authenticated the request, never a cookie
+		// (serve drops them): a cross-site page cannot ride on it.
+		CheckOrigin: func(*http.Request) bool { return true }}
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade answered the client.
+		t.s.cfg.Log.Info("kubernetes port-forward: websocket upgrade", "user", t.q.user, "err", err)
 		return
 	}
-	u.ResponseWriter.WriteHeader(code)
+	if ws.Subprotocol() != criportforward.WebsocketsSPDYTunnelingPortForwardV1 {
+		_ = ws.WriteControl(gwebsocket.CloseMessage, gwebsocket.FormatCloseMessage(gwebsocket.CloseProtocolError,
+			"portcullis: port-forward needs "+criportforward.WebsocketsSPDYTunnelingPortForwardV1), time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	conn := portforward.NewTunnelingConnection("portcullis", ws)
+	defer conn.Close()
+	spdyReq := r.Clone(r.Context())
+	spdyReq.Method = http.MethodPost
+	for _, h := range []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", wsstream.WebSocketProtocolHeader} {
+		spdyReq.Header.Del(h)
+	}
+	spdyReq.Header.Set(httpstream.HeaderConnection, httpstream.HeaderUpgrade)
+	spdyReq.Header.Set(httpstream.HeaderUpgrade, spdy.HeaderSpdy31)
+	spdyReq.Header.Set(httpstream.HeaderProtocolVersion, criportforward.ProtocolV1Name)
+	criportforward.ServePortForward(&tunnelWriter{conn: conn, header: http.Header{}}, spdyReq, t, t.q.attrs.name, "", nil,
+		streamIdle, streamCreation, criportforward.SupportedProtocols)
 }
 
+// tunnelWriter is the response writer of the SPDY upgrade inside a
+// WebSocket tunnel: the WebSocket upgrade already answered the client, so
+// the SPDY library's 101 has no HTTP response to go to, and its Hijack
+// gets the tunnel.
+type tunnelWriter struct {
+	conn   net.Conn
+	header http.Header
+}
+
+func (tw *tunnelWriter) Header() http.Header { return tw.header }
+
+// Write refuses: past the WebSocket upgrade there is no HTTP response.
+func (tw *tunnelWriter) Write([]byte) (int, error) { return 0, http.ErrHijacked }
+
+// WriteHeader drops the status (the 101 of the SPDY upgrade, or a
+// refusal that Write cannot carry either).
+func (tw *tunnelWriter) WriteHeader(int) {}
+
 // Hijack implements http.Hijacker.
-func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	hj, ok := u.ResponseWriter.(http.Hijacker)
-	if !ok || !u.upgrade {
-		return nil, nil, errors.New("no upgrade to hijack")
-	}
-	c, _, err := hj.Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	resp := &http.Response{StatusCode: http.StatusSwitchingProtocols, ProtoMajor: 1, ProtoMinor: 1,
-		Header: u.ResponseWriter.Header().Clone()}
-	if err := resp.Write(c); err != nil {
-		_ = c.Close()
-		return nil, nil, fmt.Errorf("upgrade response: %w", err)
-	}
-	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
+func (tw *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return tw.conn, bufio.NewReadWriter(bufio.NewReader(tw.conn), bufio.NewWriter(tw.conn)), nil
 }
