@@ -379,8 +379,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, targetName, path 
 	}()
 	if attrs.session() {
 		// Exec and attach are terminated here and recorded (stream.go,
-		// record.go); port-forward is forwarded as bytes.
+		// record.go).
 		s.serveSession(w, out, q, up, tok, lr)
+		return
+	}
+	if attrs.stream() && attrs.subresource == "portforward" {
+		// Port-forward is terminated too, each connection through it
+		// audited (portforward.go).
+		s.servePortForward(out.Context(), w, out, q, up, tok, lr)
 		return
 	}
 	up.proxy.ServeHTTP(w, out)

@@ -37,7 +37,10 @@
 //     sessions (record.go: session.start, an asciicast recording through
 //     recording.Manager when a session-recording policy says so,
 //     fail-closed by default, session.end with its SHA-256 and the exit
-//     status). Port-forward is reverse-proxied and audited, not recorded.
+//     status). Port-forward is terminated on both sides too
+//     (portforward.go): each connection through the tunnel is a
+//     kube.portforward event (port, bytes each way, duration, outcome);
+//     its bytes are not recorded.
 //  6. Audit: one kube.request event per request (user, impersonated user
 //     and groups, verb, resource, namespace, name, decision, status,
 //     latency), written by the audit writer goroutine (Close stops it

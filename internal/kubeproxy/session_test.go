@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -590,7 +591,7 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
-	t.Run("port-forward carries bytes both ways", func(t *testing.T) {
+	t.Run("port-forward is terminated, each connection audited", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -610,37 +611,160 @@ func testSessions(t *testing.T, s *site, alice string) {
 			}
 		}()
 		port := ln.Addr().(*net.TCPAddr).Port
-		local := freePort(t)
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "port-forward", "-n", "dev-app", "pod/web-1",
-			fmt.Sprintf("%d:%d", local, port), "--address", "127.0.0.1")
-		pf.Env = append(os.Environ(), "HOME="+t.TempDir())
-		var pfOut strings.Builder
-		pf.Stdout, pf.Stderr = &pfOut, &pfOut
-		if err := pf.Start(); err != nil {
-			t.Fatal(err)
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				local := freePort(t)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				// A client's own Impersonate-* on the upgrade is not
+				// what the API server sees: --as-group is outside the
+				// policy's set, so it is refused, and without it the
+				// gateway sets its own.
+				pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "port-forward", "-n", "dev-app", "pod/web-1",
+					fmt.Sprintf("%d:%d", local, port), "--address", "127.0.0.1")
+				pf.Env = append(os.Environ(), "HOME="+t.TempDir(), "KUBECTL_PORT_FORWARD_WEBSOCKETS="+tr.websockets)
+				var pfOut lockedBuilder
+				pf.Stdout, pf.Stderr = &pfOut, &pfOut
+				if err := pf.Start(); err != nil {
+					t.Fatal(err)
+				}
+				exited := make(chan error, 1)
+				go func() { exited <- pf.Wait() }()
+				defer func() {
+					cancel()
+					<-exited
+				}()
+				// Two connections through the one tunnel, each with a
+				// line of its own.
+				var lines []string
+				for n := range 2 {
+					word := fmt.Sprintf("ping-%s-%d", tr.name, n)
+					var reply string
+					for deadline := time.Now().Add(20 * time.Second); ; {
+						c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", local), time.Second)
+						if err == nil {
+							_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+							_, _ = io.WriteString(c, word+"\n")
+							reply, _ = bufio.NewReader(c).ReadString('\n')
+							c.Close()
+							if reply == "echo: "+word+"\n" {
+								break
+							}
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("no reply through port-forward (%q, %v); kubectl: %s", reply, err, pfOut.String())
+						}
+						time.Sleep(100 * time.Millisecond)
+					}
+					lines = append(lines, word)
+				}
+				s.waitAudit(t, kubeproxy.EventStart, func(ev store.AuditEvent) bool {
+					return ev.Detail["subresource"] == "portforward" && ev.Detail["cluster_groups"] != nil && ev.User == "alice"
+				})
+				for _, word := range lines {
+					ev := s.waitAudit(t, kubeproxy.EventPortForward, func(ev store.AuditEvent) bool {
+						return ev.Detail["client_protocol"] == tr.name && fmt.Sprint(ev.Detail["bytes_in"]) == strconv.Itoa(len(word)+1) &&
+							fmt.Sprint(ev.Detail["bytes_out"]) == strconv.Itoa(len("echo: "+word)+1) && ev.Outcome == audit.Success
+					})
+					if ev.User != "alice" || fmt.Sprint(ev.Detail["port"]) != strconv.Itoa(port) || ev.Detail["pod"] != "web-1" ||
+						ev.Detail["namespace"] != "dev-app" || ev.Detail["upstream_protocol"] != "websocket" || ev.Account != "alice" {
+						t.Fatalf("kube.portforward %+v", ev)
+					}
+				}
+				// The tunnel is live: kill ends it, and kubectl exits.
+				var id string
+				for deadline := time.Now().Add(10 * time.Second); id == ""; {
+					for _, ls := range s.srv.List() {
+						if ls.User == "alice" && ls.Action == "kubernetes portforward" {
+							id = ls.ID
+						}
+					}
+					if id == "" && time.Now().After(deadline) {
+						t.Fatalf("the port-forward is not in the session list: %+v", s.srv.List())
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if err := s.srv.Kill(id, "admin", "pf-over"); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-exited:
+					exited <- nil
+				case <-time.After(30 * time.Second):
+					t.Fatalf("kubectl port-forward still runs after the kill: %s", pfOut.String())
+				}
+				s.waitAudit(t, kubeproxy.EventRequest, func(ev store.AuditEvent) bool {
+					return ev.Detail["subresource"] == "portforward" && strings.Contains(ev.Message, "killed by admin: pf-over")
+				})
+			})
 		}
-		defer func() { cancel(); _ = pf.Wait() }()
-		var reply string
-		for deadline := time.Now().Add(20 * time.Second); ; {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", local), time.Second)
-			if err == nil {
-				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-				_, _ = io.WriteString(c, "ping-pf\n")
-				reply, _ = bufio.NewReader(c).ReadString('\n')
-				c.Close()
-				if reply == "echo: ping-pf\n" {
-					break
+
+		t.Run("revocation ends it", func(t *testing.T) {
+			local := freePort(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			pf := exec.CommandContext(ctx, "kubectl", "--kubeconfig", alice, "port-forward", "-n", "dev-app", "pod/web-1",
+				fmt.Sprintf("%d:%d", local, port), "--address", "127.0.0.1")
+			pf.Env = append(os.Environ(), "HOME="+t.TempDir())
+			var pfOut lockedBuilder
+			pf.Stdout, pf.Stderr = &pfOut, &pfOut
+			if err := pf.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", local), time.Second)
+				if err == nil {
+					_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+					_, _ = io.WriteString(c, "before-revoke\n")
+					reply, _ := bufio.NewReader(c).ReadString('\n')
+					c.Close()
+					if reply == "echo: before-revoke\n" {
+						break
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no reply through port-forward; kubectl: %s", pfOut.String())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if err := s.inv.Delete(context.Background(), resource.KindPolicy, "alice-streams"); err != nil {
+				t.Fatal(err)
+			}
+			defer s.apply(t, sessionPolicies()[0])
+			_ = pf.Wait()
+			if ctx.Err() != nil {
+				t.Fatalf("the port-forward outlived the revocation: %s", pfOut.String())
+			}
+			s.waitAudit(t, kubeproxy.EventRequest, func(ev store.AuditEvent) bool {
+				return ev.Detail["subresource"] == "portforward" && strings.Contains(ev.Message, "ended: access revoked")
+			})
+		})
+
+		t.Run("a client's impersonation is refused, not passed", func(t *testing.T) {
+			for _, as := range [][]string{{"--as", "system:admin"}, {"--as", "alice", "--as-group", "system:masters"}} {
+				for _, tr := range transports {
+					args := append(append([]string{}, as...), "port-forward", "-n", "dev-app", "pod/web-1", fmt.Sprintf("%d:%d", freePort(t), port),
+						"--address", "127.0.0.1")
+					out, code := kubectlIn(t, alice, "", []string{"KUBECTL_PORT_FORWARD_WEBSOCKETS=" + tr.websockets}, args...)
+					if code == 0 || !strings.Contains(out, "portcullis:") {
+						t.Fatalf("port-forward %v over %s: exit %d\n%s", as, tr.name, code, out)
+					}
 				}
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no reply through port-forward (%q, %v); kubectl: %s", reply, err, pfOut.String())
+			// The same on the upgrade request itself, as a client that
+			// skips kubectl's first GET would send it.
+			path := "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/portforward"
+			for _, hdr := range []map[string][]string{
+				{"Impersonate-User": {"admin"}},
+				{"Impersonate-User": {"alice"}, "Impersonate-Group": {"system:masters"}},
+			} {
+				hdr["Connection"], hdr["Upgrade"] = []string{"Upgrade"}, []string{"SPDY/3.1"}
+				hdr["X-Stream-Protocol-Version"] = []string{"portforward.k8s.io"}
+				code, body := s.get(t, http.MethodPost, path, hdr)
+				if code != http.StatusForbidden || !strings.Contains(body, "may not act as") {
+					t.Fatalf("upgrade with %v: %d %s", hdr, code, body)
+				}
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		s.waitAudit(t, kubeproxy.EventStart, func(ev store.AuditEvent) bool {
-			return ev.Detail["subresource"] == "portforward" && ev.Detail["cluster_groups"] != nil && ev.User == "alice"
 		})
 	})
 
