@@ -68,11 +68,18 @@ max_duration: 4h
 require_reason: true
 approvers: {users: [frank], groups: [leads]}
 ---
+kind: Target
+name: k1
+protocol: kubernetes
+url: https://127.0.0.1:6443
+tls_pin_sha256: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+credential: {type: bearer, account: gateway}
+---
 kind: Policy
 name: kube-child
 type: kubernetes
 subjects: {groups: [nobody]}
-targets: {names: [web1]}
+targets: {names: [k1]}
 cluster_groups: [view]
 ---
 kind: Policy
@@ -387,12 +394,12 @@ func TestGrantsCannotBeApplied(t *testing.T) {
 }
 
 // TestKubernetesChild: a kubernetes child is granted as a kubernetes
-// JIT policy (stored for the Kubernetes front, which main does not have
-// yet), narrowed and ending like any grant.
+// JIT policy (which the Kubernetes front decides by, like any policy),
+// narrowed and ending like any grant.
 func TestKubernetesChild(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
-	req, err := s.svc.Request(ctx, Input{Requester: "gina", Target: "web1", Policy: "kube-jit", Reason: "debug"})
+	req, err := s.svc.Request(ctx, Input{Requester: "gina", Target: "k1", Policy: "kube-jit", Reason: "debug"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,6 +414,16 @@ func TestKubernetesChild(t *testing.T) {
 	if p.Type != resource.PolicyKubernetes || !slices2(p.Subjects.Users, "gina") || !slices2(p.ClusterGroups, "view") ||
 		!p.ValidUntil.Equal(req.ExpiresAt) || p.JITGrant.Approval != resource.ApprovalAuto {
 		t.Fatalf("grant %+v", p)
+	}
+	// The Kubernetes front decides by the same engine: the grant lets
+	// gina in as the child's cluster group, and nobody else.
+	kr := policy.KubeRequest{Kind: policy.SubjectUser, Subject: "gina", Target: "k1", Verb: "list", Resource: "pods", Namespace: "dev"}
+	if d := s.inv.Snapshot().Engine.DecideKube(kr); !d.Allow || d.Policy != req.Grant || !slices2(d.Groups, "view") {
+		t.Fatalf("DecideKube through the grant: %+v", d)
+	}
+	kr.Subject = "erin"
+	if d := s.inv.Snapshot().Engine.DecideKube(kr); d.Allow {
+		t.Fatalf("DecideKube for a user without the grant: %+v", d)
 	}
 }
 
