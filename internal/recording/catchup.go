@@ -205,7 +205,13 @@ func (m *Manager) indexFile(ctx context.Context, rec store.Recording, p *pacer) 
 	go func() {
 		defer close(done)
 		defer close(batches)
-		extractBatches(pctx, m, rec.ID, rd, h, batches)
+		// The reader waits out floods too: it runs ahead of the store
+		// by two batches, and unpaced it read and extracted them beside
+		// the next flooding session (make bench's recorded seq runs: up
+		// to a fifth of the gateway's CPU, for text of a recording that
+		// was deleted a moment later).
+		hold := &pacer{flooding: p.flooding}
+		extractBatches(pctx, m, rec.ID, rd, h, batches, func() bool { return hold.rest(pctx, false) })
 	}()
 	defer func() {
 		cancel()
@@ -249,8 +255,9 @@ type catchBatch struct {
 
 // extractBatches reads rd's events and sends their text in batches of
 // about catchUpBatch, the last one with its final state, until the file
-// ends or ctx does.
-func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h Header, out chan<- catchBatch) {
+// ends or ctx does. Before each event it calls wait, which returns false
+// if ctx ended while it waited.
+func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h Header, out chan<- catchBatch, wait func() bool) {
 	var x textIndexer
 	x.init(id, h.Width, h.Height, h.Env["TERM"] != "")
 	x.unlimited = true
@@ -266,6 +273,9 @@ func extractBatches(ctx context.Context, m *Manager, id string, rd *Reader, h He
 		}
 	}
 	for {
+		if !wait() {
+			return
+		}
 		ev, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break

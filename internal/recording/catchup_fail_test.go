@@ -225,3 +225,47 @@ func TestCatchUpWaitsOutAFlood(t *testing.T) {
 		t.Errorf("text after the flood: %q", got)
 	}
 }
+
+// TestExtractHeldByFloods: the catch-up's reader asks before every event
+// whether to go on (it waits while a session floods output) and stops,
+// sending nothing, when told to; told to go on, it sends the text.
+func TestExtractHeldByFloods(t *testing.T) {
+	ctx := context.Background()
+	m, _, _ := newTestManager(t)
+	r, err := m.Start(ctx, testMeta("ended"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte("searchable words\r\n"))
+	if _, _, err := r.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	extract := func(wait func() bool) []catchBatch {
+		f, err := os.Open(filepath.Join(m.Dir(), "ended.cast"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rd, err := NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make(chan catchBatch, 4)
+		extractBatches(ctx, m, "ended", rd, rd.Header(), out, wait)
+		close(out)
+		var bs []catchBatch
+		for b := range out {
+			bs = append(bs, b)
+		}
+		return bs
+	}
+	asked := 0
+	if bs := extract(func() bool { asked++; return false }); len(bs) != 0 || asked != 1 {
+		t.Errorf("held: %d batches sent, asked %d times", len(bs), asked)
+	}
+	bs := extract(func() bool { return true })
+	if len(bs) != 1 || bs[0].state != store.IndexComplete || len(bs[0].chunks) == 0 ||
+		!strings.Contains(bs[0].chunks[0].Text, "searchable words") {
+		t.Errorf("not held: %+v", bs)
+	}
+}

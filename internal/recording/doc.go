@@ -71,9 +71,10 @@
 // command history). Indexing costs far more than recording (the SQLite
 // full-text index takes a few MB/s), so text scrolling faster than anyone
 // reads is indexed in part: each recording may index 256 KiB at once and
-// 64 KiB per second after that; past that budget output is skipped until the
-// flood ends, and then the last 16 KiB of the flood, which holds the screen
-// the user was left with, is indexed. Binary bursts are not indexed. A
+// 64 KiB per second after that; a flush holding more output than the budget
+// left is skipped from its first byte, and so is output until the flood
+// ends, and then the last 16 KiB of the flood, which holds the screen the
+// user was left with, is indexed. Binary bursts are not indexed. A
 // recording is always complete; only its live index thins out. Once the
 // session ends, a recording whose live index missed text (the budget, or a
 // store that refused it) is indexed again from its file, without a budget,

@@ -308,6 +308,7 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 	now := r.m.now()
 	nowUs := r.since(now)
 	w.text.refill(now)
+	w.text.plan(outputIn(blocks))
 
 	ob := getBuf()
 	defer putBuf(ob)
@@ -399,6 +400,22 @@ func (r *Recorder) flushLocked(final bool) ([]store.TextChunk, error) {
 	r.lostBytes.Store(w.gap.Bytes)
 	*ob = out // return a grown buffer to the pool, not the small one
 	return w.text.take(now, final), errors.Join(errs...)
+}
+
+// outputIn returns the bytes of output ("o" events) in blocks: only their
+// heads are read.
+func outputIn(blocks []*[]byte) int {
+	n := 0
+	for _, bp := range blocks {
+		for raw := *bp; len(raw) >= recHead; {
+			k := int(binary.LittleEndian.Uint32(raw[9:]))
+			if raw[0] == 'o' {
+				n += k
+			}
+			raw = raw[recHead+k:]
+		}
+	}
+	return n
 }
 
 // overrunWhy is the marker's reason when output was left out because the

@@ -384,6 +384,53 @@ func TestIndexFlood(t *testing.T) {
 	}
 }
 
+// TestIndexFloodInOneFlush: a flush holding more output than the budget
+// left is indexed only at its head (whole lines, floodTail bytes) and,
+// once the flood calms, its tail; a flood going on after that tail gets no
+// second head. The recording's index is partial, so the catch-up indexes
+// the whole file once it ends.
+func TestIndexFloodInOneFlush(t *testing.T) {
+	m, st, clk := newTestManager(t)
+	rows := func(from, to int) []byte {
+		var b bytes.Buffer
+		for i := from; i < to; i++ {
+			fmt.Fprintf(&b, "row %06d\r\n", i)
+		}
+		return b.Bytes()
+	}
+	out := func(r *Recorder, p []byte) {
+		for len(p) > 0 {
+			n := min(len(p), 32<<10)
+			r.Output(p[:n])
+			p = p[n:]
+		}
+	}
+	record(t, m, clk, testMeta("s"), func(r *Recorder) {
+		out(r, rows(0, 50_000)) // 600 KB, over the 256 KiB budget
+		flushSync(t, r)
+		clk.Advance(5 * time.Second)
+		// The budget is back: the tail is indexed, but the flood goes
+		// on in the same flush (no new head).
+		out(r, rows(50_000, 100_000))
+		flushSync(t, r)
+	}) // Close indexes the last tail
+	txt := st.text("s")
+	if !strings.Contains(txt, "row 000000") || !strings.Contains(txt, "row 049999") || !strings.Contains(txt, "row 099999") {
+		t.Error("head or tails of the flood not indexed")
+	}
+	for _, w := range []string{"row 025000", "row 050000", "row 075000"} {
+		if strings.Contains(txt, w) {
+			t.Errorf("%s indexed live", w)
+		}
+	}
+	if len(txt) > 3*floodTail {
+		t.Errorf("indexed %d bytes live", len(txt))
+	}
+	if got := st.rec(t, "s").IndexState; got != store.IndexPartial {
+		t.Errorf("index state %q, want partial", got)
+	}
+}
+
 func TestRunFlushes(t *testing.T) {
 	m, st, _ := newTestManager(t)
 	m.now = time.Now
