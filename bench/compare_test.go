@@ -1377,13 +1377,17 @@ func (e *env) goroutineGroups(n int) string {
 	return strings.TrimRight(sb.String(), "\n")
 }
 
-// heapTop returns `go tool pprof -top` of the gateway's in-use heap.
+// heapTop returns `go tool pprof -top` of the gateway's in-use heap; the
+// profile is kept as heap.pprof in BENCH_PROFILE_DIR when that is set.
 func (e *env) heapTop(n int) string {
 	b, err := e.diagGet("/debug/pprof/heap")
 	if err != nil {
 		return "(" + err.Error() + ")"
 	}
 	file := filepath.Join(e.clientDir, "heap.pprof")
+	if dir := os.Getenv("BENCH_PROFILE_DIR"); dir != "" {
+		file = filepath.Join(dir, "heap.pprof")
+	}
 	if err := os.WriteFile(file, b, 0o600); err != nil {
 		return "(" + err.Error() + ")"
 	}

@@ -27,6 +27,8 @@ import (
 //	PORTCULLIS_BIN=bin/portcullis BENCH_HOT_RUNS=3 BENCH_SESSIONS=200 \
 //	  go test -tags bench -run TestHotPath -v -count=1 ./bench/
 //
+// BENCH_HOT_MEM_AGAIN (default 0, at most 5) repeats the idle-session
+// memory measure on the same gateway, from a warm baseline.
 // BENCH_HOT_RUNS (default 3, 0 for memory only) bulk runs per user, each
 // BENCH_BYTES. BENCH_HOT_SEQ (default 0) runs `seq 1 BENCH_SEQ` that many
 // times per user and reports gateway CPU per GB of text recorded and not,
@@ -43,12 +45,20 @@ func TestHotPath(t *testing.T) {
 	out := os.Stdout
 	fmt.Fprintf(out, "\n== gateway hot path: %s (pid %d)\n", e.bin, e.gwPID)
 	printMachine(out)
-	// Memory first, on a fresh gateway, as TestCompare measures it.
-	fmt.Fprintf(out, "\n-- memory: %d idle interactive sessions\n", cfg.sessions)
-	m := e.measureMemory(out, cfg.sessions)
-	m.print(out)
-	fmt.Fprintln(out, m.goroutineGroups)
-	fmt.Fprintln(out, m.heapTop)
+	// Memory first, on a fresh gateway, as TestCompare measures it;
+	// then BENCH_HOT_MEM_AGAIN more rounds on the same gateway, whose
+	// baseline is warm (what a first round pays once shows as the
+	// difference).
+	again := envInt(t, "BENCH_HOT_MEM_AGAIN", 0, 0, 5)
+	for round := range again + 1 {
+		fmt.Fprintf(out, "\n-- memory: %d idle interactive sessions (round %d)\n", cfg.sessions, round+1)
+		m := e.measureMemory(out, cfg.sessions)
+		m.print(out)
+		if round == 0 {
+			fmt.Fprintln(out, m.goroutineGroups)
+			fmt.Fprintln(out, m.heapTop)
+		}
+	}
 	for _, ph := range []struct{ name, command string }{
 		{"idle", "true"},
 		{"idle after 1 MB of output", "head -c 1000000 /dev/zero | tr '\\0' x"},

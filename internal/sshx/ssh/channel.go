@@ -568,8 +568,8 @@ func (m *mux) newChannel(chanType string, direction channelDirection, extraData 
 		pending:            newBuffer(),
 		extPending:         newBuffer(),
 		direction:          direction,
-		incomingRequests:   make(chan *Request, chanSize),
-		msg:                make(chan interface{}, chanSize),
+		incomingRequests:   make(chan *Request, ctlChanSize),    // sshx: was chanSize
+		msg:                make(chan interface{}, ctlChanSize), // sshx: was chanSize
 		chanType:           chanType,
 		extraData:          extraData,
 		mux:                m,

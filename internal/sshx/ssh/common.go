@@ -552,6 +552,18 @@ type Config struct {
 	MACs []string
 }
 
+// sshx: keepIfSame returns given when filtered holds the same names, so
+// that a connection's config (copied and defaulted per connection, and
+// kept for its whole life for re-keying) shares the caller's or the
+// default list instead of holding a copy of its own: three lists, 0.4 KiB
+// per connection. The lists are only read after SetDefaults.
+func keepIfSame(filtered, given []string) []string {
+	if slices.Equal(filtered, given) {
+		return given
+	}
+	return filtered
+}
+
 // SetDefaults sets sensible values for unset fields in config. This is
 // exported for testing: Configs passed to SSH functions are copied and have
 // default values set automatically.
@@ -569,7 +581,7 @@ func (c *Config) SetDefaults() {
 			ciphers = append(ciphers, c)
 		}
 	}
-	c.Ciphers = ciphers
+	c.Ciphers = keepIfSame(ciphers, c.Ciphers)
 
 	if len(c.KeyExchanges) == 0 {
 		c.KeyExchanges = defaultKexAlgos
@@ -584,7 +596,7 @@ func (c *Config) SetDefaults() {
 			}
 		}
 	}
-	c.KeyExchanges = kexs
+	c.KeyExchanges = keepIfSame(kexs, c.KeyExchanges)
 
 	if len(c.MACs) == 0 {
 		c.MACs = defaultMACs
@@ -596,7 +608,7 @@ func (c *Config) SetDefaults() {
 			macs = append(macs, m)
 		}
 	}
-	c.MACs = macs
+	c.MACs = keepIfSame(macs, c.MACs)
 
 	if c.RekeyThreshold == 0 {
 		// cipher specific default

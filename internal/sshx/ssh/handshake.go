@@ -26,6 +26,19 @@ const debugHandshake = false
 // quickly.
 const chanSize = 16
 
+// sshx: ctlChanSize buffers the queues that carry control messages, not
+// data: a connection's new channels and global requests, a channel's
+// requests and the replies to its open and to its requests. Released, they
+// are chanSize (16) deep too, which is 0.7 KiB per connection and 0.7 KiB
+// per channel of buffers an idle session keeps (two connections and two
+// channels: 1.5 KiB of its ~27 KiB of heap). Their consumers take one
+// message at a time and a reply never waits behind another (SendRequest
+// sends one request at a time), so a deeper queue only lets a peer run
+// further ahead of a slow consumer before the read loop waits for it.
+// Packets from the read loop to the mux (handshakeTransport.incoming)
+// keep chanSize: that queue carries the data.
+const ctlChanSize = 2
+
 // maxPendingPackets sets the maximum number of packets to queue while waiting
 // for KEX to complete. This limits the total pending data to maxPendingPackets
 // * maxPacket bytes, which is ~16.8MB.

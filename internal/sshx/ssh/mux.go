@@ -120,9 +120,9 @@ func (m *mux) Wait() error {
 func newMux(p packetConn) *mux {
 	m := &mux{
 		conn:             p,
-		incomingChannels: make(chan NewChannel, chanSize),
+		incomingChannels: make(chan NewChannel, ctlChanSize), // sshx: was chanSize
 		globalResponses:  make(chan interface{}, 1),
-		incomingRequests: make(chan *Request, chanSize),
+		incomingRequests: make(chan *Request, ctlChanSize), // sshx: was chanSize
 		errCond:          newCond(),
 	}
 	if debugMux {

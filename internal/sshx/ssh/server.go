@@ -375,6 +375,14 @@ func NewServerConn(c net.Conn, config *ServerConfig) (*ServerConn, <-chan NewCha
 		c.Close()
 		return nil, nil, nil, err
 	}
+	// sshx: authentication is over, but the connection keeps fullConf for
+	// its whole life (re-keying reads its Config): drop the callbacks, so
+	// that what they captured (per-connection closures, in the gateway
+	// 0.5 KiB) does not stay with an idle connection. Nothing calls them
+	// after serverAuthenticate; other fields are left as they are.
+	fullConf.NoClientAuthCallback, fullConf.PasswordCallback, fullConf.PublicKeyCallback = nil, nil, nil
+	fullConf.VerifiedPublicKeyCallback, fullConf.KeyboardInteractiveCallback, fullConf.AuthLogCallback = nil, nil, nil
+	fullConf.PreAuthConnCallback, fullConf.BannerCallback, fullConf.GSSAPIWithMICConfig = nil, nil, nil
 	return &ServerConn{s, perms}, s.mux.incomingChannels, s.mux.incomingRequests, nil
 }
 

@@ -39,7 +39,8 @@ type transport struct {
 	writer connectionState
 
 	bufReader *bufio.Reader
-	bufWriter *bufio.Writer
+	bufWriter *bufio.Writer // sshx: nil while the writer's cipher is GCM
+	conn      io.Writer     // sshx: what bufWriter writes to
 	rand      io.Reader
 	isClient  bool
 	io.Closer
@@ -189,18 +190,35 @@ func (t *transport) writePacket(packet []byte) error {
 	if debugTransport {
 		t.printPacket(packet, true)
 	}
+	// sshx: a GCM packet leaves in one Write (gcmCipher.writeCipherPacket)
+	// and every packet is flushed at once, so with GCM the bufio.Writer
+	// only copied: while the writer's cipher is GCM the transport writes
+	// to the connection itself and keeps no buffer (0.6 KiB per idle
+	// connection); a packet under another cipher (the plaintext of the
+	// first key exchange, or a re-key to another cipher) gets one again.
+	// Writes are serialized by the handshake, as bufWriter's were.
+	if _, ok := t.writer.packetCipher.(*gcmCipher); ok {
+		t.bufWriter = nil
+		return t.writer.writePacket(t.conn, t.rand, packet, t.strictMode)
+	}
+	if t.bufWriter == nil {
+		t.bufWriter = bufio.NewWriterSize(t.conn, transportBufSize)
+	}
 	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
 }
 
-func (s *connectionState) writePacket(w *bufio.Writer, rand io.Reader, packet []byte, strictMode bool) error {
+func (s *connectionState) writePacket(w io.Writer, rand io.Reader, packet []byte, strictMode bool) error {
 	changeKeys := len(packet) > 0 && packet[0] == msgNewKeys
 
 	err := s.packetCipher.writeCipherPacket(s.seqNum, w, rand, packet)
 	if err != nil {
 		return err
 	}
-	if err = w.Flush(); err != nil {
-		return err
+	// sshx: w is the connection itself for GCM (transport.writePacket).
+	if bw, ok := w.(*bufio.Writer); ok {
+		if err = bw.Flush(); err != nil {
+			return err
+		}
 	}
 	s.seqNum++
 	if changeKeys {
@@ -229,6 +247,7 @@ func newTransport(rwc io.ReadWriteCloser, rand io.Reader, isClient bool) *transp
 		// buffer.
 		bufReader: bufio.NewReaderSize(rwc, transportBufSize),
 		bufWriter: bufio.NewWriterSize(rwc, transportBufSize),
+		conn:      rwc,
 		rand:      rand,
 		reader: connectionState{
 			packetCipher:     &streamPacketCipher{cipher: noneCipher{}},
