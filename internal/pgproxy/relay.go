@@ -591,13 +591,14 @@ func (sess *session) closeGroup() {
 // results to the queued statements. Large messages (rows) are streamed
 // without being held whole.
 func (sess *session) fromServer() error {
-	r := bufio.NewReaderSize(touchReader{sess}, 32<<10)
+	r := bufio.NewReaderSize(sess.upstream, 32<<10)
 	var hdr [5]byte
 	var body []byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return err
 		}
+		sess.touch()
 		typ := hdr[0]
 		n := int(binary.BigEndian.Uint32(hdr[1:])) - 4
 		if n < 0 {
@@ -685,21 +686,6 @@ func (sess *session) fromServer() error {
 			return err
 		}
 	}
-}
-
-// touchReader reads the database and notes activity (touch) on each read
-// that brought data: once per read rather than once per message, since
-// the messages of one read arrived together (a pgbench -S answer is four),
-// and time.Now per message was a visible share of the relay's CPU (1.4%
-// in a pgbench -S profile). A long stream of rows touches on every read.
-type touchReader struct{ sess *session }
-
-func (t touchReader) Read(p []byte) (int, error) {
-	n, err := t.sess.upstream.Read(p)
-	if n > 0 {
-		t.sess.touch()
-	}
-	return n, err
 }
 
 // headLocked is the oldest group waiting for results, or nil.
