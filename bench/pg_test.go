@@ -49,8 +49,14 @@ import (
 //
 //	go test -tags bench -run TestPGCompare -v -count=1 -timeout 20m ./bench/
 //
+// With PG_BENCH_PEERS=1 (the default) each round also runs the floor: a
+// bare Go TCP relay and pgbouncer (session pool mode, with and without
+// TLS on the client leg; skipped with a note when pgbouncer is not
+// installed), each with the CPU its process spent per 1,000 transactions.
+//
 // Environment: PG_BENCH_SECONDS (each pgbench run, default 20),
-// PG_BENCH_PAIRS (gateway/direct pairs, default 3), PG_SETUP_PAIRS
+// PG_BENCH_PAIRS (rounds of the legs, default 3), PG_BENCH_PEERS (0 or 1,
+// default 1), PG_SETUP_PAIRS
 // (default 20), PG_BENCH_PROFILE (a file for the CPU profile of the first
 // gateway run: go tool pprof -top FILE).
 func TestPGCompare(t *testing.T) {
@@ -76,33 +82,51 @@ func TestPGCompare(t *testing.T) {
 	viaGW := fmt.Sprintf("host=127.0.0.1 port=%s user=alice~app~db1 dbname=app password=alice-pw sslmode=require", gwPort)
 
 	out := os.Stdout
-	fmt.Fprintf(out, "\n== PostgreSQL front: pgbench -S -c 4 -T %d, %d pairs, alternating ==\n", seconds, pairs)
-	var gwTPS, dirTPS, gwCPU []float64
+	// The legs, alternated in each pair. With PG_BENCH_PEERS on (the
+	// default), the floor is measured in the same run: a bare Go TCP
+	// relay (TLS end to end, client to PostgreSQL, nothing parsed) and
+	// pgbouncer in session mode (the client's TLS ended there, as at the
+	// gateway, and without TLS), so that the gateway's ratio can be
+	// read against what any middle process costs on this machine.
+	legs := []pgLeg{{name: "gateway", conn: viaGW, cpu: selfCPU}, {name: "direct", conn: direct}}
+	if pgEnvInt(t, "PG_BENCH_PEERS", 1, 0, 1) == 1 {
+		legs = append(legs, pgPeers(t, pg.Port, certPEM, keyPEM)...)
+	}
+	fmt.Fprintf(out, "\n== PostgreSQL front: pgbench -S -c 4 -j 2 -T %d, %d rounds, legs alternating ==\n", seconds, pairs)
+	tps := make([][]float64, len(legs))
+	cpu := make([][]float64, len(legs))
 	for i := 0; i < pairs; i++ {
-		for _, leg := range []string{"gateway", "direct"} {
-			conn := direct
-			if leg == "gateway" {
-				conn = viaGW
+		for j, leg := range legs {
+			var before float64
+			if leg.cpu != nil {
+				before = leg.cpu()
 			}
-			before := selfCPU()
-			stop := pgProfile(t, i == 0 && leg == "gateway")
-			tps, n := pgbench(t, conn, seconds)
+			stop := pgProfile(t, i == 0 && leg.name == "gateway")
+			r, n := pgbench(t, leg.conn, seconds)
 			stop()
-			used := selfCPU() - before
-			fmt.Fprintf(out, "  %-8s tps %9.1f  transactions %8d  test-process CPU %.2fs\n", leg, tps, n, used)
-			if leg == "gateway" {
-				gwTPS = append(gwTPS, tps)
+			line := fmt.Sprintf("  %-15s tps %9.1f  transactions %8d", leg.name, r, n)
+			tps[j] = append(tps[j], r)
+			if leg.cpu != nil {
+				used := leg.cpu() - before
+				line += fmt.Sprintf("  middle CPU %.2fs", used)
 				if n > 0 {
-					gwCPU = append(gwCPU, used/float64(n)*1000)
+					cpu[j] = append(cpu[j], used/float64(n)*1000)
 				}
-			} else {
-				dirTPS = append(dirTPS, tps)
 			}
+			fmt.Fprintln(out, line)
 		}
 	}
-	fmt.Fprintf(out, "  median tps: gateway %.1f, direct %.1f, ratio %.2f (target >= 0.8 per DESIGN, 0.7 per issue 17)\n",
-		pgMedian(gwTPS), pgMedian(dirTPS), pgMedian(gwTPS)/pgMedian(dirTPS))
-	fmt.Fprintf(out, "  gateway CPU per 1,000 transactions (median): %.3fs (the in-process gateway, audit writer included)\n", pgMedian(gwCPU))
+	dir := pgMedian(tps[1])
+	fmt.Fprintf(out, "  %-15s %9s %6s %s\n", "median", "tps", "ratio", "middle CPU s/1000 tx")
+	for j, leg := range legs {
+		c := "-"
+		if len(cpu[j]) > 0 {
+			c = fmt.Sprintf("%.3f", pgMedian(cpu[j]))
+		}
+		fmt.Fprintf(out, "  %-15s %9.1f %6.2f %s\n", leg.name, pgMedian(tps[j]), pgMedian(tps[j])/dir, c)
+	}
+	fmt.Fprintf(out, "  gateway ratio %.2f (target >= 0.8 per DESIGN, 0.7 per issue 17); its CPU is the test process's (the in-process gateway, audit writer included)\n",
+		pgMedian(tps[0])/dir)
 
 	fmt.Fprintf(out, "\n== connection setup: psql -c 'select 1', %d pairs, alternating ==\n", setupPairs)
 	var gwSetup, dirSetup []float64

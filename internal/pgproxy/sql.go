@@ -52,6 +52,12 @@ func Split(sql string, backslashEscapes bool) []Statement {
 		start = end + 1
 	}
 	put := func(c byte, upper bool) {
+		if b.Cap() == 0 {
+			// The normal form is never longer than the text left: one
+			// allocation instead of the builder's doublings, per
+			// statement judged.
+			b.Grow(len(sql) - start)
+		}
 		if space && b.Len() > 0 {
 			b.WriteByte(' ')
 		}
