@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/testenv"
+
 	"golang.org/x/crypto/ssh"
 )
 
@@ -101,5 +103,71 @@ func TestPTYResizeAndInterrupt(t *testing.T) {
 	var ee *ssh.ExitError
 	if !errors.As(err, &ee) || ee.ExitStatus() != 9 {
 		t.Fatalf("exit: %v", err)
+	}
+}
+
+// TestTargetKeepaliveDoesNotStallSession: a target whose sshd checks its
+// peer (ClientAliveInterval) sends keepalive@openssh.com on the session
+// channel, wanting a reply. The gateway used to pass it to the client and
+// wait for the client's answer in the loop that also forwards the client's
+// requests and orders its data, so a client slow to answer (here: one that
+// never does) froze its own shell, resizes and typing alike.
+func TestTargetKeepaliveDoesNotStallSession(t *testing.T) {
+	w := newWorld(t, "shell")
+	sshd := testenv.StartSSHD(t, "ClientAliveInterval 1", "ClientAliveCountMax 3")
+	w.addTarget(t, "alive", sshd, false, "shell", "")
+	cl, err := ssh.Dial("tcp", w.gw.addr, &ssh.ClientConfig{
+		User: "alice~alive", Auth: []ssh.AuthMethod{ssh.PublicKeys(w.client.Signer)},
+		HostKeyCallback: ssh.FixedHostKey(w.gw.hostKey), Timeout: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ch, reqs, err := cl.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Close()
+	// The client reads the requests it gets but answers none.
+	var held []*ssh.Request
+	var heldMu sync.Mutex
+	go func() {
+		for r := range reqs {
+			heldMu.Lock()
+			held = append(held, r)
+			heldMu.Unlock()
+		}
+	}()
+	type winch struct{ Columns, Rows, Width, Height uint32 }
+	pty := struct {
+		Term                         string
+		Columns, Rows, Width, Height uint32
+		Modes                        string
+	}{"xterm", 80, 24, 0, 0, "\x00"}
+	if ok, err := ch.SendRequest("pty-req", true, ssh.Marshal(&pty)); !ok || err != nil {
+		t.Fatalf("pty-req: %v %v", ok, err)
+	}
+	if ok, err := ch.SendRequest("shell", true, nil); !ok || err != nil {
+		t.Fatalf("shell: %v %v", ok, err)
+	}
+	out := &lockedBuffer{}
+	go func() { _, _ = io.Copy(out, ch) }()
+	// Idle past two of sshd's checks: each came through the gateway.
+	time.Sleep(2500 * time.Millisecond)
+	for i := range 8 {
+		if _, err := ch.SendRequest("window-change", false, ssh.Marshal(&winch{Columns: uint32(100 + i), Rows: uint32(40 + i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	io.WriteString(ch, "stty size; echo alive-$((2+3))\r")
+	waitFor(t, out, "47 107")
+	waitFor(t, out, "alive-5")
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	for _, r := range held {
+		if r.WantReply {
+			t.Errorf("the client was asked %s and the session waited for its answer", r.Type)
+		}
 	}
 }

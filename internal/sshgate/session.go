@@ -733,10 +733,23 @@ loop:
 			}
 			held = append(held, r)
 		default:
-			ok, _ := client.SendRequest(r.Type, r.WantReply, r.Payload)
 			if r.WantReply {
-				_ = r.Reply(ok, nil)
+				// A request the target wants answered (sshd's
+				// keepalive@openssh.com, its ClientAliveInterval check,
+				// on the session channel) is answered by the gateway
+				// as an OpenSSH client answers one it does not act on
+				// (failure: any answer tells sshd its peer is alive),
+				// not passed to the client: waiting here for the
+				// client's reply stopped this loop, so the client's
+				// requests queued behind it (a resize drag is many
+				// window-changes), then its read loop and its data
+				// stalled until the reply came, and for good with a
+				// client that never answers. The client's own liveness
+				// is the gateway's connection to it.
+				_ = r.Reply(false, nil)
+				continue
 			}
+			_, _ = client.SendRequest(r.Type, false, r.Payload)
 		}
 	}
 	// The target's side is closed: the order of what the client still
