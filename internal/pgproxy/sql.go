@@ -53,10 +53,17 @@ func Split(sql string, backslashEscapes bool) []Statement {
 	}
 	put := func(c byte, upper bool) {
 		if b.Cap() == 0 {
-			// The normal form is never longer than the text left: one
-			// allocation instead of the builder's doublings, per
-			// statement judged.
-			b.Grow(len(sql) - start)
+			// One allocation instead of the builder's doublings, per
+			// statement judged: the normal form is never longer than
+			// the text up to the next ';' when the statement ends there
+			// (a ';' in a literal only costs a doubling). Not all the
+			// text left: with many short statements (a script sent as
+			// one query) that made Split quadratic in memory.
+			hint := len(sql) - start
+			if k := strings.IndexByte(sql[start:], ';'); k >= 0 {
+				hint = k
+			}
+			b.Grow(hint)
 		}
 		if space && b.Len() > 0 {
 			b.WriteByte(' ')
