@@ -38,6 +38,11 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 	// authorized; they carry no access of their own. Both are bounded.
 	var setup []*ssh.Request
 	setupBytes := 0
+	// Several goroutines write to the client's stderr (the refusal
+	// notices below, the target's stderr, the line gate, notices);
+	// x/crypto needs them serialized.
+	stderr := &lockedWriter{w: ch.Stderr()}
+	var notices noticeQueue
 	for req := range reqs {
 		switch sessionSteps[req.Type] {
 		case stepSetup:
@@ -69,10 +74,10 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 				_ = req.Reply(false, nil)
 			}
 			c.deny(metrics.DenyForward, r.action, "", r.audit)
-			tell(ch, r.tell)
+			notices.add(stderr, r.tell)
 		case stepStart:
 			timer.Stop()
-			c.runSession(ch, reqs, req, setup)
+			c.runSession(ch, stderr, reqs, req, setup)
 			return
 		case stepIgnore:
 			if req.WantReply {
@@ -95,16 +100,72 @@ func tell(ch ssh.Channel, msg string) {
 	_, _ = ch.Stderr().Write([]byte("portcullis: " + msg + "\r\n"))
 }
 
+// noticeQueue writes a session's refusal notices (agent, X11) beside its
+// request loop, which must go on taking requests: a write waits for window
+// from a client that may not read, and the connection's read loop, which
+// brings both the window and the hang-up, waits for the request loop once
+// the channel's request queue is full. A client that does not read gets
+// at most maxPendingNotices lines queued, the rest dropped (each refusal
+// is still answered and counted).
+type noticeQueue struct {
+	mu      sync.Mutex
+	pending []string
+	running bool // the writer goroutine runs
+}
+
+// maxPendingNotices bounds the notices waiting for a client's window.
+const maxPendingNotices = 4
+
+// add queues one line for w. The writer goroutine it may start ends when
+// the queue is empty; a write blocked on the window ends with the channel.
+func (q *noticeQueue) add(w io.Writer, msg string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= maxPendingNotices {
+		return
+	}
+	q.pending = append(q.pending, msg)
+	if q.running {
+		return
+	}
+	q.running = true
+	go q.run(w)
+}
+
+func (q *noticeQueue) run(w io.Writer) {
+	for {
+		q.mu.Lock()
+		if len(q.pending) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		msg := q.pending[0]
+		q.pending = q.pending[1:]
+		q.mu.Unlock()
+		_, _ = w.Write([]byte("portcullis: " + msg + "\r\n"))
+	}
+}
+
 // refuse ends a session with one line and exit status 1. The request
 // itself is acknowledged so that the client prints our line instead of its
-// own "exec request failed".
-func refuse(ch ssh.Channel, req *ssh.Request, msg string) {
+// own "exec request failed". The channel's further requests are drained
+// before the line is written: the write may wait for window from a client
+// that does not read, and the window (and the hang-up) comes through the
+// connection's read loop, which stops while the channel's request queue
+// is full. The line and the half-close go under stderr's lock: a Recheck
+// may write a notice through it meanwhile, and x/crypto reads a channel's
+// EOF flag unlocked in Write.
+func refuse(ch ssh.Channel, stderr *lockedWriter, req *ssh.Request, reqs <-chan *ssh.Request, msg string) {
 	if req != nil && req.WantReply {
 		_ = req.Reply(true, nil)
 	}
-	tell(ch, msg)
-	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
-	_ = ch.CloseWrite()
+	drain(reqs)
+	stderr.do(func() {
+		tell(ch, msg)
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+		_ = ch.CloseWrite()
+	})
 }
 
 // classify maps a session request to the action it needs and the command
@@ -186,9 +247,9 @@ func transferSafe(r rune) bool {
 // own (onOwnStack): this goroutine lives as long as the session, mostly
 // waiting in bridgeSession's request loop, and keeps the small stack that
 // needs.
-func (c *conn) runSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
+func (c *conn) runSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
 	var s *startedSession
-	onOwnStack(func() { s = c.startSession(ch, reqs, req, setup) })
+	onOwnStack(func() { s = c.startSession(ch, stderr, reqs, req, setup) })
 	if s == nil {
 		return
 	}
@@ -258,12 +319,12 @@ type startedSession struct {
 // target, audits its start, starts its recording and sends the request
 // on. It returns nil when the session does not run: the client was told
 // why, and nothing is left to undo.
-func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) *startedSession {
+func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) *startedSession {
+	refuseLocked := func(msg string) { refuse(ch, stderr, req, reqs, msg) }
 	action, command, err := classify(req)
 	if err != nil {
 		c.deny(metrics.DenyUnsupported, req.Type, "", err.Error())
-		refuse(ch, req, err.Error())
-		drain(reqs)
+		refuseLocked(err.Error())
 		return nil
 	}
 	// What a session that does not start leaves behind is undone on the
@@ -288,14 +349,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 			c.removeGrant(g)
 		}
 	}()
-	// Several goroutines write to the client's stderr (the target's stderr,
-	// the line gate, notices); x/crypto needs them serialized.
-	stderr := &lockedWriter{w: ch.Stderr()}
-	// Once the grant is registered a Recheck may write a notice through
-	// stderr while a refusal below writes and half-closes the channel;
-	// x/crypto reads a channel's EOF flag unlocked in Write, so refusals
-	// go under stderr's lock too.
-	refuseLocked := func(msg string) { stderr.do(func() { refuse(ch, req, msg) }) }
 	// The grant is registered before the decision, so that a policy change
 	// landing in between is re-checked against it (Recheck).
 	ng := &grant{action: action, command: command, notify: func(msg string) {
@@ -303,7 +356,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 	}}
 	if !c.addGrant(ng) {
 		refuseLocked("the connection is ending")
-		drain(reqs)
 		return nil
 	}
 	g = ng
@@ -311,14 +363,12 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
 		c.srv.auditFilesRefusal(c, g, action)
 		refuseLocked(errFilesFull)
-		drain(reqs)
 		return nil
 	}
 	d, targetUser := c.decide(action, command)
 	if !d.Allow {
 		c.deny(metrics.DenyPolicy, action, command, d.Reason)
 		refuseLocked(d.Reason + c.jitHint())
-		drain(reqs)
 		return nil
 	}
 
@@ -328,7 +378,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, Account: targetUser,
 			SessionID: g.id, Message: err.Error(), Detail: map[string]any{"action": action}})
 		refuseLocked(msg)
-		drain(reqs)
 		return nil
 	}
 	uch, ureqs, err := up.OpenChannel("session", nil)
@@ -337,7 +386,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 		_ = c.audit(store.AuditEvent{Type: audit.TargetError, Outcome: audit.Failure, SessionID: g.id,
 			Message: "open session on target: " + err.Error()})
 		refuseLocked(fmt.Sprintf("target %s refused a session", c.login.Target))
-		drain(reqs)
 		return nil
 	}
 	for _, r := range setup {
@@ -348,8 +396,7 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 	var guard streamGuard
 	if action == resource.ActionFileTransfer {
 		if guard, err = c.transferGuard(g, targetUser, up, command, d.Paths); err != nil {
-			refuse(ch, req, err.Error())
-			drain(reqs)
+			refuseLocked(err.Error())
 			return nil
 		}
 	}
@@ -365,7 +412,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 		Detail: detail}); err != nil {
 		// Fail closed: a session whose start cannot be recorded does not run.
 		refuseLocked("the audit trail cannot be written; session refused")
-		drain(reqs)
 		return nil
 	}
 	// From here every way out writes an end event; the metrics count the
@@ -418,7 +464,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 		stop()
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": err.Error()})
 		refuseLocked("the session recording cannot be written; session refused")
-		drain(reqs)
 		return nil
 	}
 	opts.obs = obs
@@ -435,7 +480,6 @@ func (c *conn) startSession(ch ssh.Channel, reqs <-chan *ssh.Request, req *ssh.R
 			Message: fmt.Sprintf("target refused %s request", req.Type)})
 		c.auditEnd(g, d, targetUser, map[string]any{"action": action, "refused": "by the target"})
 		refuseLocked(fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
-		drain(reqs)
 		return nil
 	}
 	if req.WantReply {
