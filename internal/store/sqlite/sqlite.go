@@ -465,12 +465,16 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 		res, err := s.audit.insertAfter.ExecContext(ctx, ev.ID,
 			nanos(ev.Time), ev.Type, ev.Outcome, ev.User, ev.Source, ev.Target, ev.Account,
 			ev.SessionID, ev.Policy, ev.Message, detailCol, t.prev, hash)
-		if err != nil {
-			return 0, fmt.Errorf("append audit %s: insert: %w", ev.Type, err)
-		}
-		if n, err := res.RowsAffected(); err == nil && n == 1 {
-			t.prev, t.next, t.known = hash, ev.ID+1, true
-			return ev.ID, nil
+		// A failed statement inserted nothing (it is its own
+		// transaction): the append is tried again below the old way,
+		// under BEGIN IMMEDIATE, which also covers a WAL snapshot that
+		// another process's append made stale (SQLITE_BUSY_SNAPSHOT,
+		// which busy_timeout does not retry).
+		if err == nil {
+			if n, err := res.RowsAffected(); err == nil && n == 1 {
+				t.prev, t.next, t.known = hash, ev.ID+1, true
+				return ev.ID, nil
+			}
 		}
 		// The trail changed since (retention removed its newest events,
 		// or another process appended): chain to what it is now.
