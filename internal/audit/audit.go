@@ -243,17 +243,21 @@ func (l *Log) write(ctx context.Context, ev store.AuditEvent, level slog.Level) 
 		norm, _, normErr = store.NormalizeDetail(ev.Detail)
 	}
 	if l.log.Enabled(ctx, level) {
-		attrs := []any{"type", ev.Type, "outcome", ev.Outcome}
-		for _, kv := range [][2]string{{"user", ev.User}, {"source", ev.Source}, {"target", ev.Target},
+		// Attrs, not alternating keys and values: no value is boxed in an
+		// interface and the array stays on the stack (every login writes
+		// two events; their garbage is what an idle session's heap keeps).
+		var buf [9]slog.Attr
+		attrs := append(buf[:0], slog.String("type", ev.Type), slog.String("outcome", ev.Outcome))
+		for _, kv := range [...][2]string{{"user", ev.User}, {"source", ev.Source}, {"target", ev.Target},
 			{"account", ev.Account}, {"session", ev.SessionID}, {"policy", ev.Policy}} {
 			if kv[1] != "" {
-				attrs = append(attrs, kv[0], kv[1])
+				attrs = append(attrs, slog.String(kv[0], kv[1]))
 			}
 		}
 		if d, ok := detailAttr(norm, normErr); ok {
 			attrs = append(attrs, d)
 		}
-		l.log.Log(ctx, level, "audit: "+ev.Message, attrs...)
+		l.log.LogAttrs(ctx, level, "audit: "+ev.Message, attrs...)
 	}
 	ev.Detail = encodableDetail(ev.Detail, normErr)
 	if err := checkEvent(ev); err != nil {
@@ -350,7 +354,7 @@ func detailAttr(norm map[string]any, err error) (slog.Attr, bool) {
 	if len(norm) == 0 {
 		return slog.Attr{}, false
 	}
-	var as []any
+	as := make([]slog.Attr, 0, len(norm))
 	for _, k := range slices.Sorted(maps.Keys(norm)) {
 		switch v := norm[k].(type) {
 		case nil:
@@ -363,7 +367,7 @@ func detailAttr(norm map[string]any, err error) (slog.Attr, bool) {
 	if len(as) == 0 {
 		return slog.Attr{}, false
 	}
-	return slog.Group("detail", as...), true
+	return slog.Attr{Key: "detail", Value: slog.GroupValue(as...)}, true
 }
 
 // jsonValue logs a nested Detail value as JSON: an object or array in a

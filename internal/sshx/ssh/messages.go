@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // These are SSH message type numbers. They are scattered around several
@@ -366,6 +367,14 @@ type pongMsg struct {
 // typeTags returns the possible type bytes for the given reflect.Type, which
 // should be a struct. The possible values are separated by a '|' character.
 func typeTags(structType reflect.Type) (tags []byte) {
+	// sshx: parsed once per message type: every Marshal and Unmarshal
+	// asked, and parsing split the tag and built a strconv error for
+	// each empty field (about 2 KiB of garbage per gateway login, and
+	// work per window adjustment on the data path). Callers only read
+	// the slice.
+	if t, ok := typeTagCache.Load(structType); ok {
+		return t.([]byte)
+	}
 	tagStr := structType.Field(0).Tag.Get("sshtype")
 
 	for _, tag := range strings.Split(tagStr, "|") {
@@ -375,8 +384,13 @@ func typeTags(structType reflect.Type) (tags []byte) {
 		}
 	}
 
+	typeTagCache.Store(structType, tags)
 	return tags
 }
+
+// sshx: typeTagCache maps a message's reflect.Type to its typeTags; the
+// set of message types is fixed, so it stays small.
+var typeTagCache sync.Map
 
 func fieldError(t reflect.Type, field int, problem string) error {
 	if problem != "" {

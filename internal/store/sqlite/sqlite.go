@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -55,6 +56,19 @@ type Store struct {
 	// connection: parsing them on every event was a fifth of its CPU, and
 	// every login and session start and end appends one.
 	audit auditStmts
+
+	// auditTail is the trail's newest hash and the ID the next event takes
+	// as this Store's last append left them, so that the next append is
+	// one statement that checks them instead of a transaction that reads
+	// them first (two statements fewer: about 40 allocations and 2.5 KiB
+	// per event, and an SSH login writes two). auditMu orders appends
+	// through the cache.
+	auditMu   sync.Mutex
+	auditTail struct {
+		prev  string
+		next  int64
+		known bool
+	}
 
 	// Access is the API keys, settings, passwords and console sessions,
 	// shared with the PostgreSQL store.
@@ -121,7 +135,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // auditStmts are the statements of one AppendAudit.
 type auditStmts struct {
-	prev, insert *sql.Stmt
+	prev, insert, insertAfter *sql.Stmt
 }
 
 func (a *auditStmts) prepare(ctx context.Context, w *sql.DB) error {
@@ -139,6 +153,15 @@ SELECT COALESCE((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), ''),
 INSERT INTO audit_events
     (id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash, hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`},
+		// insert, only if the newest hash is still $13 and the next ID
+		// still $1: one statement is one write transaction, so no other
+		// writer can append between the check and the insert.
+		{&a.insertAfter, `
+INSERT INTO audit_events
+    (id, time, type, outcome, user_name, source, target, account, session_id, policy, message, detail, prev_hash, hash)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+WHERE COALESCE((SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1), '') = $13
+  AND COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'audit_events'), 0) + 1 = $1`},
 	} {
 		st, err := w.PrepareContext(ctx, p.text)
 		if err != nil {
@@ -151,7 +174,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`},
 
 func (a *auditStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{a.prev, a.insert} {
+	for _, st := range []*sql.Stmt{a.prev, a.insert, a.insertAfter} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -433,6 +456,30 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 		detailCol = string(stored)
 	}
 
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	if t := &s.auditTail; t.known {
+		t.known = false // until this append is known to have succeeded
+		ev.ID = t.next
+		hash := store.HashEventJSON(t.prev, ev, stored)
+		res, err := s.audit.insertAfter.ExecContext(ctx, ev.ID,
+			nanos(ev.Time), ev.Type, ev.Outcome, ev.User, ev.Source, ev.Target, ev.Account,
+			ev.SessionID, ev.Policy, ev.Message, detailCol, t.prev, hash)
+		// A failed statement inserted nothing (it is its own
+		// transaction): the append is tried again below the old way,
+		// under BEGIN IMMEDIATE, which also covers a WAL snapshot that
+		// another process's append made stale (SQLITE_BUSY_SNAPSHOT,
+		// which busy_timeout does not retry).
+		if err == nil {
+			if n, err := res.RowsAffected(); err == nil && n == 1 {
+				t.prev, t.next, t.known = hash, ev.ID+1, true
+				return ev.ID, nil
+			}
+		}
+		// The trail changed since (retention removed its newest events,
+		// or another process appended): chain to what it is now.
+	}
+
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, fmt.Errorf("append audit %s: begin: %w", ev.Type, err)
@@ -452,6 +499,7 @@ func (s *Store) AppendAudit(ctx context.Context, ev store.AuditEvent) (int64, er
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("append audit %s: commit: %w", ev.Type, err)
 	}
+	s.auditTail.prev, s.auditTail.next, s.auditTail.known = hash, ev.ID+1, true
 	return ev.ID, nil
 }
 

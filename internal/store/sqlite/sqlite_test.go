@@ -1,12 +1,14 @@
 package sqlite_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -322,5 +324,59 @@ func TestMigrationChainsOldEvents(t *testing.T) {
 	}
 	if next, err := s.ListAudit(ctx, store.AuditFilter{AfterID: id - 1}); err != nil || len(next) != 1 || next[0].PrevHash != prev {
 		t.Errorf("first event after the migration: %+v, %v; want it chained to %q", next, err, prev)
+	}
+}
+
+// TestAuditChainFollowsOtherWriters: a Store chains its next event to the
+// trail as it is, not as its own last append left it: after another
+// process appended, and after the newest events were deleted.
+func TestAuditChainFollowsOtherWriters(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portcullis.db")
+	a := open(t, path)
+	defer a.Close()
+	b := open(t, path)
+	defer b.Close()
+	appendTo := func(s *sqlite.Store, typ string) {
+		t.Helper()
+		if _, err := s.AppendAudit(ctx, store.AuditEvent{Type: typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTo(a, "a1")
+	appendTo(a, "a2")
+	appendTo(b, "b1") // a's view of the newest event is now stale
+	appendTo(a, "a3")
+	db := rawDB(t, path)
+	if _, err := db.Exec("DELETE FROM audit_events WHERE type = 'a3'"); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(a, "a4") // chains to b1, with an ID a3 never had
+	appendTo(a, "a5")
+	evs, err := a.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(evs, func(x, y store.AuditEvent) int { return cmp.Compare(x.ID, y.ID) })
+	var types []string
+	prev, lastID := "", int64(0)
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+		if ev.PrevHash != prev {
+			t.Errorf("%s (id %d): prev hash %q, want %q", ev.Type, ev.ID, ev.PrevHash, prev)
+		}
+		if ev.Hash != store.HashEvent(ev.PrevHash, ev) {
+			t.Errorf("%s (id %d): hash does not match the event", ev.Type, ev.ID)
+		}
+		if ev.ID <= lastID {
+			t.Errorf("%s: id %d after %d", ev.Type, ev.ID, lastID)
+		}
+		prev, lastID = ev.Hash, ev.ID
+	}
+	if want := []string{"a1", "a2", "b1", "a4", "a5"}; !slices.Equal(types, want) {
+		t.Errorf("trail %v, want %v", types, want)
+	}
+	if evs[3].ID != 5 {
+		t.Errorf("a4 took id %d, want 5 (a3's 4 is not reused)", evs[3].ID)
 	}
 }
