@@ -125,14 +125,7 @@ func TestCatchUpRestsBeforeARecording(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer live.Close(ctx)
-	r, err := m.Start(ctx, testMeta("ended"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Output([]byte("searchable words\r\n"))
-	if _, _, err := r.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	endedRecording(t, m, "ended", "searchable words")
 	if err := st.SetRecordingIndex(ctx, "ended", store.IndexPartial, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -174,14 +167,7 @@ func TestCatchUpRestsBeforeARecording(t *testing.T) {
 func TestCatchUpWaitsOutAFlood(t *testing.T) {
 	ctx := context.Background()
 	m, st, clk := newTestManager(t)
-	r, err := m.Start(ctx, testMeta("ended"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Output([]byte("searchable words\r\n"))
-	if _, _, err := r.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	endedRecording(t, m, "ended", "searchable words")
 	if err := st.SetRecordingIndex(ctx, "ended", store.IndexPartial, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -232,14 +218,7 @@ func TestCatchUpWaitsOutAFlood(t *testing.T) {
 func TestExtractHeldByFloods(t *testing.T) {
 	ctx := context.Background()
 	m, _, _ := newTestManager(t)
-	r, err := m.Start(ctx, testMeta("ended"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Output([]byte("searchable words\r\n"))
-	if _, _, err := r.Close(ctx); err != nil {
-		t.Fatal(err)
-	}
+	endedRecording(t, m, "ended", "searchable words")
 	extract := func(wait func() bool) []catchBatch {
 		f, err := os.Open(filepath.Join(m.Dir(), "ended.cast"))
 		if err != nil {
@@ -267,5 +246,19 @@ func TestExtractHeldByFloods(t *testing.T) {
 	if len(bs) != 1 || bs[0].state != store.IndexComplete || len(bs[0].chunks) == 0 ||
 		!strings.Contains(bs[0].chunks[0].Text, "searchable words") {
 		t.Errorf("not held: %+v", bs)
+	}
+}
+
+// endedRecording records one line of text as recording id and closes it.
+func endedRecording(t *testing.T, m *Manager, id, line string) {
+	t.Helper()
+	ctx := context.Background()
+	r, err := m.Start(ctx, testMeta(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Output([]byte(line + "\r\n"))
+	if _, _, err := r.Close(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
