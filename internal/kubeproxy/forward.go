@@ -25,6 +25,7 @@ import (
 	"github.com/portcullis/portcullis/internal/store"
 	"github.com/portcullis/portcullis/internal/tlspin"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 
@@ -455,6 +456,27 @@ func writeStatus(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
 	_, _ = w.Write(body)
+}
+
+// writeAPIStatus answers with the API server's own Status (RBAC's 403, no
+// such pod), as is: its reason and message are what the user must see. It
+// returns the HTTP code written.
+func writeAPIStatus(w http.ResponseWriter, st metav1.Status) int {
+	code := int(st.Code)
+	if code < 400 || code > 599 {
+		code = http.StatusBadGateway
+	}
+	st.Kind, st.APIVersion = "Status", "v1"
+	body, err := json.Marshal(st)
+	if err != nil {
+		writeStatus(w, http.StatusBadGateway, "the gateway cannot relay the API server's answer")
+		return http.StatusBadGateway
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+	return code
 }
 
 // maxReviewBody bounds a SelfSubjectAccessReview body.

@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,6 +51,12 @@ type site struct {
 	recDir string
 	// nextHits counts requests that reached the gateway's own handler.
 	nextHits chan string
+	// node is the cluster's one node (its kubelet endpoint).
+	node *testenv.KubeNode
+	// hitsMu guards started and done: requests to the gateway by path,
+	// counted as they come in and as their handler returns.
+	hitsMu        sync.Mutex
+	started, done map[string]int
 }
 
 // newSite starts the cluster and the gateway. In the cluster: namespaces
@@ -62,8 +69,8 @@ type site struct {
 func newSite(t *testing.T) *site {
 	t.Helper()
 	kube := testenv.StartKube(t)
-	s := &site{t: t, kube: kube}
-	kube.StartNode(t, "node-1")
+	s := &site{t: t, kube: kube, started: map[string]int{}, done: map[string]int{}}
+	s.node = kube.StartNode(t, "node-1")
 	s.clusterSetup()
 	dir := testenv.ShortTempDir(t)
 	ctx := context.Background()
@@ -119,7 +126,18 @@ func newSite(t *testing.T) *site {
 		}
 		_, _ = io.WriteString(w, "the gateway's own API")
 	})
-	hs := httptest.NewUnstartedServer(srv.Wrap(next))
+	front := srv.Wrap(next)
+	hs := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hitsMu.Lock()
+		s.started[r.URL.Path]++
+		s.hitsMu.Unlock()
+		defer func() {
+			s.hitsMu.Lock()
+			s.done[r.URL.Path]++
+			s.hitsMu.Unlock()
+		}()
+		front.ServeHTTP(w, r)
+	}))
 	hs.StartTLS()
 	t.Cleanup(func() {
 		hs.CloseClientConnections()
@@ -288,6 +306,25 @@ func (s *site) waitEvent(t *testing.T, match func(store.AuditEvent) bool) store.
 				all = append(all, fmt.Sprintf("%s %q %v", ev.Outcome, ev.Message, ev.Detail))
 			}
 			t.Fatalf("no matching kube.request event; have:\n%s", strings.Join(all, "\n"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// requests waits until every request to path that came in has been
+// answered, and returns how many there were. A request's audit events are
+// queued before its handler returns.
+func (s *site) requests(t *testing.T, path string) int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		s.hitsMu.Lock()
+		started, done := s.started[path], s.done[path]
+		s.hitsMu.Unlock()
+		if started == done {
+			return done
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d requests, %d answered", path, started, done)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

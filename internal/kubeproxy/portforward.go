@@ -88,9 +88,9 @@ func (s *Server) servePortForward(ctx context.Context, w http.ResponseWriter, r 
 	if err != nil {
 		var se *apierrors.StatusError
 		if errors.As(err, &se) {
-			// The API server's own answer (RBAC's 403, no such pod).
-			q.status = int(se.Status().Code)
-			writeStatus(w, q.status, se.Status().Message)
+			// The API server's own answer (RBAC's 403, no such pod), as
+			// is, before the client's upgrade.
+			q.status = writeAPIStatus(w, se.Status())
 			return
 		}
 		s.cfg.Log.Info("kubernetes port-forward: API server leg", "target", q.target, "err", err)

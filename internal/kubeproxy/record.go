@@ -130,14 +130,19 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 	ss.serve(w, r, opts)
 	q.status = http.StatusSwitchingProtocols
 	ss.mu.Lock()
-	relayErr, ran := ss.err, ss.ran
+	relayErr, ran, answered := ss.err, ss.ran, ss.answered
 	endDetail["client_protocol"], endDetail["upstream_protocol"] = ss.client, ss.upstream
 	ss.mu.Unlock()
+	if answered != 0 {
+		// The API server leg did not open: the client's upgrade was
+		// answered with this code.
+		q.status = answered
+	}
 	outcome := audit.Success
 	var exit clientexec.CodeExitError
 	var se *apierrors.StatusError
 	switch {
-	case !ran:
+	case !ran && relayErr == nil:
 		// The client's upgrade failed (the library answered it).
 		q.status = http.StatusBadRequest
 		outcome = audit.Failure

@@ -33,7 +33,8 @@
 //     registered as live. Exec and attach are not forwarded as bytes:
 //     they are terminated on both sides (stream.go: the client's
 //     WebSocket v5 or SPDY stream served here, a new stream to the API
-//     server with only the gateway's headers) and run as recorded
+//     server with only the gateway's headers, opened first so that its
+//     refusal answers the client's upgrade request) and run as recorded
 //     sessions (record.go: session.start, an asciicast recording through
 //     recording.Manager when a session-recording policy says so,
 //     fail-closed by default, session.end with its SHA-256 and the exit

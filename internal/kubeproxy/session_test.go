@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/rest"
 	clientremote "k8s.io/client-go/tools/remotecommand"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/kubeproxy"
@@ -78,6 +79,28 @@ func kubectlIn(t *testing.T, kubeconfig, stdin string, env []string, args ...str
 	}
 }
 
+// kubectlErr runs kubectl with extra environment and no stdin, and
+// returns its stdout, its stderr and its exit code.
+func kubectlErr(t *testing.T, kubeconfig string, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout.String(), stderr.String(), 0
+	case errors.As(err, &ee):
+		return stdout.String(), stderr.String(), ee.ExitCode()
+	default:
+		return stdout.String(), stderr.String() + err.Error(), -1
+	}
+}
+
 var transports = []struct{ name, websockets string }{{"websocket", "true"}, {"spdy", "false"}}
 
 func sessionPolicies() []resource.Object {
@@ -93,7 +116,8 @@ func sessionPolicies() []resource.Object {
 		&resource.Policy{Kind: resource.KindPolicy, Name: "bob-streams", Type: resource.PolicyKubernetes,
 			Subjects: resource.Subjects{Users: []string{"bob"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
 			ClusterUsers: []string{"nobody-in-rbac"},
-			KubeRules:    []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec", "pods"}, Namespaces: []string{"dev-app"}}}},
+			KubeRules: []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward", "pods"},
+				Namespaces: []string{"dev-app"}}}},
 		&resource.Policy{Kind: resource.KindPolicy, Name: "record-k1", Type: resource.PolicySessionRecording,
 			Subjects: resource.Subjects{Groups: []string{"dev"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
 			RecordInput: true},
@@ -356,6 +380,53 @@ func testSessions(t *testing.T, s *site, alice string) {
 			if late != nil || err == nil || !strings.Contains(err.Error(), "did not answer") {
 				t.Fatalf("%s: the stream to a silent API server: %v (deadline: %v)", tr.name, err, late)
 			}
+			checkNotRetried(t, tr.name, err)
+		}
+		// Killed while the gateway waits for the API server's upgrade:
+		// the client hears why, and a WebSocket client is not told its
+		// upgrade failed (kubectl would run the command again over
+		// SPDY).
+		for _, tr := range transports {
+			cmd := "hang-kill-" + tr.name
+			cfg := &rest.Config{Host: s.url + "/k8s/k-hang", BearerToken: "pck_test_alice", TLSClientConfig: rest.TLSClientConfig{CAData: s.ca}}
+			u, _ := url.Parse(s.url + "/k8s/k-hang/api/v1/namespaces/dev-app/pods/web-1/exec?command=" + cmd + "&stdout=true")
+			var ex clientremote.Executor
+			var err error
+			if tr.name == "websocket" {
+				ex, err = clientremote.NewWebSocketExecutor(cfg, http.MethodGet, u.String())
+			} else {
+				ex, err = clientremote.NewSPDYExecutor(cfg, http.MethodPost, u)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			errc := make(chan error, 1)
+			go func() { errc <- ex.StreamWithContext(ctx, clientremote.StreamOptions{Stdout: io.Discard}) }()
+			var id string
+			for deadline := time.Now().Add(20 * time.Second); id == ""; {
+				for _, ls := range s.srv.List() {
+					if ls.Command == cmd {
+						id = ls.ID
+					}
+				}
+				if id == "" && time.Now().After(deadline) {
+					t.Fatalf("the exec never showed in the session list: %+v", s.srv.List())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if err := s.srv.Kill(id, "admin", "hang-kill"); err != nil {
+				t.Fatal(err)
+			}
+			err = <-errc
+			cancel()
+			if err == nil || !strings.Contains(err.Error(), "session ended: killed by admin: hang-kill") {
+				t.Fatalf("%s: killed during the upgrade: %v", tr.name, err)
+			}
+			checkNotRetried(t, tr.name, err)
+			s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool {
+				return ev.SessionID == id && ev.Outcome == audit.Deny && ev.Detail["end_reason"] == "killed by admin: hang-kill"
+			})
 		}
 	})
 
@@ -465,6 +536,8 @@ func testSessions(t *testing.T, s *site, alice string) {
 			}
 		}
 	})
+
+	t.Run("refusals reach kubectl as the Status", func(t *testing.T) { testStreamRefusals(t, s, alice, bob) })
 
 	t.Run("whoami and can-i --list never go as an identity not granted", func(t *testing.T) {
 		// bob may act as nobody-in-rbac only: asked with another --as,
@@ -836,6 +909,19 @@ func testSessions(t *testing.T, s *site, alice string) {
 	})
 }
 
+// checkNotRetried checks that a WebSocket client whose stream the
+// gateway could not open (an API server out of reach, a kill) got its
+// stream opened and the error on it, not an upgrade failure, which
+// kubectl would retry over SPDY, running the command again. (A SPDY
+// client is answered before its upgrade: kubectl 1.32 prints the Status,
+// client-go 0.37's executor its message.)
+func checkNotRetried(t *testing.T, transport string, err error) {
+	t.Helper()
+	if transport == "websocket" && httpstream.IsUpgradeFailure(err) {
+		t.Fatalf("websocket: an upgrade failure, which kubectl retries over SPDY: %v", err)
+	}
+}
+
 // lockedBuilder is a strings.Builder safe for a writer and a reader.
 type lockedBuilder struct {
 	mu sync.Mutex
@@ -882,5 +968,123 @@ func (s *site) waitLive(t *testing.T, command string) string {
 			t.Fatalf("the exec never showed, recorded, in the session list: %+v", s.srv.List())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// testStreamRefusals runs exec, attach and port-forward that the gateway's
+// policy refuses (alice on web-2) and that the API server's RBAC refuses
+// (bob, as a cluster user RBAC grants nothing), over both of kubectl's
+// protocols: kubectl prints the refusal as the Forbidden Status it is
+// ("Error from server (Forbidden): ..."), never as an internal error of
+// a stream that opened, nothing reaches the node, and each refused request
+// has exactly one kube.request event.
+func testStreamRefusals(t *testing.T, s *site, alice, bob string) {
+	// kubectl prints a Status as "Error from server (REASON): MESSAGE";
+	// port-forward says "error upgrading connection: MESSAGE" of any
+	// error, the API server's own refusal too. The gateway's leg to the
+	// API server is a WebSocket GET: RBAC says the verb is get.
+	const policyMsg = "Error from server (Forbidden): portcullis: access denied: alice may not "
+	const policyPF = "error: error upgrading connection: portcullis: access denied: alice may not create pods/portforward web-2 in namespace dev-app"
+	const rbacMsg = `Error from server (Forbidden): pods "web-1" is forbidden: User "nobody-in-rbac" cannot `
+	const rbacPF = `error: error upgrading connection: pods "web-1" is forbidden: User "nobody-in-rbac" cannot `
+	const inNS = `" in API group "" in the namespace "dev-app"`
+	for _, tc := range []struct {
+		name, user, kubeconfig, sub, pod string
+		args                             []string
+		want                             []string
+	}{
+		{"exec refused by policy", "alice", alice, "exec", "web-2", []string{"exec", "-n", "dev-app", "web-2", "--", "touch", "refused-exec"},
+			[]string{policyMsg, "pods/exec web-2 in namespace dev-app"}},
+		{"attach refused by policy", "alice", alice, "attach", "web-2", []string{"attach", "-n", "dev-app", "web-2", "-c", "main"},
+			[]string{policyMsg, "pods/attach web-2 in namespace dev-app"}},
+		{"port-forward refused by policy", "alice", alice, "portforward", "web-2", []string{"port-forward", "-n", "dev-app", "pod/web-2", ":80"},
+			[]string{policyPF}},
+		{"exec refused by RBAC", "bob", bob, "exec", "web-1", []string{"exec", "-n", "dev-app", "web-1", "--", "touch", "refused-exec"},
+			[]string{rbacMsg, `resource "pods/exec` + inNS}},
+		{"attach refused by RBAC", "bob", bob, "attach", "web-1", []string{"attach", "-n", "dev-app", "web-1", "-c", "main"},
+			[]string{rbacMsg, `resource "pods/attach` + inNS}},
+		{"port-forward refused by RBAC", "bob", bob, "portforward", "web-1", []string{"port-forward", "-n", "dev-app", "pod/web-1", ":80"},
+			[]string{rbacPF, `resource "pods/portforward` + inNS}},
+	} {
+		for _, tr := range transports {
+			t.Run(tc.name+" over "+tr.name, func(t *testing.T) {
+				path := "/k8s/k1/api/v1/namespaces/dev-app/pods/" + tc.pod + "/" + tc.sub
+				match := func(ev store.AuditEvent) bool {
+					return ev.User == tc.user && ev.Detail["path"] == "/api/v1/namespaces/dev-app/pods/"+tc.pod+"/"+tc.sub
+				}
+				// Events newer than the last one before the run.
+				var lastID int64
+				newer := func(typ string, match func(store.AuditEvent) bool) []store.AuditEvent {
+					evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: typ, AfterID: lastID, Limit: 10000})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var out []store.AuditEvent
+					for _, ev := range evs {
+						if match(ev) {
+							out = append(out, ev)
+						}
+					}
+					return out
+				}
+				session := func(ev store.AuditEvent) bool {
+					return ev.User == tc.user && ev.Detail["pod"] == tc.pod && ev.Detail["action"] == "kubernetes "+tc.sub
+				}
+				reqsBefore := s.requests(t, path)
+				if last, err := s.st.ListAudit(context.Background(), store.AuditFilter{Newest: true, Limit: 1}); err != nil {
+					t.Fatal(err)
+				} else if len(last) == 1 {
+					lastID = last[0].ID
+				}
+				nodeBefore := s.node.Streams()
+
+				env := []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets, "KUBECTL_PORT_FORWARD_WEBSOCKETS=" + tr.websockets}
+				stdout, stderr, code := kubectlErr(t, tc.kubeconfig, env, tc.args...)
+				if code != 1 || stdout != "" || strings.Contains(stderr, "Internal error") {
+					t.Fatalf("kubectl %v: exit %d, want 1; stdout %q; stderr:\n%s", tc.args, code, stdout, stderr)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(stderr, w) {
+						t.Fatalf("kubectl %v: stderr lacks %q:\n%s", tc.args, w, stderr)
+					}
+				}
+				if n := s.node.Streams() - nodeBefore; n != 0 {
+					t.Fatalf("%d requests reached the node", n)
+				}
+				// One kube.request event for each request kubectl made
+				// (over WebSocket it falls back to SPDY on the refused
+				// upgrade, as it does with the API server itself).
+				reqs := s.requests(t, path) - reqsBefore
+				if reqs < 1 {
+					t.Fatalf("kubectl made no %s request", tc.sub)
+				}
+				var evs []store.AuditEvent
+				for deadline := time.Now().Add(10 * time.Second); ; {
+					if evs = newer(kubeproxy.EventRequest, match); len(evs) >= reqs || time.Now().After(deadline) {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if len(evs) != reqs {
+					t.Fatalf("%d kube.request events for %d refused requests", len(evs), reqs)
+				}
+				for _, ev := range evs {
+					if fmt.Sprint(ev.Detail["status"]) != "403" {
+						t.Fatalf("kube.request of a refusal: %s %q %v", ev.Outcome, ev.Message, ev.Detail)
+					}
+				}
+				// A session the policy allowed runs to the API server's
+				// refusal: one start and one end each; one it refused
+				// never starts.
+				starts, ends := len(newer(audit.SessionStart, session)), len(newer(audit.SessionEnd, session))
+				wantSessions := 0
+				if tc.user == "bob" && tc.sub != "portforward" {
+					wantSessions = reqs
+				}
+				if starts != wantSessions || ends != wantSessions {
+					t.Fatalf("%d session.start and %d session.end events for %d requests, want %d each", starts, ends, reqs, wantSessions)
+				}
+			})
+		}
 	}
 }

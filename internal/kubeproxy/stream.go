@@ -17,6 +17,16 @@ package kubeproxy
 //     API server, with the gateway's token and the decided impersonation on
 //     the upgrade request.
 //
+// The API server leg is opened first, and the client's upgrade is answered
+// only once the API server upgraded its own: a refusal (RBAC's 403, no such
+// pod) or an API server out of reach is answered to the client's upgrade
+// request as a Status with its HTTP code, as the API server answers an
+// exec it refuses. Past the upgrade there is no way to say it: a SPDY
+// client's error stream would carry it as an InternalError ("Internal
+// error occurred: error executing command in container: ..."), a
+// WebSocket's as a bare message without its reason. Until the client's
+// streams are open, the API server leg's streams wait for them (upLeg).
+//
 // No framing is written here: every byte on either wire goes through those
 // libraries.
 
@@ -32,6 +42,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +88,12 @@ type streamSession struct {
 	input  bool                // record stdin
 
 	bytesIn, bytesOut atomic.Int64
+	// leg is the API server leg once it upgraded; nil before, and for a
+	// client request that cannot be upgraded (the library answers it).
+	leg *upLeg
+	// legErr is why the API server leg did not open, when the client's
+	// stream is opened to say so.
+	legErr error
 	// client is the client leg's protocol; under mu, upstream is the API
 	// server leg's ("websocket" or "spdy") and err what it ended with (an
 	// exit code is a clientexec.CodeExitError).
@@ -86,31 +103,61 @@ type streamSession struct {
 	err      error
 	// ran: the client's stream opened and the relay ran.
 	ran bool
+	// answered is the HTTP code the client's upgrade request was answered
+	// with when the API server leg did not open (0: it did).
+	answered int
 }
 
 // ExecInContainer implements remotecommand.Executor (the SPDY client leg).
-func (ss *streamSession) ExecInContainer(ctx context.Context, _, _, _ string, _ []string, in io.Reader, out, errOut io.WriteCloser,
-	tty bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
-	return ss.relay(ctx, in, out, errOut, tty, resize)
+func (ss *streamSession) ExecInContainer(_ context.Context, _, _, _ string, _ []string, in io.Reader, out, errOut io.WriteCloser,
+	_ bool, resize <-chan remotecommand.TerminalSize, _ time.Duration) error {
+	return ss.relay(in, out, errOut, resize)
 }
 
 // AttachContainer implements remotecommand.Attacher.
-func (ss *streamSession) AttachContainer(ctx context.Context, _, _, _ string, in io.Reader, out, errOut io.WriteCloser,
-	tty bool, resize <-chan remotecommand.TerminalSize) error {
-	return ss.relay(ctx, in, out, errOut, tty, resize)
+func (ss *streamSession) AttachContainer(_ context.Context, _, _, _ string, in io.Reader, out, errOut io.WriteCloser,
+	_ bool, resize <-chan remotecommand.TerminalSize) error {
+	return ss.relay(in, out, errOut, resize)
 }
 
-// serve terminates the client's stream and relays it. It returns when the
-// stream ended on both sides.
+// serve opens the API server leg, then terminates the client's stream and
+// relays it. It returns when the stream ended on both sides.
 func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
-	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+	switch {
+	case wsstream.IsWebSocketRequestWithStreamCloseProtocol(r):
 		ss.client = "websocket"
+	case wsstream.IsWebSocketRequest(r):
+		ss.client = "websocket (v4 or older)"
+	default:
+		ss.client = "spdy"
+	}
+	if upgradable(r) {
+		l := ss.openUpstream(r.Context(), opts)
+		defer func() {
+			// The client's stream did not open, or the relay is over:
+			// the API server leg ends with it.
+			l.abandon()
+			<-l.done
+		}()
+		err := l.waitUpgrade()
+		switch {
+		case err == nil:
+			ss.leg = l
+		case ss.client == "websocket" && !errors.As(upstreamStatus(err), new(*apierrors.StatusError)):
+			// kubectl retries any upgrade a WebSocket client sees
+			// refused over SPDY: a session the gateway ended, or an
+			// API server out of reach, would run (or wait) again. The
+			// stream is opened to say why on it instead; the API
+			// server's own refusal is answered as it answers it.
+			ss.legErr = err
+		default:
+			ss.refuseUpgrade(w, err)
+			return
+		}
+	}
+	if ss.client == "websocket" {
 		ss.serveWebSocket(w, r, opts)
 		return
-	}
-	ss.client = "spdy"
-	if wsstream.IsWebSocketRequest(r) {
-		ss.client = "websocket (v4 or older)"
 	}
 	container := r.URL.Query().Get("container")
 	if ss.q.attrs.subresource == "attach" {
@@ -120,6 +167,57 @@ func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *rem
 	}
 	remotecommand.ServeExec(w, r, ss, ss.q.attrs.name, "", container, r.URL.Query()["command"], opts, streamIdle, streamCreation,
 		remotecommand.SupportedStreamingProtocols)
+}
+
+// upgradable reports whether the client's request is an upgrade the
+// client leg's libraries would accept. One they refuse (a plain POST, no
+// protocol in common) is answered by them, and never reaches the API
+// server.
+func upgradable(r *http.Request) bool {
+	if wsstream.IsWebSocketRequest(r) {
+		return true
+	}
+	if !httpstream.IsUpgradeRequest(r) ||
+		!strings.Contains(strings.ToLower(r.Header.Get(httpstream.HeaderUpgrade)), strings.ToLower(spdy.HeaderSpdy31)) {
+		return false
+	}
+	// The library's own negotiation, its answer to a refusal discarded.
+	_, err := httpstream.Handshake(r, &discardWriter{header: http.Header{}}, remotecommand.SupportedStreamingProtocols)
+	return err == nil
+}
+
+// discardWriter is a response writer that keeps nothing.
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// refuseUpgrade answers the client's upgrade request, without upgrading
+// it, with why the API server leg did not open: the API server's own
+// Status and code, why the gateway ended the session, or the gateway's
+// 502 (504 when the API server did not answer).
+func (ss *streamSession) refuseUpgrade(w http.ResponseWriter, err error) {
+	err = upstreamStatus(err)
+	var se *apierrors.StatusError
+	code := http.StatusBadGateway
+	switch why := ss.s.endedWhy(ss.lr); {
+	case why != "":
+		err = fmt.Errorf("portcullis: session ended: %s", why)
+		code = http.StatusForbidden
+		writeStatus(w, code, "session ended: "+why)
+	case errors.As(err, &se):
+		code = writeAPIStatus(w, se.Status())
+	default:
+		if errors.Is(err, errNoUpgradeAnswer) {
+			code = http.StatusGatewayTimeout
+		}
+		ss.q.upstreamErr = err
+		writeStatus(w, code, "the gateway cannot open the stream to the API server: "+err.Error())
+	}
+	ss.mu.Lock()
+	ss.err, ss.answered = err, code
+	ss.mu.Unlock()
 }
 
 // serveWebSocket serves a v5.channel.k8s.io client: channels 0-4 are
@@ -170,7 +268,7 @@ func (ss *streamSession) serveWebSocket(w http.ResponseWriter, r *http.Request, 
 	if opts.Stderr {
 		errOut = streams[constants.StreamStdErr]
 	}
-	err = ss.relay(r.Context(), in, out, errOut, opts.TTY, resize)
+	err = ss.relay(in, out, errOut, resize)
 	st := statusOf(err)
 	b, merr := json.Marshal(st)
 	if merr != nil {
@@ -206,7 +304,8 @@ func readResizes(ctx context.Context, r io.Reader, ch chan<- remotecommand.Termi
 }
 
 // statusOf is the final status a WebSocket client gets: success, the exit
-// code, the API server's own Status (a 403 of its RBAC), or an error.
+// code, the API server's own Status, or an error (kubectl prints its
+// message).
 func statusOf(err error) metav1.Status {
 	var exit clientexec.CodeExitError
 	var se *apierrors.StatusError
@@ -220,44 +319,176 @@ func statusOf(err error) metav1.Status {
 	case errors.As(err, &se):
 		return se.Status()
 	default:
-		return apierrors.NewInternalError(err).Status()
+		// Why the gateway ended the stream or could not run it, as is:
+		// an InternalError's message would say "Internal error occurred:
+		// ..." of a kill or of an API server out of reach.
+		return metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError, Message: err.Error()}
 	}
 }
 
-// relay runs the API server leg with the client's streams, observing them
-// for the recording. Its error is what the client's status says: a
+// relay binds the client's streams to the API server leg and waits for
+// it to end. Its error is what the client's status says: a
 // clientexec.CodeExitError for an exit code (cri-streaming turns it into
 // the NonZeroExitCode status), the API server's Status, or why the gateway
 // ended the stream.
-func (ss *streamSession) relay(ctx context.Context, in io.Reader, out, errOut io.Writer, tty bool,
-	resize <-chan remotecommand.TerminalSize) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+func (ss *streamSession) relay(in io.Reader, out, errOut io.Writer, resize <-chan remotecommand.TerminalSize) error {
+	l := ss.leg
+	var err error
+	if l == nil {
+		err = ss.legErr
+		if err == nil {
+			// The client's libraries upgraded a request upgradable
+			// said they would refuse: nothing was opened to relay to.
+			err = errors.New("the stream to the API server did not open")
+		}
+		if ss.s.endedWhy(ss.lr) == "" {
+			ss.q.upstreamErr = err
+		}
+	} else {
+		l.bind(in, out, errOut, resize)
+		<-l.done
+		err = upstreamStatus(l.err)
+	}
 	ss.mu.Lock()
 	ss.ran = true
-	ss.mu.Unlock()
-	o := clientremote.StreamOptions{Tty: tty}
-	if in != nil {
-		o.Stdin = &inputTap{r: in, ss: ss}
-	}
-	if out != nil {
-		o.Stdout = &outputTap{w: out, ss: ss, cancel: cancel}
-	}
-	if errOut != nil {
-		o.Stderr = &outputTap{w: errOut, ss: ss, cancel: cancel}
-	}
-	if tty && resize != nil {
-		o.TerminalSizeQueue = &sizeQueue{ctx: ctx, ch: resize, ss: ss}
-	}
-	err := ss.stream(ctx, o)
-	err = upstreamStatus(err)
-	ss.mu.Lock()
 	ss.err = err
 	ss.mu.Unlock()
 	if why := ss.s.endedWhy(ss.lr); why != "" {
 		return fmt.Errorf("portcullis: session ended: %s", why)
 	}
 	return err
+}
+
+// upLeg is the API server leg of a stream, opened before the client's.
+// Its streams are stand-ins that wait until the client's are bound: what
+// the API server sends (output) or asks for (stdin, resizes) before then
+// waits.
+type upLeg struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	// upgraded is closed once the API server upgraded the stream.
+	upgraded    chan struct{}
+	upgradeOnce sync.Once
+	// done is closed when the leg ended, err saying how.
+	done chan struct{}
+	err  error
+	// bound is closed once the client's streams below are set (opened
+	// true), or when they never will be (the client's stream did not
+	// open).
+	bound       chan struct{}
+	bindOnce    sync.Once
+	opened      bool
+	in          io.Reader
+	out, errOut io.Writer
+	resize      <-chan remotecommand.TerminalSize
+}
+
+// openUpstream starts the API server leg for the streams opts asks for. It
+// ends when ctx does, or abandon is called.
+func (ss *streamSession) openUpstream(ctx context.Context, opts *remotecommand.Options) *upLeg {
+	ctx, cancel := context.WithCancel(ctx)
+	l := &upLeg{ctx: ctx, cancel: cancel, upgraded: make(chan struct{}), done: make(chan struct{}), bound: make(chan struct{})}
+	o := clientremote.StreamOptions{Tty: opts.TTY}
+	if opts.Stdin {
+		o.Stdin = &inputTap{r: lateReader{l}, ss: ss}
+	}
+	if opts.Stdout {
+		o.Stdout = &outputTap{w: lateWriter{l: l, w: &l.out}, ss: ss, cancel: cancel}
+	}
+	if opts.Stderr {
+		o.Stderr = &outputTap{w: lateWriter{l: l, w: &l.errOut}, ss: ss, cancel: cancel}
+	}
+	if opts.TTY {
+		o.TerminalSizeQueue = &sizeQueue{l: l, ss: ss}
+	}
+	go func() {
+		defer close(l.done)
+		l.err = ss.stream(ctx, o, func() { l.upgradeOnce.Do(func() { close(l.upgraded) }) })
+	}()
+	return l
+}
+
+// waitUpgrade waits until the API server upgraded the stream (nil) or the
+// leg ended before it did (why).
+func (l *upLeg) waitUpgrade() error {
+	select {
+	case <-l.upgraded:
+		return nil
+	case <-l.done:
+		select {
+		case <-l.upgraded:
+			// Upgraded and already over (its output waits for the
+			// client): the client gets it all.
+			return nil
+		default:
+		}
+		if l.err == nil {
+			return errors.New("the stream to the API server ended before it opened")
+		}
+		return l.err
+	}
+}
+
+// bind gives the leg the client's streams.
+func (l *upLeg) bind(in io.Reader, out, errOut io.Writer, resize <-chan remotecommand.TerminalSize) {
+	l.bindOnce.Do(func() {
+		l.in, l.out, l.errOut, l.resize, l.opened = in, out, errOut, resize, true
+		close(l.bound)
+	})
+}
+
+// abandon ends the leg: the client's streams are not coming (when not
+// bound yet), or the relay is over.
+func (l *upLeg) abandon() {
+	l.bindOnce.Do(func() { close(l.bound) })
+	l.cancel()
+}
+
+// errClientGone: the client's stream did not open.
+var errClientGone = errors.New("the client's stream did not open")
+
+// wait blocks until the client's streams are bound; an error when they
+// never will be or the leg ended.
+func (l *upLeg) wait() error {
+	select {
+	case <-l.bound:
+		if !l.opened {
+			return errClientGone
+		}
+		return nil
+	case <-l.ctx.Done():
+		return l.ctx.Err()
+	}
+}
+
+// lateReader is the API server leg's stdin: the client's, once bound.
+type lateReader struct{ l *upLeg }
+
+func (r lateReader) Read(p []byte) (int, error) {
+	if err := r.l.wait(); err != nil {
+		return 0, err
+	}
+	if r.l.in == nil {
+		return 0, io.EOF
+	}
+	return r.l.in.Read(p)
+}
+
+// lateWriter is an output stream of the API server leg: the client's
+// (*w), once bound.
+type lateWriter struct {
+	l *upLeg
+	w *io.Writer
+}
+
+func (lw lateWriter) Write(p []byte) (int, error) {
+	if err := lw.l.wait(); err != nil {
+		return 0, err
+	}
+	if *lw.w == nil {
+		return 0, errors.New("the client did not open this stream")
+	}
+	return (*lw.w).Write(p)
 }
 
 // upstreamStatus returns the API server's Status when its answer to the
@@ -277,13 +508,14 @@ func upstreamStatus(err error) error {
 // stream runs the API server leg: WebSocket first, SPDY when the
 // WebSocket upgrade failed without a Status from the API server (a proxy
 // or an API server that does not speak it), as kubectl does.
-func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOptions) error {
+// upgraded is called when the API server upgraded the stream.
+func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOptions, upgraded func()) error {
 	imp := transport.ImpersonationConfig{UserName: ss.q.d.User, Groups: ss.q.d.Groups}
 	if ca, serverName, ok := ss.up.webSocketTLS(); ok {
 		cfg := &rest.Config{Host: ss.up.base.Scheme + "://" + ss.up.base.Host, BearerToken: string(ss.tok),
 			Impersonate:     rest.ImpersonationConfig{UserName: imp.UserName, Groups: imp.Groups},
 			TLSClientConfig: rest.TLSClientConfig{CAData: ca, ServerName: serverName}, Proxy: noProxy}
-		wd := &watchdog{limit: ss.s.cfg.DialTimeout}
+		wd := &watchdog{limit: ss.s.cfg.DialTimeout, upgraded: upgraded}
 		cfg.WrapTransport = wd.wrap
 		ws, err := clientremote.NewWebSocketExecutorForProtocols(cfg, http.MethodGet, ss.target.String(), constants.StreamProtocolV5Name)
 		if err == nil {
@@ -303,7 +535,7 @@ func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOption
 	if err != nil {
 		return fmt.Errorf("spdy transport: %w", err)
 	}
-	wd := &watchdog{limit: ss.s.cfg.DialTimeout}
+	wd := &watchdog{limit: ss.s.cfg.DialTimeout, upgraded: upgraded}
 	ex, err := clientremote.NewSPDYExecutorRejectRedirects(wd.wrap(wrapped), clientspdy.NewUpgraderForStreaming(spdyRT), http.MethodPost, ss.target)
 	if err != nil {
 		return fmt.Errorf("spdy executor: %w", err)
@@ -322,7 +554,13 @@ func (ss *streamSession) stream(ctx context.Context, o clientremote.StreamOption
 type watchdog struct {
 	limit time.Duration
 	fired atomic.Bool
+	// upgraded, when set, is called when the API server answers the
+	// upgrade with 101 Switching Protocols.
+	upgraded func()
 }
+
+// errNoUpgradeAnswer: the API server did not answer the upgrade in time.
+var errNoUpgradeAnswer = errors.New("the API server did not answer the stream's upgrade")
 
 // wrap gives the upgrade request a deadline (the WebSocket dialer sets it
 // on its connection, the SPDY dialer on its dial) and stops waiting for
@@ -349,6 +587,9 @@ func (wd *watchdog) wrap(rt http.RoundTripper) http.RoundTripper {
 			if dl, _ := dctx.Deadline(); a.err != nil && !time.Now().Before(dl) && r.Context().Err() == nil {
 				wd.fired.Store(true)
 			}
+			if a.err == nil && a.resp.StatusCode == http.StatusSwitchingProtocols && wd.upgraded != nil {
+				wd.upgraded()
+			}
 			return a.resp, a.err
 		case <-dctx.Done():
 			cancel()
@@ -368,7 +609,7 @@ func (wd *watchdog) wrap(rt http.RoundTripper) http.RoundTripper {
 // err says why the stream ended when the deadline ended it.
 func (wd *watchdog) err(err error) error {
 	if err != nil && wd.fired.Load() {
-		return fmt.Errorf("the API server did not answer the stream's upgrade within %s", wd.limit)
+		return fmt.Errorf("%w within %s", errNoUpgradeAnswer, wd.limit)
 	}
 	return err
 }
@@ -459,15 +700,17 @@ func (t *outputTap) Write(p []byte) (int, error) {
 // sizeQueue passes the client's terminal sizes to the API server leg,
 // recording each.
 type sizeQueue struct {
-	ctx context.Context
-	ch  <-chan remotecommand.TerminalSize
-	ss  *streamSession
+	l  *upLeg
+	ss *streamSession
 }
 
 // Next implements clientremote.TerminalSizeQueue; nil ends the queue.
 func (q *sizeQueue) Next() *clientremote.TerminalSize {
+	if q.l.wait() != nil || q.l.resize == nil {
+		return nil
+	}
 	select {
-	case size, ok := <-q.ch:
+	case size, ok := <-q.l.resize:
 		if !ok {
 			return nil
 		}
@@ -475,7 +718,7 @@ func (q *sizeQueue) Next() *clientremote.TerminalSize {
 			q.ss.rec.Resize(int(size.Width), int(size.Height))
 		}
 		return &clientremote.TerminalSize{Width: size.Width, Height: size.Height}
-	case <-q.ctx.Done():
+	case <-q.l.ctx.Done():
 		return nil
 	}
 }

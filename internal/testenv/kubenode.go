@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,7 +35,15 @@ type KubeNode struct {
 	Name string
 	// Addr is 127.0.0.1:PORT, its kubelet endpoint.
 	Addr string
+	// streams counts the exec, attach and port-forward requests that
+	// reached the endpoint, served or not.
+	streams atomic.Int64
 }
+
+// Streams is how many exec, attach and port-forward requests reached the
+// node: a test that a refused request got nowhere near the pod compares it
+// before and after.
+func (n *KubeNode) Streams() int64 { return n.streams.Load() }
 
 // StartNode serves a kubelet endpoint for node name and registers the
 // Node (address 127.0.0.1, kubelet port) with the API server. Bind a pod
@@ -51,8 +60,10 @@ func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	node := &KubeNode{Name: name, Addr: ln.Addr().String()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/exec/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		node.streams.Add(1)
 		opts, err := remotecommand.NewOptions(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -67,6 +78,7 @@ func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
 			0, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
 	})
 	mux.HandleFunc("/attach/{namespace}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
+		node.streams.Add(1)
 		opts, err := remotecommand.NewOptions(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -76,6 +88,7 @@ func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
 			0, 30*time.Second, remotecommandconsts.SupportedStreamingProtocols)
 	})
 	mux.HandleFunc("/portForward/{namespace}/{pod}", func(w http.ResponseWriter, r *http.Request) {
+		node.streams.Add(1)
 		opts, err := portforward.NewV4Options(r)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -95,7 +108,7 @@ func (k *Kube) StartNode(t testing.TB, name string) *KubeNode {
 	k.Kubectl(t, "apply", "-f", nodeFile)
 	k.Kubectl(t, "patch", "node", name, "--subresource=status", "--type=merge", "-p",
 		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}},"conditions":[{"type":"Ready","status":"True","reason":"Test","message":"test node"}]}}`, port))
-	return &KubeNode{Name: name, Addr: ln.Addr().String()}
+	return node
 }
 
 // shellExecutor runs exec requests as local processes.
