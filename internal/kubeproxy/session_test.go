@@ -286,7 +286,8 @@ func testSessions(t *testing.T, s *site, alice string) {
 			if err != nil {
 				t.Fatalf("live view ended before the output: %v", err)
 			}
-			if strings.Contains(line, "wombat-live") {
+			if strings.Contains(line, `"o", "wombat-live`) {
+				// The output, not the header (which names the command).
 				break
 			}
 		}
