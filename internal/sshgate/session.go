@@ -683,20 +683,15 @@ type sessionResult struct {
 	lost string
 }
 
-// bridgeSession copies data and requests between a client session channel
-// and a target session channel until the target closes it or the client
-// goes away. Exit status and signal are held back until all output has been
-// delivered, so the client sees every byte before it exits.
+// bridge copies data and requests between a client session channel and a
+// target session channel until the target closes it or the client goes
+// away. Exit status and signal are held back until all output has been
+// delivered, so the client sees every byte before it exits. When abort is
+// closed the bridge stops waiting for the target: it closes the client's
+// channel and ends; copy loops still blocked on the target end when the
+// upstream connection closes.
 //
-// When abort is closed the bridge stops waiting for the target: it closes
-// the client's channel and returns; copy loops still blocked on the target
-// end when the upstream connection closes.
-func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request, o bridgeOpts) sessionResult {
-	return newBridge(client, creqs, up, ureqs, o).run()
-}
-
-// bridge is one session's bridge (bridgeSession) once started: its
-// streams are pumps that run on their own, and its request loop is a
+// Its streams are pumps that run on their own, and its request loop is a
 // handful of events (abort, a client request, a barrier, a target
 // request), each handled by a method that does not wait for the session.
 // Whoever owns the bridge selects on its channels and calls them: run, on
@@ -924,7 +919,7 @@ func (b *bridge) finish() sessionResult {
 
 // orderedWriter writes the client's data on to the target once the
 // bridge's request loop has forwarded the requests that arrived before it
-// (bridgeSession). After the loop has ended it writes at once.
+// (bridge). After the loop has ended it writes at once.
 type orderedWriter struct {
 	w        io.Writer
 	barrier  chan<- chan struct{}
