@@ -78,6 +78,10 @@ type conn struct {
 	// upInbox hands the upstream's unasked traffic to the connection's loop;
 	// buffered for the one dial a connection makes.
 	upInbox chan upstreamInbox
+	// hostInbox hands the connection's loop the bridge of a session whose
+	// request loop it serves (hostBridge); one deep, and empty whenever
+	// hosting is false.
+	hostInbox chan *hostedBridge
 
 	// decideMu serializes decisions, so that two first requests arriving
 	// together cannot fix different target users; acquired before mu.
@@ -92,6 +96,9 @@ type conn struct {
 	grants     map[*grant]struct{}
 	nextChan   int
 	ended      bool
+	// hosting says that the connection's loop serves (or is handed) a
+	// session's bridge; cleared when that session's loop ends.
+	hosting bool
 	// ahead is the connection to the target made while the client
 	// authenticated, waiting for the first authorized request's
 	// credential; the dial takes it (takeAhead), or the end closes it.
@@ -399,7 +406,8 @@ func (s *Server) login(ctx context.Context, nc net.Conn, entry *preAuthEntry) (c
 		sshConn: sshConn, ident: ident, key: verified, login: login,
 		source: src, srcStr: srcStr, started: time.Now(), mfa: sshConn.Permissions.Extensions[extMFA], viaDirectory: viaDirectory,
 		viaSSO: viaSSO, grants: map[*grant]struct{}{}, upInbox: make(chan upstreamInbox, 1),
-		ahead: ahead,
+		hostInbox: make(chan *hostedBridge, 1),
+		ahead:     ahead,
 	}
 	ahead = nil // the conn closes it from now on
 	if !s.track(c) {
@@ -435,16 +443,57 @@ func (s *Server) login(ctx context.Context, nc net.Conn, entry *preAuthEntry) (c
 // serve runs a logged-in connection until its client is gone: one loop
 // serves both global requests and channel opens (every goroutine costs
 // memory on each of possibly thousands of idle connections); each channel
-// gets a goroutine. unaudited refuses every channel (the login event could
-// not be kept).
+// gets a goroutine. The loop also serves the request loop of one running
+// session (hostBridge), whose goroutine then ends: an idle connection
+// with one session parks one goroutine fewer. unaudited refuses every
+// channel (the login event could not be kept).
+//
+// The hosted session's events are handled by the bridge's methods, none
+// of which waits for a session or a client to read (the streams are
+// pumps; what blocks at its end runs on a goroutine of its own), so a
+// busy or blocked session does not hold up the connection: it writes to
+// the client's and the target's connections as the loop already did for
+// global requests and refusals.
 func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unaudited bool) {
 	sshConn := c.sshConn
 	var chWG sync.WaitGroup
 	var upChans <-chan ssh.NewChannel
 	var upReqs <-chan *ssh.Request
+	// hosted is the session whose request loop this loop serves, if any;
+	// its channels are nil in the select otherwise.
+	var hosted *hostedBridge
 	for chans != nil {
+		var (
+			hostInbox = c.hostInbox
+			hAbort    <-chan struct{}
+			hCreqs    <-chan *ssh.Request
+			hUreqs    <-chan *ssh.Request
+			hBarrier  chan chan struct{}
+		)
+		if hosted != nil {
+			hostInbox = nil
+			hAbort, hCreqs, hUreqs, hBarrier = hosted.b.abort, hosted.b.creqs, hosted.b.ureqs, hosted.b.barrier
+		}
 		var nch ssh.NewChannel
 		select {
+		case hosted = <-hostInbox:
+			continue
+		case <-hAbort:
+			c.unhost(hosted, hosted.b.aborted)
+			hosted = nil
+			continue
+		case req, ok := <-hCreqs:
+			hosted.b.clientRequest(req, ok)
+			continue
+		case done := <-hBarrier:
+			hosted.b.flush(done)
+			continue
+		case req, ok := <-hUreqs:
+			if !hosted.b.targetRequest(req, ok) {
+				c.unhost(hosted, hosted.b.finish)
+				hosted = nil
+			}
+			continue
 		case in := <-c.upInbox:
 			upChans, upReqs = in.chans, in.reqs
 			continue
@@ -503,28 +552,77 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unau
 			if h.session {
 				c.openSessions.Add(1)
 			}
-			go func() {
-				defer chWG.Done()
-				defer c.openChannels.Add(-1)
+			done := func() {
 				if h.session {
-					defer c.openSessions.Add(-1)
+					c.openSessions.Add(-1)
 				}
-				h.serve(c, nch)
-			}()
+				c.openChannels.Add(-1)
+				chWG.Done()
+			}
+			go h.serve(c, nch, done)
 		}
 	}
 	// The client is gone: end every session's upstream side so their
 	// goroutines write their end events, then drop the upstream. Marking
 	// the connection ended first makes a dial still in flight close what
-	// it gets instead of keeping it.
+	// it gets instead of keeping it, and a session hand its bridge to
+	// this loop no more (hostBridge).
 	c.cancel()
 	c.mu.Lock()
 	c.ended = true
 	c.mu.Unlock()
 	c.closeUpstream()
+	if hosted == nil {
+		// A session may have handed its bridge over as the loop ended.
+		select {
+		case hosted = <-c.hostInbox:
+		default:
+		}
+	}
+	if hosted != nil {
+		// Its client and target are gone or going: the rest of its loop
+		// runs here, as it would have on its own goroutine.
+		hosted.end(hosted.b.run())
+	}
 	chWG.Wait()
 	// After the channels: a dial still in flight may have taken it.
 	c.closeAhead()
+}
+
+// hostedBridge is a running session's bridge handed to the connection's
+// loop (hostBridge), and what ends the session once its loop is over.
+type hostedBridge struct {
+	b *bridge
+	// end is given the bridge's result: it writes the session's end
+	// event and releases its channel.
+	end func(sessionResult)
+}
+
+// hostBridge hands h to the connection's loop, which then serves its
+// request loop, unless the loop serves another session's already or has
+// ended: false then, and the caller runs the bridge itself. One session
+// per connection at most is hosted: the loop must not be held up by many,
+// and a connection with several sessions is not the one to save on.
+func (c *conn) hostBridge(h *hostedBridge) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.hosting || c.hostInbox == nil {
+		return false
+	}
+	c.hosting = true
+	c.hostInbox <- h // empty while hosting was false: never blocks
+	return true
+}
+
+// unhost ends the hosted session whose loop is over: last runs the rest
+// of its bridge (finish may wait for a client to read, until abort),
+// then its end, on a goroutine of their own, which chWG (the channel's
+// done, in end) accounts for. The loop may host another session after.
+func (c *conn) unhost(h *hostedBridge, last func() sessionResult) {
+	c.mu.Lock()
+	c.hosting = false
+	c.mu.Unlock()
+	go func() { h.end(last()) }()
 }
 
 // identify checks that the identity a connection authenticated as still

@@ -18,14 +18,20 @@ import (
 type channelHandler struct {
 	// session marks channels counted against maxSessions.
 	session bool
-	serve   func(c *conn, nch ssh.NewChannel)
+	// serve serves one channel and calls done once it is over, which may
+	// be after serve returned (a session whose requests the connection's
+	// loop serves, runSession).
+	serve func(c *conn, nch ssh.NewChannel, done func())
 }
 
 // channelHandlers are the channel types a client may open; any other is
 // rejected and audited.
 var channelHandlers = map[string]channelHandler{
-	"session":      {session: true, serve: (*conn).handleSession},
-	"direct-tcpip": {serve: (*conn).handleDirectTCPIP},
+	"session": {session: true, serve: (*conn).handleSession},
+	"direct-tcpip": {serve: func(c *conn, nch ssh.NewChannel, done func()) {
+		defer done()
+		c.handleDirectTCPIP(nch)
+	}},
 }
 
 // globalHandlers answer the global requests the gateway acts on; any other

@@ -24,12 +24,26 @@ import (
 // handleSession serves one "session" channel: it collects the setup
 // requests (pty, env), authorizes the shell, exec or subsystem request, and
 // bridges the channel to a session on the target.
-func (c *conn) handleSession(nch ssh.NewChannel) {
+//
+// done is called once the channel is served; when the connection's loop
+// serves the running session's requests (runSession), that is after
+// handleSession has returned.
+func (c *conn) handleSession(nch ssh.NewChannel, done func()) {
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			done()
+		}
+	}()
 	ch, reqs, err := nch.Accept()
 	if err != nil {
 		return
 	}
-	defer ch.Close()
+	defer func() {
+		if !handedOff {
+			ch.Close()
+		}
+	}()
 	// A session that never asks for a shell, exec or subsystem is closed
 	// after setupTimeout, so it cannot hold memory forever.
 	timer := time.AfterFunc(setupTimeout, func() { ch.Close() })
@@ -77,7 +91,7 @@ func (c *conn) handleSession(nch ssh.NewChannel) {
 			notices.add(stderr, r.tell)
 		case stepStart:
 			timer.Stop()
-			c.runSession(ch, stderr, reqs, req, setup)
+			handedOff = c.runSession(ch, stderr, reqs, req, setup, done)
 			return
 		case stepIgnore:
 			if req.WantReply {
@@ -245,19 +259,36 @@ func transferSafe(r rune) bool {
 // runSession authorizes the session request and bridges it to the target.
 // The setup (decision, dial, audit, recording) runs on a goroutine of its
 // own (onOwnStack): this goroutine lives as long as the session, mostly
-// waiting in bridgeSession's request loop, and keeps the small stack that
-// needs.
-func (c *conn) runSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) {
+// waiting in the bridge's request loop, and keeps the small stack that
+// needs. Or it does not live on: when the connection's loop takes the
+// bridge's loop on (hostBridge), runSession returns true at once, and
+// the connection calls done once the session has ended; otherwise
+// runSession returns false when the session has ended.
+func (c *conn) runSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request, done func()) (handedOff bool) {
 	var s *startedSession
 	onOwnStack(func() { s = c.startSession(ch, stderr, reqs, req, setup) })
 	if s == nil {
-		return
+		return false
 	}
+	b := newBridge(ch, reqs, s.uch, s.ureqs, s.opts)
+	if c.hostBridge(&hostedBridge{b: b, end: func(res sessionResult) {
+		c.finishSession(s, res)
+		ch.Close()
+		done()
+	}}) {
+		return true
+	}
+	c.finishSession(s, b.run())
+	return false
+}
+
+// finishSession ends a started session whose bridge has returned res: it
+// closes its recording, records its command's exit and writes its end
+// event.
+func (c *conn) finishSession(s *startedSession, res sessionResult) {
 	defer c.removeGrant(s.g)
 	defer s.uch.Close()
-	var res sessionResult
-	defer func() { c.srv.cfg.Metrics.SessionEnded(res.in, res.out) }()
-	res = bridgeSession(ch, reqs, s.uch, s.ureqs, s.opts)
+	defer c.srv.cfg.Metrics.SessionEnded(res.in, res.out)
 	g, d, action, targetUser, obs, cmdID := s.g, s.d, s.action, s.targetUser, s.opts.obs, s.cmdID
 	s.stop()
 	endDetail := map[string]any{"action": action, "bytes_in": res.in, "bytes_out": res.out,
@@ -652,17 +683,45 @@ type sessionResult struct {
 	lost string
 }
 
-// bridgeSession copies data and requests between a client session channel
-// and a target session channel until the target closes it or the client
-// goes away. Exit status and signal are held back until all output has been
-// delivered, so the client sees every byte before it exits.
+// bridge copies data and requests between a client session channel and a
+// target session channel until the target closes it or the client goes
+// away. Exit status and signal are held back until all output has been
+// delivered, so the client sees every byte before it exits. When abort is
+// closed the bridge stops waiting for the target: it closes the client's
+// channel and ends; copy loops still blocked on the target end when the
+// upstream connection closes.
 //
-// When abort is closed the bridge stops waiting for the target: it closes
-// the client's channel and returns; copy loops still blocked on the target
-// end when the upstream connection closes.
-func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request, o bridgeOpts) sessionResult {
-	var res sessionResult
-	act, abort := o.act, o.abort
+// Its streams are pumps that run on their own, and its request loop is a
+// handful of events (abort, a client request, a barrier, a target
+// request), each handled by a method that does not wait for the session.
+// Whoever owns the bridge selects on its channels and calls them: run, on
+// a goroutine of the session's own, or the connection's loop (conn.serve),
+// which takes on one session's loop so that an idle one-session
+// connection parks one goroutine fewer. Only one goroutine at a time
+// touches the loop's state (creqs, held, res).
+type bridge struct {
+	client ssh.Channel
+	up     ssh.Channel
+	creqs  <-chan *ssh.Request // nil once the client closed its side
+	ureqs  <-chan *ssh.Request
+	abort  <-chan struct{}
+	// barrier takes the client's data's wait for the requests before it
+	// (orderedWriter); loopDone is closed when the loop ends.
+	barrier  chan chan struct{}
+	loopDone chan struct{}
+	out      stream
+	errOut   stream
+	in       stream
+	stderr   io.Writer
+	o        bridgeOpts
+	held     []*ssh.Request // exit-status and exit-signal, sent last
+	res      sessionResult
+}
+
+// newBridge starts the streams of a bridge; its request loop is the
+// caller's to run (run, or conn.serve).
+func newBridge(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel, ureqs <-chan *ssh.Request, o bridgeOpts) *bridge {
+	act := o.act
 	var stdout io.Writer = client
 	if o.gate != nil && o.gate.alt != nil {
 		stdout = observingWriter{w: client, alt: o.gate.alt}
@@ -687,149 +746,180 @@ func bridgeSession(client ssh.Channel, creqs <-chan *ssh.Request, up ssh.Channel
 			stderr = teeWriter{w: stderr, observe: o.obs.rec.Output}
 		}
 	}
+	b := &bridge{client: client, up: up, creqs: creqs, ureqs: ureqs, abort: o.abort,
+		barrier: make(chan chan struct{}), loopDone: make(chan struct{}), stderr: stderr, o: o}
 	// Each stream is a pump: a goroutine only while data moves, so an idle
-	// session's only goroutine of its own is the request loop below.
+	// session's only goroutine of its own is the request loop (or none,
+	// when the connection's loop serves it).
 	// stdout and stderr are copied side by side; with a pty the target's
 	// sshd sends no separate stderr (it goes through the terminal), and
 	// whatever a non-conforming target sends there is passed on as it
 	// comes.
-	out := copyStream(stdout, up, 0, act, nil, nil)
-	errOut := copyStream(stderr, up, 1, act, nil, nil)
+	b.out = copyStream(stdout, up, 0, act, nil, nil)
+	b.errOut = copyStream(stderr, up, 1, act, nil, nil)
 	// The client's requests and its data reach the gateway in order (one
 	// read loop per connection) but leave it on two goroutines: before
 	// the client's data is written on, the request loop forwards every
 	// request that came before it, so that a line typed right after a
 	// resize finds the terminal resized, as it would directly.
-	barrier := make(chan chan struct{})
-	loopDone := make(chan struct{})
-	input = orderedWriter{w: input, barrier: barrier, loopDone: loopDone}
-	in := copyStream(input, client, 0, act, o.gate, func() { _ = up.CloseWrite() })
-	// Counts are read from the streams: on abort the bridge returns while
-	// copies may still be running.
-	counts := func() sessionResult {
-		res.out, res.in = out.n()+errOut.n(), in.n()
-		return res
-	}
-	clientRequest := func(req *ssh.Request, ok bool) {
-		if !ok {
-			// The client closed its side: end the target's session too.
-			creqs = nil
-			up.Close()
-			return
-		}
-		if req.Type == "window-change" {
-			if cols, rows, ok := windowChange(req.Payload); ok {
-				o.obs.resize(cols, rows)
-			}
-		}
-		forwardClientRequest(up, req)
-	}
-	// One loop serves the requests of both sides (one goroutine fewer per
-	// session than a loop each).
-	var held []*ssh.Request
-loop:
+	input = orderedWriter{w: input, barrier: b.barrier, loopDone: b.loopDone}
+	b.in = copyStream(input, client, 0, act, o.gate, func() { _ = up.CloseWrite() })
+	return b
+}
+
+// run serves the bridge's request loop, one loop for the requests of both
+// sides (one goroutine fewer per session than a loop each), until the
+// session ends, and returns its result.
+func (b *bridge) run() sessionResult {
 	for {
-		var r *ssh.Request
 		select {
-		case <-abort:
-			close(loopDone)
-			client.Close()
-			return counts()
-		case req, ok := <-creqs:
-			clientRequest(req, ok)
-			continue
-		case done := <-barrier:
-			// Everything the client asked before the data now waiting is
-			// queued already: forward it.
-			for more := creqs != nil; more; {
-				select {
-				case req, ok := <-creqs:
-					clientRequest(req, ok)
-					more = ok
-				default:
-					more = false
-				}
+		case <-b.abort:
+			return b.aborted()
+		case req, ok := <-b.creqs:
+			b.clientRequest(req, ok)
+		case done := <-b.barrier:
+			b.flush(done)
+		case req, ok := <-b.ureqs:
+			if !b.targetRequest(req, ok) {
+				return b.finish()
 			}
-			close(done)
-			continue
-		case req, ok := <-ureqs:
-			if !ok {
-				break loop
-			}
-			r = req
-		}
-		switch r.Type {
-		case "exit-status":
-			var p struct{ Status uint32 }
-			if ssh.Unmarshal(r.Payload, &p) == nil {
-				res.exitStatus = &p.Status
-			}
-			held = append(held, r)
-		case "exit-signal":
-			var p struct {
-				Signal     string
-				CoreDumped bool
-				Error      string
-				Lang       string
-			}
-			if ssh.Unmarshal(r.Payload, &p) == nil {
-				res.exitSignal = p.Signal
-			}
-			held = append(held, r)
-		default:
-			if r.WantReply {
-				// A request the target wants answered (sshd's
-				// keepalive@openssh.com, its ClientAliveInterval check,
-				// on the session channel) is answered by the gateway
-				// as an OpenSSH client answers one it does not act on
-				// (failure: any answer tells sshd its peer is alive),
-				// not passed to the client: waiting here for the
-				// client's reply stopped this loop, so the client's
-				// requests queued behind it (a resize drag is many
-				// window-changes), then its read loop and its data
-				// stalled until the reply came, and for good with a
-				// client that never answers. The client's own liveness
-				// is the gateway's connection to it.
-				_ = r.Reply(false, nil)
-				continue
-			}
-			_, _ = client.SendRequest(r.Type, false, r.Payload)
 		}
 	}
+}
+
+// counts reads the byte counts from the streams: on abort the bridge
+// returns while copies may still be running.
+func (b *bridge) counts() sessionResult {
+	b.res.out, b.res.in = b.out.n()+b.errOut.n(), b.in.n()
+	return b.res
+}
+
+// clientRequest handles one request of the client's channel, or (ok
+// false) the client closing its side.
+func (b *bridge) clientRequest(req *ssh.Request, ok bool) {
+	if !ok {
+		// The client closed its side: end the target's session too.
+		b.creqs = nil
+		b.up.Close()
+		return
+	}
+	if req.Type == "window-change" {
+		if cols, rows, ok := windowChange(req.Payload); ok {
+			b.o.obs.resize(cols, rows)
+		}
+	}
+	forwardClientRequest(b.up, req)
+}
+
+// flush forwards the client's requests queued already, those that came
+// before the data now waiting at the barrier, and lets the data go.
+func (b *bridge) flush(done chan struct{}) {
+	for more := b.creqs != nil; more; {
+		select {
+		case req, ok := <-b.creqs:
+			b.clientRequest(req, ok)
+			more = ok
+		default:
+			more = false
+		}
+	}
+	close(done)
+}
+
+// targetRequest handles one request of the target's channel; it returns
+// false once the target closed its side (ok false): the loop is over and
+// finish is next.
+func (b *bridge) targetRequest(r *ssh.Request, ok bool) bool {
+	if !ok {
+		return false
+	}
+	switch r.Type {
+	case "exit-status":
+		var p struct{ Status uint32 }
+		if ssh.Unmarshal(r.Payload, &p) == nil {
+			b.res.exitStatus = &p.Status
+		}
+		b.held = append(b.held, r)
+	case "exit-signal":
+		var p struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}
+		if ssh.Unmarshal(r.Payload, &p) == nil {
+			b.res.exitSignal = p.Signal
+		}
+		b.held = append(b.held, r)
+	default:
+		if r.WantReply {
+			// A request the target wants answered (sshd's
+			// keepalive@openssh.com, its ClientAliveInterval check, on
+			// the session channel) is answered by the gateway as an
+			// OpenSSH client answers one it does not act on (failure:
+			// any answer tells sshd its peer is alive), not passed to
+			// the client: waiting here for the client's reply stopped
+			// this loop, so the client's requests queued behind it (a
+			// resize drag is many window-changes), then its read loop
+			// and its data stalled until the reply came, and for good
+			// with a client that never answers. The client's own
+			// liveness is the gateway's connection to it.
+			_ = r.Reply(false, nil)
+			return true
+		}
+		_, _ = b.client.SendRequest(r.Type, false, r.Payload)
+	}
+	return true
+}
+
+// aborted ends the loop on abort: the bridge stops waiting for the
+// target and closes the client's channel.
+func (b *bridge) aborted() sessionResult {
+	close(b.loopDone)
+	b.client.Close()
+	return b.counts()
+}
+
+// finish ends the bridge once the target closed its side: it waits for
+// the target's output to reach the client, then sends the held exit
+// status and closes the client's channel. It blocks (on a client that
+// does not read, until abort), so the connection's loop runs it on a
+// goroutine of its own.
+func (b *bridge) finish() sessionResult {
 	// The target's side is closed: the order of what the client still
 	// sends no longer matters.
-	close(loopDone)
-	for _, d := range []<-chan struct{}{out.done, errOut.done} {
+	close(b.loopDone)
+	for _, d := range []<-chan struct{}{b.out.done, b.errOut.done} {
 		select {
 		case <-d:
-		case <-abort:
-			client.Close()
-			return counts()
+		case <-b.abort:
+			b.client.Close()
+			return b.counts()
 		}
 	}
-	if res.exitStatus == nil && creqs != nil && o.lost != nil {
+	if b.res.exitStatus == nil && b.creqs != nil && b.o.lost != nil {
 		// The target's process died (kill -9, OOM) or the connection to
 		// it broke: the client would exit 255 without a word.
-		if res.lost = o.lost(res.exitSignal); res.lost != "" {
-			_, _ = stderr.Write([]byte("portcullis: " + res.lost + "\r\n"))
+		if b.res.lost = b.o.lost(b.res.exitSignal); b.res.lost != "" {
+			_, _ = b.stderr.Write([]byte("portcullis: " + b.res.lost + "\r\n"))
 		}
 	}
-	if o.stderr != nil {
-		o.stderr.do(func() { _ = client.CloseWrite() })
+	if b.o.stderr != nil {
+		b.o.stderr.do(func() { _ = b.client.CloseWrite() })
 	} else {
-		_ = client.CloseWrite()
+		_ = b.client.CloseWrite()
 	}
-	for _, r := range held {
-		_, _ = client.SendRequest(r.Type, false, r.Payload)
+	for _, r := range b.held {
+		_, _ = b.client.SendRequest(r.Type, false, r.Payload)
 	}
-	client.Close()
-	<-in.done
-	return counts()
+	b.client.Close()
+	<-b.in.done
+	return b.counts()
 }
 
 // orderedWriter writes the client's data on to the target once the
 // bridge's request loop has forwarded the requests that arrived before it
-// (bridgeSession). After the loop has ended it writes at once.
+// (bridge). After the loop has ended it writes at once.
 type orderedWriter struct {
 	w        io.Writer
 	barrier  chan<- chan struct{}
