@@ -147,6 +147,21 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 		q.status = http.StatusBadRequest
 		outcome = audit.Failure
 		endDetail["end_reason"] = "the client's stream did not open"
+		if ss.leg != nil {
+			// But the API server's had (a SPDY client that never
+			// opened its streams, a client gone during its
+			// upgrade): the command ran, or started, in the pod
+			// all the same. serve waited for the leg's end.
+			endDetail["end_reason"] = "the client's stream did not open; the command ran in the pod without it"
+			switch err := upstreamStatus(ss.leg.err); {
+			case err == nil && q.attrs.subresource == "exec":
+				endDetail["exit_status"] = 0
+			case errors.As(err, &exit) && exit.Exited():
+				endDetail["exit_status"] = exit.ExitStatus()
+			case err != nil:
+				endDetail["upstream_end"] = err.Error()
+			}
+		}
 	case relayErr == nil:
 		if q.attrs.subresource == "exec" {
 			endDetail["exit_status"] = 0

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -37,7 +38,13 @@ import (
 // waitAudit polls for an audit event of type typ that match accepts.
 func (s *site) waitAudit(t *testing.T, typ string, match func(store.AuditEvent) bool) store.AuditEvent {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	return s.waitAuditWithin(t, 15*time.Second, typ, match)
+}
+
+// waitAuditWithin is waitAudit for an event that may take longer.
+func (s *site) waitAuditWithin(t *testing.T, within time.Duration, typ string, match func(store.AuditEvent) bool) store.AuditEvent {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: typ})
 		if err != nil {
@@ -665,6 +672,65 @@ func testSessions(t *testing.T, s *site, alice string) {
 		}
 	})
 
+	t.Run("an upgrade the client leg refuses opens nothing to the API server", func(t *testing.T) {
+		// The API server leg is opened before the client's upgrade is
+		// answered: a request the client leg's libraries refuse after
+		// that would have run the command in the pod without a stream
+		// to the client. Each is refused with nothing reaching the node.
+		const exec = "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=echo&command=%s&stdout=true"
+		ws := "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+		for _, tc := range []struct{ name, method, host, headers string }{
+			{"websocket, no subprotocol in common", "GET", "", ws + "Sec-WebSocket-Protocol: bogus.k8s.io\r\n"},
+			{"websocket v5, no key", "GET", "", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v5, version 8", "GET", "", strings.Replace(ws, "13", "8", 1) + "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v5, POST", "POST", "", ws + "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v4, a host the library cannot parse", "GET", "a%zz", ws + "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n"},
+			{"spdy, no protocol in common", "POST", "", "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9.channel.k8s.io\r\n"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				word := "refused-" + strconv.Itoa(int(time.Now().UnixNano()%1e9))
+				nodeBefore := s.node.Streams()
+				status, c := s.rawUpgrade(t, tc.method, fmt.Sprintf(exec, word), tc.host, tc.headers)
+				_ = c.Close()
+				if strings.Contains(status, " 101 ") {
+					t.Fatalf("upgraded: %q", status)
+				}
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "echo "+word })
+				if n := s.node.Streams() - nodeBefore; n != 0 {
+					t.Fatalf("%q: %d requests reached the node", status, n)
+				}
+				// No API server leg was tried (one is gone too soon
+				// after to reach the node reliably).
+				if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open" || end.Detail["upstream_protocol"] != "" {
+					t.Fatalf("session.end %+v", end)
+				}
+			})
+		}
+	})
+
+	t.Run("a SPDY client that upgrades and never opens its streams", func(t *testing.T) {
+		// The command ran in the pod (its API server leg opened
+		// first), and the client leg waited its stream creation
+		// timeout (30 s) for streams that never came: session.end says
+		// the command ran, and how it ended.
+		nodeBefore := s.node.Streams()
+		status, c := s.rawUpgrade(t, "POST", "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=sh&command=-c&command=exit+3&stdout=true", "",
+			"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n")
+		// Held open, silent, until the gateway gives up on it.
+		defer c.Close()
+		if !strings.Contains(status, " 101 ") {
+			t.Fatalf("not upgraded: %q", status)
+		}
+		end := s.waitAuditWithin(t, 90*time.Second, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c exit 3" })
+		if n := s.node.Streams() - nodeBefore; n < 1 {
+			t.Fatalf("%d requests reached the node, want the exec's", n)
+		}
+		if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open; the command ran in the pod without it" ||
+			fmt.Sprint(end.Detail["exit_status"]) != "3" {
+			t.Fatalf("session.end %+v", end)
+		}
+	})
+
 	t.Run("port-forward is terminated, each connection audited", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -1088,4 +1154,33 @@ func testStreamRefusals(t *testing.T, s *site, alice, bob string) {
 			})
 		}
 	}
+}
+
+// rawUpgrade sends one upgrade request with alice's key over its own TLS
+// connection, headers given as raw lines (repeated ones too), host
+// instead of the gateway's address when set, and returns the answer's
+// status line and the connection, for the caller to close.
+func (s *site) rawUpgrade(t *testing.T, method, path, host, headers string) (string, net.Conn) {
+	t.Helper()
+	u, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if host == "" {
+		host = u.Host
+	}
+	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer pck_test_alice\r\nContent-Length: 0\r\n%s\r\n", method, path, host, headers)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return strings.TrimSpace(line), c
 }
