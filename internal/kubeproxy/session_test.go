@@ -17,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -688,6 +690,8 @@ func testSessions(t *testing.T, s *site, alice string) {
 			{"spdy, no protocol in common", "POST", "", "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9.channel.k8s.io\r\n"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
+				base := runtime.NumGoroutine()
+				defer checkGoroutines(t, base)
 				word := "refused-" + strconv.Itoa(int(time.Now().UnixNano()%1e9))
 				nodeBefore := s.node.Streams()
 				status, c := s.rawUpgrade(t, tc.method, fmt.Sprintf(exec, word), tc.host, tc.headers)
@@ -713,6 +717,7 @@ func testSessions(t *testing.T, s *site, alice string) {
 		// first), and the client leg waited its stream creation
 		// timeout (30 s) for streams that never came: session.end says
 		// the command ran, and how it ended.
+		base := runtime.NumGoroutine()
 		nodeBefore := s.node.Streams()
 		status, c := s.rawUpgrade(t, "POST", "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=sh&command=-c&command=exit+3&stdout=true", "",
 			"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n")
@@ -729,6 +734,8 @@ func testSessions(t *testing.T, s *site, alice string) {
 			fmt.Sprint(end.Detail["exit_status"]) != "3" {
 			t.Fatalf("session.end %+v", end)
 		}
+		_ = c.Close()
+		checkGoroutines(t, base)
 	})
 
 	t.Run("port-forward is terminated, each connection audited", func(t *testing.T) {
@@ -1183,4 +1190,19 @@ func (s *site) rawUpgrade(t *testing.T, method, path, host, headers string) (str
 		t.Fatalf("no answer: %v", err)
 	}
 	return strings.TrimSpace(line), c
+}
+
+// checkGoroutines waits for the test process to be back to base
+// goroutines (a stream's legs and their library goroutines end a moment
+// after its audit event), and fails with the ones left over.
+func checkGoroutines(t *testing.T, base int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); runtime.NumGoroutine() > base; {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
