@@ -155,6 +155,12 @@ func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *rem
 			return
 		}
 	}
+	ss.serveClient(w, r, opts)
+}
+
+// serveClient serves the client leg with the library of its protocol
+// (which answers an upgrade it refuses itself).
+func (ss *streamSession) serveClient(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
 	if ss.client == "websocket" {
 		ss.serveWebSocket(w, r, opts)
 		return
