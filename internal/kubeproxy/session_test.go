@@ -463,6 +463,42 @@ func testSessions(t *testing.T, s *site, alice string) {
 		s.apply(t, sessionPolicies()[0])
 	})
 
+	t.Run("the policy's validity window closing ends a live exec, said as such", func(t *testing.T) {
+		// Only a policy valid for a few more seconds lets alice exec
+		// into web-2: the exec ends when it closes, denied with that
+		// reason (as an SSH session says it), not as a failure of a
+		// context deadline or an API server out of reach.
+		// Both at once, each with its own policy: the window leaves
+		// kubectl ample time to start the exec under load.
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				t.Parallel()
+				until := time.Now().Add(10 * time.Second)
+				name := "alice-window-" + tr.name
+				s.apply(t, &resource.Policy{Kind: resource.KindPolicy, Name: name, Type: resource.PolicyKubernetes,
+					Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+					ClusterGroups: []string{"dev-readers"}, ValidUntil: &until,
+					KubeRules: []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-2"}}}})
+				t.Cleanup(func() { _ = s.inv.Delete(context.Background(), resource.KindPolicy, name) })
+				cmdline := "echo up; sleep 31" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
+				out, _ := kubectlIn(t, alice, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+					"exec", "-n", "dev-app", "web-2", "--", "sh", "-c", cmdline)
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c "+cmdline })
+				const why = "the policy's validity window ended (valid_until)"
+				if end.Outcome != audit.Deny || end.Detail["end_reason"] != why {
+					t.Fatalf("session.end %+v\nkubectl: %s", end, out)
+				}
+				if !strings.HasPrefix(out, "up\n") || !strings.Contains(out, "session ended: "+why) {
+					t.Fatalf("kubectl: %s", out)
+				}
+				req := s.waitAudit(t, kubeproxy.EventRequest, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c "+cmdline })
+				if req.Outcome != audit.Deny || req.Message != "ended: "+why {
+					t.Fatalf("kube.request %s %q", req.Outcome, req.Message)
+				}
+			})
+		}
+	})
+
 	t.Run("RBAC sees the impersonated user on the second leg", func(t *testing.T) {
 		for _, tr := range transports {
 			out, code := kubectlIn(t, bob, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
