@@ -37,15 +37,19 @@ func (s *Server) track(parent context.Context, q *request, kr policy.KubeRequest
 			Action: "kubernetes " + q.attrs.subresource, Command: q.command, Started: q.start,
 			Connection: q.attrs.namespace + "/" + q.attrs.name}
 	}
-	if !q.d.NotAfter.IsZero() {
-		// The policy's window closes while the stream runs.
-		var stop context.CancelFunc
-		ctx, stop = context.WithDeadline(ctx, q.d.NotAfter)
-		lr.cancel = func() { stop(); cancel() }
-	}
 	s.mu.Lock()
 	s.live[lr] = struct{}{}
 	s.mu.Unlock()
+	if !q.d.NotAfter.IsZero() {
+		// The policy's window closes while the stream runs: it is ended
+		// as a revocation is, with why (a bare context deadline read as
+		// a failure, or as an API server out of reach). The timer stops
+		// when the request ends.
+		timer := time.AfterFunc(time.Until(q.d.NotAfter), func() {
+			s.endLive(lr, "the policy's validity window ended (valid_until)")
+		})
+		context.AfterFunc(ctx, func() { timer.Stop() })
+	}
 	return ctx, lr
 }
 

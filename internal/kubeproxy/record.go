@@ -147,6 +147,30 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, q *request
 		q.status = http.StatusBadRequest
 		outcome = audit.Failure
 		endDetail["end_reason"] = "the client's stream did not open"
+		if ss.leg != nil {
+			// But the API server's had (a SPDY client that never
+			// opened its streams, a client gone during its
+			// upgrade): the command ran, or may have started, in
+			// the pod all the same (the API server upgrades before
+			// it reaches the node). serve waited for the leg's end.
+			what := "the command"
+			if q.attrs.subresource == "attach" {
+				what = "the attach"
+			}
+			ranWithout := "the client's stream did not open; " + what + " ran in the pod without it"
+			switch err := upstreamStatus(ss.leg.err); {
+			case err == nil:
+				endDetail["end_reason"] = ranWithout
+				if q.attrs.subresource == "exec" {
+					endDetail["exit_status"] = 0
+				}
+			case errors.As(err, &exit) && exit.Exited():
+				endDetail["end_reason"] = ranWithout
+				endDetail["exit_status"] = exit.ExitStatus()
+			default:
+				endDetail["end_reason"] = "the client's stream did not open after the API server's had: " + what + " may have started in the pod (" + err.Error() + ")"
+			}
+		}
 	case relayErr == nil:
 		if q.attrs.subresource == "exec" {
 			endDetail["exit_status"] = 0

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -16,6 +17,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +40,13 @@ import (
 // waitAudit polls for an audit event of type typ that match accepts.
 func (s *site) waitAudit(t *testing.T, typ string, match func(store.AuditEvent) bool) store.AuditEvent {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	return s.waitAuditWithin(t, 15*time.Second, typ, match)
+}
+
+// waitAuditWithin is waitAudit for an event that may take longer.
+func (s *site) waitAuditWithin(t *testing.T, within time.Duration, typ string, match func(store.AuditEvent) bool) store.AuditEvent {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		evs, err := s.st.ListAudit(context.Background(), store.AuditFilter{Type: typ})
 		if err != nil {
@@ -454,6 +463,42 @@ func testSessions(t *testing.T, s *site, alice string) {
 		s.apply(t, sessionPolicies()[0])
 	})
 
+	t.Run("the policy's validity window closing ends a live exec, said as such", func(t *testing.T) {
+		// Only a policy valid for a few more seconds lets alice exec
+		// into web-2: the exec ends when it closes, denied with that
+		// reason (as an SSH session says it), not as a failure of a
+		// context deadline or an API server out of reach.
+		// Both at once, each with its own policy: the window leaves
+		// kubectl ample time to start the exec under load.
+		for _, tr := range transports {
+			t.Run(tr.name, func(t *testing.T) {
+				t.Parallel()
+				until := time.Now().Add(10 * time.Second)
+				name := "alice-window-" + tr.name
+				s.apply(t, &resource.Policy{Kind: resource.KindPolicy, Name: name, Type: resource.PolicyKubernetes,
+					Subjects: resource.Subjects{Users: []string{"alice"}}, Targets: resource.TargetSelector{Names: []string{"k1"}},
+					ClusterGroups: []string{"dev-readers"}, ValidUntil: &until,
+					KubeRules: []resource.KubeRule{{Verbs: []string{"create", "get"}, Resources: []string{"pods/exec"}, Namespaces: []string{"dev-app"}, Names: []string{"web-2"}}}})
+				t.Cleanup(func() { _ = s.inv.Delete(context.Background(), resource.KindPolicy, name) })
+				cmdline := "echo up; sleep 31" + map[string]string{"websocket": "1", "spdy": "2"}[tr.name]
+				out, _ := kubectlIn(t, alice, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
+					"exec", "-n", "dev-app", "web-2", "--", "sh", "-c", cmdline)
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c "+cmdline })
+				const why = "the policy's validity window ended (valid_until)"
+				if end.Outcome != audit.Deny || end.Detail["end_reason"] != why {
+					t.Fatalf("session.end %+v\nkubectl: %s", end, out)
+				}
+				if !strings.HasPrefix(out, "up\n") || !strings.Contains(out, "session ended: "+why) {
+					t.Fatalf("kubectl: %s", out)
+				}
+				req := s.waitAudit(t, kubeproxy.EventRequest, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c "+cmdline })
+				if req.Outcome != audit.Deny || req.Message != "ended: "+why {
+					t.Fatalf("kube.request %s %q", req.Outcome, req.Message)
+				}
+			})
+		}
+	})
+
 	t.Run("RBAC sees the impersonated user on the second leg", func(t *testing.T) {
 		for _, tr := range transports {
 			out, code := kubectlIn(t, bob, "", []string{"KUBECTL_REMOTE_COMMAND_WEBSOCKETS=" + tr.websockets},
@@ -663,6 +708,70 @@ func testSessions(t *testing.T, s *site, alice string) {
 		if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open" || end.Detail["exit_status"] != nil {
 			t.Fatalf("session.end %+v", end)
 		}
+	})
+
+	t.Run("an upgrade the client leg refuses opens nothing to the API server", func(t *testing.T) {
+		// The API server leg is opened before the client's upgrade is
+		// answered: a request the client leg's libraries refuse after
+		// that would have run the command in the pod without a stream
+		// to the client. Each is refused with nothing reaching the node.
+		const exec = "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=echo&command=%s&stdout=true"
+		ws := "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+		for _, tc := range []struct{ name, method, host, headers string }{
+			{"websocket, no subprotocol in common", "GET", "", ws + "Sec-WebSocket-Protocol: bogus.k8s.io\r\n"},
+			{"websocket v5, no key", "GET", "", "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v5, version 8", "GET", "", strings.Replace(ws, "13", "8", 1) + "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v5, POST", "POST", "", ws + "Sec-WebSocket-Protocol: v5.channel.k8s.io\r\n"},
+			{"websocket v4, a host the library cannot parse", "GET", "a%zz", ws + "Sec-WebSocket-Protocol: v4.channel.k8s.io\r\n"},
+			{"spdy, no protocol in common", "POST", "", "Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v9.channel.k8s.io\r\n"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				base := runtime.NumGoroutine()
+				defer checkGoroutines(t, base)
+				word := "refused-" + strconv.Itoa(int(time.Now().UnixNano()%1e9))
+				nodeBefore := s.node.Streams()
+				status, c := s.rawUpgrade(t, tc.method, fmt.Sprintf(exec, word), tc.host, tc.headers)
+				_ = c.Close()
+				if strings.Contains(status, " 101 ") {
+					t.Fatalf("upgraded: %q", status)
+				}
+				end := s.waitAudit(t, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "echo "+word })
+				if n := s.node.Streams() - nodeBefore; n != 0 {
+					t.Fatalf("%q: %d requests reached the node", status, n)
+				}
+				// No API server leg was tried (one is gone too soon
+				// after to reach the node reliably).
+				if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open" || end.Detail["upstream_protocol"] != "" {
+					t.Fatalf("session.end %+v", end)
+				}
+			})
+		}
+	})
+
+	t.Run("a SPDY client that upgrades and never opens its streams", func(t *testing.T) {
+		// The command ran in the pod (its API server leg opened
+		// first), and the client leg waited its stream creation
+		// timeout (30 s) for streams that never came: session.end says
+		// the command ran, and how it ended.
+		base := runtime.NumGoroutine()
+		nodeBefore := s.node.Streams()
+		status, c := s.rawUpgrade(t, "POST", "/k8s/k1/api/v1/namespaces/dev-app/pods/web-1/exec?command=sh&command=-c&command=exit+3&stdout=true", "",
+			"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n")
+		// Held open, silent, until the gateway gives up on it.
+		defer c.Close()
+		if !strings.Contains(status, " 101 ") {
+			t.Fatalf("not upgraded: %q", status)
+		}
+		end := s.waitAuditWithin(t, 90*time.Second, audit.SessionEnd, func(ev store.AuditEvent) bool { return ev.Detail["command"] == "sh -c exit 3" })
+		if n := s.node.Streams() - nodeBefore; n < 1 {
+			t.Fatalf("%d requests reached the node, want the exec's", n)
+		}
+		if end.Outcome != audit.Failure || end.Detail["end_reason"] != "the client's stream did not open; the command ran in the pod without it" ||
+			fmt.Sprint(end.Detail["exit_status"]) != "3" {
+			t.Fatalf("session.end %+v", end)
+		}
+		_ = c.Close()
+		checkGoroutines(t, base)
 	})
 
 	t.Run("port-forward is terminated, each connection audited", func(t *testing.T) {
@@ -1087,5 +1196,49 @@ func testStreamRefusals(t *testing.T, s *site, alice, bob string) {
 				}
 			})
 		}
+	}
+}
+
+// rawUpgrade sends one upgrade request with alice's key over its own TLS
+// connection, headers given as raw lines (repeated ones too), host
+// instead of the gateway's address when set, and returns the answer's
+// status line and the connection, for the caller to close.
+func (s *site) rawUpgrade(t *testing.T, method, path, host, headers string) (string, net.Conn) {
+	t.Helper()
+	u, err := url.Parse(s.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.Dial("tcp", u.Host, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if host == "" {
+		host = u.Host
+	}
+	req := fmt.Sprintf("%s %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer pck_test_alice\r\nContent-Length: 0\r\n%s\r\n", method, path, host, headers)
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return strings.TrimSpace(line), c
+}
+
+// checkGoroutines waits for the test process to be back to base
+// goroutines (a stream's legs and their library goroutines end a moment
+// after its audit event), and fails with the ones left over.
+func checkGoroutines(t *testing.T, base int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); runtime.NumGoroutine() > base; {
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

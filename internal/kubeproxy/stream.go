@@ -155,6 +155,12 @@ func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *rem
 			return
 		}
 	}
+	ss.serveClient(w, r, opts)
+}
+
+// serveClient serves the client leg with the library of its protocol
+// (which answers an upgrade it refuses itself).
+func (ss *streamSession) serveClient(w http.ResponseWriter, r *http.Request, opts *remotecommand.Options) {
 	if ss.client == "websocket" {
 		ss.serveWebSocket(w, r, opts)
 		return
@@ -172,10 +178,11 @@ func (ss *streamSession) serve(w http.ResponseWriter, r *http.Request, opts *rem
 // upgradable reports whether the client's request is an upgrade the
 // client leg's libraries would accept. One they refuse (a plain POST, no
 // protocol in common) is answered by them, and never reaches the API
-// server.
+// server: it is checked here as they check it, since a refusal after the
+// API server leg opened would run the command with no client to see it.
 func upgradable(r *http.Request) bool {
 	if wsstream.IsWebSocketRequest(r) {
-		return true
+		return webSocketUpgradable(r)
 	}
 	if !httpstream.IsUpgradeRequest(r) ||
 		!strings.Contains(strings.ToLower(r.Header.Get(httpstream.HeaderUpgrade)), strings.ToLower(spdy.HeaderSpdy31)) {
@@ -184,6 +191,35 @@ func upgradable(r *http.Request) bool {
 	// The library's own negotiation, its answer to a refusal discarded.
 	_, err := httpstream.Handshake(r, &discardWriter{header: http.Header{}}, remotecommand.SupportedStreamingProtocols)
 	return err == nil
+}
+
+// webSocketUpgradable reports whether golang.org/x/net/websocket, under
+// wsstream, would answer the WebSocket request 101: its handshake checks
+// (GET, a key, version 13, a URL it can parse), then a subprotocol in
+// common (v5 for serveWebSocket, the kubelet library's older ones or none
+// for the other client leg).
+func webSocketUpgradable(r *http.Request) bool {
+	if r.Method != http.MethodGet || r.Header.Get("Sec-Websocket-Key") == "" || r.Header.Get("Sec-Websocket-Version") != "13" {
+		return false
+	}
+	if _, err := url.ParseRequestURI("wss://" + r.Host + r.URL.RequestURI()); err != nil {
+		return false
+	}
+	if wsstream.IsWebSocketRequestWithStreamCloseProtocol(r) {
+		return true
+	}
+	requested := []string{""}
+	if p := strings.TrimSpace(r.Header.Get(wsstream.WebSocketProtocolHeader)); p != "" {
+		requested = strings.Split(p, ",")
+	}
+	for _, p := range requested {
+		switch strings.TrimSpace(p) {
+		case "", wsstream.ChannelWebSocketProtocol, wsstream.Base64ChannelWebSocketProtocol,
+			"v4." + wsstream.ChannelWebSocketProtocol, "v4." + wsstream.Base64ChannelWebSocketProtocol:
+			return true
+		}
+	}
+	return false
 }
 
 // discardWriter is a response writer that keeps nothing.
