@@ -320,7 +320,18 @@ type startedSession struct {
 // on. It returns nil when the session does not run: the client was told
 // why, and nothing is left to undo.
 func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) *startedSession {
-	refuseLocked := func(msg string) { refuse(ch, stderr, req, reqs, msg) }
+	// The client's requests on the channel are taken while the setup
+	// waits (setupRequests), and answered only after req is.
+	hold := holdRequests(reqs)
+	defer hold.stop()
+	refuseLocked := func(msg string) {
+		held := hold.stop()
+		if req.WantReply {
+			_ = req.Reply(true, nil)
+		}
+		c.heldRefused(held.refuse())
+		refuse(ch, stderr, nil, reqs, msg)
+	}
 	action, command, err := classify(req)
 	if err != nil {
 		c.deny(metrics.DenyUnsupported, req.Type, "", err.Error())
@@ -482,9 +493,20 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 		refuseLocked(fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
 		return nil
 	}
+	held := hold.stop()
 	if req.WantReply {
 		_ = req.Reply(true, nil)
 	}
+	// What the client asked during the setup reaches the target now, as
+	// the running session's request loop would have passed it on.
+	c.heldRefused(held.replay(func(r *ssh.Request) {
+		if r.Type == "window-change" {
+			if cols, rows, ok := windowChange(r.Payload); ok {
+				obs.resize(cols, rows)
+			}
+		}
+		forwardClientRequest(uch, r)
+	}))
 	var cmdID int64
 	if action == resource.ActionExec || (action == resource.ActionShell && command != "") {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
@@ -492,6 +514,18 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 	ok = true
 	return &startedSession{g: g, d: d, action: action, targetUser: targetUser, uch: uch, ureqs: ureqs,
 		opts: opts, stop: stop, start: start, cmdID: cmdID}
+}
+
+// heldRefused counts the requests a session's setup refused past the
+// bounds of what it holds (setupRequests): a denial each, one log line.
+func (c *conn) heldRefused(n int) {
+	if n == 0 {
+		return
+	}
+	for range n {
+		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
+	}
+	c.srv.cfg.Log.Warn("session requests refused during setup: too many held", "session", c.id, "refused", n, "bound", maxHeldRequests)
 }
 
 // auditEnd writes a session's end event.
