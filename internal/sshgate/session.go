@@ -767,6 +767,7 @@ loop:
 		select {
 		case <-abort:
 			close(loopDone)
+			answerUntilClosed(creqs, up)
 			client.Close()
 			return counts()
 		case req, ok := <-creqs:
@@ -833,6 +834,7 @@ loop:
 	// The target's side is closed: the order of what the client still
 	// sends no longer matters.
 	close(loopDone)
+	clientClosed := answerUntilClosed(creqs, up)
 	for _, d := range []<-chan struct{}{out.done, errOut.done} {
 		select {
 		case <-d:
@@ -841,7 +843,7 @@ loop:
 			return counts()
 		}
 	}
-	if res.exitStatus == nil && creqs != nil && o.lost != nil {
+	if res.exitStatus == nil && !clientClosed.Load() && o.lost != nil {
 		// The target's process died (kill -9, OOM) or the connection to
 		// it broke: the client would exit 255 without a word.
 		if res.lost = o.lost(res.exitSignal); res.lost != "" {
@@ -859,6 +861,30 @@ loop:
 	client.Close()
 	<-in.done
 	return counts()
+}
+
+// answerUntilClosed answers a session's client requests, on a goroutine
+// of its own, from the end of the bridge's request loop until the client
+// closes the channel (or the connection ends), and says when it has. What
+// follows the loop waits for the client's window (the last output, the
+// notices, the hang-up), which the connection's read loop brings, and that
+// loop stops on the channel's full request queue (2 deep, sshx item 8):
+// three resizes while the last output scrolled by stopped the whole
+// connection for good.
+func answerUntilClosed(reqs <-chan *ssh.Request, up ssh.Channel) *atomic.Bool {
+	closed := &atomic.Bool{}
+	if reqs == nil {
+		closed.Store(true)
+		return closed
+	}
+	go func() {
+		for r := range reqs {
+			forwardClientRequest(up, r)
+		}
+		closed.Store(true)
+		up.Close()
+	}()
+	return closed
 }
 
 // orderedWriter writes the client's data on to the target once the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -31,6 +32,7 @@ type heldTarget struct {
 	hostKey ssh.PublicKey
 	holding chan struct{} // gets a value each time a request starts being held
 	release chan struct{} // closed by letGo: held requests are answered
+	wrote   chan struct{} // gets a value when a "big" exec has written all
 	once    sync.Once
 }
 
@@ -53,7 +55,7 @@ func startHeldTarget(t *testing.T) *heldTarget {
 		t.Fatal(err)
 	}
 	h := &heldTarget{addr: ln.Addr().String(), hostKey: signer.PublicKey(),
-		holding: make(chan struct{}, 16), release: make(chan struct{})}
+		holding: make(chan struct{}, 16), release: make(chan struct{}), wrote: make(chan struct{}, 16)}
 	var wg sync.WaitGroup
 	t.Cleanup(func() {
 		// A failing test still lets its held sessions go, so that the
@@ -95,6 +97,9 @@ func startHeldTarget(t *testing.T) *heldTarget {
 					go func() {
 						defer sessions.Done()
 						h.serveSession(ch, creqs)
+						// Requests the gateway sends before it sees the
+						// close must not stop this connection's read loop.
+						ssh.DiscardRequests(creqs)
 					}()
 				}
 			}()
@@ -144,6 +149,16 @@ func (h *heldTarget) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			what += ":" + p.Command
 			if started {
 				break
+			}
+			if n, ok := strings.CutPrefix(p.Command, "big "); ok {
+				// "big N" writes N bytes, exits and closes, then says so.
+				_ = req.Reply(true, nil)
+				size, _ := strconv.Atoi(n)
+				_, _ = ch.Write(make([]byte, size))
+				exit()
+				ch.Close()
+				h.wrote <- struct{}{}
+				return true
 			}
 			if !strings.HasPrefix(p.Command, "held") {
 				_ = req.Reply(true, nil)
@@ -422,4 +437,37 @@ func TestSecondExecDuringSetupRefused(t *testing.T) {
 	}
 	_, _ = a.Write([]byte("exit\n"))
 	_, _ = io.Copy(io.Discard, a)
+}
+
+// TestRequestsWhileOutputDrains: once the target's command has ended, the
+// gateway still delivers its last output to the client, which may take
+// long for a slow client; the client's requests meanwhile (a resize while
+// the output scrolls by) must not stop the connection's read loop, which
+// brings the very window adjustments that delivery waits for.
+func TestRequestsWhileOutputDrains(t *testing.T) {
+	h, client := setupWorld(t)
+	ch, reqs, err := client.OpenChannel("session", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ssh.DiscardRequests(reqs)
+	// 3 MiB: 2 fill the client's window, the last waits on the gateway.
+	const size = 3 << 20
+	if ok, err := ch.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{fmt.Sprintf("big %d", size)})); err != nil || !ok {
+		t.Fatalf("exec: %v %v", ok, err)
+	}
+	awaitSetup(t, h.wrote, "the target writing its output")
+	for i := range 5 {
+		if _, err := ch.SendRequest("window-change", false, windowChange(uint32(81+i), 24)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan int64, 1)
+	go func() {
+		n, _ := io.Copy(io.Discard, ch)
+		got <- n
+	}()
+	if n := awaitSetup(t, got, "the output delivered"); n != size {
+		t.Errorf("%d bytes delivered, want %d", n, size)
+	}
 }
