@@ -20,7 +20,8 @@ import (
 
 // heldTarget is an SSH server that accepts any key and holds the reply to
 // every "shell" request and to every "exec" of a command starting with
-// "held" until the test closes release: the session's setup on the
+// "held" until the test closes release (then refuses it if the command
+// ends in "refused"): the session's setup on the
 // gateway then waits for the target, as it does for a slow one (a dial,
 // a login, sshd's session setup). Any other exec runs as "echo": its
 // arguments are printed. A held session, once released, answers lines on
@@ -174,6 +175,10 @@ func (h *heldTarget) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		}
 		h.holding <- struct{}{}
 		<-h.release
+		if strings.HasSuffix(what, "refused") {
+			_ = req.Reply(false, nil)
+			return true
+		}
 		started = true
 		_ = req.Reply(true, nil)
 		go func() {
@@ -469,5 +474,38 @@ func TestRequestsWhileOutputDrains(t *testing.T) {
 	}()
 	if n := awaitSetup(t, got, "the output delivered"); n != size {
 		t.Errorf("%d bytes delivered, want %d", n, size)
+	}
+}
+
+// TestSetupRequestsAnsweredWhenRefused: a session whose setup ends in a
+// refusal (here the target refuses the exec it held) answers the requests
+// held meanwhile, after the exec, and ends as a refused session does.
+func TestSetupRequestsAnsweredWhenRefused(t *testing.T) {
+	h, client := setupWorld(t)
+	a, started := startHeld(t, h, client, nil, "exec", ssh.Marshal(struct{ Command string }{"held then refused"}))
+	for i := range 5 {
+		if _, err := a.SendRequest("window-change", false, windowChange(uint32(81+i), 24)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.SendRequest("signal", false, ssh.Marshal(struct{ Name string }{"INT"})); err != nil {
+		t.Fatal(err)
+	}
+	if err := awaitSetup(t, runOther(client), "a second session on the connection while the first one's setup waits"); err != nil {
+		t.Fatal(err)
+	}
+	h.letGo()
+	// The gateway acknowledges the exec so that the client prints its
+	// line rather than its own "exec request failed".
+	if err := awaitSetup(t, started, "the exec's reply"); err != nil {
+		t.Fatal(err)
+	}
+	msg := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(a.Stderr())
+		msg <- b
+	}()
+	if got := string(awaitSetup(t, msg, "the refusal")); !strings.Contains(got, "refused the exec request") {
+		t.Errorf("stderr %q, want the target's refusal", got)
 	}
 }
