@@ -34,7 +34,8 @@ const (
 	// DenyForward: agent, X11 or remote (-R) forwarding, which the gateway
 	// never allows.
 	DenyForward = "forward"
-	// DenyLimit: a per-connection bound (open channels) was reached.
+	// DenyLimit: a per-connection bound (open channels) was reached, or
+	// a session's bound on the requests held during its setup.
 	DenyLimit = "limit"
 	// DenyUnsupported: a channel type, subsystem or malformed request the
 	// gateway does not serve.

@@ -351,7 +351,18 @@ type startedSession struct {
 // on. It returns nil when the session does not run: the client was told
 // why, and nothing is left to undo.
 func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *ssh.Request, req *ssh.Request, setup []*ssh.Request) *startedSession {
-	refuseLocked := func(msg string) { refuse(ch, stderr, req, reqs, msg) }
+	// The client's requests on the channel are taken while the setup
+	// waits (setupRequests), and answered only after req is.
+	hold := holdRequests(reqs)
+	defer hold.stop()
+	refuseLocked := func(msg string) {
+		held := hold.stop()
+		if req.WantReply {
+			_ = req.Reply(true, nil)
+		}
+		c.heldRefused(held.refuse())
+		refuse(ch, stderr, nil, reqs, msg)
+	}
 	action, command, err := classify(req)
 	if err != nil {
 		c.deny(metrics.DenyUnsupported, req.Type, "", err.Error())
@@ -513,9 +524,20 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 		refuseLocked(fmt.Sprintf("target %s refused the %s request", c.login.Target, req.Type))
 		return nil
 	}
+	held := hold.stop()
 	if req.WantReply {
 		_ = req.Reply(true, nil)
 	}
+	// What the client asked during the setup reaches the target now, as
+	// the running session's request loop would have passed it on.
+	c.heldRefused(held.replay(func(r *ssh.Request) {
+		if r.Type == "window-change" {
+			if cols, rows, ok := windowChange(r.Payload); ok {
+				obs.resize(cols, rows)
+			}
+		}
+		forwardClientRequest(uch, r)
+	}))
 	var cmdID int64
 	if action == resource.ActionExec || (action == resource.ActionShell && command != "") {
 		cmdID = c.logCommand(g, targetUser, command, false, true)
@@ -523,6 +545,18 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 	ok = true
 	return &startedSession{g: g, d: d, action: action, targetUser: targetUser, uch: uch, ureqs: ureqs,
 		opts: opts, stop: stop, start: start, cmdID: cmdID}
+}
+
+// heldRefused counts the requests a session's setup refused past the
+// bounds of what it holds (setupRequests): a denial each, one log line.
+func (c *conn) heldRefused(n int) {
+	if n == 0 {
+		return
+	}
+	for range n {
+		c.srv.cfg.Metrics.Denied(metrics.DenyLimit)
+	}
+	c.srv.cfg.Log.Warn("session requests refused during setup: too many held", "session", c.id, "refused", n, "bound", maxHeldRequests)
 }
 
 // auditEnd writes a session's end event.
@@ -876,6 +910,7 @@ func (b *bridge) targetRequest(r *ssh.Request, ok bool) bool {
 // target and closes the client's channel.
 func (b *bridge) aborted() sessionResult {
 	close(b.loopDone)
+	answerUntilClosed(b.creqs, b.up)
 	b.client.Close()
 	return b.counts()
 }
@@ -889,6 +924,7 @@ func (b *bridge) finish() sessionResult {
 	// The target's side is closed: the order of what the client still
 	// sends no longer matters.
 	close(b.loopDone)
+	clientClosed := answerUntilClosed(b.creqs, b.up)
 	for _, d := range []<-chan struct{}{b.out.done, b.errOut.done} {
 		select {
 		case <-d:
@@ -897,7 +933,7 @@ func (b *bridge) finish() sessionResult {
 			return b.counts()
 		}
 	}
-	if b.res.exitStatus == nil && b.creqs != nil && b.o.lost != nil {
+	if b.res.exitStatus == nil && !clientClosed.Load() && b.o.lost != nil {
 		// The target's process died (kill -9, OOM) or the connection to
 		// it broke: the client would exit 255 without a word.
 		if b.res.lost = b.o.lost(b.res.exitSignal); b.res.lost != "" {
@@ -915,6 +951,30 @@ func (b *bridge) finish() sessionResult {
 	b.client.Close()
 	<-b.in.done
 	return b.counts()
+}
+
+// answerUntilClosed answers a session's client requests, on a goroutine
+// of its own, from the end of the bridge's request loop until the client
+// closes the channel (or the connection ends), and says when it has. What
+// follows the loop waits for the client's window (the last output, the
+// notices, the hang-up), which the connection's read loop brings, and that
+// loop stops on the channel's full request queue (2 deep, sshx item 8):
+// three resizes while the last output scrolled by stopped the whole
+// connection for good.
+func answerUntilClosed(reqs <-chan *ssh.Request, up ssh.Channel) *atomic.Bool {
+	closed := &atomic.Bool{}
+	if reqs == nil {
+		closed.Store(true)
+		return closed
+	}
+	go func() {
+		for r := range reqs {
+			forwardClientRequest(up, r)
+		}
+		closed.Store(true)
+		up.Close()
+	}()
+	return closed
 }
 
 // orderedWriter writes the client's data on to the target once the
