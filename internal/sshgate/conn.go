@@ -448,12 +448,12 @@ func (s *Server) login(ctx context.Context, nc net.Conn, entry *preAuthEntry) (c
 // with one session parks one goroutine fewer. unaudited refuses every
 // channel (the login event could not be kept).
 //
-// The hosted session's events are handled by the bridge's methods, none
-// of which waits for a session or a client to read (the streams are
-// pumps; what blocks at its end runs on a goroutine of its own), so a
-// busy or blocked session does not hold up the connection: it writes to
-// the client's and the target's connections as the loop already did for
-// global requests and refusals.
+// The loop itself handles only the hosted session's events that write
+// nothing (a barrier with no request before it, a held exit status);
+// any other goes to a goroutine of the session's (handBack, unhost),
+// which gives it back once idle: a write to a target whose host stopped
+// reading waits until the upstream is closed, which this loop does on
+// the hang-up, so a blocked session never holds up the connection.
 func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unaudited bool) {
 	sshConn := c.sshConn
 	var chWG sync.WaitGroup
@@ -483,14 +483,34 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unau
 			hosted = nil
 			continue
 		case req, ok := <-hCreqs:
-			hosted.b.clientRequest(req, ok)
+			// Forwarding writes to the target (and answers the client):
+			// a goroutine of the session's does it (handBack).
+			h := hosted
+			c.handBack(h, func() { h.b.clientRequest(req, ok) })
+			hosted = nil
 			continue
 		case done := <-hBarrier:
-			hosted.b.flush(done)
+			if len(hCreqs) == 0 {
+				// Nothing came before the data: it may go at once, and
+				// nothing is written here.
+				close(done)
+				continue
+			}
+			h := hosted
+			c.handBack(h, func() { h.b.flush(done) })
+			hosted = nil
 			continue
 		case req, ok := <-hUreqs:
-			if !hosted.b.targetRequest(req, ok) {
+			switch {
+			case !ok:
 				c.unhost(hosted, hosted.b.finish)
+				hosted = nil
+			case req.Type == "exit-status" || req.Type == "exit-signal":
+				// Held for the end: nothing is written now.
+				hosted.b.targetRequest(req, ok)
+			default:
+				h := hosted
+				c.handBack(h, func() { h.b.targetRequest(req, ok) })
 				hosted = nil
 			}
 			continue
@@ -612,6 +632,30 @@ func (c *conn) hostBridge(h *hostedBridge) bool {
 	c.hosting = true
 	c.hostInbox <- h // empty while hosting was false: never blocks
 	return true
+}
+
+// handBack gives the hosted session's loop back to a goroutine of its
+// own for an event whose handling writes to its target or its client
+// (first): a write to a target whose host stopped reading waits until the
+// upstream connection is closed, and closing it on the client's hang-up
+// is this loop's job (serve's end), so the loop must never wait there
+// itself. The goroutine handles what else is ready, then offers the
+// session to the loop again (hostBridge), or runs it to its end if the
+// loop hosts another by then or has ended.
+func (c *conn) handBack(h *hostedBridge, first func()) {
+	c.mu.Lock()
+	c.hosting = false
+	c.mu.Unlock()
+	go func() {
+		first()
+		if res, over := h.b.drain(); over {
+			h.end(res)
+			return
+		}
+		if !c.hostBridge(h) {
+			h.end(h.b.run())
+		}
+	}()
 }
 
 // unhost ends the hosted session whose loop is over: last runs the rest

@@ -727,12 +727,13 @@ type sessionResult struct {
 //
 // Its streams are pumps that run on their own, and its request loop is a
 // handful of events (abort, a client request, a barrier, a target
-// request), each handled by a method that does not wait for the session.
-// Whoever owns the bridge selects on its channels and calls them: run, on
-// a goroutine of the session's own, or the connection's loop (conn.serve),
-// which takes on one session's loop so that an idle one-session
-// connection parks one goroutine fewer. Only one goroutine at a time
-// touches the loop's state (creqs, held, res).
+// request), each handled by a method. Whoever owns the bridge selects on
+// its channels and calls them: run, on a goroutine of the session's own,
+// or the connection's loop (conn.serve), which takes on one session's
+// loop so that an idle one-session connection parks one goroutine fewer,
+// and hands every event that writes to the target or the client back to
+// a goroutine (a write to a stopped target waits). Only one goroutine at
+// a time touches the loop's state (creqs, held, res).
 type bridge struct {
 	client ssh.Channel
 	up     ssh.Channel
@@ -817,6 +818,27 @@ func (b *bridge) run() sessionResult {
 			if !b.targetRequest(req, ok) {
 				return b.finish()
 			}
+		}
+	}
+}
+
+// drain handles the loop's events that are ready, without waiting for
+// more; over says the loop has ended, with the session's result.
+func (b *bridge) drain() (res sessionResult, over bool) {
+	for {
+		select {
+		case <-b.abort:
+			return b.aborted(), true
+		case req, ok := <-b.creqs:
+			b.clientRequest(req, ok)
+		case done := <-b.barrier:
+			b.flush(done)
+		case req, ok := <-b.ureqs:
+			if !b.targetRequest(req, ok) {
+				return b.finish(), true
+			}
+		default:
+			return sessionResult{}, false
 		}
 	}
 }
