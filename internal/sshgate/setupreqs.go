@@ -64,8 +64,8 @@ func (s *setupRequests) stop() *heldRequests {
 	return &s.held
 }
 
-// Bounds on the requests held during a session's setup: 32 requests of at
-// most 256 bytes each (a window-change is 16 bytes, a signal its name). A
+// Bounds on the requests held during a session's setup: 32 requests (and
+// one resize) of at most 256 bytes each (a window-change is 16 bytes, a signal its name). A
 // client that resizes its window a thousand times costs one (only the
 // latest size is kept).
 const (
@@ -109,7 +109,14 @@ func (h *heldRequests) add(r *ssh.Request) {
 			return
 		}
 	}
-	if (h.full && !isPlainResize(r)) || tooLarge || len(h.list) >= maxHeldRequests {
+	// A resize with none held is kept even past the bound (the one extra
+	// slot a session can hold): refusing it would leave the target's
+	// terminal at a stale size, and a resize owes no reply.
+	if !tooLarge && isPlainResize(r) {
+		h.list = append(h.list, r)
+		return
+	}
+	if h.full || tooLarge || len(h.list) >= maxHeldRequests {
 		h.full = true
 		h.refused++
 		if r.WantReply {

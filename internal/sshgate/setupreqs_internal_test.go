@@ -90,6 +90,20 @@ func TestHeldRequestsBound(t *testing.T) {
 		t.Fatalf("held %d, last %q; want %d, the latest resize last", len(h.list), describe(h.list[len(h.list)-1:]), maxHeldRequests)
 	}
 
+	// A resize that comes once the bound is reached, with none held, is
+	// still kept (the target must end at the client's size): one slot
+	// past the bound, replaced by later resizes.
+	var f heldRequests
+	for range maxHeldRequests {
+		f.add(signal("USR1", true))
+	}
+	f.add(signal("INT", true))
+	f.add(resize(84))
+	f.add(resize(85))
+	if f.refused != 1 || len(f.list) != maxHeldRequests+1 || describe(f.list[maxHeldRequests:]) != "wc+++++" {
+		t.Fatalf("refused %d, held %d, last %q; want 1, %d, the latest resize last", f.refused, len(f.list), describe(f.list[len(f.list)-1:]), maxHeldRequests+1)
+	}
+
 	// A payload no bridged request needs is refused, and so is all that
 	// follows but resizes (the replies stay in order).
 	var g heldRequests
