@@ -524,14 +524,16 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unau
 			if !ok {
 				upChans = nil
 			} else {
-				refuseUpstreamChannel(nch)
+				// The refusal is a write to the target: bounded
+				// (upWrite), so a frozen target cannot hold this loop.
+				c.upWrite(func() { refuseUpstreamChannel(nch) })
 			}
 			continue
 		case req, ok := <-upReqs:
 			if !ok {
 				upReqs = nil
 			} else {
-				refuseUpstreamRequest(req)
+				c.upWrite(func() { refuseUpstreamRequest(req) })
 			}
 			continue
 		case req, ok := <-reqs:
