@@ -103,6 +103,9 @@ type conn struct {
 	// authenticated, waiting for the first authorized request's
 	// credential; the dial takes it (takeAhead), or the end closes it.
 	ahead *upstream.Pending
+	// upStalled says upWrite closed the upstream: the target stopped
+	// reading (its sessions' end events say so).
+	upStalled atomic.Bool
 }
 
 // grant is one live authorized request: a session or a tunnel. Recheck
@@ -521,14 +524,16 @@ func (c *conn) serve(chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, unau
 			if !ok {
 				upChans = nil
 			} else {
-				refuseUpstreamChannel(nch)
+				// The refusal is a write to the target: bounded
+				// (upWrite), so a frozen target cannot hold this loop.
+				c.upWrite(func() { refuseUpstreamChannel(nch) })
 			}
 			continue
 		case req, ok := <-upReqs:
 			if !ok {
 				upReqs = nil
 			} else {
-				refuseUpstreamRequest(req)
+				c.upWrite(func() { refuseUpstreamRequest(req) })
 			}
 			continue
 		case req, ok := <-reqs:
@@ -977,6 +982,40 @@ func (c *conn) closeAhead() {
 	if p := c.takeAhead(); p != nil {
 		p.Close()
 	}
+}
+
+// upstreamStall is how long a write to the target outside the data path
+// (a forwarded request, a reply, a kill's TERM) may wait, in nanoseconds;
+// tests shorten it.
+var upstreamStall atomic.Int64
+
+func init() { upstreamStall.Store(int64(30 * time.Second)) }
+
+// errUpstreamStalled is the end reason of the sessions on a target that
+// stopped reading.
+var errUpstreamStalled = errors.New("the target stopped reading (its host may have frozen): the gateway closed the connection to it")
+
+// upWrite runs f, a write to the target's connection outside the data
+// path. Such a write waits for the connection's write lock, which a data
+// pump holds while the target does not read; whoever calls it (the
+// session's request loop, a kill, a limit) must not wait for good: the
+// client's requests would stop the client connection's read loop, so its
+// hang-up would never be seen. A target that takes nothing for
+// upstreamStall while the gateway has something for it is taken for dead:
+// its connection is closed, which ends f, the pumps and its sessions. A
+// timer, not a goroutine, so an idle session keeps none.
+func (c *conn) upWrite(f func()) {
+	t := time.AfterFunc(time.Duration(upstreamStall.Load()), c.upstreamStalled)
+	f()
+	t.Stop()
+}
+
+// upstreamStalled closes the connection to a target that stopped reading.
+func (c *conn) upstreamStalled() {
+	c.upStalled.Store(true)
+	c.srv.cfg.Log.Warn("closing the connection to a target that stopped reading",
+		"target", c.login.Target, "waited", time.Duration(upstreamStall.Load()))
+	c.closeUpstream()
 }
 
 func (c *conn) closeUpstream() {

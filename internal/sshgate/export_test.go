@@ -3,6 +3,7 @@ package sshgate
 import (
 	"maps"
 	"slices"
+	"time"
 )
 
 // HandledTypes returns, by where they arrive, every channel and request
@@ -20,4 +21,11 @@ func HandledTypes() map[string][]string {
 // how many of them a request logged in.
 func (s *Server) AheadStats() (made, used int64) {
 	return s.ahead.made.Load(), s.ahead.used.Load()
+}
+
+// SetUpstreamStall shortens how long a write to a target outside the data
+// path may wait before its connection is closed, until the test ends.
+func SetUpstreamStall(t interface{ Cleanup(func()) }, d time.Duration) {
+	old := upstreamStall.Swap(int64(d))
+	t.Cleanup(func() { upstreamStall.Store(old) })
 }

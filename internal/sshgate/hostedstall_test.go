@@ -15,6 +15,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/sshgate"
+	"github.com/portcullis/portcullis/internal/store"
 )
 
 // freezingProxy relays TCP to addr; once frozen it stops reading what the
@@ -161,6 +163,103 @@ func TestHostedSessionFrozenTargetHangUpEnds(t *testing.T) {
 	}
 	c.Close()
 	w.gw.waitEvent(audit.SessionEnd, nil)
+	waitUntil(t, "the connection left the gateway", func() bool { return w.gw.srv.ActiveConns() == 0 })
+	waitUntil(t, "the connection's goroutines ended", func() bool { return goroutinesIn(anyConn...) <= before })
+}
+
+// freezeUnderLoad opens a hosted cat session and four beside it on w's
+// gateway through p, freezes p and fills the target's window with the
+// sessions' data until a pump of the gateway's waits for the target.
+func freezeUnderLoad(t *testing.T, w *world, p *freezingProxy) (*ssh.Client, *hostedSession) {
+	t.Helper()
+	c := dialWorld(t, w)
+	s := openRaw(t, c)
+	s.exec(t, "cat")
+	s.echo(t, "up")
+	others := []*hostedSession{s}
+	for range 4 {
+		o := openRaw(t, c)
+		o.exec(t, "cat")
+		o.echo(t, "beside")
+		others = append(others, o)
+	}
+	p.freeze.Do(func() { close(p.frozen) })
+	for _, o := range others {
+		go func() { _, _ = o.ch.Write(make([]byte, 8<<20)) }()
+	}
+	waitUntil(t, "the gateway's write to the target blocked", writeBlocked)
+	return c, s
+}
+
+// TestFrozenTargetManyResizesHangUpEnds: with the target frozen, the
+// client sends more resizes than the channel's request queue holds (2),
+// then hangs up. The goroutine forwarding the first waits for the
+// target; had it waited for good, the rest would have stopped the client
+// connection's read loop, the hang-up would never have been seen and the
+// connection and its goroutines would have stayed for good. The write
+// is bounded instead: the target is taken for dead, its connection is
+// closed and the sessions end saying why.
+func TestFrozenTargetManyResizesHangUpEnds(t *testing.T) {
+	sshgate.SetUpstreamStall(t, time.Second)
+	w := newWorld(t, "shell, exec")
+	p := startFreezingProxy(t, w.sshd.Addr)
+	w.gw.apply(fmt.Sprintf("kind: Target\nname: web1\naddress: %s\nhost_key: %q\nlabels: {env: test}\n",
+		p.ln.Addr(), authorizedLine(w.sshd.HostKey)))
+	before := goroutinesIn(anyConn...)
+	c, s := freezeUnderLoad(t, w, p)
+	resize := func(cols uint32) {
+		if _, err := s.ch.SendRequest("window-change", false, ssh.Marshal(struct{ W, H, X, Y uint32 }{cols, 20, 0, 0})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resize(90)
+	waitUntil(t, "the resize's forwarding waits for the target", func() bool {
+		return goroutinesIn("sshgate.forwardClientRequest(") > 0
+	})
+	for i := range 5 {
+		resize(uint32(91 + i))
+	}
+	c.Close()
+	w.gw.waitEvent(audit.SessionEnd, func(ev store.AuditEvent) bool {
+		r, _ := ev.Detail["end_reason"].(string)
+		return strings.Contains(r, "stopped reading")
+	})
+	waitUntil(t, "the connection left the gateway", func() bool { return w.gw.srv.ActiveConns() == 0 })
+	waitUntil(t, "the connection's goroutines ended", func() bool { return goroutinesIn(anyConn...) <= before })
+}
+
+// TestFrozenTargetIdleTimeoutEnds: a session whose target froze goes
+// idle (nothing moves) and its idle_timeout ends it. Ending it sends TERM
+// and closes the target's channel, writes that wait for the target: had
+// they come before the abort timer, the session would never have ended
+// (no end event) and the timer's goroutine would have waited for good.
+func TestFrozenTargetIdleTimeoutEnds(t *testing.T) {
+	w := newWorld(t, "shell, exec")
+	p := startFreezingProxy(t, w.sshd.Addr)
+	w.gw.apply(fmt.Sprintf(`
+kind: Target
+name: web1
+address: %s
+host_key: %q
+labels: {env: test}
+---
+kind: Policy
+name: alice-web1
+type: target-access
+subjects: {users: [alice]}
+targets: {names: [web1]}
+target_users: [%s]
+actions: [shell, exec]
+source_cidrs: [127.0.0.0/8]
+idle_timeout: 2s
+`, p.ln.Addr(), authorizedLine(w.sshd.HostKey), w.unixUser))
+	before := goroutinesIn(anyConn...)
+	c, _ := freezeUnderLoad(t, w, p)
+	w.gw.waitEvent(audit.SessionLimit, nil)
+	waitUntil(t, "the idle sessions ended", func() bool {
+		return len(w.gw.events(audit.SessionEnd)) == 5
+	})
+	c.Close()
 	waitUntil(t, "the connection left the gateway", func() bool { return w.gw.srv.ActiveConns() == 0 })
 	waitUntil(t, "the connection's goroutines ended", func() bool { return goroutinesIn(anyConn...) <= before })
 }

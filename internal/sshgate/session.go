@@ -322,6 +322,11 @@ func (c *conn) finishSession(s *startedSession, res sessionResult) {
 	if res.exitSignal != "" {
 		endDetail["exit_signal"] = res.exitSignal
 	}
+	if res.lost == "" && res.exitStatus == nil && c.upStalled.Load() {
+		// The client's hang-up or the gateway came first, but what ended
+		// the session is the target that stopped reading.
+		res.lost = errUpstreamStalled.Error()
+	}
 	outcome := audit.Success
 	if res.lost != "" {
 		// Not a success: the command did not finish and say how.
@@ -471,7 +476,7 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 			// A client that stopped reading must not keep the session
 			// alive: the notice gets a second, then the session ends.
 			writeWithin(stderr, []byte("portcullis: session ended: "+reason+"\r\n"), time.Second)
-			endSession(uch, abort)
+			endSession(uch, abort, c.upWrite)
 		})
 	}
 	c.setEnd(g, end, targetUser)
@@ -486,8 +491,11 @@ func (c *conn) startSession(ch ssh.Channel, stderr *lockedWriter, reqs <-chan *s
 		}
 	}
 	stop := c.enforceLimits(g, d.Obligations, act, limitEnd)
-	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard,
+	opts := bridgeOpts{act: act, abort: abort, pty: hasPTY(setup), stderr: stderr, guard: guard, upWrite: c.upWrite,
 		lost: func(signal string) string {
+			if c.upStalled.Load() {
+				return errUpstreamStalled.Error()
+			}
 			if stopped.Load() || c.ctx.Err() != nil {
 				return "" // ended by the gateway, which said why
 			}
@@ -705,6 +713,10 @@ type bridgeOpts struct {
 	// to tell the client and record, or "" when the gateway itself ended
 	// the session (it already told the client why). Nil: nothing is told.
 	lost func(signal string) string
+	// upWrite runs a write to the target outside the data path, closing
+	// the target's connection if it waits too long (conn.upWrite); nil:
+	// the write runs as is.
+	upWrite func(func())
 }
 
 type sessionResult struct {
@@ -856,7 +868,7 @@ func (b *bridge) clientRequest(req *ssh.Request, ok bool) {
 	if !ok {
 		// The client closed its side: end the target's session too.
 		b.creqs = nil
-		b.up.Close()
+		b.toTarget(func() { b.up.Close() })
 		return
 	}
 	if req.Type == "window-change" {
@@ -864,7 +876,17 @@ func (b *bridge) clientRequest(req *ssh.Request, ok bool) {
 			b.o.obs.resize(cols, rows)
 		}
 	}
-	forwardClientRequest(b.up, req)
+	b.toTarget(func() { forwardClientRequest(b.up, req) })
+}
+
+// toTarget runs f, which writes to the target outside the data path,
+// under the stall watchdog (bridgeOpts.upWrite).
+func (b *bridge) toTarget(f func()) {
+	if b.o.upWrite != nil {
+		b.o.upWrite(f)
+		return
+	}
+	f()
 }
 
 // flush forwards the client's requests queued already, those that came
@@ -920,7 +942,7 @@ func (b *bridge) targetRequest(r *ssh.Request, ok bool) bool {
 			// and its data stalled until the reply came, and for good
 			// with a client that never answers. The client's own
 			// liveness is the gateway's connection to it.
-			_ = r.Reply(false, nil)
+			b.toTarget(func() { _ = r.Reply(false, nil) })
 			return true
 		}
 		_, _ = b.client.SendRequest(r.Type, false, r.Payload)
@@ -932,7 +954,7 @@ func (b *bridge) targetRequest(r *ssh.Request, ok bool) bool {
 // target and closes the client's channel.
 func (b *bridge) aborted() sessionResult {
 	close(b.loopDone)
-	answerUntilClosed(b.creqs, b.up)
+	answerUntilClosed(b.creqs, b.up, b.toTarget)
 	b.client.Close()
 	return b.counts()
 }
@@ -946,7 +968,7 @@ func (b *bridge) finish() sessionResult {
 	// The target's side is closed: the order of what the client still
 	// sends no longer matters.
 	close(b.loopDone)
-	clientClosed := answerUntilClosed(b.creqs, b.up)
+	clientClosed := answerUntilClosed(b.creqs, b.up, b.toTarget)
 	for _, d := range []<-chan struct{}{b.out.done, b.errOut.done} {
 		select {
 		case <-d:
@@ -983,7 +1005,7 @@ func (b *bridge) finish() sessionResult {
 // loop stops on the channel's full request queue (2 deep, sshx item 8):
 // three resizes while the last output scrolled by stopped the whole
 // connection for good.
-func answerUntilClosed(reqs <-chan *ssh.Request, up ssh.Channel) *atomic.Bool {
+func answerUntilClosed(reqs <-chan *ssh.Request, up ssh.Channel, toTarget func(func())) *atomic.Bool {
 	closed := &atomic.Bool{}
 	if reqs == nil {
 		closed.Store(true)
@@ -991,10 +1013,10 @@ func answerUntilClosed(reqs <-chan *ssh.Request, up ssh.Channel) *atomic.Bool {
 	}
 	go func() {
 		for r := range reqs {
-			forwardClientRequest(up, r)
+			toTarget(func() { forwardClientRequest(up, r) })
 		}
 		closed.Store(true)
-		up.Close()
+		toTarget(func() { up.Close() })
 	}()
 	return closed
 }
@@ -1021,11 +1043,16 @@ func (o orderedWriter) Write(p []byte) (int, error) {
 // endSession ends a target session the gateway decided to stop: TERM to the
 // remote command (OpenSSH's sshd honours "signal" requests), then close.
 // A target that does not close its side within abortGrace is abandoned by
-// closing abort.
-func endSession(up ssh.Channel, abort chan struct{}) {
-	_, _ = up.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"TERM"}))
-	_ = up.Close()
+// closing abort. The timer is armed first and the writes run on a
+// goroutine of their own (under upWrite, which bounds them): a write to a
+// target that stopped reading waits, and the caller (a console kill, a
+// limit) must return and the session end within abortGrace all the same.
+func endSession(up ssh.Channel, abort chan struct{}, upWrite func(func())) {
 	time.AfterFunc(abortGrace, func() { close(abort) })
+	go upWrite(func() {
+		_, _ = up.SendRequest("signal", false, ssh.Marshal(struct{ Signal string }{"TERM"}))
+		_ = up.Close()
+	})
 }
 
 // abortGrace is how long a target gets to close a session the gateway ended.
