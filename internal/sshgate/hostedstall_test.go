@@ -121,28 +121,7 @@ func TestHostedSessionFrozenTargetHangUpEnds(t *testing.T) {
 	w.gw.apply(fmt.Sprintf("kind: Target\nname: web1\naddress: %s\nhost_key: %q\nlabels: {env: test}\n",
 		p.ln.Addr(), authorizedLine(w.sshd.HostKey)))
 	before := goroutinesIn(anyConn...)
-	c := dialWorld(t, w)
-	s := openRaw(t, c)
-	s.exec(t, "cat")
-	s.echo(t, "up")
-	waitUntil(t, "the session hosted", func() bool {
-		return goroutinesIn("sshgate.(*conn).runSession(") == 0 && goroutinesIn(sessionLoop) == 0
-	})
-	// Sessions beside it, whose data fills the TCP buffers with the
-	// hosted one's (a target's channel window is 2 MiB, the gateway's
-	// send buffer grows to 4 MiB).
-	others := []*hostedSession{s}
-	for range 4 {
-		o := openRaw(t, c)
-		o.exec(t, "cat")
-		o.echo(t, "beside")
-		others = append(others, o)
-	}
-	p.freeze.Do(func() { close(p.frozen) })
-	for _, o := range others {
-		go func() { _, _ = o.ch.Write(make([]byte, 8<<20)) }()
-	}
-	waitUntil(t, "the gateway's write to the target blocked", writeBlocked)
+	c, s := freezeUnderLoad(t, w, p)
 	if _, err := s.ch.SendRequest("window-change", false, ssh.Marshal(struct{ W, H, X, Y uint32 }{90, 20, 0, 0})); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +146,8 @@ func TestHostedSessionFrozenTargetHangUpEnds(t *testing.T) {
 	waitUntil(t, "the connection's goroutines ended", func() bool { return goroutinesIn(anyConn...) <= before })
 }
 
-// freezeUnderLoad opens a hosted cat session and four beside it on w's
+// freezeUnderLoad opens a cat session, waits until the connection's loop
+// hosts it, opens four beside it on w's
 // gateway through p, freezes p and fills the target's window with the
 // sessions' data until a pump of the gateway's waits for the target.
 func freezeUnderLoad(t *testing.T, w *world, p *freezingProxy) (*ssh.Client, *hostedSession) {
@@ -176,6 +156,12 @@ func freezeUnderLoad(t *testing.T, w *world, p *freezingProxy) (*ssh.Client, *ho
 	s := openRaw(t, c)
 	s.exec(t, "cat")
 	s.echo(t, "up")
+	waitUntil(t, "the session hosted", func() bool {
+		return goroutinesIn("sshgate.(*conn).runSession(") == 0 && goroutinesIn(sessionLoop) == 0
+	})
+	// Sessions beside it, whose data fills the TCP buffers with the
+	// hosted one's (a target's channel window is 2 MiB, the gateway's
+	// send buffer grows to 4 MiB).
 	others := []*hostedSession{s}
 	for range 4 {
 		o := openRaw(t, c)
