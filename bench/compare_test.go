@@ -224,6 +224,8 @@ func TestCompare(t *testing.T) {
 				m.name, m.c.user+m.c.sys, float64(m.c.bytes)/mb, m.c.perGB(), m.c.user, m.c.sys)
 		}
 	}
+	fmt.Fprint(out, boundLine("bulk, gateway vs direct", bulk.path[direct], bulk.path[viaGateway]))
+	fmt.Fprint(out, boundLine("bulk, gateway recorded vs direct", bulk.path[direct], bulk.path[viaGatewayRec]))
 	if len(profRuns) > 0 {
 		fmt.Fprintf(out, "  gateway bulk MB/s while profiled (%d runs): %s\n", len(profRuns), fmtList(mbps(profRuns), "%.0f"))
 	}
@@ -350,6 +352,9 @@ type env struct {
 	diagAddr  string
 	gwHostKey ssh.PublicKey
 	sshd      *testenv.SSHD
+	// targetCPU counts the CPU of the target's sshd and every session
+	// process it starts; nil where no cgroup could be made.
+	targetCPU *cpuGroup
 	user      string
 	key       *testenv.ClientKey // bench's key, also the direct leg's
 	recKey    *testenv.ClientKey // benchrec's key
@@ -366,6 +371,12 @@ func setup(t *testing.T) *env {
 	// gateway opens them some at a time, but each one stays.
 	e.sshd = testenv.StartSSHD(t, "MaxStartups 1000:30:2000", "MaxSessions 100")
 	e.user = e.sshd.AddUser(t)
+	if g, err := newCPUGroup(fmt.Sprintf("portcullis-bench-%d", e.sshd.PID()), e.sshd.PID()); err != nil {
+		t.Logf("the CPU of the target's processes is not measured: %v", err)
+	} else {
+		e.targetCPU = g
+		t.Cleanup(g.remove)
+	}
 	e.clientDir = testenv.ShortTempDir(t)
 	e.key = testenv.NewClientKey(t, e.clientDir)
 	e.recKey = testenv.NewClientKey(t, e.clientDir)
@@ -690,6 +701,8 @@ type bulkRun struct {
 	wall  time.Duration // process start to exit
 	data  time.Duration // first byte to EOF
 	first int64         // bytes in the first read, not counted in data
+	// clientCPU is the ssh client's CPU seconds (user and system).
+	clientCPU float64
 }
 
 // bulkResult is the bulk measurement: the same download through the
@@ -697,6 +710,76 @@ type bulkRun struct {
 type bulkResult struct {
 	gw, rec, direct []bulkRun
 	gwCPU, recCPU   cpuUse // the gateway's CPU over its timed runs of each kind
+	// The CPU of every process on each leg's path (ssh, the target's
+	// sshd and what it ran, the gateway) over its timed runs.
+	path [3]pathUse
+}
+
+// pathUse is the CPU seconds spent by every process a transfer passes
+// through, and the bytes moved: unlike the machine's busy time, other work
+// on a shared machine does not count in it.
+type pathUse struct {
+	cpu   float64
+	bytes int64
+}
+
+// add counts a run; a run whose CPU was not measured (0) is left out.
+func (p *pathUse) add(cpu float64, n int64) {
+	if cpu <= 0 {
+		return
+	}
+	p.cpu += cpu
+	p.bytes += n
+}
+
+// perGB returns CPU seconds per GB (10^9 bytes) moved.
+func (p pathUse) perGB() float64 {
+	if p.bytes == 0 {
+		return 0
+	}
+	return p.cpu / (float64(p.bytes) / 1e9)
+}
+
+// boundLine says what the path CPU per GB of two legs bounds their
+// throughput ratio to when every core is busy: throughput is then cores
+// over CPU per GB, so the ratio cannot beat base / other however the work
+// is spread.
+func boundLine(name string, base, other pathUse) string {
+	if base.perGB() == 0 || other.perGB() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("  %s: CPU per GB of all processes on the path %.2f vs %.2f; with every core busy the throughput ratio is at most %.2f\n",
+		name, other.perGB(), base.perGB(), base.perGB()/other.perGB())
+}
+
+// pathMeter measures what one run costs every process on its path.
+type pathMeter struct {
+	e              *env
+	target0        float64
+	gw0            cpuUse
+	measureGateway bool
+}
+
+// startPath starts measuring a run; the gateway counts unless l is direct.
+func (e *env) startPath(l leg) pathMeter {
+	e.targetCPU.settle()
+	return pathMeter{e: e, target0: e.targetCPU.seconds(), gw0: procCPU(e.gwPID), measureGateway: l != direct}
+}
+
+// done returns the run's path CPU: its ssh client's (from r), the target's
+// once its session processes have exited, and the gateway's. It returns 0
+// when the target's CPU cannot be measured.
+func (m pathMeter) done(r bulkRun) float64 {
+	if m.e.targetCPU == nil {
+		return 0
+	}
+	m.e.targetCPU.settle()
+	cpu := r.clientCPU + m.e.targetCPU.seconds() - m.target0
+	if m.measureGateway {
+		gw := procCPU(m.e.gwPID)
+		cpu += gw.user + gw.sys - m.gw0.user - m.gw0.sys
+	}
+	return cpu
 }
 
 // measureBulk downloads n bytes pairs times on each of the three legs,
@@ -730,14 +813,17 @@ func (e *env) measureBulk(n int64, pairs int) bulkResult {
 			if l != direct {
 				before = procCPU(e.gwPID)
 			}
+			meter := e.startPath(l)
 			r, ok := run(l)
 			after := procCPU(e.gwPID)
+			pathCPU := meter.done(r)
 			if l == viaGatewayRec {
 				e.removeRecordings(seen, "")
 			}
 			if !ok {
 				continue
 			}
+			res.path[l].add(pathCPU, r.bytes)
 			switch l {
 			case viaGateway:
 				res.gwCPU.add(before, after, r.bytes)
@@ -797,6 +883,9 @@ func (e *env) stream(l leg, command string, n int64) (bulkRun, bool) {
 	}
 	werr := cmd.Wait()
 	r.wall = time.Since(start)
+	if ps := cmd.ProcessState; ps != nil {
+		r.clientCPU = (ps.UserTime() + ps.SystemTime()).Seconds()
+	}
 	if !firstAt.IsZero() {
 		r.data = eofAt.Sub(firstAt)
 	}

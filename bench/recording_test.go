@@ -36,20 +36,23 @@ type recResult struct {
 	want             int64 // bytes seq prints
 	rec, unrec       []bulkRun
 	cpuRec, cpuUnrec cpuUse
-	sizes            []int64         // recording file sizes of the timed recorded runs
-	closeWait        []time.Duration // client exit to recording ended, timed recorded runs
-	medRec, medUnrec float64         // data-phase MB/s
-	wallRec          float64         // whole-command MB/s
-	wallUnrec        float64
-	ratio            float64
-	verify           string // what decoding one recording found
-	profTop          string
-	profRecording    string
-	profRuns         []bulkRun
-	profCPU          cpuUse
-	rssBase          int64 // gateway VmRSS before the runs, KiB
-	rssUnrec         int64 // highest VmRSS during the unrecorded warm-up, before any recorded run, KiB
-	rssRec           int64 // highest VmRSS during the recorded runs, KiB
+	// The CPU of every process on the path (ssh, the target's sshd and
+	// seq, the gateway) over the timed runs, recorded and not.
+	pathRec, pathUnrec pathUse
+	sizes              []int64         // recording file sizes of the timed recorded runs
+	closeWait          []time.Duration // client exit to recording ended, timed recorded runs
+	medRec, medUnrec   float64         // data-phase MB/s
+	wallRec            float64         // whole-command MB/s
+	wallUnrec          float64
+	ratio              float64
+	verify             string // what decoding one recording found
+	profTop            string
+	profRecording      string
+	profRuns           []bulkRun
+	profCPU            cpuUse
+	rssBase            int64 // gateway VmRSS before the runs, KiB
+	rssUnrec           int64 // highest VmRSS during the unrecorded warm-up, before any recorded run, KiB
+	rssRec             int64 // highest VmRSS during the recorded runs, KiB
 	// The search index a recording's catch-up builds after it ended,
 	// with no session running: gateway CPU, wall time, and whether it
 	// finished within indexWait.
@@ -109,6 +112,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			order = []leg{viaGateway, viaGatewayRec}
 		}
 		for _, l := range order {
+			meter := e.startPath(l)
 			before := procCPU(e.gwPID)
 			stopRSS := e.sampleRSS()
 			if l == viaGateway {
@@ -118,6 +122,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 				if ok {
 					res.unrec = append(res.unrec, r)
 					res.cpuUnrec.add(before, after, r.bytes)
+					res.pathUnrec.add(meter.done(r), r.bytes)
 				}
 				continue
 			}
@@ -127,6 +132,7 @@ func (e *env) measureRecording(out io.Writer, cfg config) recResult {
 			if !ok {
 				continue
 			}
+			res.pathRec.add(meter.done(r), r.bytes)
 			res.rec = append(res.rec, r)
 			res.cpuRec.add(before, after, r.bytes)
 			res.sizes = append(res.sizes, info.Size)
@@ -244,6 +250,7 @@ func (res recResult) print(out io.Writer) {
 		fmt.Fprintf(out, "  recording's CPU: +%.2f CPU-s per GB of output (%.2fx the unrecorded gateway's)\n",
 			res.cpuRec.perGB()-res.cpuUnrec.perGB(), ratio(res.cpuRec.perGB(), res.cpuUnrec.perGB()))
 	}
+	fmt.Fprint(out, boundLine("seq, recorded vs unrecorded", res.pathUnrec, res.pathRec))
 	if len(res.bulkRec) > 0 && len(res.bulkUnrec) > 0 {
 		br, bu := median(mbps(res.bulkRec)), median(mbps(res.bulkUnrec))
 		fmt.Fprintf(out, "  bulk binary (head -c /dev/zero), data-phase MB/s: recorded %s (median %.0f), unrecorded %s (median %.0f), ratio %.2f\n",
