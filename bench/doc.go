@@ -2,7 +2,12 @@
 // OpenSSH on loopback that `make bench` runs after the Go benchmarks: bulk
 // throughput, connection setup and resident memory per idle session, with
 // the same key exchange and cipher forced on the client legs, plus a CPU
-// profile of the gateway under bulk load. It also measures what session
+// profile of the gateway under bulk load, and for bulk and seq legs the CPU
+// per GB of every process on the path (the ssh client, the target's sshd
+// and its session processes, counted in a CPU-accounting cgroup, and the
+// gateway), with the throughput ratio that CPU allows once every core is
+// busy: on a 2-core machine that, not the gateway's own speed, is the
+// ceiling of the bulk and seq ratios. It also measures what session
 // recording costs: the same text-heavy exec (`seq 1 N`) through the gateway
 // as a user a session-recording policy covers and as one it does not,
 // alternating, with the gateway's CPU per GB in each mode, the recording
