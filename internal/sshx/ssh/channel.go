@@ -275,16 +275,19 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 
 	// sshx: when data spans several packets, the transport seals them
 	// into one buffer that leaves in one Write (one system call and one
-	// wake-up of the peer per up to 4 packets, not one per packet). A
-	// single packet goes out at once as before; the batch is written
+	// wake-up of the peer per up to 4 full packets, not one per packet).
+	// A single packet goes out at once as before; the batch is written
 	// before waiting for window space, and at the end of the call.
 	var batch *transport
 	if uint32(len(data)) > ch.maxRemotePayload {
 		if ht, ok := ch.mux.conn.(*handshakeTransport); ok {
 			if batch, ok = ht.conn.(*transport); ok {
-				batch.startBatch()
+				batch.startBatch(ch.remoteId)
 				defer func() {
-					if ferr := batch.endBatch(); err == nil {
+					if batch == nil {
+						return // a failed write ended it
+					}
+					if ferr := batch.endBatch(ch.remoteId); err == nil {
 						err = ferr
 					}
 				}()
@@ -296,16 +299,26 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 		space := minPayloadSize(ch.maxRemotePayload, len(data))
 		var got uint32
 		if batch != nil {
-			if got = ch.remoteWin.tryReserve(space); got == 0 {
-				if err = batch.flushBatch(); err != nil {
-					return n, err
-				}
-			}
+			got = ch.remoteWin.tryReserve(space)
 		}
 		if got > 0 {
 			space = got
-		} else if space, err = ch.remoteWin.reserve(space); err != nil {
-			return n, err
+		} else {
+			if batch != nil {
+				// Out of window: send what is sealed (the peer must see
+				// it to grant more) and batch nothing while waiting.
+				err = batch.endBatch(ch.remoteId)
+				if err == nil {
+					space, err = ch.remoteWin.reserve(space)
+				}
+				if err != nil {
+					batch = nil
+					return n, err
+				}
+				batch.startBatch(ch.remoteId)
+			} else if space, err = ch.remoteWin.reserve(space); err != nil {
+				return n, err
+			}
 		}
 		if want := headerLength + space; uint32(cap(packet)) < want {
 			packet = getPacketBuf(int(want)) // sshx: large ones pooled

@@ -7,10 +7,12 @@ package ssh
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"slices"
 	"sync"
 )
 
@@ -50,12 +52,19 @@ type transport struct {
 	initialKEXDone bool
 
 	// sshx: wmu serializes writePacket with startBatch and endBatch, which
-	// a channel calls outside the handshake's lock. While batchers > 0,
-	// GCM channel data packets are sealed into batch and leave together
+	// a channel calls outside the handshake's lock. GCM data packets for a
+	// channel in batching are sealed into batch and leave together
 	// (channel.go, WriteExtended).
 	wmu      sync.Mutex
-	batchers int
+	batching []batchingChannel
 	batch    packetBatch
+}
+
+// batchingChannel counts the calls batching a channel's data (its stdout
+// and stderr may write at once).
+type batchingChannel struct {
+	id    uint32 // the channel's id at the peer, as its packets carry it
+	calls int
 }
 
 // packetCipher represents a combination of SSH encryption/MAC
@@ -207,8 +216,7 @@ func (t *transport) writePacket(packet []byte) error {
 	// packet (a window adjustment, EOF, a key exchange message) first
 	// sends the batch, so nothing overtakes what was sealed before it and
 	// no message the peer waits for (kexInit) sits in a batch.
-	if _, ok := t.writer.packetCipher.(*gcmCipher); ok && t.batchers > 0 &&
-		len(packet) > 0 && (packet[0] == msgChannelData || packet[0] == msgChannelExtendedData) {
+	if _, ok := t.writer.packetCipher.(*gcmCipher); ok && t.batchesData(packet) {
 		t.bufWriter = nil
 		return t.writer.writePacket(&t.batch, t.rand, packet, t.strictMode)
 	}
@@ -232,28 +240,55 @@ func (t *transport) writePacket(packet []byte) error {
 	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
 }
 
-// startBatch has data packets sealed into one buffer until endBatch
-// (sshx). The caller must call endBatch, and must not wait on the peer in
-// between (for window space) without calling flushBatch first: sealed data
-// the peer has not received cannot earn a window adjustment.
-func (t *transport) startBatch() {
-	t.wmu.Lock()
-	t.batchers++
-	t.wmu.Unlock()
+// batchesData reports whether packet is channel data for a channel in
+// batching (sshx). Other channels' packets go out at once: a channel
+// waiting for window space must not hold them.
+func (t *transport) batchesData(packet []byte) bool {
+	if len(t.batching) == 0 || len(packet) < 9 ||
+		(packet[0] != msgChannelData && packet[0] != msgChannelExtendedData) {
+		return false
+	}
+	id := binary.BigEndian.Uint32(packet[1:])
+	for _, b := range t.batching {
+		if b.id == id {
+			return true
+		}
+	}
+	return false
 }
 
-// flushBatch writes what the batch holds (sshx).
-func (t *transport) flushBatch() error {
+// startBatch has the data packets of the channel the peer knows as id
+// sealed into one buffer until endBatch (sshx). The caller must not wait
+// on the peer in between (for window space): sealed data the peer has not
+// received cannot earn a window adjustment. It calls endBatch before such
+// a wait and startBatch again after it.
+func (t *transport) startBatch(id uint32) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	return t.batch.flush()
+	for i := range t.batching {
+		if t.batching[i].id == id {
+			t.batching[i].calls++
+			return
+		}
+	}
+	t.batching = append(t.batching, batchingChannel{id: id, calls: 1})
 }
 
 // endBatch ends a startBatch and writes what the batch holds (sshx).
-func (t *transport) endBatch() error {
+func (t *transport) endBatch(id uint32) error {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
-	t.batchers--
+	for i := range t.batching {
+		if t.batching[i].id == id {
+			if t.batching[i].calls--; t.batching[i].calls == 0 {
+				t.batching = slices.Delete(t.batching, i, i+1)
+			}
+			break
+		}
+	}
+	if len(t.batching) == 0 {
+		t.batching = nil // keeps no array for an idle connection
+	}
 	return t.batch.flush()
 }
 
