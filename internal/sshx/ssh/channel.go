@@ -273,52 +273,10 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	// flagged as errors by the race detector.
 	ch.writeMu.Unlock()
 
-	// sshx: when data spans several packets, the transport seals them
-	// into one buffer that leaves in one Write (one system call and one
-	// wake-up of the peer per up to 4 full packets, not one per packet).
-	// A single packet goes out at once as before; the batch is written
-	// before waiting for window space, and at the end of the call.
-	var batch *transport
-	if uint32(len(data)) > ch.maxRemotePayload {
-		if ht, ok := ch.mux.conn.(*handshakeTransport); ok {
-			if batch, ok = ht.conn.(*transport); ok {
-				batch.startBatch(ch.remoteId)
-				defer func() {
-					if batch == nil {
-						return // a failed write ended it
-					}
-					if ferr := batch.endBatch(ch.remoteId); err == nil {
-						err = ferr
-					}
-				}()
-			}
-		}
-	}
-
 	for len(data) > 0 {
 		space := minPayloadSize(ch.maxRemotePayload, len(data))
-		var got uint32
-		if batch != nil {
-			got = ch.remoteWin.tryReserve(space)
-		}
-		if got > 0 {
-			space = got
-		} else {
-			if batch != nil {
-				// Out of window: send what is sealed (the peer must see
-				// it to grant more) and batch nothing while waiting.
-				err = batch.endBatch(ch.remoteId)
-				if err == nil {
-					space, err = ch.remoteWin.reserve(space)
-				}
-				if err != nil {
-					batch = nil
-					return n, err
-				}
-				batch.startBatch(ch.remoteId)
-			} else if space, err = ch.remoteWin.reserve(space); err != nil {
-				return n, err
-			}
+		if space, err = ch.remoteWin.reserve(space); err != nil {
+			return n, err
 		}
 		if want := headerLength + space; uint32(cap(packet)) < want {
 			packet = getPacketBuf(int(want)) // sshx: large ones pooled
@@ -355,21 +313,6 @@ func (ch *channel) WriteExtended(data []byte, extendedCode uint32) (n int, err e
 	ch.writeMu.Unlock()
 
 	return n, err
-}
-
-// tryReserve is reserve without waiting (sshx): it returns 0 if no window
-// space is left or the window is closed.
-func (w *window) tryReserve(win uint32) uint32 {
-	w.L.Lock()
-	defer w.L.Unlock()
-	if w.closed {
-		return 0
-	}
-	if w.win < win {
-		win = w.win
-	}
-	w.win -= win
-	return win
 }
 
 func (ch *channel) handleData(packet []byte) error {

@@ -345,25 +345,6 @@ func (c *gcmCipher) writeCipherPacket(seqNum uint32, w io.Writer, rand io.Reader
 	// than the transport's 4 KiB bufio.Writer the writer flushes 4 KiB and
 	// then writes the rest: two write syscalls per data packet.
 	need := len(c.prefix) + int(length) + gcmTagSize
-	if b, ok := w.(*packetBatch); ok && need <= batchSize {
-		// sshx: sealed in place at the end of the transport's batch,
-		// which leaves in one Write with the packets around it.
-		buf, err := b.next(need)
-		if err != nil {
-			return err
-		}
-		copy(buf, c.prefix[:])
-		body := buf[len(c.prefix) : len(c.prefix)+int(length)]
-		body[0] = padding
-		copy(body[1:], packet)
-		if _, err := io.ReadFull(rand, body[1+len(packet):]); err != nil {
-			b.buf = b.buf[:len(b.buf)-need] // never sent half made
-			return err
-		}
-		c.aead.Seal(body[:0], c.iv, body, c.prefix[:])
-		c.incIV()
-		return nil
-	}
 	if cap(c.buf) < need {
 		c.buf = getPacketBuf(need)
 	} else {

@@ -7,13 +7,10 @@ package ssh
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log"
-	"slices"
-	"sync"
 )
 
 // debugTransport if set, will print packet types as they go over the
@@ -50,21 +47,6 @@ type transport struct {
 
 	strictMode     bool
 	initialKEXDone bool
-
-	// sshx: wmu serializes writePacket with startBatch and endBatch, which
-	// a channel calls outside the handshake's lock. GCM data packets for a
-	// channel in batching are sealed into batch and leave together
-	// (channel.go, WriteExtended).
-	wmu      sync.Mutex
-	batching []batchingChannel
-	batch    packetBatch
-}
-
-// batchingChannel counts the calls batching a channel's data (its stdout
-// and stderr may write at once).
-type batchingChannel struct {
-	id    uint32 // the channel's id at the peer, as its packets carry it
-	calls int
 }
 
 // packetCipher represents a combination of SSH encryption/MAC
@@ -205,23 +187,8 @@ func (s *connectionState) readPacket(r *bufio.Reader, strictMode bool) ([]byte, 
 }
 
 func (t *transport) writePacket(packet []byte) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
 	if debugTransport {
 		t.printPacket(packet, true)
-	}
-	// sshx: while a channel writes several data packets in one call
-	// (startBatch), data packets are sealed into the batch, in order and
-	// with their own sequence numbers, and leave in one Write. Any other
-	// packet (a window adjustment, EOF, a key exchange message) first
-	// sends the batch, so nothing overtakes what was sealed before it and
-	// no message the peer waits for (kexInit) sits in a batch.
-	if _, ok := t.writer.packetCipher.(*gcmCipher); ok && t.batchesData(packet) {
-		t.bufWriter = nil
-		return t.writer.writePacket(&t.batch, t.rand, packet, t.strictMode)
-	}
-	if err := t.batch.flush(); err != nil {
-		return err
 	}
 	// sshx: a GCM packet leaves in one Write (gcmCipher.writeCipherPacket)
 	// and every packet is flushed at once, so with GCM the bufio.Writer
@@ -238,122 +205,6 @@ func (t *transport) writePacket(packet []byte) error {
 		t.bufWriter = bufio.NewWriterSize(t.conn, transportBufSize)
 	}
 	return t.writer.writePacket(t.bufWriter, t.rand, packet, t.strictMode)
-}
-
-// batchesData reports whether packet is channel data for a channel in
-// batching (sshx). Other channels' packets go out at once: a channel
-// waiting for window space must not hold them.
-func (t *transport) batchesData(packet []byte) bool {
-	if len(t.batching) == 0 || len(packet) < 9 ||
-		(packet[0] != msgChannelData && packet[0] != msgChannelExtendedData) {
-		return false
-	}
-	id := binary.BigEndian.Uint32(packet[1:])
-	for _, b := range t.batching {
-		if b.id == id {
-			return true
-		}
-	}
-	return false
-}
-
-// startBatch has the data packets of the channel the peer knows as id
-// sealed into one buffer until endBatch (sshx). The caller must not wait
-// on the peer in between (for window space): sealed data the peer has not
-// received cannot earn a window adjustment. It calls endBatch before such
-// a wait and startBatch again after it.
-func (t *transport) startBatch(id uint32) {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	for i := range t.batching {
-		if t.batching[i].id == id {
-			t.batching[i].calls++
-			return
-		}
-	}
-	t.batching = append(t.batching, batchingChannel{id: id, calls: 1})
-}
-
-// endBatch ends a startBatch and writes what the batch holds (sshx).
-func (t *transport) endBatch(id uint32) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	for i := range t.batching {
-		if t.batching[i].id == id {
-			if t.batching[i].calls--; t.batching[i].calls == 0 {
-				t.batching = slices.Delete(t.batching, i, i+1)
-			}
-			break
-		}
-	}
-	if len(t.batching) == 0 {
-		t.batching = nil // keeps no array for an idle connection
-	}
-	return t.batch.flush()
-}
-
-// packetBatch collects sealed GCM packets that leave in one Write (sshx):
-// one system call and one wake-up of the peer for up to batchSize bytes
-// instead of one per 32 KiB packet. Its buffer is pooled and given back at
-// each flush, so a connection keeps none between writes.
-type packetBatch struct {
-	conn io.Writer
-	buf  []byte
-}
-
-// batchSize holds four full 32 KiB data packets with their framing.
-const batchSize = 4 * pooledPacketSize
-
-var batchBufs = sync.Pool{New: func() any {
-	b := make([]byte, 0, batchSize)
-	return &b
-}}
-
-// next returns n bytes at the end of the batch for the caller to fill,
-// writing what the batch holds first if n does not fit.
-func (b *packetBatch) next(n int) ([]byte, error) {
-	if b.buf != nil && cap(b.buf)-len(b.buf) < n {
-		if err := b.flush(); err != nil {
-			return nil, err
-		}
-	}
-	if b.buf == nil {
-		b.buf = (*batchBufs.Get().(*[]byte))[:0]
-	}
-	l := len(b.buf)
-	b.buf = b.buf[:l+n]
-	return b.buf[l : l+n], nil
-}
-
-// Write appends p (a packet another cipher wrote, or one too large for a
-// batch buffer after a flush).
-func (b *packetBatch) Write(p []byte) (int, error) {
-	if len(p) > batchSize {
-		if err := b.flush(); err != nil {
-			return 0, err
-		}
-		return b.conn.Write(p)
-	}
-	dst, err := b.next(len(p))
-	if err != nil {
-		return 0, err
-	}
-	return copy(dst, p), nil
-}
-
-// flush writes what the batch holds and gives its buffer back.
-func (b *packetBatch) flush() error {
-	if b.buf == nil {
-		return nil
-	}
-	var err error
-	if len(b.buf) > 0 {
-		_, err = b.conn.Write(b.buf)
-	}
-	buf := b.buf[:0]
-	b.buf = nil
-	batchBufs.Put(&buf)
-	return err
 }
 
 func (s *connectionState) writePacket(w io.Writer, rand io.Reader, packet []byte, strictMode bool) error {
@@ -397,7 +248,6 @@ func newTransport(rwc io.ReadWriteCloser, rand io.Reader, isClient bool) *transp
 		bufReader: bufio.NewReaderSize(rwc, transportBufSize),
 		bufWriter: bufio.NewWriterSize(rwc, transportBufSize),
 		conn:      rwc,
-		batch:     packetBatch{conn: rwc},
 		rand:      rand,
 		reader: connectionState{
 			packetCipher:     &streamPacketCipher{cipher: noneCipher{}},
