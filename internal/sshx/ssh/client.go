@@ -82,6 +82,9 @@ func NewClientConn(c net.Conn, addr string, config *ClientConfig) (Conn, <-chan 
 
 	if err := conn.clientHandshake(addr, &fullConf); err != nil {
 		c.Close()
+		if t, ok := conn.transport.(*handshakeTransport); ok {
+			t.stopRead(err) // sshx: no readLoop to see the close
+		}
 		return nil, nil, nil, fmt.Errorf("ssh: handshake failed: %w", err)
 	}
 	conn.mux = newMux(conn.transport)

@@ -376,6 +376,9 @@ func NewServerConn(c net.Conn, config *ServerConfig) (*ServerConn, <-chan NewCha
 	perms, err := s.serverHandshake(&fullConf)
 	if err != nil {
 		c.Close()
+		if t, ok := s.transport.(*handshakeTransport); ok {
+			t.stopRead(err) // sshx: no readLoop to see the close
+		}
 		return nil, nil, nil, err
 	}
 	// sshx: authentication is over, but the connection keeps fullConf for
