@@ -131,9 +131,9 @@ func (c *connection) clientHandshake(dialAddress string, config *ClientConfig) e
 		return err
 	}
 
-	c.transport = newClientTransport(
+	c.transport = newClientTransportMode( // sshx: a single reader
 		newTransport(c.sshConn.conn, config.Rand, true /* is client */),
-		c.clientVersion, c.serverVersion, config, dialAddress, c.sshConn.RemoteAddr())
+		c.clientVersion, c.serverVersion, config, dialAddress, c.sshConn.RemoteAddr(), true)
 	if err := c.transport.waitSession(); err != nil {
 		return err
 	}

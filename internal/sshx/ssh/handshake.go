@@ -92,13 +92,15 @@ type handshakeTransport struct {
 	incoming  chan []byte
 	readError error
 
-	// sshx: with lazyKex there is no readLoop and no incoming queue: the
-	// caller of readPacket (the handshake, then the mux's loop) reads the
+	// sshx: with singleReader (set for NewClientConn and NewServerConn,
+	// with lazyKex) there is no readLoop and no incoming queue: the caller
+	// of readPacket (the handshake, then the mux's loop) reads the
 	// connection itself (readStarted: it read the first packet). readMu
 	// guards readError and the close of startKex (stopRead) against the
 	// reader's send to startKex; readDone says the reading has stopped.
-	readMu      sync.Mutex
-	readStarted bool
+	singleReader bool
+	readMu       sync.Mutex
+	readStarted  bool
 	// pendingMax is the most packets pendingPackets held (SSHXQueued).
 	pendingMax int
 
@@ -175,9 +177,10 @@ func newHandshakeTransport(conn keyingTransport, config *Config, clientVersion, 
 	return newHandshakeTransportMode(conn, config, clientVersion, serverVersion, false)
 }
 
-// newHandshakeTransportMode is newHandshakeTransport with lazyKex set
-// before anything runs (sshx): with it the transport has no incoming queue.
-func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersion, serverVersion []byte, lazy bool) *handshakeTransport {
+// newHandshakeTransportMode is newHandshakeTransport with singleReader
+// set before anything runs (sshx): with it the transport has no incoming
+// queue.
+func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersion, serverVersion []byte, single bool) *handshakeTransport {
 	t := &handshakeTransport{
 		conn:          conn,
 		serverVersion: serverVersion,
@@ -185,11 +188,11 @@ func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersi
 		requestKex:    make(chan struct{}, 1),
 		startKex:      make(chan *pendingKex),
 		kexLoopDone:   make(chan struct{}),
-		lazyKex:       lazy,
+		singleReader:  single,
 
 		config: config,
 	}
-	if !lazy {
+	if !single {
 		t.incoming = make(chan []byte, chanSize)
 	}
 	t.writeCond = sync.NewCond(&t.mu)
@@ -202,7 +205,14 @@ func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersi
 }
 
 func newClientTransport(conn keyingTransport, clientVersion, serverVersion []byte, config *ClientConfig, dialAddr string, addr net.Addr) *handshakeTransport {
-	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, true)
+	return newClientTransportMode(conn, clientVersion, serverVersion, config, dialAddr, addr, false)
+}
+
+// newClientTransportMode is newClientTransport with a single reader or
+// with a readLoop (sshx): the package's tests build transports with
+// newClientTransport and read them from goroutines of their own.
+func newClientTransportMode(conn keyingTransport, clientVersion, serverVersion []byte, config *ClientConfig, dialAddr string, addr net.Addr, single bool) *handshakeTransport {
+	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, single)
 	t.dialAddress = dialAddr
 	t.remoteAddr = addr
 	t.hostKeyCallback = config.HostKeyCallback
@@ -212,14 +222,28 @@ func newClientTransport(conn keyingTransport, clientVersion, serverVersion []byt
 	} else {
 		t.hostKeyAlgorithms = defaultHostKeyAlgos
 	}
+	t.lazyKex = true
+	if !single {
+		go t.readLoop()
+	}
 	t.wakeKex()
 	return t
 }
 
 func newServerTransport(conn keyingTransport, clientVersion, serverVersion []byte, config *ServerConfig) *handshakeTransport {
-	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, true)
+	return newServerTransportMode(conn, clientVersion, serverVersion, config, false)
+}
+
+// newServerTransportMode is newServerTransport with a single reader or
+// with a readLoop (sshx), as newClientTransportMode.
+func newServerTransportMode(conn keyingTransport, clientVersion, serverVersion []byte, config *ServerConfig, single bool) *handshakeTransport {
+	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, single)
 	t.hostKeys = config.hostKeys
 	t.publicKeyAuthAlgorithms = config.PublicKeyAuthAlgorithms
+	t.lazyKex = true
+	if !single {
+		go t.readLoop()
+	}
 	t.wakeKex()
 	return t
 }
@@ -322,7 +346,7 @@ func (t *handshakeTransport) printPacket(p []byte, write bool) {
 }
 
 func (t *handshakeTransport) readPacket() ([]byte, error) {
-	if t.lazyKex {
+	if t.singleReader {
 		return t.readPacketDirect()
 	}
 	p, ok := <-t.incoming
@@ -333,7 +357,7 @@ func (t *handshakeTransport) readPacket() ([]byte, error) {
 }
 
 // sshx: readPacketDirect is readLoop's work done by the caller of
-// readPacket (with lazyKex): one goroutine per connection reads and
+// readPacket (with singleReader): one goroutine per connection reads and
 // dispatches its packets, instead of readLoop feeding the mux's loop
 // through incoming. A KEXINIT is handed to kexLoop and waited for as
 // readLoop did. Why the caller never blocks on what only the end of an
@@ -360,11 +384,15 @@ func (t *handshakeTransport) readPacketDirect() ([]byte, error) {
 	}
 }
 
-// stopRead ends the reading (with lazyKex), once: what readLoop does when
-// its read fails. The reader calls it on a read error, Close and a failed
-// NewClientConn or NewServerConn on their way out, so that a kexLoop
-// never waits for a reader that is gone.
+// stopRead ends the reading (with singleReader), once: what readLoop does
+// when its read fails. The reader calls it on a read error, Close and a
+// failed NewClientConn or NewServerConn on their way out, so that a
+// kexLoop never waits for a reader that is gone. Without singleReader it
+// does nothing: readLoop does that.
 func (t *handshakeTransport) stopRead(err error) {
+	if !t.singleReader {
+		return
+	}
 	t.recordWriteError(err)
 	t.readMu.Lock()
 	if t.readDone.Load() {
@@ -613,7 +641,7 @@ func (t *handshakeTransport) readOnePacket(first bool) ([]byte, error) {
 		done:      make(chan error, 1),
 		otherInit: p,
 	}
-	if t.lazyKex {
+	if t.singleReader {
 		// sshx: counted and woken before the send, which waits for
 		// kexLoop; kexLoop uncounts it when it receives it. The send is
 		// under readMu so that stopRead (from Close) cannot close startKex
@@ -630,6 +658,12 @@ func (t *handshakeTransport) readOnePacket(first bool) ([]byte, error) {
 		t.startKex <- &kex
 		t.readMu.Unlock()
 	} else {
+		if t.lazyKex {
+			// sshx: counted and woken before the send, which waits for
+			// kexLoop; kexLoop uncounts it when it receives it.
+			t.kexSenders.Add(1)
+			t.wakeKex()
+		}
 		t.startKex <- &kex
 	}
 	err = <-kex.done
@@ -758,7 +792,7 @@ func (t *handshakeTransport) writePacket(p []byte) error {
 }
 
 // maxLoopPendingPackets is how many packets past maxPendingPackets the
-// reading goroutine (the mux's loop, with lazyKex) may queue while an
+// reading goroutine (the mux's loop, with singleReader) may queue while an
 // exchange runs before it blocks like any writer (sshx): pongs, replies to
 // a channel close, refusals. Blocking there sooner would stop the reading
 // of the peer's KEXINIT, the one thing that ends the exchange.
@@ -845,10 +879,9 @@ func (t *handshakeTransport) Close() error {
 	// Close the connection. This should cause the readLoop goroutine to wake up
 	// and close t.startKex, which will shut down kexLoop if running.
 	err := t.conn.Close()
-	if t.lazyKex {
-		// sshx: no readLoop, and the reader may be busy or gone.
-		t.stopRead(io.EOF)
-	}
+	// sshx: with singleReader there is no readLoop, and the reader may be
+	// busy or gone.
+	t.stopRead(io.EOF)
 
 	// Wait for the kexLoop goroutine to complete.
 	// At that point we know that the readLoop goroutine is complete too,

@@ -102,7 +102,8 @@ type mux struct {
 	errCond *sync.Cond
 	err     error
 
-	// sshx: single is set when conn is a handshakeTransport with lazyKex:
+	// sshx: single is set when conn is a handshakeTransport with a single
+	// reader (NewClientConn, NewServerConn):
 	// loop is then the connection's only reading goroutine, and it must
 	// not block on what only the end of a key exchange releases (see
 	// loopWrite and feed). feedMu guards the overflow queues of the
@@ -276,7 +277,7 @@ func newMux(p packetConn) *mux {
 	if debugMux {
 		m.chanList.offset = atomic.AddUint32(&globalOff, 1)
 	}
-	if t, ok := p.(*handshakeTransport); ok && t.lazyKex {
+	if t, ok := p.(*handshakeTransport); ok && t.singleReader {
 		m.single = true // sshx
 	}
 

@@ -427,7 +427,7 @@ func (s *connection) serverHandshake(config *ServerConfig) (*Permissions, error)
 	}
 
 	tr := newTransport(s.sshConn.conn, config.Rand, false /* not client */)
-	s.transport = newServerTransport(tr, s.clientVersion, s.serverVersion, config)
+	s.transport = newServerTransportMode(tr, s.clientVersion, s.serverVersion, config, true) // sshx: a single reader
 
 	if err := s.transport.waitSession(); err != nil {
 		return nil, err
