@@ -189,14 +189,16 @@ func drainFeed[T any](m *mux, q **feedQueue[T], c chan T) {
 		var zero T
 		(*q).items[0] = zero
 		(*q).items = (*q).items[1:]
+		m.feedMu.Unlock()
+		c <- v
+		m.feedMu.Lock()
+		// Counted until delivered: a message this goroutine holds is
+		// one the loop holds, and there is a drainer per queue.
 		m.feedLen--
 		if m.feedSpace != nil {
 			close(m.feedSpace)
 			m.feedSpace = nil
 		}
-		m.feedMu.Unlock()
-		c <- v
-		m.feedMu.Lock()
 	}
 	if (*q).closing {
 		close(c)
