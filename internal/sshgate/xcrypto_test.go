@@ -34,7 +34,7 @@ import (
 // sshxPatched are the files SSHX.patch changes; sshxAdded are files the
 // copy has that the release has not.
 var (
-	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/common.go", "ssh/handshake.go", "ssh/messages.go", "ssh/mux.go", "ssh/server.go", "ssh/transport.go"}
+	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/client.go", "ssh/common.go", "ssh/handshake.go", "ssh/messages.go", "ssh/mux.go", "ssh/server.go", "ssh/transport.go"}
 	sshxAdded   = []string{"SSHX.md", "SSHX.patch"}
 )
 
