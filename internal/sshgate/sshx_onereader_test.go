@@ -93,11 +93,14 @@ func newOnePair(t *testing.T, srvRekey, cliRekey uint64, wrap func(net.Conn) net
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.client.Close() })
+	// Close and Wait: the mux loop is over when Wait returns, so a test
+	// after this one that counts the package's goroutines (as
+	// TestSSHXOneReaderPerConnection does) does not see it end midway.
+	t.Cleanup(func() { p.client.Close(); _ = p.client.Wait() })
 	if err := waitErr(t, done, "the server handshake"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.server.Close() })
+	t.Cleanup(func() { p.server.Close(); _ = p.server.Wait() })
 	return p
 }
 

@@ -271,6 +271,7 @@ func TestSSHXReviewFailedHandshakes(t *testing.T) {
 // plus one per queue (a peer with many channels would get one more
 // message and goroutine per queue past the bound).
 func TestSSHXReviewFeedBoundCountsDelivering(t *testing.T) {
+	before, _ := sshGoroutines()
 	p := newOnePair(t, 0, 0, nil)
 	hook, ok := p.server.(*ssh.ServerConn).Conn.(sshxQueued)
 	if !ok {
@@ -292,7 +293,7 @@ func TestSSHXReviewFeedBoundCountsDelivering(t *testing.T) {
 		buf := make([]byte, 8<<20)
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "ssh.drainFeed[")
 	}
-	before := drainers()
+	drainersBefore := drainers()
 	chans := make([]ssh.Channel, channels)
 	for i := range chans {
 		ch, reqs, err := p.client.OpenChannel("session", nil)
@@ -308,7 +309,7 @@ func TestSSHXReviewFeedBoundCountsDelivering(t *testing.T) {
 		}
 	}
 	sshxWaitFor(t, "a drainer per channel holding its third request", func() bool {
-		return drainers()-before == channels
+		return drainers()-drainersBefore == channels
 	})
 	if _, _, feeds, _ := hook.SSHXQueued(); feeds != channels {
 		t.Errorf("the loop counts %d messages held for consumers, want %d (one in each drainer)", feeds, channels)
@@ -361,4 +362,8 @@ func TestSSHXReviewFeedBoundCountsDelivering(t *testing.T) {
 	for _, ch := range chans {
 		_ = ch.Close()
 	}
+	// Nothing left for the tests after this one, which count goroutines.
+	p.client.Close()
+	p.server.Close()
+	sshxNoLeak(t, before)
 }
