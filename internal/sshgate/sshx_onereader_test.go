@@ -2,7 +2,6 @@ package sshgate_test
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -50,18 +49,7 @@ type onePair struct {
 
 func newOnePair(t *testing.T, srvRekey, cliRekey uint64, wrap func(net.Conn) net.Conn) *onePair {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostKey, ln := hostKeyListener(t)
 	defer ln.Close()
 	srvCfg := &ssh.ServerConfig{NoClientAuth: true, Config: ssh.Config{RekeyThreshold: srvRekey}}
 	srvCfg.AddHostKey(hostKey)

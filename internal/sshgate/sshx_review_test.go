@@ -1,8 +1,6 @@
 package sshgate_test
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
@@ -196,18 +194,7 @@ func TestSSHXReviewPeerClosesUnderWriter(t *testing.T) {
 // kexLoop or other goroutine behind.
 func TestSSHXReviewFailedHandshakes(t *testing.T) {
 	before, _ := sshGoroutines()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostKey, ln := hostKeyListener(t)
 	defer ln.Close()
 	srvCfg := &ssh.ServerConfig{
 		Config: ssh.Config{RekeyThreshold: 1},

@@ -140,10 +140,9 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// gcmPair connects an x/crypto client and server over loopback TCP with
-// aes128-gcm, the cipher the gateway's legs use. The client's connection
-// counts its writes.
-func gcmPair(t *testing.T) (client ssh.Conn, server <-chan ssh.NewChannel, counted *countingConn) {
+// hostKeyListener returns a fresh ed25519 host key and a loopback
+// listener for the x/crypto server side of a test.
+func hostKeyListener(t *testing.T) (ssh.Signer, net.Listener) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -157,6 +156,15 @@ func gcmPair(t *testing.T) (client ssh.Conn, server <-chan ssh.NewChannel, count
 	if err != nil {
 		t.Fatal(err)
 	}
+	return hostKey, ln
+}
+
+// gcmPair connects an x/crypto client and server over loopback TCP with
+// aes128-gcm, the cipher the gateway's legs use. The client's connection
+// counts its writes.
+func gcmPair(t *testing.T) (client ssh.Conn, server <-chan ssh.NewChannel, counted *countingConn) {
+	t.Helper()
+	hostKey, ln := hostKeyListener(t)
 	defer ln.Close()
 	srvCfg := &ssh.ServerConfig{NoClientAuth: true}
 	srvCfg.AddHostKey(hostKey)
@@ -471,18 +479,7 @@ func TestSSHXKexLoopOnlyWhileExchanging(t *testing.T) {
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*handshakeTransport).kexLoop(")
 	}
 	before := kexLoops()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostKey, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostKey, ln := hostKeyListener(t)
 	defer ln.Close()
 	const rekey = 64 << 10
 	srvCfg := &ssh.ServerConfig{NoClientAuth: true, Config: ssh.Config{RekeyThreshold: rekey}}
