@@ -138,9 +138,27 @@ func (w *faultWorld) checkTrail(t *testing.T, sessions int) {
 	waitFor(t, "the spool to drain and the recording rows to be stored", func() bool {
 		return srv.spool.Pending() == 0 && srv.recordings.RowsPending() == 0
 	})
-	evs, err := srv.store.ListAudit(ctx, store.AuditFilter{User: "alice"})
-	if err != nil {
-		t.Fatal(err)
+	// An empty spool is not yet the whole trail: a session that ended
+	// while the store refused writes may still be inside its synchronous
+	// audit write (up to 10 s against a locked store, in line behind the
+	// others) when the spool drains. Wait (generously) for the events the
+	// check wants; a trail that never becomes whole fails below as before.
+	var evs []store.AuditEvent
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var err error
+		evs, err = srv.store.ListAudit(ctx, store.AuditFilter{User: "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ends := 0
+		for _, ev := range evs {
+			if ev.Type == "session.end" {
+				ends++
+			}
+		}
+		if (ends >= sessions && srv.spool.Pending() == 0) || time.Now().After(deadline) {
+			break
+		}
 	}
 	seen := map[string][]string{} // connection id -> its events in trail order
 	conns := map[string]string{}  // session id -> connection id
