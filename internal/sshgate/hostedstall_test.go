@@ -206,12 +206,10 @@ func TestFrozenTargetManyResizesHangUpEnds(t *testing.T) {
 		resize(uint32(91 + i))
 	}
 	c.Close()
-	// Since SSHX.md 14 the client connection's read loop does not wait for
-	// the resizes' consumer (they queue), so the hang-up is seen at once
-	// and the session ends as a hang-up; before, it ended when the stall
-	// watchdog took the target for dead ("the target stopped reading").
-	// Either way it must end, and the connection with all its goroutines.
-	w.gw.waitEvent(audit.SessionEnd, func(store.AuditEvent) bool { return true })
+	w.gw.waitEvent(audit.SessionEnd, func(ev store.AuditEvent) bool {
+		r, _ := ev.Detail["end_reason"].(string)
+		return strings.Contains(r, "stopped reading")
+	})
 	waitUntil(t, "the connection left the gateway", func() bool { return w.gw.srv.ActiveConns() == 0 })
 	waitUntil(t, "the connection's goroutines ended", func() bool { return goroutinesIn(anyConn...) <= before })
 }

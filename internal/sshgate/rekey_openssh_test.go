@@ -11,11 +11,9 @@ import (
 // TestRealOpenSSHRekeysBothLegs: the real ssh client re-keys its
 // connection to the gateway every 32 KiB and the target's sshd re-keys its
 // connection to the gateway every 32 KiB too, while 2 MB go up and come
-// back through `cat` at once. Since one goroutine reads each connection
-// (internal/sshx/SSHX.md, item 14) the exchanges the peers start run
-// between data and replies on the same loop: every byte must come back in
-// order and the session end normally, with the exchanges OpenSSH itself
-// started, not x/crypto talking to itself.
+// back through `cat` at once: every byte must come back in order and the
+// session end normally, with the exchanges OpenSSH itself starts (the
+// patched x/crypto, internal/sshx, talking to real peers).
 func TestRealOpenSSHRekeysBothLegs(t *testing.T) {
 	w := newWorld(t, "exec")
 	sshd := testenv.StartSSHD(t, "RekeyLimit 32K")

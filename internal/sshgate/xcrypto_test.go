@@ -34,7 +34,7 @@ import (
 // sshxPatched are the files SSHX.patch changes; sshxAdded are files the
 // copy has that the release has not.
 var (
-	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/client.go", "ssh/common.go", "ssh/handshake.go", "ssh/messages.go", "ssh/mux.go", "ssh/server.go", "ssh/transport.go"}
+	sshxPatched = []string{"ssh/buffer.go", "ssh/channel.go", "ssh/cipher.go", "ssh/common.go", "ssh/handshake.go", "ssh/messages.go", "ssh/mux.go", "ssh/server.go", "ssh/transport.go"}
 	sshxAdded   = []string{"SSHX.md", "SSHX.patch"}
 )
 
@@ -140,9 +140,10 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// hostKeyListener returns a fresh ed25519 host key and a loopback
-// listener for the x/crypto server side of a test.
-func hostKeyListener(t *testing.T) (ssh.Signer, net.Listener) {
+// gcmPair connects an x/crypto client and server over loopback TCP with
+// aes128-gcm, the cipher the gateway's legs use. The client's connection
+// counts its writes.
+func gcmPair(t *testing.T) (client ssh.Conn, server <-chan ssh.NewChannel, counted *countingConn) {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -156,15 +157,6 @@ func hostKeyListener(t *testing.T) (ssh.Signer, net.Listener) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return hostKey, ln
-}
-
-// gcmPair connects an x/crypto client and server over loopback TCP with
-// aes128-gcm, the cipher the gateway's legs use. The client's connection
-// counts its writes.
-func gcmPair(t *testing.T) (client ssh.Conn, server <-chan ssh.NewChannel, counted *countingConn) {
-	t.Helper()
-	hostKey, ln := hostKeyListener(t)
 	defer ln.Close()
 	srvCfg := &ssh.ServerConfig{NoClientAuth: true}
 	srvCfg.AddHostKey(hostKey)
@@ -479,7 +471,18 @@ func TestSSHXKexLoopOnlyWhileExchanging(t *testing.T) {
 		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*handshakeTransport).kexLoop(")
 	}
 	before := kexLoops()
-	hostKey, ln := hostKeyListener(t)
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer ln.Close()
 	const rekey = 64 << 10
 	srvCfg := &ssh.ServerConfig{NoClientAuth: true, Config: ssh.Config{RekeyThreshold: rekey}}

@@ -226,11 +226,6 @@ type channel struct {
 	// closeOnce guards close so it is idempotent: closing the internal Go
 	// channels (msg, incomingRequests) more than once would panic.
 	closeOnce sync.Once
-
-	// sshx: the loop's overflow queues for msg and incomingRequests (see
-	// feed in mux.go), nil while empty; guarded by mux.feedMu.
-	msgFeed *feedQueue[interface{}]
-	reqFeed *feedQueue[*Request]
 }
 
 // writePacket sends a packet. If the packet is a channel close, it updates
@@ -454,51 +449,19 @@ func (c *channel) readExtended(data []byte, extended uint32, wait bool) (n int, 
 }
 
 func (c *channel) close() {
-	c.closeOnce.Do(func() { c.closeNow(false) })
-}
-
-// closeNow is close's work; writeLocked says the caller holds writeMu
-// (sshx: peerClosed).
-func (c *channel) closeNow(writeLocked bool) {
-	c.pending.eof()
-	c.extPending.eof()
-	feedClose(c.mux, &c.msgFeed, c.msg)              // sshx: was close
-	feedClose(c.mux, &c.reqFeed, c.incomingRequests) // sshx: was close
-	if !writeLocked {
+	c.closeOnce.Do(func() {
+		c.pending.eof()
+		c.extPending.eof()
+		close(c.msg)
+		close(c.incomingRequests)
 		c.writeMu.Lock()
-	}
-	// This is not necessary for a normal channel teardown, but if
-	// there was another error, it is.
-	c.sentClose = true
-	if !writeLocked {
+		// This is not necessary for a normal channel teardown, but if
+		// there was another error, it is.
+		c.sentClose = true
 		c.writeMu.Unlock()
-	}
-	// Unblock writers.
-	c.remoteWin.close()
-}
-
-// peerClosed answers the peer's channel close and closes the channel
-// (sshx, with a single reading goroutine). The released loop takes the
-// channel's write lock to answer; a writer holding it may wait for a key
-// exchange to end, which the loop must read. So the loop answers only if
-// the lock is free, and otherwise leaves the answer and the close to a
-// goroutine, which waits for the writer; the channel leaves the list at
-// once, so no later packet reaches it.
-func (ch *channel) peerClosed() {
-	ch.mux.chanList.remove(ch.localId)
-	if !ch.writeMu.TryLock() {
-		go func() {
-			ch.sendMessage(channelCloseMsg{PeersID: ch.remoteId})
-			ch.close()
-		}()
-		return
-	}
-	if !ch.sentClose {
-		ch.sentClose = true
-		ch.mux.loopWrite(Marshal(channelCloseMsg{PeersID: ch.remoteId}))
-	}
-	ch.closeOnce.Do(func() { ch.closeNow(true) })
-	ch.writeMu.Unlock()
+		// Unblock writers.
+		c.remoteWin.close()
+	})
 }
 
 // responseMessageReceived is called when a success or failure message is
@@ -530,10 +493,6 @@ func (ch *channel) handlePacket(packet []byte) error {
 	case msgChannelData, msgChannelExtendedData:
 		return ch.handleData(packet)
 	case msgChannelClose:
-		if ch.mux.single {
-			ch.peerClosed() // sshx
-			return nil
-		}
 		ch.sendMessage(channelCloseMsg{PeersID: ch.remoteId})
 		ch.mux.chanList.remove(ch.localId)
 		ch.close()
@@ -557,7 +516,7 @@ func (ch *channel) handlePacket(packet []byte) error {
 			return err
 		}
 		ch.mux.chanList.remove(msg.PeersID)
-		feed(ch.mux, &ch.msgFeed, ch.msg, interface{}(msg)) // sshx: was a send
+		ch.msg <- msg
 	case *channelOpenConfirmMsg:
 		if err := ch.responseMessageReceived(); err != nil {
 			return err
@@ -568,7 +527,7 @@ func (ch *channel) handlePacket(packet []byte) error {
 		ch.remoteId = msg.MyID
 		ch.maxRemotePayload = msg.MaxPacketSize
 		ch.remoteWin.add(msg.MyWindow)
-		feed(ch.mux, &ch.msgFeed, ch.msg, interface{}(msg)) // sshx: was a send
+		ch.msg <- msg
 	case *windowAdjustMsg:
 		if !ch.remoteWin.add(msg.AdditionalBytes) {
 			return fmt.Errorf("ssh: invalid window update for %d bytes", msg.AdditionalBytes)
@@ -581,7 +540,7 @@ func (ch *channel) handlePacket(packet []byte) error {
 			ch:        ch,
 		}
 
-		feed(ch.mux, &ch.reqFeed, ch.incomingRequests, &req) // sshx: was a send
+		ch.incomingRequests <- &req
 	case *channelRequestSuccessMsg, *channelRequestFailureMsg:
 		// Drop responses that arrive when no SendRequest is waiting, to
 		// prevent a malicious peer from filling ch.msg and stalling the

@@ -92,18 +92,6 @@ type handshakeTransport struct {
 	incoming  chan []byte
 	readError error
 
-	// sshx: with singleReader (set for NewClientConn and NewServerConn,
-	// with lazyKex) there is no readLoop and no incoming queue: the caller
-	// of readPacket (the handshake, then the mux's loop) reads the
-	// connection itself (readStarted: it read the first packet). readMu
-	// guards readError and the close of startKex (stopRead) against the
-	// reader's send to startKex; readDone says the reading has stopped.
-	singleReader bool
-	readMu       sync.Mutex
-	readStarted  bool
-	// pendingMax is the most packets pendingPackets held (SSHXQueued).
-	pendingMax int
-
 	mu sync.Mutex
 	// Condition for the above mutex. It is used to notify a completed key
 	// exchange or a write failure. Writes can wait for this condition while a
@@ -174,26 +162,16 @@ type pendingKex struct {
 }
 
 func newHandshakeTransport(conn keyingTransport, config *Config, clientVersion, serverVersion []byte) *handshakeTransport {
-	return newHandshakeTransportMode(conn, config, clientVersion, serverVersion, false)
-}
-
-// newHandshakeTransportMode is newHandshakeTransport with singleReader
-// set before anything runs (sshx): with it the transport has no incoming
-// queue.
-func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersion, serverVersion []byte, single bool) *handshakeTransport {
 	t := &handshakeTransport{
 		conn:          conn,
 		serverVersion: serverVersion,
 		clientVersion: clientVersion,
+		incoming:      make(chan []byte, chanSize),
 		requestKex:    make(chan struct{}, 1),
 		startKex:      make(chan *pendingKex),
 		kexLoopDone:   make(chan struct{}),
-		singleReader:  single,
 
 		config: config,
-	}
-	if !single {
-		t.incoming = make(chan []byte, chanSize)
 	}
 	t.writeCond = sync.NewCond(&t.mu)
 	t.resetReadThresholds()
@@ -205,14 +183,7 @@ func newHandshakeTransportMode(conn keyingTransport, config *Config, clientVersi
 }
 
 func newClientTransport(conn keyingTransport, clientVersion, serverVersion []byte, config *ClientConfig, dialAddr string, addr net.Addr) *handshakeTransport {
-	return newClientTransportMode(conn, clientVersion, serverVersion, config, dialAddr, addr, false)
-}
-
-// newClientTransportMode is newClientTransport with a single reader or
-// with a readLoop (sshx): the package's tests build transports with
-// newClientTransport and read them from goroutines of their own.
-func newClientTransportMode(conn keyingTransport, clientVersion, serverVersion []byte, config *ClientConfig, dialAddr string, addr net.Addr, single bool) *handshakeTransport {
-	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, single)
+	t := newHandshakeTransport(conn, &config.Config, clientVersion, serverVersion)
 	t.dialAddress = dialAddr
 	t.remoteAddr = addr
 	t.hostKeyCallback = config.HostKeyCallback
@@ -223,27 +194,17 @@ func newClientTransportMode(conn keyingTransport, clientVersion, serverVersion [
 		t.hostKeyAlgorithms = defaultHostKeyAlgos
 	}
 	t.lazyKex = true
-	if !single {
-		go t.readLoop()
-	}
+	go t.readLoop()
 	t.wakeKex()
 	return t
 }
 
 func newServerTransport(conn keyingTransport, clientVersion, serverVersion []byte, config *ServerConfig) *handshakeTransport {
-	return newServerTransportMode(conn, clientVersion, serverVersion, config, false)
-}
-
-// newServerTransportMode is newServerTransport with a single reader or
-// with a readLoop (sshx), as newClientTransportMode.
-func newServerTransportMode(conn keyingTransport, clientVersion, serverVersion []byte, config *ServerConfig, single bool) *handshakeTransport {
-	t := newHandshakeTransportMode(conn, &config.Config, clientVersion, serverVersion, single)
+	t := newHandshakeTransport(conn, &config.Config, clientVersion, serverVersion)
 	t.hostKeys = config.hostKeys
 	t.publicKeyAuthAlgorithms = config.PublicKeyAuthAlgorithms
 	t.lazyKex = true
-	if !single {
-		go t.readLoop()
-	}
+	go t.readLoop()
 	t.wakeKex()
 	return t
 }
@@ -346,64 +307,11 @@ func (t *handshakeTransport) printPacket(p []byte, write bool) {
 }
 
 func (t *handshakeTransport) readPacket() ([]byte, error) {
-	if t.singleReader {
-		return t.readPacketDirect()
-	}
 	p, ok := <-t.incoming
 	if !ok {
 		return nil, t.readError
 	}
 	return p, nil
-}
-
-// sshx: readPacketDirect is readLoop's work done by the caller of
-// readPacket (with singleReader): one goroutine per connection reads and
-// dispatches its packets, instead of readLoop feeding the mux's loop
-// through incoming. A KEXINIT is handed to kexLoop and waited for as
-// readLoop did. Why the caller never blocks on what only the end of an
-// exchange releases: see the mux (loopWrite, feed) and SSHX.md.
-func (t *handshakeTransport) readPacketDirect() ([]byte, error) {
-	for {
-		if t.readDone.Load() {
-			t.readMu.Lock()
-			err := t.readError
-			t.readMu.Unlock()
-			return nil, err
-		}
-		p, err := t.readOnePacket(!t.readStarted)
-		t.readStarted = true
-		if err != nil {
-			t.stopRead(err)
-			return nil, err
-		}
-		// As readLoop: see there.
-		if !(t.sessionID == nil && t.strictMode) && (p[0] == msgIgnore || p[0] == msgDebug) {
-			continue
-		}
-		return p, nil
-	}
-}
-
-// stopRead ends the reading (with singleReader), once: what readLoop does
-// when its read fails. The reader calls it on a read error, Close and a
-// failed NewClientConn or NewServerConn on their way out, so that a
-// kexLoop never waits for a reader that is gone. Without singleReader it
-// does nothing: readLoop does that.
-func (t *handshakeTransport) stopRead(err error) {
-	if !t.singleReader {
-		return
-	}
-	t.recordWriteError(err)
-	t.readMu.Lock()
-	if t.readDone.Load() {
-		t.readMu.Unlock()
-		return
-	}
-	t.readError = err
-	t.readDone.Store(true)
-	close(t.startKex)
-	t.readMu.Unlock()
-	t.wakeKex()
 }
 
 func (t *handshakeTransport) readLoop() {
@@ -564,11 +472,6 @@ write:
 			}
 		}
 		t.pendingPackets = t.pendingPackets[:0]
-		if t.lazyKex {
-			// sshx: an idle connection keeps neither the slice nor the
-			// packets its backing array still points to.
-			t.pendingPackets = nil
-		}
 		// Unblock writePacket if waiting for KEX.
 		t.writeCond.Broadcast()
 		t.mu.Unlock()
@@ -641,31 +544,13 @@ func (t *handshakeTransport) readOnePacket(first bool) ([]byte, error) {
 		done:      make(chan error, 1),
 		otherInit: p,
 	}
-	if t.singleReader {
+	if t.lazyKex {
 		// sshx: counted and woken before the send, which waits for
-		// kexLoop; kexLoop uncounts it when it receives it. The send is
-		// under readMu so that stopRead (from Close) cannot close startKex
-		// under it; kexLoop receives it in its loop or, exiting, in its
-		// drain, so the lock is not held for long.
-		t.readMu.Lock()
-		if t.readDone.Load() {
-			err := t.readError
-			t.readMu.Unlock()
-			return nil, err
-		}
+		// kexLoop; kexLoop uncounts it when it receives it.
 		t.kexSenders.Add(1)
 		t.wakeKex()
-		t.startKex <- &kex
-		t.readMu.Unlock()
-	} else {
-		if t.lazyKex {
-			// sshx: counted and woken before the send, which waits for
-			// kexLoop; kexLoop uncounts it when it receives it.
-			t.kexSenders.Add(1)
-			t.wakeKex()
-		}
-		t.startKex <- &kex
 	}
+	t.startKex <- &kex
 	err = <-kex.done
 
 	if debugHandshake {
@@ -788,31 +673,6 @@ func (t *handshakeTransport) sendKexInit() error {
 var errSendBannerPhase = errors.New("ssh: SendAuthBanner outside of authentication phase")
 
 func (t *handshakeTransport) writePacket(p []byte) error {
-	return t.writePacketFrom(p, false)
-}
-
-// maxLoopPendingPackets is how many packets past maxPendingPackets the
-// reading goroutine (the mux's loop, with singleReader) may queue while an
-// exchange runs before it blocks like any writer (sshx): pongs, replies to
-// a channel close, refusals. Blocking there sooner would stop the reading
-// of the peer's KEXINIT, the one thing that ends the exchange.
-const maxLoopPendingPackets = 64
-
-// writePacketFromLoop is writePacket for packets the reading goroutine
-// originates (sshx): they may queue past maxPendingPackets.
-func (t *handshakeTransport) writePacketFromLoop(p []byte) error {
-	return t.writePacketFrom(p, true)
-}
-
-// SSHXQueued reports how many packets wait for an exchange to end, and the
-// most that ever did (sshx, for tests).
-func (t *handshakeTransport) SSHXQueued() (pending, most int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.pendingPackets), t.pendingMax
-}
-
-func (t *handshakeTransport) writePacketFrom(p []byte, fromLoop bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 
@@ -834,16 +694,11 @@ func (t *handshakeTransport) writePacketFrom(p []byte, fromLoop bool) error {
 	}
 
 	if t.sentInitMsg != nil {
-		limit := maxPendingPackets
-		if fromLoop {
-			limit += maxLoopPendingPackets // sshx
-		}
-		if len(t.pendingPackets) < limit {
+		if len(t.pendingPackets) < maxPendingPackets {
 			// Copy the packet so the writer can reuse the buffer.
 			cp := make([]byte, len(p))
 			copy(cp, p)
 			t.pendingPackets = append(t.pendingPackets, cp)
-			t.pendingMax = max(t.pendingMax, len(t.pendingPackets)) // sshx
 			return nil
 		}
 		for t.sentInitMsg != nil {
@@ -879,9 +734,6 @@ func (t *handshakeTransport) Close() error {
 	// Close the connection. This should cause the readLoop goroutine to wake up
 	// and close t.startKex, which will shut down kexLoop if running.
 	err := t.conn.Close()
-	// sshx: with singleReader there is no readLoop, and the reader may be
-	// busy or gone.
-	t.stopRead(io.EOF)
 
 	// Wait for the kexLoop goroutine to complete.
 	// At that point we know that the readLoop goroutine is complete too,

@@ -101,157 +101,6 @@ type mux struct {
 
 	errCond *sync.Cond
 	err     error
-
-	// sshx: single is set when conn is a handshakeTransport with a single
-	// reader (NewClientConn, NewServerConn):
-	// loop is then the connection's only reading goroutine, and it must
-	// not block on what only the end of a key exchange releases (see
-	// loopWrite and feed). feedMu guards the overflow queues of the
-	// connection and of its channels (chanFeed, reqFeed, channel.msgFeed,
-	// channel.reqFeed; nil while empty), feedLen their total and feedMost
-	// its highest; feedSpace, when not nil, is closed when feedLen drops.
-	single    bool
-	feedMu    sync.Mutex
-	feedLen   int
-	feedMost  int
-	feedSpace chan struct{}
-	chanFeed  *feedQueue[NewChannel]
-	reqFeed   *feedQueue[*Request]
-}
-
-// maxFeedItems bounds the messages a connection's loop queues, over all
-// its queues, for consumers that do not take them (sshx). Past it the
-// loop waits for a consumer, as the released loop does at once: 64
-// messages is more slack than the 16 packets the released readLoop could
-// read ahead, and bounds what a peer flooding requests makes us keep.
-const maxFeedItems = 64
-
-// feedQueue holds, in order, the messages for one Go channel that its
-// consumer has not taken yet (sshx). A goroutine (drainFeed) runs while
-// it exists and delivers them.
-type feedQueue[T any] struct {
-	items   []T
-	closing bool
-}
-
-// feed sends v to c for the loop (sshx). Released, the loop sends and
-// waits for the consumer; if the consumer waits for a write that waits
-// for a key exchange to end, the loop, which must read the peer's KEXINIT
-// to end it, would never get there. So when c is full, v goes into the
-// queue *q, which a goroutine started for it drains in order, exiting
-// once the queue is empty: an idle connection keeps neither the goroutine
-// nor the queue.
-func feed[T any](m *mux, q **feedQueue[T], c chan T, v T) {
-	if !m.single {
-		c <- v
-		return
-	}
-	m.feedMu.Lock()
-	for {
-		if *q == nil {
-			select {
-			case c <- v:
-				m.feedMu.Unlock()
-				return
-			default:
-			}
-		}
-		if m.feedLen < maxFeedItems {
-			break
-		}
-		// Full: wait for a consumer to take one, as the released loop.
-		if m.feedSpace == nil {
-			m.feedSpace = make(chan struct{})
-		}
-		space := m.feedSpace
-		m.feedMu.Unlock()
-		<-space
-		m.feedMu.Lock()
-	}
-	if *q == nil {
-		*q = &feedQueue[T]{}
-		go drainFeed(m, q, c)
-	}
-	(*q).items = append((*q).items, v)
-	m.feedLen++
-	m.feedMost = max(m.feedMost, m.feedLen)
-	m.feedMu.Unlock()
-}
-
-// drainFeed delivers *q's messages to c in order, then drops the queue,
-// closing c if feedClose asked meanwhile (sshx). Like the released loop,
-// it waits for the consumer, whom the package's contract obliges to take
-// them.
-func drainFeed[T any](m *mux, q **feedQueue[T], c chan T) {
-	m.feedMu.Lock()
-	for len((*q).items) > 0 {
-		v := (*q).items[0]
-		var zero T
-		(*q).items[0] = zero
-		(*q).items = (*q).items[1:]
-		m.feedMu.Unlock()
-		c <- v
-		m.feedMu.Lock()
-		// Counted until delivered: a message this goroutine holds is
-		// one the loop holds, and there is a drainer per queue.
-		m.feedLen--
-		if m.feedSpace != nil {
-			close(m.feedSpace)
-			m.feedSpace = nil
-		}
-	}
-	if (*q).closing {
-		close(c)
-	}
-	*q = nil
-	m.feedMu.Unlock()
-}
-
-// feedClose closes c once what feed queued for it is delivered (sshx).
-func feedClose[T any](m *mux, q **feedQueue[T], c chan T) {
-	if !m.single {
-		close(c)
-		return
-	}
-	m.feedMu.Lock()
-	if *q == nil {
-		close(c)
-	} else {
-		(*q).closing = true
-	}
-	m.feedMu.Unlock()
-}
-
-// SSHXQueued reports, for tests (sshx), how many packets wait for a key
-// exchange to end (pending) and the most that ever did, and how many
-// messages wait in the loop's overflow queues for their consumers (feeds)
-// and the most that ever did. Zeros if the connection is not single.
-func (m *mux) SSHXQueued() (pending, pendingMost, feeds, feedsMost int) {
-	if t, ok := m.conn.(*handshakeTransport); ok && m.single {
-		pending, pendingMost = t.SSHXQueued()
-	}
-	m.feedMu.Lock()
-	defer m.feedMu.Unlock()
-	return pending, pendingMost, m.feedLen, m.feedMost
-}
-
-// loopWrite writes a packet the loop originates (sshx): with a single
-// reading goroutine it may queue past maxPendingPackets while a key
-// exchange runs (writePacketFromLoop).
-func (m *mux) loopWrite(p []byte) error {
-	if m.single {
-		return m.conn.(*handshakeTransport).writePacketFromLoop(p)
-	}
-	return m.conn.writePacket(p)
-}
-
-// loopSend is sendMessage for messages the loop originates (sshx).
-func (m *mux) loopSend(msg interface{}) error {
-	p := Marshal(msg)
-	if debugMux {
-		log.Printf("send global(%d): %#v", m.chanList.offset, msg)
-	}
-	return m.loopWrite(p)
 }
 
 // When debugging, each new chanList instantiation has a different
@@ -278,9 +127,6 @@ func newMux(p packetConn) *mux {
 	}
 	if debugMux {
 		m.chanList.offset = atomic.AddUint32(&globalOff, 1)
-	}
-	if t, ok := p.(*handshakeTransport); ok && t.singleReader {
-		m.single = true // sshx
 	}
 
 	go m.loop()
@@ -369,20 +215,12 @@ func (m *mux) loop() {
 		err = m.onePacket()
 	}
 
-	if m.single {
-		// sshx: stop the transport first (its read side's teardown, which
-		// releases writers waiting for a key exchange), so that closing the
-		// channels below does not wait for a writer holding a channel's
-		// write lock: with no readLoop, no exchange ends any more.
-		m.conn.Close()
-	}
-
 	for _, ch := range m.chanList.dropAll() {
 		ch.close()
 	}
 
-	feedClose(m, &m.chanFeed, m.incomingChannels) // sshx: was close
-	feedClose(m, &m.reqFeed, m.incomingRequests)  // sshx: was close
+	close(m.incomingChannels)
+	close(m.incomingRequests)
 	close(m.globalResponses)
 
 	m.conn.Close()
@@ -423,7 +261,7 @@ func (m *mux) onePacket() error {
 		if err := Unmarshal(packet, &msg); err != nil {
 			return fmt.Errorf("failed to unmarshal ping@openssh.com message: %w", err)
 		}
-		return m.loopSend(pongMsg(msg)) // sshx: was sendMessage
+		return m.sendMessage(pongMsg(msg))
 	}
 
 	// assume a channel packet.
@@ -447,12 +285,12 @@ func (m *mux) handleGlobalPacket(packet []byte) error {
 
 	switch msg := msg.(type) {
 	case *globalRequestMsg:
-		feed(m, &m.reqFeed, m.incomingRequests, &Request{ // sshx: was a send
+		m.incomingRequests <- &Request{
 			Type:      msg.Type,
 			WantReply: msg.WantReply,
 			Payload:   msg.Data,
 			mux:       m,
-		})
+		}
 	case *globalRequestSuccessMsg, *globalRequestFailureMsg:
 		// Drop responses that arrive when no SendRequest is waiting, to
 		// prevent a malicious peer from staging responses for a future
@@ -485,14 +323,14 @@ func (m *mux) handleChannelOpen(packet []byte) error {
 			Message:  "invalid request",
 			Language: "en_US.UTF-8",
 		}
-		return m.loopSend(failMsg) // sshx: was sendMessage
+		return m.sendMessage(failMsg)
 	}
 
 	c := m.newChannel(msg.ChanType, channelInbound, msg.TypeSpecificData)
 	c.remoteId = msg.PeersID
 	c.maxRemotePayload = msg.MaxPacketSize
 	c.remoteWin.add(msg.PeersWindow)
-	feed(m, &m.chanFeed, m.incomingChannels, NewChannel(c)) // sshx: was a send
+	m.incomingChannels <- c
 	return nil
 }
 
@@ -540,7 +378,7 @@ func (m *mux) handleUnknownChannelPacket(id uint32, packet []byte) error {
 	// receive a failure response.
 	case *channelRequestMsg:
 		if msg.WantReply {
-			return m.loopSend(channelRequestFailureMsg{ // sshx: was sendMessage
+			return m.sendMessage(channelRequestFailureMsg{
 				PeersID: msg.PeersID,
 			})
 		}

@@ -376,9 +376,6 @@ func NewServerConn(c net.Conn, config *ServerConfig) (*ServerConn, <-chan NewCha
 	perms, err := s.serverHandshake(&fullConf)
 	if err != nil {
 		c.Close()
-		if t, ok := s.transport.(*handshakeTransport); ok {
-			t.stopRead(err) // sshx: no readLoop to see the close
-		}
 		return nil, nil, nil, err
 	}
 	// sshx: authentication is over, but the connection keeps fullConf for
@@ -427,7 +424,7 @@ func (s *connection) serverHandshake(config *ServerConfig) (*Permissions, error)
 	}
 
 	tr := newTransport(s.sshConn.conn, config.Rand, false /* not client */)
-	s.transport = newServerTransportMode(tr, s.clientVersion, s.serverVersion, config, true) // sshx: a single reader
+	s.transport = newServerTransport(tr, s.clientVersion, s.serverVersion, config)
 
 	if err := s.transport.waitSession(); err != nil {
 		return nil, err
