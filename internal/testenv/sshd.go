@@ -50,8 +50,9 @@ type SSHD struct {
 // what the target saw, e.g. which key or certificate authenticated.
 func (s *SSHD) Log() string { return s.log.String() }
 
-// PID returns the process ID of the listening sshd. Benchmarks read its
-// CPU time and that of the session processes it has reaped from /proc.
+// PID returns the process ID of the listening sshd. Benchmarks move it into
+// a CPU-accounting cgroup, which then counts every session process it
+// starts.
 func (s *SSHD) PID() int { return s.cmd.Process.Pid }
 
 // ConfigPath returns the path of the sshd_config the server runs with.
